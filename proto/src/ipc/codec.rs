@@ -1,0 +1,168 @@
+//! Length-prefixed framing: `u32le header_len, u32le payload_len, header, payload`.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::header::Header;
+
+/// Bytes before the header: the two little-endian lengths.
+pub const PREFIX_LEN: usize = 8;
+/// Default largest header accepted.
+pub const DEFAULT_MAX_HEADER: u32 = 64 * 1024;
+/// Default largest payload accepted (a frame of a very high bitrate stream).
+pub const DEFAULT_MAX_PAYLOAD: u32 = 32 * 1024 * 1024;
+
+/// A decoded message: its header and its payload, sliced out of the receive buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The header.
+    pub header: Header,
+    /// The payload (may be empty).
+    pub payload: Bytes,
+}
+
+/// Errors of the framed format.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IpcError {
+    /// A length prefix above the configured limit.
+    #[error("ipc {what} length {len} exceeds the limit {max}")]
+    TooLarge {
+        /// `header` or `payload`.
+        what: &'static str,
+        /// Declared length.
+        len: u32,
+        /// Limit.
+        max: u32,
+    },
+    /// The header bytes are not a valid bincode `Header`.
+    #[error("ipc header does not decode: {0}")]
+    BadHeader(String),
+    /// The header decoded but did not use all of its declared length.
+    #[error("ipc header has {0} trailing bytes")]
+    TrailingHeaderBytes(usize),
+    /// The peer speaks another format version.
+    #[error("ipc format version {got} is not {want}")]
+    Version {
+        /// Version received.
+        got: u16,
+        /// Version spoken here.
+        want: u16,
+    },
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_fixed_int_encoding()
+        .with_little_endian()
+}
+
+/// Appends one message (header and payload) to `out`.
+pub fn encode(header: &Header, payload: &[u8], out: &mut BytesMut) {
+    let start = out.len();
+    out.put_u32_le(0);
+    out.put_u32_le(payload.len() as u32);
+    let mut w = out.writer();
+    // Serializing into a growable buffer cannot fail for these plain types.
+    let n = bincode::serde::encode_into_std_write(header, &mut w, config())
+        .expect("bincode into BytesMut");
+    let out = w.into_inner();
+    out[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Appends only the prefix and header of a message whose `payload_len` payload bytes the
+/// caller writes next (for vectored writes that chain a shared payload after the header).
+pub fn encode_header(header: &Header, payload_len: usize, out: &mut BytesMut) {
+    let start = out.len();
+    out.put_u32_le(0);
+    out.put_u32_le(payload_len as u32);
+    let mut w = out.writer();
+    let n = bincode::serde::encode_into_std_write(header, &mut w, config())
+        .expect("bincode into BytesMut");
+    let out = w.into_inner();
+    out[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
+}
+
+/// Encodes a header alone (no prefix), as it appears on the wire.
+pub fn header_bytes(header: &Header) -> Vec<u8> {
+    bincode::serde::encode_to_vec(header, config()).expect("bincode into Vec")
+}
+
+/// Incremental decoder with limits; feed it the receive buffer.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    max_header: u32,
+    max_payload: u32,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD)
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder refusing headers above `max_header` and payloads above `max_payload` bytes.
+    pub fn new(max_header: u32, max_payload: u32) -> Self {
+        FrameDecoder {
+            max_header,
+            max_payload,
+        }
+    }
+
+    /// Takes one whole message off the front of `buf`, or returns `Ok(None)` when more bytes
+    /// are needed. The payload is split off `buf` without copying.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Message>, IpcError> {
+        if buf.len() < PREFIX_LEN {
+            return Ok(None);
+        }
+        let hlen = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
+        let plen = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+        if hlen > self.max_header {
+            return Err(IpcError::TooLarge {
+                what: "header",
+                len: hlen,
+                max: self.max_header,
+            });
+        }
+        if plen > self.max_payload {
+            return Err(IpcError::TooLarge {
+                what: "payload",
+                len: plen,
+                max: self.max_payload,
+            });
+        }
+        let total = PREFIX_LEN + hlen as usize + plen as usize;
+        if buf.len() < total {
+            buf.reserve(total - buf.len());
+            return Ok(None);
+        }
+        let (header, used): (Header, usize) = bincode::serde::decode_from_slice(
+            &buf[PREFIX_LEN..PREFIX_LEN + hlen as usize],
+            config(),
+        )
+        .map_err(|e| IpcError::BadHeader(e.to_string()))?;
+        if used != hlen as usize {
+            return Err(IpcError::TrailingHeaderBytes(hlen as usize - used));
+        }
+        buf.advance(PREFIX_LEN + hlen as usize);
+        let payload = buf.split_to(plen as usize).freeze();
+        Ok(Some(Message { header, payload }))
+    }
+}
+
+/// Checks a received hello against this side's version.
+pub fn check_hello(header: &Header) -> Result<super::header::Role, IpcError> {
+    match header {
+        Header::Hello { version, role, .. } if *version == super::header::FORMAT_VERSION => {
+            Ok(*role)
+        }
+        Header::Hello { version, .. } => Err(IpcError::Version {
+            got: *version,
+            want: super::header::FORMAT_VERSION,
+        }),
+        other => Err(IpcError::BadHeader(format!(
+            "expected Hello, got {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,212 @@
+//! The message headers of the framed format. Variant order is part of the wire format:
+//! append new variants at the end, never reorder (see FORMAT.md).
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::Codec;
+
+/// Version carried in [`Header::Hello`]; peers with a different version are refused.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// What the peer that says hello is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Sends streams (ingest-rtmp, ingest-srt, custom producers).
+    Publisher,
+    /// Hands one RTMP player connection (fd attached) to the hub.
+    PlayerHandoff,
+    /// Receives streams and/or events (recorder, relayer, hookd, custom consumers).
+    Subscriber,
+    /// The hub itself, answering a hello.
+    Hub,
+}
+
+/// Why a publish was refused by the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The key is live and the hub runs with `--on-duplicate reject`.
+    Duplicate,
+    /// The hub is at its stream limit.
+    Capacity,
+    /// Refused by policy (auth, hooks).
+    Denied,
+}
+
+/// One event for hooks and observers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event name: `connect`, `publish`, `unpublish`, `play`, `stop`, `record_start`,
+    /// `record_done`, `auth_failed`, ...
+    pub kind: String,
+    /// Stream key (`app/name`), empty when not about a stream.
+    pub key: String,
+    /// Connection id in the emitting process, 0 when none.
+    pub conn_id: u64,
+    /// Remote address, empty when none.
+    pub remote: String,
+    /// Further fields as name/value pairs (path, bytes, duration, reason ...).
+    pub fields: Vec<(String, String)>,
+}
+
+/// Inbound chunk header state of one chunk stream, carried across a player handoff so the
+/// hub can decode FMT 1-3 chunks the client sends afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkStreamState {
+    /// Chunk stream id.
+    pub csid: u32,
+    /// Timestamp of the last message (absolute).
+    pub timestamp: u32,
+    /// Last timestamp delta (for FMT 3 after FMT 1/2).
+    pub delta: u32,
+    /// Last message length.
+    pub length: u32,
+    /// Last message type id.
+    pub type_id: u8,
+    /// Last message stream id.
+    pub stream_id: u32,
+    /// Whether the last header used an extended timestamp.
+    pub extended: bool,
+}
+
+/// Everything the hub needs to continue an RTMP player session that ingest-rtmp accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerSession {
+    /// Connection id assigned by ingest (for logs).
+    pub conn_id: u64,
+    /// Remote address of the player.
+    pub remote: String,
+    /// Stream key `app/name` the player asked for.
+    pub key: String,
+    /// Message stream id the play came on (from createStream).
+    pub stream_id: u32,
+    /// Chunk size the client sends with.
+    pub in_chunk_size: u32,
+    /// Chunk size the server last announced to the client.
+    pub out_chunk_size: u32,
+    /// Window acknowledgement size the client asked for (0 = none).
+    pub window_ack_size: u32,
+    /// Bytes received from the client so far (for acknowledgements).
+    pub bytes_received: u64,
+    /// Bytes received when the last acknowledgement was sent.
+    pub last_ack_sent: u64,
+    /// Inbound chunk header state per chunk stream.
+    pub in_chunk_streams: Vec<ChunkStreamState>,
+    /// Bytes ingest read from the socket past the play command, not yet parsed.
+    pub pending_input: Vec<u8>,
+    /// The play `start` argument (-2 live or recorded, -1 live, >= 0 recorded from).
+    pub start: f64,
+    /// The play `duration` argument.
+    pub duration: f64,
+    /// The play `reset` argument.
+    pub reset: bool,
+    /// Whether the client wants audio (receiveAudio).
+    pub receive_audio: bool,
+    /// Whether the client wants video (receiveVideo).
+    pub receive_video: bool,
+    /// Transaction id of the play command (0 normally).
+    pub transaction_id: f64,
+}
+
+/// A message header. The payload that follows depends on the variant (FORMAT.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Header {
+    /// First message on every connection, both directions. Payload: none.
+    Hello {
+        /// [`FORMAT_VERSION`] of the sender.
+        version: u16,
+        /// What the sender is.
+        role: Role,
+        /// Free-form sender name (component and pid) for logs.
+        name: String,
+    },
+    /// A publisher starts a stream. Payload: none.
+    Announce {
+        /// Sender-chosen handle used by every later message of this stream on this connection.
+        stream: u32,
+        /// Stream key, `app/name`.
+        key: String,
+        /// Ticks per second of every timestamp in this stream (1000 for RTMP, 90000 for TS).
+        timescale: u32,
+    },
+    /// The hub's answer to an `Announce`. Payload: none.
+    AnnounceReply {
+        /// The stream handle from `Announce`.
+        stream: u32,
+        /// `None` when accepted.
+        rejected: Option<RejectReason>,
+    },
+    /// Decoder configuration of one track; sent before its first frame and whenever it
+    /// changes. Payload: the configuration record (see [`Codec`]), possibly empty.
+    TrackConfig {
+        /// Stream handle.
+        stream: u32,
+        /// Track number (0 = the default track of its kind; E-RTMP multitrack ids otherwise).
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+    },
+    /// One media sample. Payload: the sample in its normalized form.
+    Frame {
+        /// Stream handle.
+        stream: u32,
+        /// Track number.
+        track: u8,
+        /// Whether the track is video (so a reader need not remember track configs).
+        video: bool,
+        /// Decode timestamp in the stream's timescale.
+        dts: i64,
+        /// Presentation minus decode timestamp, same timescale.
+        cts: i32,
+        /// [`crate::media::FLAG_KEYFRAME`] | [`crate::media::FLAG_DISPOSABLE`].
+        flags: u8,
+    },
+    /// Stream metadata. Payload: AMF0 values, the `onMetaData` string then its object or
+    /// ECMA array, as RTMP `@setDataFrame` carries them after the `@setDataFrame` string.
+    Metadata {
+        /// Stream handle.
+        stream: u32,
+    },
+    /// The stream ended. Payload: none.
+    EndOfStream {
+        /// Stream handle.
+        stream: u32,
+        /// Human-readable reason (`unpublish`, `disconnect`, `takeover`, ...).
+        reason: String,
+    },
+    /// An event for hooks. Payload: none.
+    Event(Event),
+    /// A subscriber asks for streams and/or events. Payload: none.
+    Subscribe {
+        /// Glob patterns on stream keys (`*` matches any run of characters); empty = all.
+        patterns: Vec<String>,
+        /// Whether to receive media of matching streams.
+        media: bool,
+        /// Whether to receive events.
+        events: bool,
+    },
+    /// An RTMP player handed to the hub; the TCP socket arrives with it (SCM_RIGHTS).
+    /// Payload: none.
+    PlayerHandoff(PlayerSession),
+    /// The hub dropped data for this subscriber on this stream (it fell behind). The next
+    /// video frame it receives for the stream is a keyframe. Payload: none.
+    Dropped {
+        /// Stream handle.
+        stream: u32,
+        /// Frames dropped.
+        frames: u64,
+        /// Bytes dropped.
+        bytes: u64,
+    },
+    /// The hub ends a publisher's stream (another publisher took the key over). Payload: none.
+    Revoke {
+        /// Stream handle.
+        stream: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A fatal error; the sender closes the connection after it. Payload: none.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}

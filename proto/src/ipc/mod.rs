@@ -1,0 +1,12 @@
+//! The framed format every process speaks on UDS connections and pipes (FORMAT.md).
+
+mod codec;
+mod header;
+
+pub use codec::{
+    check_hello, encode, encode_header, header_bytes, FrameDecoder, IpcError, Message,
+    DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, PREFIX_LEN,
+};
+pub use header::{
+    ChunkStreamState, Event, Header, PlayerSession, RejectReason, Role, FORMAT_VERSION,
+};

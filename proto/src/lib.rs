@@ -1,0 +1,17 @@
+//! Wire formats of the media server, with no I/O: the framed IPC format the processes
+//! speak to each other, and the RTMP, AMF and FLV formats they speak to the world.
+//!
+//! ```text
+//!  bytes from a socket --> rtmp::handshake --> rtmp::chunk --> rtmp::session --> flv --> media
+//!                                                                                        |
+//!  bytes to a socket  <-- rtmp::chunk <-- flv <----------- ipc (hub.sock, pipes) <-------+
+//! ```
+//!
+//! Every function here takes bytes and returns values or bytes; the binaries own the
+//! sockets, the clocks and the tasks.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod ipc;
+pub mod media;
+pub mod runtime;
