@@ -1,0 +1,447 @@
+//! The connection to the hub: subscribe, turn stream messages into writer commands via
+//! each stream's [`StreamRecorder`], and send record events back. Reconnects with backoff.
+//!
+//! Backpressure: commands go to the writer through a bounded channel; when it is full this
+//! task stops reading the socket, so the hub's bounded queue for us fills and the hub drops
+//! frames and sends `Dropped`, which ends the current file cleanly. The hub never waits.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use proto::ipc::{self, Event, FrameDecoder, Header, Message, Role, FORMAT_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::session::{Settings, StreamRecorder};
+use crate::writer::{write_errors, Command, FileId, Report};
+
+/// Events kept while the hub is unreachable (oldest dropped beyond this).
+const MAX_PENDING_EVENTS: usize = 1024;
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the writer to close files.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// What the link needs.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// The hub socket.
+    pub socket: PathBuf,
+    /// Key patterns (`*` globs); empty records everything.
+    pub patterns: Vec<String>,
+    /// Recording settings.
+    pub settings: Arc<Settings>,
+}
+
+/// Whether `key` matches the glob `pattern` (`*` matches any run of characters).
+pub fn glob_match(pattern: &str, key: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == key;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !key.starts_with(first) || key.len() < first.len() + last.len() || !key.ends_with(last) {
+        return false;
+    }
+    let mut rest = &key[first.len()..key.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+struct Link {
+    opts: LinkOptions,
+    commands: mpsc::Sender<Command>,
+    reports: mpsc::Receiver<Report>,
+    streams: HashMap<u32, StreamRecorder>,
+    events: VecDeque<Event>,
+    in_flight: HashSet<FileId>,
+    file_keys: HashMap<FileId, String>,
+}
+
+/// Runs until `shutdown` turns true; then closes every file and waits for the writer.
+pub async fn run(
+    opts: LinkOptions,
+    commands: mpsc::Sender<Command>,
+    reports: mpsc::Receiver<Report>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut link = Link {
+        opts,
+        commands,
+        reports,
+        streams: HashMap::new(),
+        events: VecDeque::new(),
+        in_flight: HashSet::new(),
+        file_keys: HashMap::new(),
+    };
+    let mut backoff = Duration::from_millis(100);
+    let mut failures = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match UnixStream::connect(&link.opts.socket).await {
+            Ok(sock) => {
+                failures = 0;
+                tracing::info!(socket = %link.opts.socket.display(), "connected to the hub");
+                let started = Instant::now();
+                let r = link.session(sock, &mut shutdown).await;
+                link.end_all("hub_disconnected").await;
+                match r {
+                    Ok(()) if *shutdown.borrow() => break,
+                    Ok(()) => tracing::warn!("hub closed the connection"),
+                    Err(e) => tracing::warn!(error = %e, "hub connection failed"),
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff = Duration::from_millis(100);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                // Say it once, then ever more rarely (1st, 2nd, 4th, 8th ... try) while it is away.
+                if failures.is_power_of_two() {
+                    tracing::warn!(socket = %link.opts.socket.display(), error = %e, "cannot reach the hub, retrying");
+                }
+            }
+        }
+        let wake = tokio::time::sleep(backoff);
+        tokio::pin!(wake);
+        loop {
+            tokio::select! {
+                _ = &mut wake => break,
+                _ = shutdown.changed() => break,
+                Some(r) = link.reports.recv() => link.on_report(r),
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    link.end_all("shutdown").await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+    while !link.in_flight.is_empty() {
+        match tokio::time::timeout_at(deadline, link.reports.recv()).await {
+            Ok(Some(r)) => link.on_report(r),
+            _ => break,
+        }
+    }
+    tracing::info!(write_errors = write_errors(), "recorder stopped");
+}
+
+impl Link {
+    async fn session(
+        &mut self,
+        sock: UnixStream,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), LinkError> {
+        let (mut rd, mut wr) = sock.into_split();
+        let mut out = BytesMut::new();
+        ipc::encode(
+            &Header::Hello {
+                version: FORMAT_VERSION,
+                role: Role::Subscriber,
+                name: format!("recorder/{}", std::process::id()),
+            },
+            &[],
+            &mut out,
+        );
+        ipc::encode(
+            &Header::Subscribe {
+                patterns: self.opts.patterns.clone(),
+                media: true,
+                events: false,
+            },
+            &[],
+            &mut out,
+        );
+        wr.write_all(&out).await?;
+        let decoder = FrameDecoder::default();
+        let mut buf = BytesMut::with_capacity(256 * 1024);
+        let mut greeted = false;
+        loop {
+            self.flush_events(&mut wr).await?;
+            while let Some(msg) = decoder.decode(&mut buf)? {
+                if !greeted {
+                    greeted = true;
+                    if matches!(msg.header, Header::Hello { .. }) {
+                        ipc::check_hello(&msg.header)?;
+                        continue;
+                    }
+                }
+                self.on_message(msg).await?;
+            }
+            self.flush_events(&mut wr).await?;
+            tokio::select! {
+                n = rd.read_buf(&mut buf) => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                Some(r) = self.reports.recv() => self.on_report(r),
+                _ = shutdown.changed() => {
+                    self.end_all("shutdown").await;
+                    // Let the closes' record_done events reach the hub.
+                    let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+                    while !self.in_flight.is_empty() {
+                        match tokio::time::timeout_at(deadline, self.reports.recv()).await {
+                            Ok(Some(r)) => self.on_report(r),
+                            _ => break,
+                        }
+                    }
+                    self.flush_events(&mut wr).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn flush_events(
+        &mut self,
+        wr: &mut tokio::net::unix::OwnedWriteHalf,
+    ) -> Result<(), LinkError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let mut out = BytesMut::new();
+        for e in self.events.drain(..) {
+            ipc::encode(&Header::Event(e), &[], &mut out);
+        }
+        wr.write_all(&out).await?;
+        Ok(())
+    }
+
+    fn wanted(&self, key: &str) -> bool {
+        self.opts.patterns.is_empty() || self.opts.patterns.iter().any(|p| glob_match(p, key))
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Result<(), LinkError> {
+        let mut cmds = Vec::new();
+        match msg.header {
+            Header::Announce {
+                stream,
+                key,
+                timescale,
+            } => {
+                if let Some(mut old) = self.streams.remove(&stream) {
+                    old.on_end("reannounced", &mut cmds);
+                }
+                if self.wanted(&key) {
+                    tracing::info!(stream, %key, timescale, "stream announced");
+                    let s = StreamRecorder::new(key, timescale, self.opts.settings.clone());
+                    self.streams.insert(stream, s);
+                }
+            }
+            Header::TrackConfig {
+                stream,
+                track,
+                codec,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.on_track_config(track, codec, msg.payload, &mut cmds);
+                }
+            }
+            Header::Metadata { stream } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.on_metadata(&msg.payload);
+                }
+            }
+            Header::Frame {
+                stream,
+                track,
+                video,
+                dts,
+                cts,
+                flags,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.on_frame(
+                        Instant::now(),
+                        SystemTime::now(),
+                        track,
+                        video,
+                        dts,
+                        cts,
+                        flags,
+                        msg.payload,
+                        &mut cmds,
+                    );
+                }
+            }
+            Header::Dropped {
+                stream,
+                frames,
+                bytes,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.on_dropped(frames, bytes, &mut cmds);
+                }
+            }
+            Header::EndOfStream { stream, reason } => {
+                if let Some(mut s) = self.streams.remove(&stream) {
+                    tracing::info!(stream, key = s.key(), %reason, "stream ended");
+                    s.on_end(&reason, &mut cmds);
+                }
+            }
+            Header::Error { message } => return Err(LinkError::Hub(message)),
+            _ => {}
+        }
+        for c in cmds {
+            self.send(c).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one command, handling reports while the writer's queue is full.
+    async fn send(&mut self, cmd: Command) -> Result<(), LinkError> {
+        if let Command::Open { file, .. } = &cmd {
+            self.in_flight.insert(*file);
+            let key = self
+                .streams
+                .values()
+                .find(|s| s.current_file() == Some(*file))
+                .map(|s| s.key().to_owned())
+                .unwrap_or_default();
+            self.file_keys.insert(*file, key);
+        }
+        let tx = self.commands.clone();
+        loop {
+            tokio::select! {
+                permit = tx.reserve() => {
+                    permit.map_err(|_| LinkError::WriterGone)?.send(cmd);
+                    return Ok(());
+                }
+                Some(r) = self.reports.recv() => self.on_report(r),
+            }
+        }
+    }
+
+    async fn end_all(&mut self, reason: &str) {
+        let mut cmds = Vec::new();
+        for (_, mut s) in self.streams.drain() {
+            s.on_end(reason, &mut cmds);
+        }
+        for c in cmds {
+            if self.send(c).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    fn on_report(&mut self, r: Report) {
+        let event = match r {
+            Report::Opened { file, path } => {
+                let key = self.file_keys.get(&file).cloned().unwrap_or_default();
+                tracing::info!(%key, path = %path.display(), "recording started");
+                event(
+                    "record_start",
+                    key,
+                    vec![("path", path.display().to_string())],
+                )
+            }
+            Report::Closed {
+                file,
+                path,
+                bytes,
+                reason,
+                duration_ms,
+            } => {
+                self.in_flight.remove(&file);
+                let key = self.file_keys.remove(&file).unwrap_or_default();
+                tracing::info!(%key, path = %path.display(), bytes, duration_ms, %reason, "recording done");
+                event(
+                    "record_done",
+                    key,
+                    vec![
+                        ("path", path.display().to_string()),
+                        ("duration", format!("{:.3}", duration_ms as f64 / 1000.0)),
+                        ("bytes", bytes.to_string()),
+                        ("reason", reason),
+                    ],
+                )
+            }
+            Report::Failed {
+                file,
+                path,
+                bytes,
+                error,
+            } => {
+                self.in_flight.remove(&file);
+                let key = self.file_keys.remove(&file).unwrap_or_default();
+                let now = Instant::now();
+                let duration_ms = self
+                    .streams
+                    .values_mut()
+                    .find_map(|s| s.on_write_failed(file, now))
+                    .unwrap_or(0);
+                let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+                tracing::error!(%key, %path, %error, write_errors = write_errors(), "recording write failed; will resume in a new file");
+                event(
+                    "record_done",
+                    key,
+                    vec![
+                        ("path", path),
+                        ("duration", format!("{:.3}", duration_ms as f64 / 1000.0)),
+                        ("bytes", bytes.to_string()),
+                        ("reason", format!("write_error: {error}")),
+                    ],
+                )
+            }
+        };
+        if self.events.len() >= MAX_PENDING_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+}
+
+fn event(kind: &str, key: String, fields: Vec<(&str, String)>) -> Event {
+    Event {
+        kind: kind.to_owned(),
+        key,
+        conn_id: 0,
+        remote: String::new(),
+        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    }
+}
+
+/// Why a hub session ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// Socket error.
+    #[error("hub socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// Bad framing or version from the hub.
+    #[error("hub protocol: {0}")]
+    Ipc(#[from] ipc::IpcError),
+    /// The hub sent an error.
+    #[error("hub error: {0}")]
+    Hub(String),
+    /// The writer thread is gone.
+    #[error("writer thread stopped")]
+    WriterGone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("live/*", "live/abc"));
+        assert!(glob_match("*", "a/b"));
+        assert!(glob_match("*/cam*", "x/cam1"));
+        assert!(glob_match("a*b*c", "abbc"));
+        assert!(!glob_match("a*b*c", "ac"));
+        assert!(!glob_match("live/*", "other/x"));
+        assert!(glob_match("live/x", "live/x"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+}

@@ -1,0 +1,134 @@
+//! `recorder`: subscribes to the hub and writes every live stream (or those matching
+//! `--match`) to FLV or fragmented MP4 files in `--dir`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use recorder::hub_link::{self, LinkOptions};
+use recorder::naming::{Namer, DEFAULT_PATTERN};
+use recorder::session::{Format, Settings};
+use recorder::writer::{self, WriterOptions};
+use tokio::sync::{mpsc, watch};
+
+/// Records live streams from the hub to disk.
+#[derive(Debug, Parser)]
+#[command(name = "recorder", version)]
+struct Cli {
+    /// Hub socket to subscribe on [default: proto::runtime::default_hub_socket()].
+    #[arg(long)]
+    hub: Option<PathBuf>,
+    /// Directory the recordings are written to (created if missing).
+    #[arg(long, default_value = "./recordings")]
+    dir: PathBuf,
+    /// Record only streams whose key matches this glob (`*` = any run of characters);
+    /// repeatable. Default: every stream.
+    #[arg(long = "match", value_name = "PATTERN")]
+    patterns: Vec<String>,
+    /// File name pattern relative to --dir. Placeholders: {key} {app} {stream} {YYYY} {MM}
+    /// {DD} {hh} {mm} {ss} {date} {time} {seq} {ext} (times are UTC; `/` makes sub-directories).
+    #[arg(long, default_value = DEFAULT_PATTERN)]
+    pattern: String,
+    /// Container: auto (FLV for H.264/AAC/MP3, fragmented MP4 otherwise), flv or mp4.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: Format,
+    /// Start a new file at the first keyframe after this much media (e.g. 10m). Default: off.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    segment: Option<Duration>,
+    /// Target MP4 fragment length: at most this much is lost on a crash.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    fragment: Duration,
+    /// fdatasync every fragment (survives power loss; costs disk bandwidth).
+    #[arg(long)]
+    fsync: bool,
+    /// After a write error (e.g. disk full), wait this long before starting a new file.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    retry_after: Duration,
+    /// Commands queued for the file writer before the recorder stops reading the hub.
+    #[arg(long, default_value_t = 1024)]
+    writer_queue: usize,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log filter (RUST_LOG syntax); RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let namer = Namer::new(&cli.dir, &cli.pattern).context("--pattern")?;
+    std::fs::create_dir_all(&cli.dir).with_context(|| format!("creating {}", cli.dir.display()))?;
+    let settings = Arc::new(Settings {
+        namer,
+        format: cli.format,
+        segment: cli.segment,
+        fragment: cli.fragment.max(Duration::from_millis(100)),
+        retry_after: cli.retry_after,
+    });
+    let socket = cli
+        .hub
+        .clone()
+        .unwrap_or_else(proto::runtime::default_hub_socket);
+    let (cmd_tx, cmd_rx) = mpsc::channel(cli.writer_queue.max(1));
+    let (rep_tx, rep_rx) = mpsc::channel(256);
+    let wopts = WriterOptions { fsync: cli.fsync };
+    let writer = std::thread::Builder::new()
+        .name("recorder-writer".into())
+        .spawn(move || writer::run(wopts, cmd_rx, rep_tx))
+        .context("starting the writer thread")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    tracing::info!(dir = %cli.dir.display(), hub = %socket.display(), "recorder starting");
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+        let opts = LinkOptions {
+            socket,
+            patterns: cli.patterns,
+            settings,
+        };
+        hub_link::run(opts, cmd_tx, rep_rx, stop_rx).await;
+    });
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

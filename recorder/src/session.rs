@@ -1,0 +1,395 @@
+//! One stream's recording, sans-IO: which file is open, when a new one starts (segments,
+//! gaps, config changes, write errors), timestamps relative to the file's first frame, and
+//! the muxer commands for the writer. The hub link feeds it messages; it returns
+//! [`Command`]s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use proto::media::{Codec, TrackKind, FLAG_KEYFRAME};
+
+use crate::codecs;
+use crate::flv::{self, FlvMuxer};
+use crate::metadata::{self, SourceInfo};
+use crate::mp4::{self, Mp4Muxer, Mp4Options};
+use crate::mux::{Muxer, Sample, TrackInfo};
+use crate::naming::{DateTime, NameInput, Namer};
+use crate::writer::{next_file_id, Command, FileId};
+
+/// Which container to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// FLV when every track fits legacy FLV (H.264, AAC, MP3), else fragmented MP4.
+    Auto,
+    /// FLV where possible (falls back to MP4 for codecs FLV does not carry).
+    Flv,
+    /// Fragmented MP4 always.
+    Mp4,
+}
+
+/// Settings shared by every stream.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where and how files are named.
+    pub namer: Namer,
+    /// Container choice.
+    pub format: Format,
+    /// Start a new file at the first keyframe after this much media.
+    pub segment: Option<Duration>,
+    /// Target MP4 fragment length.
+    pub fragment: Duration,
+    /// After a write error, wait this long before trying a new file.
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    number: u8,
+    info: TrackInfo,
+}
+
+struct OpenFile {
+    id: FileId,
+    muxer: Box<dyn Muxer>,
+    origin: i64,
+    /// Muxer track index of video and audio.
+    index: [Option<usize>; 2],
+    last: [u64; 2],
+    video_started: bool,
+    end: u64,
+    failed: bool,
+}
+
+/// The recording state of one stream.
+pub struct StreamRecorder {
+    key: String,
+    timescale: u32,
+    settings: Arc<Settings>,
+    video: Option<Track>,
+    audio: Option<Track>,
+    source: SourceInfo,
+    file: Option<OpenFile>,
+    seq: u32,
+    video_seen: bool,
+    blocked_until: Option<Instant>,
+    unsupported_logged: bool,
+}
+
+impl std::fmt::Debug for StreamRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRecorder")
+            .field("key", &self.key)
+            .field("file", &self.file.as_ref().map(|f| f.id))
+            .finish()
+    }
+}
+
+const V: usize = 0;
+const A: usize = 1;
+
+impl StreamRecorder {
+    /// A stream announced with `key` and `timescale`.
+    pub fn new(key: String, timescale: u32, settings: Arc<Settings>) -> Self {
+        StreamRecorder {
+            key,
+            timescale: timescale.max(1),
+            settings,
+            video: None,
+            audio: None,
+            source: SourceInfo::default(),
+            file: None,
+            seq: 0,
+            video_seen: false,
+            blocked_until: None,
+            unsupported_logged: false,
+        }
+    }
+
+    /// The stream key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The file being written, if any.
+    pub fn current_file(&self) -> Option<FileId> {
+        self.file.as_ref().filter(|f| !f.failed).map(|f| f.id)
+    }
+
+    /// A track's decoder configuration. Only track 0 of each kind is recorded. A change
+    /// of an existing track ends the current file; the next one starts with the new config.
+    pub fn on_track_config(
+        &mut self,
+        track: u8,
+        codec: Codec,
+        config: Bytes,
+        out: &mut Vec<Command>,
+    ) {
+        if track != 0 {
+            tracing::debug!(key = %self.key, track, "extra track not recorded");
+            return;
+        }
+        let slot = match codec.kind() {
+            TrackKind::Video => &mut self.video,
+            TrackKind::Audio => &mut self.audio,
+        };
+        if let Some(t) = slot {
+            if t.info.codec == codec && t.info.config == config {
+                return;
+            }
+        }
+        let mut info = TrackInfo::new(codec, config);
+        codecs::describe_from_config(&mut info);
+        let changed = slot.is_some();
+        *slot = Some(Track {
+            number: track,
+            info,
+        });
+        if self.file.is_some() {
+            let reason = if changed {
+                "config_change"
+            } else {
+                "track_added"
+            };
+            self.close(reason, out);
+        }
+    }
+
+    /// The stream's `onMetaData` (used by the files opened after it).
+    pub fn on_metadata(&mut self, payload: &[u8]) {
+        self.source = metadata::parse(payload);
+    }
+
+    /// The hub dropped data for us: end the file rather than write a gap into it.
+    pub fn on_dropped(&mut self, frames: u64, bytes: u64, out: &mut Vec<Command>) {
+        tracing::warn!(key = %self.key, frames, bytes, "hub dropped data for the recorder, starting a new file");
+        self.close("dropped", out);
+    }
+
+    /// The stream ended (or the hub connection did).
+    pub fn on_end(&mut self, reason: &str, out: &mut Vec<Command>) {
+        self.close(reason, out);
+    }
+
+    /// The writer failed on `file`; returns the media duration written in milliseconds
+    /// when it was this stream's file. Recording resumes in a new file after the retry delay.
+    pub fn on_write_failed(&mut self, file: FileId, now: Instant) -> Option<u64> {
+        let end = self.file.as_ref().filter(|f| f.id == file)?.end;
+        let ms = self.ms(end);
+        self.file = None;
+        self.blocked_until = Some(now + self.settings.retry_after);
+        Some(ms)
+    }
+
+    fn ms(&self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1000 / u128::from(self.timescale)) as u64
+    }
+
+    fn close(&mut self, reason: &str, out: &mut Vec<Command>) {
+        if let Some(mut f) = self.file.take() {
+            let mut chunks = Vec::new();
+            f.muxer.finish(&mut chunks);
+            let duration_ms = self.ms(f.end);
+            out.push(Command::Close {
+                file: f.id,
+                chunks,
+                reason: reason.to_owned(),
+                duration_ms,
+            });
+            self.seq += 1;
+        }
+    }
+
+    /// One media frame, as the hub sends it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_frame(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        track: u8,
+        video: bool,
+        dts: i64,
+        cts: i32,
+        flags: u8,
+        data: Bytes,
+        out: &mut Vec<Command>,
+    ) {
+        let keyframe = flags & FLAG_KEYFRAME != 0;
+        let k = if video { V } else { A };
+        let Some(t) = (if video {
+            self.video.as_mut()
+        } else {
+            self.audio.as_mut()
+        }) else {
+            return;
+        };
+        if t.number != track {
+            return;
+        }
+        if keyframe || !video {
+            // Sizes and AC-3 configs the config record did not give (used by later files).
+            let _ = codecs::describe_from_frame(&mut t.info, &data);
+        }
+        if video {
+            self.video_seen = true;
+        }
+        let has_video = self.video.is_some();
+        // Segment boundary: at a video keyframe (or any frame of an audio-only stream).
+        if let (Some(f), Some(seg)) = (&self.file, self.settings.segment) {
+            let boundary = if has_video { video && keyframe } else { true };
+            let seg_ticks = seg.as_millis() as u64 * u64::from(self.timescale) / 1000;
+            let rel = dts.saturating_sub(f.origin).max(0) as u64;
+            if boundary && rel >= seg_ticks {
+                self.close("segment", out);
+            }
+        }
+        if self.file.is_none() {
+            if self.blocked_until.is_some_and(|t| now < t) {
+                return;
+            }
+            // A file starts at a video keyframe, or on audio before the stream's first
+            // video frame (audio that precedes video is kept), or on anything audio-only.
+            let may_open = if video {
+                keyframe
+            } else {
+                !has_video || !self.video_seen
+            };
+            if !may_open || !self.open(wall, dts, out) {
+                return;
+            }
+        }
+        let Some(f) = self.file.as_mut() else { return };
+        let Some(index) = f.index[k] else { return };
+        if video && !f.video_started {
+            if !keyframe {
+                return;
+            }
+            f.video_started = true;
+        }
+        let rel = (dts.saturating_sub(f.origin).max(0) as u64).max(f.last[k]);
+        f.last[k] = rel;
+        f.end = f.end.max(rel);
+        let mut chunks = Vec::new();
+        let sync = f.muxer.push(
+            index,
+            Sample {
+                dts: rel,
+                cts,
+                keyframe,
+                data,
+            },
+            &mut chunks,
+        );
+        if !chunks.is_empty() {
+            out.push(Command::Write {
+                file: f.id,
+                chunks,
+                sync,
+            });
+        }
+    }
+
+    fn open(&mut self, wall: SystemTime, dts: i64, out: &mut Vec<Command>) -> bool {
+        let mut video = self.video.as_ref().map(|t| t.info.clone());
+        let mut audio = self.audio.as_ref().map(|t| t.info.clone());
+        let s = &self.source;
+        if let Some(v) = video.as_mut() {
+            if let (Some(w), Some(h)) = (s.width, s.height) {
+                if w >= 1.0 && h >= 1.0 && w < 65536.0 && h < 65536.0 {
+                    v.width = w as u32;
+                    v.height = h as u32;
+                }
+            }
+            v.frame_rate = s
+                .frame_rate
+                .filter(|f| *f > 0.0 && *f < 1000.0)
+                .unwrap_or(0.0);
+        }
+        if let Some(a) = audio.as_mut() {
+            if a.sample_rate == 0 {
+                a.sample_rate = s.audio_rate.filter(|r| *r > 0.0 && *r < 1e6).unwrap_or(0.0) as u32;
+            }
+            if a.channels == 0 {
+                a.channels = s
+                    .audio_channels
+                    .filter(|c| *c >= 1.0 && *c < 256.0)
+                    .unwrap_or(0.0) as u16;
+            }
+        }
+        let all_flv = video
+            .iter()
+            .chain(audio.iter())
+            .all(|t| flv::supported(t.codec));
+        let use_flv = all_flv && self.settings.format != Format::Mp4;
+        let fits = |t: &TrackInfo| {
+            if use_flv {
+                flv::supported(t.codec)
+            } else {
+                mp4::entry::supported(t.codec)
+            }
+        };
+        let video = video.filter(fits);
+        let audio = audio.filter(fits);
+        if video.is_none() && audio.is_none() {
+            if !self.unsupported_logged {
+                tracing::warn!(key = %self.key, "no track of this stream can be recorded");
+                self.unsupported_logged = true;
+            }
+            return false;
+        }
+        let mut index = [None, None];
+        let mut tracks = Vec::new();
+        if let Some(v) = video {
+            index[V] = Some(tracks.len());
+            tracks.push(v);
+        }
+        if let Some(a) = audio {
+            index[A] = Some(tracks.len());
+            tracks.push(a);
+        }
+        let mut muxer: Box<dyn Muxer> = if use_flv {
+            Box::new(FlvMuxer::new(tracks, self.timescale))
+        } else {
+            let mut o = Mp4Options::new(self.timescale);
+            o.fragment = (self.settings.fragment.as_millis() as u64 * u64::from(self.timescale)
+                / 1000)
+                .max(1);
+            Box::new(Mp4Muxer::new(tracks, o))
+        };
+        let path = match self.settings.namer.path(&NameInput {
+            key: &self.key,
+            time: DateTime::utc(wall),
+            seq: self.seq,
+            ext: muxer.extension(),
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                if !self.unsupported_logged {
+                    tracing::warn!(key = %self.key, error = %e, "cannot name a file for this stream");
+                    self.unsupported_logged = true;
+                }
+                return false;
+            }
+        };
+        let mut chunks = Vec::new();
+        muxer.header(&mut chunks);
+        let id = next_file_id();
+        out.push(Command::Open {
+            file: id,
+            path,
+            chunks,
+        });
+        self.blocked_until = None;
+        self.file = Some(OpenFile {
+            id,
+            muxer,
+            origin: dts,
+            index,
+            last: [0, 0],
+            video_started: false,
+            end: 0,
+            failed: false,
+        });
+        true
+    }
+}
