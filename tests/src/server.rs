@@ -1,0 +1,249 @@
+//! The server under test: `hub` plus `ingest-rtmp`, on an ephemeral port and a private
+//! socket directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+
+use crate::bins::bin;
+use crate::log::LineLog;
+use crate::proc::Proc;
+
+/// How long both processes together may take to report that they listen.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Extra flags for the two processes.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOpts {
+    /// Flags appended to `hub --socket <tmp>/hub.sock`.
+    pub hub_args: Vec<String>,
+    /// Flags appended to `ingest-rtmp --listen 127.0.0.1:0 --hub <tmp>/hub.sock`.
+    pub ingest_args: Vec<String>,
+}
+
+impl ServerOpts {
+    /// Adds hub flags.
+    pub fn hub(mut self, args: &[&str]) -> Self {
+        self.hub_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Adds ingest-rtmp flags.
+    pub fn ingest(mut self, args: &[&str]) -> Self {
+        self.ingest_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+}
+
+/// Which process a log assertion is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// The `hub` process.
+    Hub,
+    /// The `ingest-rtmp` process.
+    Ingest,
+}
+
+/// A running hub + ingest-rtmp pair. Dropping it kills both (ingest first) and removes the
+/// private directory.
+pub struct Server {
+    ingest: Proc,
+    hub: Proc,
+    rtmp_addr: SocketAddr,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Server {
+    /// Starts the hub, waits for `listening on unix:`, starts ingest-rtmp against it and
+    /// waits for `listening on rtmp://IP:PORT`. Holds the [`crate::serial`] lock until dropped.
+    pub fn start(opts: ServerOpts) -> Server {
+        let serial = crate::serial();
+        let dir = tempfile::Builder::new()
+            .prefix("mediaserver-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        let socket = dir.path().join("run").join("hub.sock");
+        let deadline = Instant::now() + READY_TIMEOUT;
+
+        let mut hub_cmd = Command::new(bin("hub"));
+        hub_cmd.arg("--socket").arg(&socket).args(&opts.hub_args);
+        quiet_env(&mut hub_cmd);
+        let mut hub = Proc::spawn("hub", &mut hub_cmd);
+        if hub
+            .stderr
+            .wait_for(0, deadline, |l| l.contains("listening on unix:"))
+            .is_none()
+        {
+            hub.kill();
+            panic!(
+                "hub did not log `listening on unix:` within {READY_TIMEOUT:?}\n{}",
+                hub.describe()
+            );
+        }
+
+        let mut ingest_cmd = Command::new(bin("ingest-rtmp"));
+        ingest_cmd
+            .args(["--listen", "127.0.0.1:0", "--hub"])
+            .arg(&socket)
+            .args(&opts.ingest_args);
+        quiet_env(&mut ingest_cmd);
+        let mut ingest = Proc::spawn("ingest-rtmp", &mut ingest_cmd);
+        let line = ingest
+            .stderr
+            .wait_for(0, deadline, |l| l.contains("listening on rtmp://"));
+        let rtmp_addr = line.as_deref().and_then(parse_rtmp_addr);
+        let Some(rtmp_addr) = rtmp_addr else {
+            ingest.kill();
+            hub.kill();
+            panic!(
+                "ingest-rtmp did not log `listening on rtmp://IP:PORT` within {READY_TIMEOUT:?} \
+                 (line: {line:?})\n{}\n{}",
+                ingest.describe(),
+                hub.describe()
+            );
+        };
+        Server {
+            ingest,
+            hub,
+            rtmp_addr,
+            socket,
+            dir,
+            _serial: serial,
+        }
+    }
+
+    /// The RTMP address ingest-rtmp bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.rtmp_addr
+    }
+
+    /// `rtmp://IP:PORT/live/<name>`.
+    pub fn url(&self, name: &str) -> String {
+        format!("rtmp://{}/live/{name}", self.rtmp_addr)
+    }
+
+    /// The hub socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The test's private directory (for output files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The collected stderr of one process.
+    pub fn log(&self, which: Which) -> &LineLog {
+        match which {
+            Which::Hub => &self.hub.stderr,
+            Which::Ingest => &self.ingest.stderr,
+        }
+    }
+
+    /// Marks the current end of both logs, for [`Server::wait_log`].
+    pub fn log_marks(&self) -> (usize, usize) {
+        (self.hub.stderr.len(), self.ingest.stderr.len())
+    }
+
+    /// Waits until a line after `marks` in either log satisfies `pred`.
+    pub fn wait_log(
+        &self,
+        marks: (usize, usize),
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool + Copy,
+    ) -> Option<(Which, String)> {
+        let deadline = Instant::now() + timeout;
+        // Each process logs independently; alternate short waits so neither hides the other.
+        loop {
+            let step = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            let (hub_log, ingest_log) = (&self.hub.stderr, &self.ingest.stderr);
+            // Block on a log that can still grow; a closed one answers at once.
+            let (ingest_until, hub_until) = if ingest_log.is_closed() {
+                (Instant::now(), step)
+            } else {
+                (step, Instant::now())
+            };
+            if let Some(l) = ingest_log.wait_for(marks.1, ingest_until, pred) {
+                return Some((Which::Ingest, l));
+            }
+            if let Some(l) = hub_log.wait_for(marks.0, hub_until, pred) {
+                return Some((Which::Hub, l));
+            }
+            if Instant::now() >= deadline || (ingest_log.is_closed() && hub_log.is_closed()) {
+                return None;
+            }
+        }
+    }
+
+    /// Panics unless both processes are still running.
+    pub fn assert_alive(&mut self) {
+        let hub_up = self.hub.is_running();
+        let ingest_up = self.ingest.is_running();
+        assert!(
+            hub_up && ingest_up,
+            "server process died (hub running: {hub_up}, ingest running: {ingest_up})\n{}",
+            self.describe()
+        );
+    }
+
+    /// Both logs, for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "--- hub log:\n{}\n--- ingest-rtmp log:\n{}",
+            self.hub.stderr.tail(60),
+            self.ingest.stderr.tail(60)
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.describe());
+        }
+        self.ingest.kill();
+        self.hub.kill();
+    }
+}
+
+fn quiet_env(cmd: &mut Command) {
+    // Plain text logs at the default level whatever the developer's shell exports.
+    cmd.env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "1");
+}
+
+/// Extracts `IP:PORT` from a line containing `listening on rtmp://IP:PORT`.
+pub fn parse_rtmp_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on rtmp://")? + "listening on rtmp://".len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Whether a log line is a warn-level `tracing` line (text or JSON format).
+pub fn is_warn(line: &str) -> bool {
+    line.contains(" WARN ") || line.starts_with("WARN") || line.contains("\"level\":\"WARN\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_lines() {
+        let line = "2026-11-22T13:05:00Z  INFO ingest_rtmp: listening on rtmp://127.0.0.1:40123";
+        assert_eq!(
+            parse_rtmp_addr(line),
+            Some("127.0.0.1:40123".parse().unwrap())
+        );
+        let line = r#"{"fields":{"message":"listening on rtmp://127.0.0.1:9"}}"#;
+        assert_eq!(parse_rtmp_addr(line), Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(parse_rtmp_addr("listening on rtmp://nope"), None);
+    }
+}
