@@ -2,6 +2,8 @@
 //! STREAMINFO, dac3/dec3) and from MP3/AC-3/E-AC-3 frame headers, plus the dac3/dec3 payloads
 //! MP4 needs when the source sent none.
 
+use std::borrow::Cow;
+
 use super::bits::BitReader;
 
 /// Sample rate in Hz and channel count.
@@ -84,15 +86,24 @@ pub fn opus_head(d: &[u8]) -> Option<OpusHead> {
     })
 }
 
-/// FLAC metadata blocks without the `fLaC` signature.
-pub fn flac_blocks(config: &[u8]) -> &[u8] {
-    config.strip_prefix(b"fLaC").unwrap_or(config)
+/// FLAC metadata blocks without the `fLaC` signature. A bare 34-byte STREAMINFO (as
+/// FFmpeg's FLV muxer sends it) gets its block header.
+pub fn flac_blocks(config: &[u8]) -> Cow<'_, [u8]> {
+    let b = config.strip_prefix(b"fLaC").unwrap_or(config);
+    if b.len() == STREAMINFO_LEN {
+        let mut v = vec![0x80, 0, 0, STREAMINFO_LEN as u8];
+        v.extend_from_slice(b);
+        return Cow::Owned(v);
+    }
+    Cow::Borrowed(b)
 }
+
+const STREAMINFO_LEN: usize = 34;
 
 /// From FLAC metadata blocks starting with STREAMINFO (with or without `fLaC`).
 pub fn flac_streaminfo(config: &[u8]) -> Option<RateChannels> {
     let b = flac_blocks(config);
-    if b.len() < 4 + 18 || b[0] & 0x7f != 0 {
+    if b.len() < 4 + STREAMINFO_LEN || b[0] & 0x7f != 0 {
         return None;
     }
     let mut r = BitReader::new(&b[4 + 10..]);

@@ -155,6 +155,7 @@ pub fn dops(o: &mut BytesMut, opus_head: &[u8]) {
 /// `dfLa` from FLAC metadata blocks, the last one flagged as last.
 fn dfla(o: &mut BytesMut, cfg: &[u8]) {
     let blocks = audio::flac_blocks(cfg);
+    let blocks = &blocks[..];
     write_full_box(o, b"dfLa", 0, 0, |o| {
         let mut pos = 0;
         // Bounded by the buffer: every block advances at least four bytes.
