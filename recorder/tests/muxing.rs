@@ -52,7 +52,7 @@ fn run(name: &str, args: &[&str], format: Format, ext: &str, types: &[&str]) {
     assert_eq!(files[0].extension().unwrap(), ext);
     assert!(files[0].starts_with(&out_dir));
     assert_plays(&ff, &files[0], types, 3.0);
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn audio_before_first_video_frame_is_kept() {
         "video starts at {} (A/V offset lost)",
         v.1
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn segments_each_play_alone() {
             assert_plays(&ff, f, AV, 1.0);
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn truncated_mp4_plays_up_to_the_last_whole_fragment() {
     for s in &d.streams {
         assert!(s.2 >= 1.9, "{} decodes only to {}", s.0, s.2);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
 
 #[test]
@@ -321,5 +321,5 @@ fn hostile_key_stays_in_the_directory() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(outside, vec![std::ffi::OsString::from("rec")]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }

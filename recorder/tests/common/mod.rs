@@ -414,3 +414,10 @@ pub fn assert_plays(ff: &Path, path: &Path, types: &[&str], secs: f64) {
         );
     }
 }
+
+/// Removes a test directory unless RECORDER_KEEP_TEST_FILES is set (to inspect outputs).
+pub fn cleanup(dir: &Path) {
+    if std::env::var_os("RECORDER_KEEP_TEST_FILES").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
