@@ -1,0 +1,350 @@
+//! The real `recorder` binary against a scripted hub on a private socket: subscription
+//! handshake, recording, `Dropped`, events back to the hub, reconnection, and kill -9.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::*;
+use proto::ipc::{self, Event, FrameDecoder, Header, Message, Role, FORMAT_VERSION};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Recorder(Child);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(sock: &Path, dir: &Path, extra: &[&str]) -> Recorder {
+    let child = Command::new(env!("CARGO_BIN_EXE_recorder"))
+        .arg("--hub")
+        .arg(sock)
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Recorder(child)
+}
+
+struct Conn {
+    s: UnixStream,
+    buf: BytesMut,
+    dec: FrameDecoder,
+}
+
+impl Conn {
+    fn accept(l: &UnixListener) -> Conn {
+        l.set_nonblocking(true).unwrap();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match l.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(DEADLINE)).unwrap();
+                    return Conn {
+                        s,
+                        buf: BytesMut::new(),
+                        dec: FrameDecoder::default(),
+                    };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < end => {
+                    // Readiness poll for the child to connect, bounded by DEADLINE.
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("recorder did not connect: {e}"),
+            }
+        }
+    }
+
+    fn recv(&mut self) -> Message {
+        loop {
+            if let Some(m) = self.dec.decode(&mut self.buf).unwrap() {
+                return m;
+            }
+            let mut tmp = [0u8; 4096];
+            let n = self.s.read(&mut tmp).expect("read from recorder");
+            assert!(n > 0, "recorder closed the connection");
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    fn send(&mut self, h: Header, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        ipc::encode(&h, payload, &mut out);
+        self.s.write_all(&out).unwrap();
+    }
+
+    fn handshake(&mut self) {
+        let hello = self.recv();
+        assert!(
+            matches!(
+                hello.header,
+                Header::Hello {
+                    role: Role::Subscriber,
+                    version: FORMAT_VERSION,
+                    ..
+                }
+            ),
+            "{hello:?}"
+        );
+        let sub = self.recv();
+        assert!(
+            matches!(sub.header, Header::Subscribe { media: true, .. }),
+            "{sub:?}"
+        );
+        self.send(
+            Header::Hello {
+                version: FORMAT_VERSION,
+                role: Role::Hub,
+                name: "test-hub".into(),
+            },
+            &[],
+        );
+    }
+
+    fn send_msgs(&mut self, stream: u32, msgs: &[Msg]) {
+        for m in msgs {
+            match m {
+                Msg::Config { codec, data } => self.send(
+                    Header::TrackConfig {
+                        stream,
+                        track: 0,
+                        codec: *codec,
+                    },
+                    data,
+                ),
+                Msg::Metadata(b) => self.send(Header::Metadata { stream }, b),
+                Msg::Frame {
+                    video,
+                    dts,
+                    cts,
+                    key,
+                    data,
+                } => self.send(
+                    Header::Frame {
+                        stream,
+                        track: 0,
+                        video: *video,
+                        dts: *dts,
+                        cts: *cts,
+                        flags: if *key { proto::media::FLAG_KEYFRAME } else { 0 },
+                    },
+                    data,
+                ),
+            }
+        }
+    }
+
+    fn event(&mut self) -> Event {
+        loop {
+            if let Header::Event(e) = self.recv().header {
+                return e;
+            }
+        }
+    }
+}
+
+fn field<'a>(e: &'a Event, name: &str) -> &'a str {
+    e.fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn split_at_ms(msgs: &[Msg], ms: i64) -> (Vec<Msg>, Vec<Msg>) {
+    let i = msgs
+        .iter()
+        .position(|m| matches!(m, Msg::Frame { dts, .. } if *dts >= ms))
+        .unwrap();
+    (msgs[..i].to_vec(), msgs[i..].to_vec())
+}
+
+fn setup(name: &str, codec_args: &[&str], secs: &str) -> Option<(PathBuf, PathBuf, Vec<Msg>)> {
+    let ff = ffmpeg()?;
+    let dir = temp_dir(name);
+    let src = dir.join("in.flv");
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        secs,
+        "-g",
+        "25",
+    ];
+    args.extend_from_slice(codec_args);
+    args.extend_from_slice(&["-f", "flv", src.to_str().unwrap()]);
+    make(&ff, &args);
+    let msgs = read_flv(&src);
+    Some((ff, dir, msgs))
+}
+
+#[test]
+fn records_dropped_gaps_events_and_reconnects() {
+    let Some((ff, dir, msgs)) = setup("bin-record", &["-c:v", "libx264", "-c:a", "aac"], "4")
+    else {
+        return;
+    };
+    let sock = dir.join("hub.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let rec_dir = dir.join("rec");
+    let _rec = start(&sock, &rec_dir, &["--match", "live/*"]);
+    let mut c = Conn::accept(&l);
+    c.handshake();
+    // A stream the --match filter excludes is ignored even if the hub sends it.
+    c.send(
+        Header::Announce {
+            stream: 9,
+            key: "other/x".into(),
+            timescale: 1000,
+        },
+        &[],
+    );
+    c.send(
+        Header::Announce {
+            stream: 1,
+            key: "live/cam".into(),
+            timescale: 1000,
+        },
+        &[],
+    );
+    let (head, rest) = split_at_ms(&msgs, 1500);
+    c.send_msgs(9, &head);
+    c.send_msgs(1, &head);
+    // The hub falls behind for us until the keyframe at 2 s.
+    let (_, after) = split_at_ms(&rest, 2000);
+    c.send(
+        Header::Dropped {
+            stream: 1,
+            frames: 12,
+            bytes: 30000,
+        },
+        &[],
+    );
+    c.send_msgs(1, &after);
+    c.send(
+        Header::EndOfStream {
+            stream: 1,
+            reason: "unpublish".into(),
+        },
+        &[],
+    );
+    c.send(
+        Header::EndOfStream {
+            stream: 9,
+            reason: "unpublish".into(),
+        },
+        &[],
+    );
+
+    let mut started = Vec::new();
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        let e = c.event();
+        assert_eq!(e.key, "live/cam");
+        match e.kind.as_str() {
+            "record_start" => started.push(field(&e, "path").to_owned()),
+            "record_done" => done.push((
+                field(&e, "path").to_owned(),
+                field(&e, "reason").to_owned(),
+                field(&e, "bytes").parse::<u64>().unwrap(),
+                field(&e, "duration").parse::<f64>().unwrap(),
+            )),
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(done[0].1, "dropped");
+    assert_eq!(done[1].1, "unpublish");
+    assert!((done[0].3 - 1.5).abs() < 0.2, "{done:?}");
+    assert!((done[1].3 - 2.0).abs() < 0.2, "{done:?}");
+    for (path, _, bytes, secs) in &done {
+        let p = PathBuf::from(path);
+        assert!(p.starts_with(&rec_dir));
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), *bytes);
+        assert_plays(&ff, &p, &["video", "audio"], *secs);
+    }
+    assert_eq!(std::fs::read_dir(&rec_dir).unwrap().count(), 2);
+
+    // The hub goes away: the recorder comes back and subscribes again.
+    drop(c);
+    let mut c = Conn::accept(&l);
+    c.handshake();
+    drop(c);
+    cleanup(&dir);
+}
+
+#[test]
+fn kill_9_leaves_a_playable_file() {
+    let Some((ff, dir, msgs)) = setup(
+        "bin-kill",
+        &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-c:a",
+            "aac",
+        ],
+        "5",
+    ) else {
+        return;
+    };
+    let sock = dir.join("hub.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let rec_dir = dir.join("rec");
+    let mut rec = start(&sock, &rec_dir, &[]);
+    let mut c = Conn::accept(&l);
+    c.handshake();
+    c.send(
+        Header::Announce {
+            stream: 3,
+            key: "live/hevc".into(),
+            timescale: 1000,
+        },
+        &[],
+    );
+    let (head, _) = split_at_ms(&msgs, 3500);
+    c.send_msgs(3, &head);
+    let start = c.event();
+    assert_eq!(start.kind, "record_start");
+    let path = PathBuf::from(field(&start, "path"));
+    // Wait (bounded) until three fragments are on disk, then kill without warning.
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let data = std::fs::read(&path).unwrap();
+        let moofs = data.windows(4).filter(|w| w == b"moof").count();
+        if moofs >= 3 {
+            break;
+        }
+        assert!(Instant::now() < end, "only {moofs} fragments written");
+        std::thread::yield_now();
+    }
+    rec.0.kill().unwrap();
+    rec.0.wait().unwrap();
+    let d = decode(&ff, &path);
+    assert!(d.errors.trim().is_empty(), "{}", d.errors);
+    assert_eq!(d.streams.len(), 2, "{d:?}");
+    for s in &d.streams {
+        assert!(s.2 >= 2.0, "{} decodes only to {}", s.0, s.2);
+    }
+    cleanup(&dir);
+}
