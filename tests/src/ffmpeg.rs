@@ -304,7 +304,7 @@ impl Player {
     }
 
     /// Kills the player now and reports what it decoded so far.
-    pub fn stop(mut self) -> Report {
+    pub fn stop(&mut self) -> Report {
         self.proc.kill();
         self.report(false, true)
     }

@@ -19,6 +19,7 @@ pub mod flv;
 pub mod log;
 pub mod proc;
 pub mod rtmp_client;
+pub mod scenario;
 pub mod server;
 pub mod tools;
 

@@ -151,6 +151,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.describe());
+        }
         // Killing the group before reaping the leader: its pid (the group id) stays reserved
         // until it is reaped, so the signal cannot reach an unrelated process.
         self.kill();

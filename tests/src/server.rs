@@ -202,9 +202,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.describe());
-        }
+        // Each process prints its log tail itself when the test is failing.
         self.ingest.kill();
         self.hub.kill();
     }

@@ -1,0 +1,85 @@
+//! Fan-out: several streams and players at once, and late joiners.
+
+use std::time::{Duration, Instant};
+
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
+use e2e::flv;
+use e2e::rtmp_client::{msg_type, RtmpClient};
+use e2e::{Server, ServerOpts};
+
+#[test]
+fn two_streams_five_players_each() {
+    let mut server = Server::start(ServerOpts::default());
+    let mut opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30));
+    opts.fps = 15;
+    opts.gop = 15;
+    let mut publishers = Vec::new();
+    for (name, source) in [("alpha", "testsrc2"), ("beta", "smptebars")] {
+        opts.source = source;
+        publishers.push(ffmpeg::publish(&server.url(name), &opts));
+    }
+    let play = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    let players: Vec<(String, Player)> = ["alpha", "beta"]
+        .iter()
+        .flat_map(|name| (0..5).map(move |i| format!("{name}#{i}")))
+        .map(|label| {
+            let name = label.split('#').next().expect("name").to_string();
+            let player = Player::spawn(&server.url(&name), &play);
+            (label, player)
+        })
+        .collect();
+    let deadline = deadline_in(60.0);
+    for (label, player) in players {
+        // 3 s at 15 fps = 45 video frames, ~140 AAC frames.
+        player.finish(deadline).assert_decoded(&label, 30, 30);
+    }
+    for p in &mut publishers {
+        assert!(p.is_running(), "publisher exited early\n{}", p.describe());
+    }
+    server.assert_alive();
+}
+
+/// A player that joins a running stream gets a sequence header before any coded video,
+/// and its first coded frame is a keyframe (the GOP cache starts at one).
+#[test]
+fn late_joiner_starts_with_header_and_keyframe() {
+    let mut server = Server::start(ServerOpts::default());
+    let url = server.url("late");
+    let mut opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30));
+    opts.gop = 20; // a keyframe every second: joining after 1.5 s lands mid-GOP
+    let _publisher = ffmpeg::publish(&url, &opts);
+    // Observe the stream running past its first GOP before joining.
+    let mut early = Player::spawn(&url, &PlayOpts::default());
+    assert!(
+        early.wait_frames(30, 1, deadline_in(30.0)),
+        "first player did not get 30 frames\n{}",
+        server.describe()
+    );
+
+    let (mut client, sid) = RtmpClient::open(server.addr(), "live").expect("raw player connects");
+    client.play(sid, "late").expect("play");
+    let mut media = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut coded_video = 0;
+    while coded_video < 10 {
+        let m = client
+            .next_message(deadline)
+            .unwrap_or_else(|e| panic!("raw player: {e} after {} media messages", media.len()));
+        if m.type_id == msg_type::VIDEO
+            && matches!(flv::video_packet(&m.payload), flv::Packet::Coded { .. })
+        {
+            coded_video += 1;
+        }
+        if m.is_media() {
+            media.push(m);
+        }
+    }
+    flv::check_start(media.iter().map(|m| (m.type_id, m.payload.as_slice())))
+        .unwrap_or_else(|e| panic!("late joiner: {e}"));
+    early.stop();
+    server.assert_alive();
+}

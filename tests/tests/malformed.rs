@@ -1,0 +1,268 @@
+//! Malformed and hostile input from the byte-level client. For each case: the server closes
+//! that connection within a deadline, logs one warn line naming the connection, the layer
+//! and the reason, stays up, and a neighbour stream (FFmpeg publisher and player started
+//! before the attack) keeps flowing.
+
+use std::time::{Duration, Instant};
+
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
+use e2e::flv;
+use e2e::proc::Proc;
+use e2e::rtmp_client::{amf0, chunk, msg_type, Amf0, RtmpClient};
+use e2e::server::is_warn;
+use e2e::{Server, ServerOpts};
+
+const NEIGHBOUR: &str = "neighbour";
+
+struct Neighbourhood {
+    server: Server,
+    player: Player,
+    _publisher: Proc,
+}
+
+fn neighbourhood(opts: ServerOpts) -> Neighbourhood {
+    let server = Server::start(opts);
+    let url = server.url(NEIGHBOUR);
+    let mut publish = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60));
+    publish.fps = 15;
+    publish.gop = 15;
+    let publisher = ffmpeg::publish(&url, &publish);
+    let player = Player::spawn(&url, &PlayOpts::default());
+    assert!(
+        player.wait_frames(15, 1, deadline_in(30.0)),
+        "neighbour stream never started\n{}",
+        server.describe()
+    );
+    Neighbourhood {
+        server,
+        player,
+        _publisher: publisher,
+    }
+}
+
+/// Runs `attack` next to a live neighbour stream and checks the outcome. `reasons` are
+/// alternative words (lowercase) of which the warn line must contain one.
+fn attack(opts: ServerOpts, reasons: &[&str], attack: impl FnOnce(&Server) -> RtmpClient) {
+    let mut hood = neighbourhood(opts);
+    let marks = hood.server.log_marks();
+    let mut client = attack(&hood.server);
+    if let Err(e) = client.expect_closed(Instant::now() + Duration::from_secs(10)) {
+        panic!(
+            "server did not close the connection: {e}\n{}",
+            hood.server.describe()
+        );
+    }
+    let line = hood.server.wait_log(marks, Duration::from_secs(10), |l| {
+        let lower = l.to_lowercase();
+        is_warn(l) && reasons.iter().any(|r| lower.contains(r))
+    });
+    let Some((which, line)) = line else {
+        panic!(
+            "no warn line naming any of {reasons:?} after the attack\n{}",
+            hood.server.describe()
+        );
+    };
+    assert!(
+        line.contains("conn_id"),
+        "{which:?} warn line does not name the connection: {line}"
+    );
+    assert!(
+        line.contains("layer"),
+        "{which:?} warn line does not name the layer: {line}"
+    );
+
+    let before = hood.player.counts().video;
+    assert!(
+        hood.player.wait_frames(before + 15, 0, deadline_in(20.0)),
+        "neighbour player stopped receiving after the attack (had {before} frames)\n{}",
+        hood.server.describe()
+    );
+    hood.server.assert_alive();
+    let report = hood.player.stop();
+    assert!(
+        report.errors.is_empty(),
+        "neighbour player errors: {:#?}",
+        report.errors
+    );
+}
+
+/// Handshake, then a valid `connect`.
+fn connected(server: &Server) -> RtmpClient {
+    let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
+    c.handshake().expect("handshake");
+    c.connect("live").expect("connect");
+    c
+}
+
+fn partial_c0c1() -> Vec<u8> {
+    let mut bytes = vec![3u8];
+    bytes.extend((0..700).map(|i| (i * 7) as u8));
+    bytes
+}
+
+#[test]
+fn truncated_handshake() {
+    attack(ServerOpts::default(), &["handshake"], |server| {
+        let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
+        c.send_raw(&partial_c0c1()).expect("send");
+        c.shutdown_write();
+        c
+    });
+}
+
+#[test]
+fn stalled_handshake_times_out() {
+    let opts = ServerOpts::default().ingest(&["--handshake-timeout", "1s"]);
+    attack(opts, &["handshake", "timeout", "timed out"], |server| {
+        let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
+        c.send_raw(&partial_c0c1()).expect("send");
+        c
+    });
+}
+
+#[test]
+fn idle_connection_times_out() {
+    let opts = ServerOpts::default().ingest(&["--idle-timeout", "1s"]);
+    attack(opts, &["idle", "timeout", "timed out"], connected);
+}
+
+#[test]
+fn chunk_size_zero() {
+    attack(
+        ServerOpts::default(),
+        &["chunk size", "chunksize", "chunk_size"],
+        |server| {
+            let mut c = connected(server);
+            let _ = c.send_message(2, msg_type::SET_CHUNK_SIZE, 0, 0, &0u32.to_be_bytes());
+            c
+        },
+    );
+}
+
+#[test]
+fn chunk_size_with_bit_31() {
+    attack(
+        ServerOpts::default(),
+        &["chunk size", "chunksize", "chunk_size"],
+        |server| {
+            let mut c = connected(server);
+            let size = 0x8000_1000u32.to_be_bytes();
+            let _ = c.send_message(2, msg_type::SET_CHUNK_SIZE, 0, 0, &size);
+            c
+        },
+    );
+}
+
+#[test]
+fn oversized_message() {
+    let opts = ServerOpts::default().ingest(&["--max-message-size", "1048576"]);
+    let reasons = ["16777215", "exceed", "too large", "too big", "limit", "max"];
+    attack(opts, &reasons, |server| {
+        let mut c = connected(server);
+        let mut bytes = Vec::new();
+        chunk::fmt0_header(6, msg_type::VIDEO, 1, 0, 0xff_ffff, &mut bytes);
+        bytes.extend([0x17; 100]);
+        let _ = c.send_raw(&bytes);
+        c
+    });
+}
+
+const UNKNOWN_CSID: [&str; 5] = ["csid", "chunk stream", "fmt", "previous", "unknown"];
+
+#[test]
+fn fmt1_chunk_on_unknown_csid() {
+    attack(ServerOpts::default(), &UNKNOWN_CSID, |server| {
+        let mut c = connected(server);
+        let mut bytes = Vec::new();
+        chunk::basic_header(1, 10, &mut bytes);
+        bytes.extend([0, 0, 40, 0, 0, 10, msg_type::VIDEO]);
+        bytes.extend([0x27; 10]);
+        let _ = c.send_raw(&bytes);
+        c
+    });
+}
+
+#[test]
+fn fmt3_chunk_on_unknown_csid() {
+    attack(ServerOpts::default(), &UNKNOWN_CSID, |server| {
+        let mut c = connected(server);
+        let mut bytes = Vec::new();
+        chunk::basic_header(3, 11, &mut bytes);
+        bytes.extend([0x27; 10]);
+        let _ = c.send_raw(&bytes);
+        c
+    });
+}
+
+#[test]
+fn too_many_chunk_streams() {
+    let opts = ServerOpts::default().ingest(&["--max-chunk-streams", "16"]);
+    attack(opts, &["chunk stream", "csid", "streams"], |server| {
+        let mut c = connected(server);
+        // Each csid gets a message that is started and never finished, so all stay live.
+        let mut bytes = Vec::new();
+        for csid in 10..74 {
+            chunk::fmt0_header(csid, msg_type::VIDEO, 1, 0, 1000, &mut bytes);
+            bytes.extend([0x27; 16]);
+        }
+        let _ = c.send_raw(&bytes);
+        c
+    });
+}
+
+#[test]
+fn deeply_nested_amf() {
+    attack(
+        ServerOpts::default(),
+        &["depth", "nest", "deep"],
+        |server| {
+            let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
+            c.handshake().expect("handshake");
+            let body = amf0::deeply_nested_command("connect", 10_000);
+            let _ = c.send_message(3, msg_type::COMMAND, 0, 0, &body);
+            c
+        },
+    );
+}
+
+#[test]
+fn publish_without_connect() {
+    attack(ServerOpts::default(), &["connect"], |server| {
+        let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
+        c.handshake().expect("handshake");
+        let _ = c.send_command(
+            0,
+            &[Amf0::str("createStream"), Amf0::Number(2.0), Amf0::Null],
+        );
+        let _ = c.send_command(
+            1,
+            &[
+                Amf0::str("publish"),
+                Amf0::Number(3.0),
+                Amf0::Null,
+                Amf0::str("sneaky"),
+                Amf0::str("live"),
+            ],
+        );
+        c
+    });
+}
+
+#[test]
+fn media_from_a_player() {
+    attack(
+        ServerOpts::default(),
+        &["media", "video", "audio", "player"],
+        |server| {
+            let (mut c, sid) = RtmpClient::open(server.addr(), "live").expect("player connects");
+            c.play(sid, NEIGHBOUR).expect("play");
+            // Be sure the hub serves this player before it misbehaves.
+            c.wait_message(deadline_in(10.0), |m| m.is_media())
+                .expect("player gets media");
+            let frame = flv::avc_frame(true, 0, &[&[0x65, 0x88]]);
+            let _ = c.send_video(sid, 0, &frame);
+            c
+        },
+    );
+}
