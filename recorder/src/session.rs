@@ -393,3 +393,181 @@ impl StreamRecorder {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::DEFAULT_PATTERN;
+
+    fn settings(segment: Option<u64>) -> Arc<Settings> {
+        Arc::new(Settings {
+            namer: Namer::new("/rec", DEFAULT_PATTERN).unwrap(),
+            format: Format::Auto,
+            segment: segment.map(Duration::from_secs),
+            fragment: Duration::from_secs(1),
+            retry_after: Duration::from_secs(2),
+        })
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum K {
+        Open,
+        Write,
+        Close(String),
+    }
+
+    fn kinds(cmds: &mut Vec<Command>) -> Vec<K> {
+        cmds.drain(..)
+            .map(|c| match c {
+                Command::Open { .. } => K::Open,
+                Command::Write { .. } => K::Write,
+                Command::Close { reason, .. } => K::Close(reason),
+            })
+            .collect()
+    }
+
+    struct H {
+        s: StreamRecorder,
+        now: Instant,
+        out: Vec<Command>,
+    }
+
+    impl H {
+        fn new(segment: Option<u64>, video: bool) -> H {
+            let mut s = StreamRecorder::new("live/x".into(), 1000, settings(segment));
+            let mut out = Vec::new();
+            if video {
+                s.on_track_config(
+                    0,
+                    Codec::H264,
+                    Bytes::from_static(&[1, 0x64, 0, 0x1f]),
+                    &mut out,
+                );
+            }
+            s.on_track_config(0, Codec::Aac, Bytes::from_static(&[0x12, 0x10]), &mut out);
+            assert!(out.is_empty());
+            H {
+                s,
+                now: Instant::now(),
+                out,
+            }
+        }
+        fn v(&mut self, dts: i64, key: bool) -> Vec<K> {
+            let flags = if key { FLAG_KEYFRAME } else { 0 };
+            self.s.on_frame(
+                self.now,
+                SystemTime::now(),
+                0,
+                true,
+                dts,
+                0,
+                flags,
+                Bytes::from_static(&[0; 9]),
+                &mut self.out,
+            );
+            kinds(&mut self.out)
+        }
+        fn a(&mut self, dts: i64) -> Vec<K> {
+            self.s.on_frame(
+                self.now,
+                SystemTime::now(),
+                0,
+                false,
+                dts,
+                0,
+                FLAG_KEYFRAME,
+                Bytes::from_static(&[0; 4]),
+                &mut self.out,
+            );
+            kinds(&mut self.out)
+        }
+    }
+
+    #[test]
+    fn audio_before_video_opens_the_file() {
+        let mut h = H::new(None, true);
+        assert_eq!(h.a(0), vec![K::Open, K::Write]);
+        assert_eq!(h.v(10, false), vec![], "video starts at a keyframe");
+        assert_eq!(h.v(50, true), vec![K::Write]);
+    }
+
+    #[test]
+    fn segments_cut_at_keyframes() {
+        let mut h = H::new(Some(1), true);
+        assert_eq!(h.v(0, true), vec![K::Open, K::Write]);
+        assert_eq!(h.v(1200, false), vec![K::Write]);
+        assert_eq!(h.a(1200), vec![K::Write]);
+        assert_eq!(
+            h.v(1400, true),
+            vec![K::Close("segment".into()), K::Open, K::Write]
+        );
+    }
+
+    #[test]
+    fn audio_only_segments_on_any_frame() {
+        let mut h = H::new(Some(1), false);
+        assert_eq!(h.a(0), vec![K::Open, K::Write]);
+        assert_eq!(h.a(999), vec![K::Write]);
+        assert_eq!(h.a(1000).first(), Some(&K::Close("segment".into())));
+    }
+
+    #[test]
+    fn dropped_waits_for_a_keyframe() {
+        let mut h = H::new(None, true);
+        h.v(0, true);
+        h.a(0);
+        h.s.on_dropped(5, 500, &mut h.out);
+        assert_eq!(kinds(&mut h.out), vec![K::Close("dropped".into())]);
+        assert_eq!(h.a(100), vec![], "no audio-only head after a gap");
+        assert_eq!(h.v(120, false), vec![]);
+        assert_eq!(h.v(160, true), vec![K::Open, K::Write]);
+    }
+
+    #[test]
+    fn write_failure_resumes_after_the_delay() {
+        let mut h = H::new(None, true);
+        h.v(0, true);
+        let id = h.s.current_file().unwrap();
+        assert_eq!(h.s.on_write_failed(id, h.now), Some(0));
+        assert_eq!(h.s.current_file(), None);
+        assert_eq!(h.v(1000, true), vec![], "still inside the retry delay");
+        h.now += Duration::from_secs(3);
+        assert_eq!(h.v(3000, true), vec![K::Open, K::Write]);
+        assert_ne!(h.s.current_file(), Some(id));
+    }
+
+    #[test]
+    fn config_change_and_new_track_start_new_files() {
+        let mut h = H::new(None, false);
+        h.a(0);
+        h.s.on_track_config(0, Codec::Aac, Bytes::from_static(&[0x12, 0x10]), &mut h.out);
+        assert_eq!(kinds(&mut h.out), vec![], "same config: nothing");
+        h.s.on_track_config(
+            0,
+            Codec::H264,
+            Bytes::from_static(&[1, 0x64, 0, 0x1f]),
+            &mut h.out,
+        );
+        assert_eq!(kinds(&mut h.out), vec![K::Close("track_added".into())]);
+        assert_eq!(h.v(40, true), vec![K::Open, K::Write]);
+        h.s.on_track_config(
+            0,
+            Codec::H264,
+            Bytes::from_static(&[1, 0x4d, 0, 0x1f]),
+            &mut h.out,
+        );
+        assert_eq!(kinds(&mut h.out), vec![K::Close("config_change".into())]);
+    }
+
+    #[test]
+    fn timestamps_are_relative_and_monotonic() {
+        let mut h = H::new(None, true);
+        h.v(5000, true);
+        h.a(4990); // slightly before the origin: clamped to 0, never negative
+        h.s.on_end("unpublish", &mut h.out);
+        let Some(Command::Close { duration_ms, .. }) = h.out.pop() else {
+            panic!()
+        };
+        assert_eq!(duration_ms, 0);
+    }
+}
