@@ -84,12 +84,16 @@ impl Proc {
         // so the final word is try_wait either way.
         self.stdout.wait_closed(deadline);
         self.stderr.wait_closed(deadline);
-        if self.is_running() {
-            None
-        } else {
-            self.join_readers();
-            self.status
+        // Pipes close a moment before the exit status can be collected: poll that moment
+        // out, still bounded by the deadline.
+        while self.is_running() {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        self.join_readers();
+        self.status
     }
 
     /// Waits until `deadline`, then kills the process group if it is still running.

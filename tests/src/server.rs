@@ -80,7 +80,7 @@ impl Server {
         {
             hub.kill();
             panic!(
-                "hub did not log `listening on unix:` within {READY_TIMEOUT:?}\n{}",
+                "hub did not log `listening on unix:` (it exited, or {READY_TIMEOUT:?} passed)\n{}",
                 hub.describe()
             );
         }
@@ -100,8 +100,8 @@ impl Server {
             ingest.kill();
             hub.kill();
             panic!(
-                "ingest-rtmp did not log `listening on rtmp://IP:PORT` within {READY_TIMEOUT:?} \
-                 (line: {line:?})\n{}\n{}",
+                "ingest-rtmp did not log `listening on rtmp://IP:PORT` (it exited, or \
+                 {READY_TIMEOUT:?} passed; line: {line:?})\n{}\n{}",
                 ingest.describe(),
                 hub.describe()
             );
