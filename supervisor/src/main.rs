@@ -1,0 +1,181 @@
+//! `supervisor`: runs the media server's components from a profile.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use supervisor::{Outcome, Planned, Profile, RuntimeDir};
+
+/// Starts, monitors, restarts and stops the media server's processes from a profile.
+///
+/// Without --profile it runs the built-in default profile (hub and ingest-rtmp on
+/// 0.0.0.0:1935). A profile section is exactly that component's flags written as TOML.
+#[derive(Debug, Parser)]
+#[command(name = "supervisor", version)]
+struct Cli {
+    /// Profile to run [default: the built-in profiles/default.toml].
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Private runtime directory for the sockets, created 0700 and locked [default: the
+    /// profile's [supervisor] runtime_dir, else $XDG_RUNTIME_DIR/mediaserver or
+    /// /tmp/mediaserver-$USER].
+    #[arg(long, global = true, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
+    /// Directory holding the component binaries [default: the profile's [supervisor]
+    /// bin_dir, else the directory of the supervisor executable].
+    #[arg(long, global = true, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Log format of the supervisor's own lines: text or json (children's lines are passed
+    /// through as they are, prefixed with `[component]`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log filter for the supervisor's own lines (RUST_LOG syntax); RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Validates a profile: exits 0 if it is valid, else prints `[section] key: why` for
+    /// each problem and exits 1. Each component binary is run with its flags and --check.
+    Check {
+        /// The profile to check.
+        file: PathBuf,
+    },
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    // Before any thread exists, so that every thread inherits the mask and only the
+    // signal thread ever sees SIGINT/SIGTERM/SIGHUP.
+    if let Err(e) = supervisor::block_signals() {
+        eprintln!("supervisor: cannot block signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let result = match &cli.command {
+        Some(Cmd::Check { file }) => check(&cli, file),
+        None => run(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("supervisor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `text`, printing every problem prefixed with `origin`.
+fn load(origin: &str, text: &str) -> Option<Profile> {
+    match supervisor::parse_profile(text) {
+        Ok(profile) => Some(profile),
+        Err(errors) => {
+            for error in errors {
+                eprintln!("{origin}: {error}");
+            }
+            None
+        }
+    }
+}
+
+fn read_profile(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn bin_dir(cli: &Cli, profile: &Profile) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = cli.bin_dir.clone().or(profile.settings.bin_dir.clone()) {
+        return Ok(dir);
+    }
+    let exe = std::env::current_exe().context("cannot locate the supervisor executable")?;
+    Ok(exe
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".")))
+}
+
+fn runtime_dir(cli: &Cli, profile: &Profile) -> PathBuf {
+    cli.runtime_dir
+        .clone()
+        .or(profile.settings.runtime_dir.clone())
+        .unwrap_or_else(proto::runtime::default_runtime_dir)
+}
+
+fn check(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
+    let origin = file.display().to_string();
+    let Some(profile) = load(&origin, &read_profile(file)?) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let socket = runtime_dir(cli, &profile).join("hub.sock");
+    let hub_socket = profile.runs_hub().then_some(socket.as_path());
+    let problems = supervisor::check_components(&profile, &bin_dir(cli, &profile)?, hub_socket);
+    if problems.is_empty() {
+        println!("{origin}: ok");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in problems {
+        eprintln!("{origin}: {problem}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let (origin, text) = match &cli.profile {
+        Some(file) => (file.display().to_string(), read_profile(file)?),
+        None => (
+            "built-in default profile".to_string(),
+            supervisor::DEFAULT_PROFILE.to_string(),
+        ),
+    };
+    let Some(profile) = load(&origin, &text) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let bin_dir = bin_dir(cli, &profile)?;
+    let missing: Vec<String> = profile
+        .sections
+        .iter()
+        .map(|s| bin_dir.join(s.component.name))
+        .filter(|bin| !bin.is_file())
+        .map(|bin| bin.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        bail!("component binaries not found: {}", missing.join(", "));
+    }
+    let runtime = RuntimeDir::prepare(&runtime_dir(cli, &profile))?;
+    let socket = runtime.hub_socket();
+    let hub_socket = profile.runs_hub().then_some(socket.as_path());
+    tracing::info!(
+        "running {origin} with runtime directory {}",
+        runtime.path().display()
+    );
+    let plan = profile
+        .sections
+        .iter()
+        .map(|section| Planned {
+            component: section.component,
+            bin: bin_dir.join(section.component.name),
+            args: section.args(hub_socket),
+        })
+        .collect();
+    let outcome = supervisor::run(plan, &profile.settings).context("supervising")?;
+    Ok(match outcome {
+        Outcome::Stopped => ExitCode::SUCCESS,
+        Outcome::ComponentFailed => ExitCode::FAILURE,
+    })
+}

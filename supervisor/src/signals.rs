@@ -1,0 +1,49 @@
+//! Shutdown signals turned into events: SIGINT, SIGTERM and SIGHUP are blocked in every
+//! thread and collected by one thread with sigwait, so no async signal handler is needed.
+
+use std::io;
+use std::sync::mpsc::SyncSender;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::child::Event;
+
+/// The signals that start a shutdown (a second one forces it).
+const SHUTDOWN: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+fn shutdown_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in SHUTDOWN {
+        set.add(signal);
+    }
+    set
+}
+
+/// Blocks the shutdown signals in the calling thread. Call it first thing in `main`,
+/// before any thread exists, so every later thread inherits the mask. Children do not:
+/// the standard library clears the signal mask before exec.
+pub fn block() -> io::Result<()> {
+    shutdown_set().thread_block().map_err(io::Error::from)
+}
+
+/// Starts the thread that reports each shutdown signal as an event.
+pub(crate) fn spawn_listener(events: SyncSender<Event>) -> io::Result<()> {
+    let set = shutdown_set();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            match set.wait() {
+                Ok(signal) => {
+                    if events.send(Event::Signal(signal)).is_err() {
+                        return;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    tracing::error!("sigwait failed: {e}; signals are no longer handled");
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! The supervising loop: starts the children in order, restarts the ones that exit, and
+//! stops them in order on a signal. Runs on the main thread, which is the only thread that
+//! spawns children (see [`crate::child`]); helper threads only report events to it.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::child::{self, Event, RunId};
+use crate::component::{Component, Readiness, Role};
+use crate::policy::{Decision, RestartPolicy, RestartState};
+use crate::profile::Settings;
+
+/// One component to run: which, where its binary is and its full command line.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The component.
+    pub component: &'static Component,
+    /// Its binary.
+    pub bin: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// How the supervisor ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stopped on a signal with every component healthy.
+    Stopped,
+    /// A component was given up on (the hub: everything was stopped; another component:
+    /// the rest ran on until the signal).
+    ComponentFailed,
+}
+
+enum State {
+    /// Start due at this instant (components other than the hub also wait for it).
+    Pending(Instant),
+    Running(Running),
+    Stopped,
+    GaveUp,
+}
+
+struct Running {
+    child: Child,
+    run: u64,
+    started: Instant,
+    ready: bool,
+    killed: bool,
+}
+
+struct Slot {
+    plan: Planned,
+    state: State,
+    restart: RestartState,
+    restarts: u64,
+    runs: u64,
+}
+
+enum Phase {
+    Normal,
+    /// Stopping role `Role::STOP_ORDER[index]`; SIGKILL at `deadline`.
+    Stopping {
+        index: usize,
+        deadline: Instant,
+        killed: bool,
+    },
+    Forced,
+}
+
+/// Runs `plan` until a shutdown signal (or the hub is given up on). The shutdown signals
+/// must have been blocked with [`crate::signals::block`] before any thread was started,
+/// and this must run on the main thread.
+pub fn run(plan: Vec<Planned>, settings: &Settings) -> io::Result<Outcome> {
+    let (tx, rx) = mpsc::sync_channel(256);
+    crate::signals::spawn_listener(tx.clone())?;
+    let policy = RestartPolicy::from_settings(settings);
+    let now = Instant::now();
+    let mut sup = Supervisor {
+        slots: plan
+            .into_iter()
+            .map(|plan| Slot {
+                plan,
+                state: State::Pending(now),
+                restart: RestartState::new(&policy),
+                restarts: 0,
+                runs: 0,
+            })
+            .collect(),
+        phase: Phase::Normal,
+        outcome: Outcome::Stopped,
+        policy,
+        ready_timeout: settings.ready_timeout,
+        shutdown_timeout: settings.shutdown_timeout,
+        events: tx,
+    };
+    loop {
+        let now = Instant::now();
+        sup.tick(now);
+        if sup.finished() {
+            break;
+        }
+        let event = match sup.next_deadline() {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(event) => event,
+                Err(_) => break,
+            },
+        };
+        sup.handle(event, Instant::now());
+    }
+    let counts: Vec<String> = sup
+        .slots
+        .iter()
+        .map(|s| format!("{}={}", s.plan.component.name, s.restarts))
+        .collect();
+    tracing::info!("supervisor stopped; restarts: {}", counts.join(" "));
+    Ok(sup.outcome)
+}
+
+struct Supervisor {
+    slots: Vec<Slot>,
+    phase: Phase,
+    outcome: Outcome,
+    policy: RestartPolicy,
+    ready_timeout: Duration,
+    shutdown_timeout: Duration,
+    events: mpsc::SyncSender<Event>,
+}
+
+impl Supervisor {
+    fn hub_ready(&self) -> bool {
+        self.slots
+            .iter()
+            .filter(|s| s.plan.component.role == Role::Hub)
+            .all(|s| matches!(&s.state, State::Running(r) if r.ready))
+    }
+
+    fn finished(&self) -> bool {
+        let running = self
+            .slots
+            .iter()
+            .any(|s| matches!(s.state, State::Running(_)));
+        match self.phase {
+            Phase::Normal => {
+                let pending = self
+                    .slots
+                    .iter()
+                    .any(|s| matches!(s.state, State::Pending(_)));
+                if !running && !pending {
+                    tracing::error!("no component left to run");
+                    return true;
+                }
+                false
+            }
+            Phase::Stopping { .. } | Phase::Forced => !running,
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Normal => {
+                for index in 0..self.slots.len() {
+                    let due = matches!(self.slots[index].state, State::Pending(at) if at <= now);
+                    let gated =
+                        self.slots[index].plan.component.role != Role::Hub && !self.hub_ready();
+                    if due && !gated {
+                        self.start(index, now);
+                    }
+                }
+                for slot in &mut self.slots {
+                    check_readiness(slot, now, self.ready_timeout);
+                }
+            }
+            Phase::Stopping { .. } => self.tick_stopping(now),
+            Phase::Forced => {}
+        }
+    }
+
+    fn tick_stopping(&mut self, now: Instant) {
+        // Move past every role with nothing left running, so an empty phase costs no wait.
+        loop {
+            let Phase::Stopping { index, .. } = self.phase else {
+                return;
+            };
+            if self.role_running(Role::STOP_ORDER[index]) {
+                break;
+            }
+            if index + 1 >= Role::STOP_ORDER.len() {
+                return;
+            }
+            self.enter_phase(index + 1, now);
+        }
+        let Phase::Stopping {
+            index,
+            deadline,
+            killed: false,
+        } = self.phase
+        else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let role = Role::STOP_ORDER[index];
+        for slot in self.slots.iter().filter(|s| s.plan.component.role == role) {
+            if let State::Running(r) = &slot.state {
+                tracing::warn!(
+                    "{} did not stop within {}; killing it",
+                    slot.plan.component.name,
+                    humantime::format_duration(self.shutdown_timeout)
+                );
+                signal(r, Signal::SIGKILL);
+            }
+        }
+        self.phase = Phase::Stopping {
+            index,
+            deadline,
+            killed: true,
+        };
+    }
+
+    fn role_running(&self, role: Role) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.plan.component.role == role && matches!(s.state, State::Running(_)))
+    }
+
+    fn enter_phase(&mut self, index: usize, now: Instant) {
+        let role = Role::STOP_ORDER[index];
+        for slot in self.slots.iter().filter(|s| s.plan.component.role == role) {
+            if let State::Running(r) = &slot.state {
+                tracing::info!("stopping {} (SIGTERM)", slot.plan.component.name);
+                signal(r, Signal::SIGTERM);
+            }
+        }
+        self.phase = Phase::Stopping {
+            index,
+            deadline: now + self.shutdown_timeout,
+            killed: false,
+        };
+    }
+
+    fn begin_shutdown(&mut self, now: Instant) {
+        for slot in &mut self.slots {
+            if matches!(slot.state, State::Pending(_)) {
+                slot.state = State::Stopped;
+            }
+        }
+        self.enter_phase(0, now);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Normal => {
+                let hub_ready = self.hub_ready();
+                self.slots
+                    .iter()
+                    .filter_map(|slot| match &slot.state {
+                        State::Pending(at)
+                            if hub_ready || slot.plan.component.role == Role::Hub =>
+                        {
+                            Some(*at)
+                        }
+                        State::Running(r) if !r.ready && !r.killed => {
+                            Some(match slot.plan.component.readiness {
+                                Readiness::Running(settle) => r.started + settle,
+                                Readiness::LogLine(_) => r.started + self.ready_timeout,
+                            })
+                        }
+                        _ => None,
+                    })
+                    .min()
+            }
+            Phase::Stopping {
+                deadline, killed, ..
+            } => (!killed).then_some(deadline),
+            Phase::Forced => None,
+        }
+    }
+
+    fn start(&mut self, index: usize, now: Instant) {
+        let slot = &mut self.slots[index];
+        let component = slot.plan.component;
+        slot.runs += 1;
+        let id = RunId {
+            slot: index,
+            run: slot.runs,
+        };
+        let ready_line = match component.readiness {
+            Readiness::LogLine(line) => Some(line),
+            Readiness::Running(_) => None,
+        };
+        match child::spawn(
+            component.name,
+            &slot.plan.bin,
+            &slot.plan.args,
+            ready_line,
+            id,
+            &self.events,
+        ) {
+            Ok(child) => {
+                tracing::info!(
+                    "started {} (pid {}, run {})",
+                    component.name,
+                    child.id(),
+                    slot.runs
+                );
+                slot.state = State::Running(Running {
+                    child,
+                    run: slot.runs,
+                    started: now,
+                    ready: false,
+                    killed: false,
+                });
+            }
+            Err(e) => {
+                tracing::error!(
+                    "cannot start {} ({}): {e}",
+                    component.name,
+                    slot.plan.bin.display()
+                );
+                self.after_exit(index, Duration::ZERO, false, now);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Signal(signal) => match self.phase {
+                Phase::Normal => {
+                    tracing::info!(
+                        "received {signal}: shutting down in order (send it again to force)"
+                    );
+                    self.begin_shutdown(now);
+                }
+                Phase::Stopping { .. } => {
+                    tracing::warn!("received {signal} again: killing every child now");
+                    for slot in &self.slots {
+                        if let State::Running(r) = &slot.state {
+                            signal_kill(r);
+                        }
+                    }
+                    self.phase = Phase::Forced;
+                }
+                Phase::Forced => {}
+            },
+            Event::Ready(id) => {
+                let slot = &mut self.slots[id.slot];
+                if let State::Running(r) = &mut slot.state {
+                    if r.run == id.run && !r.ready {
+                        r.ready = true;
+                        slot.restart.handle_ready();
+                        tracing::info!(
+                            "{} is ready (pid {}, after {} ms)",
+                            slot.plan.component.name,
+                            r.child.id(),
+                            now.duration_since(r.started).as_millis()
+                        );
+                    }
+                }
+            }
+            Event::Exited(id) => {
+                let slot = &mut self.slots[id.slot];
+                let State::Running(r) = &mut slot.state else {
+                    return;
+                };
+                if r.run != id.run {
+                    return;
+                }
+                let status = match r.child.wait() {
+                    Ok(status) => status.to_string(),
+                    Err(e) => format!("unknown status ({e})"),
+                };
+                let uptime = now.duration_since(r.started);
+                let ready = r.ready;
+                let name = slot.plan.component.name;
+                slot.state = State::Stopped;
+                if matches!(self.phase, Phase::Normal) {
+                    tracing::warn!(
+                        "{name} exited unexpectedly ({status}) after {} ms",
+                        uptime.as_millis()
+                    );
+                    self.after_exit(id.slot, uptime, ready, now);
+                } else {
+                    tracing::info!("{name} stopped ({status})");
+                }
+            }
+        }
+    }
+
+    /// Applies the restart policy to slot `index`, whose run just ended.
+    fn after_exit(&mut self, index: usize, uptime: Duration, ready: bool, now: Instant) {
+        let slot = &mut self.slots[index];
+        let name = slot.plan.component.name;
+        match slot.restart.handle_exit(&self.policy, uptime, ready) {
+            Decision::Restart { delay } => {
+                slot.restarts += 1;
+                tracing::warn!(
+                    "restarting {name} in {} ms (restart {}, {} start failures in a row)",
+                    delay.as_millis(),
+                    slot.restarts,
+                    slot.restart.start_failures()
+                );
+                slot.state = State::Pending(now + delay);
+            }
+            Decision::GiveUp { start_failures } => {
+                slot.state = State::GaveUp;
+                self.outcome = Outcome::ComponentFailed;
+                if slot.plan.component.role == Role::Hub {
+                    tracing::error!(
+                        "giving up on {name}: it failed {start_failures} times in a row \
+                         without becoming ready; nothing works without the hub, shutting down"
+                    );
+                    self.begin_shutdown(now);
+                } else {
+                    tracing::error!(
+                        "giving up on {name}: it failed {start_failures} times in a row \
+                         without becoming ready; the other components keep running"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_readiness(slot: &mut Slot, now: Instant, ready_timeout: Duration) {
+    let State::Running(r) = &mut slot.state else {
+        return;
+    };
+    if r.ready || r.killed {
+        return;
+    }
+    let name = slot.plan.component.name;
+    match slot.plan.component.readiness {
+        Readiness::Running(settle) if now >= r.started + settle => {
+            r.ready = true;
+            slot.restart.handle_ready();
+            tracing::info!("{name} is up (pid {})", r.child.id());
+        }
+        Readiness::LogLine(line) if now >= r.started + ready_timeout => {
+            tracing::error!(
+                "{name} did not log {line:?} within {}; killing it",
+                humantime::format_duration(ready_timeout)
+            );
+            r.killed = true;
+            signal(r, Signal::SIGKILL);
+        }
+        _ => {}
+    }
+}
+
+fn signal_kill(r: &Running) {
+    signal(r, Signal::SIGKILL);
+}
+
+/// Signals the child's process group (the child leads it, so helpers it started go too).
+/// The child is not reaped until its exit event is handled, so the id is still its own.
+fn signal(r: &Running, signal: Signal) {
+    let pid = Pid::from_raw(r.child.id() as i32);
+    if let Err(e) = killpg(pid, signal) {
+        if e != nix::errno::Errno::ESRCH {
+            tracing::warn!("cannot send {signal} to pid {pid}: {e}");
+        }
+    }
+}
