@@ -14,4 +14,5 @@
 
 pub mod ipc;
 pub mod media;
+pub mod rtmp;
 pub mod runtime;

@@ -1,0 +1,197 @@
+//! Chunk serialization: messages in, chunk bytes out.
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, BytesMut};
+
+use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, MAX_CSID, MIN_CSID};
+
+/// The last header written on one chunk stream.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    timestamp: u32,
+    /// Last timestamp field (absolute after FMT 0, delta after FMT 1/2).
+    delta: u32,
+    length: u32,
+    type_id: u8,
+    stream_id: u32,
+}
+
+/// Writes messages as chunks, compressing headers per chunk stream (FMT 0 to 3).
+///
+/// Changing the chunk size here does not tell the peer: send a SetChunkSize message
+/// first, then call [`ChunkEncoder::set_chunk_size`].
+#[derive(Debug)]
+pub struct ChunkEncoder {
+    chunk_size: u32,
+    last: BTreeMap<u32, Last>,
+}
+
+impl Default for ChunkEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkEncoder {
+    /// An encoder at the start of a connection (chunk size 128).
+    pub fn new() -> Self {
+        ChunkEncoder {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// The chunk size used for output.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// Sets the output chunk size, clamped to 1..=0x7FFF_FFFF.
+    pub fn set_chunk_size(&mut self, size: u32) {
+        self.chunk_size = size.clamp(1, MAX_CHUNK_SIZE);
+    }
+
+    /// Appends `payload` as one message on chunk stream `csid` (clamped to 2..=65599),
+    /// choosing the smallest header the previous message on that chunk stream allows.
+    /// Payloads longer than 2^24 - 1 bytes cannot be expressed and are cut to that length.
+    pub fn write(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) {
+        let csid = csid.clamp(MIN_CSID, MAX_CSID);
+        let payload = &payload[..payload.len().min(0xFF_FFFF)];
+        let length = payload.len() as u32;
+        let prev = self.last.get(&csid).copied();
+        // Backwards timestamps cannot be a delta, so they need a full header.
+        let delta = prev
+            .filter(|p| p.stream_id == stream_id && timestamp >= p.timestamp)
+            .map(|p| (p, timestamp - p.timestamp));
+        let (fmt, field) = match delta {
+            None => (0u8, timestamp),
+            Some((p, d)) if p.length != length || p.type_id != type_id => (1, d),
+            Some((p, d)) if p.delta != d => (2, d),
+            Some((_, d)) => (3, d),
+        };
+        let extended = field >= EXTENDED_TIMESTAMP;
+        put_basic_header(fmt, csid, out);
+        let ts_field = field.min(EXTENDED_TIMESTAMP);
+        match fmt {
+            0 => {
+                put_u24(ts_field, out);
+                put_u24(length, out);
+                out.put_u8(type_id);
+                out.put_u32_le(stream_id);
+            }
+            1 => {
+                put_u24(ts_field, out);
+                put_u24(length, out);
+                out.put_u8(type_id);
+            }
+            2 => put_u24(ts_field, out),
+            _ => {}
+        }
+        if extended {
+            out.put_u32(field);
+        }
+        self.last.insert(
+            csid,
+            Last {
+                timestamp,
+                delta: field,
+                length,
+                type_id,
+                stream_id,
+            },
+        );
+        put_continuations(
+            csid,
+            payload,
+            self.chunk_size,
+            extended.then_some(field),
+            out,
+        );
+    }
+}
+
+/// Writes `payload` as one FMT 0 chunk then FMT 3 continuation chunks, carrying the
+/// extended timestamp on every chunk when `timestamp >= 0xFFFFFF`. The bytes depend only
+/// on the arguments, so a frame serialized once can be sent to every player.
+pub fn write_fmt0(
+    csid: u32,
+    timestamp: u32,
+    type_id: u8,
+    stream_id: u32,
+    payload: &[u8],
+    chunk_size: u32,
+    out: &mut BytesMut,
+) {
+    let csid = csid.clamp(MIN_CSID, MAX_CSID);
+    let payload = &payload[..payload.len().min(0xFF_FFFF)];
+    let extended = timestamp >= EXTENDED_TIMESTAMP;
+    put_basic_header(0, csid, out);
+    put_u24(timestamp.min(EXTENDED_TIMESTAMP), out);
+    put_u24(payload.len() as u32, out);
+    out.put_u8(type_id);
+    out.put_u32_le(stream_id);
+    if extended {
+        out.put_u32(timestamp);
+    }
+    put_continuations(
+        csid,
+        payload,
+        chunk_size.clamp(1, MAX_CHUNK_SIZE),
+        extended.then_some(timestamp),
+        out,
+    );
+}
+
+/// Writes the payload after a message header: the first piece directly, then each
+/// further piece behind a FMT 3 basic header (and the extended timestamp if any).
+fn put_continuations(
+    csid: u32,
+    payload: &[u8],
+    chunk_size: u32,
+    extended: Option<u32>,
+    out: &mut BytesMut,
+) {
+    let mut pieces = payload.chunks(chunk_size as usize);
+    if let Some(first) = pieces.next() {
+        out.reserve(payload.len() + (payload.len() / chunk_size as usize) * 8);
+        out.put_slice(first);
+    }
+    for piece in pieces {
+        put_basic_header(3, csid, out);
+        if let Some(ts) = extended {
+            out.put_u32(ts);
+        }
+        out.put_slice(piece);
+    }
+}
+
+fn put_u24(v: u32, out: &mut BytesMut) {
+    out.put_slice(&v.to_be_bytes()[1..]);
+}
+
+/// The 1-, 2- or 3-byte basic header (RTMP 1.0 section 5.3.1.1).
+pub(crate) fn put_basic_header(fmt: u8, csid: u32, out: &mut BytesMut) {
+    let fmt = fmt << 6;
+    match csid {
+        0..=63 => out.put_u8(fmt | csid as u8),
+        64..=319 => {
+            out.put_u8(fmt);
+            out.put_u8((csid - 64) as u8);
+        }
+        _ => {
+            let v = csid - 64;
+            out.put_u8(fmt | 1);
+            out.put_u8((v & 0xFF) as u8);
+            out.put_u8((v >> 8) as u8);
+        }
+    }
+}
