@@ -15,10 +15,11 @@ use e2e::{Server, ServerOpts};
 
 const NEIGHBOUR: &str = "neighbour";
 
+// Fields drop in order: the clients go before the server (which holds the serial lock).
 struct Neighbourhood {
-    server: Server,
     player: Player,
     _publisher: Proc,
+    server: Server,
 }
 
 fn neighbourhood(opts: ServerOpts) -> Neighbourhood {
@@ -203,8 +204,9 @@ fn too_many_chunk_streams() {
         // Each csid gets a message that is started and never finished, so all stay live.
         let mut bytes = Vec::new();
         for csid in 10..74 {
+            // One full first chunk (the default 128-byte chunk size) of a 1000-byte message.
             chunk::fmt0_header(csid, msg_type::VIDEO, 1, 0, 1000, &mut bytes);
-            bytes.extend([0x27; 16]);
+            bytes.extend([0x27; 128]);
         }
         let _ = c.send_raw(&bytes);
         c
