@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::SyncSender;
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 
@@ -56,10 +56,14 @@ pub(crate) fn spawn(
         .process_group(0);
     let parent = nix::unistd::getpid();
     // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed; prctl and getppid are plain syscalls, and the error path builds an
-    // io::Error from a raw errno without allocating. No locks are taken.
+    // calls are allowed; pthread_sigmask, prctl and getppid are plain syscalls, the empty
+    // set lives on the stack, and the error path builds an io::Error from a raw errno
+    // without allocating. No locks are taken.
     unsafe {
         cmd.pre_exec(move || {
+            // Our shutdown signals are blocked in every thread, and a blocked mask survives
+            // exec: give the child the default (empty) mask so SIGTERM reaches it.
+            SigSet::empty().thread_set_mask().map_err(io::Error::from)?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
             // If we died between fork and prctl the signal was never armed: the child has
             // been re-parented already, so give up on the exec instead of running orphaned.
@@ -83,12 +87,8 @@ pub(crate) fn spawn(
         .spawn(move || {
             // WNOWAIT leaves the child unreaped: the main thread reaps it after handling
             // this event, so until then its pid cannot be reused and signals stay safe.
-            loop {
-                match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(pid), flags) {}
             let _ = events.send(Event::Exited(id));
         })?;
     Ok(child)

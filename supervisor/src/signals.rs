@@ -20,8 +20,8 @@ fn shutdown_set() -> SigSet {
 }
 
 /// Blocks the shutdown signals in the calling thread. Call it first thing in `main`,
-/// before any thread exists, so every later thread inherits the mask. Children do not:
-/// the standard library clears the signal mask before exec.
+/// before any thread exists, so every later thread inherits the mask. Children would
+/// inherit it too (a mask survives exec), so the spawn hook clears it.
 pub fn block() -> io::Result<()> {
     shutdown_set().thread_block().map_err(io::Error::from)
 }

@@ -1,0 +1,106 @@
+//! `supervisor check`: component binaries validate their own flags; problems are reported
+//! as `[section] key: why` with a non-zero exit.
+
+mod common;
+
+use common::{run_to_end, workspace_bin_dir, Sandbox};
+
+fn check(sandbox: &Sandbox, body: &str) -> (bool, String) {
+    let file = sandbox.profile("p.toml", body);
+    let (status, out, err) = run_to_end(&["check", file.to_str().unwrap()]);
+    (status.success(), format!("{out}\n{err}"))
+}
+
+#[test]
+fn a_valid_profile_passes() {
+    let sandbox = Sandbox::with_fakes();
+    let (ok, out) = check(
+        &sandbox,
+        "[hub]\n[ingest-rtmp]\nlisten = \"127.0.0.1:0\"\nport = 5\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("p.toml: ok"), "{out}");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_section() {
+    let sandbox = Sandbox::with_fakes();
+    let (ok, out) = check(
+        &sandbox,
+        "[hub]\n[ingest-rtmp]\nlisten = \"127.0.0.1:0\"\nbogus = 1\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("[ingest-rtmp] bogus: unexpected argument '--bogus' found"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_invalid_value_is_named_with_its_key() {
+    let sandbox = Sandbox::with_fakes();
+    let (ok, out) = check(&sandbox, "[hub]\nport = \"eighty\"\n");
+    assert!(!ok, "{out}");
+    assert!(out.contains("[hub] port: invalid value 'eighty'"), "{out}");
+}
+
+#[test]
+fn profile_errors_are_reported_without_running_components() {
+    let sandbox = Sandbox::with_fakes();
+    let (ok, out) = check(&sandbox, "[hub]\n[transcoder]\n");
+    assert!(!ok);
+    assert!(out.contains("[transcoder]: unknown section"), "{out}");
+    let (ok, out) = check(&sandbox, "[hub]\nlog_level = \"debug\"\n");
+    assert!(!ok);
+    assert!(out.contains("[hub] log_level: flag names use '-'"), "{out}");
+}
+
+#[test]
+fn a_missing_component_binary_is_reported() {
+    let sandbox = Sandbox::with_fakes();
+    let (ok, out) = check(&sandbox, "[hub]\n[relayer]\n");
+    assert!(!ok);
+    assert!(
+        out.contains("[relayer]: component binary not found"),
+        "{out}"
+    );
+}
+
+/// Every example profile passes `check`: against the real component binaries when they
+/// are built and support `--check`, else against the fake components (which still proves
+/// the profile parses and maps to flags the contract defines).
+#[test]
+fn every_example_profile_passes_check() {
+    let sandbox = Sandbox::with_fakes();
+    let real = workspace_bin_dir();
+    let bin_dir = if ["hub", "ingest-rtmp"]
+        .iter()
+        .all(|name| common::real_component(&real, name))
+    {
+        real
+    } else {
+        eprintln!("real hub/ingest-rtmp without --check: checking profiles against fakes");
+        sandbox.bin_dir()
+    };
+    let profiles = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&profiles).expect("profiles/") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            count += 1;
+            let (status, out, err) = run_to_end(&[
+                "--bin-dir",
+                bin_dir.to_str().unwrap(),
+                "--runtime-dir",
+                sandbox.runtime_dir().to_str().unwrap(),
+                "check",
+                path.to_str().unwrap(),
+            ]);
+            assert!(status.success(), "{}:\n{out}\n{err}", path.display());
+        }
+    }
+    assert!(
+        count >= 2,
+        "expected default.toml and dev.toml in profiles/"
+    );
+}
