@@ -228,10 +228,7 @@ fn amf0_depth_limit() {
         Err(AmfError::DepthExceeded { max: 4 })
     );
     // 100k nested objects from a tiny buffer must not overflow the stack.
-    let deep: Vec<u8> = std::iter::repeat([0x03u8, 0x00, 0x01, b'a'])
-        .take(100_000)
-        .flatten()
-        .collect();
+    let deep = [0x03u8, 0x00, 0x01, b'a'].repeat(100_000);
     assert_eq!(
         amf0::decode(&mut &deep[..], &AmfLimits::default()),
         Err(AmfError::DepthExceeded { max: 32 })
