@@ -232,7 +232,9 @@ impl ChunkDecoder {
                 });
             }
             let have = s.partial.as_ref().map_or(0, |p| p.len());
-            let piece = (s.length as usize - have).min(self.chunk_size as usize);
+            let piece = (s.length as usize)
+                .saturating_sub(have)
+                .min(self.chunk_size as usize);
             if b.len() < pos + piece {
                 return Ok(Step::NeedMore);
             }
@@ -241,8 +243,13 @@ impl ChunkDecoder {
                     max: self.limits.max_buffered_bytes,
                 });
             }
-            let s = self.streams.get_mut(&csid).expect("checked above");
-            let partial = s.partial.as_mut().expect("checked above");
+            // Both lookups succeeded just above; the else arms only keep this panic-free.
+            let Some(s) = self.streams.get_mut(&csid) else {
+                return Err(ChunkError::UnknownChunkStream { csid });
+            };
+            let Some(partial) = s.partial.as_mut() else {
+                return Err(ChunkError::UnknownChunkStream { csid });
+            };
             partial.extend_from_slice(&b[pos..pos + piece]);
             buf.advance(pos + piece);
             self.consumed += (pos + piece) as u64;
@@ -250,7 +257,8 @@ impl ChunkDecoder {
             if partial.len() < s.length as usize {
                 return Ok(Step::Partial);
             }
-            let payload = s.partial.take().expect("checked above").freeze();
+            let payload = std::mem::take(partial).freeze();
+            s.partial = None;
             self.buffered -= payload.len();
             return Ok(Step::Message(RtmpMessage {
                 csid,
