@@ -4,9 +4,12 @@
 
 use bytes::BytesMut;
 use hmac::{Hmac, Mac};
+use proto::rtmp::amf0::AmfLimits;
+use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits};
 use proto::rtmp::handshake::{
     ClientHandshake, HandshakeError, HandshakeKind, HandshakeStatus, ServerHandshake, RANDOM_SIZE,
 };
+use proto::rtmp::message::Command;
 use sha2::Sha256;
 
 const FP30: &[u8] = b"Genuine Adobe Flash Player 001";
@@ -249,51 +252,23 @@ fn digest_client_accepts_simple_server() {
     assert_eq!(&c2[..], &s[1..1537]);
 }
 
-/// FFmpeg's RTMP client sends a digest C1 and verifies the server's S1 digest and S2
-/// signature before it sends `connect`; receiving `connect` proves interoperability.
-#[test]
-fn ffmpeg_accepts_digest_handshake() {
+/// Accepts one connection, runs the server handshake and reads chunks until the client's
+/// `connect` command arrives; clients that verify S1/S2 would close before sending it.
+fn serve_until_connect(listener: std::net::TcpListener) -> (HandshakeKind, Command) {
     use std::io::{Read, Write};
-    use std::net::TcpListener;
-    use std::process::{Command, Stdio};
     use std::time::Duration;
 
-    let Some(ffmpeg) = ffmpeg_path() else {
-        eprintln!("ffmpeg not found, skipping");
-        return;
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut child = Command::new(ffmpeg)
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg("anullsrc=r=44100:cl=mono")
-        .args(["-t", "5", "-c:a", "aac", "-f", "flv"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/test"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let (mut sock, _) = listener.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut server = ServerHandshake::new(random(3), 0);
-    let mut dec = proto::rtmp::chunk::ChunkDecoder::new(Default::default());
+    let mut dec = ChunkDecoder::new(ChunkLimits::default());
     let mut buf = BytesMut::new();
     let mut done = false;
-    let mut connect = None;
     let mut tmp = [0u8; 4096];
-    while connect.is_none() {
+    loop {
         let n = sock.read(&mut tmp).unwrap();
-        assert!(n > 0, "ffmpeg closed the connection (handshake rejected?)");
+        assert!(n > 0, "client closed the connection (handshake rejected?)");
         buf.extend_from_slice(&tmp[..n]);
         if !done {
             done = server.handle_input(&mut buf).unwrap() == HandshakeStatus::Done;
@@ -304,20 +279,80 @@ fn ffmpeg_accepts_digest_handshake() {
         if done {
             while let Some(m) = dec.decode(&mut buf).unwrap() {
                 if m.type_id == 20 {
-                    connect = Some(m);
-                    break;
+                    let cmd = Command::parse(20, &m.payload, &AmfLimits::default()).unwrap();
+                    return (server.kind().unwrap(), cmd);
                 }
             }
         }
     }
+}
+
+fn run_client(mut cmd: std::process::Command) -> (HandshakeKind, Command) {
+    use std::process::Stdio;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    cmd.arg(format!("rtmp://127.0.0.1:{port}/live/test"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = serve_until_connect(listener);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(matches!(server.kind(), Some(HandshakeKind::Digest { .. })));
-    let cmd =
-        proto::rtmp::message::Command::parse(20, &connect.unwrap().payload, &Default::default())
-            .unwrap();
-    assert_eq!(cmd.name, "connect");
-    assert_eq!(cmd.object.get("app").and_then(|v| v.as_str()), Some("live"));
+    got
+}
+
+/// FFmpeg's RTMP client sends a digest C1 and verifies the server's S1 digest and S2
+/// signature before it sends `connect`.
+#[test]
+fn ffmpeg_accepts_digest_handshake() {
+    let Some(ffmpeg) = ffmpeg_path() else {
+        eprintln!("ffmpeg not found, skipping");
+        return;
+    };
+    let mut cmd = std::process::Command::new(ffmpeg);
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+    ])
+    .arg("anullsrc=r=44100:cl=mono")
+    .args(["-t", "5", "-c:a", "aac", "-f", "flv"]);
+    let (kind, connect) = run_client(cmd);
+    assert!(matches!(kind, HandshakeKind::Digest { .. }), "{kind:?}");
+    assert_eq!(connect.name, "connect");
+    assert_eq!(
+        connect.object.get("app").and_then(|v| v.as_str()),
+        Some("live")
+    );
+}
+
+/// librtmp (rtmpdump) as a second independent client.
+#[test]
+fn rtmpdump_accepts_handshake() {
+    if std::process::Command::new("rtmpdump")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("rtmpdump not found, skipping");
+        return;
+    }
+    let mut cmd = std::process::Command::new("rtmpdump");
+    cmd.args(["-q", "-o", "/dev/null", "-r"]);
+    let (kind, connect) = run_client(cmd);
+    eprintln!("rtmpdump handshake: {kind:?}");
+    assert_eq!(connect.name, "connect");
+    assert_eq!(
+        connect.object.get("app").and_then(|v| v.as_str()),
+        Some("live")
+    );
 }
 
 fn ffmpeg_path() -> Option<String> {
