@@ -217,6 +217,7 @@ fn abort_discards_partial_message() {
     let mut buf = BytesMut::from(&v[..140]);
     assert_eq!(dec.decode(&mut buf).unwrap(), None);
     assert_eq!(dec.buffered_bytes(), 128);
+    assert!(dec.has_partial());
     buf.extend_from_slice(&v[140..]);
     let abort = dec.decode(&mut buf).unwrap().unwrap();
     assert_eq!(abort.type_id, 2);

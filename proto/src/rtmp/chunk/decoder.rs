@@ -85,7 +85,8 @@ impl ChunkDecoder {
     }
 
     /// The header state of every chunk stream, ordered by csid. Incomplete messages are
-    /// not part of it: export between messages.
+    /// not part of it: export between messages, when [`ChunkDecoder::has_partial`] is
+    /// false, or the chunks already consumed for them are lost.
     pub fn export_state(&self) -> Vec<ChunkStreamState> {
         self.streams
             .iter()
@@ -118,6 +119,11 @@ impl ChunkDecoder {
     /// Total input bytes consumed so far, for window acknowledgements.
     pub fn bytes_consumed(&self) -> u64 {
         self.consumed
+    }
+
+    /// Whether some chunk stream holds an incomplete message.
+    pub fn has_partial(&self) -> bool {
+        self.buffered > 0 || self.streams.values().any(|s| s.partial.is_some())
     }
 
     /// Bytes currently held in incomplete messages.
