@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, watch};
 #[derive(Debug, Parser)]
 #[command(name = "recorder", version)]
 struct Cli {
-    /// Hub socket to subscribe on [default: proto::runtime::default_hub_socket()].
-    #[arg(long)]
-    hub: Option<PathBuf>,
+    /// Hub socket to subscribe on.
+    #[arg(long, default_value_os_t = proto::runtime::default_hub_socket())]
+    hub: PathBuf,
     /// Directory the recordings are written to (created if missing).
     #[arg(long, default_value = "./recordings")]
     dir: PathBuf,
@@ -82,10 +82,7 @@ fn main() -> anyhow::Result<()> {
         fragment: cli.fragment.max(Duration::from_millis(100)),
         retry_after: cli.retry_after,
     });
-    let socket = cli
-        .hub
-        .clone()
-        .unwrap_or_else(proto::runtime::default_hub_socket);
+    let socket = cli.hub.clone();
     let (cmd_tx, cmd_rx) = mpsc::channel(cli.writer_queue.max(1));
     let (rep_tx, rep_rx) = mpsc::channel(256);
     let wopts = WriterOptions { fsync: cli.fsync };

@@ -348,3 +348,76 @@ fn kill_9_leaves_a_playable_file() {
     }
     cleanup(&dir);
 }
+
+#[test]
+fn write_errors_end_the_file_and_recording_resumes() {
+    let Some((_ff, dir, msgs)) = setup("bin-enospc", &["-c:v", "libx264", "-c:a", "aac"], "6")
+    else {
+        return;
+    };
+    let sock = dir.join("hub.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let rec_dir = dir.join("rec");
+    // A file size limit makes writes fail (EFBIG) the way a full disk does (ENOSPC);
+    // SIGXFSZ is ignored so the write returns the error instead of killing the process.
+    let child = Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap "" XFSZ; ulimit -f 180; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_recorder"))
+        .arg("--hub")
+        .arg(&sock)
+        .arg("--dir")
+        .arg(&rec_dir)
+        .args(["--retry-after", "0s"])
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _rec = Recorder(child);
+    let mut c = Conn::accept(&l);
+    c.handshake();
+    c.send(
+        Header::Announce {
+            stream: 1,
+            key: "live/full".into(),
+            timescale: 1000,
+        },
+        &[],
+    );
+    // The source is about 48 KB/s: the first file fails near 3.7 s (180 KiB), within the
+    // first 5 s, and what is left after that fits in a new file.
+    let (head, tail) = split_at_ms(&msgs, 5000);
+    c.send_msgs(1, &head);
+    let mut reasons = Vec::new();
+    let mut starts = 0;
+    let mut tail = Some(tail);
+    loop {
+        let e = c.event();
+        match e.kind.as_str() {
+            "record_start" => starts += 1,
+            "record_done" => {
+                let r = field(&e, "reason").to_owned();
+                if let Some(t) = tail.take() {
+                    // Writing failed; the rest of the stream must land in a new file.
+                    c.send_msgs(1, &t);
+                    c.send(
+                        Header::EndOfStream {
+                            stream: 1,
+                            reason: "unpublish".into(),
+                        },
+                        &[],
+                    );
+                }
+                let last = r == "unpublish";
+                reasons.push(r);
+                if last {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(reasons[0].starts_with("write_error"), "{reasons:?}");
+    assert!(starts >= 2, "recording resumed in a new file: {reasons:?}");
+    assert_eq!(starts, reasons.len());
+    cleanup(&dir);
+}
