@@ -421,3 +421,44 @@ fn write_errors_end_the_file_and_recording_resumes() {
     assert_eq!(starts, reasons.len());
     cleanup(&dir);
 }
+
+#[test]
+fn sigterm_closes_files_properly() {
+    let Some((ff, dir, msgs)) = setup("bin-term", &["-c:v", "libx264", "-c:a", "aac"], "3") else {
+        return;
+    };
+    let sock = dir.join("hub.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let mut rec = start(&sock, &dir.join("rec"), &[]);
+    let mut c = Conn::accept(&l);
+    c.handshake();
+    c.send(
+        Header::Announce {
+            stream: 1,
+            key: "live/term".into(),
+            timescale: 1000,
+        },
+        &[],
+    );
+    let (head, _) = split_at_ms(&msgs, 2000);
+    c.send_msgs(1, &head);
+    assert_eq!(c.event().kind, "record_start");
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(rec.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let done = c.event();
+    assert_eq!(done.kind, "record_done");
+    assert_eq!(field(&done, "reason"), "shutdown");
+    let path = PathBuf::from(field(&done, "path"));
+    assert!(rec.0.wait().unwrap().success());
+    // The FLV's onMetaData duration was patched in place at close.
+    let data = std::fs::read(&path).unwrap();
+    let at = data.windows(8).position(|w| w == b"duration").unwrap() + 9;
+    let secs = f64::from_be_bytes(data[at..at + 8].try_into().unwrap());
+    assert!((secs - 2.0).abs() < 0.2, "duration {secs}");
+    assert_plays(&ff, &path, &["video", "audio"], 2.0);
+    cleanup(&dir);
+}
