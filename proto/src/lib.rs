@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod flv;
 pub mod ipc;
 pub mod media;
 pub mod rtmp;
