@@ -12,3 +12,4 @@ pub mod amf3;
 pub mod chunk;
 pub mod handshake;
 pub mod message;
+pub mod session;

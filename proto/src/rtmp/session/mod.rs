@@ -1,0 +1,50 @@
+//! The server side of an RTMP connection as a sans-IO state machine: handshake, chunk
+//! stream, protocol control and the NetConnection/NetStream commands of publishers and
+//! players, up to the point where a publisher streams or a player is handed over.
+//!
+//! ```text
+//!  socket bytes --> handle_input --> [handshake | chunk decoder --> message --> command]
+//!                                                                       |
+//!  socket <-- poll_transmit <-- chunk encoder <-- replies, control      v
+//!                                                 poll_event: Connected, PublishRequest,
+//!   accept_publish / reject_publish  ------->     Media, Metadata, Unpublished,
+//!   accept_play / reject_play / into_player_state PlayRequest
+//! ```
+//!
+//! # Driving a session
+//!
+//! [`ServerSession`] methods come in four groups, as in quinn-proto: getters
+//! (`is_handshaking`, `is_paused`, `connect_info`, `bytes_received`), the input
+//! `handle_input`, mutators for the application's decisions (`accept_publish`,
+//! `reject_publish`, `accept_play`, `reject_play`, `send_status`), and the outputs
+//! `poll_event` and `poll_transmit`. After every `handle_input`:
+//!
+//! 1. drain [`ServerSession::poll_event`] until it returns `None`, acting on each event
+//!    (a publish or play request may be decided later: input is paused until then);
+//! 2. call [`ServerSession::poll_transmit`] and write everything it produced;
+//! 3. read more bytes, unless [`ServerSession::is_paused`], and feed them.
+//!
+//! After a decision, call `poll_transmit` again, then `handle_input` with the bytes
+//! already buffered (a paused session left them there). When `handle_input` fails, call
+//! `poll_transmit` once more (the reply explaining the failure may be in it), write it,
+//! and close.
+//!
+//! The session reads no clock: handshake and idle timeouts belong to the driver.
+
+mod caps;
+mod commands;
+mod config;
+mod error;
+mod event;
+mod server;
+
+pub use caps::{AUDIO_FOURCCS, VIDEO_FOURCCS};
+pub use config::SessionConfig;
+pub use error::SessionError;
+pub use event::{
+    ConnectInfo, Media, MediaKind, MessageStreamId, PlayRequest, PublishRequest, PublishType,
+    SessionEvent, UnpublishReason,
+};
+pub use server::ServerSession;
+
+use event::split_query;
