@@ -316,7 +316,9 @@ impl ServerSession {
         if delete {
             self.streams.remove(i);
         }
-        if !self.streams.iter().any(|s| s.state != StreamState::Idle) {
+        if self.role == Role::Publisher
+            && !self.streams.iter().any(|s| s.state != StreamState::Idle)
+        {
             self.role = Role::Undecided;
         }
     }
@@ -383,7 +385,10 @@ impl ServerSession {
         }
         slot.state = StreamState::Idle;
         self.paused = false;
-        if !self.streams.iter().any(|s| s.state != StreamState::Idle) {
+        // A refused player stays a player, so media it sends afterwards is refused too.
+        if self.role == Role::Publisher
+            && !self.streams.iter().any(|s| s.state != StreamState::Idle)
+        {
             self.role = Role::Undecided;
         }
         true
