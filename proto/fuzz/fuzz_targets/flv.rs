@@ -1,0 +1,25 @@
+//! FLV / E-RTMP tag bodies: any bytes, as video and as audio. Parsing never panics, an error
+//! appends nothing, and every payload is a slice of the body.
+#![no_main]
+
+use bytes::Bytes;
+use proto::flv::{parse_audio, parse_video, MediaPacket};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let body = Bytes::copy_from_slice(data);
+    let range = body.as_ptr_range();
+    for parse in [parse_video, parse_audio] {
+        let mut out = Vec::new();
+        if parse(&body, &mut out).is_err() {
+            assert!(out.is_empty());
+        }
+        for p in &out {
+            let payload = match p {
+                MediaPacket::Config { config, .. } => config,
+                MediaPacket::Frame { data, .. } | MediaPacket::VideoMetadata { data, .. } => data,
+                MediaPacket::EndOfSequence { .. } => continue,
+            };
+            assert!(payload.is_empty() || range.contains(&payload.as_ptr()));
+        }
+    }
+});
