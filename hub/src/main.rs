@@ -1,1 +1,162 @@
-fn main() {}
+//! The hub: stream registry and router.
+//!
+//! ```text
+//!  publishers --hub.sock--> publisher.rs --> registry.rs --> stream.rs { timeline, configs,
+//!                                                             metadata, ring.rs }
+//!                                                                   | Bytes built once
+//!                                        player/writer.rs <---------+---------> subscriber.rs
+//!  ingest-rtmp --fd + PlayerSession--> player/handoff.rs      (cursor per reader)
+//! ```
+//!
+//! Every frame is serialized into RTMP chunks once (rtmp_out.rs) and appended to its
+//! stream's ring; every player holds a cursor into that ring and writes the shared buffers
+//! with vectored writes. Slow readers skip whole GOPs; the publisher never waits.
+
+mod config;
+mod player;
+mod publisher;
+mod registry;
+mod ring;
+mod rtmp_out;
+mod server;
+mod stream;
+mod subscriber;
+mod timeline;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use config::{Config, OnDuplicate};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Stream registry and router of the media server: takes streams from publishers over a
+/// Unix socket, serves RTMP players handed over by ingest-rtmp, and feeds subscribers.
+#[derive(Debug, Parser)]
+#[command(name = "hub", version)]
+struct Cli {
+    /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/mediaserver/hub.sock, else
+    /// /tmp/mediaserver-$USER/hub.sock]. The parent directory is created with mode 0700.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// What a second publisher of a live key does: take it over (players stay), or be
+    /// rejected.
+    #[arg(long, value_enum, default_value = "takeover")]
+    on_duplicate: OnDuplicate,
+    /// Largest GOP cache per stream, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    gop_cache_bytes: usize,
+    /// Longest GOP cache per stream (from the last video keyframe).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    gop_cache_duration: Duration,
+    /// How far behind the live edge a player may be, in bytes, before it skips to the
+    /// newest keyframe.
+    #[arg(long, default_value_t = 4 << 20)]
+    player_queue_bytes: usize,
+    /// Lag skips within 30 s before a slow player is disconnected.
+    #[arg(long, default_value_t = 3)]
+    max_lag_skips: u32,
+    /// How long a player of a key that is not live waits for its publisher.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    publisher_wait: Duration,
+    /// How long players stay after their publisher left.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    unpublish_timeout: Duration,
+    /// RTMP chunk size the hub writes to players.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(128..=0x7FFF_FFFF))]
+    chunk_size: u32,
+    /// Most streams at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_streams: usize,
+    /// Most players at once (all streams together).
+    #[arg(long, default_value_t = 100_000)]
+    max_players: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter (RUST_LOG syntax); RUST_LOG overrides it when set.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                )
+                .init()
+        }
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let cfg = Arc::new(Config {
+        socket: cli
+            .socket
+            .clone()
+            .unwrap_or_else(proto::runtime::default_hub_socket),
+        on_duplicate: cli.on_duplicate,
+        gop_cache_bytes: cli.gop_cache_bytes,
+        gop_cache_duration: cli.gop_cache_duration,
+        player_queue_bytes: cli.player_queue_bytes,
+        max_lag_skips: cli.max_lag_skips,
+        publisher_wait: cli.publisher_wait,
+        unpublish_timeout: cli.unpublish_timeout,
+        chunk_size: cli.chunk_size,
+        max_streams: cli.max_streams,
+        max_players: cli.max_players,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = server::bind(&cfg.socket)
+            .with_context(|| format!("binding {}", cfg.socket.display()))?;
+        tracing::info!("listening on unix:{}", cfg.socket.display());
+        let registry = Arc::new(registry::Registry::new(cfg.clone()));
+        let socket = cfg.socket.clone();
+        let result = tokio::select! {
+            r = server::serve(listener, registry) => r.context("accepting connections"),
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+        };
+        let _ = std::fs::remove_file(&socket);
+        result
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,63 @@
+//! The hub's settings, as parsed from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What happens when a second publisher announces a key that is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnDuplicate {
+    /// The new publisher replaces the old one (which gets `Revoke`); players stay attached.
+    Takeover,
+    /// The new publisher is refused with `AnnounceReply { rejected: Duplicate }`.
+    Reject,
+}
+
+/// Everything the hub's subsystems read from the configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The UDS path.
+    pub socket: PathBuf,
+    /// Duplicate publisher policy.
+    pub on_duplicate: OnDuplicate,
+    /// Largest GOP cache per stream, bytes.
+    pub gop_cache_bytes: usize,
+    /// Longest GOP cache per stream.
+    pub gop_cache_duration: Duration,
+    /// How far behind the live edge a player may be before it skips to a keyframe.
+    pub player_queue_bytes: usize,
+    /// Lag skips allowed within [`LAG_WINDOW`] before a player is disconnected.
+    pub max_lag_skips: u32,
+    /// How long a player of a key that is not live waits for its publisher.
+    pub publisher_wait: Duration,
+    /// How long players stay after their publisher left.
+    pub unpublish_timeout: Duration,
+    /// RTMP chunk size written to players.
+    pub chunk_size: u32,
+    /// Most streams at once.
+    pub max_streams: usize,
+    /// Most players at once (all streams).
+    pub max_players: usize,
+}
+
+/// The window in which lag skips are counted against [`Config::max_lag_skips`].
+pub const LAG_WINDOW: Duration = Duration::from_secs(30);
+
+impl Config {
+    /// Settings for unit tests: small, predictable bounds.
+    #[cfg(test)]
+    pub fn for_tests() -> Config {
+        Config {
+            socket: PathBuf::from("/nonexistent/hub.sock"),
+            on_duplicate: OnDuplicate::Takeover,
+            gop_cache_bytes: 16 << 20,
+            gop_cache_duration: Duration::from_secs(10),
+            player_queue_bytes: 4 << 20,
+            max_lag_skips: 3,
+            publisher_wait: Duration::from_secs(30),
+            unpublish_timeout: Duration::from_secs(30),
+            chunk_size: 4096,
+            max_streams: 100,
+            max_players: 100,
+        }
+    }
+}

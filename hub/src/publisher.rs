@@ -1,0 +1,257 @@
+//! A publisher connection (ingest-rtmp, ingest-srt, custom producers): announces, track
+//! configurations, frames, metadata and ends of streams, applied to the registry.
+//! A connection that breaks ends every stream it owns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use proto::ipc::{self, FrameDecoder, Header, IpcError, Message, RejectReason};
+use proto::media::StreamKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use crate::registry::Registry;
+use crate::server::Opened;
+use crate::stream::{Owner, PublisherId, Stream, StreamError};
+
+/// Most streams one publisher connection may hold at once.
+const MAX_STREAMS_PER_CONN: usize = 1024;
+
+/// Why a publisher connection ended.
+#[derive(Debug, thiserror::Error)]
+enum PublisherError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("ipc: {0}")]
+    Ipc(#[from] IpcError),
+    #[error("more than {max} streams on one connection")]
+    TooManyStreams { max: usize },
+}
+
+struct Publisher {
+    conn_id: u64,
+    registry: Arc<Registry>,
+    streams: HashMap<u32, Arc<Stream>>,
+    revoke_tx: mpsc::Sender<u32>,
+    out: BytesMut,
+}
+
+/// Serves one publisher connection until it closes.
+pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<Registry>) {
+    let (mut rd, mut wr) = sock.into_split();
+    let (revoke_tx, mut revoke_rx) = mpsc::channel(64);
+    let mut p = Publisher {
+        conn_id,
+        registry,
+        streams: HashMap::new(),
+        revoke_tx,
+        out: BytesMut::new(),
+    };
+    let mut buf = opened.buf;
+    let decoder = FrameDecoder::default();
+    let result: Result<(), PublisherError> = async {
+        for msg in opened.messages {
+            p.on_message(msg)?;
+        }
+        loop {
+            while let Some(msg) = decoder.decode(&mut buf)? {
+                p.on_message(msg)?;
+            }
+            p.flush(&mut wr).await?;
+            tokio::select! {
+                n = rd.read_buf(&mut buf) => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                Some(handle) = revoke_rx.recv() => p.revoked(handle),
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::debug!(conn_id, "publisher connection closed"),
+        Err(e) => {
+            tracing::warn!(conn_id, layer = "publisher", error = %e, "closing connection");
+            if let PublisherError::Ipc(e) = &e {
+                ipc::encode(
+                    &Header::Error {
+                        message: e.to_string(),
+                    },
+                    &[],
+                    &mut p.out,
+                );
+                let _ = p.flush(&mut wr).await;
+            }
+        }
+    }
+    for (handle, stream) in std::mem::take(&mut p.streams) {
+        p.end(handle, &stream, "disconnect");
+    }
+}
+
+impl Publisher {
+    fn id(&self, handle: u32) -> PublisherId {
+        PublisherId {
+            conn_id: self.conn_id,
+            handle,
+        }
+    }
+
+    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            wr.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, stream: u32, rejected: Option<RejectReason>) {
+        ipc::encode(
+            &Header::AnnounceReply { stream, rejected },
+            &[],
+            &mut self.out,
+        );
+    }
+
+    fn revoked(&mut self, handle: u32) {
+        if let Some(stream) = self.streams.remove(&handle) {
+            tracing::info!(conn_id = self.conn_id, key = %stream.key, "stream taken over by another publisher");
+            ipc::encode(
+                &Header::Revoke {
+                    stream: handle,
+                    reason: "takeover".into(),
+                },
+                &[],
+                &mut self.out,
+            );
+        }
+    }
+
+    fn end(&self, handle: u32, stream: &Arc<Stream>, reason: &str) {
+        let id = self.id(handle);
+        if let Some(generation) = self.registry.unpublish(stream, id, reason) {
+            tracing::info!(conn_id = self.conn_id, key = %stream.key, reason, "publisher left; players wait");
+            let registry = self.registry.clone();
+            let stream = stream.clone();
+            let timeout = registry.config().unpublish_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                registry.unpublish_expired(&stream, generation);
+            });
+        } else {
+            tracing::info!(conn_id = self.conn_id, key = %stream.key, reason, "publisher left");
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<(), PublisherError> {
+        match msg.header {
+            Header::Announce {
+                stream: handle,
+                key,
+                timescale,
+            } => self.announce(handle, &key, timescale)?,
+            Header::TrackConfig {
+                stream,
+                track,
+                codec,
+            } => {
+                let id = self.id(stream);
+                if let Some(s) = self.streams.get(&stream) {
+                    note(s, s.lock().track_config(id, track, codec, msg.payload));
+                }
+            }
+            Header::Frame {
+                stream,
+                track,
+                video,
+                dts,
+                cts,
+                flags,
+            } => {
+                let id = self.id(stream);
+                if let Some(s) = self.streams.get(&stream) {
+                    let r = s
+                        .lock()
+                        .frame(id, track, video, dts, cts, flags, msg.payload);
+                    note(s, r);
+                }
+            }
+            Header::Metadata { stream } => {
+                let id = self.id(stream);
+                if let Some(s) = self.streams.get(&stream) {
+                    note(s, s.lock().metadata(id, msg.payload));
+                }
+            }
+            Header::EndOfStream { stream, reason } => {
+                if let Some(s) = self.streams.remove(&stream) {
+                    self.end(stream, &s, &reason);
+                }
+            }
+            Header::Event(e) => {
+                tracing::debug!(conn_id = self.conn_id, kind = %e.kind, key = %e.key, "event");
+                self.registry.publish_event(e);
+            }
+            other => {
+                tracing::debug!(conn_id = self.conn_id, header = ?other, "ignored message from a publisher");
+            }
+        }
+        Ok(())
+    }
+
+    fn announce(&mut self, handle: u32, key: &str, timescale: u32) -> Result<(), PublisherError> {
+        let key = match StreamKey::parse(key) {
+            Ok(k) if timescale > 0 => k,
+            Ok(_) => {
+                tracing::warn!(
+                    conn_id = self.conn_id,
+                    key,
+                    "announce with timescale 0 refused"
+                );
+                self.reply(handle, Some(RejectReason::Denied));
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(conn_id = self.conn_id, key, error = %e, "announce with an invalid key refused");
+                self.reply(handle, Some(RejectReason::Denied));
+                return Ok(());
+            }
+        };
+        if let Some(old) = self.streams.remove(&handle) {
+            self.end(handle, &old, "reannounced");
+        }
+        if self.streams.len() >= MAX_STREAMS_PER_CONN {
+            return Err(PublisherError::TooManyStreams {
+                max: MAX_STREAMS_PER_CONN,
+            });
+        }
+        let owner = Owner {
+            id: self.id(handle),
+            revoke: self.revoke_tx.clone(),
+        };
+        match self.registry.announce(&key, owner, timescale) {
+            Ok(stream) => {
+                tracing::info!(conn_id = self.conn_id, key = %key, timescale, "publish started");
+                self.streams.insert(handle, stream);
+                self.reply(handle, None);
+            }
+            Err(reason) => {
+                tracing::info!(conn_id = self.conn_id, key = %key, ?reason, "publish refused");
+                self.reply(handle, Some(reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn note(stream: &Stream, r: Result<(), StreamError>) {
+    match r {
+        Ok(()) => {}
+        // A revoked publisher's frames until it hears about the revoke: expected.
+        Err(StreamError::NotOwner) => {}
+        Err(e) => tracing::debug!(key = %stream.key, error = %e, "publisher message dropped"),
+    }
+}

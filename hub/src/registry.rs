@@ -1,0 +1,401 @@
+//! The stream registry: `app/name` to [`Stream`], the duplicate-publisher policy, the
+//! stream and player limits, and the subscribers that want to hear about new streams.
+//!
+//! Lock order: the registry lock may be held while taking a stream lock, never the
+//! reverse.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use proto::ipc::{Event, RejectReason};
+use proto::media::StreamKey;
+use tokio::sync::{broadcast, mpsc, Notify};
+
+use crate::config::{Config, OnDuplicate};
+use crate::stream::{Owner, PublisherId, Stream};
+
+/// A new stream a subscriber should start reading, and the cursor to start at.
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    /// The stream.
+    pub stream: Arc<Stream>,
+    /// Where the subscriber's cursor starts.
+    pub cursor: u64,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    id: u64,
+    patterns: Vec<String>,
+    waker: Arc<Notify>,
+    new_streams: mpsc::Sender<NewStream>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: HashMap<StreamKey, Arc<Stream>>,
+    subscribers: Vec<Subscriber>,
+    players: usize,
+}
+
+/// Why a player was not attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// `--max-players` reached.
+    #[error("player limit {max} reached")]
+    TooManyPlayers {
+        /// The limit.
+        max: usize,
+    },
+    /// `--max-streams` reached (the key is not known yet).
+    #[error("stream limit {max} reached")]
+    TooManyStreams {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Events kept for event subscribers that fall behind (older ones are dropped for them).
+const EVENT_BACKLOG: usize = 1024;
+
+/// The registry, shared by every connection task.
+#[derive(Debug)]
+pub struct Registry {
+    cfg: Arc<Config>,
+    events: broadcast::Sender<Arc<Event>>,
+    inner: Mutex<Inner>,
+    next_stream_id: AtomicU32,
+    next_reader_id: AtomicU64,
+}
+
+/// Whether `key` matches the glob `pattern` (`*` matches any run of characters).
+pub fn glob_match(pattern: &str, key: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == key,
+        Some((head, rest)) => {
+            let Some(key) = key.strip_prefix(head) else {
+                return false;
+            };
+            if rest.is_empty() {
+                return true;
+            }
+            // Try every split point for the rest; patterns are short.
+            (0..=key.len())
+                .filter(|&i| key.is_char_boundary(i))
+                .any(|i| glob_match(rest, &key[i..]))
+        }
+    }
+}
+
+fn matches(patterns: &[String], key: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| glob_match(p, key))
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(cfg: Arc<Config>) -> Registry {
+        Registry {
+            cfg,
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            inner: Mutex::new(Inner::default()),
+            next_stream_id: AtomicU32::new(1),
+            next_reader_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.cfg
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Routes an event to every event subscriber (none listening is fine).
+    pub fn publish_event(&self, event: Event) {
+        let _ = self.events.send(Arc::new(event));
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn events(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// A fresh id for a reader's waker registration.
+    pub fn reader_id(&self) -> u64 {
+        self.next_reader_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn get_or_create(&self, inner: &mut Inner, key: &StreamKey) -> Option<Arc<Stream>> {
+        if let Some(s) = inner.streams.get(key) {
+            return Some(s.clone());
+        }
+        if inner.streams.len() >= self.cfg.max_streams {
+            return None;
+        }
+        let id = self.next_stream_id.fetch_add(1, Ordering::Relaxed);
+        let stream = Arc::new(Stream::new(key.clone(), id, &self.cfg));
+        {
+            let mut st = stream.lock();
+            inner.subscribers.retain(|sub| !sub.new_streams.is_closed());
+            for sub in &inner.subscribers {
+                if matches(&sub.patterns, key.as_str()) {
+                    st.add_reader(sub.id, sub.waker.clone());
+                    let note = NewStream {
+                        stream: stream.clone(),
+                        cursor: st.ring.head(),
+                    };
+                    if sub.new_streams.try_send(note).is_err() {
+                        st.remove_reader(sub.id);
+                        tracing::warn!(subscriber = sub.id, key = %key, "subscriber too slow to take a new stream; not sent");
+                    }
+                }
+            }
+        }
+        inner.streams.insert(key.clone(), stream.clone());
+        Some(stream)
+    }
+
+    /// A publisher announces `key`. On success the stream is live with `owner`; a
+    /// replaced publisher is sent a revoke for its handle.
+    pub fn announce(
+        &self,
+        key: &StreamKey,
+        owner: Owner,
+        timescale: u32,
+    ) -> Result<Arc<Stream>, RejectReason> {
+        let mut inner = self.lock();
+        let stream = self
+            .get_or_create(&mut inner, key)
+            .ok_or(RejectReason::Capacity)?;
+        let mut st = stream.lock();
+        if st.is_live() && self.cfg.on_duplicate == OnDuplicate::Reject {
+            return Err(RejectReason::Duplicate);
+        }
+        if let Some(old) = st.publish(owner, timescale) {
+            tracing::info!(key = %key, old_conn = old.id.conn_id, "publisher taken over");
+            // The old publisher's frames are ignored from now on whether or not it hears.
+            let _ = old.revoke.try_send(old.id.handle);
+        }
+        drop(st);
+        Ok(stream)
+    }
+
+    /// The owner of `stream` leaves. Returns whether players remain (so the caller
+    /// arms the unpublish timeout); otherwise the stream is closed and removed now.
+    pub fn unpublish(&self, stream: &Arc<Stream>, id: PublisherId, reason: &str) -> Option<u64> {
+        let mut inner = self.lock();
+        let mut st = stream.lock();
+        if !st.unpublish(id, reason) {
+            return None;
+        }
+        if st.players == 0 {
+            st.close();
+            drop(st);
+            Self::remove(&mut inner, stream);
+            return None;
+        }
+        Some(st.generation)
+    }
+
+    /// The unpublish timeout of `generation` expired: close the stream unless a publisher
+    /// came back meanwhile.
+    pub fn unpublish_expired(&self, stream: &Arc<Stream>, generation: u64) {
+        let mut inner = self.lock();
+        let mut st = stream.lock();
+        if st.generation != generation || st.is_live() || st.closed {
+            return;
+        }
+        tracing::info!(key = %stream.key, "publisher did not return; closing the stream");
+        st.close();
+        drop(st);
+        Self::remove(&mut inner, stream);
+    }
+
+    fn remove(inner: &mut Inner, stream: &Arc<Stream>) {
+        if inner
+            .streams
+            .get(&stream.key)
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            inner.streams.remove(&stream.key);
+        }
+    }
+
+    /// A player wants `key` (live or not yet).
+    pub fn attach_player(&self, key: &StreamKey) -> Result<Arc<Stream>, AttachError> {
+        let mut inner = self.lock();
+        if inner.players >= self.cfg.max_players {
+            return Err(AttachError::TooManyPlayers {
+                max: self.cfg.max_players,
+            });
+        }
+        let stream = self
+            .get_or_create(&mut inner, key)
+            .ok_or(AttachError::TooManyStreams {
+                max: self.cfg.max_streams,
+            })?;
+        inner.players += 1;
+        stream.lock().players += 1;
+        Ok(stream)
+    }
+
+    /// A player of `stream` is gone; a stream left with no publisher and no players is
+    /// closed and removed.
+    pub fn detach_player(&self, stream: &Arc<Stream>) {
+        let mut inner = self.lock();
+        inner.players = inner.players.saturating_sub(1);
+        let mut st = stream.lock();
+        st.players = st.players.saturating_sub(1);
+        if st.players == 0 && !st.is_live() {
+            st.close();
+            drop(st);
+            Self::remove(&mut inner, stream);
+        }
+    }
+
+    /// A subscriber registers: its waker is added to every matching stream, which are
+    /// returned; streams created later arrive on `new_streams`.
+    pub fn subscribe(
+        &self,
+        id: u64,
+        patterns: Vec<String>,
+        waker: Arc<Notify>,
+        new_streams: mpsc::Sender<NewStream>,
+    ) -> Vec<Arc<Stream>> {
+        let mut inner = self.lock();
+        let existing = inner
+            .streams
+            .values()
+            .filter(|s| matches(&patterns, s.key.as_str()))
+            .cloned()
+            .collect();
+        inner.subscribers.push(Subscriber {
+            id,
+            patterns,
+            waker,
+            new_streams,
+        });
+        existing
+    }
+
+    /// A subscriber is gone.
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().subscribers.retain(|s| s.id != id);
+    }
+
+    /// Number of streams.
+    #[cfg(test)]
+    pub fn stream_count(&self) -> usize {
+        self.lock().streams.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(conn_id: u64) -> (Owner, mpsc::Receiver<u32>) {
+        let (tx, rx) = mpsc::channel(4);
+        (
+            Owner {
+                id: PublisherId { conn_id, handle: 7 },
+                revoke: tx,
+            },
+            rx,
+        )
+    }
+
+    fn key() -> StreamKey {
+        StreamKey::parse("live/a").unwrap()
+    }
+
+    #[test]
+    fn takeover_revokes_old_publisher_and_keeps_stream() {
+        let reg = Registry::new(Arc::new(Config::for_tests()));
+        let (o1, mut rx1) = owner(1);
+        let s1 = reg.announce(&key(), o1, 1000).unwrap();
+        let (o2, _rx2) = owner(2);
+        let s2 = reg.announce(&key(), o2, 1000).unwrap();
+        assert!(Arc::ptr_eq(&s1, &s2), "same stream object, players stay");
+        assert_eq!(rx1.try_recv(), Ok(7));
+        let st = s2.lock();
+        assert_eq!(st.owner.as_ref().unwrap().id.conn_id, 2);
+        assert_eq!(st.generation, 2);
+    }
+
+    #[test]
+    fn reject_policy_refuses_duplicate() {
+        let mut cfg = Config::for_tests();
+        cfg.on_duplicate = OnDuplicate::Reject;
+        let reg = Registry::new(Arc::new(cfg));
+        let (o1, mut rx1) = owner(1);
+        reg.announce(&key(), o1, 1000).unwrap();
+        let (o2, _rx2) = owner(2);
+        assert_eq!(
+            reg.announce(&key(), o2, 1000).err(),
+            Some(RejectReason::Duplicate)
+        );
+        assert!(rx1.try_recv().is_err(), "first publisher untouched");
+    }
+
+    #[test]
+    fn unpublish_without_players_removes_and_old_owner_cannot_unpublish() {
+        let reg = Registry::new(Arc::new(Config::for_tests()));
+        let (o1, _rx1) = owner(1);
+        let s = reg.announce(&key(), o1.clone(), 1000).unwrap();
+        let (o2, _rx2) = owner(2);
+        reg.announce(&key(), o2.clone(), 1000).unwrap();
+        assert_eq!(reg.unpublish(&s, o1.id, "disconnect"), None);
+        assert!(s.lock().is_live(), "revoked owner cannot end the stream");
+        assert_eq!(reg.unpublish(&s, o2.id, "disconnect"), None);
+        assert_eq!(reg.stream_count(), 0);
+        assert!(s.lock().closed);
+    }
+
+    #[test]
+    fn players_keep_stream_until_timeout() {
+        let reg = Registry::new(Arc::new(Config::for_tests()));
+        let p = reg.attach_player(&key()).unwrap();
+        let (o1, _rx1) = owner(1);
+        let s = reg.announce(&key(), o1.clone(), 1000).unwrap();
+        assert!(Arc::ptr_eq(&p, &s));
+        let generation = reg
+            .unpublish(&s, o1.id, "unpublish")
+            .expect("players remain");
+        assert_eq!(reg.stream_count(), 1);
+        reg.unpublish_expired(&s, generation);
+        assert_eq!(reg.stream_count(), 0);
+        assert!(s.lock().closed);
+    }
+
+    #[test]
+    fn limits() {
+        let mut cfg = Config::for_tests();
+        cfg.max_players = 1;
+        cfg.max_streams = 1;
+        let reg = Registry::new(Arc::new(cfg));
+        reg.attach_player(&key()).unwrap();
+        assert!(matches!(
+            reg.attach_player(&key()),
+            Err(AttachError::TooManyPlayers { max: 1 })
+        ));
+        let (o, _rx) = owner(1);
+        assert_eq!(
+            reg.announce(&StreamKey::parse("live/b").unwrap(), o, 1000)
+                .err(),
+            Some(RejectReason::Capacity)
+        );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("live/*", "live/a"));
+        assert!(glob_match("*", "x/y"));
+        assert!(glob_match("*/a*c", "live/abbc"));
+        assert!(!glob_match("live/*", "other/a"));
+        assert!(!glob_match("live/a", "live/ab"));
+    }
+}

@@ -1,0 +1,478 @@
+//! The per-stream shared ring of serialized messages that every player and subscriber of
+//! the stream reads through its own cursor.
+//!
+//! Each entry is built once when the publisher's message arrives (RTMP chunk bytes for
+//! message stream id 1, plus the normalized frame for IPC subscribers) and shared by
+//! cloning `Bytes`. Readers hold a sequence number, never a copy.
+//!
+//! What is retained: everything from the current join point (the newest video keyframe, or
+//! for audio-only streams the audio of the last [`AUDIO_JOIN_MS`]) to the head, as long as
+//! that GOP stays within the GOP cache bounds, plus older entries while the ring holds at
+//! most `queue_bytes`. Trimming happens on push, so the ring never exceeds
+//! `max(gop_bytes, queue_bytes)` plus one entry.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use proto::media::{Codec, FLAG_KEYFRAME};
+
+/// How much audio an audio-only stream keeps for joiners (they start up to this far
+/// behind the live edge, which fills their buffer at once).
+pub const AUDIO_JOIN_MS: i64 = 1000;
+/// Bytes counted per entry on top of its buffers, so that tiny entries are bounded too.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// What an entry carries.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// One media sample.
+    Frame {
+        /// Track number.
+        track: u8,
+        /// Video or audio.
+        video: bool,
+        /// Decode timestamp on the output timeline, in the stream's timescale.
+        dts: i64,
+        /// Composition offset, same timescale.
+        cts: i32,
+        /// `FLAG_*` bits.
+        flags: u8,
+        /// The normalized sample.
+        payload: Bytes,
+    },
+    /// A track's decoder configuration changed (or was first set).
+    Config {
+        /// Track number.
+        track: u8,
+        /// Codec.
+        codec: Codec,
+        /// Configuration record.
+        payload: Bytes,
+    },
+    /// New metadata (AMF0 `onMetaData`, object).
+    Metadata {
+        /// The AMF0 values.
+        payload: Bytes,
+    },
+    /// A publisher started (first one, returning one, or one taking over).
+    Published {
+        /// Its timescale.
+        timescale: u32,
+    },
+    /// The publisher left; players are told and wait for it to return.
+    Unpublished {
+        /// Why (`unpublish`, `disconnect`, ...).
+        reason: Arc<str>,
+    },
+    /// The stream is gone for good (unpublish timeout); readers close.
+    Closed,
+}
+
+/// One shared entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What it is.
+    pub item: Item,
+    /// Output timestamp in milliseconds (before wrapping to the 32-bit RTMP field).
+    pub out_ms: i64,
+    /// The RTMP chunks of this entry for message stream id 1 (empty for events).
+    pub rtmp: Bytes,
+    /// Ring byte offset where this entry starts.
+    start: u64,
+}
+
+impl Entry {
+    /// Whether this is a video keyframe.
+    pub fn is_video_keyframe(&self) -> bool {
+        matches!(self.item, Item::Frame { video: true, flags, .. } if flags & FLAG_KEYFRAME != 0)
+    }
+
+    /// Whether this is a video frame.
+    pub fn is_video(&self) -> bool {
+        matches!(self.item, Item::Frame { video: true, .. })
+    }
+
+    /// Whether this is a media frame.
+    pub fn is_frame(&self) -> bool {
+        matches!(self.item, Item::Frame { .. })
+    }
+
+    fn size(&self) -> u64 {
+        let payload = match &self.item {
+            Item::Frame { payload, .. }
+            | Item::Config { payload, .. }
+            | Item::Metadata { payload } => payload.len(),
+            _ => 0,
+        };
+        (self.rtmp.len() + payload) as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// Retention bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct RingLimits {
+    /// Largest GOP kept for joiners, bytes.
+    pub gop_bytes: u64,
+    /// Longest GOP kept for joiners, milliseconds.
+    pub gop_ms: i64,
+    /// How far behind the head a reader may fall before it must skip.
+    pub queue_bytes: u64,
+}
+
+/// What a reader at some cursor must do about its lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    /// Within bounds: keep reading from the cursor.
+    Fine,
+    /// Too far behind: continue at this keyframe entry (whole GOPs are dropped).
+    SkipTo(u64),
+    /// Too far behind and no usable keyframe: continue at the head, waiting for the next
+    /// video keyframe.
+    SkipToHead(u64),
+}
+
+/// The ring itself. Sequence numbers start at 0 and never wrap.
+#[derive(Debug)]
+pub struct Ring {
+    limits: RingLimits,
+    entries: VecDeque<Entry>,
+    first_seq: u64,
+    /// Bytes ever pushed (the offset of the next entry).
+    end: u64,
+    has_video: bool,
+    /// Newest video keyframe still in the ring.
+    last_key: Option<u64>,
+    /// Whether the GOP from `last_key` is within the cache bounds (joiners start there).
+    gop_valid: bool,
+    /// Audio-only join point.
+    audio_join: Option<u64>,
+}
+
+impl Ring {
+    /// An empty ring.
+    pub fn new(limits: RingLimits) -> Ring {
+        Ring {
+            limits,
+            entries: VecDeque::new(),
+            first_seq: 0,
+            end: 0,
+            has_video: false,
+            last_key: None,
+            gop_valid: false,
+            audio_join: None,
+        }
+    }
+
+    /// Sequence number the next pushed entry gets.
+    pub fn head(&self) -> u64 {
+        self.first_seq + self.entries.len() as u64
+    }
+
+    /// Oldest sequence number still held.
+    #[cfg(test)]
+    pub fn first(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.entries.front().map_or(0, |e| self.end - e.start)
+    }
+
+    /// Number of entries held.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry `seq`, if still held.
+    pub fn get(&self, seq: u64) -> Option<&Entry> {
+        let i = seq.checked_sub(self.first_seq)?;
+        self.entries.get(usize::try_from(i).ok()?)
+    }
+
+    /// Held entries from `seq` (or the oldest held, if later) to the head.
+    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = (u64, &Entry)> {
+        let skip = usize::try_from(seq.saturating_sub(self.first_seq)).unwrap_or(usize::MAX);
+        self.entries
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(move |(i, e)| (self.first_seq + i as u64, e))
+    }
+
+    /// Where a reader joining now starts so that it decodes at once: the newest video
+    /// keyframe (if its GOP is within the cache bounds), or for audio-only streams the
+    /// last second of audio. `None`: start at the head and wait for a keyframe.
+    pub fn join_point(&self) -> Option<u64> {
+        if self.has_video {
+            self.last_key.filter(|_| self.gop_valid)
+        } else {
+            self.audio_join
+        }
+    }
+
+    /// Forgets the join point: a new publisher starts, and its frames must not be
+    /// joined through the previous publisher's GOP.
+    pub fn reset_join(&mut self) {
+        self.has_video = false;
+        self.last_key = None;
+        self.gop_valid = false;
+        self.audio_join = None;
+    }
+
+    /// Appends an entry and trims the front; returns its sequence number.
+    pub fn push(&mut self, item: Item, out_ms: i64, rtmp: Bytes) -> u64 {
+        let seq = self.head();
+        let entry = Entry {
+            item,
+            out_ms,
+            rtmp,
+            start: self.end,
+        };
+        self.end += entry.size();
+        let (is_frame, is_video, is_key) = (
+            entry.is_frame(),
+            entry.is_video(),
+            entry.is_video_keyframe(),
+        );
+        if matches!(entry.item, Item::Published { .. }) {
+            self.reset_join();
+        }
+        self.entries.push_back(entry);
+        if is_video {
+            self.has_video = true;
+            self.audio_join = None;
+        }
+        if is_key {
+            self.last_key = Some(seq);
+            self.gop_valid = true;
+        } else if is_frame && !self.has_video {
+            self.advance_audio_join(seq, out_ms);
+        }
+        if self.gop_valid {
+            if let Some(k) = self.last_key.and_then(|k| self.get(k)) {
+                if self.end - k.start > self.limits.gop_bytes
+                    || out_ms - k.out_ms > self.limits.gop_ms
+                {
+                    self.gop_valid = false;
+                }
+            }
+        }
+        self.trim();
+        seq
+    }
+
+    fn advance_audio_join(&mut self, seq: u64, out_ms: i64) {
+        let mut j = self.audio_join.unwrap_or(seq);
+        while j < seq {
+            match self.get(j) {
+                Some(e) if e.is_frame() && e.out_ms >= out_ms - AUDIO_JOIN_MS => break,
+                _ => j += 1,
+            }
+        }
+        self.audio_join = Some(j);
+    }
+
+    fn trim(&mut self) {
+        let keep_from = self.join_point().unwrap_or(self.head());
+        while self.first_seq < keep_from && self.bytes() > self.limits.queue_bytes {
+            self.entries.pop_front();
+            self.first_seq += 1;
+        }
+        if self.last_key.is_some_and(|k| k < self.first_seq) {
+            self.last_key = None;
+            self.gop_valid = false;
+        }
+        if self.audio_join.is_some_and(|k| k < self.first_seq) {
+            self.audio_join = None;
+        }
+    }
+
+    /// Bytes between `cursor` and the head, or `None` if `cursor` fell off the ring.
+    pub fn behind(&self, cursor: u64) -> Option<u64> {
+        if cursor >= self.head() {
+            return Some(0);
+        }
+        self.get(cursor).map(|e| self.end - e.start)
+    }
+
+    /// The lag policy for a reader at `cursor`: fine while it is at most `queue_bytes`
+    /// behind; otherwise it jumps to the newest keyframe (if that GOP itself is within
+    /// `queue_bytes` of the head and ahead of the cursor) or to the head.
+    pub fn check_lag(&self, cursor: u64) -> Lag {
+        match self.behind(cursor) {
+            Some(b) if b <= self.limits.queue_bytes => Lag::Fine,
+            _ => {
+                let target = self.last_key.filter(|&k| {
+                    k > cursor && self.behind(k).is_some_and(|b| b <= self.limits.queue_bytes)
+                });
+                match target {
+                    Some(k) => Lag::SkipTo(k),
+                    None => Lag::SkipToHead(self.head()),
+                }
+            }
+        }
+    }
+
+    /// Frames and their payload bytes between `from` (inclusive) and `to` (exclusive)
+    /// that are still held; used to report what a reader skipped.
+    pub fn frames_between(&self, from: u64, to: u64) -> (u64, u64) {
+        let mut frames = 0;
+        let mut bytes = 0;
+        for (seq, e) in self.iter_from(from) {
+            if seq >= to {
+                break;
+            }
+            if let Item::Frame { payload, .. } = &e.item {
+                frames += 1;
+                bytes += payload.len() as u64;
+            }
+        }
+        // Entries already trimmed count as frames of unknown size.
+        frames += self
+            .first_seq
+            .saturating_sub(from)
+            .min(to.saturating_sub(from));
+        (frames, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(gop: u64, queue: u64) -> RingLimits {
+        RingLimits {
+            gop_bytes: gop,
+            gop_ms: 10_000,
+            queue_bytes: queue,
+        }
+    }
+
+    fn frame(video: bool, key: bool, len: usize) -> Item {
+        Item::Frame {
+            track: 0,
+            video,
+            dts: 0,
+            cts: 0,
+            flags: if key { FLAG_KEYFRAME } else { 0 },
+            payload: Bytes::from(vec![0u8; len]),
+        }
+    }
+
+    /// Size of an entry with `len` bytes of payload and no RTMP bytes.
+    fn sz(len: u64) -> u64 {
+        len + ENTRY_OVERHEAD
+    }
+
+    #[test]
+    fn join_point_is_newest_keyframe() {
+        let mut r = Ring::new(limits(1 << 20, 1 << 20));
+        assert_eq!(r.join_point(), None);
+        r.push(frame(false, true, 10), 0, Bytes::new());
+        assert_eq!(r.join_point(), Some(0), "audio-only join point");
+        let k1 = r.push(frame(true, true, 100), 0, Bytes::new());
+        assert_eq!(r.join_point(), Some(k1));
+        r.push(frame(true, false, 100), 40, Bytes::new());
+        let k2 = r.push(frame(true, true, 100), 80, Bytes::new());
+        assert_eq!(r.join_point(), Some(k2));
+        r.push(frame(false, true, 10), 90, Bytes::new());
+        assert_eq!(r.join_point(), Some(k2));
+    }
+
+    #[test]
+    fn gop_over_bounds_has_no_join_point() {
+        let mut r = Ring::new(limits(sz(100) * 3, 0));
+        r.push(frame(true, true, 100), 0, Bytes::new());
+        r.push(frame(true, false, 100), 10, Bytes::new());
+        r.push(frame(true, false, 100), 20, Bytes::new());
+        assert_eq!(r.join_point(), Some(0));
+        r.push(frame(true, false, 100), 30, Bytes::new());
+        assert_eq!(r.join_point(), None, "GOP exceeds gop_bytes");
+        // With no join point and queue_bytes 0, nothing older than the head is kept.
+        assert_eq!(r.len(), 0);
+        let k = r.push(frame(true, true, 100), 40, Bytes::new());
+        assert_eq!(r.join_point(), Some(k));
+
+        let mut r = Ring::new(limits(1 << 20, 0));
+        r.push(frame(true, true, 1), 0, Bytes::new());
+        r.push(frame(true, false, 1), 10_000, Bytes::new());
+        assert_eq!(r.join_point(), Some(0));
+        r.push(frame(true, false, 1), 10_001, Bytes::new());
+        assert_eq!(r.join_point(), None, "GOP exceeds gop_ms");
+    }
+
+    #[test]
+    fn trim_keeps_gop_and_queue_bytes() {
+        let mut r = Ring::new(limits(1 << 20, sz(100) * 4));
+        for i in 0..10 {
+            r.push(frame(true, i == 0, 100), i * 10, Bytes::new());
+        }
+        // The GOP (all 10) is the join point: all kept.
+        assert_eq!(r.len(), 10);
+        r.push(frame(true, true, 100), 100, Bytes::new());
+        // Join point moved to 10: older entries kept only within queue_bytes.
+        assert_eq!(r.first(), 7);
+        assert_eq!(r.bytes(), sz(100) * 4);
+        assert!(r.get(6).is_none());
+        assert_eq!(r.behind(6), None);
+        assert_eq!(r.behind(7), Some(sz(100) * 4));
+        assert_eq!(r.behind(11), Some(0));
+    }
+
+    #[test]
+    fn audio_only_keeps_about_a_second() {
+        let mut r = Ring::new(limits(1 << 20, 0));
+        for i in 0..100 {
+            r.push(frame(false, true, 10), i * 100, Bytes::new());
+        }
+        let j = r.join_point().unwrap();
+        assert_eq!(r.get(j).unwrap().out_ms, 9900 - AUDIO_JOIN_MS);
+        assert_eq!(
+            r.first(),
+            j,
+            "nothing older than the join point with queue 0"
+        );
+    }
+
+    #[test]
+    fn published_resets_join_point() {
+        let mut r = Ring::new(limits(1 << 20, 1 << 20));
+        r.push(frame(true, true, 10), 0, Bytes::new());
+        r.push(Item::Published { timescale: 1000 }, 0, Bytes::new());
+        assert_eq!(r.join_point(), None);
+        let k = r.push(frame(true, true, 10), 5, Bytes::new());
+        assert_eq!(r.join_point(), Some(k));
+    }
+
+    #[test]
+    fn lag_policy_skips_whole_gops() {
+        let q = sz(100) * 5;
+        let mut r = Ring::new(limits(1 << 20, q));
+        for i in 0..4 {
+            r.push(frame(true, i == 0, 100), i * 10, Bytes::new());
+        }
+        assert_eq!(r.check_lag(0), Lag::Fine);
+        for i in 4..8 {
+            r.push(frame(true, i == 4, 100), i * 10, Bytes::new());
+        }
+        // Cursor 0 is 8 entries behind (> 5): jump to the keyframe at 4 (4 behind).
+        assert_eq!(r.check_lag(0), Lag::SkipTo(4));
+        assert_eq!(r.check_lag(3), Lag::Fine);
+        // Entry 3 is held (100 bytes); 0 to 2 were trimmed (size unknown).
+        assert_eq!(r.frames_between(0, 4), (4, 100));
+        // A GOP longer than the queue: the keyframe is too far back, go to the head.
+        for i in 8..20 {
+            r.push(frame(true, false, 100), i * 10, Bytes::new());
+        }
+        assert_eq!(r.check_lag(4), Lag::SkipToHead(20));
+        // A cursor that fell off the ring.
+        let mut r = Ring::new(limits(0, 0));
+        r.push(frame(true, false, 100), 0, Bytes::new());
+        r.push(frame(true, false, 100), 10, Bytes::new());
+        assert_eq!(r.behind(0), None);
+        assert_eq!(r.check_lag(0), Lag::SkipToHead(2));
+    }
+}

@@ -1,0 +1,257 @@
+//! Building RTMP output bytes: media entries once per frame for every player, and the
+//! small per-player control, command and data messages.
+//!
+//! Media is always written as one FMT 0 chunk plus FMT 3 continuations
+//! ([`proto::rtmp::chunk::write_fmt0`]), so its bytes depend only on the message stream
+//! id, the chunk size and the frame. The shared bytes use [`SHARED_STREAM_ID`]; a player
+//! on another message stream id gets the same bytes with the first header rewritten
+//! ([`rewrite_stream_id`]), because FMT 3 continuations do not carry the stream id.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use proto::flv::{write_audio_header, write_video_header, PacketKind};
+use proto::media::{Codec, FLAG_DISPOSABLE, FLAG_KEYFRAME};
+use proto::rtmp::amf0::{self, Amf0Value};
+use proto::rtmp::chunk::write_fmt0;
+use proto::rtmp::message::{types, Command, ControlMessage, UserControl};
+
+/// Chunk stream of protocol control and user control messages.
+pub const CSID_CONTROL: u32 = 2;
+/// Chunk stream of commands (onStatus).
+pub const CSID_COMMAND: u32 = 3;
+/// Chunk stream of audio.
+pub const CSID_AUDIO: u32 = 4;
+/// Chunk stream of data messages (onMetaData).
+pub const CSID_DATA: u32 = 5;
+/// Chunk stream of video.
+pub const CSID_VIDEO: u32 = 6;
+/// The message stream id the shared bytes are built for (what createStream returns first).
+pub const SHARED_STREAM_ID: u32 = 1;
+
+/// Serializes the media messages of one stream, reusing one scratch buffer for bodies.
+#[derive(Debug)]
+pub struct MediaWriter {
+    chunk_size: u32,
+    body: BytesMut,
+}
+
+impl MediaWriter {
+    /// A writer chunking at `chunk_size`.
+    pub fn new(chunk_size: u32) -> MediaWriter {
+        MediaWriter {
+            chunk_size,
+            body: BytesMut::new(),
+        }
+    }
+
+    fn finish(&mut self, csid: u32, ts: u32, type_id: u8, stream_id: u32) -> Bytes {
+        let chunks = self.body.len() / self.chunk_size.max(1) as usize;
+        let mut out = BytesMut::with_capacity(self.body.len() + 16 + chunks * 5);
+        write_fmt0(
+            csid,
+            ts,
+            type_id,
+            stream_id,
+            &self.body,
+            self.chunk_size,
+            &mut out,
+        );
+        self.body.clear();
+        out.freeze()
+    }
+
+    /// A coded frame as an audio or video message. `cts_ms` is in milliseconds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame(
+        &mut self,
+        codec: Codec,
+        track: u8,
+        flags: u8,
+        cts_ms: i32,
+        payload: &[u8],
+        ts: u32,
+        stream_id: u32,
+    ) -> Bytes {
+        let kind = PacketKind::Frame {
+            keyframe: flags & FLAG_KEYFRAME != 0,
+            disposable: flags & FLAG_DISPOSABLE != 0,
+            cts: cts_ms,
+        };
+        self.media(codec, track, kind, payload, ts, stream_id)
+    }
+
+    /// A decoder configuration (sequence header) message.
+    pub fn config(
+        &mut self,
+        codec: Codec,
+        track: u8,
+        payload: &[u8],
+        ts: u32,
+        stream_id: u32,
+    ) -> Bytes {
+        self.media(codec, track, PacketKind::Config, payload, ts, stream_id)
+    }
+
+    fn media(
+        &mut self,
+        codec: Codec,
+        track: u8,
+        kind: PacketKind,
+        payload: &[u8],
+        ts: u32,
+        stream_id: u32,
+    ) -> Bytes {
+        let video = codec.kind() == proto::media::TrackKind::Video;
+        if video {
+            write_video_header(codec, track, kind, &mut self.body);
+        } else {
+            write_audio_header(codec, track, kind, &mut self.body);
+        }
+        self.body.extend_from_slice(payload);
+        let (csid, type_id) = if video {
+            (CSID_VIDEO, types::VIDEO)
+        } else {
+            (CSID_AUDIO, types::AUDIO)
+        };
+        self.finish(csid, ts, type_id, stream_id)
+    }
+
+    /// An `onMetaData` data message; `payload` holds the AMF0 values as published.
+    pub fn metadata(&mut self, payload: &[u8], ts: u32, stream_id: u32) -> Bytes {
+        self.body.extend_from_slice(payload);
+        self.finish(CSID_DATA, ts, types::DATA_AMF0, stream_id)
+    }
+}
+
+/// Length of the FMT 0 header (basic header for csid < 64, 11-byte message header) at the
+/// start of every shared entry.
+pub const FMT0_HEADER_LEN: usize = 12;
+
+/// Copies the first chunk header of `shared` into `hdr` with the message stream id
+/// replaced, and returns the rest of `shared` (sliced, not copied). `None` if `shared` is
+/// shorter than a header.
+pub fn rewrite_stream_id(shared: &Bytes, stream_id: u32, hdr: &mut BytesMut) -> Option<Bytes> {
+    let head = shared.get(..FMT0_HEADER_LEN)?;
+    hdr.extend_from_slice(&head[..8]);
+    hdr.put_u32_le(stream_id);
+    Some(shared.slice(FMT0_HEADER_LEN..))
+}
+
+/// Appends a protocol control message (chunk stream 2, message stream 0).
+pub fn control(msg: ControlMessage, chunk_size: u32, out: &mut BytesMut) {
+    let mut body = BytesMut::with_capacity(8);
+    msg.write_body(&mut body);
+    write_fmt0(CSID_CONTROL, 0, msg.type_id(), 0, &body, chunk_size, out);
+}
+
+/// Appends a user control message (chunk stream 2, message stream 0).
+pub fn user_control(msg: UserControl, chunk_size: u32, out: &mut BytesMut) {
+    let mut body = BytesMut::with_capacity(16);
+    msg.write_body(&mut body);
+    write_fmt0(
+        CSID_CONTROL,
+        0,
+        types::USER_CONTROL,
+        0,
+        &body,
+        chunk_size,
+        out,
+    );
+}
+
+/// Appends an `onStatus` command on `stream_id`.
+pub fn on_status(
+    level: &str,
+    code: &str,
+    description: &str,
+    stream_id: u32,
+    chunk_size: u32,
+    out: &mut BytesMut,
+) {
+    let mut body = BytesMut::with_capacity(128);
+    Command::on_status(level, code, description).write_body(&mut body);
+    write_fmt0(
+        CSID_COMMAND,
+        0,
+        types::COMMAND_AMF0,
+        stream_id,
+        &body,
+        chunk_size,
+        out,
+    );
+}
+
+/// Appends the `|RtmpSampleAccess` data message (audio and video sample access allowed).
+pub fn sample_access(stream_id: u32, chunk_size: u32, out: &mut BytesMut) {
+    let mut body = BytesMut::with_capacity(32);
+    amf0::encode(&Amf0Value::String("|RtmpSampleAccess".into()), &mut body);
+    amf0::encode(&Amf0Value::Boolean(true), &mut body);
+    amf0::encode(&Amf0Value::Boolean(true), &mut body);
+    write_fmt0(
+        CSID_DATA,
+        0,
+        types::DATA_AMF0,
+        stream_id,
+        &body,
+        chunk_size,
+        out,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_avc_frame_two_chunks() {
+        let mut w = MediaWriter::new(8);
+        // An AVC inter frame, cts 0, one 5-byte NAL unit (length-prefixed: 9 bytes).
+        let nalu = [0, 0, 0, 5, 0x41, 0x9a, 0x02, 0x04, 0x11];
+        let b = w.frame(Codec::H264, 0, 0, 0, &nalu, 0x10203, 1);
+        // Legacy AVC tag header: 0x27 (inter, AVC), packet type 1, cts 0 (3 bytes).
+        let expected: &[u8] = &[
+            0x06, // FMT 0, csid 6
+            0x01, 0x02, 0x03, // timestamp
+            0x00, 0x00, 14,   // length: 5 header + 9 payload
+            0x09, // video
+            0x01, 0x00, 0x00, 0x00, // message stream id 1, little endian
+            0x27, 0x01, 0x00, 0x00, 0x00, 0, 0, 0,    // first 8 bytes of the body
+            0xC6, // FMT 3, csid 6
+            5, 0x41, 0x9a, 0x02, 0x04, 0x11,
+        ];
+        assert_eq!(&b[..], expected);
+
+        let mut hdr = BytesMut::new();
+        let rest = rewrite_stream_id(&b, 3, &mut hdr).unwrap();
+        assert_eq!(&hdr[..], &[0x06, 1, 2, 3, 0, 0, 14, 9, 3, 0, 0, 0]);
+        assert_eq!(&rest[..], &expected[12..]);
+    }
+
+    #[test]
+    fn golden_aac_config_and_metadata() {
+        let mut w = MediaWriter::new(4096);
+        let b = w.config(Codec::Aac, 0, &[0x12, 0x10], 0, 1);
+        assert_eq!(
+            &b[..],
+            &[0x04, 0, 0, 0, 0, 0, 4, 0x08, 1, 0, 0, 0, 0xAF, 0x00, 0x12, 0x10]
+        );
+        let b = w.metadata(&[0x05], 0x0100_0000, 1);
+        assert_eq!(
+            &b[..],
+            &[0x05, 0xFF, 0xFF, 0xFF, 0, 0, 1, 0x12, 1, 0, 0, 0, 0x01, 0, 0, 0, 0x05]
+        );
+    }
+
+    #[test]
+    fn golden_control_messages() {
+        let mut out = BytesMut::new();
+        control(ControlMessage::SetChunkSize(4096), 128, &mut out);
+        user_control(UserControl::StreamBegin(1), 128, &mut out);
+        assert_eq!(
+            &out[..],
+            &[
+                0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0, 0, 0x10, 0x00, // SetChunkSize
+                0x02, 0, 0, 0, 0, 0, 6, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // StreamBegin 1
+            ]
+        );
+    }
+}

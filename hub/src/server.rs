@@ -1,0 +1,242 @@
+//! The UDS listener: binding `hub.sock`, accepting connections, the hello exchange
+//! (receiving a player's TCP socket with it), and dispatch by role.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use proto::ipc::{self, FrameDecoder, Header, IpcError, Message, Role, FORMAT_VERSION};
+use sendfd::RecvWithFd;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tracing::Instrument;
+
+use crate::registry::Registry;
+
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most file descriptors accepted with one read; extra ones are closed.
+const MAX_FDS: usize = 4;
+
+/// Why a connection's opening failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HelloError {
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// Malformed framing, wrong first message or wrong version.
+    #[error("{0}")]
+    Ipc(#[from] IpcError),
+    /// The peer closed before its hello was complete.
+    #[error("closed before hello")]
+    Closed,
+    /// No hello within the timeout.
+    #[error("no hello within {0:?}")]
+    Timeout(Duration),
+    /// A player handoff without a socket attached, or without its session.
+    #[error("player handoff without {0}")]
+    Handoff(&'static str),
+    /// The peer claims to be a hub.
+    #[error("peer role {0:?} is not accepted")]
+    Role(Role),
+}
+
+/// What the hello exchange produced.
+#[derive(Debug)]
+pub struct Opened {
+    /// The peer's role.
+    pub role: Role,
+    /// The peer's name.
+    pub name: String,
+    /// Messages already decoded after the hello (the handoff, or early announces).
+    pub messages: Vec<Message>,
+    /// Bytes received past the decoded messages.
+    pub buf: BytesMut,
+    /// A descriptor received with the first bytes (player handoff).
+    pub fd: Option<OwnedFd>,
+}
+
+/// Binds the socket: creates the parent directory (0700), removes a stale socket file
+/// (one nobody accepts on), and refuses to steal the socket of a running hub.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is served by a running process", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    // Only this user may connect: ingest and subscribers run as the same user.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Accepts connections until the listener fails.
+pub async fn serve(listener: UnixListener, registry: Arc<Registry>) -> io::Result<()> {
+    let next_conn = AtomicU64::new(1);
+    loop {
+        let (sock, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) if is_transient(&e) => {
+                tracing::warn!(error = %e, "accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let conn_id = next_conn.fetch_add(1, Ordering::Relaxed);
+        let registry = registry.clone();
+        let span = tracing::info_span!("conn", conn_id);
+        tokio::spawn(handle(sock, conn_id, registry).instrument(span));
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    // ENFILE / EMFILE: out of descriptors for a moment; the listener itself is fine.
+    matches!(e.raw_os_error(), Some(23 | 24))
+        || matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+        )
+}
+
+async fn handle(mut sock: UnixStream, conn_id: u64, registry: Arc<Registry>) {
+    let opened = match tokio::time::timeout(HELLO_TIMEOUT, open(&sock)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            tracing::warn!(conn_id, layer = "hello", error = %e, "closing connection");
+            if matches!(e, HelloError::Ipc(_) | HelloError::Role(_)) {
+                let mut out = BytesMut::new();
+                ipc::encode(
+                    &Header::Error {
+                        message: e.to_string(),
+                    },
+                    &[],
+                    &mut out,
+                );
+                let _ = sock.write_all(&out).await;
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(conn_id, layer = "hello", error = %HelloError::Timeout(HELLO_TIMEOUT), "closing connection");
+            return;
+        }
+    };
+    tracing::debug!(conn_id, role = ?opened.role, peer = %opened.name, "hello");
+    let mut out = BytesMut::new();
+    ipc::encode(
+        &Header::Hello {
+            version: FORMAT_VERSION,
+            role: Role::Hub,
+            name: format!("hub/{}", std::process::id()),
+        },
+        &[],
+        &mut out,
+    );
+    if let Err(e) = sock.write_all(&out).await {
+        tracing::warn!(conn_id, layer = "hello", error = %e, "closing connection");
+        return;
+    }
+    match opened.role {
+        Role::Publisher => crate::publisher::run(sock, conn_id, opened, registry).await,
+        Role::Subscriber => crate::subscriber::run(sock, conn_id, opened, registry).await,
+        Role::PlayerHandoff => {
+            // The handoff is complete once our hello is written; the UDS is done.
+            drop(sock);
+            crate::player::handoff::run(conn_id, opened, registry).await
+        }
+        Role::Hub => unreachable_role(conn_id),
+    }
+}
+
+fn unreachable_role(conn_id: u64) {
+    tracing::warn!(
+        conn_id,
+        layer = "hello",
+        "closing connection: peer role Hub"
+    );
+}
+
+/// Reads until the hello (and, for a player handoff, the handoff message and its
+/// descriptor) has arrived.
+async fn open(sock: &UnixStream) -> Result<Opened, HelloError> {
+    let decoder = FrameDecoder::default();
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut fd: Option<OwnedFd> = None;
+    let mut hello: Option<(Role, String)> = None;
+    let mut messages = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        while let Some(msg) = decoder.decode(&mut buf)? {
+            match &hello {
+                None => {
+                    let role = ipc::check_hello(&msg.header)?;
+                    if role == Role::Hub {
+                        return Err(HelloError::Role(role));
+                    }
+                    let Header::Hello { name, .. } = msg.header else {
+                        return Err(HelloError::Closed);
+                    };
+                    hello = Some((role, name));
+                }
+                Some(_) => messages.push(msg),
+            }
+        }
+        if let Some((role, _)) = &hello {
+            let done = match role {
+                Role::PlayerHandoff => !messages.is_empty(),
+                _ => true,
+            };
+            if done {
+                let (role, name) = hello.take().expect("hello set");
+                if role == Role::PlayerHandoff && fd.is_none() {
+                    return Err(HelloError::Handoff("a socket"));
+                }
+                return Ok(Opened {
+                    role,
+                    name,
+                    messages,
+                    buf,
+                    fd,
+                });
+            }
+        }
+        sock.readable().await?;
+        let mut fds: [RawFd; MAX_FDS] = [-1; MAX_FDS];
+        let (n, nfds) = match sock.recv_with_fd(&mut chunk, &mut fds) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for &raw in &fds[..nfds.min(MAX_FDS)] {
+            // SAFETY: `raw` was just installed in this process by the kernel for this
+            // recvmsg (SCM_RIGHTS) and nothing else owns it; wrapping it at once makes it
+            // closed on every path, including the extra descriptors we drop here.
+            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+            if fd.is_none() {
+                fd = Some(owned);
+            }
+        }
+        if n == 0 {
+            return Err(HelloError::Closed);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

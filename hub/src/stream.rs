@@ -1,0 +1,324 @@
+//! The state of one stream: its publisher, track configurations, metadata, output
+//! timeline and shared ring, and the readers (players, subscribers) to wake.
+//!
+//! All of it sits behind one short-held `std::sync::Mutex` (never held across `.await`).
+//! The publisher's task mutates it; readers lock it only to copy `Bytes` handles out of the
+//! ring from their cursor to the head.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use proto::media::{Codec, StreamKey, TrackKind};
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::Config;
+use crate::ring::{Item, Ring, RingLimits};
+use crate::rtmp_out::{MediaWriter, SHARED_STREAM_ID};
+use crate::timeline::Timeline;
+
+/// Which publisher (connection and its stream handle) owns a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublisherId {
+    /// The publisher connection.
+    pub conn_id: u64,
+    /// The handle it chose in `Announce`.
+    pub handle: u32,
+}
+
+/// The owning publisher and how to tell it that it lost the stream.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// Who.
+    pub id: PublisherId,
+    /// Receives the handle of a stream taken over.
+    pub revoke: mpsc::Sender<u32>,
+}
+
+/// A track's current decoder configuration.
+#[derive(Debug, Clone)]
+pub struct TrackConfig {
+    /// Codec.
+    pub codec: Codec,
+    /// Configuration record.
+    pub payload: Bytes,
+}
+
+/// Why a publisher's message was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The sender does not own the stream any more (taken over).
+    #[error("not the owner of the stream")]
+    NotOwner,
+    /// A frame of a track that has no configuration (its codec is unknown).
+    #[error("frame of track {track} (video: {video}) before its TrackConfig")]
+    UnknownTrack {
+        /// Track.
+        track: u8,
+        /// Video or audio.
+        video: bool,
+    },
+}
+
+/// One stream, shared by its publisher, players and subscribers.
+#[derive(Debug)]
+pub struct Stream {
+    /// The key.
+    pub key: StreamKey,
+    /// Hub-wide handle, used as the stream handle towards subscribers.
+    pub id: u32,
+    state: Mutex<StreamState>,
+}
+
+/// The locked part of a [`Stream`].
+#[derive(Debug)]
+pub struct StreamState {
+    /// Shared serialized entries.
+    pub ring: Ring,
+    /// Output timeline.
+    pub timeline: Timeline,
+    /// Current configuration per (video, track).
+    pub tracks: BTreeMap<(bool, u8), TrackConfig>,
+    /// Current metadata (AMF0 values).
+    pub metadata: Option<Bytes>,
+    /// The live publisher, if any.
+    pub owner: Option<Owner>,
+    /// Incremented at every publish; unpublish timers check it.
+    pub generation: u64,
+    /// Players attached.
+    pub players: usize,
+    /// Set once the stream is removed from the registry; readers finish and let go.
+    pub closed: bool,
+    readers: Vec<(u64, Arc<Notify>)>,
+    media: MediaWriter,
+}
+
+impl Stream {
+    /// A stream with no publisher yet.
+    pub fn new(key: StreamKey, id: u32, cfg: &Config) -> Stream {
+        let limits = RingLimits {
+            gop_bytes: cfg.gop_cache_bytes as u64,
+            gop_ms: cfg.gop_cache_duration.as_millis().min(i64::MAX as u128) as i64,
+            queue_bytes: cfg.player_queue_bytes as u64,
+        };
+        Stream {
+            key,
+            id,
+            state: Mutex::new(StreamState {
+                ring: Ring::new(limits),
+                timeline: Timeline::new(),
+                tracks: BTreeMap::new(),
+                metadata: None,
+                owner: None,
+                generation: 0,
+                players: 0,
+                closed: false,
+                readers: Vec::new(),
+                media: MediaWriter::new(cfg.chunk_size),
+            }),
+        }
+    }
+
+    /// Locks the state. A poisoned lock (a panic elsewhere) still yields the state: every
+    /// mutation leaves it consistent between statements that could panic.
+    pub fn lock(&self) -> MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StreamState {
+    /// Whether a publisher is live.
+    pub fn is_live(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// Registers a reader's waker.
+    pub fn add_reader(&mut self, id: u64, waker: Arc<Notify>) {
+        self.readers.push((id, waker));
+    }
+
+    /// Removes a reader's waker.
+    pub fn remove_reader(&mut self, id: u64) {
+        self.readers.retain(|(r, _)| *r != id);
+    }
+
+    fn wake(&self) {
+        for (_, w) in &self.readers {
+            w.notify_one();
+        }
+    }
+
+    fn out_ms(&self) -> i64 {
+        self.timeline.to_ms(self.timeline.last_out())
+    }
+
+    fn check_owner(&self, id: PublisherId) -> Result<(), StreamError> {
+        match &self.owner {
+            Some(o) if o.id == id => Ok(()),
+            _ => Err(StreamError::NotOwner),
+        }
+    }
+
+    /// `owner` starts publishing (first, returning or taking over): the previous owner,
+    /// if any, is returned so the caller can revoke it.
+    pub fn publish(&mut self, owner: Owner, timescale: u32) -> Option<Owner> {
+        let previous = self.owner.replace(owner);
+        self.generation += 1;
+        self.timeline.start_publisher(timescale);
+        self.tracks.clear();
+        self.metadata = None;
+        let ms = self.out_ms();
+        self.ring.push(
+            Item::Published {
+                timescale: self.timeline.timescale(),
+            },
+            ms,
+            Bytes::new(),
+        );
+        self.wake();
+        previous
+    }
+
+    /// The owner ends its stream. Returns false (and changes nothing) for a non-owner.
+    pub fn unpublish(&mut self, id: PublisherId, reason: &str) -> bool {
+        if self.check_owner(id).is_err() {
+            return false;
+        }
+        self.owner = None;
+        let ms = self.out_ms();
+        self.ring.push(
+            Item::Unpublished {
+                reason: reason.into(),
+            },
+            ms,
+            Bytes::new(),
+        );
+        self.wake();
+        true
+    }
+
+    /// The stream is gone: readers close after what they already have.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.owner = None;
+        let ms = self.out_ms();
+        self.ring.push(Item::Closed, ms, Bytes::new());
+        self.wake();
+    }
+
+    /// A track configuration from the owner.
+    pub fn track_config(
+        &mut self,
+        id: PublisherId,
+        track: u8,
+        codec: Codec,
+        payload: Bytes,
+    ) -> Result<(), StreamError> {
+        self.check_owner(id)?;
+        let video = codec.kind() == TrackKind::Video;
+        let ms = self.out_ms();
+        let rtmp = self.media.config(
+            codec,
+            track,
+            &payload,
+            Timeline::rtmp_ts(ms),
+            SHARED_STREAM_ID,
+        );
+        self.tracks.insert(
+            (video, track),
+            TrackConfig {
+                codec,
+                payload: payload.clone(),
+            },
+        );
+        self.ring.push(
+            Item::Config {
+                track,
+                codec,
+                payload,
+            },
+            ms,
+            rtmp,
+        );
+        self.wake();
+        Ok(())
+    }
+
+    /// Metadata from the owner.
+    pub fn metadata(&mut self, id: PublisherId, payload: Bytes) -> Result<(), StreamError> {
+        self.check_owner(id)?;
+        let ms = self.out_ms();
+        let rtmp = self
+            .media
+            .metadata(&payload, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
+        self.metadata = Some(payload.clone());
+        self.ring.push(Item::Metadata { payload }, ms, rtmp);
+        self.wake();
+        Ok(())
+    }
+
+    /// A media frame from the owner: mapped onto the output timeline, serialized once and
+    /// appended to the ring.
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame(
+        &mut self,
+        id: PublisherId,
+        track: u8,
+        video: bool,
+        dts: i64,
+        cts: i32,
+        flags: u8,
+        payload: Bytes,
+    ) -> Result<(), StreamError> {
+        self.check_owner(id)?;
+        let codec = self
+            .tracks
+            .get(&(video, track))
+            .map(|t| t.codec)
+            .ok_or(StreamError::UnknownTrack { track, video })?;
+        let out = self.timeline.map(dts, video);
+        let ms = self.timeline.to_ms(out);
+        let cts_ms = self
+            .timeline
+            .to_ms(i64::from(cts))
+            .clamp(-(1 << 23), (1 << 23) - 1) as i32;
+        let rtmp = self.media.frame(
+            codec,
+            track,
+            flags,
+            cts_ms,
+            &payload,
+            Timeline::rtmp_ts(ms),
+            SHARED_STREAM_ID,
+        );
+        self.ring.push(
+            Item::Frame {
+                track,
+                video,
+                dts: out,
+                cts,
+                flags,
+                payload,
+            },
+            ms,
+            rtmp,
+        );
+        self.wake();
+        Ok(())
+    }
+
+    /// Serializes the current metadata and sequence headers for one reader that starts
+    /// (or resumes after a skip) at output time `ms`, on message stream `stream_id`.
+    pub fn headers_for(&mut self, ms: i64, stream_id: u32, out: &mut Vec<Bytes>) {
+        let ts = Timeline::rtmp_ts(ms);
+        if let Some(m) = &self.metadata {
+            out.push(self.media.metadata(m, ts, stream_id));
+        }
+        for (&(_, track), t) in &self.tracks {
+            out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));
+        }
+    }
+}
