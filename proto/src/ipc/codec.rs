@@ -50,10 +50,35 @@ pub enum IpcError {
     },
 }
 
-fn config() -> impl bincode::config::Config {
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::NoLimit,
+>;
+
+fn config() -> Config {
     bincode::config::standard()
         .with_fixed_int_encoding()
         .with_little_endian()
+}
+
+/// Decodes a header with a bincode byte limit of at least `bytes.len()`. Without a limit,
+/// bincode allocates a string's declared length before reading it, so a 20-byte header
+/// declaring a 1 TiB string would abort the process. A valid header never reads more than
+/// its own length; the buckets keep the limit within 16 times of it.
+fn decode_header(bytes: &[u8]) -> Result<(Header, usize), bincode::error::DecodeError> {
+    fn limited<const N: usize>(
+        bytes: &[u8],
+    ) -> Result<(Header, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(bytes, config().with_limit::<N>())
+    }
+    match bytes.len() {
+        0..=0x1_0000 => limited::<0x1_0000>(bytes),
+        0x1_0001..=0x10_0000 => limited::<0x10_0000>(bytes),
+        0x10_0001..=0x100_0000 => limited::<0x100_0000>(bytes),
+        0x100_0001..=0x1000_0000 => limited::<0x1000_0000>(bytes),
+        _ => limited::<{ u32::MAX as usize }>(bytes),
+    }
 }
 
 /// Appends one message (header and payload) to `out`.
@@ -137,11 +162,8 @@ impl FrameDecoder {
             buf.reserve(total - buf.len());
             return Ok(None);
         }
-        let (header, used): (Header, usize) = bincode::serde::decode_from_slice(
-            &buf[PREFIX_LEN..PREFIX_LEN + hlen as usize],
-            config(),
-        )
-        .map_err(|e| IpcError::BadHeader(e.to_string()))?;
+        let (header, used) = decode_header(&buf[PREFIX_LEN..PREFIX_LEN + hlen as usize])
+            .map_err(|e| IpcError::BadHeader(e.to_string()))?;
         if used != hlen as usize {
             return Err(IpcError::TrailingHeaderBytes(hlen as usize - used));
         }

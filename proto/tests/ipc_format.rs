@@ -1,0 +1,420 @@
+//! The framed IPC format against FORMAT.md: golden bytes (the worked examples of the
+//! document are checked to appear in it verbatim), the enum indices the document lists,
+//! and negative vectors.
+
+use bytes::{Bytes, BytesMut};
+use proto::ipc::{
+    check_hello, encode, encode_header, header_bytes, ChunkStreamState, Event, FrameDecoder,
+    Header, IpcError, Message, PlayerSession, RejectReason, Role, DEFAULT_MAX_HEADER,
+    DEFAULT_MAX_PAYLOAD, FORMAT_VERSION, PREFIX_LEN,
+};
+use proto::media::Codec;
+
+/// Hex dump as FORMAT.md prints it: 16 bytes a line, lowercase, space separated.
+fn dump(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .map(|line| {
+            line.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn format_md() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/FORMAT.md");
+    std::fs::read_to_string(path).expect("proto/FORMAT.md")
+}
+
+fn decode_all(bytes: &[u8]) -> Result<Vec<Message>, IpcError> {
+    let mut buf = BytesMut::from(bytes);
+    let dec = FrameDecoder::default();
+    let mut out = Vec::new();
+    while let Some(m) = dec.decode(&mut buf)? {
+        out.push(m);
+    }
+    assert!(buf.is_empty(), "{} bytes left over", buf.len());
+    Ok(out)
+}
+
+fn hello() -> Header {
+    Header::Hello {
+        version: 1,
+        role: Role::Publisher,
+        name: "ingest-rtmp".into(),
+    }
+}
+
+const HELLO_BYTES: [u8; 37] = [
+    0x1d, 0x00, 0x00, 0x00, // header_len = 29
+    0x00, 0x00, 0x00, 0x00, // payload_len = 0
+    0x00, 0x00, 0x00, 0x00, // variant 0 = Hello
+    0x01, 0x00, // version = 1 (u16)
+    0x00, 0x00, 0x00, 0x00, // role: variant 0 = Publisher
+    0x0b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // name: length 11 (u64)
+    b'i', b'n', b'g', b'e', b's', b't', b'-', b'r', b't', b'm', b'p',
+];
+
+fn frame() -> Header {
+    Header::Frame {
+        stream: 1,
+        track: 0,
+        video: true,
+        dts: 1000,
+        cts: 40,
+        flags: 1,
+    }
+}
+
+const FRAME_PAYLOAD: [u8; 6] = [0x00, 0x00, 0x00, 0x02, 0x65, 0x88];
+
+const FRAME_BYTES: [u8; 37] = [
+    0x17, 0x00, 0x00, 0x00, // header_len = 23
+    0x06, 0x00, 0x00, 0x00, // payload_len = 6
+    0x04, 0x00, 0x00, 0x00, // variant 4 = Frame
+    0x01, 0x00, 0x00, 0x00, // stream = 1 (u32)
+    0x00, // track = 0 (u8)
+    0x01, // video = true (bool)
+    0xe8, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // dts = 1000 (i64)
+    0x28, 0x00, 0x00, 0x00, // cts = 40 (i32)
+    0x01, // flags = KEYFRAME (u8)
+    0x00, 0x00, 0x00, 0x02, 0x65, 0x88, // payload: one 2-byte NAL unit, length-prefixed
+];
+
+#[test]
+fn hello_golden() {
+    assert_eq!(FORMAT_VERSION, 1);
+    let mut out = BytesMut::new();
+    encode(&hello(), &[], &mut out);
+    assert_eq!(&out[..], HELLO_BYTES);
+    assert_eq!(
+        decode_all(&HELLO_BYTES).unwrap(),
+        vec![Message {
+            header: hello(),
+            payload: Bytes::new()
+        }]
+    );
+    assert!(
+        format_md().contains(&dump(&HELLO_BYTES)),
+        "FORMAT.md lacks the Hello example:\n{}",
+        dump(&HELLO_BYTES)
+    );
+}
+
+#[test]
+fn frame_golden() {
+    let mut out = BytesMut::new();
+    encode(&frame(), &FRAME_PAYLOAD, &mut out);
+    assert_eq!(&out[..], FRAME_BYTES);
+    // encode_header writes the same bytes minus the payload.
+    let mut head = BytesMut::new();
+    encode_header(&frame(), FRAME_PAYLOAD.len(), &mut head);
+    assert_eq!(&head[..], &FRAME_BYTES[..FRAME_BYTES.len() - FRAME_PAYLOAD.len()]);
+    assert_eq!(
+        header_bytes(&frame()),
+        &FRAME_BYTES[PREFIX_LEN..PREFIX_LEN + 23]
+    );
+    assert_eq!(
+        decode_all(&FRAME_BYTES).unwrap(),
+        vec![Message {
+            header: frame(),
+            payload: Bytes::from_static(&FRAME_PAYLOAD)
+        }]
+    );
+    assert!(
+        format_md().contains(&dump(&FRAME_BYTES)),
+        "FORMAT.md lacks the Frame example:\n{}",
+        dump(&FRAME_BYTES)
+    );
+}
+
+#[test]
+fn track_config_golden_codec_with_fields() {
+    let h = Header::TrackConfig {
+        stream: 2,
+        track: 1,
+        codec: Codec::LegacyAudio { header: 0x2e },
+    };
+    assert_eq!(
+        header_bytes(&h),
+        [
+            3, 0, 0, 0, // TrackConfig
+            2, 0, 0, 0, // stream
+            1, // track
+            13, 0, 0, 0,    // Codec::LegacyAudio
+            0x2e, // its header field
+        ]
+    );
+    let h = Header::AnnounceReply {
+        stream: 7,
+        rejected: Some(RejectReason::Denied),
+    };
+    assert_eq!(header_bytes(&h), [2, 0, 0, 0, 7, 0, 0, 0, 1, 2, 0, 0, 0]);
+    let h = Header::AnnounceReply {
+        stream: 7,
+        rejected: None,
+    };
+    assert_eq!(header_bytes(&h), [2, 0, 0, 0, 7, 0, 0, 0, 0]);
+}
+
+fn event() -> Event {
+    Event {
+        kind: "publish".into(),
+        key: "live/a".into(),
+        conn_id: 3,
+        remote: String::new(),
+        fields: vec![("k".into(), "v".into())],
+    }
+}
+
+fn player() -> PlayerSession {
+    PlayerSession {
+        conn_id: 1,
+        remote: "127.0.0.1:5000".into(),
+        key: "live/a".into(),
+        stream_id: 1,
+        in_chunk_size: 128,
+        out_chunk_size: 4096,
+        window_ack_size: 0,
+        bytes_received: 3500,
+        last_ack_sent: 0,
+        in_chunk_streams: vec![ChunkStreamState {
+            csid: 3,
+            timestamp: 0,
+            delta: 0,
+            length: 30,
+            type_id: 20,
+            stream_id: 1,
+            extended: false,
+        }],
+        pending_input: vec![1, 2],
+        start: -2.0,
+        duration: -1.0,
+        reset: false,
+        receive_audio: true,
+        receive_video: true,
+        transaction_id: 0.0,
+    }
+}
+
+/// Every variant, in wire order, with the index FORMAT.md gives it.
+fn every_variant() -> Vec<(u32, Header)> {
+    vec![
+        (0, hello()),
+        (
+            1,
+            Header::Announce {
+                stream: 1,
+                key: "live/a".into(),
+                timescale: 1000,
+            },
+        ),
+        (
+            2,
+            Header::AnnounceReply {
+                stream: 1,
+                rejected: None,
+            },
+        ),
+        (
+            3,
+            Header::TrackConfig {
+                stream: 1,
+                track: 0,
+                codec: Codec::H264,
+            },
+        ),
+        (4, frame()),
+        (5, Header::Metadata { stream: 1 }),
+        (
+            6,
+            Header::EndOfStream {
+                stream: 1,
+                reason: "unpublish".into(),
+            },
+        ),
+        (7, Header::Event(event())),
+        (
+            8,
+            Header::Subscribe {
+                patterns: vec!["live/*".into()],
+                media: true,
+                events: false,
+            },
+        ),
+        (9, Header::PlayerHandoff(player())),
+        (
+            10,
+            Header::Dropped {
+                stream: 1,
+                frames: 10,
+                bytes: 1000,
+            },
+        ),
+        (
+            11,
+            Header::Revoke {
+                stream: 1,
+                reason: "takeover".into(),
+            },
+        ),
+        (
+            12,
+            Header::Error {
+                message: "bad".into(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn variant_indices_match_the_document() {
+    for (index, h) in every_variant() {
+        let bytes = header_bytes(&h);
+        assert_eq!(bytes[..4], index.to_le_bytes(), "{h:?}");
+        let mut out = BytesMut::new();
+        encode(&h, b"xy", &mut out);
+        assert_eq!(
+            decode_all(&out).unwrap(),
+            vec![Message {
+                header: h,
+                payload: Bytes::from_static(b"xy")
+            }]
+        );
+    }
+    let roles = [Role::Publisher, Role::PlayerHandoff, Role::Subscriber, Role::Hub];
+    for (i, role) in roles.into_iter().enumerate() {
+        let h = Header::Hello {
+            version: 1,
+            role,
+            name: String::new(),
+        };
+        assert_eq!(header_bytes(&h)[6..10], (i as u32).to_le_bytes());
+    }
+    let reasons = [
+        RejectReason::Duplicate,
+        RejectReason::Capacity,
+        RejectReason::Denied,
+    ];
+    for (i, r) in reasons.into_iter().enumerate() {
+        let h = Header::AnnounceReply {
+            stream: 0,
+            rejected: Some(r),
+        };
+        assert_eq!(header_bytes(&h)[9..13], (i as u32).to_le_bytes());
+    }
+    let codecs = [
+        Codec::H264,
+        Codec::H265,
+        Codec::H266,
+        Codec::Av1,
+        Codec::Vp9,
+        Codec::Vp8,
+        Codec::Aac,
+        Codec::Opus,
+        Codec::Flac,
+        Codec::Mp3,
+        Codec::Ac3,
+        Codec::Eac3,
+        Codec::LegacyVideo { codec_id: 2 },
+        Codec::LegacyAudio { header: 0x2e },
+    ];
+    for (i, codec) in codecs.into_iter().enumerate() {
+        let h = Header::TrackConfig {
+            stream: 0,
+            track: 0,
+            codec,
+        };
+        assert_eq!(header_bytes(&h)[9..13], (i as u32).to_le_bytes());
+    }
+}
+
+#[test]
+fn limits() {
+    assert_eq!(DEFAULT_MAX_HEADER, 64 * 1024);
+    assert_eq!(DEFAULT_MAX_PAYLOAD, 32 * 1024 * 1024);
+    let dec = FrameDecoder::default();
+    let mut buf = BytesMut::from(&[0x01, 0x00, 0x01, 0x00, 0, 0, 0, 0][..]);
+    assert!(matches!(
+        dec.decode(&mut buf),
+        Err(IpcError::TooLarge {
+            what: "header",
+            len: 0x1_0001,
+            max: 0x1_0000
+        })
+    ));
+    let mut buf = BytesMut::from(&[0x04, 0, 0, 0, 0x01, 0, 0, 0x02][..]);
+    assert!(matches!(
+        dec.decode(&mut buf),
+        Err(IpcError::TooLarge {
+            what: "payload",
+            len: 0x0200_0001,
+            ..
+        })
+    ));
+    // Below the limits, an incomplete message is just incomplete.
+    let mut buf = BytesMut::from(&FRAME_BYTES[..FRAME_BYTES.len() - 1]);
+    assert!(dec.decode(&mut buf).unwrap().is_none());
+    assert_eq!(buf.len(), FRAME_BYTES.len() - 1);
+}
+
+fn bad_header(header: &[u8]) -> IpcError {
+    let mut msg = (header.len() as u32).to_le_bytes().to_vec();
+    msg.extend_from_slice(&[0, 0, 0, 0]);
+    msg.extend_from_slice(header);
+    decode_all(&msg).unwrap_err()
+}
+
+#[test]
+fn malformed_headers_are_refused() {
+    // Unknown variant 13.
+    assert!(matches!(bad_header(&[13, 0, 0, 0]), IpcError::BadHeader(_)));
+    // Header cut short (Metadata needs its u32 stream).
+    assert!(matches!(bad_header(&[5, 0, 0, 0, 1]), IpcError::BadHeader(_)));
+    // Trailing bytes after a whole header.
+    assert!(matches!(
+        bad_header(&[5, 0, 0, 0, 1, 0, 0, 0, 9, 9]),
+        IpcError::TrailingHeaderBytes(2)
+    ));
+    // A bool that is neither 0 nor 1 (Frame.video).
+    let mut h = header_bytes(&frame());
+    h[9] = 2;
+    assert!(matches!(bad_header(&h), IpcError::BadHeader(_)));
+    // An Option tag that is neither 0 nor 1.
+    assert!(matches!(
+        bad_header(&[2, 0, 0, 0, 7, 0, 0, 0, 2]),
+        IpcError::BadHeader(_)
+    ));
+    // A string that is not UTF-8.
+    assert!(matches!(
+        bad_header(&[12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xff]),
+        IpcError::BadHeader(_)
+    ));
+    // A string declaring 1 TiB inside a 20-byte header: refused, nothing allocated.
+    let mut h = vec![12, 0, 0, 0];
+    h.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    h.extend_from_slice(b"12345678");
+    assert!(matches!(bad_header(&h), IpcError::BadHeader(_)));
+    // Same for a vector of strings (Subscribe.patterns).
+    let mut h = vec![8, 0, 0, 0];
+    h.extend_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(bad_header(&h), IpcError::BadHeader(_)));
+}
+
+#[test]
+fn hello_checks() {
+    assert_eq!(check_hello(&hello()).unwrap(), Role::Publisher);
+    let old = Header::Hello {
+        version: 0,
+        role: Role::Hub,
+        name: "hub".into(),
+    };
+    assert!(matches!(
+        check_hello(&old),
+        Err(IpcError::Version { got: 0, want: 1 })
+    ));
+    assert!(matches!(check_hello(&frame()), Err(IpcError::BadHeader(_))));
+}
