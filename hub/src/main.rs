@@ -23,6 +23,9 @@ mod stream;
 mod subscriber;
 mod timeline;
 
+#[cfg(test)]
+mod loopback_tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

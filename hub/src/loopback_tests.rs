@@ -1,0 +1,242 @@
+//! In-process tests of the whole hub over real sockets: a publisher over the UDS, a
+//! player handed over with SCM_RIGHTS, and the RTMP bytes it receives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use proto::ipc::{self, FrameDecoder, Header, PlayerSession, Role, FORMAT_VERSION};
+use proto::media::{Codec, FLAG_KEYFRAME};
+use proto::rtmp::amf0::AmfLimits;
+use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
+use proto::rtmp::message::{types, Command, UserControl};
+use sendfd::SendWithFd;
+use std::os::fd::AsRawFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+use crate::config::Config;
+use crate::registry::Registry;
+
+const T: Duration = Duration::from_secs(5);
+
+fn hello(role: Role, out: &mut BytesMut) {
+    ipc::encode(
+        &Header::Hello {
+            version: FORMAT_VERSION,
+            role,
+            name: "test".into(),
+        },
+        &[],
+        out,
+    );
+}
+
+async fn read_ipc(sock: &mut UnixStream, buf: &mut BytesMut) -> Header {
+    let dec = FrameDecoder::default();
+    loop {
+        if let Some(m) = dec.decode(buf).unwrap() {
+            return m.header;
+        }
+        let n = tokio::time::timeout(T, sock.read_buf(buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "hub closed the connection");
+    }
+}
+
+async fn next_rtmp(
+    sock: &mut TcpStream,
+    dec: &mut ChunkDecoder,
+    buf: &mut BytesMut,
+) -> Option<RtmpMessage> {
+    loop {
+        if let Some(m) = dec.decode(buf).unwrap() {
+            return Some(m);
+        }
+        let n = tokio::time::timeout(T, sock.read_buf(buf))
+            .await
+            .unwrap()
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+fn status_code(m: &RtmpMessage) -> Option<String> {
+    let c = Command::parse(m.type_id, &m.payload, &AmfLimits::default()).ok()?;
+    c.args.first()?.get("code")?.as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
+    let dir = std::env::temp_dir().join(format!("hub-test-{}", std::process::id()));
+    let path = dir.join("hub.sock");
+    let mut cfg = Config::for_tests();
+    cfg.socket = path.clone();
+    let listener = crate::server::bind(&path).unwrap();
+    let registry = Arc::new(Registry::new(Arc::new(cfg)));
+    tokio::spawn(crate::server::serve(listener, registry));
+
+    // Publisher: hello, announce, config, keyframe.
+    let mut publisher = UnixStream::connect(&path).await.unwrap();
+    let mut out = BytesMut::new();
+    hello(Role::Publisher, &mut out);
+    ipc::encode(
+        &Header::Announce {
+            stream: 9,
+            key: "live/t".into(),
+            timescale: 1000,
+        },
+        &[],
+        &mut out,
+    );
+    publisher.write_all(&out).await.unwrap();
+    let mut pbuf = BytesMut::new();
+    assert!(matches!(
+        read_ipc(&mut publisher, &mut pbuf).await,
+        Header::Hello {
+            role: Role::Hub,
+            ..
+        }
+    ));
+    assert_eq!(
+        read_ipc(&mut publisher, &mut pbuf).await,
+        Header::AnnounceReply {
+            stream: 9,
+            rejected: None
+        }
+    );
+    out.clear();
+    let avcc = [1u8, 0x64, 0, 0x1f, 0xff, 0xe0, 0];
+    ipc::encode(
+        &Header::TrackConfig {
+            stream: 9,
+            track: 0,
+            codec: Codec::H264,
+        },
+        &avcc,
+        &mut out,
+    );
+    let frame = [0u8, 0, 0, 2, 0x65, 0x88];
+    ipc::encode(
+        &Header::Frame {
+            stream: 9,
+            track: 0,
+            video: true,
+            dts: 1000,
+            cts: 0,
+            flags: FLAG_KEYFRAME,
+        },
+        &frame,
+        &mut out,
+    );
+    publisher.write_all(&out).await.unwrap();
+
+    // Player: a TCP pair, the server end handed to the hub.
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = TcpStream::connect(tcp.local_addr().unwrap()).await.unwrap();
+    let (server_end, _) = tcp.accept().await.unwrap();
+    let server_end = server_end.into_std().unwrap();
+    let handoff = UnixStream::connect(&path).await.unwrap();
+    out.clear();
+    hello(Role::PlayerHandoff, &mut out);
+    ipc::encode(
+        &Header::PlayerHandoff(PlayerSession {
+            conn_id: 77,
+            remote: "127.0.0.1:1".into(),
+            key: "live/t".into(),
+            stream_id: 1,
+            in_chunk_size: 128,
+            out_chunk_size: 4096,
+            window_ack_size: 0,
+            bytes_received: 0,
+            last_ack_sent: 0,
+            in_chunk_streams: vec![],
+            pending_input: vec![],
+            start: -2.0,
+            duration: -1.0,
+            reset: false,
+            receive_audio: true,
+            receive_video: true,
+            transaction_id: 0.0,
+        }),
+        &[],
+        &mut out,
+    );
+    handoff.writable().await.unwrap();
+    let n = handoff
+        .send_with_fd(&out, &[server_end.as_raw_fd()])
+        .unwrap();
+    assert_eq!(n, out.len());
+    drop(server_end);
+    let mut handoff = handoff;
+    let mut hbuf = BytesMut::new();
+    assert!(matches!(
+        read_ipc(&mut handoff, &mut hbuf).await,
+        Header::Hello { .. }
+    ));
+
+    let mut dec = ChunkDecoder::new(ChunkLimits::default());
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        got.push(next_rtmp(&mut client, &mut dec, &mut buf).await.unwrap());
+    }
+    assert_eq!(got[0].type_id, types::SET_CHUNK_SIZE);
+    assert_eq!(
+        UserControl::parse(&got[1].payload).unwrap(),
+        UserControl::StreamBegin(1)
+    );
+    assert_eq!(
+        status_code(&got[2]).as_deref(),
+        Some("NetStream.Play.Start")
+    );
+    assert_eq!(got[3].type_id, types::DATA_AMF0);
+    // Sequence header, then the keyframe at its timestamp.
+    assert_eq!(got[4].type_id, types::VIDEO);
+    assert_eq!(&got[4].payload[..2], &[0x17, 0x00]);
+    assert_eq!(&got[4].payload[5..], &avcc);
+    assert_eq!(got[5].type_id, types::VIDEO);
+    assert_eq!(got[5].timestamp, 1000);
+    assert_eq!(&got[5].payload[..2], &[0x17, 0x01]);
+    assert_eq!(&got[5].payload[5..], &frame);
+
+    // Live: the next frame arrives; then the publisher leaves and the player is told.
+    out.clear();
+    ipc::encode(
+        &Header::Frame {
+            stream: 9,
+            track: 0,
+            video: true,
+            dts: 1040,
+            cts: 0,
+            flags: 0,
+        },
+        &[0, 0, 0, 1, 0x41],
+        &mut out,
+    );
+    publisher.write_all(&out).await.unwrap();
+    let m = next_rtmp(&mut client, &mut dec, &mut buf).await.unwrap();
+    assert_eq!((m.type_id, m.timestamp), (types::VIDEO, 1040));
+    drop(publisher);
+    let eof = next_rtmp(&mut client, &mut dec, &mut buf).await.unwrap();
+    assert_eq!(
+        UserControl::parse(&eof.payload).unwrap(),
+        UserControl::StreamEof(1)
+    );
+    let m = next_rtmp(&mut client, &mut dec, &mut buf).await.unwrap();
+    assert_eq!(
+        status_code(&m).as_deref(),
+        Some("NetStream.Play.UnpublishNotify")
+    );
+
+    // A player that sends media is closed.
+    let mut bad = BytesMut::new();
+    proto::rtmp::chunk::write_fmt0(6, 0, types::VIDEO, 1, &[0x17, 1], 128, &mut bad);
+    client.write_all(&bad).await.unwrap();
+    assert!(next_rtmp(&mut client, &mut dec, &mut buf).await.is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
