@@ -112,7 +112,10 @@ fn frame_golden() {
     // encode_header writes the same bytes minus the payload.
     let mut head = BytesMut::new();
     encode_header(&frame(), FRAME_PAYLOAD.len(), &mut head);
-    assert_eq!(&head[..], &FRAME_BYTES[..FRAME_BYTES.len() - FRAME_PAYLOAD.len()]);
+    assert_eq!(
+        &head[..],
+        &FRAME_BYTES[..FRAME_BYTES.len() - FRAME_PAYLOAD.len()]
+    );
     assert_eq!(
         header_bytes(&frame()),
         &FRAME_BYTES[PREFIX_LEN..PREFIX_LEN + 23]
@@ -285,7 +288,12 @@ fn variant_indices_match_the_document() {
             }]
         );
     }
-    let roles = [Role::Publisher, Role::PlayerHandoff, Role::Subscriber, Role::Hub];
+    let roles = [
+        Role::Publisher,
+        Role::PlayerHandoff,
+        Role::Subscriber,
+        Role::Hub,
+    ];
     for (i, role) in roles.into_iter().enumerate() {
         let h = Header::Hello {
             version: 1,
@@ -373,7 +381,10 @@ fn malformed_headers_are_refused() {
     // Unknown variant 13.
     assert!(matches!(bad_header(&[13, 0, 0, 0]), IpcError::BadHeader(_)));
     // Header cut short (Metadata needs its u32 stream).
-    assert!(matches!(bad_header(&[5, 0, 0, 0, 1]), IpcError::BadHeader(_)));
+    assert!(matches!(
+        bad_header(&[5, 0, 0, 0, 1]),
+        IpcError::BadHeader(_)
+    ));
     // Trailing bytes after a whole header.
     assert!(matches!(
         bad_header(&[5, 0, 0, 0, 1, 0, 0, 0, 9, 9]),
