@@ -1,1 +1,84 @@
-fn main() {}
+//! ingest-rtmp: the RTMP front door. Accepts publishers and players on one TCP port, runs
+//! the sans-IO `proto::rtmp::session` for each connection, turns publishers into framed
+//! IPC streams to the hub and hands accepted players (socket and session state) to it.
+//!
+//! ```text
+//!  TCP --> listener.rs (max connections) --> conn.rs: bytes <-> ServerSession
+//!                                              | publish                | play
+//!                                              v                        v
+//!                           convert.rs (FLV -> frames)          handoff.rs (fd + state
+//!                                   |                                   over a fresh UDS)
+//!                                   v
+//!                           link.rs: bounded queue -> writer task -> hub.sock
+//!                                    (reconnects, re-announces configs, metadata, GOP)
+//! ```
+
+mod cli;
+mod conn;
+mod convert;
+mod handoff;
+mod link;
+mod listener;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use cli::{Cli, LogFormat};
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                )
+                .init()
+        }
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let cfg = Arc::new(cli.config());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.listen))?;
+        let addr = listener.local_addr().context("local address")?;
+        tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}");
+        tokio::select! {
+            r = listener::serve(listener, cfg) => r.context("accepting connections"),
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,111 @@
+//! Command line and the configuration built from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use proto::rtmp::amf0::AmfLimits;
+use proto::rtmp::chunk::ChunkLimits;
+use proto::rtmp::session::SessionConfig;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+/// RTMP ingest of the media server: accepts publishers and players on one port, sends
+/// published streams to the hub and hands players over to it.
+#[derive(Debug, Parser)]
+#[command(name = "ingest-rtmp", version)]
+pub(crate) struct Cli {
+    /// TCP address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "0.0.0.0:1935")]
+    listen: SocketAddr,
+    /// The hub's Unix socket [default: $XDG_RUNTIME_DIR/mediaserver/hub.sock, else
+    /// /tmp/mediaserver-$USER/hub.sock].
+    #[arg(long)]
+    hub: Option<PathBuf>,
+    /// Longest time a client may take to complete the RTMP handshake.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
+    /// A client that sends no bytes for this long is disconnected.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// Most client connections at once; further ones are closed on accept.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Largest RTMP message accepted, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_message_size: u32,
+    /// Most chunk streams a client may use at once.
+    #[arg(long, default_value_t = 64)]
+    max_chunk_streams: usize,
+    /// Chunk size announced to clients and used toward them.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(128..=0x7FFF_FFFF))]
+    chunk_size: u32,
+    /// Window acknowledgement size and peer bandwidth announced to clients.
+    #[arg(long, default_value_t = 2_500_000)]
+    window_ack_size: u32,
+    /// Deepest AMF nesting accepted in commands and metadata.
+    #[arg(long, default_value_t = 32)]
+    amf_max_depth: usize,
+    /// Bytes of media queued per publisher toward the hub before frames are dropped (a
+    /// slow hub), and the bound on the GOP kept to re-announce after a hub restart.
+    #[arg(long, default_value_t = 8 << 20)]
+    hub_queue_bytes: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    /// Log filter (RUST_LOG syntax); RUST_LOG overrides it when set.
+    #[arg(long, default_value = "info")]
+    pub(crate) log_level: String,
+}
+
+/// Everything a connection needs to know, shared read-only.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) hub: PathBuf,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) session: SessionConfig,
+    pub(crate) hub_queue_bytes: usize,
+}
+
+impl Cli {
+    pub(crate) fn config(&self) -> Config {
+        let chunk_limits = ChunkLimits {
+            max_message_size: self.max_message_size,
+            max_chunk_streams: self.max_chunk_streams,
+            // Partial messages may hold at most two maximal messages at once.
+            max_buffered_bytes: (self.max_message_size as usize).saturating_mul(2),
+            ..ChunkLimits::default()
+        };
+        let amf_limits = AmfLimits {
+            max_depth: self.amf_max_depth,
+            ..AmfLimits::default()
+        };
+        Config {
+            listen: self.listen,
+            hub: self
+                .hub
+                .clone()
+                .unwrap_or_else(proto::runtime::default_hub_socket),
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            session: SessionConfig {
+                chunk_limits,
+                amf_limits,
+                chunk_size: self.chunk_size,
+                window_ack_size: self.window_ack_size,
+                ..SessionConfig::default()
+            },
+            hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
+        }
+    }
+}

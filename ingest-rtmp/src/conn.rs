@@ -1,0 +1,386 @@
+//! One client connection: socket bytes through the `ServerSession`, events to the hub link
+//! or the player handoff. Every way a connection ends in error logs one warn line naming
+//! the connection, the layer and the reason.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant as StdInstant;
+
+use bytes::BytesMut;
+use proto::ipc::{Header, RejectReason};
+use proto::media::StreamKey;
+use proto::rtmp::handshake::RANDOM_SIZE;
+use proto::rtmp::session::{
+    MessageStreamId, PlayRequest, PublishRequest, ServerSession, SessionError, SessionEvent,
+};
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::{timeout, Instant};
+
+use crate::cli::Config;
+use crate::convert::{Converter, STREAM};
+use crate::handoff;
+use crate::link::{self, Link, LinkEvent, Opened};
+
+/// Bytes reserved for each socket read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a connection is closed, for the warn line.
+#[derive(Debug)]
+struct Close {
+    layer: &'static str,
+    error: String,
+}
+
+impl Close {
+    fn new(layer: &'static str, error: impl Display) -> Self {
+        Close {
+            layer,
+            error: error.to_string(),
+        }
+    }
+}
+
+impl From<SessionError> for Close {
+    fn from(e: SessionError) -> Self {
+        Close::new(e.layer(), e)
+    }
+}
+
+/// How a connection ended without error.
+enum End {
+    /// The client left or was told to go.
+    Closed,
+    /// Play accepted: hand the socket to the hub over this connection.
+    HandOff { uds: UnixStream, key: StreamKey },
+}
+
+/// What an event asks the driver to do next.
+enum Flow {
+    Continue,
+    End(End),
+}
+
+struct Publisher {
+    key: StreamKey,
+    stream_id: MessageStreamId,
+    link: Link,
+    convert: Converter,
+    bad_tags: u64,
+}
+
+struct Conn {
+    cfg: Arc<Config>,
+    conn_id: u64,
+    sock: TcpStream,
+    session: ServerSession,
+    inbuf: BytesMut,
+    outbuf: BytesMut,
+    publisher: Option<Publisher>,
+}
+
+fn epoch() -> u32 {
+    static START: OnceLock<StdInstant> = OnceLock::new();
+    START.get_or_init(StdInstant::now).elapsed().as_millis() as u32
+}
+
+/// Runs one connection to its end.
+pub(crate) async fn run(sock: TcpStream, conn_id: u64, remote: SocketAddr, cfg: Arc<Config>) {
+    let mut random = [0u8; RANDOM_SIZE];
+    rand::thread_rng().fill_bytes(&mut random);
+    let mut conn = Conn {
+        session: ServerSession::new(cfg.session.clone(), random, epoch()),
+        cfg,
+        conn_id,
+        sock,
+        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        outbuf: BytesMut::new(),
+        publisher: None,
+    };
+    let result = conn.drive().await;
+    if let Some(mut p) = conn.publisher.take() {
+        p.link.send(
+            Header::EndOfStream {
+                stream: STREAM,
+                reason: "disconnect".into(),
+            },
+            bytes::Bytes::new(),
+        );
+        tracing::info!(key = %p.key, "publisher disconnected");
+    }
+    match result {
+        Ok(End::Closed) => tracing::debug!("connection closed"),
+        Ok(End::HandOff { uds, key }) => {
+            let Conn {
+                session,
+                sock,
+                inbuf,
+                ..
+            } = conn;
+            let state = match session.into_player_state(
+                conn_id,
+                remote.to_string(),
+                key.to_string(),
+                &inbuf,
+            ) {
+                Ok(s) => s,
+                Err(e) => return warn_close(conn_id, &Close::from(e)),
+            };
+            match handoff::hand_over(uds, &sock, state).await {
+                Ok(()) => tracing::info!(key = %key, "player handed to the hub"),
+                Err(e) => warn_close(conn_id, &Close::new("handoff", e)),
+            }
+        }
+        Err(close) => warn_close(conn_id, &close),
+    }
+}
+
+fn warn_close(conn_id: u64, c: &Close) {
+    tracing::warn!(conn_id, layer = c.layer, error = %c.error, "closing connection");
+}
+
+impl Conn {
+    async fn drive(&mut self) -> Result<End, Close> {
+        let handshake_deadline = Instant::now() + self.cfg.handshake_timeout;
+        loop {
+            if let Err(e) = self.session.handle_input(&mut self.inbuf) {
+                // The session may have queued the `_error`/onStatus explaining itself.
+                let _ = self.flush().await;
+                return Err(e.into());
+            }
+            let mut decided = false;
+            while let Some(event) = self.session.poll_event() {
+                let paused = self.session.is_paused();
+                match self.on_event(event).await? {
+                    Flow::Continue => {}
+                    Flow::End(end) => {
+                        self.flush().await?;
+                        return Ok(end);
+                    }
+                }
+                decided |= paused && !self.session.is_paused();
+            }
+            self.flush().await?;
+            if decided {
+                // Input left in the buffer while the session waited is processed first.
+                continue;
+            }
+            self.read(handshake_deadline).await?;
+            if self.inbuf.is_empty() {
+                return Ok(End::Closed);
+            }
+        }
+    }
+
+    /// Reads once (or handles a hub event). An empty input buffer afterwards means EOF.
+    async fn read(&mut self, handshake_deadline: Instant) -> Result<(), Close> {
+        let (deadline, what) = if self.session.is_handshaking() {
+            (handshake_deadline, "handshake")
+        } else {
+            (Instant::now() + self.cfg.idle_timeout, "idle")
+        };
+        if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+            self.inbuf.reserve(READ_CHUNK);
+        }
+        let link_event = async {
+            match &mut self.publisher {
+                Some(p) => p.link.event().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.sock.read_buf(&mut self.inbuf) => match r {
+                Ok(0) if self.session.is_handshaking() => {
+                    Err(Close::new("handshake", "client closed the connection during the handshake"))
+                }
+                Ok(0) => {
+                    // Leave whatever partial input there is; the caller sees EOF.
+                    self.inbuf.clear();
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(Close::new("tcp", e)),
+            },
+            _ = tokio::time::sleep_until(deadline) => Err(if what == "handshake" {
+                Close::new("handshake", format!(
+                    "handshake timeout: not completed within {}",
+                    humantime::format_duration(self.cfg.handshake_timeout)
+                ))
+            } else {
+                Close::new("session", format!(
+                    "idle timeout: no data for {}",
+                    humantime::format_duration(self.cfg.idle_timeout)
+                ))
+            }),
+            event = link_event => {
+                self.on_link_event(event).await?;
+                // The publisher is being closed: report EOF to the caller.
+                self.inbuf.clear();
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_link_event(&mut self, event: LinkEvent) -> Result<(), Close> {
+        let Some(p) = self.publisher.take() else {
+            return Ok(());
+        };
+        match event {
+            LinkEvent::Revoked(reason) => {
+                let d = format!("{} was taken over by another publisher", p.key);
+                self.session
+                    .send_status(p.stream_id, "status", "NetStream.Unpublish.Success", &d);
+                tracing::info!(key = %p.key, %reason, "publisher taken over by another publisher; closing");
+            }
+            LinkEvent::Rejected(reason) => {
+                let d = format!("{} is no longer accepted by the hub ({reason:?})", p.key);
+                self.session
+                    .send_status(p.stream_id, "error", "NetStream.Publish.BadName", &d);
+                tracing::warn!(conn_id = self.conn_id, layer = "hub", error = %d, "closing connection");
+            }
+        }
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), Close> {
+        self.session.poll_transmit(&mut self.outbuf);
+        if self.outbuf.is_empty() {
+            return Ok(());
+        }
+        match timeout(
+            self.cfg.idle_timeout,
+            self.sock.write_all_buf(&mut self.outbuf),
+        )
+        .await
+        {
+            Ok(Ok(())) => {
+                self.outbuf.clear();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Close::new("tcp", e)),
+            Err(_) => Err(Close::new("tcp", "write timeout: the client does not read")),
+        }
+    }
+
+    async fn on_event(&mut self, event: SessionEvent) -> Result<Flow, Close> {
+        match event {
+            SessionEvent::HandshakeDone { kind } => tracing::debug!(?kind, "handshake done"),
+            SessionEvent::Connected(info) => {
+                tracing::debug!(app = %info.app, tc_url = ?info.tc_url, flash_ver = ?info.flash_ver, "connected");
+            }
+            SessionEvent::PublishRequest(req) => return self.publish(req).await,
+            SessionEvent::Metadata { data, .. } => {
+                if let Some(p) = &mut self.publisher {
+                    p.link.send(Header::Metadata { stream: STREAM }, data);
+                }
+            }
+            SessionEvent::Media(m) => {
+                if let Some(p) = &mut self.publisher {
+                    let link = &mut p.link;
+                    if let Err(e) = p.convert.media(&m, |h, b| link.send(h, b)) {
+                        p.bad_tags += 1;
+                        // Per message, so not at info; the count shows in the unpublish line.
+                        tracing::debug!(error = %e, "dropping a malformed FLV tag body");
+                    }
+                }
+            }
+            SessionEvent::Unpublished { reason, .. } => {
+                if let Some(mut p) = self.publisher.take() {
+                    p.link.send(
+                        Header::EndOfStream {
+                            stream: STREAM,
+                            reason: "unpublish".into(),
+                        },
+                        bytes::Bytes::new(),
+                    );
+                    tracing::info!(key = %p.key, by = reason.as_str(), bad_tags = p.bad_tags, "unpublished");
+                }
+            }
+            SessionEvent::PlayRequest(req) => return self.play(req).await,
+            other => tracing::debug!(?other, "session event"),
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn publish(&mut self, req: PublishRequest) -> Result<Flow, Close> {
+        let sid = req.stream_id;
+        let key = match StreamKey::new(&req.app, &req.name) {
+            Ok(k) => k,
+            Err(e) => {
+                let d = format!("invalid stream key {}/{}: {e}", req.app, req.name);
+                self.session
+                    .reject_publish(sid, "NetStream.Publish.BadName", &d);
+                tracing::info!(app = %req.app, name = %req.name, "publish refused: {e}");
+                return Ok(Flow::End(End::Closed));
+            }
+        };
+        let opened = link::open(&self.cfg.hub, &key, self.cfg.hub_queue_bytes, self.conn_id).await;
+        match opened {
+            Ok(Opened::Accepted(link)) => {
+                self.session.accept_publish(sid);
+                tracing::info!(key = %key, kind = ?req.kind, "publishing");
+                self.publisher = Some(Publisher {
+                    key,
+                    stream_id: sid,
+                    link,
+                    convert: Converter::default(),
+                    bad_tags: 0,
+                });
+                Ok(Flow::Continue)
+            }
+            Ok(Opened::Rejected(reason)) => {
+                let (code, d) = match reason {
+                    RejectReason::Duplicate => (
+                        "NetStream.Publish.BadName",
+                        format!("{key} is already being published"),
+                    ),
+                    RejectReason::Capacity => (
+                        "NetStream.Publish.Denied",
+                        "the server is at its stream limit".to_owned(),
+                    ),
+                    RejectReason::Denied => (
+                        "NetStream.Publish.Denied",
+                        format!("publishing {key} is not allowed"),
+                    ),
+                };
+                self.session.reject_publish(sid, code, &d);
+                tracing::info!(key = %key, ?reason, "publish refused by the hub");
+                Ok(Flow::End(End::Closed))
+            }
+            Err(e) => {
+                let d = format!("the hub is unavailable: {e}");
+                self.session
+                    .reject_publish(sid, "NetStream.Publish.Failed", &d);
+                let _ = self.flush().await;
+                Err(Close::new("hub", d))
+            }
+        }
+    }
+
+    async fn play(&mut self, req: PlayRequest) -> Result<Flow, Close> {
+        let sid = req.stream_id;
+        let key = match StreamKey::new(&req.app, &req.name) {
+            Ok(k) => k,
+            Err(e) => {
+                let d = format!("invalid stream key {}/{}: {e}", req.app, req.name);
+                self.session
+                    .reject_play(sid, "NetStream.Play.StreamNotFound", &d);
+                return Ok(Flow::Continue);
+            }
+        };
+        match handoff::connect(&self.cfg.hub).await {
+            Ok(uds) => {
+                self.session.accept_play(sid);
+                Ok(Flow::End(End::HandOff { uds, key }))
+            }
+            Err(e) => {
+                let d = format!("the hub is unavailable: {e}");
+                self.session.reject_play(sid, "NetStream.Play.Failed", &d);
+                let _ = self.flush().await;
+                Err(Close::new("hub", d))
+            }
+        }
+    }
+}
