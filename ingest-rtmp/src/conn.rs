@@ -137,6 +137,15 @@ pub(crate) async fn run(sock: TcpStream, conn_id: u64, remote: SocketAddr, cfg: 
     }
 }
 
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
 fn warn_close(conn_id: u64, c: &Close) {
     tracing::warn!(conn_id, layer = c.layer, error = %c.error, "closing connection");
 }
@@ -201,6 +210,12 @@ impl Conn {
                     Ok(())
                 }
                 Ok(_) => Ok(()),
+                Err(e) if is_reset(&e) => {
+                    // A client that leaves abruptly is not a protocol violation.
+                    tracing::debug!(error = %e, "client reset the connection");
+                    self.inbuf.clear();
+                    Ok(())
+                }
                 Err(e) => Err(Close::new("tcp", e)),
             },
             _ = tokio::time::sleep_until(deadline) => Err(if what == "handshake" {
@@ -256,6 +271,12 @@ impl Conn {
         .await
         {
             Ok(Ok(())) => {
+                self.outbuf.clear();
+                Ok(())
+            }
+            Ok(Err(e)) if is_reset(&e) && !self.session.is_handshaking() => {
+                // The next read reports the end of the connection.
+                tracing::debug!(error = %e, "client reset the connection");
                 self.outbuf.clear();
                 Ok(())
             }
