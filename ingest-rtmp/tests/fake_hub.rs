@@ -1,0 +1,167 @@
+//! ingest-rtmp against a fake hub: a real FFmpeg publish becomes Announce, track configs,
+//! metadata, frames and end of stream on the hub socket. Skipped when FFmpeg is missing.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use proto::ipc::{self, FrameDecoder, Header, Role, FORMAT_VERSION};
+use proto::media::{Codec, FLAG_KEYFRAME};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+
+fn ffmpeg() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !path.is_empty()).then_some(path)
+}
+
+#[tokio::test]
+async fn ffmpeg_publish_reaches_the_hub() {
+    let Some(ff) = ffmpeg() else {
+        eprintln!("FFmpeg not installed; skipping");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ingest-fake-hub-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let sock = dir.join("hub.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).unwrap();
+
+    let mut ingest = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingest-rtmp"))
+        .args(["--listen", "127.0.0.1:0", "--hub"])
+        .arg(&sock)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ingest.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next_line().await.unwrap().expect("ingest log");
+        if let Some(rest) = line.split("listening on rtmp://").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let mut publisher = tokio::process::Command::new(ff)
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc=size=320x240:rate=25")
+        .args([
+            "-f", "lavfi", "-i", "sine", "-c:v", "libx264", "-g", "25", "-c:a", "aac",
+        ])
+        .args(["-t", "2", "-f", "flv"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/test"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let (mut hub, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
+        .await
+        .expect("ingest connects to the hub")
+        .unwrap();
+    let decoder = FrameDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    let collect = async {
+        loop {
+            while let Some(m) = decoder.decode(&mut buf).unwrap() {
+                let answer = match &m.header {
+                    Header::Hello { role, .. } => {
+                        assert_eq!(*role, Role::Publisher);
+                        Some(Header::Hello {
+                            version: FORMAT_VERSION,
+                            role: Role::Hub,
+                            name: "fake".into(),
+                        })
+                    }
+                    Header::Announce { stream, .. } => Some(Header::AnnounceReply {
+                        stream: *stream,
+                        rejected: None,
+                    }),
+                    _ => None,
+                };
+                if let Some(a) = answer {
+                    let mut out = BytesMut::new();
+                    ipc::encode(&a, &[], &mut out);
+                    hub.write_all(&out).await.unwrap();
+                }
+                let end = matches!(m.header, Header::EndOfStream { .. });
+                got.push(m);
+                if end {
+                    return;
+                }
+            }
+            if hub.read_buf(&mut buf).await.unwrap() == 0 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), collect)
+        .await
+        .expect("stream ends");
+    let _ = publisher.wait().await;
+
+    assert!(
+        matches!(&got[1].header, Header::Announce { key, timescale: 1000, .. } if key == "live/test")
+    );
+    let configs: Vec<Codec> = got
+        .iter()
+        .filter_map(|m| match m.header {
+            Header::TrackConfig { codec, .. } => Some(codec),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        configs.contains(&Codec::H264) && configs.contains(&Codec::Aac),
+        "{configs:?}"
+    );
+    assert!(got
+        .iter()
+        .any(|m| matches!(m.header, Header::Metadata { .. })
+            && m.payload.starts_with(b"\x02\x00\x0aonMetaData")));
+    let video: Vec<(i64, u8)> = got
+        .iter()
+        .filter_map(|m| match m.header {
+            Header::Frame {
+                video: true,
+                dts,
+                flags,
+                ..
+            } => Some((dts, flags)),
+            _ => None,
+        })
+        .collect();
+    assert!(video.len() >= 40, "{} video frames", video.len());
+    assert_eq!(video[0].1 & FLAG_KEYFRAME, FLAG_KEYFRAME);
+    assert!(video.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert!(got
+        .iter()
+        .any(|m| matches!(m.header, Header::Frame { video: false, .. })));
+    assert!(matches!(
+        got.last().unwrap().header,
+        Header::EndOfStream { .. }
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
