@@ -27,6 +27,8 @@ pub struct Config {
     pub player_queue_bytes: usize,
     /// Lag skips allowed within [`LAG_WINDOW`] before a player is disconnected.
     pub max_lag_skips: u32,
+    /// A player whose socket takes no bytes for this long stopped reading: it is closed.
+    pub player_write_timeout: Duration,
     /// How long a player of a key that is not live waits for its publisher.
     pub publisher_wait: Duration,
     /// How long players stay after their publisher left.
@@ -53,6 +55,7 @@ impl Config {
             gop_cache_duration: Duration::from_secs(10),
             player_queue_bytes: 4 << 20,
             max_lag_skips: 3,
+            player_write_timeout: Duration::from_secs(10),
             publisher_wait: Duration::from_secs(30),
             unpublish_timeout: Duration::from_secs(30),
             chunk_size: 4096,

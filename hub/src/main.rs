@@ -68,6 +68,10 @@ struct Cli {
     /// Lag skips within 30 s before a slow player is disconnected.
     #[arg(long, default_value_t = 3)]
     max_lag_skips: u32,
+    /// A player whose socket accepts no bytes for this long (it stopped reading without
+    /// closing) is disconnected; lag skips only help players that still read.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    player_write_timeout: Duration,
     /// How long a player of a key that is not live waits for its publisher.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     publisher_wait: Duration,
@@ -124,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         gop_cache_duration: cli.gop_cache_duration,
         player_queue_bytes: cli.player_queue_bytes,
         max_lag_skips: cli.max_lag_skips,
+        player_write_timeout: cli.player_write_timeout,
         publisher_wait: cli.publisher_wait,
         unpublish_timeout: cli.unpublish_timeout,
         chunk_size: cli.chunk_size,

@@ -168,7 +168,7 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
         },
         end = writer.run(&mut wr, &mut ctl_rx) => match end {
             WriterEnd::Io(e) => tracing::info!(conn_id, error = %e, "player left"),
-            e @ WriterEnd::TooSlow { .. } => {
+            e @ (WriterEnd::TooSlow { .. } | WriterEnd::Stalled(_)) => {
                 tracing::warn!(conn_id, layer = "player", error = %e, "closing connection")
             }
             e => tracing::info!(conn_id, reason = %e, "player closed"),

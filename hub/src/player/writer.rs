@@ -59,6 +59,9 @@ pub enum WriterEnd {
         /// The window.
         window: std::time::Duration,
     },
+    /// The socket took no bytes for the write timeout: the player stopped reading.
+    #[error("stalled: no bytes written for {0:?}")]
+    Stalled(std::time::Duration),
     /// The input side is gone.
     #[error("input closed")]
     InputClosed,
@@ -120,6 +123,7 @@ pub struct Writer {
     recv_video: bool,
     paused: bool,
     lag: LagCounter,
+    write_timeout: std::time::Duration,
     queue: VecDeque<Bytes>,
     scratch: BytesMut,
     headers: Vec<Bytes>,
@@ -165,6 +169,7 @@ impl Writer {
             recv_video,
             paused: false,
             lag: LagCounter::new(cfg.max_lag_skips),
+            write_timeout: cfg.player_write_timeout,
             queue: initial.into(),
             scratch: BytesMut::new(),
             headers: Vec::new(),
@@ -186,8 +191,8 @@ impl Writer {
                 }
             }
             let end = self.collect();
-            if let Err(e) = write_queue(wr, &mut self.queue).await {
-                return e.into();
+            if let Err(e) = self.flush(wr).await {
+                return e;
             }
             if let Some(end) = end {
                 let _ = wr.flush().await;
@@ -206,12 +211,22 @@ impl Writer {
                 _ = sleep_until(deadline) => {
                     if !self.live {
                         self.status("error", "NetStream.Play.StreamNotFound", "No such stream.");
-                        let _ = write_queue(wr, &mut self.queue).await;
+                        let _ = self.flush(wr).await;
                         return WriterEnd::NotFound;
                     }
                     self.deadline = None;
                 }
             }
+        }
+    }
+
+    /// Writes the queue; a socket that takes nothing for the write timeout ends the player.
+    /// The lag policy runs between batches, so a player that stopped reading altogether
+    /// would otherwise hold its connection (and a ring cursor) forever.
+    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), WriterEnd> {
+        match tokio::time::timeout(self.write_timeout, write_queue(wr, &mut self.queue)).await {
+            Ok(r) => r.map_err(WriterEnd::from),
+            Err(_) => Err(WriterEnd::Stalled(self.write_timeout)),
         }
     }
 
