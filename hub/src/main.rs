@@ -93,6 +93,47 @@ struct Cli {
     /// Log filter (RUST_LOG syntax); RUST_LOG overrides it when set.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
+    /// the flag. Nothing is started (used by `supervisor check`).
+    #[arg(long)]
+    check: bool,
+}
+
+/// Longest path a Unix socket address holds (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+impl Cli {
+    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
+    fn problems(&self) -> Option<(&'static str, String, String)> {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Some(("log-level", self.log_level.clone(), e.to_string()));
+        }
+        let socket = self
+            .socket
+            .clone()
+            .unwrap_or_else(proto::runtime::default_hub_socket);
+        let len = socket.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            let why = format!("{len} bytes; a Unix socket path holds at most {MAX_SOCKET_PATH}");
+            return Some(("socket", socket.display().to_string(), why));
+        }
+        if self.gop_cache_bytes == 0 || self.player_queue_bytes == 0 {
+            let (flag, v) = if self.gop_cache_bytes == 0 {
+                ("gop-cache-bytes", self.gop_cache_bytes)
+            } else {
+                ("player-queue-bytes", self.player_queue_bytes)
+            };
+            return Some((flag, v.to_string(), "must be more than 0".into()));
+        }
+        if self.player_write_timeout.is_zero() {
+            return Some((
+                "player-write-timeout",
+                "0s".into(),
+                "must be more than 0".into(),
+            ));
+        }
+        None
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -117,6 +158,13 @@ fn init_logging(cli: &Cli) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some((flag, value, why)) = cli.problems() {
+        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
+        std::process::exit(2);
+    }
+    if cli.check {
+        return Ok(());
+    }
     init_logging(&cli);
     let cfg = Arc::new(Config {
         socket: cli

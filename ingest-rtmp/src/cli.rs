@@ -62,6 +62,10 @@ pub(crate) struct Cli {
     /// Log filter (RUST_LOG syntax); RUST_LOG overrides it when set.
     #[arg(long, default_value = "info")]
     pub(crate) log_level: String,
+    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
+    /// the flag. Nothing is started (used by `supervisor check`).
+    #[arg(long)]
+    pub(crate) check: bool,
 }
 
 /// Everything a connection needs to know, shared read-only.
@@ -77,6 +81,31 @@ pub(crate) struct Config {
 }
 
 impl Cli {
+    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
+    pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Some(("log-level", self.log_level.clone(), e.to_string()));
+        }
+        let positive = [
+            ("max-connections", self.max_connections as u64),
+            ("max-message-size", u64::from(self.max_message_size)),
+            ("max-chunk-streams", self.max_chunk_streams as u64),
+            ("window-ack-size", u64::from(self.window_ack_size)),
+            ("amf-max-depth", self.amf_max_depth as u64),
+        ];
+        if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Some((flag, "0".into(), "must be more than 0".into()));
+        }
+        let timeouts = [
+            ("handshake-timeout", self.handshake_timeout),
+            ("idle-timeout", self.idle_timeout),
+        ];
+        if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
+            return Some((flag, "0s".into(), "must be more than 0".into()));
+        }
+        None
+    }
+
     pub(crate) fn config(&self) -> Config {
         let chunk_limits = ChunkLimits {
             max_message_size: self.max_message_size,

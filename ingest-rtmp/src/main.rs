@@ -49,6 +49,13 @@ fn init_logging(cli: &Cli) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some((flag, value, why)) = cli.problems() {
+        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
+        std::process::exit(2);
+    }
+    if cli.check {
+        return Ok(());
+    }
     init_logging(&cli);
     let cfg = Arc::new(cli.config());
     let runtime = tokio::runtime::Builder::new_multi_thread()

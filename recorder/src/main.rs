@@ -55,6 +55,37 @@ struct Cli {
     /// Log filter (RUST_LOG syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
+    /// the flag. Nothing is started (used by `supervisor check`).
+    #[arg(long)]
+    check: bool,
+}
+
+impl Cli {
+    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
+    fn problems(&self) -> Option<(&'static str, String, String)> {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Some(("log-level", self.log_level.clone(), e.to_string()));
+        }
+        if let Err(e) = Namer::new(&self.dir, &self.pattern) {
+            return Some(("pattern", self.pattern.clone(), e.to_string()));
+        }
+        if self.dir.exists() && !self.dir.is_dir() {
+            let why = "exists and is not a directory".to_string();
+            return Some(("dir", self.dir.display().to_string(), why));
+        }
+        if let Some(p) = self.patterns.iter().find(|p| p.is_empty()) {
+            return Some((
+                "match",
+                p.clone(),
+                "an empty pattern matches nothing".into(),
+            ));
+        }
+        if self.segment.is_some_and(|d| d.is_zero()) {
+            return Some(("segment", "0s".into(), "must be more than 0".into()));
+        }
+        None
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -72,6 +103,13 @@ fn init_logging(cli: &Cli) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some((flag, value, why)) = cli.problems() {
+        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
+        std::process::exit(2);
+    }
+    if cli.check {
+        return Ok(());
+    }
     init_logging(&cli);
     let namer = Namer::new(&cli.dir, &cli.pattern).context("--pattern")?;
     std::fs::create_dir_all(&cli.dir).with_context(|| format!("creating {}", cli.dir.display()))?;

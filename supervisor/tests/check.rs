@@ -11,6 +11,21 @@ fn check(sandbox: &Sandbox, body: &str) -> (bool, String) {
     (status.success(), format!("{out}\n{err}"))
 }
 
+/// `check` against the real component binaries (which `scripts/test.sh` builds first).
+fn check_real(sandbox: &Sandbox, file: &std::path::Path) -> (bool, String) {
+    let bin_dir = workspace_bin_dir();
+    common::require_real_components(&bin_dir);
+    let (status, out, err) = run_to_end(&[
+        "--bin-dir",
+        bin_dir.to_str().unwrap(),
+        "--runtime-dir",
+        sandbox.runtime_dir().to_str().unwrap(),
+        "check",
+        file.to_str().unwrap(),
+    ]);
+    (status.success(), format!("{out}\n{err}"))
+}
+
 #[test]
 fn a_valid_profile_passes() {
     let sandbox = Sandbox::with_fakes();
@@ -66,41 +81,45 @@ fn a_missing_component_binary_is_reported() {
     );
 }
 
-/// Every example profile passes `check`: against the real component binaries when they
-/// are built and support `--check`, else against the fake components (which still proves
-/// the profile parses and maps to flags the contract defines).
+/// Every example profile passes `check` against the real component binaries (which
+/// `scripts/test.sh` builds before the tests run).
 #[test]
 fn every_example_profile_passes_check() {
     let sandbox = Sandbox::with_fakes();
-    let real = workspace_bin_dir();
-    let bin_dir = if ["hub", "ingest-rtmp"]
-        .iter()
-        .all(|name| common::real_component(&real, name))
-    {
-        real
-    } else {
-        eprintln!("real hub/ingest-rtmp without --check: checking profiles against fakes");
-        sandbox.bin_dir()
-    };
     let profiles = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
     let mut count = 0;
     for entry in std::fs::read_dir(&profiles).expect("profiles/") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             count += 1;
-            let (status, out, err) = run_to_end(&[
-                "--bin-dir",
-                bin_dir.to_str().unwrap(),
-                "--runtime-dir",
-                sandbox.runtime_dir().to_str().unwrap(),
-                "check",
-                path.to_str().unwrap(),
-            ]);
-            assert!(status.success(), "{}:\n{out}\n{err}", path.display());
+            let (ok, out) = check_real(&sandbox, &path);
+            assert!(ok, "{}:\n{out}", path.display());
         }
     }
     assert!(
         count >= 2,
         "expected default.toml and dev.toml in profiles/"
     );
+}
+
+/// The real components validate their own values (beyond syntax) under `--check`, and
+/// each problem is reported with its section and key.
+#[test]
+fn real_components_name_the_bad_key() {
+    let sandbox = Sandbox::with_fakes();
+    let file = sandbox.profile(
+        "bad.toml",
+        "[hub]\ngop-cache-bytes = 0\n\
+         [ingest-rtmp]\nlisten = \"127.0.0.1:0\"\nidle-timeout = \"0s\"\n\
+         [recorder]\ndir = \"/tmp\"\npattern = \"{nope}.flv\"\n",
+    );
+    let (ok, all) = check_real(&sandbox, &file);
+    assert!(!ok, "{all}");
+    for expected in [
+        "[hub] gop-cache-bytes: invalid value '0'",
+        "[ingest-rtmp] idle-timeout: invalid value '0s'",
+        "[recorder] pattern: invalid value '{nope}.flv'",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
 }

@@ -254,21 +254,11 @@ fn a_second_supervisor_cannot_take_the_same_runtime_dir() {
     );
 }
 
-/// The real binaries, once they are built with `--check` support (issue 2): readiness and
-/// merged logs of the actual hub and ingest-rtmp.
+/// The real binaries: readiness and merged logs of the actual hub and ingest-rtmp.
 #[test]
 fn real_hub_and_ingest_rtmp_start_and_stop() {
     let bin_dir = common::workspace_bin_dir();
-    if !["hub", "ingest-rtmp"]
-        .iter()
-        .all(|name| common::real_component(&bin_dir, name))
-    {
-        eprintln!(
-            "skipped: real hub/ingest-rtmp not built (with --check) in {}",
-            bin_dir.display()
-        );
-        return;
-    }
+    common::require_real_components(&bin_dir);
     let sandbox = Sandbox::with_fakes();
     let file = sandbox.profile("p.toml", BASIC);
     let mut sup = Sup::spawn(&[

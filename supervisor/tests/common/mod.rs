@@ -268,6 +268,18 @@ pub fn workspace_bin_dir() -> PathBuf {
     })
 }
 
+/// Panics unless the real component binaries are built in `dir` with `--check` support
+/// (`cargo build --workspace --bins`, which `scripts/test.sh` runs first).
+pub fn require_real_components(dir: &Path) {
+    for name in ["hub", "ingest-rtmp", "recorder"] {
+        assert!(
+            real_component(dir, name),
+            "{name} is not built with --check in {}: run `cargo build --workspace --bins`",
+            dir.display()
+        );
+    }
+}
+
 /// Whether the real `name` binary in `dir` is built and documents `--check`.
 pub fn real_component(dir: &Path, name: &str) -> bool {
     let bin = dir.join(name);
