@@ -28,6 +28,11 @@ pub(crate) struct Cli {
     /// /tmp/mediaserver-$USER/hub.sock].
     #[arg(long)]
     hub: Option<PathBuf>,
+    /// Write published streams in the framed format (proto/FORMAT.md) to this file or FIFO,
+    /// or `-` for standard output, instead of to a hub; players are refused
+    /// [default: none, streams go to the hub].
+    #[arg(long, value_name = "PATH|-", value_parser = crate::pipe::Target::parse, conflicts_with = "hub")]
+    pub(crate) out: Option<crate::pipe::Target>,
     /// Longest time a client may take to complete the RTMP handshake.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
@@ -78,6 +83,8 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub_queue_bytes: usize,
+    /// `--out`: streams go to this pipe instead of the hub (set once it is open).
+    pub(crate) pipe: Option<crate::pipe::Pipe>,
 }
 
 impl Cli {
@@ -135,6 +142,7 @@ impl Cli {
                 ..SessionConfig::default()
             },
             hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
+            pipe: None,
         }
     }
 }

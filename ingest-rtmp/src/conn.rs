@@ -337,7 +337,10 @@ impl Conn {
                 return Ok(Flow::End(End::Closed));
             }
         };
-        let opened = link::open(&self.cfg.hub, &key, self.cfg.hub_queue_bytes, self.conn_id).await;
+        let opened = match &self.cfg.pipe {
+            Some(pipe) => Ok(Opened::Accepted(pipe.open(&key))),
+            None => link::open(&self.cfg.hub, &key, self.cfg.hub_queue_bytes, self.conn_id).await,
+        };
         match opened {
             Ok(Opened::Accepted(link)) => {
                 self.session.accept_publish(sid);
@@ -391,6 +394,12 @@ impl Conn {
                 return Ok(Flow::Continue);
             }
         };
+        if self.cfg.pipe.is_some() {
+            let d = "this server writes streams to a pipe (--out) and has no players";
+            self.session.reject_play(sid, "NetStream.Play.Failed", d);
+            tracing::info!(key = %key, "play refused: --out mode has no players");
+            return Ok(Flow::Continue);
+        }
         match handoff::connect(&self.cfg.hub).await {
             Ok(uds) => {
                 self.session.accept_play(sid);

@@ -66,10 +66,22 @@ pub(crate) enum Opened {
     Rejected(RejectReason),
 }
 
-struct Item {
-    header: Header,
-    payload: Bytes,
+/// One queued message; media holds its share of the byte budget until written.
+pub(crate) struct Item {
+    pub(crate) header: Header,
+    pub(crate) payload: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Item {
+    /// A message with no payload outside the media budget.
+    pub(crate) fn control(header: Header) -> Item {
+        Item {
+            header,
+            payload: Bytes::new(),
+            _permit: None,
+        }
+    }
 }
 
 /// The connection's end of the link. Dropping it lets the writer drain and close.
@@ -84,6 +96,27 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    /// A link whose bounded queue (`queue_bytes` of media) is drained from the returned
+    /// receiver; events for the connection go into the returned sender.
+    pub(crate) fn channel(
+        queue_bytes: usize,
+    ) -> (Link, mpsc::Receiver<Item>, mpsc::Sender<LinkEvent>) {
+        let budget = Arc::new(Semaphore::new(queue_bytes));
+        // The byte budget bounds media; the count bound only has to exceed what the budget
+        // admits (every item costs at least ITEM_OVERHEAD).
+        let (tx, rx) = mpsc::channel(queue_bytes / ITEM_OVERHEAD + 1024);
+        let (etx, erx) = mpsc::channel(4);
+        let link = Link {
+            tx,
+            budget,
+            events: erx,
+            resync: false,
+            has_video: false,
+            dropped: 0,
+        };
+        (link, rx, etx)
+    }
+
     /// Queues one message without waiting. Frames beyond the byte budget are dropped, and
     /// then every frame until the next video keyframe, so the hub never gets half a GOP.
     pub(crate) fn send(&mut self, header: Header, payload: Bytes) {
@@ -156,11 +189,7 @@ pub(crate) async fn open(
     if let Some(reason) = rejected {
         return Ok(Opened::Rejected(reason));
     }
-    let budget = Arc::new(Semaphore::new(queue_bytes));
-    // The byte budget bounds media; the count bound only has to exceed what the budget
-    // admits (every item costs at least ITEM_OVERHEAD).
-    let (tx, rx) = mpsc::channel(queue_bytes / ITEM_OVERHEAD + 1024);
-    let (etx, erx) = mpsc::channel(4);
+    let (link, rx, etx) = Link::channel(queue_bytes);
     let writer = Writer {
         hub: hub.to_owned(),
         key: key.clone(),
@@ -173,14 +202,7 @@ pub(crate) async fn open(
     let (r, w) = sock.into_split();
     let span = tracing::info_span!("hub_link", conn_id, key = %key);
     tokio::spawn(tracing::Instrument::instrument(writer.run(r, w), span));
-    Ok(Opened::Accepted(Link {
-        tx,
-        budget,
-        events: erx,
-        resync: false,
-        has_video: false,
-        dropped: 0,
-    }))
+    Ok(Opened::Accepted(link))
 }
 
 /// Hello + Announce, then the hub's Hello and AnnounceReply.

@@ -19,6 +19,7 @@ mod convert;
 mod handoff;
 mod link;
 mod listener;
+mod pipe;
 
 use std::sync::Arc;
 
@@ -57,17 +58,27 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&cli);
-    let cfg = Arc::new(cli.config());
+    let mut cfg = cli.config();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        if let Some(target) = &cli.out {
+            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes)
+                .await
+                .with_context(|| format!("opening --out {target:?}"))?;
+            cfg.pipe = Some(pipe);
+        }
+        let cfg = Arc::new(cfg);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("binding {}", cfg.listen))?;
         let addr = listener.local_addr().context("local address")?;
-        tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}");
+        match &cli.out {
+            Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
+            None => tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}"),
+        }
         tokio::select! {
             r = listener::serve(listener, cfg) => r.context("accepting connections"),
             _ = shutdown_signal() => {

@@ -210,3 +210,55 @@ pub enum Header {
         message: String,
     },
 }
+
+impl Header {
+    /// The stream handle this message is about, for the messages that carry one.
+    /// Multiplexers (several publishers onto one pipe) rewrite it in place.
+    pub fn stream_mut(&mut self) -> Option<&mut u32> {
+        match self {
+            Header::Announce { stream, .. }
+            | Header::AnnounceReply { stream, .. }
+            | Header::TrackConfig { stream, .. }
+            | Header::Frame { stream, .. }
+            | Header::Metadata { stream }
+            | Header::EndOfStream { stream, .. }
+            | Header::Dropped { stream, .. }
+            | Header::Revoke { stream, .. } => Some(stream),
+            Header::Hello { .. }
+            | Header::Event(_)
+            | Header::Subscribe { .. }
+            | Header::PlayerHandoff(_)
+            | Header::Error { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod stream_mut_tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_stream_messages() {
+        let mut f = Header::Frame {
+            stream: 1,
+            track: 0,
+            video: true,
+            dts: 5,
+            cts: 0,
+            flags: 1,
+        };
+        *f.stream_mut().expect("frame has a stream") = 7;
+        assert!(matches!(
+            f,
+            Header::Frame {
+                stream: 7,
+                dts: 5,
+                ..
+            }
+        ));
+        let mut e = Header::Error {
+            message: "x".into(),
+        };
+        assert!(e.stream_mut().is_none());
+    }
+}
