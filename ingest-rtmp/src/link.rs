@@ -30,7 +30,9 @@ pub(crate) const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queue accounting per message on top of its payload (header, bookkeeping).
 const ITEM_OVERHEAD: usize = 128;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Reconnect attempts to a missing hub are cheap (a failed UDS connect), and the cap bounds
+/// how long after a hub restart the stream is back: a new player must see it within 2 s.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Why talking to the hub failed.
 #[derive(Debug, thiserror::Error)]

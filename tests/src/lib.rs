@@ -21,6 +21,7 @@ pub mod proc;
 pub mod rtmp_client;
 pub mod scenario;
 pub mod server;
+pub mod supervised;
 pub mod tools;
 
 use std::sync::{Mutex, MutexGuard};

@@ -1,0 +1,144 @@
+//! The whole server under the real `supervisor`: a profile written to a private directory,
+//! ingest-rtmp on a fixed loopback port (so it comes back on the same address after a
+//! restart), and helpers to find and kill the children.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+
+use crate::bins::{bin, bin_dir};
+use crate::proc::Proc;
+
+/// A running supervisor and what it runs.
+pub struct Supervised {
+    /// The supervisor process; its stderr holds its own lines and every child's, each
+    /// prefixed with `[component] `.
+    pub sup: Proc,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+impl Supervised {
+    /// Starts `supervisor` with a profile holding `[supervisor]` settings for quick
+    /// restarts, `[hub]`, `[ingest-rtmp]` on a free port, and `extra` (more sections, or
+    /// more keys of the last one); waits until ingest-rtmp is ready.
+    pub fn start(extra: &str) -> Supervised {
+        Supervised::start_profile(|addr| {
+            format!(
+                "[supervisor]\nrestart_backoff_min = \"100ms\"\nrestart_backoff_max = \"1s\"\n\
+                 shutdown_timeout = \"5s\"\n\n[hub]\n\n[ingest-rtmp]\nlisten = \"{addr}\"\n{extra}\n"
+            )
+        })
+    }
+
+    /// Starts `supervisor` with the profile `profile(addr)` returns, where `addr` is the
+    /// free loopback address ingest-rtmp must listen on; waits until ingest-rtmp is ready.
+    pub fn start_profile(profile: impl FnOnce(SocketAddr) -> String) -> Supervised {
+        let serial = crate::serial();
+        let dir = tempfile::Builder::new()
+            .prefix("mediaserver-sup-")
+            .tempdir()
+            .expect("temp dir");
+        let addr = free_port();
+        let profile = profile(addr);
+        let path = dir.path().join("profile.toml");
+        std::fs::write(&path, profile).expect("write profile");
+        let run = dir.path().join("run");
+        let mut cmd = Command::new(bin("supervisor"));
+        cmd.arg("--bin-dir")
+            .arg(bin_dir())
+            .arg("--runtime-dir")
+            .arg(&run)
+            .arg("--profile")
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
+        let sup = Proc::spawn("supervisor", &mut cmd);
+        let s = Supervised {
+            sup,
+            addr,
+            dir,
+            _serial: serial,
+        };
+        s.wait_line(0, Duration::from_secs(30), |l| {
+            l.contains("ingest-rtmp is ready")
+        })
+        .unwrap_or_else(|| panic!("ingest-rtmp never ready\n{}", s.sup.describe()));
+        s
+    }
+
+    /// The RTMP address ingest-rtmp listens on (the same after restarts).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `rtmp://ADDR/live/NAME`.
+    pub fn url(&self, name: &str) -> String {
+        format!("rtmp://{}/live/{name}", self.addr)
+    }
+
+    /// The private directory (profile, runtime dir, anything a test puts there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside [`Supervised::dir`].
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// How many lines the supervisor has logged so far, for [`Supervised::wait_line`].
+    pub fn mark(&self) -> usize {
+        self.sup.stderr.len()
+    }
+
+    /// The first line from index `from` on that satisfies `pred`, waiting up to `timeout`.
+    pub fn wait_line(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        self.sup
+            .stderr
+            .wait_for(from, Instant::now() + timeout, pred)
+    }
+
+    /// The pid of run `run` (1 = first start) of `component`, from the supervisor's
+    /// `started NAME (pid P, run R)` line.
+    pub fn child_pid(&self, component: &str, run: u32) -> i32 {
+        let marker = format!("started {component} (pid ");
+        let run_tag = format!(", run {run})");
+        let line = self
+            .wait_line(0, Duration::from_secs(30), |l| {
+                l.contains(&marker) && l.contains(&run_tag)
+            })
+            .unwrap_or_else(|| panic!("{component} run {run} never started\n{}", self.describe()));
+        let rest = &line[line.find(&marker).expect("marker") + marker.len()..];
+        rest.split(',')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {line:?}"))
+    }
+
+    /// Sends SIGKILL to `pid`.
+    pub fn kill9(pid: i32) {
+        // SAFETY: kill(2) has no memory effects; the pid is a child we started.
+        let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(rc, 0, "kill -9 {pid}: {}", std::io::Error::last_os_error());
+    }
+
+    /// The supervisor's log tail, for failure messages.
+    pub fn describe(&self) -> String {
+        self.sup.describe()
+    }
+}

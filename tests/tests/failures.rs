@@ -1,0 +1,230 @@
+//! The process split paying off: real processes killed with -9 under the real supervisor.
+//!
+//! - The hub dies during a live stream: the publisher's connection stays up, ingest-rtmp
+//!   reconnects to the restarted hub and re-announces the stream, and a new player plays it
+//!   within 2 s of the hub's restart.
+//! - ingest-rtmp dies: players already handed to the hub keep their connections; when the
+//!   publisher comes back, they continue on the same connections.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
+use e2e::flv;
+use e2e::rtmp_client::{ClientError, RtmpClient};
+use e2e::scenario::{is_coded_video, Received};
+use e2e::supervised::Supervised;
+
+/// How soon after the hub is back a new player must get its first keyframe.
+const REJOIN_BOUND: Duration = Duration::from_secs(2);
+
+fn publish_opts() -> PublishOpts {
+    // 1 s GOPs: a late joiner never waits long for a keyframe.
+    PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60))
+}
+
+#[test]
+fn hub_killed_during_live_stream() {
+    let s = Supervised::start("");
+    let hub = s.child_pid("hub", 1);
+    let ingest = s.child_pid("ingest-rtmp", 1);
+    let mut publisher = ffmpeg::publish(&s.url("cam"), &publish_opts());
+    // The stream is live once a player gets coded video.
+    let (mut first, sid) = RtmpClient::open(s.addr(), "live").expect("player connects");
+    first.play(sid, "cam").expect("play");
+    first
+        .wait_message(deadline_in(30.0), is_coded_video)
+        .unwrap_or_else(|e| panic!("stream never live: {e}\n{}", s.describe()));
+    drop(first);
+
+    let mark = s.mark();
+    Supervised::kill9(hub);
+    let line = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        s.wait_line(mark, Duration::from_secs(20), pred)
+            .unwrap_or_else(|| panic!("supervisor never logged {what}\n{}", s.describe()))
+    };
+    let exited = line("the hub's death", &|l| {
+        l.contains("hub exited unexpectedly")
+    });
+    assert!(exited.contains("9") || exited.contains("KILL"), "{exited}");
+    line("the hub's restart", &|l| l.contains("restarting hub"));
+    line("the new hub ready", &|l| l.contains("hub is ready"));
+    let ready = Instant::now();
+
+    // A new player, right away: it waits for the stream if ingest has not re-announced.
+    let (mut player, sid) = RtmpClient::open(s.addr(), "live").expect("new player connects");
+    player.play(sid, "cam").expect("play");
+    let mut media = Vec::new();
+    let first_coded = loop {
+        let m = player
+            .next_message(deadline_in(30.0))
+            .unwrap_or_else(|e| panic!("new player: {e}\n{}", s.describe()));
+        if is_coded_video(&m) {
+            media.push(m);
+            break ready.elapsed();
+        }
+        if m.is_media() {
+            media.push(m);
+        }
+    };
+    flv::check_start(media.iter().map(|m| (m.type_id, m.payload.as_slice())))
+        .unwrap_or_else(|e| panic!("new player after the hub restart: {e}"));
+    eprintln!("first keyframe {first_coded:?} after the hub was back");
+    assert!(
+        first_coded <= REJOIN_BOUND,
+        "first keyframe {first_coded:?} after the hub was back (bound {REJOIN_BOUND:?})\n{}",
+        s.describe()
+    );
+    line("ingest's re-announce", &|l| {
+        l.starts_with("[ingest-rtmp]") && l.contains("re-announced the stream")
+    });
+
+    // The publisher never noticed: same FFmpeg, same ingest process, and what it sends
+    // after the restart decodes cleanly.
+    assert!(
+        publisher.is_running(),
+        "publisher dropped\n{}",
+        publisher.describe()
+    );
+    assert_eq!(s.child_pid("ingest-rtmp", 1), ingest);
+    assert!(
+        !s.sup
+            .stderr
+            .lines()
+            .iter()
+            .any(|l| l.contains("restarting ingest-rtmp")),
+        "ingest-rtmp was restarted\n{}",
+        s.describe()
+    );
+    let decoded = Player::spawn(
+        &s.url("cam"),
+        &PlayOpts {
+            duration: Some(Duration::from_secs(2)),
+            ..PlayOpts::default()
+        },
+    )
+    .finish(deadline_in(30.0));
+    decoded.assert_decoded("player after the hub restart", 20, 20);
+}
+
+/// A raw player reading on its own thread until told to stop.
+struct Watcher {
+    coded: Arc<AtomicUsize>,
+    thread: JoinHandle<(Received, Option<ClientError>)>,
+}
+
+fn watch(s: &Supervised, name: &str, stop: Arc<AtomicBool>) -> Watcher {
+    let (mut client, sid) = RtmpClient::open(s.addr(), "live").expect("player connects");
+    client.play(sid, name).expect("play");
+    let coded = Arc::new(AtomicUsize::new(0));
+    let count = coded.clone();
+    let thread = thread::spawn(move || {
+        let mut rx = Received::default();
+        while !stop.load(Ordering::Relaxed) {
+            match client.next_message(deadline_in(0.2)) {
+                Ok(m) => {
+                    if is_coded_video(&m) {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    rx.messages.push(m);
+                }
+                Err(ClientError::Timeout) => {}
+                Err(e) => return (rx, Some(e)),
+            }
+        }
+        (rx, None)
+    });
+    Watcher { coded, thread }
+}
+
+fn wait_coded(watchers: &[Watcher], at_least: usize, what: &str, s: &Supervised) {
+    let deadline = deadline_in(40.0);
+    while watchers
+        .iter()
+        .any(|w| w.coded.load(Ordering::Relaxed) < at_least)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "players never reached {at_least} coded frames {what}\n{}",
+            s.describe()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ingest_killed_players_continue() {
+    let s = Supervised::start("");
+    let url = s.url("cam");
+    let mut first_publisher = ffmpeg::publish(&url, &publish_opts());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchers: Vec<Watcher> = (0..2).map(|_| watch(&s, "cam", stop.clone())).collect();
+    wait_coded(&watchers, 20, "before the kill", &s);
+
+    let mark = s.mark();
+    Supervised::kill9(s.child_pid("ingest-rtmp", 1));
+    s.wait_line(mark, Duration::from_secs(20), |l| {
+        l.contains("ingest-rtmp exited unexpectedly")
+    })
+    .unwrap_or_else(|| panic!("supervisor never logged ingest's death\n{}", s.describe()));
+    s.child_pid("ingest-rtmp", 2);
+    s.wait_line(mark, Duration::from_secs(20), |l| {
+        l.contains("ingest-rtmp is ready")
+    })
+    .unwrap_or_else(|| panic!("ingest-rtmp never back\n{}", s.describe()));
+    // The first publisher lost its TCP connection with ingest; it ends on its own.
+    first_publisher.wait_or_kill(deadline_in(20.0));
+
+    // The publisher comes back (as an encoder with reconnect would); the same players go on.
+    let before: Vec<usize> = watchers
+        .iter()
+        .map(|w| w.coded.load(Ordering::Relaxed))
+        .collect();
+    let mut second_publisher = ffmpeg::publish(&url, &publish_opts());
+    let low = before.iter().copied().max().unwrap_or(0);
+    wait_coded(&watchers, low + 40, "after the publisher returned", &s);
+    assert!(
+        second_publisher.is_running(),
+        "{}",
+        second_publisher.describe()
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for (i, w) in watchers.into_iter().enumerate() {
+        let (rx, error) = w.thread.join().expect("player thread");
+        assert!(
+            error.is_none(),
+            "player {i} lost its connection: {error:?}\n{}",
+            s.describe()
+        );
+        rx.assert_monotonic();
+        let codes: Vec<String> = rx.statuses().into_iter().map(|st| st.code).collect();
+        let unpublished = codes
+            .iter()
+            .position(|c| c == "NetStream.Play.UnpublishNotify")
+            .unwrap_or_else(|| panic!("player {i}: no UnpublishNotify in {codes:?}"));
+        assert!(
+            codes[unpublished..]
+                .iter()
+                .any(|c| c == "NetStream.Play.PublishNotify"),
+            "player {i}: no PublishNotify after the publisher returned: {codes:?}"
+        );
+        // What arrived after the return starts with headers and a keyframe.
+        let publish_notify = rx
+            .messages
+            .iter()
+            .rposition(|m| {
+                m.status()
+                    .is_some_and(|st| st.code == "NetStream.Play.PublishNotify")
+            })
+            .expect("PublishNotify message");
+        let after = rx.messages[publish_notify..]
+            .iter()
+            .filter(|m| m.is_media());
+        flv::check_start(after.map(|m| (m.type_id, m.payload.as_slice())))
+            .unwrap_or_else(|e| panic!("player {i} after the publisher returned: {e}"));
+    }
+}
