@@ -132,9 +132,25 @@ impl Supervised {
 
     /// Sends SIGKILL to `pid`.
     pub fn kill9(pid: i32) {
-        // SAFETY: kill(2) has no memory effects; the pid is a child we started.
-        let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-        assert_eq!(rc, 0, "kill -9 {pid}: {}", std::io::Error::last_os_error());
+        Supervised::send(pid, libc::SIGKILL);
+    }
+
+    /// Sends `signal` to the one process `pid` (not its group).
+    pub fn send(pid: i32, signal: i32) {
+        // SAFETY: kill(2) has no memory effects; the pid is a process this test started.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill -{signal} {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Sends `signal` to the supervisor process alone (its children are in their own
+    /// process groups anyway).
+    pub fn signal_supervisor(&self, signal: i32) {
+        Supervised::send(self.sup.pid() as i32, signal);
     }
 
     /// The supervisor's log tail, for failure messages.
