@@ -119,6 +119,10 @@ pub struct PublishOpts {
     pub size: &'static str,
     /// The lavfi video source (`testsrc2`, `smptebars`, ...).
     pub source: &'static str,
+    /// Send the video track.
+    pub video: bool,
+    /// Send the audio track.
+    pub audio: bool,
 }
 
 impl PublishOpts {
@@ -131,6 +135,8 @@ impl PublishOpts {
             gop: 20,
             size: "320x240",
             source: "testsrc2",
+            video: true,
+            audio: true,
         }
     }
 }
@@ -146,30 +152,29 @@ pub fn encode_args(opts: &PublishOpts, realtime: bool, output: &str) -> Vec<Stri
         args.push("-re".into());
     }
     let video = format!("{}=size={}:rate={}", opts.source, opts.size, opts.fps);
-    for a in [
-        "-f",
-        "lavfi",
-        "-i",
-        &video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &secs,
-        "-pix_fmt",
-        "yuv420p",
-    ] {
-        args.push(a.to_string());
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    if opts.video {
+        args.extend(owned(&["-f", "lavfi", "-i", &video]));
     }
-    args.extend(opts.codecs.video_args().iter().map(|s| s.to_string()));
-    args.extend(["-g".to_string(), opts.gop.to_string()]);
-    args.extend(opts.codecs.audio_args().iter().map(|s| s.to_string()));
-    args.extend(
-        ["-ac", "2", "-f", "flv", output]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    if opts.audio {
+        args.extend(owned(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ]));
+    }
+    args.extend(owned(&["-t", &secs]));
+    if opts.video {
+        args.extend(owned(&["-pix_fmt", "yuv420p"]));
+        args.extend(owned(opts.codecs.video_args()));
+        args.extend(["-g".to_string(), opts.gop.to_string()]);
+    }
+    if opts.audio {
+        args.extend(owned(opts.codecs.audio_args()));
+        args.extend(owned(&["-ac", "2"]));
+    }
+    args.extend(owned(&["-f", "flv", output]));
     args
 }
 
@@ -219,11 +224,74 @@ pub struct Player {
     proc: Proc,
 }
 
+/// The time one decoded stream covers, from framemd5 timestamps and time bases.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    /// Whether it is the video stream.
+    pub video: bool,
+    /// Presentation time of its earliest frame, seconds.
+    pub start: f64,
+    /// End of its latest frame (pts + duration), seconds.
+    pub end: f64,
+    /// Frames.
+    pub frames: usize,
+}
+
+impl Span {
+    /// `end - start`.
+    pub fn duration(&self) -> f64 {
+        self.end - self.start
+    }
+}
+
+/// Per-stream spans of framemd5 output (`#tb N: a/b` and `#media_type N: kind` headers).
+pub fn spans(lines: &[String]) -> Vec<Span> {
+    let kinds = stream_kinds(lines);
+    let tb = |idx: &str| -> f64 {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("#tb "))
+            .filter_map(|rest| rest.split_once(':'))
+            .find(|(i, _)| i.trim() == idx)
+            .and_then(|(_, r)| r.trim().split_once('/'))
+            .and_then(|(n, d)| Some(n.parse::<f64>().ok()? / d.parse::<f64>().ok()?))
+            .unwrap_or(0.0)
+    };
+    let mut out = Vec::new();
+    for (idx, video) in &kinds {
+        let unit = tb(idx);
+        let mut span = Span {
+            video: *video,
+            start: f64::MAX,
+            end: f64::MIN,
+            frames: 0,
+        };
+        for line in lines.iter().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            if f.len() < 4 || f[0] != idx {
+                continue;
+            }
+            let (Ok(pts), Ok(dur)) = (f[2].parse::<i64>(), f[3].parse::<i64>()) else {
+                continue;
+            };
+            span.start = span.start.min(pts as f64 * unit);
+            span.end = span.end.max((pts + dur) as f64 * unit);
+            span.frames += 1;
+        }
+        if span.frames > 0 {
+            out.push(span);
+        }
+    }
+    out
+}
+
 /// What a finished player saw.
 #[derive(Debug)]
 pub struct Report {
     /// Frames decoded per media type.
     pub counts: Counts,
+    /// Time covered per decoded stream.
+    pub spans: Vec<Span>,
     /// Lines FFmpeg logged at error level or worse.
     pub errors: Vec<String>,
     /// Whether it exited with status 0 on its own.
@@ -312,6 +380,7 @@ impl Player {
     fn report(&self, success: bool, killed: bool) -> Report {
         Report {
             counts: self.counts(),
+            spans: spans(&self.proc.stdout.lines()),
             errors: error_lines(&self.proc.stderr.lines()),
             success,
             killed,
@@ -411,6 +480,28 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(count_framemd5(&lines), Counts { video: 1, audio: 2 });
+    }
+
+    #[test]
+    fn spans_from_time_bases() {
+        let lines: Vec<String> = [
+            "#tb 0: 1/20",
+            "#media_type 0: video",
+            "#tb 1: 1/48000",
+            "#media_type 1: audio",
+            "0,          2,          2,        1,   115200, 4b0b",
+            "0,          3,          3,        1,   115200, 4b0b",
+            "1,       1024,       1024,     1024,     4096, 9e1f",
+            "1,       2048,       2048,     1024,     4096, 9e1f",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let s = spans(&lines);
+        assert_eq!(s.len(), 2);
+        assert!(s[0].video && (s[0].start - 0.1).abs() < 1e-9 && (s[0].end - 0.2).abs() < 1e-9);
+        assert_eq!(s[0].frames, 2);
+        assert!(!s[1].video && (s[1].duration() - 2048.0 / 48000.0).abs() < 1e-9);
     }
 
     #[test]
