@@ -5,8 +5,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proto::media::{Codec, TrackKind};
 
 use super::meta::{write_body, MetaFields, MetaPatches};
-use super::tags::{
-    audio_body_header, file_header, tag_header, video_body_header, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO,
+use proto::flv::{
+    write_audio_header, write_file_header, write_previous_tag_size, write_tag_header,
+    write_video_header, PacketKind, TAG_AUDIO, TAG_HEADER_LEN, TAG_SCRIPT, TAG_VIDEO,
 };
 use crate::mux::{Chunk, Muxer, Sample, TrackInfo};
 
@@ -79,12 +80,13 @@ impl FlvMuxer {
         out: &mut Vec<Chunk>,
     ) {
         let body = head.len() + data.as_ref().map_or(0, Bytes::len);
-        let mut h = BytesMut::with_capacity(11 + head.len());
-        tag_header(kind, body as u32, ts_ms, &mut h);
+        let mut h = BytesMut::with_capacity(TAG_HEADER_LEN + head.len());
+        // FLV timestamps are 32-bit milliseconds and wrap, as FLV's own do.
+        write_tag_header(kind, body as u32, ts_ms as u32, &mut h);
         h.put_slice(head);
         let mut tail = BytesMut::with_capacity(4);
-        tail.put_u32(11 + body as u32);
-        self.written += 11 + body as u64 + 4;
+        write_previous_tag_size(body as u32, &mut tail);
+        self.written += (TAG_HEADER_LEN + body) as u64 + 4;
         match data {
             Some(d) => {
                 out.push(Chunk::Append(h.freeze()));
@@ -114,7 +116,7 @@ impl Muxer for FlvMuxer {
             .find(|t| t.kind() == TrackKind::Audio)
             .cloned();
         let mut b = BytesMut::new();
-        file_header(audio.is_some(), video.is_some(), &mut b);
+        write_file_header(audio.is_some(), video.is_some(), &mut b);
         out.push(Chunk::Append(b.freeze()));
         self.written = FIRST_TAG;
         let fields = MetaFields {
@@ -141,12 +143,12 @@ impl Muxer for FlvMuxer {
         self.tag(TAG_SCRIPT, 0, &body, None, out);
         if let Some(v) = video.filter(|v| v.codec == Codec::H264 && !v.config.is_empty()) {
             let mut h = BytesMut::new();
-            video_body_header(v.codec, true, true, 0, &mut h);
+            write_video_header(v.codec, 0, PacketKind::Config, &mut h);
             self.tag(TAG_VIDEO, 0, &h, Some(v.config.clone()), out);
         }
         if let Some(a) = audio.filter(|a| a.codec == Codec::Aac && !a.config.is_empty()) {
             let mut h = BytesMut::new();
-            audio_body_header(a.codec, true, 0, 0, &mut h);
+            write_audio_header(a.codec, 0, PacketKind::Config, &mut h);
             self.tag(TAG_AUDIO, 0, &h, Some(a.config.clone()), out);
         }
     }
@@ -155,19 +157,29 @@ impl Muxer for FlvMuxer {
         let Some(t) = self.tracks.get(track) else {
             return false;
         };
-        let (codec, rate, channels) = (t.codec, t.sample_rate, t.channels);
+        let codec = t.codec;
         let ms = self.ms(s.dts);
         self.last_ms = self.last_ms.max(ms);
         let mut h = BytesMut::with_capacity(5);
         let kind = if codec.kind() == TrackKind::Video {
             let cts = (i64::from(s.cts) * 1000 / self.timescale as i64) as i32;
-            video_body_header(codec, s.keyframe, false, cts, &mut h);
+            let frame = PacketKind::Frame {
+                keyframe: s.keyframe,
+                disposable: false,
+                cts,
+            };
+            write_video_header(codec, 0, frame, &mut h);
             self.video_frames += 1;
             self.first_video_ms.get_or_insert(ms);
             self.last_video_ms = ms;
             TAG_VIDEO
         } else {
-            audio_body_header(codec, false, rate, channels, &mut h);
+            let frame = PacketKind::Frame {
+                keyframe: true,
+                disposable: false,
+                cts: 0,
+            };
+            write_audio_header(codec, 0, frame, &mut h);
             TAG_AUDIO
         };
         self.tag(kind, ms, &h, Some(s.data), out);
