@@ -5,11 +5,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proto::media::{Codec, TrackKind};
 
 use super::meta::{write_body, MetaFields, MetaPatches};
+use crate::mux::{Chunk, Muxer, Sample, TrackInfo};
 use proto::flv::{
     write_audio_header, write_file_header, write_previous_tag_size, write_tag_header,
     write_video_header, PacketKind, TAG_AUDIO, TAG_HEADER_LEN, TAG_SCRIPT, TAG_VIDEO,
 };
-use crate::mux::{Chunk, Muxer, Sample, TrackInfo};
 
 /// Bytes of the FLV header plus PreviousTagSize0: where the first tag starts.
 const FIRST_TAG: u64 = 13;
