@@ -13,6 +13,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod flv;
+pub mod iov;
 pub mod ipc;
 pub mod media;
 pub mod rtmp;

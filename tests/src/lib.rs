@@ -16,6 +16,7 @@
 pub mod bins;
 pub mod ffmpeg;
 pub mod flv;
+pub mod load;
 pub mod log;
 pub mod proc;
 pub mod rtmp_client;

@@ -10,7 +10,7 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use proto::rtmp::message::UserControl;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -400,37 +400,15 @@ pub async fn write_queue<W: AsyncWrite + Unpin>(
     while !queue.is_empty() {
         let written = {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let mut n = 0;
-            for (slot, b) in iov.iter_mut().zip(queue.iter()) {
-                *slot = IoSlice::new(b);
-                n += 1;
-            }
+            let n = proto::iov::fill(queue, &mut iov);
             wr.write_vectored(&iov[..n]).await?
         };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        advance(queue, written);
+        proto::iov::advance(queue, written);
     }
     Ok(())
-}
-
-fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = queue.front_mut() else {
-            return;
-        };
-        if front.len() <= n {
-            n -= front.len();
-            queue.pop_front();
-        } else {
-            front.advance(n);
-            n = 0;
-        }
-    }
-    while queue.front().is_some_and(|b| b.is_empty()) {
-        queue.pop_front();
-    }
 }
 
 #[cfg(test)]
@@ -455,23 +433,5 @@ mod tests {
             !c.record(t0 + Duration::from_secs(31)),
             "first skip left the window"
         );
-    }
-
-    #[test]
-    fn advance_partial_writes() {
-        let mut q: VecDeque<Bytes> = vec![
-            Bytes::from_static(b"abc"),
-            Bytes::from_static(b""),
-            Bytes::from_static(b"defg"),
-        ]
-        .into();
-        advance(&mut q, 2);
-        assert_eq!(q[0], Bytes::from_static(b"c"));
-        advance(&mut q, 1);
-        assert_eq!(q.len(), 1, "empty buffers are dropped");
-        advance(&mut q, 3);
-        assert_eq!(q[0], Bytes::from_static(b"g"));
-        advance(&mut q, 1);
-        assert!(q.is_empty());
     }
 }
