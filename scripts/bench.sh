@@ -6,7 +6,7 @@
 # Markdown tables BENCHMARKS.md shows.
 #
 #   scripts/bench.sh                          # players 100 500 1000 2000, 10 s each
-#   PLAYERS="100 500" DURATION=20s scripts/bench.sh
+#   PLAYERS="100 500" DURATION=20s SETTLE=15s scripts/bench.sh
 #   SERVERS="ours null" scripts/bench.sh      # skip nginx-rtmp
 #
 # Needs: FFmpeg (imageio-ffmpeg) to make the source once; nginx + libnginx-mod-rtmp for
@@ -19,6 +19,10 @@ PUBLISHERS="${PUBLISHERS:-10 50}"
 DURATION="${DURATION:-10s}"
 SERVERS="${SERVERS:-null ours nginx}"
 RAMP="${RAMP:-250}"
+# How long the stream runs before players join: the servers' per-stream buffers (4 MiB
+# of recent frames plus the GOP at 2.5 Mbit/s) fill in about 14 s, so the RSS growth
+# measured after it is the players' own.
+SETTLE="${SETTLE:-15s}"
 out=target/bench
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -125,7 +129,7 @@ run() { # run SERVER KIND N -> target/bench/SERVER-KIND-N.json
     local args=(--addr "127.0.0.1:$port" --source "$src" --duration "$DURATION" --ramp "$RAMP"
         --pids "$SERVER_PIDS" --json "$out/$server-$kind-$n.json")
     if [ "$kind" = players ]; then
-        args+=(--players "$n")
+        args+=(--players "$n" --settle "$SETTLE")
     else
         args+=(--players 0 --no-publish --publishers "$n")
     fi

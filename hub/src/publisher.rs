@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::registry::Registry;
 use crate::server::Opened;
-use crate::stream::{Owner, PublisherId, Stream, StreamError};
+use crate::stream::{Delivery, Owner, PublisherId, Stream, StreamError};
 
 /// Most streams one publisher connection may hold at once.
 const MAX_STREAMS_PER_CONN: usize = 1024;
@@ -161,7 +161,8 @@ impl Publisher {
             } => {
                 let id = self.id(stream);
                 if let Some(s) = self.streams.get(&stream) {
-                    note(s, s.lock().track_config(id, track, codec, msg.payload));
+                    let r = s.lock().track_config(id, track, codec, msg.payload);
+                    note(s, r);
                 }
             }
             Header::Frame {
@@ -183,7 +184,8 @@ impl Publisher {
             Header::Metadata { stream } => {
                 let id = self.id(stream);
                 if let Some(s) = self.streams.get(&stream) {
-                    note(s, s.lock().metadata(id, msg.payload));
+                    let r = s.lock().metadata(id, msg.payload);
+                    note(s, r);
                 }
             }
             Header::EndOfStream { stream, reason } => {
@@ -247,9 +249,11 @@ impl Publisher {
     }
 }
 
-fn note(stream: &Stream, r: Result<(), StreamError>) {
+/// Runs the delivery of an applied message (the stream lock is already released: the
+/// caller bound the result before calling) or notes why it was dropped.
+fn note(stream: &Stream, r: Result<Delivery, StreamError>) {
     match r {
-        Ok(()) => {}
+        Ok(d) => d.run(),
         // A revoked publisher's frames until it hears about the revoke: expected.
         Err(StreamError::NotOwner) => {}
         Err(e) => tracing::debug!(key = %stream.key, error = %e, "publisher message dropped"),

@@ -3,7 +3,9 @@
 //!
 //! All of it sits behind one short-held `std::sync::Mutex` (never held across `.await`).
 //! The publisher's task mutates it; readers lock it only to copy `Bytes` handles out of the
-//! ring from their cursor to the head.
+//! ring from their cursor to the head. New entries are offered to the readers after the
+//! lock is released ([`Delivery`]), so a reader writing to its socket never holds up
+//! another.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -89,8 +91,44 @@ pub struct StreamState {
     pub players: usize,
     /// Set once the stream is removed from the registry; readers finish and let go.
     pub closed: bool,
-    readers: Vec<(u64, Arc<Notify>)>,
+    readers: Vec<(u64, Arc<dyn Reader>)>,
+    /// The readers as one shared list, rebuilt when one comes or goes, so that a delivery
+    /// takes it with a reference count and walks it without the lock.
+    snapshot: Arc<[Arc<dyn Reader>]>,
     media: MediaWriter,
+}
+
+/// Something that reads a stream's ring from its own cursor.
+pub trait Reader: Send + Sync + std::fmt::Debug {
+    /// New entries were appended (called without the stream lock held). A reader may
+    /// take them on the spot; it must not block.
+    fn offer(&self);
+    /// Something changed that the reader's own task must look at (called with the
+    /// stream lock held: it must only wake the task).
+    fn wake(&self);
+}
+
+impl Reader for Notify {
+    fn offer(&self) {
+        self.notify_one();
+    }
+
+    fn wake(&self) {
+        self.notify_one();
+    }
+}
+
+/// New entries to offer to the readers once the stream lock is released.
+#[must_use = "readers see new entries only when the delivery is run"]
+pub struct Delivery(Arc<[Arc<dyn Reader>]>);
+
+impl Delivery {
+    /// Offers the new entries to every reader.
+    pub fn run(self) {
+        for r in self.0.iter() {
+            r.offer();
+        }
+    }
 }
 
 impl Stream {
@@ -114,6 +152,7 @@ impl Stream {
                 players: 0,
                 closed: false,
                 readers: Vec::new(),
+                snapshot: Arc::new([]),
                 media: MediaWriter::new(cfg.chunk_size),
             }),
         }
@@ -132,20 +171,30 @@ impl StreamState {
         self.owner.is_some()
     }
 
-    /// Registers a reader's waker.
-    pub fn add_reader(&mut self, id: u64, waker: Arc<Notify>) {
-        self.readers.push((id, waker));
+    /// Registers a reader.
+    pub fn add_reader(&mut self, id: u64, reader: Arc<dyn Reader>) {
+        self.readers.push((id, reader));
+        self.rebuild_snapshot();
     }
 
-    /// Removes a reader's waker.
+    /// Removes a reader.
     pub fn remove_reader(&mut self, id: u64) {
         self.readers.retain(|(r, _)| *r != id);
+        self.rebuild_snapshot();
+    }
+
+    fn rebuild_snapshot(&mut self) {
+        self.snapshot = self.readers.iter().map(|(_, r)| r.clone()).collect();
     }
 
     fn wake(&self) {
-        for (_, w) in &self.readers {
-            w.notify_one();
+        for (_, r) in &self.readers {
+            r.wake();
         }
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery(self.snapshot.clone())
     }
 
     fn out_ms(&self) -> i64 {
@@ -216,7 +265,7 @@ impl StreamState {
         track: u8,
         codec: Codec,
         payload: Bytes,
-    ) -> Result<(), StreamError> {
+    ) -> Result<Delivery, StreamError> {
         self.check_owner(id)?;
         let video = codec.kind() == TrackKind::Video;
         let ms = self.out_ms();
@@ -243,12 +292,11 @@ impl StreamState {
             ms,
             rtmp,
         );
-        self.wake();
-        Ok(())
+        Ok(self.delivery())
     }
 
     /// Metadata from the owner.
-    pub fn metadata(&mut self, id: PublisherId, payload: Bytes) -> Result<(), StreamError> {
+    pub fn metadata(&mut self, id: PublisherId, payload: Bytes) -> Result<Delivery, StreamError> {
         self.check_owner(id)?;
         let ms = self.out_ms();
         let rtmp = self
@@ -256,8 +304,7 @@ impl StreamState {
             .metadata(&payload, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
         self.metadata = Some(payload.clone());
         self.ring.push(Item::Metadata { payload }, ms, rtmp);
-        self.wake();
-        Ok(())
+        Ok(self.delivery())
     }
 
     /// A media frame from the owner: mapped onto the output timeline, serialized once and
@@ -272,7 +319,7 @@ impl StreamState {
         cts: i32,
         flags: u8,
         payload: Bytes,
-    ) -> Result<(), StreamError> {
+    ) -> Result<Delivery, StreamError> {
         self.check_owner(id)?;
         let codec = self
             .tracks
@@ -306,8 +353,7 @@ impl StreamState {
             ms,
             rtmp,
         );
-        self.wake();
-        Ok(())
+        Ok(self.delivery())
     }
 
     /// Serializes the current metadata and sequence headers for one reader that starts

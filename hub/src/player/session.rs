@@ -13,9 +13,9 @@ use proto::rtmp::message::{types, Command, ControlMessage, UserControl};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
-use super::writer::{write_queue, Control, Start, Writer, WriterEnd};
+use super::writer::{write_queue, Control, Output, Start, Writer, WriterEnd};
 use crate::registry::Registry;
 use crate::rtmp_out;
 
@@ -105,42 +105,46 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
             return;
         }
     };
-    let waker = Arc::new(Notify::new());
     let reader_id = registry.reader_id();
     let mut initial = vec![out.freeze()];
-    let start = {
+    let output = {
         let mut st = stream.lock();
-        st.add_reader(reader_id, waker.clone());
-        if st.is_live() {
-            let join = st.ring.join_point();
-            let ms = join
-                .and_then(|j| st.ring.get(j))
-                .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
-            st.headers_for(ms, sid, &mut initial);
-            Start {
-                cursor: join.unwrap_or(st.ring.head()),
-                live: true,
-                waiting_key: join.is_none(),
+        let start = {
+            if st.is_live() {
+                let join = st.ring.join_point();
+                let ms = join
+                    .and_then(|j| st.ring.get(j))
+                    .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
+                st.headers_for(ms, sid, &mut initial);
+                Start {
+                    cursor: join.unwrap_or(st.ring.head()),
+                    live: true,
+                    waiting_key: join.is_none(),
+                }
+            } else {
+                Start {
+                    cursor: st.ring.head(),
+                    live: false,
+                    waiting_key: true,
+                }
             }
-        } else {
-            Start {
-                cursor: st.ring.head(),
-                live: false,
-                waiting_key: true,
-            }
-        }
+        };
+        tracing::info!(conn_id, remote = %s.remote, live = start.live, "player started");
+        let writer = Writer::new(
+            stream.clone(),
+            conn_id,
+            &cfg,
+            sid,
+            start,
+            initial,
+            s.receive_audio,
+            s.receive_video,
+        );
+        // Registered under the same lock that fixed the cursor: no entry falls between.
+        let output = Output::new(wr, writer);
+        st.add_reader(reader_id, output.clone());
+        output
     };
-    tracing::info!(conn_id, remote = %s.remote, live = start.live, "player started");
-    let mut writer = Writer::new(
-        stream.clone(),
-        waker,
-        &cfg,
-        sid,
-        start,
-        initial,
-        s.receive_audio,
-        s.receive_video,
-    );
     let (ctl_tx, mut ctl_rx) = mpsc::channel(32);
     let mut input = Input {
         decoder: ChunkDecoder::from_state(
@@ -166,7 +170,7 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
             InputEnd::Io(e) => tracing::info!(conn_id, error = %e, "player left"),
             e => tracing::warn!(conn_id, layer = e.layer(), error = %e, "closing connection"),
         },
-        end = writer.run(&mut wr, &mut ctl_rx) => match end {
+        end = output.run(&mut ctl_rx) => match end {
             WriterEnd::Io(e) => tracing::info!(conn_id, error = %e, "player left"),
             e @ (WriterEnd::TooSlow { .. } | WriterEnd::Stalled(_)) => {
                 tracing::warn!(conn_id, layer = "player", error = %e, "closing connection")

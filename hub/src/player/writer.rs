@@ -1,31 +1,38 @@
-//! A player's output: a cursor into its stream's shared ring, woken when entries arrive,
-//! writing the shared chunk bytes with vectored writes, and the lag policy.
+//! A player's output: a cursor into its stream's shared ring, the bytes queued for its
+//! socket, and the lag policy.
+//!
+//! Delivery has two paths. When the publisher appends an entry, it offers it to every
+//! caught-up player on the spot ([`Output::offer`]): the entry's shared chunk bytes go to
+//! the socket with one non-blocking vectored write, and the player's task is not woken at
+//! all. Only a player with something left over (a socket that would block, a backlog, a
+//! control message, a stream event) is handed to its own task, which waits for the socket
+//! to become writable and applies the lag policy. So with N healthy players a frame costs
+//! N `writev` calls and no scheduling.
 //!
 //! Per frame nothing is allocated for a player: the writer clones `Bytes` handles (a
-//! reference count) into a reused queue and writes them with `write_vectored`. Only rare
-//! events (status messages, headers after a skip) are serialized per player.
+//! reference count) into a reused queue. Only rare events (status messages, headers after
+//! a skip) are serialized per player.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use proto::rtmp::message::UserControl;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::{Config, LAG_WINDOW};
 use crate::ring::{Item, Lag};
 use crate::rtmp_out::{self, rewrite_stream_id, SHARED_STREAM_ID};
-use crate::stream::{Stream, StreamState};
+use crate::stream::{Reader, Stream, StreamState};
 
-/// Most entries taken from the ring per write.
+/// Most entries taken from the ring per pass.
 const BATCH_ENTRIES: usize = 256;
-/// Most slices passed to one `write_vectored` call (below every IOV_MAX).
+/// Most slices passed to one `writev` call (below every IOV_MAX).
 const MAX_IOV: usize = 64;
-
 /// Instructions from the player's input side.
 #[derive(Debug)]
 pub enum Control {
@@ -102,10 +109,183 @@ impl LagCounter {
     }
 }
 
+/// One player's output, shared by its task and the publisher's fan-out.
+pub struct Output {
+    sock: OwnedWriteHalf,
+    state: Mutex<Writer>,
+    notify: Notify,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").finish_non_exhaustive()
+    }
+}
+
+/// What one pass over a writer left to do.
+#[derive(Debug, Default)]
+struct Pass {
+    /// The socket would block with bytes still queued.
+    blocked: bool,
+    /// Entries remain between the cursor and the head (the batch limit was hit).
+    more: bool,
+}
+
+impl Output {
+    /// The output of a player writing to `sock`.
+    pub fn new(sock: OwnedWriteHalf, writer: Writer) -> Arc<Output> {
+        Arc::new(Output {
+            sock,
+            state: Mutex::new(writer),
+            notify: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the player's side until it must be closed; the final bytes (if any) are
+    /// written first.
+    pub async fn run(&self, ctl: &mut mpsc::Receiver<Control>) -> WriterEnd {
+        loop {
+            let pass = {
+                let mut w = self.lock();
+                loop {
+                    match ctl.try_recv() {
+                        Ok(c) => w.control(c),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            return WriterEnd::InputClosed
+                        }
+                    }
+                }
+                w.pass(&self.sock)
+            };
+            let pass = match pass {
+                Ok(p) => p,
+                Err(end) => return self.finish(end).await,
+            };
+            if pass.blocked {
+                let since = self.lock().blocked_since.unwrap_or_else(Instant::now);
+                let stall = tokio::time::Instant::from_std(since) + self.write_timeout();
+                tokio::select! {
+                    r = self.sock.writable() => if let Err(e) = r {
+                        return WriterEnd::Io(e);
+                    },
+                    c = ctl.recv() => match c {
+                        Some(c) => self.lock().control(c),
+                        None => return WriterEnd::InputClosed,
+                    },
+                    _ = tokio::time::sleep_until(stall) => {
+                        return WriterEnd::Stalled(self.write_timeout());
+                    }
+                }
+                continue;
+            }
+            if pass.more {
+                // Catching up on a backlog: let other tasks run between batches.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let deadline = self.lock().deadline;
+            tokio::select! {
+                _ = self.notify.notified() => {}
+                c = ctl.recv() => match c {
+                    Some(c) => self.lock().control(c),
+                    None => return WriterEnd::InputClosed,
+                },
+                _ = sleep_until(deadline) => {
+                    if self.publisher_never_came() {
+                        return self.finish(WriterEnd::NotFound).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// At the publisher-wait deadline: queues StreamNotFound and says so if no publisher
+    /// came, else clears the deadline.
+    fn publisher_never_came(&self) -> bool {
+        let mut w = self.lock();
+        if !w.live {
+            w.status("error", "NetStream.Play.StreamNotFound", "No such stream.");
+            return true;
+        }
+        w.deadline = None;
+        false
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.lock().write_timeout
+    }
+
+    /// Writes what is still queued (a closing status, the last frames), bounded by the
+    /// write timeout, then reports `end`.
+    async fn finish(&self, end: WriterEnd) -> WriterEnd {
+        if matches!(end, WriterEnd::Io(_) | WriterEnd::Stalled(_)) {
+            return end;
+        }
+        let timeout = self.write_timeout();
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                let blocked = self.lock().write(&self.sock);
+                if !matches!(blocked, Ok(true)) {
+                    return;
+                }
+                if self.sock.writable().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        end
+    }
+}
+
+impl Reader for Output {
+    /// The fast path: a caught-up player takes the new entries straight to its socket.
+    fn offer(&self) {
+        let Ok(mut w) = self.state.try_lock() else {
+            // Its task is in a pass and will look at the ring again.
+            self.notify.notify_one();
+            return;
+        };
+        if w.paused {
+            // Nothing to send until unpaused, which comes through the task.
+            return;
+        }
+        if !w.queue.is_empty() || w.failed.is_some() {
+            drop(w);
+            self.notify.notify_one();
+            return;
+        }
+        match w.pass(&self.sock) {
+            Ok(Pass {
+                blocked: false,
+                more: false,
+            }) => {}
+            Ok(_) => {
+                drop(w);
+                self.notify.notify_one();
+            }
+            Err(end) => {
+                w.failed = Some(end);
+                drop(w);
+                self.notify.notify_one();
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
 /// Output state of one player.
 pub struct Writer {
     stream: Arc<Stream>,
-    waker: Arc<Notify>,
+    conn_id: u64,
     stream_id: u32,
     chunk_size: u32,
     key_name: String,
@@ -123,7 +303,11 @@ pub struct Writer {
     recv_video: bool,
     paused: bool,
     lag: LagCounter,
-    write_timeout: std::time::Duration,
+    write_timeout: Duration,
+    /// Since when the socket has taken no bytes while some were queued.
+    blocked_since: Option<Instant>,
+    /// Why the player must end, found by the fan-out (reported by the player's task).
+    failed: Option<WriterEnd>,
     queue: VecDeque<Bytes>,
     scratch: BytesMut,
     headers: Vec<Bytes>,
@@ -145,7 +329,7 @@ impl Writer {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: Arc<Stream>,
-        waker: Arc<Notify>,
+        conn_id: u64,
         cfg: &Config,
         stream_id: u32,
         start: Start,
@@ -157,7 +341,7 @@ impl Writer {
         Writer {
             key_name: stream.key.to_string(),
             stream,
-            waker,
+            conn_id,
             stream_id,
             chunk_size: cfg.chunk_size,
             cursor: start.cursor,
@@ -170,68 +354,58 @@ impl Writer {
             paused: false,
             lag: LagCounter::new(cfg.max_lag_skips),
             write_timeout: cfg.player_write_timeout,
+            blocked_since: None,
+            failed: None,
             queue: initial.into(),
             scratch: BytesMut::new(),
             headers: Vec::new(),
         }
     }
 
-    /// Runs until the player must be closed; the final bytes (if any) are written first.
-    pub async fn run(
-        &mut self,
-        wr: &mut OwnedWriteHalf,
-        ctl: &mut mpsc::Receiver<Control>,
-    ) -> WriterEnd {
-        loop {
-            loop {
-                match ctl.try_recv() {
-                    Ok(c) => self.control(c),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => return WriterEnd::InputClosed,
-                }
-            }
-            let end = self.collect();
-            if let Err(e) = self.flush(wr).await {
-                return e;
-            }
-            if let Some(end) = end {
-                let _ = wr.flush().await;
-                return end;
-            }
-            if self.has_more() {
-                continue;
-            }
-            let deadline = self.deadline;
-            tokio::select! {
-                _ = self.waker.notified() => {}
-                c = ctl.recv() => match c {
-                    Some(c) => self.control(c),
-                    None => return WriterEnd::InputClosed,
-                },
-                _ = sleep_until(deadline) => {
-                    if !self.live {
-                        self.status("error", "NetStream.Play.StreamNotFound", "No such stream.");
-                        let _ = self.flush(wr).await;
-                        return WriterEnd::NotFound;
+    /// Takes new entries into the queue and writes what the socket takes without
+    /// blocking. `Err` when the player must end.
+    fn pass(&mut self, sock: &OwnedWriteHalf) -> Result<Pass, WriterEnd> {
+        if let Some(end) = self.failed.take() {
+            return Err(end);
+        }
+        let (end, more) = self.collect();
+        let blocked = self.write(sock).map_err(WriterEnd::Io)?;
+        match end {
+            Some(end) => Err(end),
+            None => Ok(Pass {
+                blocked,
+                more: more && !blocked,
+            }),
+        }
+    }
+
+    /// Writes the queue until it is empty or the socket would block (true).
+    fn write(&mut self, sock: &OwnedWriteHalf) -> io::Result<bool> {
+        while !self.queue.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = proto::iov::fill(&self.queue, &mut iov);
+            let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
+            let whole = n == self.queue.len();
+            match sock.try_write_vectored(&iov[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    proto::iov::advance(&mut self.queue, written);
+                    self.blocked_since = None;
+                    if written < offered && whole {
+                        // A short write: the socket buffer is full.
+                        self.blocked_since = Some(Instant::now());
+                        return Ok(true);
                     }
-                    self.deadline = None;
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked_since.get_or_insert_with(Instant::now);
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Writes the queue; a socket that takes nothing for the write timeout ends the player.
-    /// The lag policy runs between batches, so a player that stopped reading altogether
-    /// would otherwise hold its connection (and a ring cursor) forever.
-    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), WriterEnd> {
-        match tokio::time::timeout(self.write_timeout, write_queue(wr, &mut self.queue)).await {
-            Ok(r) => r.map_err(WriterEnd::from),
-            Err(_) => Err(WriterEnd::Stalled(self.write_timeout)),
-        }
-    }
-
-    fn has_more(&self) -> bool {
-        !self.paused && self.cursor < self.stream.lock().ring.head()
+        self.blocked_since = None;
+        Ok(false)
     }
 
     fn control(&mut self, c: Control) {
@@ -276,20 +450,21 @@ impl Writer {
         self.queue.push_back(self.scratch.split().freeze());
     }
 
-    /// Takes entries from the cursor into the queue. Returns why to stop, if it must.
-    fn collect(&mut self) -> Option<WriterEnd> {
+    /// Takes entries from the cursor into the queue. Returns why to stop, if it must, and
+    /// whether entries remain after this batch.
+    fn collect(&mut self) -> (Option<WriterEnd>, bool) {
         if self.paused {
-            return None;
+            return (None, false);
         }
         let stream = self.stream.clone();
         let mut st = stream.lock();
         if let Some(end) = self.apply_lag(&mut st) {
-            return Some(end);
+            return (Some(end), false);
         }
         let mut taken = 0;
         while taken < BATCH_ENTRIES {
             let Some(entry) = st.ring.get(self.cursor) else {
-                break;
+                return (None, false);
             };
             self.cursor += 1;
             taken += 1;
@@ -335,10 +510,10 @@ impl Writer {
                     }
                     self.live = false;
                 }
-                Item::Closed => return Some(WriterEnd::StreamClosed),
+                Item::Closed => return (Some(WriterEnd::StreamClosed), false),
             }
         }
-        None
+        (None, self.cursor < st.ring.head())
     }
 
     fn push_media(&mut self, rtmp: Bytes) {
@@ -366,6 +541,7 @@ impl Writer {
             });
         }
         tracing::info!(
+            conn_id = self.conn_id,
             frames,
             bytes,
             to_keyframe = !to_head,
@@ -392,11 +568,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Writes every queued buffer with vectored writes, consuming the queue.
+/// Writes every queued buffer with vectored writes, consuming the queue (for the few
+/// bytes a refused player gets before it is closed).
 pub async fn write_queue<W: AsyncWrite + Unpin>(
     wr: &mut W,
     queue: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
     while !queue.is_empty() {
         let written = {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
@@ -414,7 +592,6 @@ pub async fn write_queue<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn lag_counter_window() {

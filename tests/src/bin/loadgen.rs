@@ -7,8 +7,9 @@
 //!         --pids 1234,1235 --json out.json
 //! ```
 //!
-//! Phases: publish (unless --no-publish) and let the stream run for a second; sample the
-//! servers' RSS; connect the players at --ramp per second; wait --warmup; measure for
+//! Phases: publish (unless --no-publish) and let the stream run for --settle (long enough
+//! for the server's per-stream buffers to reach their bounds, so that the RSS growth
+//! measured next is the players'); sample the servers' RSS; connect the players at --ramp per second; wait --warmup; measure for
 //! --duration (CPU, bytes, latencies); stop. Exit status 1 when any player saw a protocol
 //! violation, or (with --strict) failed or missed frames.
 
@@ -55,6 +56,9 @@ struct Cli {
     /// Players connected per second.
     #[arg(long, default_value_t = 200.0)]
     ramp: f64,
+    /// Time the stream runs before the servers' RSS base is sampled and players join.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// Time between the last player connecting and the measurement.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
@@ -97,7 +101,8 @@ async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    let total = cli.warmup
+    let total = cli.settle
+        + cli.warmup
         + cli.duration
         + Duration::from_secs_f64(cli.players as f64 / cli.ramp)
         + Duration::from_secs(30);
@@ -119,7 +124,7 @@ async fn run(cli: Cli) -> i32 {
             }));
         }
         // The stream runs (and the server has a keyframe) before anyone joins.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(cli.settle).await;
     }
     let (_, rss_base) = procstat::sample(&cli.pids);
 

@@ -1,15 +1,17 @@
 //! `nullserver`: the physical limit a fan-out is measured against. It speaks just enough
 //! RTMP for loadgen (`proto`'s server session for handshake and commands), serializes each
-//! published frame into chunks once, and writes the same buffers to every player with
-//! vectored writes: no registry, no timestamps rewritten, no per-player policy. A new
-//! player gets the sequence headers and the current GOP first, as from any live server.
+//! published frame into chunks once, and writes the same buffers to every player: the
+//! publisher's task itself makes one non-blocking `writev` per player per frame, and only
+//! a player whose socket would block gets its own task woken to finish the write. No
+//! registry, no timestamps rewritten, no per-player policy. A new player gets the
+//! sequence headers and the current GOP first, as from any live server.
 //!
 //! ```text
 //! nullserver --listen 127.0.0.1:1936
 //! ```
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +20,7 @@ use clap::Parser;
 use proto::rtmp::chunk::write_fmt0;
 use proto::rtmp::session::{MediaKind, ServerSession, SessionConfig, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -36,8 +39,9 @@ struct Cli {
 const CHUNK_SIZE: u32 = 4096;
 /// Buffers per vectored write.
 const MAX_IOV: usize = 64;
-/// Frames kept for players that are behind; older ones are gone for them.
-const LOG_FRAMES: usize = 4096;
+/// Bytes of recent frames kept for players that are behind (older ones are gone for
+/// them): the hub's default `--player-queue-bytes`, so both hold the same.
+const LOG_BYTES: usize = 4 << 20;
 
 /// The one stream: headers, the current GOP and a log of recent frames, all pre-chunked.
 #[derive(Default)]
@@ -46,13 +50,29 @@ struct Feed {
     headers: [Option<Bytes>; 2],
     gop: Vec<Bytes>,
     log: VecDeque<Bytes>,
+    /// Bytes in `log`.
+    log_bytes: usize,
     /// Sequence number of `log[0]`.
     first: u64,
 }
 
 struct Shared {
     feed: Mutex<Feed>,
+    /// Every player, rebuilt when one comes or goes so a frame walks it without a lock.
+    players: Mutex<Arc<[Arc<Player>]>>,
+}
+
+/// One player: its socket and what is still to be written to it.
+struct Player {
+    sock: OwnedWriteHalf,
+    out: Mutex<Out>,
     notify: Notify,
+}
+
+struct Out {
+    /// Next sequence number of `Feed::log` to send.
+    cursor: u64,
+    queue: VecDeque<Bytes>,
 }
 
 fn main() {
@@ -66,7 +86,7 @@ fn main() {
         );
         let shared = Arc::new(Shared {
             feed: Mutex::new(Feed::default()),
-            notify: Notify::new(),
+            players: Mutex::new(Arc::new([])),
         });
         loop {
             let Ok((sock, _)) = listener.accept().await else {
@@ -129,7 +149,8 @@ async fn serve(mut sock: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Appends a frame; sequence headers replace the stored ones, keyframes restart the GOP.
+/// Appends a frame (sequence headers replace the stored ones, keyframes restart the GOP)
+/// and offers it to every player.
 fn push(shared: &Shared, chunks: Bytes, video: bool, body: &[u8]) {
     let header = match (video, body) {
         (true, [b0, 0, ..]) if b0 & 0x0f == 7 => true,
@@ -150,51 +171,111 @@ fn push(shared: &Shared, chunks: Bytes, video: bool, body: &[u8]) {
             f.gop.push(chunks.clone());
         }
     }
-    f.log.push_back(chunks);
-    if f.log.len() > LOG_FRAMES {
-        f.log.pop_front();
+    f.log_bytes += chunks.len();
+    f.log.push_back(chunks.clone());
+    let seq = f.first + f.log.len() as u64 - 1;
+    while f.log_bytes > LOG_BYTES && f.log.len() > 1 {
+        let old = f.log.pop_front().expect("non-empty");
+        f.log_bytes -= old.len();
         f.first += 1;
     }
     drop(f);
-    shared.notify.notify_waiters();
+    let players = shared.players.lock().expect("players").clone();
+    for p in players.iter() {
+        p.offer(seq, &chunks);
+    }
+}
+
+impl Player {
+    /// A caught-up player with nothing pending takes the frame with one `writev`; any
+    /// other is left to its task.
+    fn offer(&self, seq: u64, chunks: &Bytes) {
+        if let Ok(mut out) = self.out.try_lock() {
+            if out.cursor == seq && out.queue.is_empty() {
+                out.cursor += 1;
+                match self.sock.try_write(chunks) {
+                    Ok(n) if n == chunks.len() => return,
+                    Ok(n) => out.queue.push_back(chunks.slice(n..)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        out.queue.push_back(chunks.clone())
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Moves what the player has not had yet into its queue and writes until the queue is
+    /// empty (false) or the socket would block (true).
+    fn pass(&self, shared: &Shared) -> io::Result<bool> {
+        let mut out = self.out.lock().expect("out");
+        {
+            let f = shared.feed.lock().expect("feed");
+            let start = out.cursor.max(f.first);
+            let end = f.first + f.log.len() as u64;
+            for seq in start..end {
+                out.queue.push_back(f.log[(seq - f.first) as usize].clone());
+            }
+            out.cursor = end;
+        }
+        while !out.queue.is_empty() {
+            let n = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let used = proto::iov::fill(&out.queue, &mut iov);
+                match self.sock.try_write_vectored(&iov[..used]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                    Err(e) => return Err(e),
+                }
+            };
+            proto::iov::advance(&mut out.queue, n);
+        }
+        Ok(false)
+    }
 }
 
 async fn player(sock: TcpStream, shared: Arc<Shared>) {
-    let (mut rd, mut wr) = sock.into_split();
+    let (mut rd, wr) = sock.into_split();
     // Acknowledgements and the like are read and dropped.
     tokio::spawn(async move {
         let mut sink = vec![0u8; 4096];
         while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
     });
-    let mut queue: VecDeque<Bytes> = VecDeque::new();
-    let mut cursor = {
+    let player = {
         let f = shared.feed.lock().expect("feed");
+        let mut queue = VecDeque::new();
         queue.extend(f.headers.iter().flatten().cloned());
         queue.extend(f.gop.iter().cloned());
-        f.first + f.log.len() as u64
+        let player = Arc::new(Player {
+            sock: wr,
+            out: Mutex::new(Out {
+                cursor: f.first + f.log.len() as u64,
+                queue,
+            }),
+            notify: Notify::new(),
+        });
+        // Registered while the feed is locked: no frame falls between cursor and list.
+        let mut list = shared.players.lock().expect("players");
+        *list = list.iter().cloned().chain([player.clone()]).collect();
+        player
     };
     loop {
-        let notified = shared.notify.notified();
-        {
-            let f = shared.feed.lock().expect("feed");
-            let start = cursor.max(f.first);
-            let end = f.first + f.log.len() as u64;
-            for seq in start..end {
-                queue.push_back(f.log[(seq - f.first) as usize].clone());
-            }
-            cursor = end;
-        }
-        while !queue.is_empty() {
-            let n = {
-                let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let used = proto::iov::fill(&queue, &mut iov);
-                match wr.write_vectored(&iov[..used]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
+        match player.pass(&shared) {
+            Ok(true) => {
+                if player.sock.writable().await.is_err() {
+                    break;
                 }
-            };
-            proto::iov::advance(&mut queue, n);
+            }
+            Ok(false) => player.notify.notified().await,
+            Err(_) => break,
         }
-        notified.await;
     }
+    let mut list = shared.players.lock().expect("players");
+    *list = list
+        .iter()
+        .filter(|p| !Arc::ptr_eq(p, &player))
+        .cloned()
+        .collect();
 }
