@@ -100,16 +100,16 @@ pub struct StreamState {
 
 /// Something that reads a stream's ring from its own cursor.
 pub trait Reader: Send + Sync + std::fmt::Debug {
-    /// New entries were appended (called without the stream lock held). A reader may
-    /// take them on the spot; it must not block.
-    fn offer(&self);
+    /// An entry was appended (called without the stream lock held). A reader whose
+    /// cursor is at it may take it on the spot; it must not block.
+    fn offer(&self, new: &NewEntry);
     /// Something changed that the reader's own task must look at (called with the
     /// stream lock held: it must only wake the task).
     fn wake(&self);
 }
 
 impl Reader for Notify {
-    fn offer(&self) {
+    fn offer(&self, _: &NewEntry) {
         self.notify_one();
     }
 
@@ -118,15 +118,52 @@ impl Reader for Notify {
     }
 }
 
-/// New entries to offer to the readers once the stream lock is released.
+/// A media entry just appended, as a caught-up reader needs it: where it is, what it is
+/// and its shared chunk bytes (so the fast path does not take the stream lock again).
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// Its sequence number in the ring.
+    pub seq: u64,
+    /// `Some(keyframe)` for a video frame, `None` for audio.
+    pub video: Option<bool>,
+    /// A frame (filtered by receiveAudio/receiveVideo) rather than a header or metadata.
+    pub frame: bool,
+    /// The serialized chunks (message stream [`SHARED_STREAM_ID`]).
+    pub rtmp: Bytes,
+}
+
+/// A new entry to offer to the readers once the stream lock is released.
 #[must_use = "readers see new entries only when the delivery is run"]
-pub struct Delivery(Arc<[Arc<dyn Reader>]>);
+pub struct Delivery {
+    readers: Arc<[Arc<dyn Reader>]>,
+    new: NewEntry,
+}
+
+/// Readers below which one task offers a new entry to all of them.
+const SHARD_READERS: usize = 256;
 
 impl Delivery {
-    /// Offers the new entries to every reader.
+    /// Offers the new entry to every reader. Many readers are split across the runtime's
+    /// worker threads (the caller takes the first share, spawned tasks the rest), so the
+    /// last reader of a large audience does not wait for every other socket write. Order
+    /// is safe: a reader takes an entry only at its own cursor, else its task does.
     pub fn run(self) {
-        for r in self.0.iter() {
-            r.offer();
+        let n = self.readers.len();
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers())
+            .unwrap_or(1);
+        let shards = (n / SHARD_READERS).clamp(1, workers.max(1));
+        let per = n.div_ceil(shards);
+        for i in 1..shards {
+            let (readers, new) = (self.readers.clone(), self.new.clone());
+            tokio::spawn(async move {
+                for r in &readers[i * per..((i + 1) * per).min(n)] {
+                    r.offer(&new);
+                }
+            });
+        }
+        for r in &self.readers[..per.min(n)] {
+            r.offer(&self.new);
         }
     }
 }
@@ -193,8 +230,11 @@ impl StreamState {
         }
     }
 
-    fn delivery(&self) -> Delivery {
-        Delivery(self.snapshot.clone())
+    fn delivery(&self, new: NewEntry) -> Delivery {
+        Delivery {
+            readers: self.snapshot.clone(),
+            new,
+        }
     }
 
     fn out_ms(&self) -> i64 {
@@ -283,16 +323,21 @@ impl StreamState {
                 payload: payload.clone(),
             },
         );
-        self.ring.push(
+        let seq = self.ring.push(
             Item::Config {
                 track,
                 codec,
                 payload,
             },
             ms,
-            rtmp,
+            rtmp.clone(),
         );
-        Ok(self.delivery())
+        Ok(self.delivery(NewEntry {
+            seq,
+            video: Some(false).filter(|_| video),
+            frame: false,
+            rtmp,
+        }))
     }
 
     /// Metadata from the owner.
@@ -303,8 +348,13 @@ impl StreamState {
             .media
             .metadata(&payload, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
         self.metadata = Some(payload.clone());
-        self.ring.push(Item::Metadata { payload }, ms, rtmp);
-        Ok(self.delivery())
+        let seq = self.ring.push(Item::Metadata { payload }, ms, rtmp.clone());
+        Ok(self.delivery(NewEntry {
+            seq,
+            video: None,
+            frame: false,
+            rtmp,
+        }))
     }
 
     /// A media frame from the owner: mapped onto the output timeline, serialized once and
@@ -341,7 +391,7 @@ impl StreamState {
             Timeline::rtmp_ts(ms),
             SHARED_STREAM_ID,
         );
-        self.ring.push(
+        let seq = self.ring.push(
             Item::Frame {
                 track,
                 video,
@@ -351,9 +401,14 @@ impl StreamState {
                 payload,
             },
             ms,
-            rtmp,
+            rtmp.clone(),
         );
-        Ok(self.delivery())
+        Ok(self.delivery(NewEntry {
+            seq,
+            video: video.then_some(flags & proto::media::FLAG_KEYFRAME != 0),
+            frame: true,
+            rtmp,
+        }))
     }
 
     /// Serializes the current metadata and sequence headers for one reader that starts

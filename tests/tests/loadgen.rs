@@ -112,3 +112,20 @@ fn loadgen_against_the_null_server() {
         "{json}"
     );
 }
+
+/// Above 256 players the hub splits each frame's fan-out across its worker threads: 600
+/// verifying players (one share per worker thread) still get every frame, in order, from a
+/// keyframe on, with nothing missed.
+#[test]
+fn sharded_fan_out_loses_and_reorders_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = source(dir.path());
+    let server = Server::start(ServerOpts::default());
+    let json = loadgen(
+        server.addr(),
+        &src,
+        &dir.path().join("sharded.json"),
+        &["--players", "600", "--ramp", "400"],
+    );
+    check_players_report(&json, 600.0);
+}

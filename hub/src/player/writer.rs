@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::config::{Config, LAG_WINDOW};
 use crate::ring::{Item, Lag};
 use crate::rtmp_out::{self, rewrite_stream_id, SHARED_STREAM_ID};
-use crate::stream::{Reader, Stream, StreamState};
+use crate::stream::{NewEntry, Reader, Stream, StreamState};
 
 /// Most entries taken from the ring per pass.
 const BATCH_ENTRIES: usize = 256;
@@ -244,8 +244,9 @@ impl Output {
 }
 
 impl Reader for Output {
-    /// The fast path: a caught-up player takes the new entries straight to its socket.
-    fn offer(&self) {
+    /// The fast path: a caught-up player with nothing pending takes the new entry straight
+    /// to its socket; anything else is left to its task.
+    fn offer(&self, new: &NewEntry) {
         let Ok(mut w) = self.state.try_lock() else {
             // Its task is in a pass and will look at the ring again.
             self.notify.notify_one();
@@ -255,22 +256,26 @@ impl Reader for Output {
             // Nothing to send until unpaused, which comes through the task.
             return;
         }
-        if !w.queue.is_empty() || w.failed.is_some() {
+        if w.cursor != new.seq || !w.queue.is_empty() || w.failed.is_some() {
             drop(w);
             self.notify.notify_one();
             return;
         }
-        match w.pass(&self.sock) {
-            Ok(Pass {
-                blocked: false,
-                more: false,
-            }) => {}
-            Ok(_) => {
+        // At the head, so the lag policy has nothing to say.
+        w.cursor += 1;
+        if new.frame {
+            w.take_frame(new.video, &new.rtmp);
+        } else {
+            w.push_media(new.rtmp.clone());
+        }
+        match w.write(&self.sock) {
+            Ok(false) => {}
+            Ok(true) => {
                 drop(w);
                 self.notify.notify_one();
             }
-            Err(end) => {
-                w.failed = Some(end);
+            Err(e) => {
+                w.failed = Some(WriterEnd::Io(e));
                 drop(w);
                 self.notify.notify_one();
             }
@@ -470,21 +475,9 @@ impl Writer {
             taken += 1;
             match &entry.item {
                 Item::Frame { video, flags, .. } => {
-                    let video = *video;
-                    if video {
-                        let key = flags & proto::media::FLAG_KEYFRAME != 0;
-                        if self.waiting_key && !key {
-                            continue;
-                        }
-                        if key {
-                            self.waiting_key = false;
-                        }
-                    }
-                    if (video && !self.recv_video) || (!video && !self.recv_audio) {
-                        continue;
-                    }
-                    let rtmp = entry.rtmp.clone();
-                    self.push_media(rtmp);
+                    let key = flags & proto::media::FLAG_KEYFRAME != 0;
+                    let video = video.then_some(key);
+                    self.take_frame(video, &entry.rtmp);
                 }
                 Item::Config { .. } | Item::Metadata { .. } => {
                     let rtmp = entry.rtmp.clone();
@@ -514,6 +507,26 @@ impl Writer {
             }
         }
         (None, self.cursor < st.ring.head())
+    }
+
+    /// Queues a frame unless this player skips it (`video`: `Some(keyframe)` for video):
+    /// video waiting for a keyframe, or a track it asked not to receive.
+    fn take_frame(&mut self, video: Option<bool>, rtmp: &Bytes) {
+        if let Some(key) = video {
+            if self.waiting_key && !key {
+                return;
+            }
+            if key {
+                self.waiting_key = false;
+            }
+        }
+        let wanted = match video {
+            Some(_) => self.recv_video,
+            None => self.recv_audio,
+        };
+        if wanted {
+            self.push_media(rtmp.clone());
+        }
     }
 
     fn push_media(&mut self, rtmp: Bytes) {
