@@ -70,17 +70,17 @@ fn check_players_report(json: &str, players: f64) {
     );
 }
 
-#[test]
-fn loadgen_against_the_server() {
+/// loadgen against a fresh hub + ingest-rtmp; returns the report.
+fn against_the_server(extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let src = source(dir.path());
     let server = Server::start(ServerOpts::default());
-    let json = loadgen(
-        server.addr(),
-        &src,
-        &dir.path().join("ours.json"),
-        &["--players", "10", "--publishers", "2"],
-    );
+    loadgen(server.addr(), &src, &dir.path().join("ours.json"), extra)
+}
+
+#[test]
+fn loadgen_against_the_server() {
+    let json = against_the_server(&["--players", "10", "--publishers", "2"]);
     check_players_report(&json, 10.0);
     assert_eq!(number(&json, "publishers"), Some(3.0), "{json}");
 }
@@ -118,14 +118,6 @@ fn loadgen_against_the_null_server() {
 /// keyframe on, with nothing missed.
 #[test]
 fn sharded_fan_out_loses_and_reorders_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let src = source(dir.path());
-    let server = Server::start(ServerOpts::default());
-    let json = loadgen(
-        server.addr(),
-        &src,
-        &dir.path().join("sharded.json"),
-        &["--players", "600", "--ramp", "400"],
-    );
+    let json = against_the_server(&["--players", "600", "--ramp", "400"]);
     check_players_report(&json, 600.0);
 }
