@@ -22,8 +22,8 @@ def num(v, fmt="{:.2f}"):
     return "-" if v is None else fmt.format(v)
 
 
-print("| players | server | delivered Gbit/s | server CPU cores | CPU cores per Gbit/s | x null | RSS per player | join p50 / p99 ms | latency p50 / p99 ms | errors / missed frames |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| players | server | delivered Gbit/s | server CPU cores | CPU cores per Gbit/s | x null | with loadgen, per Gbit/s | RSS per player | join p50 / p99 ms | latency p50 / p99 ms | errors / missed frames |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for n in players:
     null = load("null", "players", n)
     for s in servers:
@@ -34,9 +34,15 @@ for n in players:
         if null and null.get("server_cpu_per_gbps") and r.get("server_cpu_per_gbps"):
             ratio = r["server_cpu_per_gbps"] / null["server_cpu_per_gbps"]
         rss = r.get("rss_per_player")
+        # On loopback the kernel charges TCP receive work to whichever side runs it, so
+        # the server plus loadgen total is shown too.
+        both = None
+        if r.get("delivered_gbps"):
+            both = (r["server_cpu_cores"] + r["loadgen_cpu_cores"]) / r["delivered_gbps"]
         print(f"| {n} | {NAMES.get(s, s)} | {num(r['delivered_gbps'], '{:.3f}')} | "
               f"{num(r['server_cpu_cores'])} | {num(r['server_cpu_per_gbps'], '{:.3f}')} | "
-              f"{num(ratio)} | {num(None if rss is None else rss / 1024, '{:.1f} KiB')} | "
+              f"{num(ratio)} | {num(both, '{:.3f}')} | "
+              f"{num(None if rss is None else rss / 1024, '{:.1f} KiB')} | "
               f"{num(r['join_ms']['p50'])} / {num(r['join_ms']['p99'])} | "
               f"{num(r['latency_ms']['p50'])} / {num(r['latency_ms']['p99'])} | "
               f"{r['errors']} / {r['missed_frames']} |")
