@@ -223,7 +223,11 @@ impl Output {
     /// Writes what is still queued (a closing status, the last frames), bounded by the
     /// write timeout, then reports `end`.
     async fn finish(&self, end: WriterEnd) -> WriterEnd {
-        if matches!(end, WriterEnd::Io(_) | WriterEnd::Stalled(_)) {
+        // A broken, stalled or hopelessly slow socket gets nothing more.
+        if matches!(
+            end,
+            WriterEnd::Io(_) | WriterEnd::Stalled(_) | WriterEnd::TooSlow { .. }
+        ) {
             return end;
         }
         let timeout = self.write_timeout();
