@@ -334,7 +334,7 @@ impl StreamState {
         );
         Ok(self.delivery(NewEntry {
             seq,
-            video: Some(false).filter(|_| video),
+            video: video.then_some(false),
             frame: false,
             rtmp,
         }))
