@@ -142,6 +142,14 @@ pub struct Delivery {
 /// Readers below which one task offers a new entry to all of them.
 const SHARD_READERS: usize = 256;
 
+/// RTMP timestamp of every `onMetaData` sent to players. FFmpeg's FLV demuxer applies
+/// metadata stamped 0 (dimensions, frame rate, tags) but turns metadata with any other
+/// timestamp into an extra data track (a "Subtitle: text" stream holding raw AMF), so a
+/// player that joins mid-stream must get it at 0 too. Data
+/// messages travel on their own chunk stream with absolute (FMT 0) timestamps, so this
+/// does not disturb the media timeline.
+const METADATA_TS: u32 = 0;
+
 impl Delivery {
     /// Offers the new entry to every reader. Many readers are split across the runtime's
     /// worker threads (the caller takes the first share, spawned tasks the rest), so the
@@ -344,9 +352,7 @@ impl StreamState {
     pub fn metadata(&mut self, id: PublisherId, payload: Bytes) -> Result<Delivery, StreamError> {
         self.check_owner(id)?;
         let ms = self.out_ms();
-        let rtmp = self
-            .media
-            .metadata(&payload, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
+        let rtmp = self.media.metadata(&payload, METADATA_TS, SHARED_STREAM_ID);
         self.metadata = Some(payload.clone());
         let seq = self.ring.push(Item::Metadata { payload }, ms, rtmp.clone());
         Ok(self.delivery(NewEntry {
@@ -416,7 +422,7 @@ impl StreamState {
     pub fn headers_for(&mut self, ms: i64, stream_id: u32, out: &mut Vec<Bytes>) {
         let ts = Timeline::rtmp_ts(ms);
         if let Some(m) = &self.metadata {
-            out.push(self.media.metadata(m, ts, stream_id));
+            out.push(self.media.metadata(m, METADATA_TS, stream_id));
         }
         for (&(_, track), t) in &self.tracks {
             out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));

@@ -123,6 +123,8 @@ pub struct PublishOpts {
     pub video: bool,
     /// Send the audio track.
     pub audio: bool,
+    /// A `title` tag for the stream's `onMetaData` (`-metadata title=...`).
+    pub title: Option<&'static str>,
 }
 
 impl PublishOpts {
@@ -137,6 +139,7 @@ impl PublishOpts {
             source: "testsrc2",
             video: true,
             audio: true,
+            title: None,
         }
     }
 }
@@ -173,6 +176,9 @@ pub fn encode_args(opts: &PublishOpts, realtime: bool, output: &str) -> Vec<Stri
     if opts.audio {
         args.extend(owned(opts.codecs.audio_args()));
         args.extend(owned(&["-ac", "2"]));
+    }
+    if let Some(title) = opts.title {
+        args.extend(["-metadata".to_string(), format!("title={title}")]);
     }
     args.extend(owned(&["-f", "flv", output]));
     args
@@ -420,6 +426,95 @@ pub fn decode_file(path: &Path) -> Report {
         .finish(Instant::now() + Duration::from_secs(120))
 }
 
+/// What FFmpeg's `Input #0` listing says about an input: its streams and its metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Each `Stream #0:N: Kind: details` line as `(Kind, details)`, in order.
+    pub streams: Vec<(String, String)>,
+    /// The input's `Metadata:` entries (`key : value`).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Listing {
+    /// The kinds of the listed streams (`Video`, `Audio`, `Subtitle`, `Data`), sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = self.streams.iter().map(|(k, _)| k.as_str()).collect();
+        kinds.sort_unstable();
+        kinds
+    }
+
+    /// The details of the first stream of `kind`.
+    pub fn stream(&self, kind: &str) -> Option<&str> {
+        self.streams
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// The value of metadata entry `key`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the `Input #0` section of FFmpeg's log (at `-loglevel info`).
+pub fn input_listing(lines: &[String]) -> Listing {
+    let mut listing = Listing::default();
+    let Some(start) = lines.iter().position(|l| l.starts_with("Input #0")) else {
+        return listing;
+    };
+    // Only the input's own `Metadata:` block (two spaces in), not a stream's (four).
+    let mut in_metadata = false;
+    for line in lines[start + 1..].iter().take_while(|l| l.starts_with(' ')) {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if let Some(rest) = text.strip_prefix("Stream #0:") {
+            in_metadata = false;
+            if let Some((_, rest)) = rest.split_once(": ") {
+                let (kind, details) = rest.split_once(": ").unwrap_or((rest, ""));
+                listing
+                    .streams
+                    .push((kind.to_string(), details.to_string()));
+            }
+        } else if indent == 2 {
+            in_metadata = text == "Metadata:";
+        } else if in_metadata && indent == 4 {
+            if let Some((k, v)) = text.split_once(':') {
+                listing
+                    .metadata
+                    .push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+    }
+    listing
+}
+
+/// Copies `duration` of `input` into `output` with `-c copy` (the container follows the
+/// file name). Returns the input listing and the finished FFmpeg; bounded to two
+/// minutes.
+pub fn copy_to_file(input: &str, output: &Path, duration: Duration) -> (Listing, Proc) {
+    let mut cmd = Command::new(ffmpeg_path());
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "info", "-i", input]);
+    cmd.args(["-t", &format!("{:.3}", duration.as_secs_f64())]);
+    cmd.args(["-c", "copy", "-y"]).arg(output);
+    let mut proc = Proc::spawn(&format!("ffmpeg copy {input}"), &mut cmd);
+    proc.wait_or_kill(Instant::now() + Duration::from_secs(120));
+    (input_listing(&proc.stderr.lines()), proc)
+}
+
+/// FFmpeg's listing of a media file (`ffmpeg -i FILE` with no output).
+pub fn list_file(path: &Path) -> Listing {
+    let mut cmd = Command::new(ffmpeg_path());
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "info", "-i"])
+        .arg(path);
+    let mut proc = Proc::spawn("ffmpeg list", &mut cmd);
+    proc.wait_or_kill(Instant::now() + Duration::from_secs(60));
+    input_listing(&proc.stderr.lines())
+}
+
 /// Stream index -> is video, from `#media_type N: video` header lines.
 fn stream_kinds(lines: &[String]) -> Vec<(String, bool)> {
     lines
@@ -502,6 +597,34 @@ mod tests {
         assert!(s[0].video && (s[0].start - 0.1).abs() < 1e-9 && (s[0].end - 0.2).abs() < 1e-9);
         assert_eq!(s[0].frames, 2);
         assert!(!s[1].video && (s[1].duration() - 2048.0 / 48000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn parses_input_listing() {
+        let lines: Vec<String> = [
+            "Input #0, flv, from 'rtmp://127.0.0.1:1935/live/t':",
+            "  Metadata:",
+            "    title           : hello",
+            "    encoder         : Lavf63.1.102",
+            "  Duration: 00:00:20.00, start: 4.023000, bitrate: N/A",
+            "  Stream #0:0: Subtitle: text, start 4.023000",
+            "  Stream #0:1: Audio: aac (LC), 44100 Hz, mono, fltp, 69 kb/s",
+            "    Metadata:",
+            "      DURATION        : 00:00:02.014000000",
+            "  Stream #0:2: Video: h264 (Constrained Baseline), yuv420p(progressive), 320x240",
+            "Stream mapping:",
+            "  Stream #0:2 -> #0:0 (copy)",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let l = input_listing(&lines);
+        assert_eq!(l.kinds(), ["Audio", "Subtitle", "Video"]);
+        assert_eq!(l.stream("Subtitle"), Some("text, start 4.023000"));
+        assert!(l.stream("Video").is_some_and(|v| v.contains("320x240")));
+        assert_eq!(l.meta("title"), Some("hello"));
+        assert_eq!(l.meta("DURATION"), None);
+        assert_eq!(l.metadata.len(), 2);
     }
 
     #[test]

@@ -43,6 +43,18 @@ fn two_streams_five_players_each() {
     server.assert_alive();
 }
 
+/// Waits until a first player of `url` has decoded 30 video frames (past the first GOP,
+/// 1.5 s at 20 fps), so that a player joining next is a late joiner. Returns that player.
+fn running_stream(server: &Server, url: &str) -> Player {
+    let early = Player::spawn(url, &PlayOpts::default());
+    assert!(
+        early.wait_frames(30, 1, deadline_in(30.0)),
+        "first player did not get 30 frames\n{}",
+        server.describe()
+    );
+    early
+}
+
 /// A player that joins a running stream gets a sequence header before any coded video,
 /// and its first coded frame is a keyframe (the GOP cache starts at one).
 #[test]
@@ -52,13 +64,7 @@ fn late_joiner_starts_with_header_and_keyframe() {
     let mut opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30));
     opts.gop = 20; // a keyframe every second: joining after 1.5 s lands mid-GOP
     let _publisher = ffmpeg::publish(&url, &opts);
-    // Observe the stream running past its first GOP before joining.
-    let mut early = Player::spawn(&url, &PlayOpts::default());
-    assert!(
-        early.wait_frames(30, 1, deadline_in(30.0)),
-        "first player did not get 30 frames\n{}",
-        server.describe()
-    );
+    let mut early = running_stream(&server, &url);
 
     let (mut client, sid) = RtmpClient::open(server.addr(), "live").expect("raw player connects");
     client.play(sid, "late").expect("play");
@@ -80,6 +86,59 @@ fn late_joiner_starts_with_header_and_keyframe() {
     }
     flv::check_start(media.iter().map(|m| (m.type_id, m.payload.as_slice())))
         .unwrap_or_else(|e| panic!("late joiner: {e}"));
+    early.stop();
+    server.assert_alive();
+}
+
+/// A player that joins a running stream sees exactly the publisher's tracks, with the
+/// publisher's `onMetaData` applied: FFmpeg lists one video and one audio stream (no data
+/// or subtitle track made of metadata), the published dimensions and the published title,
+/// and a copy to Matroska holds the same two tracks.
+#[test]
+fn late_joiner_sees_publisher_tracks_and_metadata() {
+    let mut server = Server::start(ServerOpts::default());
+    let url = server.url("meta");
+    let mut opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30));
+    opts.size = "352x288";
+    opts.title = Some("late-joiner-check");
+    let _publisher = ffmpeg::publish(&url, &opts);
+    let mut early = running_stream(&server, &url);
+
+    let mkv = server.dir().join("late.mkv");
+    let (listing, copy) = ffmpeg::copy_to_file(&url, &mkv, Duration::from_secs(2));
+    assert!(
+        copy.status().is_some_and(|s| s.success()),
+        "copy to MKV failed\n{}",
+        copy.describe()
+    );
+    assert_eq!(
+        listing.kinds(),
+        ["Audio", "Video"],
+        "late joiner's streams: {listing:#?}\n{}",
+        copy.describe()
+    );
+    let video = listing.stream("Video").expect("video stream");
+    assert!(
+        video.contains("h264") && video.contains("352x288"),
+        "late joiner's video: {video}"
+    );
+    assert!(
+        listing.stream("Audio").is_some_and(|a| a.contains("aac")),
+        "late joiner's audio: {listing:#?}"
+    );
+    assert_eq!(
+        listing.meta("title"),
+        Some("late-joiner-check"),
+        "late joiner's metadata: {listing:#?}"
+    );
+
+    let file = ffmpeg::list_file(&mkv);
+    assert_eq!(file.kinds(), ["Audio", "Video"], "MKV copy: {file:#?}");
+    assert!(
+        file.stream("Video").is_some_and(|v| v.contains("352x288")),
+        "MKV copy: {file:#?}"
+    );
+    assert_eq!(file.meta("title"), Some("late-joiner-check"), "{file:#?}");
     early.stop();
     server.assert_alive();
 }
