@@ -35,13 +35,6 @@ use clap::Parser;
 
 use config::{Config, OnDuplicate};
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 /// Stream registry and router of the media server: takes streams from publishers over a
 /// Unix socket, serves RTMP players handed over by ingest-rtmp, and feeds subscribers.
 #[derive(Debug, Parser)]
@@ -87,12 +80,8 @@ struct Cli {
     /// Most players at once (all streams together).
     #[arg(long, default_value_t = 100_000)]
     max_players: usize,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    /// Log filter (RUST_LOG syntax); RUST_LOG overrides it when set.
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    #[command(flatten)]
+    log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
     /// the flag. Nothing is started (used by `supervisor check`).
     #[arg(long)]
@@ -105,13 +94,13 @@ const MAX_SOCKET_PATH: usize = 107;
 impl Cli {
     /// What is wrong with the flags beyond their syntax, as (flag, value, why).
     fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return Some(("log-level", self.log_level.clone(), e.to_string()));
+        if let Some(problem) = self.log.problem() {
+            return Some(problem);
         }
         let socket = self
             .socket
             .clone()
-            .unwrap_or_else(proto::runtime::default_hub_socket);
+            .unwrap_or_else(runtime::dir::default_hub_socket);
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
             let why = format!("{len} bytes; a Unix socket path holds at most {MAX_SOCKET_PATH}");
@@ -136,26 +125,6 @@ impl Cli {
     }
 }
 
-fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => {
-            use std::io::IsTerminal;
-            builder
-                .with_ansi(
-                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-                )
-                .init()
-        }
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some((flag, value, why)) = cli.problems() {
@@ -165,12 +134,16 @@ fn main() -> anyhow::Result<()> {
     if cli.check {
         return Ok(());
     }
-    init_logging(&cli);
+    cli.log.init();
     let cfg = Arc::new(Config {
-        socket: cli
-            .socket
-            .clone()
-            .unwrap_or_else(proto::runtime::default_hub_socket),
+        socket: match &cli.socket {
+            Some(socket) => socket.clone(),
+            None => {
+                let dir = runtime::dir::default_dir();
+                runtime::dir::ensure_private(&dir)?;
+                dir.join(runtime::dir::HUB_SOCKET)
+            }
+        },
         on_duplicate: cli.on_duplicate,
         gop_cache_bytes: cli.gop_cache_bytes,
         gop_cache_duration: cli.gop_cache_duration,
@@ -195,24 +168,12 @@ fn main() -> anyhow::Result<()> {
         let socket = cfg.socket.clone();
         let result = tokio::select! {
             r = server::serve(listener, registry) => r.context("accepting connections"),
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down");
+            signal = runtime::signal::shutdown() => {
+                tracing::info!(%signal, "shutting down");
                 Ok(())
             }
         };
         let _ = std::fs::remove_file(&socket);
         result
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

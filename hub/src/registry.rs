@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use proto::glob::{self, Glob};
 use proto::ipc::{Event, RejectReason};
 use proto::media::StreamKey;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -27,7 +28,7 @@ pub struct NewStream {
 #[derive(Debug)]
 struct Subscriber {
     id: u64,
-    patterns: Vec<String>,
+    patterns: Vec<Glob>,
     waker: Arc<Notify>,
     new_streams: mpsc::Sender<NewStream>,
 }
@@ -67,29 +68,6 @@ pub struct Registry {
     inner: Mutex<Inner>,
     next_stream_id: AtomicU32,
     next_reader_id: AtomicU64,
-}
-
-/// Whether `key` matches the glob `pattern` (`*` matches any run of characters).
-pub fn glob_match(pattern: &str, key: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == key,
-        Some((head, rest)) => {
-            let Some(key) = key.strip_prefix(head) else {
-                return false;
-            };
-            if rest.is_empty() {
-                return true;
-            }
-            // Try every split point for the rest; patterns are short.
-            (0..=key.len())
-                .filter(|&i| key.is_char_boundary(i))
-                .any(|i| glob_match(rest, &key[i..]))
-        }
-    }
-}
-
-fn matches(patterns: &[String], key: &str) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| glob_match(p, key))
 }
 
 impl Registry {
@@ -141,7 +119,7 @@ impl Registry {
             let mut st = stream.lock();
             inner.subscribers.retain(|sub| !sub.new_streams.is_closed());
             for sub in &inner.subscribers {
-                if matches(&sub.patterns, key.as_str()) {
+                if glob::any_matches(&sub.patterns, key.as_str()) {
                     st.add_reader(sub.id, sub.waker.clone());
                     let note = NewStream {
                         stream: stream.clone(),
@@ -265,11 +243,12 @@ impl Registry {
         waker: Arc<Notify>,
         new_streams: mpsc::Sender<NewStream>,
     ) -> Vec<Arc<Stream>> {
+        let patterns: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
         let mut inner = self.lock();
         let existing = inner
             .streams
             .values()
-            .filter(|s| matches(&patterns, s.key.as_str()))
+            .filter(|s| glob::any_matches(&patterns, s.key.as_str()))
             .cloned()
             .collect();
         inner.subscribers.push(Subscriber {
@@ -388,14 +367,5 @@ mod tests {
                 .err(),
             Some(RejectReason::Capacity)
         );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("live/*", "live/a"));
-        assert!(glob_match("*", "x/y"));
-        assert!(glob_match("*/a*c", "live/abbc"));
-        assert!(!glob_match("live/*", "other/a"));
-        assert!(!glob_match("live/a", "live/ab"));
     }
 }

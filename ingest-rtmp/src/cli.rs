@@ -9,13 +9,6 @@ use proto::rtmp::amf0::AmfLimits;
 use proto::rtmp::chunk::ChunkLimits;
 use proto::rtmp::session::SessionConfig;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum LogFormat {
-    Text,
-    Json,
-}
-
 /// RTMP ingest of the media server: accepts publishers and players on one port, sends
 /// published streams to the hub and hands players over to it.
 #[derive(Debug, Parser)]
@@ -61,12 +54,8 @@ pub(crate) struct Cli {
     /// slow hub), and the bound on the GOP kept to re-announce after a hub restart.
     #[arg(long, default_value_t = 8 << 20)]
     hub_queue_bytes: usize,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) log_format: LogFormat,
-    /// Log filter (RUST_LOG syntax); RUST_LOG overrides it when set.
-    #[arg(long, default_value = "info")]
-    pub(crate) log_level: String,
+    #[command(flatten)]
+    pub(crate) log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
     /// the flag. Nothing is started (used by `supervisor check`).
     #[arg(long)]
@@ -90,8 +79,8 @@ pub(crate) struct Config {
 impl Cli {
     /// What is wrong with the flags beyond their syntax, as (flag, value, why).
     pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return Some(("log-level", self.log_level.clone(), e.to_string()));
+        if let Some(problem) = self.log.problem() {
+            return Some(problem);
         }
         let positive = [
             ("max-connections", self.max_connections as u64),
@@ -130,7 +119,7 @@ impl Cli {
             hub: self
                 .hub
                 .clone()
-                .unwrap_or_else(proto::runtime::default_hub_socket),
+                .unwrap_or_else(runtime::dir::default_hub_socket),
             handshake_timeout: self.handshake_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,

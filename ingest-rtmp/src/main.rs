@@ -26,27 +26,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, LogFormat};
-
-fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => {
-            use std::io::IsTerminal;
-            builder
-                .with_ansi(
-                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-                )
-                .init()
-        }
-        LogFormat::Json => builder.json().init(),
-    }
-}
+use cli::Cli;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -57,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     if cli.check {
         return Ok(());
     }
-    init_logging(&cli);
+    cli.log.init();
     let mut cfg = cli.config();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -81,22 +61,10 @@ fn main() -> anyhow::Result<()> {
         }
         tokio::select! {
             r = listener::serve(listener, cfg) => r.context("accepting connections"),
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down");
+            signal = runtime::signal::shutdown() => {
+                tracing::info!(%signal, "shutting down");
                 Ok(())
             }
         }
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

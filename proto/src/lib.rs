@@ -13,8 +13,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod flv;
+pub mod glob;
 pub mod iov;
 pub mod ipc;
 pub mod media;
 pub mod rtmp;
-pub mod runtime;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
+use proto::glob::{self, Glob};
 use proto::ipc::{self, Event, FrameDecoder, Header, Message, Role, FORMAT_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -37,28 +38,10 @@ pub struct LinkOptions {
     pub settings: Arc<Settings>,
 }
 
-/// Whether `key` matches the glob `pattern` (`*` matches any run of characters).
-pub fn glob_match(pattern: &str, key: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == key;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !key.starts_with(first) || key.len() < first.len() + last.len() || !key.ends_with(last) {
-        return false;
-    }
-    let mut rest = &key[first.len()..key.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 struct Link {
     opts: LinkOptions,
+    /// `opts.patterns` compiled.
+    globs: Vec<Glob>,
     commands: mpsc::Sender<Command>,
     reports: mpsc::Receiver<Report>,
     streams: HashMap<u32, StreamRecorder>,
@@ -75,6 +58,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut link = Link {
+        globs: opts.patterns.iter().map(|p| Glob::new(p)).collect(),
         opts,
         commands,
         reports,
@@ -218,7 +202,7 @@ impl Link {
     }
 
     fn wanted(&self, key: &str) -> bool {
-        self.opts.patterns.is_empty() || self.opts.patterns.iter().any(|p| glob_match(p, key))
+        glob::any_matches(&self.globs, key)
     }
 
     async fn on_message(&mut self, msg: Message) -> Result<(), LinkError> {
@@ -427,21 +411,4 @@ pub enum LinkError {
     /// The writer thread is gone.
     #[error("writer thread stopped")]
     WriterGone,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("live/*", "live/abc"));
-        assert!(glob_match("*", "a/b"));
-        assert!(glob_match("*/cam*", "x/cam1"));
-        assert!(glob_match("a*b*c", "abbc"));
-        assert!(!glob_match("a*b*c", "ac"));
-        assert!(!glob_match("live/*", "other/x"));
-        assert!(glob_match("live/x", "live/x"));
-        assert!(!glob_match("ab*ba", "aba"));
-    }
 }

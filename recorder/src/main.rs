@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 #[command(name = "recorder", version)]
 struct Cli {
     /// Hub socket to subscribe on.
-    #[arg(long, default_value_os_t = proto::runtime::default_hub_socket())]
+    #[arg(long, default_value_os_t = runtime::dir::default_hub_socket())]
     hub: PathBuf,
     /// Directory the recordings are written to (created if missing).
     #[arg(long, default_value = "./recordings")]
@@ -49,12 +49,8 @@ struct Cli {
     /// Commands queued for the file writer before the recorder stops reading the hub.
     #[arg(long, default_value_t = 1024)]
     writer_queue: usize,
-    /// Log format: text or json.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
-    /// Log filter (RUST_LOG syntax); RUST_LOG overrides it.
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    #[command(flatten)]
+    log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
     /// the flag. Nothing is started (used by `supervisor check`).
     #[arg(long)]
@@ -64,8 +60,8 @@ struct Cli {
 impl Cli {
     /// What is wrong with the flags beyond their syntax, as (flag, value, why).
     fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return Some(("log-level", self.log_level.clone(), e.to_string()));
+        if let Some(problem) = self.log.problem() {
+            return Some(problem);
         }
         if let Err(e) = Namer::new(&self.dir, &self.pattern) {
             return Some(("pattern", self.pattern.clone(), e.to_string()));
@@ -88,19 +84,6 @@ impl Cli {
     }
 }
 
-fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some((flag, value, why)) = cli.problems() {
@@ -110,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     if cli.check {
         return Ok(());
     }
-    init_logging(&cli);
+    cli.log.init();
     let namer = Namer::new(&cli.dir, &cli.pattern).context("--pattern")?;
     std::fs::create_dir_all(&cli.dir).with_context(|| format!("creating {}", cli.dir.display()))?;
     let settings = Arc::new(Settings {
@@ -136,8 +119,8 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
+            let signal = runtime::signal::shutdown().await;
+            tracing::info!(%signal, "shutting down");
             let _ = stop_tx.send(true);
         });
         let opts = LinkOptions {
@@ -151,19 +134,4 @@ fn main() -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -1,6 +1,5 @@
 //! `supervisor`: runs the media server's components from a profile.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,13 +26,10 @@ struct Cli {
     /// bin_dir, else the directory of the supervisor executable].
     #[arg(long, global = true, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
-    /// Log format of the supervisor's own lines: text or json (children's lines are passed
-    /// through as they are, prefixed with `[component]`).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
-    /// Log filter for the supervisor's own lines (RUST_LOG syntax); RUST_LOG overrides it.
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    /// The supervisor's own log lines (children's lines are passed through as they are,
+    /// prefixed with `[component]`).
+    #[command(flatten)]
+    log: runtime::log::LogArgs,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -48,20 +44,6 @@ enum Cmd {
     },
 }
 
-fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if cli.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     // Before any thread exists, so that every thread inherits the mask and only the
     // signal thread ever sees SIGINT/SIGTERM/SIGHUP.
@@ -70,7 +52,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    init_logging(&cli);
+    cli.log.init();
     let result = match &cli.command {
         Some(Cmd::Check { file }) => check(&cli, file),
         None => run(&cli),
@@ -116,7 +98,7 @@ fn runtime_dir(cli: &Cli, profile: &Profile) -> PathBuf {
     cli.runtime_dir
         .clone()
         .or(profile.settings.runtime_dir.clone())
-        .unwrap_or_else(proto::runtime::default_runtime_dir)
+        .unwrap_or_else(runtime::dir::default_dir)
 }
 
 fn check(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {

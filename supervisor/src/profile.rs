@@ -47,7 +47,7 @@ pub struct Section {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Private directory for the sockets; `None` means
-    /// `proto::runtime::default_runtime_dir()`.
+    /// `runtime::dir::default_dir()`.
     pub runtime_dir: Option<PathBuf>,
     /// Where the component binaries are; `None` means the supervisor executable's directory.
     pub bin_dir: Option<PathBuf>,

@@ -3,39 +3,26 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+use runtime::dir::DirError;
 use thiserror::Error;
 
 /// Why the runtime directory cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RuntimeDirError {
-    /// Creating, inspecting or locking it failed.
+    /// It cannot be created, or is not a private directory of ours.
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    /// Locking it failed.
     #[error("runtime directory {path}: {source}")]
     Io {
         /// The directory.
         path: PathBuf,
         /// The failure.
         source: io::Error,
-    },
-    /// It exists but is not a directory.
-    #[error("runtime directory {path} exists and is not a directory")]
-    NotADirectory {
-        /// The path.
-        path: PathBuf,
-    },
-    /// It belongs to another user, so its privacy cannot be guaranteed.
-    #[error("runtime directory {path} is owned by uid {owner}, not by us (uid {us})")]
-    NotOwned {
-        /// The directory.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// Our uid.
-        us: u32,
     },
     /// Another supervisor holds its lock.
     #[error("runtime directory {path} is in use by another supervisor ({holder})")]
@@ -59,35 +46,14 @@ pub struct RuntimeDir {
 pub const LOCK_FILE: &str = "supervisor.lock";
 
 impl RuntimeDir {
-    /// Creates `path` with mode 0700 if missing (parents included), tightens it to 0700 if
-    /// it is ours but more open, and takes its lock.
+    /// Makes `path` a private directory of ours ([`runtime::dir::ensure_private`]) and
+    /// takes its lock.
     pub fn prepare(path: &Path) -> Result<RuntimeDir, RuntimeDirError> {
         let io_err = |source| RuntimeDirError::Io {
             path: path.to_path_buf(),
             source,
         };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(io_err)?;
-        let meta = fs::metadata(path).map_err(io_err)?;
-        if !meta.is_dir() {
-            return Err(RuntimeDirError::NotADirectory {
-                path: path.to_path_buf(),
-            });
-        }
-        let us = nix::unistd::getuid().as_raw();
-        if meta.uid() != us {
-            return Err(RuntimeDirError::NotOwned {
-                path: path.to_path_buf(),
-                owner: meta.uid(),
-                us,
-            });
-        }
-        if meta.mode() & 0o077 != 0 {
-            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_err)?;
-        }
+        runtime::dir::ensure_private(path)?;
         let lock_path = path.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)

@@ -1,0 +1,43 @@
+//! Waiting for the request to stop (SIGTERM from a supervisor or init, SIGINT from a
+//! terminal).
+
+use std::fmt;
+
+/// Which signal asked the process to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// SIGTERM.
+    Terminate,
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+}
+
+impl fmt::Display for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shutdown::Terminate => "SIGTERM",
+            Shutdown::Interrupt => "SIGINT",
+        })
+    }
+}
+
+/// Resolves at the first SIGTERM or SIGINT. Must run inside a tokio runtime with signals
+/// enabled; a handler that cannot be installed leaves that signal's default action.
+pub async fn shutdown() -> Shutdown {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async fn recv(s: &mut std::io::Result<tokio::signal::unix::Signal>) {
+        match s {
+            Ok(s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+    let (mut term, mut int) = (term, int);
+    tokio::select! {
+        _ = recv(&mut term) => Shutdown::Terminate,
+        _ = recv(&mut int) => Shutdown::Interrupt,
+    }
+}
