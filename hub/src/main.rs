@@ -27,6 +27,7 @@ mod timeline;
 mod loopback_tests;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,22 +126,29 @@ impl Cli {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some((flag, value, why)) = cli.problems() {
         eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
         std::process::exit(2);
     }
     if cli.check {
-        return Ok(());
+        return ExitCode::SUCCESS;
     }
     cli.log.init();
+    runtime::exit::code(run(&cli))
+}
+
+/// Why a run ended in error: which exit status it gets.
+type Failure = runtime::exit::Failure<anyhow::Error>;
+
+fn run(cli: &Cli) -> Result<(), Failure> {
     let cfg = Arc::new(Config {
         socket: match &cli.socket {
             Some(socket) => socket.clone(),
             None => {
                 let dir = runtime::dir::default_dir();
-                runtime::dir::ensure_private(&dir)?;
+                runtime::dir::ensure_private(&dir).map_err(|e| Failure::CannotStart(e.into()))?;
                 dir.join(runtime::dir::HUB_SOCKET)
             }
         },
@@ -159,15 +167,27 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?;
+        .context("starting the runtime")
+        .map_err(Failure::Failed)?;
     runtime.block_on(async move {
-        let listener = server::bind(&cfg.socket)
-            .with_context(|| format!("binding {}", cfg.socket.display()))?;
+        let listener = server::bind(&cfg.socket).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "; stop that hub or choose another --socket"
+            } else {
+                ""
+            };
+            Failure::CannotStart(anyhow::anyhow!(
+                "cannot serve unix:{}: {e}{hint}",
+                cfg.socket.display()
+            ))
+        })?;
         tracing::info!("listening on unix:{}", cfg.socket.display());
         let registry = Arc::new(registry::Registry::new(cfg.clone()));
         let socket = cfg.socket.clone();
         let result = tokio::select! {
-            r = server::serve(listener, registry) => r.context("accepting connections"),
+            r = server::serve(listener, registry) => {
+                r.context("accepting connections").map_err(Failure::Failed)
+            }
             signal = runtime::signal::shutdown() => {
                 tracing::info!(%signal, "shutting down");
                 Ok(())

@@ -21,6 +21,8 @@ mod link;
 mod listener;
 mod pipe;
 
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -28,43 +30,72 @@ use clap::Parser;
 
 use cli::Cli;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some((flag, value, why)) = cli.problems() {
         eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
         std::process::exit(2);
     }
     if cli.check {
-        return Ok(());
+        return ExitCode::SUCCESS;
     }
     cli.log.init();
+    runtime::exit::code(run(cli))
+}
+
+/// Why a run ended in error: which exit status it gets.
+type Failure = runtime::exit::Failure<anyhow::Error>;
+
+fn run(cli: Cli) -> Result<(), Failure> {
     let mut cfg = cli.config();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?;
+        .context("starting the runtime")
+        .map_err(Failure::Failed)?;
     runtime.block_on(async move {
         if let Some(target) = &cli.out {
             let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes)
                 .await
-                .with_context(|| format!("opening --out {target:?}"))?;
+                .with_context(|| format!("cannot open --out {target}"))
+                .map_err(Failure::CannotStart)?;
             cfg.pipe = Some(pipe);
         }
         let cfg = Arc::new(cfg);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
-            .with_context(|| format!("binding {}", cfg.listen))?;
-        let addr = listener.local_addr().context("local address")?;
+            .map_err(|e| Failure::CannotStart(listen_error(cfg.listen, e)))?;
+        let addr = listener
+            .local_addr()
+            .context("local address")
+            .map_err(Failure::CannotStart)?;
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
             None => tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}"),
         }
         tokio::select! {
-            r = listener::serve(listener, cfg) => r.context("accepting connections"),
+            r = listener::serve(listener, cfg) => {
+                r.context("accepting connections").map_err(Failure::Failed)
+            }
             signal = runtime::signal::shutdown() => {
                 tracing::info!(%signal, "shutting down");
                 Ok(())
             }
         }
     })
+}
+
+/// The one-line reason a listen address cannot be used, with what to do about the
+/// usual causes.
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another server is listening there: stop it or choose another --listen"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: choose another --listen"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("cannot listen on rtmp://{addr}: {e}{hint}")
 }

@@ -45,6 +45,15 @@ impl Target {
     }
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Stdout => f.write_str("-"),
+            Target::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 /// The shared output; cheap to clone into every connection.
 #[derive(Clone)]
 pub(crate) struct Pipe {

@@ -2,6 +2,7 @@
 //! `--match`) to FLV or fragmented MP4 files in `--dir`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,18 +85,34 @@ impl Cli {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some((flag, value, why)) = cli.problems() {
         eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
         std::process::exit(2);
     }
     if cli.check {
-        return Ok(());
+        return ExitCode::SUCCESS;
     }
     cli.log.init();
-    let namer = Namer::new(&cli.dir, &cli.pattern).context("--pattern")?;
-    std::fs::create_dir_all(&cli.dir).with_context(|| format!("creating {}", cli.dir.display()))?;
+    runtime::exit::code(run(cli))
+}
+
+/// Why a run ended in error: which exit status it gets.
+type Failure = runtime::exit::Failure<anyhow::Error>;
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let namer = Namer::new(&cli.dir, &cli.pattern)
+        .context("--pattern")
+        .map_err(Failure::CannotStart)?;
+    std::fs::create_dir_all(&cli.dir)
+        .with_context(|| {
+            format!(
+                "cannot create the recording directory {}",
+                cli.dir.display()
+            )
+        })
+        .map_err(Failure::CannotStart)?;
     let settings = Arc::new(Settings {
         namer,
         format: cli.format,
@@ -110,11 +127,13 @@ fn main() -> anyhow::Result<()> {
     let writer = std::thread::Builder::new()
         .name("recorder-writer".into())
         .spawn(move || writer::run(wopts, cmd_rx, rep_tx))
-        .context("starting the writer thread")?;
+        .context("starting the writer thread")
+        .map_err(Failure::Failed)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?;
+        .context("starting the runtime")
+        .map_err(Failure::Failed)?;
     tracing::info!(dir = %cli.dir.display(), hub = %socket.display(), "recorder starting");
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -132,6 +151,6 @@ fn main() -> anyhow::Result<()> {
     });
     writer
         .join()
-        .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+        .map_err(|_| Failure::Failed(anyhow::anyhow!("writer thread panicked")))?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use runtime::exit::CANNOT_START;
 
 use crate::child::{self, Event, RunId};
 use crate::component::{Component, Readiness, Role};
@@ -32,8 +33,9 @@ pub struct Planned {
 pub enum Outcome {
     /// Stopped on a signal with every component healthy.
     Stopped,
-    /// A component was given up on (the hub: everything was stopped; another component:
-    /// the rest ran on until the signal).
+    /// A component could not start at all (everything was stopped), or was given up on
+    /// (the hub: everything was stopped; another component: the rest ran on until the
+    /// signal).
     ComponentFailed,
 }
 
@@ -376,15 +378,27 @@ impl Supervisor {
                 if r.run != id.run {
                     return;
                 }
-                let status = match r.child.wait() {
-                    Ok(status) => status.to_string(),
-                    Err(e) => format!("unknown status ({e})"),
+                let (status, code) = match r.child.wait() {
+                    Ok(status) => (status.to_string(), status.code()),
+                    Err(e) => (format!("unknown status ({e})"), None),
                 };
                 let uptime = now.duration_since(r.started);
                 let ready = r.ready;
                 let name = slot.plan.component.name;
+                let first_start = slot.runs == 1 && !ready;
                 slot.state = State::Stopped;
-                if matches!(self.phase, Phase::Normal) {
+                let normal = matches!(self.phase, Phase::Normal);
+                if normal && first_start && code == Some(CANNOT_START.into()) {
+                    // Its own error line says why; restarting would fail the same way,
+                    // and running on without it would look up while serving nothing.
+                    tracing::error!(
+                        "{name} cannot start (exit status {CANNOT_START}, its error is above); \
+                         stopping"
+                    );
+                    slot.state = State::GaveUp;
+                    self.outcome = Outcome::ComponentFailed;
+                    self.begin_shutdown(now);
+                } else if normal {
                     tracing::warn!(
                         "{name} exited unexpectedly ({status}) after {} ms",
                         uptime.as_millis()

@@ -279,3 +279,103 @@ fn real_hub_and_ingest_rtmp_start_and_stop() {
     assert!(sup.wait(BOUND).expect("exits").success(), "{}", sup.log());
     assert!(!alive(pids[0]));
 }
+
+/// An ingest-rtmp whose port is taken cannot start: it says so in one line (no backtrace,
+/// even with RUST_BACKTRACE set), and the supervisor stops the hub and exits non-zero
+/// instead of retrying it and running on with a hub that serves nobody.
+#[test]
+fn an_ingest_that_cannot_bind_its_port_stops_the_supervisor_with_one_line() {
+    let bin_dir = common::workspace_bin_dir();
+    common::require_real_components(&bin_dir);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("addr");
+    let sandbox = Sandbox::with_fakes();
+    let file = sandbox.profile(
+        "p.toml",
+        &format!("[hub]\n[ingest-rtmp]\nlisten = \"{addr}\"\n"),
+    );
+    let mut sup = Sup::spawn_env(
+        &[
+            "--bin-dir",
+            bin_dir.to_str().unwrap(),
+            "--profile",
+            file.to_str().unwrap(),
+        ],
+        &[("RUST_BACKTRACE", "1")],
+    );
+    let status = sup.wait(BOUND).expect("supervisor exits on its own");
+    let log = sup.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let ingest: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("[ingest-rtmp] "))
+        .collect();
+    assert_eq!(
+        ingest.len(),
+        1,
+        "ingest-rtmp should log exactly its one error line:\n{log}"
+    );
+    assert!(
+        ingest[0].contains("ERROR")
+            && ingest[0].contains(&format!("cannot listen on rtmp://{addr}"))
+            && ingest[0].contains("in use"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ingest-rtmp cannot start (exit status 78"),
+        "{log}"
+    );
+    assert!(!log.contains("restarting ingest-rtmp"), "{log}");
+    assert!(log.contains("hub stopped"), "{log}");
+    let hub = sup.child_pid("hub", 1);
+    assert!(!alive(hub), "the hub was left running");
+}
+
+/// The cannot-start status on a restart (the first run worked) keeps the restart policy:
+/// the component is retried, then given up, and the others run on.
+#[test]
+fn a_cannot_start_status_after_a_good_first_run_is_retried() {
+    let sandbox = Sandbox::with_fakes();
+    let marker = sandbox.dir.path().join("started-once");
+    let mut sup = start(
+        &sandbox,
+        &format!(
+            "[hub]\n[ingest-rtmp]\nlisten = \"127.0.0.1:0\"\ncannot-start-marker = {marker:?}\n"
+        ),
+    );
+    sup.expect_line(0, "ingest-rtmp is ready");
+    kill(sup.child_pid("ingest-rtmp", 1), SIGKILL);
+    sup.expect_line(0, "[ingest-rtmp] fake ingest-rtmp cannot start");
+    sup.expect_line(0, "ingest-rtmp exited unexpectedly (exit status: 78)");
+    sup.child_pid("ingest-rtmp", 3);
+    sup.expect_line(0, "giving up on ingest-rtmp");
+    assert!(
+        !sup.log().contains("cannot start (exit status 78"),
+        "{}",
+        sup.log()
+    );
+    assert!(alive(sup.child_pid("hub", 1)));
+    sup.signal(SIGTERM);
+    assert_eq!(sup.wait(BOUND).expect("exits").code(), Some(1));
+}
+
+/// A component exiting with the cannot-start status on its first run stops everything.
+#[test]
+fn a_cannot_start_status_on_the_first_run_stops_everything() {
+    let sandbox = Sandbox::with_fakes();
+    let marker = sandbox.dir.path().join("marker");
+    std::fs::write(&marker, "").expect("marker");
+    let mut sup = start(
+        &sandbox,
+        &format!("[hub]\n[ingest-rtmp]\ncannot-start-marker = {marker:?}\n"),
+    );
+    let status = sup.wait(BOUND).expect("supervisor exits on its own");
+    assert_eq!(status.code(), Some(1), "{}", sup.log());
+    let log = sup.log();
+    assert!(
+        log.contains("ingest-rtmp cannot start (exit status 78"),
+        "{log}"
+    );
+    assert!(!log.contains("run 2)"), "{log}");
+    assert!(log.contains("hub stopped"), "{log}");
+}

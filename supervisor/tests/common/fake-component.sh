@@ -3,7 +3,7 @@
 # CLI would (rejecting unknown ones with clap's wording), exits 0 on --check, logs a line on
 # stdout and its ready line on stderr, then becomes `sleep` so it has no children of its own.
 name=$(basename "$0")
-check=0 fail=0 never_ready=0 ignore_term=0 socket="" listen="127.0.0.1:1935"
+check=0 fail=0 never_ready=0 ignore_term=0 socket="" listen="127.0.0.1:1935" marker=""
 for arg in "$@"; do
     flag="${arg%%=*}"
     value="${arg#*=}"
@@ -15,6 +15,7 @@ for arg in "$@"; do
     --fail) fail=1 ;;
     --never-ready) never_ready=1 ;;
     --ignore-term) ignore_term=1 ;;
+    --cannot-start-marker) marker="$value" ;;
     --port)
         case "$value" in
         *[!0-9]* | '')
@@ -37,6 +38,15 @@ echo "fake $name starting: $*" >&2
 if [ "$fail" = 1 ]; then
     echo "fake $name failing on purpose" >&2
     exit 3
+fi
+# With a marker: the first run creates it and runs; later runs exit with the
+# cannot-start status (78), as a real component does when its port was taken meanwhile.
+if [ -n "$marker" ]; then
+    if [ -e "$marker" ]; then
+        echo "fake $name cannot start" >&2
+        exit 78
+    fi
+    : >"$marker"
 fi
 [ "$ignore_term" = 1 ] && trap '' TERM
 if [ "$never_ready" = 0 ]; then

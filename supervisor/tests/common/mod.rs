@@ -151,8 +151,14 @@ pub struct Sup {
 
 impl Sup {
     pub fn spawn(args: &[&str]) -> Sup {
+        Sup::spawn_env(args, &[])
+    }
+
+    /// Like [`Sup::spawn`], with extra environment variables.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Sup {
         let mut child = Command::new(supervisor_bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
