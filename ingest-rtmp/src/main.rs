@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     cli.log.init();
-    runtime::exit::code(run(cli))
+    runtime::exit_code!(run(cli))
 }
 
 /// Why a run ended in error: which exit status it gets.

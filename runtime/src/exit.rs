@@ -1,8 +1,5 @@
 //! Exit statuses the components and the supervisor agree on (documented in
-//! `docs/supervisor.md`), and ending a binary's run with one of them.
-
-use std::fmt::Display;
-use std::process::ExitCode;
+//! `docs/supervisor.md`), and ending a binary's run with one of them ([`crate::exit_code`]).
 
 /// A component could not start for a reason that starting it again will not fix: its
 /// listen address is in use or not permitted, its hub socket is served by a running hub,
@@ -43,29 +40,37 @@ impl<E> Failure<E> {
     }
 }
 
-/// The exit code of a finished run. A failure is logged first as one error line (the
-/// alternate form, so an `anyhow` chain reads `what: why: cause`), never as the multi-line
-/// report (and backtrace) that returning an error from `main` prints.
-pub fn code<E: Display>(result: Result<(), Failure<E>>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            tracing::error!("{:#}", failure.error());
-            ExitCode::from(failure.status())
+/// The [`std::process::ExitCode`] of a finished run, a `Result<(), Failure<E>>` with
+/// `E: Display`. A failure is logged first as one error line in the calling binary's log
+/// target (the alternate form, so an `anyhow` chain reads `what: why: cause`), never as
+/// the multi-line report (and backtrace) that returning an error from `main` prints.
+/// The caller depends on `tracing`.
+#[macro_export]
+macro_rules! exit_code {
+    ($result:expr) => {
+        match $result {
+            Ok(()) => ::std::process::ExitCode::SUCCESS,
+            Err(failure) => {
+                ::tracing::error!("{:#}", failure.error());
+                ::std::process::ExitCode::from(failure.status())
+            }
         }
-    }
+    };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::ExitCode;
 
     #[test]
     fn statuses() {
         assert_eq!(Failure::CannotStart("x").status(), 78);
         assert_eq!(Failure::Failed("x").status(), 1);
         assert_eq!(*Failure::Failed("y").error(), "y");
-        assert_eq!(code::<&str>(Ok(())), ExitCode::SUCCESS);
-        assert_eq!(code(Err(Failure::CannotStart("z"))), ExitCode::from(78));
+        let ok: Result<(), Failure<&str>> = Ok(());
+        assert_eq!(crate::exit_code!(ok), ExitCode::SUCCESS);
+        let failed: Result<(), _> = Err(Failure::CannotStart("z"));
+        assert_eq!(crate::exit_code!(failed), ExitCode::from(78));
     }
 }

@@ -379,3 +379,35 @@ fn a_cannot_start_status_on_the_first_run_stops_everything() {
     assert!(!log.contains("run 2)"), "{log}");
     assert!(log.contains("hub stopped"), "{log}");
 }
+
+/// Logs captured by the supervisor (not a terminal) are plain text in every real
+/// component: no ANSI colour escapes in any line.
+#[test]
+fn real_components_log_plain_text_when_not_on_a_terminal() {
+    let bin_dir = common::workspace_bin_dir();
+    common::require_real_components(&bin_dir);
+    let sandbox = Sandbox::with_fakes();
+    let rec = sandbox.dir.path().join("rec");
+    let file = sandbox.profile("p.toml", &format!("{BASIC}[recorder]\ndir = {rec:?}\n"));
+    let mut sup = Sup::spawn(&[
+        "--bin-dir",
+        bin_dir.to_str().unwrap(),
+        "--profile",
+        file.to_str().unwrap(),
+    ]);
+    sup.expect_line(0, "recorder is ready");
+    sup.expect_line(0, "ingest-rtmp is ready");
+    sup.signal(SIGTERM);
+    assert!(sup.wait(BOUND).expect("exits").success(), "{}", sup.log());
+    let lines = sup.stderr.lines();
+    for name in ["hub", "ingest-rtmp", "recorder"] {
+        let prefix = format!("[{name}] ");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&prefix)),
+            "no line from {name}:\n{}",
+            sup.log()
+        );
+    }
+    let coloured: Vec<&String> = lines.iter().filter(|l| l.contains('\u{1b}')).collect();
+    assert!(coloured.is_empty(), "ANSI escapes in: {coloured:#?}");
+}
