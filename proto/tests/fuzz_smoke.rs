@@ -201,3 +201,29 @@ fn fuzz_command() {
     seeds.push(b);
     run(targets::command, &seeds, 4000, 5);
 }
+
+#[test]
+fn fuzz_client_session() {
+    // A server's answers to connect and createStream, then Publish.Start.
+    let mut enc = ChunkEncoder::new();
+    let mut b = vec![0x20u8];
+    let mut out = BytesMut::new();
+    for (tid, args) in [(1.0, vec![]), (4.0, vec![Amf0Value::Number(1.0)])] {
+        let mut body = BytesMut::new();
+        Command {
+            name: "_result".into(),
+            transaction_id: tid,
+            object: Amf0Value::Null,
+            args,
+        }
+        .write_body(&mut body);
+        enc.write(3, 0, 20, 0, &body, &mut out);
+    }
+    let mut body = BytesMut::new();
+    Command::on_status("status", "NetStream.Publish.Start", "ok").write_body(&mut body);
+    enc.write(3, 0, 20, 1, &body, &mut out);
+    b.extend_from_slice(&out);
+    let mut play = b.clone();
+    play[0] = 0x21;
+    run(targets::client_session, &[b, play], 3000, 6);
+}

@@ -199,3 +199,49 @@ pub fn command(data: &[u8]) {
         }
     }
 }
+
+/// Client session: what a server sends after the handshake (first byte picks publish or
+/// play and the split). Never panics; an error ends the input; the session only consumes.
+pub fn client_session(data: &[u8]) {
+    use proto::rtmp::session::{ClientConfig, ClientMode, ClientRequest, ClientSession};
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let mode = if first & 1 == 0 {
+        ClientMode::Publish
+    } else {
+        ClientMode::Play
+    };
+    let request = ClientRequest {
+        app: "live".into(),
+        tc_url: "rtmp://fuzz/live".into(),
+        name: "s".into(),
+        mode,
+    };
+    let config = ClientConfig {
+        chunk_limits: small_chunk_limits(),
+        digest_handshake: false,
+        ..ClientConfig::default()
+    };
+    let mut c = ClientSession::new(config, request, [1; RANDOM_SIZE], 0);
+    let mut out = BytesMut::new();
+    c.poll_transmit(&mut out);
+    // A simple S0S1S2 so that the rest reaches the chunk layer.
+    let mut buf = BytesMut::from(&[3u8][..]);
+    buf.extend_from_slice(&[0u8; 2 * 1536]);
+    if c.handle_input(&mut buf).is_err() {
+        return;
+    }
+    for piece in rest.chunks(usize::from(first >> 1) + 1) {
+        buf.extend_from_slice(piece);
+        let before = buf.len();
+        let r = c.handle_input(&mut buf);
+        assert!(buf.len() <= before);
+        while c.poll_event().is_some() {}
+        c.poll_transmit(&mut out);
+        out.clear();
+        if r.is_err() {
+            return;
+        }
+    }
+}

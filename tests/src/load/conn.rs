@@ -1,136 +1,95 @@
-//! One client-side RTMP connection over tokio: handshake, commands, media out, messages in,
-//! with acknowledgements sent as the server's window asks.
+//! One client-side RTMP connection over tokio: a thin driver of `proto`'s
+//! [`ClientSession`] (handshake, connect, createStream, publish or play, acknowledgements,
+//! pings), with media out and events in.
 
 use std::io;
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
-use proto::rtmp::amf0::Amf0Value;
-use proto::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, RtmpMessage};
-use proto::rtmp::handshake::{ClientHandshake, HandshakeStatus};
-use proto::rtmp::message::{Command, ControlMessage};
+use bytes::BytesMut;
+use proto::rtmp::session::{
+    ClientConfig, ClientError, ClientEvent, ClientMode, ClientRequest, ClientSession, MediaKind,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// RTMP message type ids, as `proto` names them.
 pub mod types {
-    pub use proto::rtmp::message::types::{
-        AUDIO, COMMAND_AMF0 as COMMAND, DATA_AMF0 as DATA, SET_CHUNK_SIZE, VIDEO, WINDOW_ACK_SIZE,
-    };
+    pub use proto::rtmp::message::types::{AUDIO, DATA_AMF0 as DATA, VIDEO};
 }
-
-/// The message stream every loadgen connection publishes or plays on (the first one
-/// `createStream` returns on every server measured).
-pub const STREAM_ID: u32 = 1;
 
 /// A client connection.
 pub struct Conn {
     sock: TcpStream,
     rbuf: BytesMut,
     out: BytesMut,
-    dec: ChunkDecoder,
-    enc: ChunkEncoder,
-    window: u64,
-    acked: u64,
+    session: ClientSession,
     read: u64,
-    next_tx: f64,
 }
 
-fn proto_err(e: impl std::fmt::Display) -> io::Error {
+fn proto_err(e: ClientError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 impl Conn {
-    /// TCP connect and the simple handshake.
-    pub async fn connect(addr: SocketAddr) -> io::Result<Conn> {
-        let mut sock = TcpStream::connect(addr).await?;
+    /// TCP connect, then handshake, connect and createStream. A publisher returns once
+    /// the server started the publish; a player once `play` is sent (servers differ in
+    /// the statuses they send before media, so the player does not wait for them).
+    /// `chunk_size` is the chunk size announced to the server.
+    pub async fn open(
+        addr: SocketAddr,
+        app: &str,
+        name: &str,
+        mode: ClientMode,
+        chunk_size: u32,
+    ) -> io::Result<Conn> {
+        let sock = TcpStream::connect(addr).await?;
         sock.set_nodelay(true)?;
-        let mut hs = ClientHandshake::new([7; 1528], 0, false);
-        let mut out = BytesMut::new();
-        let mut rbuf = BytesMut::with_capacity(64 * 1024);
+        let config = ClientConfig {
+            chunk_size,
+            digest_handshake: false,
+            fourccs: Vec::new(),
+            flash_ver: "FMLE/3.0 (loadgen)".into(),
+            ..ClientConfig::default()
+        };
+        let request = ClientRequest {
+            app: app.into(),
+            tc_url: format!("rtmp://{addr}/{app}"),
+            name: name.into(),
+            mode,
+        };
+        let mut c = Conn {
+            sock,
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::new(),
+            session: ClientSession::new(config, request, [7; 1528], 0),
+            read: 0,
+        };
         loop {
-            hs.poll_transmit(&mut out);
-            if !out.is_empty() {
-                sock.write_all(&out).await?;
-                out.clear();
-            }
-            match hs.handle_input(&mut rbuf).map_err(proto_err)? {
-                HandshakeStatus::Done => {
-                    hs.poll_transmit(&mut out);
-                    sock.write_all(&out).await?;
-                    out.clear();
-                    break;
-                }
-                _ => {
-                    if sock.read_buf(&mut rbuf).await? == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
+            c.flush().await?;
+            match c.next().await? {
+                ClientEvent::Publishing if mode == ClientMode::Publish => break,
+                ClientEvent::StreamCreated(_) if mode == ClientMode::Play => break,
+                _ => {}
             }
         }
-        Ok(Conn {
-            sock,
-            rbuf,
-            out,
-            dec: ChunkDecoder::new(ChunkLimits::default()),
-            enc: ChunkEncoder::new(),
-            window: 2_500_000,
-            acked: 0,
-            read: 0,
-            next_tx: 1.0,
-        })
+        c.flush().await?;
+        Ok(c)
     }
 
-    /// Queues a command on chunk stream 3.
-    pub fn command(&mut self, stream_id: u32, name: &str, object: Amf0Value, args: Vec<Amf0Value>) {
-        let cmd = Command {
-            name: name.into(),
-            transaction_id: self.next_tx,
-            object,
-            args,
+    /// Queues a media message (type 8 or 9) or, for type 18, `@setDataFrame` with `body`
+    /// (the AMF0 `onMetaData` values).
+    pub fn message(&mut self, type_id: u8, timestamp: u32, body: &[u8]) -> io::Result<()> {
+        let r = match type_id {
+            types::AUDIO => self.session.send_media(MediaKind::Audio, timestamp, body),
+            types::VIDEO => self.session.send_media(MediaKind::Video, timestamp, body),
+            _ => self.session.send_metadata(timestamp, body),
         };
-        self.next_tx += 1.0;
-        let mut body = BytesMut::new();
-        cmd.write_body(&mut body);
-        self.enc
-            .write(3, 0, types::COMMAND, stream_id, &body, &mut self.out);
-    }
-
-    /// Queues `connect(app)` and `createStream`.
-    pub fn connect_app(&mut self, addr: SocketAddr, app: &str) {
-        let obj = Amf0Value::Object(vec![
-            ("app".into(), Amf0Value::String(app.into())),
-            ("type".into(), Amf0Value::String("nonprivate".into())),
-            (
-                "flashVer".into(),
-                Amf0Value::String("FMLE/3.0 (loadgen)".into()),
-            ),
-            (
-                "tcUrl".into(),
-                Amf0Value::String(format!("rtmp://{addr}/{app}")),
-            ),
-        ]);
-        self.command(0, "connect", obj, vec![]);
-        self.command(0, "createStream", Amf0Value::Null, vec![]);
-    }
-
-    /// Queues a media or data message.
-    pub fn message(&mut self, csid: u32, type_id: u8, timestamp: u32, body: &[u8]) {
-        self.enc
-            .write(csid, timestamp, type_id, STREAM_ID, body, &mut self.out);
-    }
-
-    /// Announces a larger outgoing chunk size (publishers: fewer chunk headers).
-    pub fn set_chunk_size(&mut self, size: u32) {
-        let mut body = BytesMut::new();
-        ControlMessage::SetChunkSize(size).write_body(&mut body);
-        self.enc
-            .write(2, 0, types::SET_CHUNK_SIZE, 0, &body, &mut self.out);
-        self.enc.set_chunk_size(size);
+        r.map_err(proto_err)
     }
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> io::Result<()> {
+        self.session.poll_transmit(&mut self.out);
         if !self.out.is_empty() {
             self.sock.write_all(&self.out).await?;
             self.out.clear();
@@ -138,41 +97,30 @@ impl Conn {
         Ok(())
     }
 
-    /// The next message; applies chunk size and window changes and acknowledges.
-    pub async fn next(&mut self) -> io::Result<RtmpMessage> {
+    /// The next event; control answers (acknowledgements, pings) are written as due.
+    pub async fn next(&mut self) -> io::Result<ClientEvent> {
         loop {
-            if let Some(m) = self.dec.decode(&mut self.rbuf).map_err(proto_err)? {
-                match m.type_id {
-                    types::SET_CHUNK_SIZE | types::WINDOW_ACK_SIZE => self.control(&m)?,
-                    _ => {}
-                }
-                return Ok(m);
+            if let Some(e) = self.session.poll_event() {
+                return Ok(e);
+            }
+            self.session
+                .handle_input(&mut self.rbuf)
+                .map_err(proto_err)?;
+            if self.session.has_transmit() {
+                self.flush().await?;
+            }
+            if let Some(e) = self.session.poll_event() {
+                return Ok(e);
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 16 * 1024 {
+                self.rbuf.reserve(64 * 1024);
             }
             let n = self.sock.read_buf(&mut self.rbuf).await?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             self.read += n as u64;
-            if self.read - self.acked >= self.window {
-                self.acked = self.read;
-                let mut body = BytesMut::new();
-                ControlMessage::Acknowledgement(self.read as u32).write_body(&mut body);
-                self.enc.write(2, 0, 3, 0, &body, &mut self.out);
-                self.flush().await?;
-            }
-            if self.rbuf.capacity() - self.rbuf.len() < 16 * 1024 {
-                self.rbuf.reserve(64 * 1024);
-            }
         }
-    }
-
-    fn control(&mut self, m: &RtmpMessage) -> io::Result<()> {
-        match ControlMessage::parse(m.type_id, &m.payload).map_err(proto_err)? {
-            ControlMessage::SetChunkSize(s) => self.dec.set_chunk_size(s).map_err(proto_err)?,
-            ControlMessage::WindowAckSize(w) => self.window = u64::from(w.max(1)),
-            _ => {}
-        }
-        Ok(())
     }
 
     /// Bytes read from the socket so far.
@@ -180,28 +128,3 @@ impl Conn {
         self.read
     }
 }
-
-/// The `code` of an `onStatus` command message, if it is one.
-pub fn status_code(m: &RtmpMessage) -> Option<String> {
-    if m.type_id != types::COMMAND {
-        return None;
-    }
-    let cmd = Command::parse(m.type_id, &m.payload, &Default::default()).ok()?;
-    if cmd.name != "onStatus" {
-        return None;
-    }
-    let info = cmd.args.first()?;
-    match info {
-        Amf0Value::Object(props) | Amf0Value::EcmaArray(props) => props
-            .iter()
-            .find(|(k, _)| k == "code")
-            .and_then(|(_, v)| match v {
-                Amf0Value::String(s) => Some(s.clone()),
-                _ => None,
-            }),
-        _ => None,
-    }
-}
-
-/// A shared, immutable message body.
-pub type Body = Bytes;

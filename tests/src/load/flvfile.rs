@@ -51,19 +51,7 @@ impl Source {
                 body: Bytes::from(t.body),
             };
             if is_header(t.kind, &tag.body) {
-                // `@setDataFrame` wraps file metadata when it is published.
-                if t.kind == types::DATA {
-                    let mut wrapped = Vec::new();
-                    wrapped.extend([0x02, 0x00, 0x0d]);
-                    wrapped.extend(b"@setDataFrame");
-                    wrapped.extend(tag.body.iter());
-                    headers.push(SourceTag {
-                        body: Bytes::from(wrapped),
-                        ..tag
-                    });
-                } else {
-                    headers.push(tag);
-                }
+                headers.push(tag);
             } else if t.kind == types::VIDEO
                 && crate::flv::video_packet(&tag.body) == crate::flv::Packet::Other
             {

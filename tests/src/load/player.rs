@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use proto::rtmp::amf0::Amf0Value;
+use proto::rtmp::session::{ClientEvent, ClientMode, MediaKind};
 use tokio::sync::watch;
 
-use super::conn::{types, Conn, STREAM_ID};
+use super::conn::Conn;
 use super::publisher::SendClock;
 use crate::flv::{audio_packet, video_packet, Packet};
 
@@ -51,20 +51,13 @@ pub struct Shared {
 /// Plays `app/name` until told to stop.
 pub async fn play(addr: SocketAddr, app: &str, name: &str, mut shared: Shared) -> PlayerReport {
     let mut r = PlayerReport::default();
-    let mut c = match Conn::connect(addr).await {
+    let mut c = match Conn::open(addr, app, name, ClientMode::Play, 4096).await {
         Ok(c) => c,
         Err(e) => {
-            r.error = Some(format!("connect: {e}"));
+            r.error = Some(format!("play: {e}"));
             return r;
         }
     };
-    c.connect_app(addr, app);
-    let args = vec![Amf0Value::String(name.into()), Amf0Value::Number(-1.0)];
-    c.command(STREAM_ID, "play", Amf0Value::Null, args);
-    if let Err(e) = c.flush().await {
-        r.error = Some(format!("send: {e}"));
-        return r;
-    }
     let sent = Instant::now();
     let mut seen_video_header = false;
     let mut seen_audio_header = false;
@@ -77,7 +70,8 @@ pub async fn play(addr: SocketAddr, app: &str, name: &str, mut shared: Shared) -
             _ = shared.stop.changed() => break,
         };
         let m = match m {
-            Ok(m) => m,
+            Ok(ClientEvent::Media(m)) => m,
+            Ok(_) => continue,
             Err(e) => {
                 r.error = Some(format!("after {} video frames: {e}", r.video_frames));
                 break;
@@ -86,8 +80,8 @@ pub async fn play(addr: SocketAddr, app: &str, name: &str, mut shared: Shared) -
         let read = c.bytes_read();
         shared.bytes.fetch_add(read - counted, Ordering::Relaxed);
         counted = read;
-        match m.type_id {
-            types::VIDEO => match video_packet(&m.payload) {
+        match m.kind {
+            MediaKind::Video => match video_packet(&m.payload) {
                 Packet::SequenceHeader => seen_video_header = true,
                 Packet::Coded { keyframe } => {
                     if !seen_video_header {
@@ -121,7 +115,7 @@ pub async fn play(addr: SocketAddr, app: &str, name: &str, mut shared: Shared) -
                 }
                 Packet::Other => {}
             },
-            types::AUDIO => match audio_packet(&m.payload) {
+            MediaKind::Audio => match audio_packet(&m.payload) {
                 Packet::SequenceHeader => seen_audio_header = true,
                 Packet::Coded { .. } => {
                     if !seen_audio_header && r.audio_frames == 0 {
@@ -132,7 +126,6 @@ pub async fn play(addr: SocketAddr, app: &str, name: &str, mut shared: Shared) -
                 }
                 Packet::Other => {}
             },
-            _ => {}
         }
     }
     r.bytes = c.bytes_read();

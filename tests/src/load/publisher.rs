@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::rtmp::amf0::Amf0Value;
+use proto::rtmp::session::ClientMode;
 
-use super::conn::{status_code, types, Conn, STREAM_ID};
+use super::conn::{types, Conn};
 use super::flvfile::Source;
 
 /// Slots keyed by the low 16 bits of a video frame's RTMP timestamp: its send time and its
@@ -62,30 +62,12 @@ pub async fn publish(
     until: Instant,
 ) -> Result<u64, String> {
     let err = |what: &str, e: std::io::Error| format!("publisher {name}: {what}: {e}");
-    let mut c = Conn::connect(addr).await.map_err(|e| err("connect", e))?;
-    c.connect_app(addr, app);
-    c.set_chunk_size(60_000);
-    let s = Amf0Value::String;
-    c.command(
-        STREAM_ID,
-        "publish",
-        Amf0Value::Null,
-        vec![s(name.into()), s("live".into())],
-    );
-    c.flush().await.map_err(|e| err("send", e))?;
-    loop {
-        let m = c.next().await.map_err(|e| err("waiting for publish", e))?;
-        match status_code(&m).as_deref() {
-            Some("NetStream.Publish.Start") => break,
-            Some(code) if code.contains("Publish") => {
-                return Err(format!("publisher {name}: refused with {code}"))
-            }
-            _ => {}
-        }
-    }
+    let mut c = Conn::open(addr, app, name, ClientMode::Publish, 60_000)
+        .await
+        .map_err(|e| err("publish", e))?;
     for h in &source.headers {
-        let csid = if h.type_id == types::AUDIO { 4 } else { 6 };
-        c.message(csid, h.type_id, 0, &h.body);
+        c.message(h.type_id, 0, &h.body)
+            .map_err(|e| err("send headers", e))?;
     }
     c.flush().await.map_err(|e| err("send headers", e))?;
     let start = tokio::time::Instant::now();
@@ -100,8 +82,8 @@ pub async fn publish(
                 return Ok(sent);
             }
             tokio::time::sleep_until(at).await;
-            let csid = if t.type_id == types::AUDIO { 4 } else { 6 };
-            c.message(csid, t.type_id, ts, &t.body);
+            c.message(t.type_id, ts, &t.body)
+                .map_err(|e| err("send", e))?;
             if t.type_id == types::VIDEO {
                 if let Some(clock) = &clock {
                     video_seq += 1;

@@ -119,7 +119,7 @@ impl ServerSession {
         });
         let size = self.config.chunk_size;
         self.send_control(&ControlMessage::SetChunkSize(size));
-        self.encoder.set_chunk_size(size);
+        self.output.encoder.set_chunk_size(size);
         self.send_user_control(&UserControl::StreamBegin(0));
 
         let mut props = vec![

@@ -92,3 +92,64 @@ impl SessionError {
         }
     }
 }
+
+/// Why a client session ended. Connection-scoped: the driver closes the connection.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ClientError {
+    /// The handshake failed.
+    #[error("{0}")]
+    Handshake(#[from] HandshakeError),
+    /// The server's chunk stream is corrupt or over a limit.
+    #[error("{0}")]
+    Chunk(#[from] ChunkError),
+    /// A message body from the server could not be parsed.
+    #[error("message type {type_id}: {source}")]
+    Message {
+        /// Message type id.
+        type_id: u8,
+        /// What was wrong with it.
+        source: MessageError,
+    },
+    /// The server refused a command (`_error`, or an `onStatus` of level `error`).
+    #[error("{command} refused: {code} ({description})")]
+    Rejected {
+        /// The command refused: `connect`, `createStream`, `publish`, `play` or `close`
+        /// (the server sent `close`).
+        command: &'static str,
+        /// The status code, e.g. `NetStream.Publish.BadName`.
+        code: String,
+        /// The server's description.
+        description: String,
+    },
+    /// The server answered a command with something unusable.
+    #[error("bad answer to {command}: {what}")]
+    BadAnswer {
+        /// The command.
+        command: &'static str,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// Media or metadata offered before the server started the publish.
+    #[error("not publishing")]
+    NotPublishing,
+}
+
+impl ClientError {
+    /// The protocol layer that failed, for logs: `handshake`, `chunk`, `amf`, `message`
+    /// or `command`.
+    pub fn layer(&self) -> &'static str {
+        match self {
+            ClientError::Handshake(_) => "handshake",
+            ClientError::Chunk(_) => "chunk",
+            ClientError::Message {
+                source: MessageError::Amf(_),
+                ..
+            } => "amf",
+            ClientError::Message { .. } => "message",
+            ClientError::Rejected { .. }
+            | ClientError::BadAnswer { .. }
+            | ClientError::NotPublishing => "command",
+        }
+    }
+}

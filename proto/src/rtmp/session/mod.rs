@@ -1,4 +1,6 @@
-//! The server side of an RTMP connection as a sans-IO state machine: handshake, chunk
+//! Both sides of an RTMP connection as sans-IO state machines. [`ClientSession`] is the
+//! client (relays, load tools: connect, publish or play); the rest of this page is about
+//! the server side: handshake, chunk
 //! stream, protocol control and the NetConnection/NetStream commands of publishers and
 //! players, up to the point where a publisher streams or a player is handed over.
 //!
@@ -32,15 +34,21 @@
 //! The session reads no clock: handshake and idle timeouts belong to the driver.
 
 mod caps;
+mod client;
 mod commands;
 mod config;
 mod error;
 mod event;
+mod output;
 mod server;
 
 pub use caps::{AUDIO_FOURCCS, VIDEO_FOURCCS};
+pub use client::{
+    ClientConfig, ClientEvent, ClientMode, ClientRequest, ClientSession, RtmpUrl, ServerCaps,
+    Status, CAPS_EX_MODEX, CAPS_EX_MULTITRACK,
+};
 pub use config::SessionConfig;
-pub use error::SessionError;
+pub use error::{ClientError, SessionError};
 pub use event::{
     ConnectInfo, Media, MediaKind, MessageStreamId, PlayRequest, PublishRequest, PublishType,
     SessionEvent, UnpublishReason,

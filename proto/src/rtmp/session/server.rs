@@ -4,21 +4,18 @@ use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
+use super::output::{metadata, Output};
 use super::{
     ConnectInfo, Media, MediaKind, MessageStreamId, PlayRequest, SessionConfig, SessionError,
     SessionEvent,
 };
 use crate::ipc::PlayerSession;
-use crate::rtmp::amf0::{self, Amf0Value};
-use crate::rtmp::chunk::{ChunkDecoder, ChunkEncoder, RtmpMessage};
+use crate::rtmp::amf0::Amf0Value;
+use crate::rtmp::chunk::{ChunkDecoder, RtmpMessage};
 use crate::rtmp::handshake::{HandshakeStatus, ServerHandshake, RANDOM_SIZE};
 use crate::rtmp::message::{
-    parse_aggregate, parse_data, types, Command, ControlMessage, MessageError, UserControl,
+    parse_aggregate, types, Command, ControlMessage, MessageError, UserControl,
 };
-
-/// Chunk stream ids of everything the server sends (see ARCHITECTURE.md).
-pub(super) const CSID_CONTROL: u32 = 2;
-pub(super) const CSID_COMMAND: u32 = 3;
 
 /// Where the connection is.
 #[derive(Debug)]
@@ -59,9 +56,7 @@ pub struct ServerSession {
     pub(super) config: SessionConfig,
     phase: Phase,
     decoder: ChunkDecoder,
-    pub(super) encoder: ChunkEncoder,
-    pub(super) out: BytesMut,
-    pub(super) scratch: BytesMut,
+    pub(super) output: Output,
     pub(super) events: VecDeque<SessionEvent>,
     aggregate: Vec<RtmpMessage>,
     pub(super) connect: Option<ConnectInfo>,
@@ -86,9 +81,7 @@ impl ServerSession {
             decoder: ChunkDecoder::new(config.chunk_limits.clone()),
             config,
             phase: Phase::Handshake(Box::new(ServerHandshake::new(random, epoch))),
-            encoder: ChunkEncoder::new(),
-            out: BytesMut::new(),
-            scratch: BytesMut::new(),
+            output: Output::new(),
             events: VecDeque::new(),
             aggregate: Vec::new(),
             connect: None,
@@ -145,7 +138,7 @@ impl ServerSession {
     fn process(&mut self, buf: &mut BytesMut) -> Result<(), SessionError> {
         if let Phase::Handshake(hs) = &mut self.phase {
             let status = hs.handle_input(buf)?;
-            hs.poll_transmit(&mut self.out);
+            hs.poll_transmit(&mut self.output.bytes);
             if status == HandshakeStatus::NeedMore {
                 return Ok(());
             }
@@ -246,40 +239,14 @@ impl ServerSession {
     }
 
     fn data(&mut self, msg: &RtmpMessage) -> Result<(), SessionError> {
-        let values =
-            parse_data(msg.type_id, &msg.payload, &self.config.amf_limits).map_err(|source| {
-                SessionError::Message {
-                    type_id: msg.type_id,
-                    source,
-                }
+        let data =
+            metadata(msg, &self.config.amf_limits).map_err(|source| SessionError::Message {
+                type_id: msg.type_id,
+                source,
             })?;
         // Data outside a publishing stream (or other than metadata) has no consumer here.
-        if !self.is_publishing(msg.stream_id) {
+        let Some(data) = data.filter(|_| self.is_publishing(msg.stream_id)) else {
             return Ok(());
-        }
-        let skip = match values.first().and_then(|v| v.as_str()) {
-            Some("@setDataFrame") => 1,
-            Some("onMetaData") => 0,
-            _ => return Ok(()),
-        };
-        if values.get(skip).and_then(|v| v.as_str()) != Some("onMetaData") {
-            return Ok(());
-        }
-        let data = if msg.type_id == types::DATA_AMF0 {
-            // Slice after the leading string (or long string), whose length is known.
-            let at = match (skip, msg.payload.first()) {
-                (0, _) => 0,
-                (_, Some(0x0C)) => 5 + values[0].as_str().map_or(0, str::len),
-                _ => 3 + values[0].as_str().map_or(0, str::len),
-            };
-            msg.payload.slice(at.min(msg.payload.len())..)
-        } else {
-            // AMF3 flavoured: re-encode what parse_data converted to AMF0.
-            let mut out = BytesMut::new();
-            for v in &values[skip..] {
-                amf0::encode(v, &mut out);
-            }
-            out.freeze()
         };
         self.events.push_back(SessionEvent::Metadata {
             stream_id: MessageStreamId(msg.stream_id),
@@ -310,12 +277,7 @@ impl ServerSession {
 
     /// Appends every byte due to the client to `out` (handshake, control, replies).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) {
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.out);
-        } else {
-            out.extend_from_slice(&self.out);
-            self.out.clear();
-        }
+        self.output.take(out);
     }
 
     /// The next event, if any. Drain after every [`ServerSession::handle_input`].
@@ -325,46 +287,19 @@ impl ServerSession {
 
     /// Whether output is waiting for [`ServerSession::poll_transmit`].
     pub fn has_transmit(&self) -> bool {
-        !self.out.is_empty()
+        !self.output.bytes.is_empty()
     }
 
     pub(super) fn send_control(&mut self, m: &ControlMessage) {
-        self.scratch.clear();
-        m.write_body(&mut self.scratch);
-        self.encoder.write(
-            CSID_CONTROL,
-            0,
-            m.type_id(),
-            0,
-            &self.scratch,
-            &mut self.out,
-        );
+        self.output.control(m);
     }
 
     pub(super) fn send_user_control(&mut self, m: &UserControl) {
-        self.scratch.clear();
-        m.write_body(&mut self.scratch);
-        self.encoder.write(
-            CSID_CONTROL,
-            0,
-            types::USER_CONTROL,
-            0,
-            &self.scratch,
-            &mut self.out,
-        );
+        self.output.user_control(m);
     }
 
     pub(super) fn send_command(&mut self, stream_id: u32, cmd: &Command) {
-        self.scratch.clear();
-        cmd.write_body(&mut self.scratch);
-        self.encoder.write(
-            CSID_COMMAND,
-            0,
-            types::COMMAND_AMF0,
-            stream_id,
-            &self.scratch,
-            &mut self.out,
-        );
+        self.output.command(stream_id, cmd);
     }
 
     /// Sends a command with a Null command object and `args`.
@@ -411,7 +346,7 @@ impl ServerSession {
                 reason: "no accepted play",
             });
         };
-        if !self.out.is_empty() {
+        if !self.output.bytes.is_empty() {
             return Err(SessionError::NotHandoffReady {
                 reason: "output not flushed",
             });
@@ -427,7 +362,7 @@ impl ServerSession {
             key,
             stream_id: play.stream_id.0,
             in_chunk_size: self.decoder.chunk_size(),
-            out_chunk_size: self.encoder.chunk_size(),
+            out_chunk_size: self.output.encoder.chunk_size(),
             window_ack_size: self.peer_window,
             bytes_received: self.bytes_received,
             last_ack_sent: self.last_ack_sent,
