@@ -18,3 +18,4 @@ pub mod iov;
 pub mod ipc;
 pub mod media;
 pub mod rtmp;
+pub mod ts;

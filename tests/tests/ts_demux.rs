@@ -1,0 +1,354 @@
+//! The `proto::ts` demuxer against FFmpeg 9's own view of the same file: FFmpeg (and
+//! GStreamer's mpegtsmux) write TS files of every carried codec pair; FFmpeg lists every
+//! packet of them (`-c copy -f framecrc`, timestamps kept with `-copyts`); the demuxer's
+//! frames must match it frame for frame (count per stream, DTS, PTS, keyframe flag).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e::ffmpeg::ffmpeg_path;
+use e2e::tools::{gst_has, skip_without, which};
+use proto::media::{Codec, FLAG_KEYFRAME};
+use proto::ts::{DemuxEvent, Demuxer, FrameReader, TsEvent};
+
+/// One frame as both sides see it: (dts, pts, keyframe), 90 kHz.
+type Row = (i64, i64, bool);
+
+/// Per stream: codec kind (video?) and its rows in decode order.
+#[derive(Debug, Default)]
+struct View {
+    video: Vec<Row>,
+    audio: Vec<Row>,
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// FFmpeg encodes 2 s of 64x64 test pattern at 25 fps and a 48 kHz sine into `name`
+/// (the container from its extension).
+fn ffmpeg_encode(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let mut cmd = Command::new(ffmpeg_path());
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:duration=2"])
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=48000:duration=2"])
+        .args(["-pix_fmt", "yuv420p", "-threads", "1"])
+        .args(args)
+        .arg("-y")
+        .arg(&path);
+    run(&mut cmd, &format!("ffmpeg writing {name}"));
+    path
+}
+
+/// FFmpeg's packets of `path`, per media type, as framecrc lists them.
+fn ffmpeg_view(path: &Path) -> View {
+    let text = run(
+        Command::new(ffmpeg_path())
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-copyts",
+                "-i",
+            ])
+            .arg(path)
+            .args(["-map", "0", "-c", "copy", "-f", "framecrc", "-"]),
+        "ffmpeg framecrc",
+    );
+    let mut kinds = BTreeMap::new();
+    let mut view = View::default();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#media_type ") {
+            let (i, k) = rest.split_once(':').expect("media_type line");
+            kinds.insert(i.trim().to_string(), k.trim() == "video");
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let video = kinds[f[0]];
+        let key = !f.iter().any(|x| {
+            x.strip_prefix("F=0x")
+                .is_some_and(|v| u32::from_str_radix(v, 16).unwrap() & 1 == 0)
+        });
+        let row = (f[1].parse().unwrap(), f[2].parse().unwrap(), key);
+        if video {
+            view.video.push(row);
+        } else {
+            view.audio.push(row);
+        }
+    }
+    view
+}
+
+/// What `proto::ts` makes of `path`, fed in uneven pieces; also the codecs it configured.
+fn our_view(path: &Path) -> (View, Vec<Codec>) {
+    let data = std::fs::read(path).unwrap();
+    let mut reader = FrameReader::default();
+    let mut view = View::default();
+    let mut codecs = Vec::new();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut pos = 0;
+    let mut collect = |reader: &mut FrameReader, view: &mut View| {
+        while let Some(e) = reader.poll_event() {
+            match e {
+                TsEvent::Config { codec, .. } => {
+                    if !codecs.contains(&codec) {
+                        codecs.push(codec);
+                    }
+                }
+                TsEvent::Frame(f) => {
+                    assert_eq!(f.track, 0);
+                    let row = (
+                        f.dts,
+                        f.dts + i64::from(f.cts),
+                        f.flags & FLAG_KEYFRAME != 0,
+                    );
+                    if f.video {
+                        view.video.push(row);
+                    } else {
+                        view.audio.push(row);
+                    }
+                }
+                other => panic!("{}: unexpected {other:?}", path.display()),
+            }
+        }
+    };
+    while pos < data.len() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = (seed % 1500) as usize + 1;
+        let end = (pos + n).min(data.len());
+        reader.handle_input(&data[pos..end]);
+        collect(&mut reader, &mut view);
+        pos = end;
+    }
+    reader.finish();
+    collect(&mut reader, &mut view);
+    (view, codecs)
+}
+
+/// Compares both views; FFmpeg's timestamps are absolute, ours start at 0, so ours are
+/// shifted by the difference of the first video DTS.
+fn compare(path: &Path, want_codecs: &[Codec], bframes: bool) {
+    let theirs = ffmpeg_view(path);
+    let (ours, codecs) = our_view(path);
+    let name = path.file_name().unwrap().to_string_lossy();
+    let mut codecs = codecs;
+    let mut want_codecs = want_codecs.to_vec();
+    codecs.sort_by_key(|c| c.name());
+    want_codecs.sort_by_key(|c| c.name());
+    assert_eq!(codecs, want_codecs, "{name}: codecs");
+    eprintln!(
+        "{name}: {} video ({} keyframes), {} audio frames equal to FFmpeg's",
+        theirs.video.len(),
+        theirs.video.iter().filter(|r| r.2).count(),
+        theirs.audio.len()
+    );
+    assert!(
+        theirs.video.len() >= 45,
+        "{name}: FFmpeg saw {} video frames",
+        theirs.video.len()
+    );
+    assert!(
+        theirs.audio.len() >= 40,
+        "{name}: FFmpeg saw {} audio frames",
+        theirs.audio.len()
+    );
+    let shift = theirs.video[0].0 - ours.video[0].0;
+    for (kind, t, o) in [
+        ("video", &theirs.video, &ours.video),
+        ("audio", &theirs.audio, &ours.audio),
+    ] {
+        let shifted: Vec<Row> = o
+            .iter()
+            .map(|&(d, p, k)| (d + shift, p + shift, k))
+            .collect();
+        assert_eq!(
+            shifted.len(),
+            t.len(),
+            "{name}: {kind} frame count: ours {}, FFmpeg's {}",
+            shifted.len(),
+            t.len()
+        );
+        for (i, (a, b)) in shifted.iter().zip(t.iter()).enumerate() {
+            assert_eq!(
+                a, b,
+                "{name}: {kind} frame {i} (dts, pts, key): ours vs FFmpeg's"
+            );
+        }
+    }
+    // Keyframes are where FFmpeg put them (every 10th frame), not only the first.
+    assert!(
+        ours.video.iter().filter(|r| r.2).count() >= 4,
+        "{name}: keyframes"
+    );
+    assert_eq!(
+        ours.video.iter().any(|r| r.1 > r.0),
+        bframes,
+        "{name}: composition offsets present iff B-frames"
+    );
+}
+
+/// Audio PES packets and audio frames in a file (to tell one frame per PES from several).
+fn audio_pes_and_frames(path: &Path) -> (usize, usize) {
+    let mut d = Demuxer::default();
+    d.handle_input(&std::fs::read(path).unwrap());
+    d.finish();
+    let mut pes = 0;
+    while let Some(e) = d.poll_event() {
+        if let DemuxEvent::Pes(p) = e {
+            pes += usize::from(!p.kind.is_video());
+        }
+    }
+    (pes, our_view(path).0.audio.len())
+}
+
+const X264: &[&str] = &[
+    "-c:v", "libx264", "-preset", "veryfast", "-g", "10", "-bf", "0",
+];
+
+#[test]
+fn h264_aac_bframes_several_adts_per_pes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = X264.to_vec();
+    args.extend(["-bf", "2", "-c:a", "aac", "-b:a", "32k"]);
+    let ts = ffmpeg_encode(dir.path(), "h264_aac.ts", &args);
+    compare(&ts, &[Codec::H264, Codec::Aac], true);
+    let (pes, frames) = audio_pes_and_frames(&ts);
+    assert!(pes * 3 < frames, "{pes} audio PES for {frames} frames");
+}
+
+#[test]
+fn h264_aac_no_bframes_one_adts_per_pes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = X264.to_vec();
+    args.extend([
+        "-bf",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "32k",
+        "-pes_payload_size",
+        "0",
+    ]);
+    let ts = ffmpeg_encode(dir.path(), "h264_aac_nob.ts", &args);
+    compare(&ts, &[Codec::H264, Codec::Aac], false);
+    let (pes, frames) = audio_pes_and_frames(&ts);
+    // FFmpeg still pairs a few frames at the start; the rest go one per PES.
+    assert!(
+        pes * 10 >= frames * 8,
+        "{pes} audio PES for {frames} frames"
+    );
+}
+
+#[test]
+fn hevc_aac_bframes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "10",
+        "-x265-params",
+        "log-level=error:pools=1:frame-threads=1:bframes=2",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "32k",
+    ];
+    compare(
+        &ffmpeg_encode(dir.path(), "hevc_aac.ts", &args),
+        &[Codec::H265, Codec::Aac],
+        true,
+    );
+}
+
+/// libx264 video (B-frames when `bframes`) with `audio` from FFmpeg's encoder `encoder`.
+fn x264_with(name: &str, encoder: &str, audio: Codec, bframes: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = X264.to_vec();
+    args.extend(["-bf", if bframes { "2" } else { "0" }]);
+    args.extend(["-c:a", encoder, "-b:a", "64k"]);
+    compare(
+        &ffmpeg_encode(dir.path(), name, &args),
+        &[Codec::H264, audio],
+        bframes,
+    );
+}
+
+#[test]
+fn h264_mp3() {
+    x264_with("h264_mp3.ts", "libmp3lame", Codec::Mp3, false);
+}
+
+#[test]
+fn h264_ac3_and_eac3() {
+    x264_with("h264_ac3.ts", "ac3", Codec::Ac3, true);
+    x264_with("h264_eac3.ts", "eac3", Codec::Eac3, true);
+}
+
+#[test]
+fn h264_opus() {
+    x264_with("h264_opus.ts", "libopus", Codec::Opus, false);
+}
+
+/// GStreamer's mpegtsmux remuxes an MP4 FFmpeg wrote; the demuxer agrees with FFmpeg on it.
+fn gstreamer(video: &str, parser: &str, want: Codec) {
+    if skip_without(
+        "GStreamer mpegtsmux, qtdemux",
+        which("gst-launch-1.0").is_some() && gst_has("mpegtsmux") && gst_has("qtdemux"),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = video.split(' ').collect();
+    args.extend(["-c:a", "aac", "-b:a", "32k"]);
+    let mp4 = ffmpeg_encode(dir.path(), "in.mp4", &args);
+    let ts = dir.path().join("gst.ts");
+    let pipeline = format!(
+        "filesrc location={} ! qtdemux name=d mpegtsmux name=m ! filesink location={} \
+         d.video_0 ! queue ! {parser} ! m. d.audio_0 ! queue ! aacparse ! m.",
+        mp4.display(),
+        ts.display()
+    );
+    run(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split(' ')),
+        "gst-launch mpegtsmux",
+    );
+    compare(&ts, &[want, Codec::Aac], true);
+}
+
+#[test]
+fn gstreamer_h264_aac() {
+    gstreamer(
+        "-c:v libx264 -preset veryfast -g 10 -bf 2",
+        "h264parse",
+        Codec::H264,
+    );
+}
+
+#[test]
+fn gstreamer_hevc_aac() {
+    gstreamer(
+        "-c:v libx265 -preset ultrafast -g 10 -x265-params log-level=error:pools=1:frame-threads=1:bframes=2",
+        "h265parse",
+        Codec::H265,
+    );
+}
