@@ -47,7 +47,7 @@ pub(crate) struct Cli {
     /// Window acknowledgement size and peer bandwidth announced to clients.
     #[arg(long, default_value_t = 2_500_000)]
     window_ack_size: u32,
-    /// Deepest AMF nesting accepted in commands and metadata.
+    /// Deepest AMF nesting accepted in metadata (commands: at most 8).
     #[arg(long, default_value_t = 32)]
     amf_max_depth: usize,
     /// Bytes of media queued per publisher toward the hub before frames are dropped (a
@@ -110,9 +110,16 @@ impl Cli {
             max_buffered_bytes: (self.max_message_size as usize).saturating_mul(2),
             ..ChunkLimits::default()
         };
-        let amf_limits = AmfLimits {
+        let data_limits = AmfLimits {
             max_depth: self.amf_max_depth,
-            ..AmfLimits::default()
+            max_total_bytes: AmfLimits::data()
+                .max_total_bytes
+                .min(self.max_message_size as usize),
+            ..AmfLimits::data()
+        };
+        let command_limits = AmfLimits {
+            max_depth: self.amf_max_depth.min(AmfLimits::command().max_depth),
+            ..AmfLimits::command()
         };
         Config {
             listen: self.listen,
@@ -125,7 +132,8 @@ impl Cli {
             max_connections: self.max_connections,
             session: SessionConfig {
                 chunk_limits,
-                amf_limits,
+                command_limits,
+                data_limits,
                 chunk_size: self.chunk_size,
                 window_ack_size: self.window_ack_size,
                 ..SessionConfig::default()

@@ -244,7 +244,7 @@ fn amf0_depth_limit() {
     let b = enc0(&Amf0Value::StrictArray(vec![Amf0Value::Avmplus(v)]));
     assert_eq!(
         amf0::decode(&mut &b[..], &limits),
-        Err(AmfError::DepthExceeded { max: 4 - 1 })
+        Err(AmfError::DepthExceeded { max: 4 })
     );
 }
 
@@ -496,9 +496,10 @@ fn amf3_negative_vectors() {
 #[test]
 fn amf3_reference_amplification_is_bounded() {
     // One 1000-byte string, then an array of 4000 references to it: 4 MB of output
-    // from 8 KB of input, over the 16 KB byte budget of max_string 1024.
+    // from 8 KB of input, over a 16 KiB byte budget. The string counts twice (the value
+    // and its string-table entry), then 1000 bytes per reference.
     let limits = AmfLimits {
-        max_string: 1024,
+        max_total_bytes: 16 * 1024,
         ..AmfLimits::default()
     };
     // Array of 4000 (U29 8001), no assoc, then the string (U29 2001) and 3999 refs.
@@ -509,9 +510,101 @@ fn amf3_reference_amplification_is_bounded() {
     }
     assert_eq!(
         amf3::decode(&mut &b[..], &limits),
-        Err(AmfError::StringTooLong {
+        Err(AmfError::BudgetExceeded {
             got: 17_000,
             max: 16 * 1024
+        })
+    );
+}
+
+#[test]
+fn amf3_reference_tables_are_charged() {
+    // Three nested arrays around one 100-byte string: 100 bytes of value, 100 for the
+    // string-table entry and 100 for each array's object-table copy.
+    let mut v = Amf3Value::String("s".repeat(100));
+    for _ in 0..3 {
+        v = Amf3Value::Array {
+            assoc: vec![],
+            dense: vec![v],
+        };
+    }
+    let b = enc3(&v);
+    let budget = |max_total_bytes| AmfLimits {
+        max_total_bytes,
+        ..AmfLimits::default()
+    };
+    assert_eq!(amf3::decode(&mut &b[..], &budget(500)), Ok(v));
+    assert_eq!(
+        amf3::decode(&mut &b[..], &budget(499)),
+        Err(AmfError::BudgetExceeded { got: 500, max: 499 })
+    );
+    // Traits referenced by later objects copy their member names into each object.
+    // An object with one 200-byte sealed member name, then 10 objects by traits reference.
+    let name = "n".repeat(200);
+    let mut b = vec![0x09, 0x17, 0x01]; // array of 11 dense, no assoc
+    b.extend([0x0A, 0x13, 0x01]); // inline traits, 1 sealed member, anonymous
+    b.push(0x83); // name: inline string of 200 bytes (U29 401)
+    b.push(0x11);
+    b.extend(name.as_bytes());
+    b.push(0x01); // member value: null
+    for _ in 0..10 {
+        b.extend([0x0A, 0x01, 0x01]); // traits reference 0, member value null
+    }
+    assert!(amf3::decode(&mut &b[..], &budget(1 << 20)).is_ok());
+    assert!(matches!(
+        amf3::decode(&mut &b[..], &budget(2000)),
+        Err(AmfError::BudgetExceeded { .. })
+    ));
+}
+
+#[test]
+fn one_budget_per_message() {
+    // 64 values of 1000 bytes each: every one fits a 16 KiB budget, the message does not.
+    let one = enc0(&Amf0Value::String("x".repeat(1000)));
+    let body = one.repeat(64);
+    let limits = AmfLimits {
+        max_total_bytes: 16 * 1024,
+        ..AmfLimits::default()
+    };
+    assert!(amf0::decode(&mut &one[..], &limits).is_ok());
+    assert_eq!(
+        amf0::decode_all(&body, &limits),
+        Err(AmfError::BudgetExceeded {
+            got: 17_000,
+            max: 16 * 1024
+        })
+    );
+    // The item budget is per message too.
+    let limits = AmfLimits {
+        max_total_items: 100,
+        ..AmfLimits::default()
+    };
+    let arr = enc0(&Amf0Value::StrictArray(vec![Amf0Value::Null; 40]));
+    assert!(amf0::decode_all(&arr.repeat(2), &limits).is_ok());
+    assert_eq!(
+        amf0::decode_all(&arr.repeat(3), &limits),
+        Err(AmfError::TooManyItems { max: 100 })
+    );
+}
+
+#[test]
+fn command_budget_is_small() {
+    let c = AmfLimits::command();
+    let d = AmfLimits::data();
+    assert!(c.max_total_bytes < d.max_total_bytes && c.max_total_items < d.max_total_items);
+    // A connect command with a 1 MiB string is a data-sized value, not a command.
+    let body = [
+        enc0(&Amf0Value::String("connect".into())),
+        enc0(&Amf0Value::Number(1.0)),
+        enc0(&Amf0Value::LongString("a".repeat(1 << 20))),
+    ]
+    .concat();
+    assert!(amf0::decode_all(&body, &d).is_ok());
+    assert_eq!(
+        amf0::decode_all(&body, &c),
+        Err(AmfError::StringTooLong {
+            got: 1 << 20,
+            max: c.max_string
         })
     );
 }

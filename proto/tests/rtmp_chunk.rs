@@ -294,6 +294,29 @@ fn negative_message_too_large() {
 }
 
 #[test]
+fn negative_command_too_large() {
+    // A 0x10001-byte command (type 20) is refused at its first chunk header; the same
+    // length is fine for video (type 9).
+    for (type_id, refused) in [(20u8, true), (17, true), (9, false)] {
+        let v = [0x04, 0, 0, 0, 0x01, 0x00, 0x01, type_id, 1, 0, 0, 0];
+        let mut dec = ChunkDecoder::new(ChunkLimits::default());
+        let mut buf = BytesMut::from(&v[..]);
+        let got = dec.decode(&mut buf);
+        if refused {
+            assert_eq!(
+                got,
+                Err(ChunkError::MessageTooLarge {
+                    got: 0x1_0001,
+                    max: 64 << 10
+                })
+            );
+        } else {
+            assert_eq!(got, Ok(None));
+        }
+    }
+}
+
+#[test]
 fn negative_unknown_chunk_stream() {
     for first in [0x45u8, 0x85, 0xC5] {
         let v = [first, 0, 0, 1, 0, 0, 1, 8, 0];

@@ -601,6 +601,23 @@ fn protocol_violations_are_typed_errors() {
     let mut b = c.command(3, 0, &[s("createStream"), n(9.0), Amf0Value::Null]);
     b.extend(c.command(8, 2, &[s("play"), n(0.0), Amf0Value::Null, s("x")]));
     assert_eq!(feed(&mut srv, &b), Err(SessionError::PlayOnPublisher));
+
+    // A createStream flood: the ninth call gets an _error and ends the connection.
+    let (mut srv, mut c) = connected();
+    let mut b = Vec::new();
+    for tid in 0..1000 {
+        b.extend(c.command(
+            3,
+            0,
+            &[s("createStream"), n(2.0 + f64::from(tid)), Amf0Value::Null],
+        ));
+    }
+    let e = feed(&mut srv, &b).unwrap_err();
+    assert_eq!(e, SessionError::TooManyStreams { max: 8 });
+    assert_eq!(e.layer(), "command");
+    let replies = c.receive(&mut srv);
+    assert_eq!(replies.len(), 9);
+    assert_eq!(command(&replies[8]).name, "_error");
 }
 
 #[test]

@@ -221,7 +221,7 @@ fn deeply_nested_amf() {
         |server| {
             let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
             c.handshake().expect("handshake");
-            let body = amf0::deeply_nested_command("connect", 10_000);
+            let body = amf0::deeply_nested_command("connect", 5_000);
             let _ = c.send_message(3, msg_type::COMMAND, 0, 0, &body);
             c
         },
@@ -267,4 +267,69 @@ fn media_from_a_player() {
             c
         },
     );
+}
+
+/// One data message of 1000 strict arrays of 4000 nulls (4 MB on the wire, four million
+/// values): each array is small, the message is over its one budget of 65536 values.
+#[test]
+fn amf_bomb_in_one_message() {
+    attack(ServerOpts::default(), &["items"], |server| {
+        let mut c = connected(server);
+        let mut array = vec![0x0A];
+        array.extend(4000u32.to_be_bytes());
+        array.extend([0x05; 4000]);
+        let body = array.repeat(1000);
+        let _ = c.set_chunk_size(1 << 20);
+        let _ = c.send_message(4, msg_type::DATA, 0, 0, &body);
+        c
+    });
+}
+
+/// A `connect` in AMF3 (type 17) whose command object is an array of 60 references to
+/// an array of one 15000-byte string and 59 references to that string: 16 KB that would
+/// decode to 54 MB. The command budget (64 KiB, with the reference tables and every copy
+/// charged) ends it.
+#[test]
+fn amf3_reference_bomb() {
+    attack(ServerOpts::default(), &["budget"], |server| {
+        let mut c = RtmpClient::connect_tcp(server.addr()).expect("tcp connect");
+        c.handshake().expect("handshake");
+        let mut body = vec![0x00];
+        body.extend(amf0::encode_all(&[Amf0::str("connect"), Amf0::Number(1.0)]));
+        // avmplus marker; the outer array (object 0): 60 dense elements (U29 121), no assoc.
+        body.extend([0x11, 0x09, 0x79, 0x01]);
+        // Its first element, object 1: an array of 60 dense elements...
+        body.extend([0x09, 0x79, 0x01]);
+        // ...the string, inline, 15000 bytes (U29 30001), then 59 references to it.
+        body.extend([0x06, 0x81, 0xEA, 0x31]);
+        body.extend([b'z'; 15000]);
+        for _ in 0..59 {
+            body.extend([0x06, 0x00]);
+        }
+        // The other 59 elements of the outer array: references to object 1.
+        for _ in 0..59 {
+            body.extend([0x09, 0x02]);
+        }
+        let _ = c.send_message(3, 17, 0, 0, &body);
+        c
+    });
+}
+
+/// createStream over and over: the ninth is refused and the connection closed.
+#[test]
+fn create_stream_flood() {
+    attack(ServerOpts::default(), &["createstream"], |server| {
+        let mut c = connected(server);
+        let mut bytes = Vec::new();
+        for tid in 0..10_000 {
+            let body = amf0::encode_all(&[
+                Amf0::str("createStream"),
+                Amf0::Number(f64::from(tid) + 2.0),
+                Amf0::Null,
+            ]);
+            chunk::encode_message((3, msg_type::COMMAND, 0, 0), &body, 128, &mut bytes);
+        }
+        let _ = c.send_raw(&bytes);
+        c
+    });
 }

@@ -275,7 +275,7 @@ impl Input {
                 })
             }
             types::COMMAND_AMF0 | types::COMMAND_AMF3 => {
-                let cmd = Command::parse(msg.type_id, &msg.payload, &AmfLimits::default())
+                let cmd = Command::parse(msg.type_id, &msg.payload, &AmfLimits::command())
                     .map_err(|_| InputEnd::Command("malformed command"))?;
                 self.command(cmd).await?;
             }

@@ -9,17 +9,16 @@ use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::handshake::{ClientHandshake, HandshakeStatus, ServerHandshake, RANDOM_SIZE};
 use proto::rtmp::message::{self, types, Command, ControlMessage, UserControl};
 
-fn small_chunk_limits() -> ChunkLimits {
+/// The limits ingest-rtmp runs with by default (the fuzzer runs at production limits).
+fn production_chunk_limits() -> ChunkLimits {
     ChunkLimits {
-        max_chunk_size: 1 << 16,
-        max_message_size: 1 << 16,
-        max_chunk_streams: 8,
-        max_buffered_bytes: 1 << 17,
+        max_buffered_bytes: 32 << 20,
+        ..ChunkLimits::default()
     }
 }
 
 fn run_chunks(data: &[u8], split: usize) -> (Vec<RtmpMessage>, Option<String>) {
-    let mut dec = ChunkDecoder::new(small_chunk_limits());
+    let mut dec = ChunkDecoder::new(production_chunk_limits());
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for piece in data.chunks(split.max(1)) {
@@ -49,16 +48,15 @@ pub fn chunk(data: &[u8]) {
 }
 
 fn parse_message(m: &RtmpMessage) {
-    let limits = AmfLimits::default();
     match m.type_id {
         types::USER_CONTROL => {
             let _ = UserControl::parse(&m.payload);
         }
         types::COMMAND_AMF0 | types::COMMAND_AMF3 => {
-            let _ = Command::parse(m.type_id, &m.payload, &limits);
+            let _ = Command::parse(m.type_id, &m.payload, &AmfLimits::command());
         }
         types::DATA_AMF0 | types::DATA_AMF3 => {
-            let _ = message::parse_data(m.type_id, &m.payload, &limits);
+            let _ = message::parse_data(m.type_id, &m.payload, &AmfLimits::data());
         }
         types::AGGREGATE => {
             let mut subs = Vec::new();
@@ -73,19 +71,16 @@ fn parse_message(m: &RtmpMessage) {
 fn budget_error(e: &AmfError) -> bool {
     matches!(
         e,
-        AmfError::TooManyItems { .. } | AmfError::StringTooLong { .. }
+        AmfError::TooManyItems { .. }
+            | AmfError::StringTooLong { .. }
+            | AmfError::BudgetExceeded { .. }
     )
 }
 
 /// AMF0: decoding never panics, and what decodes re-encodes to bytes that decode to the
 /// same encoding again.
 pub fn amf0(data: &[u8]) {
-    let limits = AmfLimits {
-        max_depth: 16,
-        max_items: 256,
-        max_total_items: 2048,
-        max_string: 4096,
-    };
+    let limits = AmfLimits::data();
     let Ok(values) = amf0::decode_all(data, &limits) else {
         return;
     };
@@ -106,12 +101,7 @@ pub fn amf0(data: &[u8]) {
 
 /// AMF3: same properties as [`amf0`].
 pub fn amf3(data: &[u8]) {
-    let limits = AmfLimits {
-        max_depth: 16,
-        max_items: 256,
-        max_total_items: 2048,
-        max_string: 4096,
-    };
+    let limits = AmfLimits::data();
     let mut input = data;
     let Ok(v) = amf3::decode(&mut input, &limits) else {
         return;
@@ -167,7 +157,7 @@ pub fn command(data: &[u8]) {
     let Some((&sel, body)) = data.split_first() else {
         return;
     };
-    let limits = AmfLimits::default();
+    let limits = AmfLimits::command();
     let type_id = match sel % 8 {
         0 => types::COMMAND_AMF0,
         1 => types::COMMAND_AMF3,

@@ -1,8 +1,11 @@
 //! AMF0 values (Adobe AMF0 specification), every marker including the switch to AMF3.
 //!
-//! Decoding is bounded by [`AmfLimits`]: nesting depth, items per container, items per
-//! decoded value and string length are all checked before anything is allocated, so a
-//! peer cannot make the decoder allocate more than it sent (plus a constant factor).
+//! Decoding is bounded by [`AmfLimits`]: nesting depth, items per container and string
+//! length are checked before anything is allocated, and one budget of items and bytes
+//! covers a whole message ([`decode_all`]): every value in it, every AMF3 reference copy
+//! and every AMF3 reference-table entry. A peer cannot make the decoder hold more than
+//! that budget, whatever it sends. [`AmfLimits::command`] and [`AmfLimits::data`] are the
+//! budgets for command messages (small) and data messages (metadata).
 //!
 //! Strings are decoded leniently: invalid UTF-8 is replaced (U+FFFD) rather than rejected,
 //! because encoders in the field put Latin-1 into metadata and refusing the whole message
@@ -128,29 +131,87 @@ impl Amf0Value {
     }
 }
 
-/// Bounds applied while decoding AMF0 and AMF3.
+/// Bounds applied while decoding AMF0 and AMF3. The `max_total_*` fields are one budget
+/// for everything decoded from one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmfLimits {
-    /// Deepest nesting of containers (objects, arrays, ...). Default 32.
+    /// Deepest nesting of containers (objects, arrays, ...).
     pub max_depth: usize,
-    /// Most items (properties or elements) in one container. Default 4096.
+    /// Most items (properties or elements) in one container, or values in one message.
     pub max_items: usize,
-    /// Most values in one top-level decoded value, counting everything nested in it and,
-    /// for AMF3, every copy made by resolving a reference. Default 65536.
+    /// Most values decoded from one message, counting everything nested, every copy made
+    /// by resolving an AMF3 reference and every AMF3 reference-table entry.
     pub max_total_items: usize,
-    /// Longest string, XML text or byte array, in bytes. Default 1 MiB. AMF3 additionally
-    /// caps the bytes produced by one decoded value (references copy) at 16 times this.
+    /// Longest string, XML text or byte array, in bytes.
     pub max_string: usize,
+    /// Most bytes of text and byte arrays decoded from one message, counting every copy
+    /// made by resolving an AMF3 reference and every AMF3 reference-table entry.
+    pub max_total_bytes: usize,
 }
 
-impl Default for AmfLimits {
-    fn default() -> Self {
+impl AmfLimits {
+    /// The budget for a command message (types 17 and 20): a `connect`, `publish` or
+    /// `play` is a few hundred bytes, so depth 8, 64 items per container, 1024 values,
+    /// 16 KiB per string and 64 KiB in all.
+    pub fn command() -> Self {
+        AmfLimits {
+            max_depth: 8,
+            max_items: 64,
+            max_total_items: 1024,
+            max_string: 16 << 10,
+            max_total_bytes: 64 << 10,
+        }
+    }
+
+    /// The budget for a data message (types 15 and 18, e.g. `onMetaData`): depth 32,
+    /// 4096 items per container, 65536 values, 1 MiB per string and 16 MiB in all.
+    pub fn data() -> Self {
         AmfLimits {
             max_depth: 32,
             max_items: 4096,
             max_total_items: 65536,
             max_string: 1 << 20,
+            max_total_bytes: 16 << 20,
         }
+    }
+}
+
+impl Default for AmfLimits {
+    /// The same as [`AmfLimits::data`].
+    fn default() -> Self {
+        AmfLimits::data()
+    }
+}
+
+/// What one message has used of its [`AmfLimits`] budget so far.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    items: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    /// Charges `items` values and `bytes` bytes, failing once the budget is exceeded.
+    pub(crate) fn charge(
+        &mut self,
+        limits: &AmfLimits,
+        items: usize,
+        bytes: usize,
+    ) -> Result<(), AmfError> {
+        self.items = self.items.saturating_add(items);
+        if self.items > limits.max_total_items {
+            return Err(AmfError::TooManyItems {
+                max: limits.max_total_items,
+            });
+        }
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > limits.max_total_bytes {
+            return Err(AmfError::BudgetExceeded {
+                got: self.bytes,
+                max: limits.max_total_bytes,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -211,6 +272,15 @@ pub enum AmfError {
         /// The class name.
         class: String,
     },
+    /// The bytes decoded from one message (text, byte arrays, reference copies and
+    /// reference tables) exceed the budget.
+    #[error("AMF message decodes to {got} bytes, more than the budget of {max}")]
+    BudgetExceeded {
+        /// Bytes charged when the budget ran out.
+        got: usize,
+        /// The configured budget.
+        max: usize,
+    },
     /// A declared AMF3 vector or sealed-member count cannot be right.
     #[error("AMF3 invalid length {got}")]
     InvalidLength {
@@ -219,27 +289,36 @@ pub enum AmfError {
     },
 }
 
-/// Decodes one AMF0 value from the front of `input`, advancing it past the value.
+/// Decodes one AMF0 value from the front of `input`, advancing it past the value. The
+/// value has the whole budget of `limits` to itself.
 pub fn decode(input: &mut &[u8], limits: &AmfLimits) -> Result<Amf0Value, AmfError> {
-    let mut dec = Decoder {
+    let mut budget = Budget::default();
+    Decoder {
         limits,
         depth: 0,
-        items: 0,
-    };
-    dec.value(input)
+        budget: &mut budget,
+    }
+    .value(input)
 }
 
-/// Decodes every AMF0 value in `input` (a command or data message body).
+/// Decodes every AMF0 value in `input` (a command or data message body), all of them
+/// under one budget.
 pub fn decode_all(input: &[u8], limits: &AmfLimits) -> Result<Vec<Amf0Value>, AmfError> {
     let mut rest = input;
     let mut out = Vec::new();
+    let mut budget = Budget::default();
     while !rest.is_empty() {
         if out.len() >= limits.max_items {
             return Err(AmfError::TooManyItems {
                 max: limits.max_items,
             });
         }
-        out.push(decode(&mut rest, limits)?);
+        let mut dec = Decoder {
+            limits,
+            depth: 0,
+            budget: &mut budget,
+        };
+        out.push(dec.value(&mut rest)?);
     }
     Ok(out)
 }
@@ -275,24 +354,14 @@ pub(crate) fn read_f64(input: &mut &[u8]) -> Result<f64, AmfError> {
     Ok(f64::from_be_bytes(a))
 }
 
-struct Decoder<'l> {
+struct Decoder<'l, 'b> {
     limits: &'l AmfLimits,
     depth: usize,
-    items: usize,
+    budget: &'b mut Budget,
 }
 
-impl Decoder<'_> {
-    fn count_item(&mut self) -> Result<(), AmfError> {
-        self.items += 1;
-        if self.items > self.limits.max_total_items {
-            return Err(AmfError::TooManyItems {
-                max: self.limits.max_total_items,
-            });
-        }
-        Ok(())
-    }
-
-    fn text(&self, input: &mut &[u8], len: usize) -> Result<String, AmfError> {
+impl Decoder<'_, '_> {
+    fn text(&mut self, input: &mut &[u8], len: usize) -> Result<String, AmfError> {
         if len > self.limits.max_string {
             return Err(AmfError::StringTooLong {
                 got: len,
@@ -300,15 +369,16 @@ impl Decoder<'_> {
             });
         }
         let raw = take(input, len)?;
+        self.budget.charge(self.limits, 0, len)?;
         Ok(String::from_utf8_lossy(raw).into_owned())
     }
 
-    fn short_string(&self, input: &mut &[u8]) -> Result<String, AmfError> {
+    fn short_string(&mut self, input: &mut &[u8]) -> Result<String, AmfError> {
         let len = usize::from(read_u16(input)?);
         self.text(input, len)
     }
 
-    fn long_string(&self, input: &mut &[u8]) -> Result<String, AmfError> {
+    fn long_string(&mut self, input: &mut &[u8]) -> Result<String, AmfError> {
         let len = read_u32(input)? as usize;
         self.text(input, len)
     }
@@ -324,7 +394,7 @@ impl Decoder<'_> {
     }
 
     fn value(&mut self, input: &mut &[u8]) -> Result<Amf0Value, AmfError> {
-        self.count_item()?;
+        self.budget.charge(self.limits, 1, 0)?;
         let m = read_u8(input)?;
         Ok(match m {
             marker::NUMBER => Amf0Value::Number(read_f64(input)?),
@@ -371,17 +441,13 @@ impl Decoder<'_> {
                 let props = self.properties(input, None)?;
                 Amf0Value::TypedObject { class, props }
             }
-            marker::AVMPLUS => {
-                // The AMF3 value shares our depth and item budgets.
-                let remaining = AmfLimits {
-                    max_depth: self.limits.max_depth.saturating_sub(self.depth),
-                    max_total_items: self.limits.max_total_items.saturating_sub(self.items),
-                    ..self.limits.clone()
-                };
-                let (v, used) = amf3::decode_counted(input, &remaining)?;
-                self.items += used;
-                Amf0Value::Avmplus(v)
-            }
+            // The AMF3 value shares the message's depth and budget.
+            marker::AVMPLUS => Amf0Value::Avmplus(amf3::decode_in(
+                input,
+                self.limits,
+                self.depth,
+                self.budget,
+            )?),
             marker::MOVIECLIP | marker::RECORDSET => return Err(AmfError::ReservedMarker(m)),
             other => return Err(AmfError::UnknownMarker(other)),
         })

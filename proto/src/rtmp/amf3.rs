@@ -2,10 +2,11 @@
 //! (0x11) in type 15 and 17 messages.
 //!
 //! The decoder resolves string, object and traits references into owned copies. Because a
-//! reference can copy a large value many times, every copy counts toward the
-//! [`AmfLimits::max_total_items`] budget and toward a byte budget of 16 times
-//! [`AmfLimits::max_string`]; a reference to an object still being decoded (a cycle) is an
-//! error. The encoder never emits references: that is always valid AMF3.
+//! reference can copy a large value many times, every copy is charged to the message's
+//! budget ([`AmfLimits::max_total_items`], [`AmfLimits::max_total_bytes`]), and so is
+//! every entry the reference tables keep (they hold a copy of each string, traits and
+//! complex value); a reference to an object still being decoded (a cycle) is an error. The
+//! encoder never emits references: that is always valid AMF3.
 //!
 //! Externalizable objects carry a class-private format; only the Flex
 //! `ArrayCollection`, `ArrayList` and `ObjectProxy` classes, which wrap one AMF3 value,
@@ -13,7 +14,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::rtmp::amf0::{read_f64, read_u8, take, Amf0Value};
+use crate::rtmp::amf0::{read_f64, read_u8, take, Amf0Value, Budget};
 pub use crate::rtmp::amf0::{AmfError, AmfLimits};
 
 mod marker {
@@ -182,27 +183,30 @@ impl Amf3Value {
     }
 }
 
-/// Decodes one AMF3 value from the front of `input`, advancing it past the value.
+/// Decodes one AMF3 value from the front of `input`, advancing it past the value. The
+/// value has the whole budget of `limits` to itself.
 pub fn decode(input: &mut &[u8], limits: &AmfLimits) -> Result<Amf3Value, AmfError> {
-    decode_counted(input, limits).map(|(v, _)| v)
+    decode_in(input, limits, 0, &mut Budget::default())
 }
 
-/// Like [`decode`], also returning how many items the value counted against the budget.
-pub(crate) fn decode_counted(
+/// Decodes one AMF3 value nested `depth` deep in a message, charging `budget`.
+pub(crate) fn decode_in(
     input: &mut &[u8],
     limits: &AmfLimits,
-) -> Result<(Amf3Value, usize), AmfError> {
-    let mut dec = Decoder {
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Amf3Value, AmfError> {
+    Decoder {
         limits,
-        depth: 0,
+        depth,
+        budget,
         items: 0,
         bytes: 0,
         strings: Vec::new(),
         objects: Vec::new(),
         traits: Vec::new(),
-    };
-    let v = dec.value(input)?;
-    Ok((v, dec.items))
+    }
+    .value(input)
 }
 
 #[derive(Clone)]
@@ -220,9 +224,12 @@ struct Stored {
     bytes: usize,
 }
 
-struct Decoder<'l> {
+struct Decoder<'l, 'b> {
     limits: &'l AmfLimits,
     depth: usize,
+    /// The message's budget: values, copies and table entries.
+    budget: &'b mut Budget,
+    /// Size of the values produced so far (what a reference to them copies).
     items: usize,
     bytes: usize,
     strings: Vec<String>,
@@ -263,23 +270,17 @@ fn read_header(input: &mut &[u8]) -> Result<Header, AmfError> {
     })
 }
 
-impl Decoder<'_> {
+impl Decoder<'_, '_> {
+    /// Charges part of the value being produced.
     fn charge(&mut self, items: usize, bytes: usize) -> Result<(), AmfError> {
         self.items = self.items.saturating_add(items);
-        if self.items > self.limits.max_total_items {
-            return Err(AmfError::TooManyItems {
-                max: self.limits.max_total_items,
-            });
-        }
         self.bytes = self.bytes.saturating_add(bytes);
-        let max = self.limits.max_string.saturating_mul(16);
-        if self.bytes > max {
-            return Err(AmfError::StringTooLong {
-                got: self.bytes,
-                max,
-            });
-        }
-        Ok(())
+        self.budget.charge(self.limits, items, bytes)
+    }
+
+    /// Charges a copy kept in a reference table.
+    fn charge_table(&mut self, items: usize, bytes: usize) -> Result<(), AmfError> {
+        self.budget.charge(self.limits, items, bytes)
     }
 
     fn check_len(&self, len: usize) -> Result<(), AmfError> {
@@ -341,11 +342,7 @@ impl Decoder<'_> {
             Header::Inline(len) => {
                 let s = self.raw_text(input, len as usize)?;
                 if !s.is_empty() {
-                    if self.strings.len() >= self.limits.max_total_items {
-                        return Err(AmfError::TooManyItems {
-                            max: self.limits.max_total_items,
-                        });
-                    }
+                    self.charge_table(1, s.len())?;
                     self.strings.push(s.clone());
                 }
                 Ok(s)
@@ -375,21 +372,20 @@ impl Decoder<'_> {
         input: &mut &[u8],
         body: impl FnOnce(&mut Self, &mut &[u8]) -> Result<Amf3Value, AmfError>,
     ) -> Result<Amf3Value, AmfError> {
-        if self.objects.len() >= self.limits.max_total_items {
-            return Err(AmfError::TooManyItems {
-                max: self.limits.max_total_items,
-            });
-        }
+        self.charge_table(1, 0)?;
         let slot = self.objects.len();
         self.objects.push(None);
         let (items0, bytes0) = (self.items, self.bytes);
         self.enter()?;
         let v = body(self, input)?;
         self.depth -= 1;
+        let (items, bytes) = (self.items - items0, self.bytes - bytes0);
+        // The table keeps its own copy of the value.
+        self.charge_table(items, bytes)?;
         self.objects[slot] = Some(Stored {
             value: v.clone(),
-            items: self.items - items0,
-            bytes: self.bytes - bytes0,
+            items,
+            bytes,
         });
         Ok(v)
     }
@@ -541,10 +537,14 @@ impl Decoder<'_> {
         self.complex(input, |d, input| {
             let traits = if h & 2 == 0 {
                 let i = (h >> 2) as usize;
-                d.traits.get(i).cloned().ok_or(AmfError::BadReference {
+                let t = d.traits.get(i).cloned().ok_or(AmfError::BadReference {
                     table: "traits",
                     index: i,
-                })?
+                })?;
+                // The object copies the class and member names out of the table.
+                let names_len: usize = t.names.iter().map(String::len).sum();
+                d.charge(t.names.len(), t.class.len() + names_len)?;
+                t
             } else {
                 let externalizable = h & 4 != 0;
                 let dynamic = h & 8 != 0;
@@ -562,11 +562,8 @@ impl Decoder<'_> {
                     externalizable,
                     names,
                 };
-                if d.traits.len() >= d.limits.max_total_items {
-                    return Err(AmfError::TooManyItems {
-                        max: d.limits.max_total_items,
-                    });
-                }
+                let names_len: usize = t.names.iter().map(String::len).sum();
+                d.charge_table(1 + t.names.len(), t.class.len() + names_len)?;
                 d.traits.push(t.clone());
                 t
             };

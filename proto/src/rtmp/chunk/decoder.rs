@@ -290,11 +290,17 @@ impl ChunkDecoder {
         } else {
             base.stream_id
         };
-        if length > self.limits.max_message_size {
-            return Err(ChunkError::MessageTooLarge {
-                got: length,
-                max: self.limits.max_message_size,
-            });
+        let max = match type_id {
+            types::COMMAND_AMF0
+            | types::COMMAND_AMF3
+            | types::SET_CHUNK_SIZE..=types::SET_PEER_BANDWIDTH => self
+                .limits
+                .max_command_size
+                .min(self.limits.max_message_size),
+            _ => self.limits.max_message_size,
+        };
+        if length > max {
+            return Err(ChunkError::MessageTooLarge { got: length, max });
         }
         let piece = (length as usize).min(self.chunk_size as usize);
         if b.len() < pos + piece {

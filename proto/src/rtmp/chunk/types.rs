@@ -21,6 +21,10 @@ pub struct ChunkLimits {
     pub max_chunk_size: u32,
     /// Largest message length accepted. Default 16 MiB.
     pub max_message_size: u32,
+    /// Largest command (types 17, 20) or protocol control message (types 1 to 6)
+    /// accepted, checked at its first chunk before anything is buffered. Default 64 KiB:
+    /// a command has no business being megabytes long.
+    pub max_command_size: u32,
     /// Most chunk streams with state at once. Default 64.
     pub max_chunk_streams: usize,
     /// Most bytes held in partial messages across all chunk streams. Default 32 MiB.
@@ -32,6 +36,7 @@ impl Default for ChunkLimits {
         ChunkLimits {
             max_chunk_size: MAX_CHUNK_SIZE,
             max_message_size: 16 << 20,
+            max_command_size: 64 << 10,
             max_chunk_streams: 64,
             max_buffered_bytes: 32 << 20,
         }

@@ -27,7 +27,7 @@ impl ServerSession {
         }
         match cmd.name.as_str() {
             "connect" => self.connect(&cmd),
-            "createStream" => self.create_stream(tid),
+            "createStream" => self.create_stream(tid)?,
             "releaseStream" | "_checkbw" => self.result(tid, Amf0Value::Undefined),
             "FCPublish" => {
                 let name = arg_str(&cmd, 0).unwrap_or("").to_owned();
@@ -151,14 +151,14 @@ impl ServerSession {
         self.events.push_back(SessionEvent::Connected(info));
     }
 
-    fn create_stream(&mut self, tid: f64) {
-        if self.streams.len() >= self.config.max_streams {
-            let description = format!(
-                "too many streams on one connection (at most {})",
-                self.config.max_streams
-            );
+    /// A createStream beyond the limit is answered with `_error` and ends the connection:
+    /// a client that wants more streams than that is flooding, not streaming.
+    fn create_stream(&mut self, tid: f64) -> Result<(), SessionError> {
+        let max = self.config.max_streams;
+        if self.streams.len() >= max {
+            let description = format!("too many streams on one connection (at most {max})");
             self.error(tid, "NetConnection.Call.Failed", &description);
-            return;
+            return Err(SessionError::TooManyStreams { max });
         }
         let id = self.next_stream_id;
         self.next_stream_id = self.next_stream_id.wrapping_add(1).max(1);
@@ -167,6 +167,7 @@ impl ServerSession {
             state: StreamState::Idle,
         });
         self.reply(0, "_result", tid, vec![Amf0Value::Number(f64::from(id))]);
+        Ok(())
     }
 
     fn slot(&mut self, command: &str, stream_id: u32) -> Result<&mut Slot, SessionError> {

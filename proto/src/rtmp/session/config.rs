@@ -8,8 +8,11 @@ use crate::rtmp::chunk::ChunkLimits;
 pub struct SessionConfig {
     /// Bounds on the chunk stream (message size, chunk streams, buffered bytes).
     pub chunk_limits: ChunkLimits,
-    /// Bounds on AMF values in commands and data messages.
-    pub amf_limits: AmfLimits,
+    /// Budget for the AMF values of one command message. Default [`AmfLimits::command`].
+    pub command_limits: AmfLimits,
+    /// Budget for the AMF values of one data message (metadata). Default
+    /// [`AmfLimits::data`].
+    pub data_limits: AmfLimits,
     /// Chunk size announced to and used toward the client after `connect`. Default 4096.
     pub chunk_size: u32,
     /// Window acknowledgement size and peer bandwidth announced after `connect`.
@@ -23,7 +26,8 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             chunk_limits: ChunkLimits::default(),
-            amf_limits: AmfLimits::default(),
+            command_limits: AmfLimits::command(),
+            data_limits: AmfLimits::data(),
             chunk_size: 4096,
             window_ack_size: 2_500_000,
             max_streams: 8,

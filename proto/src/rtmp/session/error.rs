@@ -40,6 +40,12 @@ pub enum SessionError {
         /// The message stream id it came on.
         stream_id: u32,
     },
+    /// More `createStream` calls than the configured number of message streams.
+    #[error("createStream flood: more than {max} streams on one connection")]
+    TooManyStreams {
+        /// The configured limit.
+        max: usize,
+    },
     /// `play` on a connection that publishes.
     #[error("play on a connection that publishes")]
     PlayOnPublisher,
@@ -83,6 +89,7 @@ impl SessionError {
             SessionError::Message { .. } => "message",
             SessionError::NotConnected { .. }
             | SessionError::UnknownMessageStream { .. }
+            | SessionError::TooManyStreams { .. }
             | SessionError::PlayOnPublisher
             | SessionError::PublishOnPlayer
             | SessionError::NotHandoffReady { .. } => "command",

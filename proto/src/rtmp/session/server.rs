@@ -202,7 +202,7 @@ impl ServerSession {
             types::AUDIO | types::VIDEO => self.media(msg)?,
             types::DATA_AMF0 | types::DATA_AMF3 => self.data(&msg)?,
             types::COMMAND_AMF0 | types::COMMAND_AMF3 => {
-                let cmd = Command::parse(msg.type_id, &msg.payload, &self.config.amf_limits)
+                let cmd = Command::parse(msg.type_id, &msg.payload, &self.config.command_limits)
                     .map_err(bad)?;
                 self.command(cmd, msg.stream_id)?;
             }
@@ -240,7 +240,7 @@ impl ServerSession {
 
     fn data(&mut self, msg: &RtmpMessage) -> Result<(), SessionError> {
         let data =
-            metadata(msg, &self.config.amf_limits).map_err(|source| SessionError::Message {
+            metadata(msg, &self.config.data_limits).map_err(|source| SessionError::Message {
                 type_id: msg.type_id,
                 source,
             })?;
