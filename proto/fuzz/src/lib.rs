@@ -209,7 +209,7 @@ pub fn client_session(data: &[u8]) {
         mode,
     };
     let config = ClientConfig {
-        chunk_limits: small_chunk_limits(),
+        chunk_limits: production_chunk_limits(),
         digest_handshake: false,
         ..ClientConfig::default()
     };
