@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use proto::ipc::{self, FrameDecoder, Header, PlayerSession, Role, FORMAT_VERSION};
-use proto::media::{Codec, FLAG_KEYFRAME};
+use proto::media::{Codec, FrameFlags};
 use proto::rtmp::amf0::AmfLimits;
 use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::message::{types, Command, UserControl};
@@ -128,7 +128,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
             video: true,
             dts: 1000,
             cts: 0,
-            flags: FLAG_KEYFRAME,
+            flags: FrameFlags::KEYFRAME,
         },
         &frame,
         &mut out,
@@ -213,7 +213,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
             video: true,
             dts: 1040,
             cts: 0,
-            flags: 0,
+            flags: FrameFlags::NONE,
         },
         &[0, 0, 0, 1, 0x41],
         &mut out,

@@ -165,20 +165,13 @@ impl Publisher {
                     note(s, r);
                 }
             }
-            Header::Frame {
-                stream,
-                track,
-                video,
-                dts,
-                cts,
-                flags,
-            } => {
-                let id = self.id(stream);
-                if let Some(s) = self.streams.get(&stream) {
-                    let r = s
-                        .lock()
-                        .frame(id, track, video, dts, cts, flags, msg.payload);
-                    note(s, r);
+            Header::Frame { .. } => {
+                if let Some((stream, frame)) = msg.frame() {
+                    let id = self.id(stream);
+                    if let Some(s) = self.streams.get(&stream) {
+                        let r = s.lock().frame(id, frame);
+                        note(s, r);
+                    }
                 }
             }
             Header::Metadata { stream } => {

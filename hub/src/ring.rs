@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use proto::media::{Codec, FLAG_KEYFRAME};
+use proto::media::{Codec, Frame};
 
 /// How much audio an audio-only stream keeps for joiners (they start up to this far
 /// behind the live edge, which fills their buffer at once).
@@ -26,21 +26,8 @@ const ENTRY_OVERHEAD: u64 = 64;
 /// What an entry carries.
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// One media sample.
-    Frame {
-        /// Track number.
-        track: u8,
-        /// Video or audio.
-        video: bool,
-        /// Decode timestamp on the output timeline, in the stream's timescale.
-        dts: i64,
-        /// Composition offset, same timescale.
-        cts: i32,
-        /// `FLAG_*` bits.
-        flags: u8,
-        /// The normalized sample.
-        payload: Bytes,
-    },
+    /// One media sample; its `dts` is on the output timeline (the stream's timescale).
+    Frame(Frame),
     /// A track's decoder configuration changed (or was first set).
     Config {
         /// Track number.
@@ -85,22 +72,22 @@ pub struct Entry {
 impl Entry {
     /// Whether this is a video keyframe.
     pub fn is_video_keyframe(&self) -> bool {
-        matches!(self.item, Item::Frame { video: true, flags, .. } if flags & FLAG_KEYFRAME != 0)
+        matches!(&self.item, Item::Frame(f) if f.is_video_keyframe())
     }
 
     /// Whether this is a video frame.
     pub fn is_video(&self) -> bool {
-        matches!(self.item, Item::Frame { video: true, .. })
+        matches!(&self.item, Item::Frame(f) if f.is_video())
     }
 
     /// Whether this is a media frame.
     pub fn is_frame(&self) -> bool {
-        matches!(self.item, Item::Frame { .. })
+        matches!(self.item, Item::Frame(_))
     }
 
     fn size(&self) -> u64 {
         let payload = match &self.item {
-            Item::Frame { payload, .. }
+            Item::Frame(Frame { payload, .. })
             | Item::Config { payload, .. }
             | Item::Metadata { payload } => payload.len(),
             _ => 0,
@@ -325,7 +312,7 @@ impl Ring {
             if seq >= to {
                 break;
             }
-            if let Item::Frame { payload, .. } = &e.item {
+            if let Item::Frame(Frame { payload, .. }) = &e.item {
                 frames += 1;
                 bytes += payload.len() as u64;
             }
@@ -342,6 +329,7 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::media::{FrameFlags, TrackKind};
 
     fn limits(gop: u64, queue: u64) -> RingLimits {
         RingLimits {
@@ -352,14 +340,14 @@ mod tests {
     }
 
     fn frame(video: bool, key: bool, len: usize) -> Item {
-        Item::Frame {
+        Item::Frame(Frame {
             track: 0,
-            video,
+            kind: TrackKind::from_video(video),
             dts: 0,
             cts: 0,
-            flags: if key { FLAG_KEYFRAME } else { 0 },
+            flags: FrameFlags::new(key, false),
             payload: Bytes::from(vec![0u8; len]),
-        }
+        })
     }
 
     /// Size of an entry with `len` bytes of payload and no RTMP bytes.

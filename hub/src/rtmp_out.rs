@@ -9,7 +9,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use proto::flv::{write_audio_header, write_video_header, PacketKind};
-use proto::media::{Codec, FLAG_DISPOSABLE, FLAG_KEYFRAME};
+use proto::media::{Codec, Frame};
 use proto::rtmp::amf0::{self, Amf0Value};
 use proto::rtmp::chunk::write_fmt0;
 use proto::rtmp::message::{types, Command, ControlMessage, UserControl};
@@ -59,24 +59,22 @@ impl MediaWriter {
         out.freeze()
     }
 
-    /// A coded frame as an audio or video message. `cts_ms` is in milliseconds.
-    #[allow(clippy::too_many_arguments)]
+    /// A coded frame of `codec` as an audio or video message at RTMP time `ts`; `cts_ms`
+    /// is its composition offset converted to milliseconds.
     pub fn frame(
         &mut self,
         codec: Codec,
-        track: u8,
-        flags: u8,
-        cts_ms: i32,
-        payload: &[u8],
+        frame: &Frame,
         ts: u32,
+        cts_ms: i32,
         stream_id: u32,
     ) -> Bytes {
         let kind = PacketKind::Frame {
-            keyframe: flags & FLAG_KEYFRAME != 0,
-            disposable: flags & FLAG_DISPOSABLE != 0,
+            keyframe: frame.flags.keyframe(),
+            disposable: frame.flags.disposable(),
             cts: cts_ms,
         };
-        self.media(codec, track, kind, payload, ts, stream_id)
+        self.media(codec, frame.track, kind, &frame.payload, ts, stream_id)
     }
 
     /// A decoder configuration (sequence header) message.
@@ -206,7 +204,15 @@ mod tests {
         let mut w = MediaWriter::new(8);
         // An AVC inter frame, cts 0, one 5-byte NAL unit (length-prefixed: 9 bytes).
         let nalu = [0, 0, 0, 5, 0x41, 0x9a, 0x02, 0x04, 0x11];
-        let b = w.frame(Codec::H264, 0, 0, 0, &nalu, 0x10203, 1);
+        let frame = Frame {
+            track: 0,
+            kind: proto::media::TrackKind::Video,
+            dts: 0,
+            cts: 0,
+            flags: proto::media::FrameFlags::NONE,
+            payload: Bytes::copy_from_slice(&nalu),
+        };
+        let b = w.frame(Codec::H264, &frame, 0x10203, 0, 1);
         // Legacy AVC tag header: 0x27 (inter, AVC), packet type 1, cts 0 (3 bytes).
         let expected: &[u8] = &[
             0x06, // FMT 0, csid 6

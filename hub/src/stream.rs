@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use proto::media::{Codec, StreamKey, TrackKind};
+use proto::media::{Codec, Frame, StreamKey, TrackKind};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::Config;
@@ -365,53 +365,32 @@ impl StreamState {
 
     /// A media frame from the owner: mapped onto the output timeline, serialized once and
     /// appended to the ring.
-    #[allow(clippy::too_many_arguments)]
-    pub fn frame(
-        &mut self,
-        id: PublisherId,
-        track: u8,
-        video: bool,
-        dts: i64,
-        cts: i32,
-        flags: u8,
-        payload: Bytes,
-    ) -> Result<Delivery, StreamError> {
+    pub fn frame(&mut self, id: PublisherId, mut frame: Frame) -> Result<Delivery, StreamError> {
         self.check_owner(id)?;
+        let (track, video) = (frame.track, frame.is_video());
         let codec = self
             .tracks
             .get(&(video, track))
             .map(|t| t.codec)
             .ok_or(StreamError::UnknownTrack { track, video })?;
-        let out = self.timeline.map(dts, video);
-        let ms = self.timeline.to_ms(out);
+        frame.dts = self.timeline.map(frame.dts, video);
+        let ms = self.timeline.to_ms(frame.dts);
         let cts_ms = self
             .timeline
-            .to_ms(i64::from(cts))
+            .to_ms(i64::from(frame.cts))
             .clamp(-(1 << 23), (1 << 23) - 1) as i32;
         let rtmp = self.media.frame(
             codec,
-            track,
-            flags,
-            cts_ms,
-            &payload,
+            &frame,
             Timeline::rtmp_ts(ms),
+            cts_ms,
             SHARED_STREAM_ID,
         );
-        let seq = self.ring.push(
-            Item::Frame {
-                track,
-                video,
-                dts: out,
-                cts,
-                flags,
-                payload,
-            },
-            ms,
-            rtmp.clone(),
-        );
+        let video = video.then_some(frame.is_keyframe());
+        let seq = self.ring.push(Item::Frame(frame), ms, rtmp.clone());
         Ok(self.delivery(NewEntry {
             seq,
-            video: video.then_some(flags & proto::media::FLAG_KEYFRAME != 0),
+            video,
             frame: true,
             rtmp,
         }))

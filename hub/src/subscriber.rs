@@ -251,35 +251,18 @@ impl Subscriber {
             };
             sub.cursor += 1;
             match &entry.item {
-                Item::Frame {
-                    track,
-                    video,
-                    dts,
-                    cts,
-                    flags,
-                    payload,
-                } => {
+                Item::Frame(frame) => {
                     if !sub.live {
                         continue;
                     }
-                    if *video {
-                        let key = flags & proto::media::FLAG_KEYFRAME != 0;
+                    if frame.is_video() {
+                        let key = frame.is_keyframe();
                         if sub.waiting_key && !key {
                             continue;
                         }
                         sub.waiting_key &= !key;
                     }
-                    self.header(
-                        &Header::Frame {
-                            stream: id,
-                            track: *track,
-                            video: *video,
-                            dts: *dts,
-                            cts: *cts,
-                            flags: *flags,
-                        },
-                        payload.clone(),
-                    );
+                    self.header(&Header::frame(id, frame), frame.payload.clone());
                 }
                 Item::Config {
                     track,

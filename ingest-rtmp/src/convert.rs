@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use proto::flv::{self, FlvError, MediaPacket};
 use proto::ipc::Header;
-use proto::media::{Codec, FLAG_DISPOSABLE, FLAG_KEYFRAME};
+use proto::media::{Codec, FrameFlags};
 use proto::rtmp::session::{Media, MediaKind};
 
 /// The stream handle every message of a publisher uses (one stream per hub connection).
@@ -99,13 +99,7 @@ impl Converter {
                             Bytes::new(),
                         );
                     }
-                    let mut flags = 0;
-                    if keyframe {
-                        flags |= FLAG_KEYFRAME;
-                    }
-                    if disposable {
-                        flags |= FLAG_DISPOSABLE;
-                    }
+                    let flags = FrameFlags::new(keyframe, disposable);
                     emit(
                         Header::Frame {
                             stream: STREAM,
@@ -196,7 +190,7 @@ mod tests {
                     video: true,
                     dts: 40,
                     cts: 2,
-                    flags: FLAG_KEYFRAME
+                    flags: FrameFlags::KEYFRAME
                 },
                 Bytes::from_static(&[0, 0, 0, 1, 0x65])
             )]

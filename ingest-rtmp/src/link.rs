@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use proto::ipc::{self, FrameDecoder, Header, IpcError, RejectReason, Role, FORMAT_VERSION};
-use proto::media::{StreamKey, TrackKind, FLAG_KEYFRAME};
+use proto::media::{StreamKey, TrackKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
@@ -123,7 +123,7 @@ impl Link {
     /// then every frame until the next video keyframe, so the hub never gets half a GOP.
     pub(crate) fn send(&mut self, header: Header, payload: Bytes) {
         let frame = match &header {
-            Header::Frame { video, flags, .. } => Some(*video && flags & FLAG_KEYFRAME != 0),
+            Header::Frame { video, flags, .. } => Some(*video && flags.keyframe()),
             Header::TrackConfig { codec, .. } => {
                 self.has_video |= codec.kind() == TrackKind::Video;
                 None
@@ -302,7 +302,7 @@ impl Replay {
             }
             Header::Metadata { .. } => self.metadata = Some(payload.clone()),
             Header::Frame { video, flags, .. } => {
-                if *video && flags & FLAG_KEYFRAME != 0 {
+                if *video && flags.keyframe() {
                     self.gop.clear();
                     self.gop_bytes = 0;
                     self.gop_valid = true;

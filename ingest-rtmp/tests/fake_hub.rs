@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use proto::ipc::{self, FrameDecoder, Header, Role, FORMAT_VERSION};
-use proto::media::{Codec, FLAG_KEYFRAME};
+use proto::media::Codec;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 
@@ -141,7 +141,7 @@ async fn ffmpeg_publish_reaches_the_hub() {
         .iter()
         .any(|m| matches!(m.header, Header::Metadata { .. })
             && m.payload.starts_with(b"\x02\x00\x0aonMetaData")));
-    let video: Vec<(i64, u8)> = got
+    let video: Vec<(i64, proto::media::FrameFlags)> = got
         .iter()
         .filter_map(|m| match m.header {
             Header::Frame {
@@ -154,7 +154,7 @@ async fn ffmpeg_publish_reaches_the_hub() {
         })
         .collect();
     assert!(video.len() >= 40, "{} video frames", video.len());
-    assert_eq!(video[0].1 & FLAG_KEYFRAME, FLAG_KEYFRAME);
+    assert!(video[0].1.keyframe());
     assert!(video.windows(2).all(|w| w[0].0 <= w[1].0));
     assert!(got
         .iter()

@@ -4,11 +4,11 @@
 
 use bytes::{Bytes, BytesMut};
 use proto::ipc::{
-    check_hello, encode, encode_header, header_bytes, ChunkStreamState, Event, FrameDecoder,
-    Header, IpcError, Message, PlayerSession, RejectReason, Role, DEFAULT_MAX_HEADER,
+    check_hello, encode, encode_frame, encode_header, header_bytes, ChunkStreamState, Event,
+    FrameDecoder, Header, IpcError, Message, PlayerSession, RejectReason, Role, DEFAULT_MAX_HEADER,
     DEFAULT_MAX_PAYLOAD, FORMAT_VERSION, PREFIX_LEN,
 };
-use proto::media::Codec;
+use proto::media::{Codec, Frame, FrameFlags, TrackKind};
 
 /// Hex dump as FORMAT.md prints it: 16 bytes a line, lowercase, space separated.
 fn dump(bytes: &[u8]) -> String {
@@ -65,7 +65,7 @@ fn frame() -> Header {
         video: true,
         dts: 1000,
         cts: 40,
-        flags: 1,
+        flags: FrameFlags::KEYFRAME,
     }
 }
 
@@ -132,6 +132,29 @@ fn frame_golden() {
         "FORMAT.md lacks the Frame example:\n{}",
         dump(&FRAME_BYTES)
     );
+}
+
+/// The same bytes from and to a `media::Frame`.
+#[test]
+fn frame_golden_as_media_frame() {
+    let frame = Frame {
+        track: 0,
+        kind: TrackKind::Video,
+        dts: 1000,
+        cts: 40,
+        flags: FrameFlags::KEYFRAME,
+        payload: Bytes::from_static(&FRAME_PAYLOAD),
+    };
+    let mut out = BytesMut::new();
+    encode_frame(1, &frame, &mut out);
+    assert_eq!(&out[..], FRAME_BYTES);
+    let mut msgs = decode_all(&FRAME_BYTES).unwrap();
+    assert_eq!(msgs.pop().unwrap().frame(), Some((1, frame)));
+    let other = Message {
+        header: Header::Metadata { stream: 1 },
+        payload: Bytes::new(),
+    };
+    assert_eq!(other.frame(), None);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use proto::ipc::{
     encode, encode_header, ChunkStreamState, Event, FrameDecoder, Header, Message, PlayerSession,
     RejectReason, Role,
 };
-use proto::media::Codec;
+use proto::media::{Codec, FrameFlags};
 
 fn text() -> impl Strategy<Value = String> {
     "[a-z/_\\-\u{e9}\u{1f600}]{0,12}"
@@ -165,7 +165,7 @@ fn header() -> impl Strategy<Value = Header> {
                 video,
                 dts,
                 cts,
-                flags
+                flags: FrameFlags::from_bits(flags)
             }),
         any::<u32>().prop_map(|stream| Header::Metadata { stream }),
         (any::<u32>(), text()).prop_map(|(stream, reason)| Header::EndOfStream { stream, reason }),

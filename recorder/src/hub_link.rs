@@ -236,26 +236,11 @@ impl Link {
                     s.on_metadata(&msg.payload);
                 }
             }
-            Header::Frame {
-                stream,
-                track,
-                video,
-                dts,
-                cts,
-                flags,
-            } => {
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    s.on_frame(
-                        Instant::now(),
-                        SystemTime::now(),
-                        track,
-                        video,
-                        dts,
-                        cts,
-                        flags,
-                        msg.payload,
-                        &mut cmds,
-                    );
+            Header::Frame { .. } => {
+                if let Some((stream, frame)) = msg.frame() {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.on_frame(Instant::now(), SystemTime::now(), frame, &mut cmds);
+                    }
                 }
             }
             Header::Dropped {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use proto::media::{Codec, TrackKind, FLAG_KEYFRAME};
+use proto::media::{Codec, Frame, TrackKind};
 
 use crate::codecs;
 use crate::flv::{self, FlvMuxer};
@@ -201,20 +201,21 @@ impl StreamRecorder {
     }
 
     /// One media frame, as the hub sends it.
-    #[allow(clippy::too_many_arguments)]
     pub fn on_frame(
         &mut self,
         now: Instant,
         wall: SystemTime,
-        track: u8,
-        video: bool,
-        dts: i64,
-        cts: i32,
-        flags: u8,
-        data: Bytes,
+        frame: Frame,
         out: &mut Vec<Command>,
     ) {
-        let keyframe = flags & FLAG_KEYFRAME != 0;
+        let (keyframe, video) = (frame.is_keyframe(), frame.is_video());
+        let Frame {
+            track,
+            dts,
+            cts,
+            payload: data,
+            ..
+        } = frame;
         let k = if video { V } else { A };
         let Some(t) = (if video {
             self.video.as_mut()
@@ -398,6 +399,7 @@ impl StreamRecorder {
 mod tests {
     use super::*;
     use crate::naming::DEFAULT_PATTERN;
+    use proto::media::FrameFlags;
 
     fn settings(segment: Option<u64>) -> Arc<Settings> {
         Arc::new(Settings {
@@ -453,32 +455,29 @@ mod tests {
             }
         }
         fn v(&mut self, dts: i64, key: bool) -> Vec<K> {
-            let flags = if key { FLAG_KEYFRAME } else { 0 };
-            self.s.on_frame(
-                self.now,
-                SystemTime::now(),
-                0,
-                true,
+            let frame = Frame {
+                track: 0,
+                kind: TrackKind::Video,
                 dts,
-                0,
-                flags,
-                Bytes::from_static(&[0; 9]),
-                &mut self.out,
-            );
+                cts: 0,
+                flags: FrameFlags::new(key, false),
+                payload: Bytes::from_static(&[0; 9]),
+            };
+            self.s
+                .on_frame(self.now, SystemTime::now(), frame, &mut self.out);
             kinds(&mut self.out)
         }
         fn a(&mut self, dts: i64) -> Vec<K> {
-            self.s.on_frame(
-                self.now,
-                SystemTime::now(),
-                0,
-                false,
+            let frame = Frame {
+                track: 0,
+                kind: TrackKind::Audio,
                 dts,
-                0,
-                FLAG_KEYFRAME,
-                Bytes::from_static(&[0; 4]),
-                &mut self.out,
-            );
+                cts: 0,
+                flags: FrameFlags::KEYFRAME,
+                payload: Bytes::from_static(&[0; 4]),
+            };
+            self.s
+                .on_frame(self.now, SystemTime::now(), frame, &mut self.out);
             kinds(&mut self.out)
         }
     }

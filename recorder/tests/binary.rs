@@ -139,7 +139,7 @@ impl Conn {
                         video: *video,
                         dts: *dts,
                         cts: *cts,
-                        flags: if *key { proto::media::FLAG_KEYFRAME } else { 0 },
+                        flags: proto::media::FrameFlags::new(*key, false),
                     },
                     data,
                 ),

@@ -120,26 +120,21 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
                     cursor: join.unwrap_or(st.ring.head()),
                     live: true,
                     waiting_key: join.is_none(),
+                    recv_audio: s.receive_audio,
+                    recv_video: s.receive_video,
                 }
             } else {
                 Start {
                     cursor: st.ring.head(),
                     live: false,
                     waiting_key: true,
+                    recv_audio: s.receive_audio,
+                    recv_video: s.receive_video,
                 }
             }
         };
         tracing::info!(conn_id, remote = %s.remote, live = start.live, "player started");
-        let writer = Writer::new(
-            stream.clone(),
-            conn_id,
-            &cfg,
-            sid,
-            start,
-            initial,
-            s.receive_audio,
-            s.receive_video,
-        );
+        let writer = Writer::new(stream.clone(), conn_id, &cfg, sid, start, initial);
         // Registered under the same lock that fixed the cursor: no entry falls between.
         let output = Output::new(wr, writer);
         st.add_reader(reader_id, output.clone());

@@ -330,12 +330,15 @@ pub struct Start {
     pub live: bool,
     /// Whether video waits for a keyframe.
     pub waiting_key: bool,
+    /// Whether the player wants audio (receiveAudio).
+    pub recv_audio: bool,
+    /// Whether the player wants video (receiveVideo).
+    pub recv_video: bool,
 }
 
 impl Writer {
     /// A writer for `stream` on message stream `stream_id`, starting as `start` says;
     /// `initial` is sent first (play responses, headers).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: Arc<Stream>,
         conn_id: u64,
@@ -343,8 +346,6 @@ impl Writer {
         stream_id: u32,
         start: Start,
         initial: Vec<Bytes>,
-        recv_audio: bool,
-        recv_video: bool,
     ) -> Writer {
         let deadline = (!start.live).then(|| tokio::time::Instant::now() + cfg.publisher_wait);
         Writer {
@@ -358,8 +359,8 @@ impl Writer {
             live: start.live,
             unpublished: false,
             deadline,
-            recv_audio,
-            recv_video,
+            recv_audio: start.recv_audio,
+            recv_video: start.recv_video,
             paused: false,
             lag: LagCounter::new(cfg.max_lag_skips),
             write_timeout: cfg.player_write_timeout,
@@ -478,9 +479,8 @@ impl Writer {
             self.cursor += 1;
             taken += 1;
             match &entry.item {
-                Item::Frame { video, flags, .. } => {
-                    let key = flags & proto::media::FLAG_KEYFRAME != 0;
-                    let video = video.then_some(key);
+                Item::Frame(frame) => {
+                    let video = frame.is_video().then_some(frame.is_keyframe());
                     self.take_frame(video, &entry.rtmp);
                 }
                 Item::Config { .. } | Item::Metadata { .. } => {

@@ -3,6 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::header::Header;
+use crate::media::{Frame, TrackKind};
 
 /// Bytes before the header: the two little-endian lengths.
 pub const PREFIX_LEN: usize = 8;
@@ -18,6 +19,34 @@ pub struct Message {
     pub header: Header,
     /// The payload (may be empty).
     pub payload: Bytes,
+}
+
+impl Message {
+    /// The frame a `Frame` message carries, with its stream handle (the payload is
+    /// shared, not copied); `None` for any other message.
+    pub fn frame(&self) -> Option<(u32, Frame)> {
+        match self.header {
+            Header::Frame {
+                stream,
+                track,
+                video,
+                dts,
+                cts,
+                flags,
+            } => Some((
+                stream,
+                Frame {
+                    track,
+                    kind: TrackKind::from_video(video),
+                    dts,
+                    cts,
+                    flags,
+                    payload: self.payload.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Errors of the framed format.
@@ -93,6 +122,11 @@ pub fn encode(header: &Header, payload: &[u8], out: &mut BytesMut) {
     let out = w.into_inner();
     out[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
     out.extend_from_slice(payload);
+}
+
+/// Appends one `Frame` message carrying `frame` on stream handle `stream`.
+pub fn encode_frame(stream: u32, frame: &Frame, out: &mut BytesMut) {
+    encode(&Header::frame(stream, frame), &frame.payload, out);
 }
 
 /// Appends only the prefix and header of a message whose `payload_len` payload bytes the

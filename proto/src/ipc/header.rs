@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::Codec;
+use crate::media::{Codec, Frame, FrameFlags};
 
 /// Version carried in [`Header::Hello`]; peers with a different version are refused.
 pub const FORMAT_VERSION: u16 = 1;
@@ -145,7 +145,8 @@ pub enum Header {
         /// Codec of the track.
         codec: Codec,
     },
-    /// One media sample. Payload: the sample in its normalized form.
+    /// One media sample (a [`Frame`] without its payload; see [`Header::frame`] and
+    /// [`super::Message::frame`]). Payload: the sample in its normalized form.
     Frame {
         /// Stream handle.
         stream: u32,
@@ -157,8 +158,8 @@ pub enum Header {
         dts: i64,
         /// Presentation minus decode timestamp, same timescale.
         cts: i32,
-        /// [`crate::media::FLAG_KEYFRAME`] | [`crate::media::FLAG_DISPOSABLE`].
-        flags: u8,
+        /// Keyframe / disposable (one byte on the wire).
+        flags: FrameFlags,
     },
     /// Stream metadata. Payload: AMF0 values, the `onMetaData` string then its object or
     /// ECMA array, as RTMP `@setDataFrame` carries them after the `@setDataFrame` string.
@@ -212,6 +213,19 @@ pub enum Header {
 }
 
 impl Header {
+    /// The header that carries `frame` on stream handle `stream`; its payload is
+    /// `frame.payload`.
+    pub fn frame(stream: u32, frame: &Frame) -> Header {
+        Header::Frame {
+            stream,
+            track: frame.track,
+            video: frame.is_video(),
+            dts: frame.dts,
+            cts: frame.cts,
+            flags: frame.flags,
+        }
+    }
+
     /// The stream handle this message is about, for the messages that carry one.
     /// Multiplexers (several publishers onto one pipe) rewrite it in place.
     pub fn stream_mut(&mut self) -> Option<&mut u32> {
@@ -245,7 +259,7 @@ mod stream_mut_tests {
             video: true,
             dts: 5,
             cts: 0,
-            flags: 1,
+            flags: FrameFlags::KEYFRAME,
         };
         *f.stream_mut().expect("frame has a stream") = 7;
         assert!(matches!(

@@ -4,8 +4,8 @@ mod codec;
 mod header;
 
 pub use codec::{
-    check_hello, encode, encode_header, header_bytes, FrameDecoder, IpcError, Message,
-    DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, PREFIX_LEN,
+    check_hello, encode, encode_frame, encode_header, header_bytes, FrameDecoder, IpcError,
+    Message, DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, PREFIX_LEN,
 };
 pub use header::{
     ChunkStreamState, Event, Header, PlayerSession, RejectReason, Role, FORMAT_VERSION,

@@ -301,17 +301,17 @@ pub fn record(key: &str, msgs: &[Msg], settings: Arc<Settings>) -> Vec<Report> {
                 cts,
                 key,
                 data,
-            } => s.on_frame(
-                Instant::now(),
-                SystemTime::now(),
-                0,
-                *video,
-                *dts,
-                *cts,
-                if *key { proto::media::FLAG_KEYFRAME } else { 0 },
-                data.clone(),
-                &mut cmds,
-            ),
+            } => {
+                let frame = proto::media::Frame {
+                    track: 0,
+                    kind: proto::media::TrackKind::from_video(*video),
+                    dts: *dts,
+                    cts: *cts,
+                    flags: proto::media::FrameFlags::new(*key, false),
+                    payload: data.clone(),
+                };
+                s.on_frame(Instant::now(), SystemTime::now(), frame, &mut cmds)
+            }
         }
         for c in cmds.drain(..) {
             ctx.blocking_send(c).unwrap();
