@@ -9,7 +9,7 @@ use std::process::Command;
 
 use e2e::ffmpeg::ffmpeg_path;
 use e2e::tools::{gst_has, skip_without, which};
-use proto::media::{Codec, FLAG_KEYFRAME};
+use proto::media::Codec;
 use proto::ts::{DemuxEvent, Demuxer, FrameReader, TsEvent};
 
 /// One frame as both sides see it: (dts, pts, keyframe), 90 kHz.
@@ -109,12 +109,8 @@ fn our_view(path: &Path) -> (View, Vec<Codec>) {
                 }
                 TsEvent::Frame(f) => {
                     assert_eq!(f.track, 0);
-                    let row = (
-                        f.dts,
-                        f.dts + i64::from(f.cts),
-                        f.flags & FLAG_KEYFRAME != 0,
-                    );
-                    if f.video {
+                    let row = (f.dts, f.dts + i64::from(f.cts), f.is_keyframe());
+                    if f.is_video() {
                         view.video.push(row);
                     } else {
                         view.audio.push(row);

@@ -15,7 +15,7 @@ use super::opus;
 use super::params::ParamSets;
 use super::timestamp::{delta33, ProgramClock, CLOCK_RATE};
 use super::{h264, h265, TsError};
-use crate::media::{Codec, FLAG_KEYFRAME};
+use crate::media::{Codec, Frame, FrameFlags, TrackKind};
 
 /// Settings of a [`FrameReader`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,24 +39,6 @@ impl Default for ReaderOptions {
 /// Longest partial audio frame carried from one PES to the next.
 const MAX_CARRY: usize = 16 * 1024;
 
-/// One coded frame in the normalized form of [`crate::media`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TsFrame {
-    /// Track number: 0 for the first video and the first audio stream of the program,
-    /// 1, 2 ... for further ones of the same kind.
-    pub track: u8,
-    /// Whether the track is video.
-    pub video: bool,
-    /// Decode timestamp, 90 kHz, on the program's timeline.
-    pub dts: i64,
-    /// Presentation minus decode timestamp, 90 kHz.
-    pub cts: i32,
-    /// [`FLAG_KEYFRAME`] for random access points (every audio frame).
-    pub flags: u8,
-    /// The sample.
-    pub data: Bytes,
-}
-
 /// What a [`FrameReader`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TsEvent {
@@ -69,8 +51,10 @@ pub enum TsEvent {
         /// The configuration record (FORMAT.md section 5), possibly empty.
         config: Bytes,
     },
-    /// A frame.
-    Frame(TsFrame),
+    /// A frame: track 0 for the first video and the first audio stream of the program,
+    /// 1, 2 ... for further ones of the same kind; timestamps 90 kHz on the program's
+    /// timeline.
+    Frame(Frame),
     /// A stream of the program that is not carried (its PID and stream type).
     Unsupported {
         /// PID.
@@ -435,13 +419,13 @@ fn video(
     let cts = pes.pts.map_or(0, |pts| {
         delta33(pts, raw_dts).clamp(0, i64::from(i32::MAX)) as i32
     });
-    events.push_back(TsEvent::Frame(TsFrame {
+    events.push_back(TsEvent::Frame(Frame {
         track,
-        video: true,
+        kind: TrackKind::Video,
         dts,
         cts,
-        flags: if keyframe { FLAG_KEYFRAME } else { 0 },
-        data: out.freeze(),
+        flags: FrameFlags::new(keyframe, false),
+        payload: out.freeze(),
     }));
 }
 
@@ -507,13 +491,13 @@ fn audio(
                     });
                 }
                 let dts = a.now().unwrap_or_default();
-                events.push_back(TsEvent::Frame(TsFrame {
+                events.push_back(TsEvent::Frame(Frame {
                     track,
-                    video: false,
+                    kind: TrackKind::Audio,
                     dts,
                     cts: 0,
-                    flags: FLAG_KEYFRAME,
-                    data: data.slice(pos + u.skip..pos + u.len),
+                    flags: FrameFlags::KEYFRAME,
+                    payload: data.slice(pos + u.skip..pos + u.len),
                 }));
                 a.advance(u.samples, u.rate);
                 pos += u.len;

@@ -37,7 +37,7 @@ pub mod psi;
 pub mod timestamp;
 
 pub use demux::{DemuxEvent, DemuxLimits, Demuxer, EsInfo, Pes, StreamKind};
-pub use frames::{FrameReader, ReaderOptions, TsEvent, TsFrame};
+pub use frames::{FrameReader, ReaderOptions, TsEvent};
 
 /// Damage the demuxer contained, with the PID it hit. None of these stop demuxing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
