@@ -32,7 +32,10 @@ enum PublisherError {
 }
 
 struct Publisher {
-    conn_id: u64,
+    /// This IPC connection, in the hub's numbering (identifies the publisher).
+    ipc_id: u64,
+    /// The client connection behind it, in the sender's numbering (logged as `conn_id`).
+    conn_id: Option<u64>,
     registry: Arc<Registry>,
     streams: HashMap<u32, Arc<Stream>>,
     revoke_tx: mpsc::Sender<u32>,
@@ -40,10 +43,12 @@ struct Publisher {
 }
 
 /// Serves one publisher connection until it closes.
-pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<Registry>) {
+pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
+    let conn_id = opened.conn_id;
     let (mut rd, mut wr) = sock.into_split();
     let (revoke_tx, mut revoke_rx) = mpsc::channel(64);
     let mut p = Publisher {
+        ipc_id,
         conn_id,
         registry,
         streams: HashMap::new(),
@@ -96,7 +101,7 @@ pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<R
 impl Publisher {
     fn id(&self, handle: u32) -> PublisherId {
         PublisherId {
-            conn_id: self.conn_id,
+            conn_id: self.ipc_id,
             handle,
         }
     }

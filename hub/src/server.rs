@@ -53,6 +53,9 @@ pub struct Opened {
     pub role: Role,
     /// The peer's name.
     pub name: String,
+    /// The client connection this IPC connection serves, in the sender's numbering
+    /// (from the name, see [`ipc::hello_conn_id`]): logged as `conn_id`.
+    pub conn_id: Option<u64>,
     /// Messages already decoded after the hello (the handoff, or early announces).
     pub messages: Vec<Message>,
     /// Bytes received past the decoded messages.
@@ -100,10 +103,11 @@ pub async fn serve(listener: UnixListener, registry: Arc<Registry>) -> io::Resul
             }
             Err(e) => return Err(e),
         };
-        let conn_id = next_conn.fetch_add(1, Ordering::Relaxed);
+        let ipc_id = next_conn.fetch_add(1, Ordering::Relaxed);
         let registry = registry.clone();
-        let span = tracing::info_span!("conn", conn_id);
-        tokio::spawn(handle(sock, conn_id, registry).instrument(span));
+        // `conn_id` is the client's id in the sending ingest, known after the hello.
+        let span = tracing::info_span!("ipc", ipc_id, conn_id = tracing::field::Empty);
+        tokio::spawn(handle(sock, ipc_id, registry).instrument(span));
     }
 }
 
@@ -116,11 +120,11 @@ fn is_transient(e: &io::Error) -> bool {
         )
 }
 
-async fn handle(mut sock: UnixStream, conn_id: u64, registry: Arc<Registry>) {
+async fn handle(mut sock: UnixStream, ipc_id: u64, registry: Arc<Registry>) {
     let opened = match tokio::time::timeout(HELLO_TIMEOUT, open(&sock)).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
-            tracing::warn!(conn_id, layer = "hello", error = %e, "closing connection");
+            tracing::warn!(ipc_id, layer = "hello", error = %e, "closing connection");
             if matches!(e, HelloError::Ipc(_) | HelloError::Role(_)) {
                 let mut out = BytesMut::new();
                 ipc::encode(
@@ -135,11 +139,15 @@ async fn handle(mut sock: UnixStream, conn_id: u64, registry: Arc<Registry>) {
             return;
         }
         Err(_) => {
-            tracing::warn!(conn_id, layer = "hello", error = %HelloError::Timeout(HELLO_TIMEOUT), "closing connection");
+            tracing::warn!(ipc_id, layer = "hello", error = %HelloError::Timeout(HELLO_TIMEOUT), "closing connection");
             return;
         }
     };
-    tracing::debug!(conn_id, role = ?opened.role, peer = %opened.name, "hello");
+    // A handed-over player's own span names its client (from the session) instead.
+    if let (Some(id), false) = (opened.conn_id, opened.role == Role::PlayerHandoff) {
+        tracing::Span::current().record("conn_id", id);
+    }
+    tracing::debug!(ipc_id, role = ?opened.role, peer = %opened.name, "hello");
     let mut out = BytesMut::new();
     ipc::encode(
         &Header::Hello {
@@ -151,27 +159,23 @@ async fn handle(mut sock: UnixStream, conn_id: u64, registry: Arc<Registry>) {
         &mut out,
     );
     if let Err(e) = sock.write_all(&out).await {
-        tracing::warn!(conn_id, layer = "hello", error = %e, "closing connection");
+        tracing::warn!(ipc_id, layer = "hello", error = %e, "closing connection");
         return;
     }
     match opened.role {
-        Role::Publisher => crate::publisher::run(sock, conn_id, opened, registry).await,
-        Role::Subscriber => crate::subscriber::run(sock, conn_id, opened, registry).await,
+        Role::Publisher => crate::publisher::run(sock, ipc_id, opened, registry).await,
+        Role::Subscriber => crate::subscriber::run(sock, ipc_id, opened, registry).await,
         Role::PlayerHandoff => {
             // The handoff is complete once our hello is written; the UDS is done.
             drop(sock);
-            crate::player::handoff::run(conn_id, opened, registry).await
+            crate::player::handoff::run(ipc_id, opened, registry).await
         }
-        Role::Hub => unreachable_role(conn_id),
+        Role::Hub => unreachable_role(ipc_id),
     }
 }
 
-fn unreachable_role(conn_id: u64) {
-    tracing::warn!(
-        conn_id,
-        layer = "hello",
-        "closing connection: peer role Hub"
-    );
+fn unreachable_role(ipc_id: u64) {
+    tracing::warn!(ipc_id, layer = "hello", "closing connection: peer role Hub");
 }
 
 /// Reads until the hello (and, for a player handoff, the handoff message and its
@@ -211,6 +215,7 @@ async fn open(sock: &UnixStream) -> Result<Opened, HelloError> {
                 }
                 return Ok(Opened {
                     role,
+                    conn_id: ipc::hello_conn_id(&name),
                     name,
                     messages,
                     buf,

@@ -44,7 +44,7 @@ struct Subscriber {
 }
 
 /// Serves one subscriber connection until it closes.
-pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<Registry>) {
+pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
     let (mut rd, mut wr) = sock.into_split();
     let decoder = FrameDecoder::default();
     let mut buf = opened.buf;
@@ -73,13 +73,13 @@ pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<R
                     Ok(_) => {}
                 },
                 Err(e) => {
-                    tracing::warn!(conn_id, layer = "subscriber", error = %e, "closing connection");
+                    tracing::warn!(ipc_id, layer = "subscriber", error = %e, "closing connection");
                     return;
                 }
             },
         }
     };
-    tracing::info!(conn_id, ?patterns, media, events, "subscriber attached");
+    tracing::info!(ipc_id, ?patterns, media, events, "subscriber attached");
     let reader_id = registry.reader_id();
     let waker = Arc::new(Notify::new());
     let (new_tx, mut new_rx) = mpsc::channel::<NewStream>(256);
@@ -127,7 +127,7 @@ pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<R
                 ev = recv_event(&mut ev_rx) => match ev {
                     Ok(e) => s.header(&Header::Event((*e).clone()), Bytes::new()),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(conn_id, dropped = n, "subscriber missed events");
+                        tracing::warn!(ipc_id, dropped = n, "subscriber missed events");
                     }
                     Err(broadcast::error::RecvError::Closed) => ev_rx = None,
                 },
@@ -136,8 +136,8 @@ pub async fn run(sock: UnixStream, conn_id: u64, opened: Opened, registry: Arc<R
     }
     .await;
     match result {
-        Ok(()) => tracing::info!(conn_id, "subscriber left"),
-        Err(e) => tracing::warn!(conn_id, layer = "subscriber", error = %e, "closing connection"),
+        Ok(()) => tracing::info!(ipc_id, "subscriber left"),
+        Err(e) => tracing::warn!(ipc_id, layer = "subscriber", error = %e, "closing connection"),
     }
     registry.unsubscribe(reader_id);
     for sub in &s.subs {

@@ -320,6 +320,16 @@ impl Conn {
                 }
             }
             SessionEvent::PlayRequest(req) => return self.play(req).await,
+            SessionEvent::Refused {
+                command,
+                code,
+                description,
+                ..
+            } => {
+                // A client mistake the client's user only sees as a terse error; the
+                // server's user needs to see it too.
+                tracing::warn!(code, "{command} refused: {description}");
+            }
             other => tracing::debug!(?other, "session event"),
         }
         Ok(Flow::Continue)
@@ -333,7 +343,7 @@ impl Conn {
                 let d = format!("invalid stream key {}/{}: {e}", req.app, req.name);
                 self.session
                     .reject_publish(sid, "NetStream.Publish.BadName", &d);
-                tracing::info!(app = %req.app, name = %req.name, "publish refused: {e}");
+                tracing::warn!(app = %req.app, name = %req.name, "publish refused: {d}");
                 return Ok(Flow::End(End::Closed));
             }
         };
@@ -391,6 +401,7 @@ impl Conn {
                 let d = format!("invalid stream key {}/{}: {e}", req.app, req.name);
                 self.session
                     .reject_play(sid, "NetStream.Play.StreamNotFound", &d);
+                tracing::warn!(app = %req.app, name = %req.name, "play refused: {d}");
                 return Ok(Flow::Continue);
             }
         };

@@ -32,7 +32,7 @@ pub(crate) async fn hand_over(
         &Header::Hello {
             version: FORMAT_VERSION,
             role: Role::PlayerHandoff,
-            name: format!("ingest-rtmp/{}", std::process::id()),
+            name: ipc::hello_name("ingest-rtmp", std::process::id(), Some(state.conn_id)),
         },
         &[],
         &mut out,

@@ -187,7 +187,7 @@ pub(crate) async fn open(
     queue_bytes: usize,
     conn_id: u64,
 ) -> Result<Opened, LinkError> {
-    let (sock, rbuf, rejected) = announce(hub, key).await?;
+    let (sock, rbuf, rejected) = announce(hub, key, conn_id).await?;
     if let Some(reason) = rejected {
         return Ok(Opened::Rejected(reason));
     }
@@ -195,6 +195,7 @@ pub(crate) async fn open(
     let writer = Writer {
         hub: hub.to_owned(),
         key: key.clone(),
+        conn_id,
         rx,
         events: etx,
         replay: Replay::new(queue_bytes),
@@ -207,10 +208,12 @@ pub(crate) async fn open(
     Ok(Opened::Accepted(link))
 }
 
-/// Hello + Announce, then the hub's Hello and AnnounceReply.
+/// Hello (naming the client connection `conn_id`, so the hub logs it under the same id)
+/// + Announce, then the hub's Hello and AnnounceReply.
 async fn announce(
     hub: &Path,
     key: &StreamKey,
+    conn_id: u64,
 ) -> Result<(UnixStream, BytesMut, Option<RejectReason>), LinkError> {
     let exchange = async {
         let mut sock = UnixStream::connect(hub).await?;
@@ -219,7 +222,7 @@ async fn announce(
             &Header::Hello {
                 version: FORMAT_VERSION,
                 role: Role::Publisher,
-                name: format!("ingest-rtmp/{}", std::process::id()),
+                name: ipc::hello_name("ingest-rtmp", std::process::id(), Some(conn_id)),
             },
             &[],
             &mut out,
@@ -334,6 +337,8 @@ impl Replay {
 struct Writer {
     hub: PathBuf,
     key: StreamKey,
+    /// The publisher's connection id, named in every (re-)announce.
+    conn_id: u64,
     rx: mpsc::Receiver<Item>,
     events: mpsc::Sender<LinkEvent>,
     replay: Replay,
@@ -441,7 +446,7 @@ impl Writer {
 
     /// Announces again and replays; `Ok(None)` when the hub refused the stream.
     async fn reconnect(&mut self) -> Result<Option<(OwnedReadHalf, OwnedWriteHalf)>, LinkError> {
-        let (sock, rbuf, rejected) = announce(&self.hub, &self.key).await?;
+        let (sock, rbuf, rejected) = announce(&self.hub, &self.key, self.conn_id).await?;
         if let Some(reason) = rejected {
             tracing::warn!(?reason, "hub refused the stream after a reconnect");
             let _ = self.events.send(LinkEvent::Rejected(reason)).await;

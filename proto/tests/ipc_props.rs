@@ -243,3 +243,22 @@ proptest! {
         while let Ok(Some(_)) = dec.decode(&mut buf) {}
     }
 }
+
+proptest! {
+    /// The `Hello.name` convention: a name built with a client id gives that id back;
+    /// any other text never panics and never yields an id it does not spell out.
+    #[test]
+    fn hello_names_carry_the_client_id(
+        component in "[a-z\\-]{1,12}",
+        pid in any::<u32>(),
+        id in proptest::option::of(any::<u64>()),
+        junk in ".{0,40}",
+    ) {
+        let name = proto::ipc::hello_name(&component, pid, id);
+        prop_assert_eq!(proto::ipc::hello_conn_id(&name), id);
+        if let Some(found) = proto::ipc::hello_conn_id(&junk) {
+            let suffix = format!(" conn_id={found}");
+            prop_assert!(junk.ends_with(&suffix) || junk.contains(" conn_id=0"));
+        }
+    }
+}

@@ -324,6 +324,36 @@ fn rejected_publish_gets_an_error_status() {
     ));
 }
 
+/// The OBS mistake (an empty stream key) is refused by the session itself: the client is
+/// told what the URL must look like, and the application gets `Refused` to log it.
+#[test]
+fn publish_without_a_stream_key_is_refused_and_reported() {
+    let (mut srv, mut c) = connected();
+    let mut b = c.command(3, 0, &[s("createStream"), n(4.0), Amf0Value::Null]);
+    b.extend(c.command(
+        8,
+        1,
+        &[s("publish"), n(5.0), Amf0Value::Null, s(""), s("live")],
+    ));
+    let ev = feed(&mut srv, &b).unwrap();
+    let expected = "publish without a stream key: publish to rtmp://HOST/live/KEY \
+                    (in OBS: Server rtmp://HOST/live, Stream Key KEY)";
+    assert_eq!(
+        ev,
+        [SessionEvent::Refused {
+            stream_id: MessageStreamId(1),
+            command: "publish",
+            code: "NetStream.Publish.BadName",
+            description: expected.into(),
+        }]
+    );
+    let msgs = c.receive(&mut srv);
+    let (level, code, description) = status_code(msgs.last().expect("onStatus"));
+    assert_eq!(level, "error");
+    assert_eq!(code, "NetStream.Publish.BadName");
+    assert_eq!(description, expected);
+}
+
 #[test]
 fn metadata_is_sliced_after_set_data_frame() {
     let (mut srv, mut c) = publishing();

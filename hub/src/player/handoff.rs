@@ -10,10 +10,10 @@ use crate::registry::Registry;
 use crate::server::Opened;
 
 /// Takes the player socket from a completed handoff and serves it.
-pub async fn run(uds_conn: u64, opened: Opened, registry: Arc<Registry>) {
+pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
     let Some(fd) = opened.fd else {
         tracing::warn!(
-            conn_id = uds_conn,
+            conn_id = ipc_id,
             layer = "handoff",
             error = "no socket attached",
             "closing connection"
@@ -23,7 +23,7 @@ pub async fn run(uds_conn: u64, opened: Opened, registry: Arc<Registry>) {
     let session = match opened.messages.into_iter().next().map(|m| m.header) {
         Some(Header::PlayerHandoff(s)) => s,
         other => {
-            tracing::warn!(conn_id = uds_conn, layer = "handoff", error = ?other, "closing connection: expected PlayerHandoff");
+            tracing::warn!(conn_id = ipc_id, layer = "handoff", error = ?other, "closing connection: expected PlayerHandoff");
             return;
         }
     };

@@ -133,7 +133,17 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
                 }
             }
         };
-        tracing::info!(conn_id, remote = %s.remote, live = start.live, "player started");
+        if start.live {
+            tracing::info!(conn_id, remote = %s.remote, "player started");
+        } else {
+            // Not a success yet: say what the player waits for, and for how long.
+            tracing::info!(
+                conn_id,
+                remote = %s.remote,
+                "player waiting for a publisher of {key} (up to {})",
+                humantime::format_duration(cfg.publisher_wait)
+            );
+        }
         let writer = Writer::new(stream.clone(), conn_id, &cfg, sid, start, initial);
         // Registered under the same lock that fixed the cursor: no entry falls between.
         let output = Output::new(wr, writer);
@@ -162,11 +172,18 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
     tokio::select! {
         end = input.run(&mut rd) => match end {
             InputEnd::Closed(why) => tracing::info!(conn_id, why, "player left"),
+            InputEnd::Io(e) if is_hang_up(&e) => {
+                tracing::info!(conn_id, why = "connection closed", "player left")
+            }
             InputEnd::Io(e) => tracing::info!(conn_id, error = %e, "player left"),
             e => tracing::warn!(conn_id, layer = e.layer(), error = %e, "closing connection"),
         },
         end = output.run(&mut ctl_rx) => match end {
+            WriterEnd::Io(e) if is_hang_up(&e) => {
+                tracing::info!(conn_id, why = "connection closed", "player left")
+            }
             WriterEnd::Io(e) => tracing::info!(conn_id, error = %e, "player left"),
+            e @ WriterEnd::NotFound(_) => tracing::info!(conn_id, "closing player: {e}"),
             e @ (WriterEnd::TooSlow { .. } | WriterEnd::Stalled(_)) => {
                 tracing::warn!(conn_id, layer = "player", error = %e, "closing connection")
             }
@@ -175,6 +192,18 @@ pub async fn run(sock: TcpStream, s: PlayerSession, registry: Arc<Registry>) {
     }
     stream.lock().remove_reader(reader_id);
     registry.detach_player(&stream);
+}
+
+/// Whether a socket error is just the player going away (a reset or a closed pipe is how
+/// most players end a session), not a failure worth an error field.
+fn is_hang_up(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::UnexpectedEof
+    )
 }
 
 struct Input {

@@ -55,9 +55,9 @@ pub enum WriterEnd {
     /// The stream closed (publisher did not return in time).
     #[error("stream closed")]
     StreamClosed,
-    /// Nobody published the key within `--publisher-wait`.
-    #[error("stream not found")]
-    NotFound,
+    /// Nobody published the key within `--publisher-wait` (this long).
+    #[error("nobody published the stream within {} (--publisher-wait)", humantime::format_duration(*.0))]
+    NotFound(Duration),
     /// Too many lag skips within the window.
     #[error("too slow: {skips} lag skips within {window:?}")]
     TooSlow {
@@ -196,24 +196,30 @@ impl Output {
                     None => return WriterEnd::InputClosed,
                 },
                 _ = sleep_until(deadline) => {
-                    if self.publisher_never_came() {
-                        return self.finish(WriterEnd::NotFound).await;
+                    if let Some(waited) = self.publisher_never_came() {
+                        return self.finish(WriterEnd::NotFound(waited)).await;
                     }
                 }
             }
         }
     }
 
-    /// At the publisher-wait deadline: queues StreamNotFound and says so if no publisher
-    /// came, else clears the deadline.
-    fn publisher_never_came(&self) -> bool {
+    /// At the publisher-wait deadline: queues StreamNotFound and returns how long it
+    /// waited if no publisher came, else clears the deadline.
+    fn publisher_never_came(&self) -> Option<Duration> {
         let mut w = self.lock();
         if !w.live {
-            w.status("error", "NetStream.Play.StreamNotFound", "No such stream.");
-            return true;
+            let waited = w.publisher_wait;
+            let d = format!(
+                "nobody published {} within {}",
+                w.key_name,
+                humantime::format_duration(waited)
+            );
+            w.status("error", "NetStream.Play.StreamNotFound", &d);
+            return Some(waited);
         }
         w.deadline = None;
-        false
+        None
     }
 
     fn write_timeout(&self) -> Duration {
@@ -308,6 +314,8 @@ pub struct Writer {
     unpublished: bool,
     /// Deadline to see a publisher, while none is live and none was seen.
     deadline: Option<tokio::time::Instant>,
+    /// `--publisher-wait`, for saying why a player that waited in vain is closed.
+    publisher_wait: Duration,
     recv_audio: bool,
     recv_video: bool,
     paused: bool,
@@ -359,6 +367,7 @@ impl Writer {
             live: start.live,
             unpublished: false,
             deadline,
+            publisher_wait: cfg.publisher_wait,
             recv_audio: start.recv_audio,
             recv_video: start.recv_video,
             paused: false,
@@ -489,7 +498,10 @@ impl Writer {
                 }
                 Item::Published { .. } => {
                     self.waiting_key = true;
-                    self.deadline = None;
+                    if self.deadline.take().is_some() {
+                        // Ends the "waiting for a publisher" the player started with.
+                        tracing::info!(conn_id = self.conn_id, key = %self.key_name, "player started: the publisher arrived");
+                    }
                     if self.unpublished {
                         self.user_control(UserControl::StreamBegin(self.stream_id));
                         let d = format!("{} is now published.", self.key_name);

@@ -2,6 +2,7 @@
 
 mod codec;
 mod header;
+mod peer_name;
 
 pub use codec::{
     check_hello, encode, encode_frame, encode_header, header_bytes, FrameDecoder, IpcError,
@@ -10,3 +11,4 @@ pub use codec::{
 pub use header::{
     ChunkStreamState, Event, Header, PlayerSession, RejectReason, Role, FORMAT_VERSION,
 };
+pub use peer_name::{hello_conn_id, hello_name};

@@ -20,6 +20,24 @@ fn arg_str(cmd: &Command, i: usize) -> Option<&str> {
 }
 
 impl ServerSession {
+    /// Answers a command the session refuses itself with an error `onStatus`, and tells
+    /// the application, which logs it: these are client mistakes its user must hear of.
+    fn refuse(
+        &mut self,
+        stream_id: MessageStreamId,
+        command: &'static str,
+        code: &'static str,
+        description: &str,
+    ) {
+        self.send_status(stream_id, "error", code, description);
+        self.events.push_back(SessionEvent::Refused {
+            stream_id,
+            command,
+            code,
+            description: description.to_owned(),
+        });
+    }
+
     pub(super) fn command(&mut self, cmd: Command, stream_id: u32) -> Result<(), SessionError> {
         let tid = cmd.transaction_id;
         if self.connect.is_none() && cmd.name != "connect" {
@@ -203,13 +221,19 @@ impl ServerSession {
         let slot = self.slot("publish", stream_id)?;
         if busy || slot.state != StreamState::Idle {
             let d = "this connection already publishes a stream";
-            self.send_status(sid, "error", "NetStream.Publish.BadConnection", d);
+            self.refuse(sid, "publish", "NetStream.Publish.BadConnection", d);
             return Ok(());
         }
         let (name, query) = split_query(&raw);
         if name.is_empty() {
-            let d = "publish without a stream name";
-            self.send_status(sid, "error", "NetStream.Publish.BadName", d);
+            // The classic OBS mistake (a server URL and an empty Stream Key): say what the
+            // URL must look like, since this is all the publisher's user gets to see.
+            let app = self.app();
+            let d = format!(
+                "publish without a stream key: publish to rtmp://HOST/{app}/KEY \
+                 (in OBS: Server rtmp://HOST/{app}, Stream Key KEY)"
+            );
+            self.refuse(sid, "publish", "NetStream.Publish.BadName", &d);
             return Ok(());
         }
         slot.state = StreamState::PublishPending { name: name.clone() };
@@ -237,13 +261,13 @@ impl ServerSession {
         let slot = self.slot("play", stream_id)?;
         if slot.state != StreamState::Idle {
             let d = "this message stream is already playing";
-            self.send_status(sid, "error", "NetStream.Play.Failed", d);
+            self.refuse(sid, "play", "NetStream.Play.Failed", d);
             return Ok(());
         }
         let (name, query) = split_query(&raw);
         if name.is_empty() {
-            let d = "play without a stream name";
-            self.send_status(sid, "error", "NetStream.Play.StreamNotFound", d);
+            let d = format!("play without a stream key: play rtmp://HOST/{app}/KEY");
+            self.refuse(sid, "play", "NetStream.Play.StreamNotFound", &d);
             return Ok(());
         }
         let num = |i: usize, default: f64| {

@@ -166,6 +166,19 @@ pub enum SessionEvent {
         /// Which command ended it.
         reason: UnpublishReason,
     },
+    /// The session refused a command itself and answered it with an error `onStatus`
+    /// (a `publish` or `play` without a stream key, a second publish on one connection):
+    /// a client mistake, for the application to log. The connection stays open.
+    Refused {
+        /// The message stream the command came on.
+        stream_id: MessageStreamId,
+        /// `publish` or `play`.
+        command: &'static str,
+        /// The `onStatus` code sent.
+        code: &'static str,
+        /// The `onStatus` description sent.
+        description: String,
+    },
     /// A client asks to play; answer with `accept_play` or `reject_play`. Input is not
     /// processed after the `play` command, so the bytes that follow it stay in the input
     /// buffer for whoever serves the player.
