@@ -1,7 +1,9 @@
 //! `supervisor check`: a profile is valid when it parses and every component accepts its
 //! flags. Components are the only source of truth for their flags, so each binary is run
 //! with the generated flags plus `--check` (parse, then exit 0) and clap's complaints are
-//! mapped back to `[section] key`.
+//! mapped back to `[section] key`. A component names one problem per run, so the key it
+//! named is taken out and the component asked again, until it has no more to say: every
+//! bad key of every section is reported in one pass.
 
 use std::io::Read;
 use std::path::Path;
@@ -51,21 +53,34 @@ pub fn check_components(
             });
             continue;
         }
-        let mut args = section.args(hub_socket);
-        args.push("--check".into());
-        match run_check(&bin, &args) {
-            Ok(None) => {}
-            Ok(Some(stderr)) => {
-                let (key, message) = explain(&stderr, &section.flags);
-                problems.push(Problem {
-                    location: at(key),
-                    message,
-                });
+        let mut trial = section.clone();
+        // Each round removes at least one key, so this ends; the bound is a backstop.
+        for _ in 0..=section.flags.len() {
+            let mut args = trial.args(hub_socket);
+            args.push("--check".into());
+            match run_check(&bin, &args) {
+                Ok(None) => break,
+                Ok(Some(stderr)) => {
+                    let (key, message) = explain(&stderr, &trial.flags);
+                    problems.push(Problem {
+                        location: at(key.clone()),
+                        message,
+                    });
+                    // A problem that names no key of the section cannot be narrowed down.
+                    let Some(key) = key else { break };
+                    let (bare, valued) = (format!("--{key}"), format!("--{key}="));
+                    trial
+                        .flags
+                        .retain(|f| *f != bare && !f.starts_with(&valued));
+                }
+                Err(message) => {
+                    problems.push(Problem {
+                        location: at(None),
+                        message,
+                    });
+                    break;
+                }
             }
-            Err(message) => problems.push(Problem {
-                location: at(None),
-                message,
-            }),
         }
     }
     problems
@@ -117,12 +132,13 @@ pub fn explain(stderr: &str, flags: &[String]) -> (Option<String>, String) {
         .or_else(|| stderr.lines().map(str::trim).find(|l| !l.is_empty()))
         .unwrap_or("failed without a message");
     let reason = error_line.trim_start_matches("error:").trim();
-    let tip = stderr
+    // clap puts what would have been accepted on lines of their own.
+    let tip: String = stderr
         .lines()
         .map(str::trim)
-        .find(|l| l.starts_with("tip:"))
-        .map(|t| format!(" ({t})"))
-        .unwrap_or_default();
+        .filter(|l| l.starts_with("tip:") || l.starts_with("[possible values:"))
+        .map(|t| format!(" ({})", t.trim_start_matches('[').trim_end_matches(']')))
+        .collect();
     let flag = quoted_flag(reason);
     if flag.as_deref() == Some("check") {
         return (

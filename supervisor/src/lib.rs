@@ -33,8 +33,8 @@ pub use component::{find as find_component, Component, Readiness, Role, COMPONEN
 pub use flags::{key_flags, section_flags, FlagError};
 pub use policy::{Decision, RestartPolicy, RestartState};
 pub use profile::{
-    parse as parse_profile, Location, Profile, ProfileError, Section, Settings, DEFAULT_PROFILE,
-    SUPERVISOR_SECTION,
+    parse as parse_profile, parse_partial as parse_profile_partial, Location, Profile,
+    ProfileError, Section, Settings, DEFAULT_PROFILE, SUPERVISOR_SECTION,
 };
 pub use runtime_dir::{RuntimeDir, RuntimeDirError, LOCK_FILE};
 pub use signals::block as block_signals;

@@ -103,12 +103,17 @@ fn runtime_dir(cli: &Cli, profile: &Profile) -> PathBuf {
 
 fn check(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
     let origin = file.display().to_string();
-    let Some(profile) = load(&origin, &read_profile(file)?) else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let socket = runtime_dir(cli, &profile).join("hub.sock");
-    let hub_socket = profile.runs_hub().then_some(socket.as_path());
-    let problems = supervisor::check_components(&profile, &bin_dir(cli, &profile)?, hub_socket);
+    // Everything in one pass: the profile's own problems, then the components' verdict
+    // on the keys that parsed.
+    let (profile, errors) = supervisor::parse_profile_partial(&read_profile(file)?);
+    let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    if let Some(profile) = profile {
+        let socket = runtime_dir(cli, &profile).join("hub.sock");
+        let hub_socket = profile.runs_hub().then_some(socket.as_path());
+        let bin_dir = bin_dir(cli, &profile)?;
+        let found = supervisor::check_components(&profile, &bin_dir, hub_socket);
+        problems.extend(found.iter().map(ToString::to_string));
+    }
     if problems.is_empty() {
         println!("{origin}: ok");
         return Ok(ExitCode::SUCCESS);

@@ -192,11 +192,24 @@ const SETTING_NAMES: &str = "runtime_dir, bin_dir, restart_backoff_min, restart_
 
 /// Parses and validates a profile, returning every problem found.
 pub fn parse(text: &str) -> Result<Profile, Vec<ProfileError>> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        vec![ProfileError::Syntax {
-            message: e.to_string().trim().replace('\n', " "),
-        }]
-    })?;
+    match parse_partial(text) {
+        (Some(profile), errors) if errors.is_empty() => Ok(profile),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Parses a profile as far as it goes: every problem found, and the profile made of what
+/// is valid (bad sections and keys left out; `None` when the text is not TOML), so that
+/// `check` can go on to validate the valid parts with the components themselves.
+pub fn parse_partial(text: &str) -> (Option<Profile>, Vec<ProfileError>) {
+    let table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(e) => {
+            let e: toml::de::Error = e;
+            let message = e.to_string().trim().replace('\n', " ");
+            return (None, vec![ProfileError::Syntax { message }]);
+        }
+    };
     let mut errors = Vec::new();
     let mut settings = Settings::default();
     let mut sections = Vec::new();
@@ -218,27 +231,21 @@ pub fn parse(text: &str) -> Result<Profile, Vec<ProfileError>> {
             });
             continue;
         };
-        match parse_section(component, body, runs_hub) {
-            Ok(section) => sections.push(section),
-            Err(mut e) => errors.append(&mut e),
-        }
+        sections.push(parse_section(component, body, runs_hub, &mut errors));
     }
     if errors.is_empty() && sections.is_empty() {
         errors.push(ProfileError::NoComponents);
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     sections.sort_by_key(|s| component::start_rank(s.component));
-    Ok(Profile { settings, sections })
+    (Some(Profile { settings, sections }), errors)
 }
 
 fn parse_section(
     component: &'static Component,
     body: &toml::Table,
     runs_hub: bool,
-) -> Result<Section, Vec<ProfileError>> {
-    let mut errors = Vec::new();
+    errors: &mut Vec<ProfileError>,
+) -> Section {
     let mut flags = Vec::new();
     for (key, value) in body {
         // Without [hub] the profile attaches to a hub run elsewhere, so `hub` is the
@@ -251,19 +258,20 @@ fn parse_section(
             });
             continue;
         }
-        if let Err(error) = flags::key_flags(key, value, &mut flags) {
-            errors.push(ProfileError::Flag {
-                section: component.name.to_string(),
-                key: key.clone(),
-                error,
-            });
+        // A key whose value fails leaves no partial flags behind (an array's good items).
+        let mut key_flags = Vec::new();
+        match flags::key_flags(key, value, &mut key_flags) {
+            Ok(()) => flags.append(&mut key_flags),
+            Err(error) => {
+                errors.push(ProfileError::Flag {
+                    section: component.name.to_string(),
+                    key: key.clone(),
+                    error,
+                });
+            }
         }
     }
-    if errors.is_empty() {
-        Ok(Section { component, flags })
-    } else {
-        Err(errors)
-    }
+    Section { component, flags }
 }
 
 fn parse_settings(body: &toml::Table, settings: &mut Settings, errors: &mut Vec<ProfileError>) {

@@ -123,3 +123,44 @@ fn real_components_name_the_bad_key() {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
 }
+
+/// Several mistakes in several sections, of every kind (a section, a setting, a key name,
+/// unknown flags, bad values the parser or the component refuses), are all named in one
+/// pass, each with its section and key.
+#[test]
+fn every_problem_of_every_section_is_named_in_one_pass() {
+    let sandbox = Sandbox::with_fakes();
+    let file = sandbox.profile_with(
+        "many.toml",
+        "ready_timeout = \"5s\"\nmax_start_failures = 0\n",
+        "[hub]\ngop-cache-bytes = 0\nplayer-queue-bytes = 0\non-duplicate = \"maybe\"\n\
+         colour = true\n\
+         [ingest-rtmp]\nlisten = \"127.0.0.1:0\"\nidle-timeout = \"0s\"\n\
+         handshake-timeout = \"ten\"\nmax_connections = 5\n\
+         [recorder]\ndir = \"/tmp\"\npattern = \"{nope}.flv\"\nsegment = \"0s\"\n\
+         [transcoder]\n",
+    );
+    let (ok, all) = check_real(&sandbox, &file);
+    assert!(!ok, "{all}");
+    let expected = [
+        "[supervisor] max_start_failures:",
+        "[transcoder]: unknown section",
+        "[ingest-rtmp] max_connections: flag names use '-'",
+        "[hub] gop-cache-bytes: invalid value '0'",
+        "[hub] player-queue-bytes: invalid value '0'",
+        "[hub] on-duplicate: invalid value 'maybe'",
+        "[hub] colour: unexpected argument",
+        "[ingest-rtmp] idle-timeout: invalid value '0s'",
+        "[ingest-rtmp] handshake-timeout: invalid value 'ten'",
+        "[recorder] pattern: invalid value '{nope}.flv'",
+        "[recorder] segment: invalid value '0s'",
+    ];
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|e| !all.contains(e))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:#?} in:\n{all}");
+    let lines = all.lines().filter(|l| l.contains(": [")).count();
+    assert_eq!(lines, expected.len(), "one line per problem:\n{all}");
+}
