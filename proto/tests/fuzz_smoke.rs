@@ -227,3 +227,22 @@ fn fuzz_client_session() {
     play[0] = 0x21;
     run(targets::client_session, &[b, play], 3000, 6);
 }
+
+#[test]
+fn fuzz_ts_demux() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/ts");
+    let seeds: Vec<Vec<u8>> = ["h264_aac.ts", "hevc_opus.ts"]
+        .iter()
+        .map(|f| std::fs::read(format!("{dir}/{f}")).expect("TS vector"))
+        .collect();
+    for s in &seeds {
+        let mut r = proto::ts::FrameReader::default();
+        r.handle_input(s);
+        r.finish();
+        let frames = std::iter::from_fn(|| r.poll_event())
+            .filter(|e| matches!(e, proto::ts::TsEvent::Frame(_)))
+            .count();
+        assert!(frames > 20, "a seed gives {frames} frames");
+    }
+    run(targets::ts_demux, &seeds, 600, 7);
+}

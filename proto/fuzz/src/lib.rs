@@ -8,6 +8,7 @@ use proto::rtmp::amf3;
 use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::handshake::{ClientHandshake, HandshakeStatus, ServerHandshake, RANDOM_SIZE};
 use proto::rtmp::message::{self, types, Command, ControlMessage, UserControl};
+use proto::ts::{annexb, DemuxLimits, FrameReader, ReaderOptions, TsEvent};
 
 /// The limits ingest-rtmp runs with by default (the fuzzer runs at production limits).
 fn production_chunk_limits() -> ChunkLimits {
@@ -232,6 +233,46 @@ pub fn client_session(data: &[u8]) {
         out.clear();
         if r.is_err() {
             return;
+        }
+    }
+}
+
+fn read_ts(data: &[u8], split: usize) -> Vec<TsEvent> {
+    let mut reader = FrameReader::new(ReaderOptions {
+        limits: DemuxLimits {
+            max_pes: 1 << 16,
+            max_streams: 4,
+        },
+        ..ReaderOptions::default()
+    });
+    let mut out = Vec::new();
+    for piece in data.chunks(split.max(1)) {
+        reader.handle_input(piece);
+        while let Some(e) = reader.poll_event() {
+            out.push(e);
+        }
+    }
+    reader.finish();
+    while let Some(e) = reader.poll_event() {
+        out.push(e);
+    }
+    out
+}
+
+/// MPEG-TS reader: any bytes give the same events whole and in pieces, and every video
+/// frame is a whole sequence of length-prefixed NAL units.
+pub fn ts_demux(data: &[u8]) {
+    let whole = read_ts(data, data.len());
+    let split = data.first().map_or(1, |&b| usize::from(b) * 3 + 1);
+    assert_eq!(whole, read_ts(data, split));
+    for e in &whole {
+        if let TsEvent::Frame(f) = e {
+            if f.video {
+                let covered: usize = annexb::length_prefixed(&f.data, 4)
+                    .map(|n| n.len() + 4)
+                    .sum();
+                assert_eq!(covered, f.data.len());
+            }
         }
     }
 }

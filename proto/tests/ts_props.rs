@@ -1,0 +1,287 @@
+//! `proto::ts` on damaged and re-split input: FFmpeg's TS vectors (tests/vectors/ts) with
+//! packets dropped, sections corrupted, PMTs changed mid-stream, garbage and odd splits.
+//! The damage must stay in the unit it hit and every surviving frame keep its exact
+//! timing relative to the others (one shift for all tracks: A/V sync is kept).
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use proto::ts::psi::Pmt;
+use proto::ts::{DemuxLimits, FrameReader, ReaderOptions, TsError, TsEvent, TsFrame};
+
+fn vector(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/vectors/ts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("TS vector")
+}
+
+fn read(data: &[u8], splits: &[usize], options: ReaderOptions) -> Vec<TsEvent> {
+    let mut r = FrameReader::new(options);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut i = 0;
+    while pos < data.len() {
+        let n = splits.get(i).copied().unwrap_or(data.len()).max(1);
+        let end = (pos + n).min(data.len());
+        r.handle_input(&data[pos..end]);
+        out.extend(std::iter::from_fn(|| r.poll_event()));
+        pos = end;
+        i += 1;
+    }
+    r.finish();
+    out.extend(std::iter::from_fn(|| r.poll_event()));
+    out
+}
+
+fn frames(events: &[TsEvent]) -> Vec<TsFrame> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TsEvent::Frame(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn errors(events: &[TsEvent]) -> Vec<TsError> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TsEvent::Error(e) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every frame of `got` is a frame of `all`, in order per track, with one timestamp shift
+/// for all of them. Returns how many frames were lost.
+fn contained(all: &[TsFrame], got: &[TsFrame]) -> Result<usize, String> {
+    let Some(first) = got.iter().find(|f| f.video) else {
+        return Ok(all.len() - got.len());
+    };
+    let orig = all
+        .iter()
+        .find(|f| f.video && f.data == first.data)
+        .ok_or("first video frame is not an original one")?;
+    let shift = first.dts - orig.dts;
+    let mut cursor = [0usize; 2];
+    for f in got {
+        let c = &mut cursor[usize::from(f.video)];
+        let same = |o: &&TsFrame| {
+            o.video == f.video
+                && o.track == f.track
+                && o.data == f.data
+                && o.cts == f.cts
+                && o.flags == f.flags
+                && o.dts + shift == f.dts
+        };
+        let rest = &all[*c..];
+        let i = rest
+            .iter()
+            .position(|o| same(&o))
+            .ok_or_else(|| format!("frame {f:?} not found after {}", *c))?;
+        *c += i + 1;
+    }
+    Ok(all.len() - got.len())
+}
+
+fn options() -> ReaderOptions {
+    ReaderOptions::default()
+}
+
+#[test]
+fn vectors_read_fully_and_cleanly() {
+    for (name, min_video, min_audio) in [("h264_aac.ts", 5, 20), ("hevc_opus.ts", 5, 20)] {
+        let events = read(&vector(name), &[], options());
+        assert_eq!(errors(&events), vec![], "{name}");
+        let f = frames(&events);
+        assert!(f.iter().filter(|f| f.video).count() >= min_video, "{name}");
+        assert!(f.iter().filter(|f| !f.video).count() >= min_audio, "{name}");
+        // dts never steps back within a track.
+        for video in [false, true] {
+            let d: Vec<i64> = f
+                .iter()
+                .filter(|x| x.video == video)
+                .map(|x| x.dts)
+                .collect();
+            assert!(d.windows(2).all(|w| w[0] <= w[1]), "{name}: {d:?}");
+        }
+    }
+}
+
+/// Rewrites every PMT section of `data` with `edit` (sections fit one packet here).
+fn edit_pmts(data: &mut [u8], pmt_pid: u16, mut edit: impl FnMut(usize, &mut Pmt)) {
+    let mut n = 0;
+    for p in data.chunks_exact_mut(188) {
+        let pid = u16::from_be_bytes([p[1] & 0x1f, p[2]]);
+        if pid != pmt_pid || p[1] & 0x40 == 0 {
+            continue;
+        }
+        let start = 5 + usize::from(p[4]);
+        let len = 3 + usize::from(u16::from_be_bytes([p[start + 1] & 0x0f, p[start + 2]]));
+        let mut pmt = Pmt::parse(&p[start..start + len]).unwrap().unwrap();
+        edit(n, &mut pmt);
+        n += 1;
+        let mut out = BytesMut::new();
+        pmt.write(&mut out);
+        p[start..start + out.len()].copy_from_slice(&out);
+        p[start + out.len()..].fill(0xff);
+    }
+}
+
+const PMT_PID: u16 = 0x1000;
+
+#[test]
+fn bad_crc_costs_only_the_section() {
+    let clean = frames(&read(&vector("h264_aac.ts"), &[], options()));
+    let mut data = vector("h264_aac.ts");
+    // The first PMT's CRC is wrong: the program starts at the next PMT.
+    let first_pmt = data
+        .chunks_exact(188)
+        .position(|p| u16::from_be_bytes([p[1] & 0x1f, p[2]]) == PMT_PID)
+        .unwrap();
+    data[first_pmt * 188 + 20] ^= 0x01;
+    let events = read(&data, &[], options());
+    assert!(errors(&events)
+        .iter()
+        .any(|e| matches!(e, TsError::Psi { pid: PMT_PID, .. })));
+    let got = frames(&events);
+    assert!(!got.is_empty());
+    contained(&clean, &got).unwrap();
+}
+
+#[test]
+fn pmt_change_mid_stream() {
+    let data = vector("h264_aac.ts");
+    let clean = frames(&read(&data, &[], options()));
+    // The sixth PMT (between the two audio PES of this file) is a new version without
+    // the audio stream.
+    let mut changed = data.clone();
+    edit_pmts(&mut changed, PMT_PID, |n, pmt| {
+        if n >= 5 {
+            pmt.version = 1;
+            pmt.streams.retain(|s| s.stream_type != 0x0f);
+        }
+    });
+    let events = read(&changed, &[], options());
+    let got = frames(&events);
+    contained(&clean, &got).unwrap();
+    let audio = got.iter().filter(|f| !f.video).count();
+    let clean_audio = clean.iter().filter(|f| !f.video).count();
+    assert!(audio > 0 && audio < clean_audio, "{audio} of {clean_audio}");
+    assert_eq!(
+        got.iter().filter(|f| f.video).count(),
+        clean.iter().filter(|f| f.video).count(),
+        "video untouched by the PMT change"
+    );
+
+    let mut unsupported = data.clone();
+    edit_pmts(&mut unsupported, PMT_PID, |_, pmt| {
+        for s in &mut pmt.streams {
+            if s.stream_type == 0x0f {
+                s.stream_type = 0x90;
+            }
+        }
+    });
+    let events = read(&unsupported, &[], options());
+    assert!(events.iter().any(|e| matches!(
+        e,
+        TsEvent::Unsupported {
+            stream_type: 0x90,
+            ..
+        }
+    )));
+    assert!(frames(&events).iter().all(|f| f.video));
+}
+
+#[test]
+fn oversized_pes_is_dropped_and_the_stream_goes_on() {
+    let data = vector("h264_aac.ts");
+    let clean = frames(&read(&data, &[], options()));
+    let small = ReaderOptions {
+        limits: DemuxLimits {
+            max_pes: 1000,
+            ..DemuxLimits::default()
+        },
+        ..options()
+    };
+    let events = read(&data, &[], small);
+    assert!(errors(&events)
+        .iter()
+        .any(|e| matches!(e, TsError::PesTooLarge { limit: 1000, .. })));
+    // The keyframe (1443 bytes) and the first audio PES (1563) are dropped; the later
+    // video frames have no parameter sets, the second audio PES (743) passes.
+    assert!(errors(&events)
+        .iter()
+        .any(|e| matches!(e, TsError::NoParameterSets { .. })));
+    let got = frames(&events);
+    assert!(got.iter().all(|f| !f.video) && !got.is_empty());
+    contained(&clean, &got).unwrap();
+}
+
+#[test]
+fn truncated_input_and_torn_last_packet() {
+    let data = vector("hevc_opus.ts");
+    let clean = frames(&read(&data, &[], options()));
+    let cut = &data[..data.len() / 2 + 77];
+    let got = frames(&read(cut, &[], options()));
+    assert!(contained(&clean, &got).unwrap() > 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any split of the input gives exactly the events of the whole.
+    #[test]
+    fn any_split_same_events(splits in proptest::collection::vec(1usize..700, 1..200)) {
+        let data = vector("h264_aac.ts");
+        prop_assert_eq!(read(&data, &splits, options()), read(&data, &[], options()));
+    }
+
+    /// Garbage before the stream (without sync bytes) is skipped; the same frames follow.
+    #[test]
+    fn garbage_before_sync(garbage in proptest::collection::vec(any::<u8>().prop_filter("no sync", |b| *b != 0x47), 0..600)) {
+        let data = vector("hevc_opus.ts");
+        let clean = frames(&read(&data, &[], options()));
+        let mut input = garbage.clone();
+        input.extend_from_slice(&data);
+        let got = frames(&read(&input, &[97], options()));
+        prop_assert_eq!(got, clean);
+    }
+
+    /// Dropping packets (anywhere: PAT, PMT, audio, video) loses only the units they were
+    /// part of; every other frame comes out unchanged with the same relative timing.
+    #[test]
+    fn dropped_packets_are_contained(drops in proptest::collection::btree_set(0usize..60, 1..4)) {
+        for name in ["h264_aac.ts", "hevc_opus.ts"] {
+            let data = vector(name);
+            let clean = frames(&read(&data, &[], options()));
+            let packets: Vec<&[u8]> = data.chunks_exact(188).collect();
+            let dropped: Vec<usize> = drops.iter().map(|d| d % packets.len()).collect();
+            let kept: Vec<u8> = packets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !dropped.contains(i))
+                .flat_map(|(_, p)| p.iter().copied())
+                .collect();
+            let events = read(&kept, &[], options());
+            let got = frames(&events);
+            contained(&clean, &got).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        }
+    }
+
+    /// Bit flips never panic and never make the reader emit a frame that is not
+    /// length-prefixed NAL units (video) or empty.
+    #[test]
+    fn bit_flips(flips in proptest::collection::vec((0usize..7520, 0u8..8), 1..20)) {
+        let mut data = vector("h264_aac.ts");
+        for (at, bit) in flips {
+            let at = at % data.len();
+            data[at] ^= 1 << bit;
+        }
+        for f in frames(&read(&data, &[333], options())) {
+            prop_assert!(!f.data.is_empty());
+        }
+    }
+}
