@@ -5,8 +5,9 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
+use proto::media::{Frame, FrameFlags, TrackKind};
 use proto::ts::psi::Pmt;
-use proto::ts::{DemuxLimits, FrameReader, ReaderOptions, TsError, TsEvent, TsFrame};
+use proto::ts::{DemuxLimits, FrameReader, ReaderOptions, TsError, TsEvent};
 
 fn vector(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -34,7 +35,7 @@ fn read(data: &[u8], splits: &[usize], options: ReaderOptions) -> Vec<TsEvent> {
     out
 }
 
-fn frames(events: &[TsEvent]) -> Vec<TsFrame> {
+fn frames(events: &[TsEvent]) -> Vec<Frame> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -56,22 +57,22 @@ fn errors(events: &[TsEvent]) -> Vec<TsError> {
 
 /// Every frame of `got` is a frame of `all`, in order per track, with one timestamp shift
 /// for all of them. Returns how many frames were lost.
-fn contained(all: &[TsFrame], got: &[TsFrame]) -> Result<usize, String> {
-    let Some(first) = got.iter().find(|f| f.video) else {
+fn contained(all: &[Frame], got: &[Frame]) -> Result<usize, String> {
+    let Some(first) = got.iter().find(|f| f.is_video()) else {
         return Ok(all.len() - got.len());
     };
     let orig = all
         .iter()
-        .find(|f| f.video && f.data == first.data)
+        .find(|f| f.is_video() && f.payload == first.payload)
         .ok_or("first video frame is not an original one")?;
     let shift = first.dts - orig.dts;
     let mut cursor = [0usize; 2];
     for f in got {
-        let c = &mut cursor[usize::from(f.video)];
-        let same = |o: &&TsFrame| {
-            o.video == f.video
+        let c = &mut cursor[usize::from(f.is_video())];
+        let same = |o: &&Frame| {
+            o.is_video() == f.is_video()
                 && o.track == f.track
-                && o.data == f.data
+                && o.payload == f.payload
                 && o.cts == f.cts
                 && o.flags == f.flags
                 && o.dts + shift == f.dts
@@ -96,13 +97,19 @@ fn vectors_read_fully_and_cleanly() {
         let events = read(&vector(name), &[], options());
         assert_eq!(errors(&events), vec![], "{name}");
         let f = frames(&events);
-        assert!(f.iter().filter(|f| f.video).count() >= min_video, "{name}");
-        assert!(f.iter().filter(|f| !f.video).count() >= min_audio, "{name}");
+        assert!(
+            f.iter().filter(|f| f.is_video()).count() >= min_video,
+            "{name}"
+        );
+        assert!(
+            f.iter().filter(|f| !f.is_video()).count() >= min_audio,
+            "{name}"
+        );
         // dts never steps back within a track.
         for video in [false, true] {
             let d: Vec<i64> = f
                 .iter()
-                .filter(|x| x.video == video)
+                .filter(|x| x.is_video() == video)
                 .map(|x| x.dts)
                 .collect();
             assert!(d.windows(2).all(|w| w[0] <= w[1]), "{name}: {d:?}");
@@ -167,12 +174,12 @@ fn pmt_change_mid_stream() {
     let events = read(&changed, &[], options());
     let got = frames(&events);
     contained(&clean, &got).unwrap();
-    let audio = got.iter().filter(|f| !f.video).count();
-    let clean_audio = clean.iter().filter(|f| !f.video).count();
+    let audio = got.iter().filter(|f| !f.is_video()).count();
+    let clean_audio = clean.iter().filter(|f| !f.is_video()).count();
     assert!(audio > 0 && audio < clean_audio, "{audio} of {clean_audio}");
     assert_eq!(
-        got.iter().filter(|f| f.video).count(),
-        clean.iter().filter(|f| f.video).count(),
+        got.iter().filter(|f| f.is_video()).count(),
+        clean.iter().filter(|f| f.is_video()).count(),
         "video untouched by the PMT change"
     );
 
@@ -192,7 +199,7 @@ fn pmt_change_mid_stream() {
             ..
         }
     )));
-    assert!(frames(&events).iter().all(|f| f.video));
+    assert!(frames(&events).iter().all(|f| f.is_video()));
 }
 
 #[test]
@@ -216,7 +223,7 @@ fn oversized_pes_is_dropped_and_the_stream_goes_on() {
         .iter()
         .any(|e| matches!(e, TsError::NoParameterSets { .. })));
     let got = frames(&events);
-    assert!(got.iter().all(|f| !f.video) && !got.is_empty());
+    assert!(got.iter().all(|f| !f.is_video()) && !got.is_empty());
     contained(&clean, &got).unwrap();
 }
 
@@ -281,7 +288,106 @@ proptest! {
             data[at] ^= 1 << bit;
         }
         for f in frames(&read(&data, &[333], options())) {
-            prop_assert!(!f.data.is_empty());
+            prop_assert!(!f.payload.is_empty());
         }
+    }
+}
+
+/// Muxes synthetic H.264 + AAC frames and reads them back.
+fn mux_and_read(video: &[(u32, bool, Vec<u8>)], audio: &[Vec<u8>]) -> (Vec<TsEvent>, Vec<TsEvent>) {
+    use proto::media::Codec;
+    use proto::ts::{MuxOptions, Muxer};
+    // The avcC of the h264_aac.ts vector.
+    let avcc = read(&vector("h264_aac.ts"), &[], options())
+        .into_iter()
+        .find_map(|e| match e {
+            TsEvent::Config {
+                codec: Codec::H264,
+                config,
+                ..
+            } => Some(config),
+            _ => None,
+        })
+        .unwrap();
+    let asc = bytes::Bytes::from_static(&[0x11, 0x88]);
+    let mut expected = vec![TsEvent::Config {
+        track: 0,
+        codec: Codec::H264,
+        config: avcc.clone(),
+    }];
+    // A track is announced with its first frame.
+    if !audio.is_empty() {
+        expected.push(TsEvent::Config {
+            track: 0,
+            codec: Codec::Aac,
+            config: asc.clone(),
+        });
+    }
+    let mut mux = Muxer::new(90_000, MuxOptions::default());
+    mux.set_config(0, Codec::H264, &avcc).unwrap();
+    mux.set_config(0, Codec::Aac, &asc).unwrap();
+    let mut out = BytesMut::new();
+    let mut dts = 0i64;
+    let mut audio_dts = 0i64;
+    let mut audio = audio.iter();
+    for (step, key, body) in video {
+        let mut nal = vec![if *key { 0x65 } else { 0x41 }];
+        nal.extend_from_slice(body);
+        let mut data = (nal.len() as u32).to_be_bytes().to_vec();
+        data.extend_from_slice(&nal);
+        let f = Frame {
+            track: 0,
+            kind: TrackKind::Video,
+            dts,
+            cts: 3600,
+            flags: FrameFlags::new(*key, false),
+            payload: data.into(),
+        };
+        mux.write_frame(&f, &mut out).unwrap();
+        expected.push(TsEvent::Frame(f));
+        // Audio frames (1920 ticks each) up to this video time.
+        while audio_dts <= dts {
+            let Some(a) = audio.next() else { break };
+            let f = Frame {
+                track: 0,
+                kind: TrackKind::Audio,
+                dts: audio_dts,
+                cts: 0,
+                flags: FrameFlags::KEYFRAME,
+                payload: a.clone().into(),
+            };
+            mux.write_frame(&f, &mut out).unwrap();
+            expected.push(TsEvent::Frame(f));
+            audio_dts += 1920;
+        }
+        dts += i64::from(*step);
+    }
+    assert_eq!(out.len() % 188, 0);
+    (expected, read(&out, &[], options()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Muxer then demuxer: the same configurations and frames, byte for byte and tick
+    /// for tick, whatever the frame sizes (one byte to several packets) and spacing.
+    #[test]
+    fn mux_then_demux_is_identity(
+        video in proptest::collection::vec((1u32..20_000, any::<bool>(), proptest::collection::vec(1u8..=255, 0..3000)), 1..12),
+        audio in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..700), 0..20),
+    ) {
+        let mut video = video;
+        video[0].1 = true; // start on a keyframe
+        let (expected, got) = mux_and_read(&video, &audio);
+        // Configurations come first, then the frames in decode order per track.
+        let order = |e: &Vec<TsEvent>, v: bool| -> Vec<TsEvent> {
+            e.iter().filter(|x| match x {
+                TsEvent::Frame(f) => f.is_video() == v,
+                TsEvent::Config { codec, .. } => (codec.kind() == proto::media::TrackKind::Video) == v,
+                _ => true,
+            }).cloned().collect()
+        };
+        prop_assert_eq!(order(&got, true), order(&expected, true));
+        prop_assert_eq!(order(&got, false), order(&expected, false));
     }
 }

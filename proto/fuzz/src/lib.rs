@@ -8,7 +8,7 @@ use proto::rtmp::amf3;
 use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::handshake::{ClientHandshake, HandshakeStatus, ServerHandshake, RANDOM_SIZE};
 use proto::rtmp::message::{self, types, Command, ControlMessage, UserControl};
-use proto::ts::{annexb, DemuxLimits, FrameReader, ReaderOptions, TsEvent};
+use proto::ts::{annexb, DemuxLimits, FrameReader, MuxOptions, Muxer, ReaderOptions, TsEvent};
 
 /// The limits ingest-rtmp runs with by default (the fuzzer runs at production limits).
 fn production_chunk_limits() -> ChunkLimits {
@@ -259,20 +259,36 @@ fn read_ts(data: &[u8], split: usize) -> Vec<TsEvent> {
     out
 }
 
-/// MPEG-TS reader: any bytes give the same events whole and in pieces, and every video
-/// frame is a whole sequence of length-prefixed NAL units.
+/// MPEG-TS reader: any bytes give the same events whole and in pieces, every video frame
+/// is a whole sequence of length-prefixed NAL units, and the muxer takes every
+/// configuration and frame the reader made, writing whole packets.
 pub fn ts_demux(data: &[u8]) {
     let whole = read_ts(data, data.len());
     let split = data.first().map_or(1, |&b| usize::from(b) * 3 + 1);
     assert_eq!(whole, read_ts(data, split));
+    let mut mux = Muxer::new(90_000, MuxOptions::default());
+    let mut out = BytesMut::new();
     for e in &whole {
-        if let TsEvent::Frame(f) = e {
-            if f.video {
-                let covered: usize = annexb::length_prefixed(&f.data, 4)
-                    .map(|n| n.len() + 4)
-                    .sum();
-                assert_eq!(covered, f.data.len());
+        match e {
+            TsEvent::Frame(f) => {
+                if f.is_video() {
+                    let covered: usize = annexb::length_prefixed(&f.payload, 4)
+                        .map(|n| n.len() + 4)
+                        .sum();
+                    assert_eq!(covered, f.payload.len());
+                }
+                mux.write_frame(f, &mut out)
+                    .expect("muxer takes the reader's frames");
             }
+            TsEvent::Config {
+                track,
+                codec,
+                config,
+            } => mux
+                .set_config(*track, *codec, config)
+                .expect("muxer takes the reader's configurations"),
+            TsEvent::Unsupported { .. } | TsEvent::Error(_) => {}
         }
     }
+    assert_eq!(out.len() % 188, 0);
 }

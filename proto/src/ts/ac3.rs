@@ -1,5 +1,6 @@
-//! AC-3 and E-AC-3 syncframes: length and sample count to cut a PES into frames, and the
-//! `dac3` / `dec3` configuration payloads of ISO BMFF (ETSI TS 102 366 annex F).
+//! AC-3 and E-AC-3 syncframes: length and sample count to cut a PES into frames. Their
+//! configuration travels empty, as Enhanced RTMP defines it (consumers that need `dac3` /
+//! `dec3`, like the recorder's MP4, build it from a syncframe).
 
 use super::bits::BitReader;
 
@@ -134,39 +135,6 @@ impl Ac3Header {
             None
         }
     }
-
-    /// The 3-byte `dac3` payload for this (AC-3) stream.
-    pub fn dac3(&self) -> [u8; 3] {
-        let v: u32 = (u32::from(self.fscod) << 22)
-            | (u32::from(self.bsid) << 17)
-            | (u32::from(self.bsmod) << 14)
-            | (u32::from(self.acmod) << 11)
-            | (u32::from(self.lfeon) << 10)
-            | (u32::from(self.bit_rate_code) << 5);
-        let b = v.to_be_bytes();
-        [b[1], b[2], b[3]]
-    }
-
-    /// The 5-byte `dec3` payload for an E-AC-3 stream of one independent substream with
-    /// no dependent ones, at `kbps` (data_rate).
-    pub fn dec3(&self, kbps: u16) -> [u8; 5] {
-        let head = ((kbps & 0x1FFF) << 3).to_be_bytes(); // num_ind_sub - 1 = 0
-                                                         // fscod(2) bsid(5) reserved(1) asvc(1) bsmod(3) acmod(3) lfeon(1) reserved(3)
-                                                         // num_dep_sub(4) reserved(1)
-        let v: u32 = (u32::from(self.fscod & 3) << 22)
-            | (u32::from(self.bsid) << 17)
-            | (u32::from(self.bsmod) << 12)
-            | (u32::from(self.acmod) << 9)
-            | (u32::from(self.lfeon) << 8);
-        let b = v.to_be_bytes();
-        [head[0], head[1], b[1], b[2], b[3]]
-    }
-
-    /// The bit rate in kbit/s this frame implies.
-    pub fn kbps(&self) -> u16 {
-        let bits = self.frame_len as u64 * 8 * u64::from(self.sample_rate);
-        (bits / u64::from(self.samples.max(1)) / 1000) as u16
-    }
 }
 
 #[cfg(test)]
@@ -180,8 +148,7 @@ mod tests {
         assert!(!h.enhanced);
         assert_eq!((h.sample_rate, h.samples, h.frame_len), (48000, 1536, 256));
         assert_eq!((h.bsid, h.acmod, h.lfeon), (8, 1, false));
-        assert_eq!(h.dac3(), [0x10, 0x08, 0x80]);
-        assert_eq!(h.kbps(), 64);
+        assert_eq!((h.fscod, h.bsmod, h.bit_rate_code), (0, 0, 4));
     }
 
     #[test]

@@ -174,17 +174,24 @@ fn audio_unit(kind: StreamKind, data: &[u8], pos: usize) -> Result<Option<AudioU
             if h.enhanced != (kind == StreamKind::Eac3) || h.frame_len < 8 {
                 return Err(());
             }
-            let config = if h.enhanced {
-                Bytes::copy_from_slice(&h.dec3(h.kbps()))
-            } else {
-                Bytes::copy_from_slice(&h.dac3())
-            };
-            Ok((d.len() >= h.frame_len).then(|| AudioUnit {
+            // An E-AC-3 access unit is an independent substream and the dependent ones
+            // (7.1 and up) that follow it.
+            let mut len = h.frame_len;
+            while h.enhanced && d.len() > len {
+                match Ac3Header::parse(&d[len..]) {
+                    Some(dep) if dep.enhanced && dep.stream_type == 1 => len += dep.frame_len,
+                    Some(_) => break,
+                    None if d.len() - len < 8 => return Ok(None),
+                    None => break,
+                }
+            }
+            // No configuration record: Enhanced RTMP defines none for AC-3 and E-AC-3.
+            Ok((d.len() >= len).then_some(AudioUnit {
                 skip: 0,
-                len: h.frame_len,
+                len,
                 samples: h.samples,
                 rate: h.sample_rate,
-                config: Some(config),
+                config: None,
             }))
         }
         StreamKind::Opus { channel_config } => {
@@ -480,7 +487,8 @@ fn audio(
                 break;
             }
             Ok(Some(u)) => {
-                // MP3 has no configuration record: an empty one announces the track.
+                // MP3, AC-3 and E-AC-3 have no configuration record: an empty one announces
+                // the track.
                 let config = u.config.unwrap_or_default();
                 if a.config.as_ref() != Some(&config) {
                     a.config = Some(config.clone());

@@ -131,6 +131,31 @@ pub fn avc_config<'a>(
     Some(out)
 }
 
+/// The NAL length size and the parameter sets (SPS then PPS) of an
+/// AVCDecoderConfigurationRecord; `None` if it is malformed.
+pub fn avc_config_sets(config: &[u8]) -> Option<(usize, Vec<&[u8]>)> {
+    let length_size = usize::from(config.get(4)? & 3) + 1;
+    let mut sets = Vec::new();
+    let mut rest = config.get(5..)?;
+    for mask in [0x1f, 0xff] {
+        let (&n, r) = rest.split_first()?;
+        rest = r;
+        for _ in 0..(n & mask) {
+            let (set, r) = take_u16_prefixed(rest)?;
+            sets.push(set);
+            rest = r;
+        }
+    }
+    Some((length_size, sets))
+}
+
+/// Splits a 16-bit length-prefixed item off the front of `data`.
+pub(crate) fn take_u16_prefixed(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = usize::from(u16::from_be_bytes([*data.first()?, *data.get(1)?]));
+    let rest = &data[2..];
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
 fn put_sets<'a>(
     out: &mut BytesMut,
     sets: impl Iterator<Item = &'a [u8]>,
@@ -182,5 +207,8 @@ mod tests {
             0xf8, 0x00,
         ];
         assert_eq!(&c[..], &ffmpeg[..]);
+        let (size, sets) = avc_config_sets(&ffmpeg).unwrap();
+        assert_eq!((size, sets), (4, vec![&SPS[..], &PPS[..]]));
+        assert_eq!(avc_config_sets(&ffmpeg[..20]), None);
     }
 }

@@ -5,6 +5,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::annexb::NalClass;
 use super::bits::{unescape, BitReader};
+use super::h264::take_u16_prefixed;
 
 /// First IRAP NAL unit type (BLA_W_LP); IRAP pictures are types 16 to 23.
 pub const NAL_IRAP_FIRST: u8 = 16;
@@ -156,6 +157,26 @@ pub fn hevc_config<'a>(
     Some(out)
 }
 
+/// The NAL length size and every NAL unit of the arrays of an
+/// HEVCDecoderConfigurationRecord (VPS, SPS, PPS, SEI, in record order); `None` if it is
+/// malformed.
+pub fn hevc_config_sets(config: &[u8]) -> Option<(usize, Vec<&[u8]>)> {
+    let length_size = usize::from(config.get(21)? & 3) + 1;
+    let arrays = *config.get(22)?;
+    let mut rest = config.get(23..)?;
+    let mut sets = Vec::new();
+    for _ in 0..arrays {
+        let n = u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?]);
+        rest = &rest[3..];
+        for _ in 0..n {
+            let (set, r) = take_u16_prefixed(rest)?;
+            sets.push(set);
+            rest = r;
+        }
+    }
+    Some((length_size, sets))
+}
+
 fn put_array<'a>(
     out: &mut BytesMut,
     nal_type: u8,
@@ -173,4 +194,63 @@ fn put_array<'a>(
     }
     out[count_at..count_at + 2].copy_from_slice(&n.to_be_bytes());
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The parameter sets and record header of libx265 for 64x64 yuv444p, from FFmpeg's
+    // hvcC in tests/vectors/flv/hevc_aac.flv.
+    const VPS: [u8; 23] = [
+        0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x04, 0x08, 0x00, 0x00, 0x03, 0x00, 0x9e, 0x08, 0x00,
+        0x00, 0x03, 0x00, 0x00, 0x1e, 0x95, 0x90, 0x09,
+    ];
+    const SPS: [u8; 44] = [
+        0x42, 0x01, 0x01, 0x04, 0x08, 0x00, 0x00, 0x03, 0x00, 0x9e, 0x08, 0x00, 0x00, 0x03, 0x00,
+        0x00, 0x1e, 0x90, 0x04, 0x10, 0x20, 0xb2, 0xca, 0xc9, 0x24, 0x99, 0x5e, 0x02, 0xdc, 0x08,
+        0x08, 0x00, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x00, 0xa0, 0x80,
+    ];
+    const PPS: [u8; 8] = [0x44, 0x01, 0xc1, 0x72, 0x86, 0x0c, 0x42, 0x24];
+    const FFMPEG_HEADER: [u8; 22] = [
+        0x01, 0x04, 0x08, 0x00, 0x00, 0x00, 0x9e, 0x08, 0x00, 0x00, 0x00, 0x00, 0x1e, 0xf0, 0x00,
+        0xfc, 0xff, 0xf8, 0xf8, 0x00, 0x00, 0x0f,
+    ];
+
+    #[test]
+    fn sps_fields() {
+        let s = parse_sps(&SPS).unwrap();
+        assert_eq!(s.id, 0);
+        assert_eq!(s.general[0] & 0x1f, 4); // Rext profile
+        assert_eq!(s.general[11], 30); // level 1.0
+        assert_eq!(s.chroma_format, 3);
+        assert_eq!((s.bit_depth_luma_minus8, s.bit_depth_chroma_minus8), (0, 0));
+        assert_eq!(vps_id(&VPS), Some(0));
+        assert_eq!(pps_id(&PPS), Some(0));
+        assert_eq!(
+            classify(&VPS),
+            NalClass::ParameterSet {
+                nal_type: NAL_VPS,
+                id: Some(0)
+            }
+        );
+        assert_eq!(classify(&[0x26, 0x01]), NalClass::Coded { keyframe: true });
+        assert_eq!(classify(&[0x46, 0x01]), NalClass::Dropped);
+    }
+
+    #[test]
+    fn record_matches_ffmpegs_and_reads_back() {
+        let c = hevc_config(
+            [&VPS[..]].into_iter(),
+            [&SPS[..]].into_iter(),
+            [&PPS[..]].into_iter(),
+        )
+        .unwrap();
+        // FFmpeg's record also carries an SEI array; everything before the arrays is equal.
+        assert_eq!(&c[..FFMPEG_HEADER.len()], &FFMPEG_HEADER);
+        assert_eq!(c[22], 3);
+        let (size, sets) = hevc_config_sets(&c).unwrap();
+        assert_eq!((size, sets), (4, vec![&VPS[..], &SPS[..], &PPS[..]]));
+        assert_eq!(hevc_config_sets(&c[..40]), None);
+    }
 }

@@ -5,7 +5,7 @@
 //!  bytes --> demux::Demuxer --> Pes --> frames::FrameReader --> TsEvent::{Config, Frame}
 //!            (packet, psi, pes)          (h264/h265 + annexb, adts, mpa, ac3, opus,
 //!                                          timestamp: one clock per program)
-
+//!  frames --> mux::Muxer --> 188-byte packets (PAT, PMT, PCR, PES)
 //! ```
 //!
 //! What comes out of [`FrameReader`] is exactly what `ingest-rtmp` makes from FLV: H.264
@@ -29,6 +29,7 @@ pub mod frames;
 pub mod h264;
 pub mod h265;
 pub mod mpa;
+pub mod mux;
 pub mod opus;
 pub mod packet;
 mod params;
@@ -38,6 +39,7 @@ pub mod timestamp;
 
 pub use demux::{DemuxEvent, DemuxLimits, Demuxer, EsInfo, Pes, StreamKind};
 pub use frames::{FrameReader, ReaderOptions, TsEvent};
+pub use mux::{MuxError, MuxOptions, Muxer};
 
 /// Damage the demuxer contained, with the PID it hit. None of these stop demuxing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,16 +1,24 @@
-//! The `proto::ts` demuxer against FFmpeg 9's own view of the same file: FFmpeg (and
-//! GStreamer's mpegtsmux) write TS files of every carried codec pair; FFmpeg lists every
-//! packet of them (`-c copy -f framecrc`, timestamps kept with `-copyts`); the demuxer's
-//! frames must match it frame for frame (count per stream, DTS, PTS, keyframe flag).
+//! `proto::ts` against FFmpeg 9.
+//!
+//! Demuxer: FFmpeg (and GStreamer's mpegtsmux) write TS files of every carried codec pair;
+//! FFmpeg lists every packet of them (`-c copy -f framecrc`, timestamps kept with
+//! `-copyts`); the demuxer's frames must match it frame for frame (count per stream, DTS,
+//! PTS, keyframe flag).
+//!
+//! Round trip: the frames are written back as TS by the muxer and as FLV by `proto::flv`;
+//! FFmpeg decodes both with no errors and exactly as many frames as from the original,
+//! and the demuxer reads the muxer's TS back into the very same frames.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e::ffmpeg::ffmpeg_path;
+use bytes::BytesMut;
+use e2e::ffmpeg::{decode_file, ffmpeg_path};
 use e2e::tools::{gst_has, skip_without, which};
+use proto::flv::{self, PacketKind};
 use proto::media::Codec;
-use proto::ts::{DemuxEvent, Demuxer, FrameReader, TsEvent};
+use proto::ts::{DemuxEvent, Demuxer, FrameReader, MuxOptions, Muxer, TsEvent};
 
 /// One frame as both sides see it: (dts, pts, keyframe), 90 kHz.
 type Row = (i64, i64, bool);
@@ -195,6 +203,125 @@ fn compare(path: &Path, want_codecs: &[Codec], bframes: bool) {
         bframes,
         "{name}: composition offsets present iff B-frames"
     );
+    round_trip(path);
+}
+
+/// All events of a file, read in one piece.
+fn events(path: &Path) -> Vec<TsEvent> {
+    let mut reader = FrameReader::default();
+    reader.handle_input(&std::fs::read(path).unwrap());
+    reader.finish();
+    std::iter::from_fn(|| reader.poll_event()).collect()
+}
+
+/// Writes the frames of `path` as TS (muxer) and FLV; FFmpeg decodes each cleanly and
+/// gets as many frames as from the original; the TS reads back to the same events.
+fn round_trip(path: &Path) {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let original = decode_file(path);
+    assert!(
+        original.success && original.errors.is_empty(),
+        "{name}: {}",
+        original.description
+    );
+    let events = events(path);
+
+    let mut mux = Muxer::new(90_000, MuxOptions::default());
+    let mut ts = BytesMut::new();
+    let mut flv_out = BytesMut::new();
+    flv::write_file_header(true, true, &mut flv_out);
+    let mut tag = BytesMut::new();
+    for e in &events {
+        tag.clear();
+        let (video, ms) = match e {
+            TsEvent::Config {
+                track,
+                codec,
+                config,
+            } => {
+                mux.set_config(*track, *codec, config).unwrap();
+                let video = codec.kind() == proto::media::TrackKind::Video;
+                if video {
+                    flv::write_video_header(*codec, *track, PacketKind::Config, &mut tag);
+                } else {
+                    flv::write_audio_header(*codec, *track, PacketKind::Config, &mut tag);
+                }
+                tag.extend_from_slice(config);
+                (video, None)
+            }
+            TsEvent::Frame(f) => {
+                mux.write_frame(f, &mut ts).unwrap();
+                let codec = current_codec(&events, e);
+                let ms = f.dts.div_euclid(90);
+                let kind = PacketKind::Frame {
+                    keyframe: f.is_keyframe(),
+                    disposable: false,
+                    cts: ((f.dts + i64::from(f.cts)).div_euclid(90) - ms) as i32,
+                };
+                if f.is_video() {
+                    flv::write_video_header(codec, f.track, kind, &mut tag);
+                } else {
+                    flv::write_audio_header(codec, f.track, kind, &mut tag);
+                }
+                tag.extend_from_slice(&f.payload);
+                (f.is_video(), Some(ms))
+            }
+            other => panic!("{name}: {other:?}"),
+        };
+        let kind = if video {
+            flv::TAG_VIDEO
+        } else {
+            flv::TAG_AUDIO
+        };
+        let ms = ms.unwrap_or(0).max(0) as u32;
+        flv::write_tag_header(kind, tag.len() as u32, ms, &mut flv_out);
+        flv_out.extend_from_slice(&tag);
+        flv::write_previous_tag_size(tag.len() as u32, &mut flv_out);
+    }
+    let dir = path.parent().unwrap();
+    for (ext, bytes) in [("rt.ts", &ts), ("rt.flv", &flv_out)] {
+        let out = dir.join(format!("{name}.{ext}"));
+        std::fs::write(&out, bytes).unwrap();
+        let report = decode_file(&out);
+        assert!(
+            report.success && report.errors.is_empty(),
+            "{name} -> {ext}: FFmpeg reported errors\n{}",
+            report.description
+        );
+        assert_eq!(
+            report.counts, original.counts,
+            "{name} -> {ext}: decoded frames"
+        );
+        eprintln!(
+            "{name} -> {ext}: FFmpeg decoded {:?}, as from the original",
+            report.counts
+        );
+        if ext == "rt.ts" {
+            assert_eq!(
+                self::events(&out),
+                events,
+                "{name}: TS written and read back"
+            );
+        }
+    }
+}
+
+/// The codec of the track `frame` belongs to: the last `Config` for it before it.
+fn current_codec(events: &[TsEvent], frame: &TsEvent) -> Codec {
+    let TsEvent::Frame(f) = frame else {
+        unreachable!()
+    };
+    let at = events.iter().position(|e| std::ptr::eq(e, frame)).unwrap();
+    events[..at]
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            TsEvent::Config { track, codec, .. } if *track == f.track && codec.kind() == f.kind => {
+                Some(*codec)
+            }
+            _ => None,
+        })
+        .expect("a config before every frame")
 }
 
 /// Audio PES packets and audio frames in a file (to tell one frame per PES from several).
