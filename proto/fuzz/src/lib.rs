@@ -8,7 +8,7 @@ use proto::rtmp::amf3;
 use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::handshake::{ClientHandshake, HandshakeStatus, ServerHandshake, RANDOM_SIZE};
 use proto::rtmp::message::{self, types, Command, ControlMessage, UserControl};
-use proto::ts::{annexb, DemuxLimits, FrameReader, MuxOptions, Muxer, ReaderOptions, TsEvent};
+use proto::ts::{annexb, FrameReader, MuxOptions, Muxer, ReaderOptions, TsEvent};
 
 /// The limits ingest-rtmp runs with by default (the fuzzer runs at production limits).
 fn production_chunk_limits() -> ChunkLimits {
@@ -238,13 +238,8 @@ pub fn client_session(data: &[u8]) {
 }
 
 fn read_ts(data: &[u8], split: usize) -> Vec<TsEvent> {
-    let mut reader = FrameReader::new(ReaderOptions {
-        limits: DemuxLimits {
-            max_pes: 1 << 16,
-            max_streams: 4,
-        },
-        ..ReaderOptions::default()
-    });
+    // Production limits, as every target here.
+    let mut reader = FrameReader::new(ReaderOptions::default());
     let mut out = Vec::new();
     for piece in data.chunks(split.max(1)) {
         reader.handle_input(piece);
