@@ -415,6 +415,18 @@ fn x264_with(name: &str, encoder: &str, audio: Codec, bframes: bool) {
 }
 
 #[test]
+fn h264_aac_latm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = X264.to_vec();
+    args.extend(["-c:a", "aac", "-b:a", "32k", "-mpegts_flags", "latm"]);
+    compare(
+        &ffmpeg_encode(dir.path(), "h264_latm.ts", &args),
+        &[Codec::H264, Codec::Aac],
+        false,
+    );
+}
+
+#[test]
 fn h264_mp3() {
     x264_with("h264_mp3.ts", "libmp3lame", Codec::Mp3, false);
 }

@@ -10,6 +10,7 @@ use super::ac3::Ac3Header;
 use super::adts::{AdtsHeader, SAMPLES_PER_FRAME};
 use super::annexb::{self, NalClass};
 use super::demux::{DemuxEvent, DemuxLimits, Demuxer, Pes, StreamKind};
+use super::latm::{self, LatmDecoder};
 use super::mpa::MpaHeader;
 use super::opus;
 use super::params::ParamSets;
@@ -81,6 +82,7 @@ struct AudioState {
     samples: u64,
     rate: u32,
     carry: BytesMut,
+    latm: LatmDecoder,
 }
 
 impl AudioState {
@@ -211,7 +213,20 @@ fn audio_unit(kind: StreamKind, data: &[u8], pos: usize) -> Result<Option<AudioU
                 config: Some(opus::opus_head(channel_config).freeze()),
             }))
         }
-        StreamKind::H264 | StreamKind::H265 | StreamKind::AacLatm => Err(()),
+        StreamKind::AacLatm => {
+            // The frames inside are decoded by the caller, with the stream's LATM state.
+            let Some(len) = latm::frame_len(d)? else {
+                return Ok(None);
+            };
+            Ok((d.len() >= len).then_some(AudioUnit {
+                skip: 3,
+                len,
+                samples: SAMPLES_PER_FRAME,
+                rate: 0,
+                config: None,
+            }))
+        }
+        StreamKind::H264 | StreamKind::H265 => Err(()),
     }
 }
 
@@ -311,6 +326,7 @@ impl FrameReader {
                                         samples: 0,
                                         rate: 1,
                                         carry: BytesMut::new(),
+                                        latm: LatmDecoder::default(),
                                     })
                                 },
                             },
@@ -486,28 +502,33 @@ fn audio(
                 }
                 break;
             }
+            Ok(Some(u)) if kind == StreamKind::AacLatm => {
+                match a.latm.decode(&data[pos + u.skip..pos + u.len]) {
+                    Some(out) => {
+                        for payload in out.frames {
+                            let item = AudioItem {
+                                config: out.asc.clone(),
+                                payload,
+                                samples: u.samples,
+                                rate: out.sample_rate,
+                            };
+                            emit(a, track, kind, item, events);
+                        }
+                    }
+                    None => skipped += u.len,
+                }
+                pos += u.len;
+            }
             Ok(Some(u)) => {
                 // MP3, AC-3 and E-AC-3 have no configuration record: an empty one announces
                 // the track.
-                let config = u.config.unwrap_or_default();
-                if a.config.as_ref() != Some(&config) {
-                    a.config = Some(config.clone());
-                    events.push_back(TsEvent::Config {
-                        track,
-                        codec: codec_of(kind),
-                        config,
-                    });
-                }
-                let dts = a.now().unwrap_or_default();
-                events.push_back(TsEvent::Frame(Frame {
-                    track,
-                    kind: TrackKind::Audio,
-                    dts,
-                    cts: 0,
-                    flags: FrameFlags::KEYFRAME,
+                let item = AudioItem {
+                    config: u.config.unwrap_or_default(),
                     payload: data.slice(pos + u.skip..pos + u.len),
-                }));
-                a.advance(u.samples, u.rate);
+                    samples: u.samples,
+                    rate: u.rate,
+                };
+                emit(a, track, kind, item, events);
                 pos += u.len;
             }
         }
@@ -518,4 +539,46 @@ fn audio(
             bytes: skipped,
         }));
     }
+}
+
+/// One audio frame ready to report.
+struct AudioItem {
+    config: Bytes,
+    payload: Bytes,
+    samples: u32,
+    rate: u32,
+}
+
+/// Reports one audio frame (after its configuration when that changed) at the track's
+/// current time, then counts its samples.
+fn emit(
+    a: &mut AudioState,
+    track: u8,
+    kind: StreamKind,
+    item: AudioItem,
+    events: &mut VecDeque<TsEvent>,
+) {
+    let AudioItem {
+        config,
+        payload,
+        samples,
+        rate,
+    } = item;
+    if a.config.as_ref() != Some(&config) {
+        a.config = Some(config.clone());
+        events.push_back(TsEvent::Config {
+            track,
+            codec: codec_of(kind),
+            config,
+        });
+    }
+    events.push_back(TsEvent::Frame(Frame {
+        track,
+        kind: TrackKind::Audio,
+        dts: a.now().unwrap_or_default(),
+        cts: 0,
+        flags: FrameFlags::KEYFRAME,
+        payload,
+    }));
+    a.advance(samples, rate);
 }

@@ -28,6 +28,7 @@ pub mod demux;
 pub mod frames;
 pub mod h264;
 pub mod h265;
+pub mod latm;
 pub mod mpa;
 pub mod mux;
 pub mod opus;
