@@ -391,3 +391,38 @@ proptest! {
         prop_assert_eq!(order(&got, false), order(&expected, false));
     }
 }
+
+/// An encoder restart: the same file twice in a row, so timestamps jump back by the
+/// file's length. Output time keeps going forward in every track, the second copy starts
+/// where the first ended, and it keeps the first copy's audio/video relation exactly.
+#[test]
+fn restart_with_earlier_timestamps_continues_forward() {
+    let one = vector("h264_aac.ts");
+    let first = frames(&read(&one, &[], options()));
+    let mut r = FrameReader::new(options());
+    r.handle_input(&one);
+    let a = frames(&std::iter::from_fn(|| r.poll_event()).collect::<Vec<_>>());
+    r.handle_input(&one);
+    r.finish();
+    let b = frames(&std::iter::from_fn(|| r.poll_event()).collect::<Vec<_>>());
+    // The first copy's last (unbounded) video PES ends at the restart's continuity error.
+    assert!(a.len() + b.len() + 2 >= 2 * first.len());
+    let end_a = a.iter().map(|f| f.dts).max().unwrap();
+    let show = |v: &[Frame]| v.iter().map(|f| (f.is_video(), f.dts)).collect::<Vec<_>>();
+    assert!(
+        b.iter().all(|f| f.dts >= end_a),
+        "second copy overlaps the first: {:?} then {:?}",
+        show(&a),
+        show(&b)
+    );
+    for video in [false, true] {
+        let d: Vec<i64> = a
+            .iter()
+            .chain(&b)
+            .filter(|f| f.is_video() == video)
+            .map(|f| f.dts)
+            .collect();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "video {video}: {d:?}");
+    }
+    assert_eq!(contained(&first, &b).unwrap(), 0);
+}

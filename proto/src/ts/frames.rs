@@ -72,6 +72,8 @@ struct VideoState {
     params: ParamSets,
     has_config: bool,
     last_dts: Option<u64>,
+    /// The last output DTS.
+    last_out: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,8 @@ struct AudioState {
     rate: u32,
     carry: BytesMut,
     latm: LatmDecoder,
+    /// DTS of the last frame reported.
+    last_out: Option<i64>,
 }
 
 impl AudioState {
@@ -318,6 +322,7 @@ impl FrameReader {
                                         params: ParamSets::default(),
                                         has_config: false,
                                         last_dts: None,
+                                        last_out: None,
                                     })
                                 } else {
                                     State::Audio(AudioState {
@@ -327,6 +332,7 @@ impl FrameReader {
                                         rate: 1,
                                         carry: BytesMut::new(),
                                         latm: LatmDecoder::default(),
+                                        last_out: None,
                                     })
                                 },
                             },
@@ -438,7 +444,10 @@ fn video(
         return;
     };
     v.last_dts = Some(raw_dts);
-    let dts = clock.map(raw_dts);
+    // DTS never steps back within a track (jitter is clamped; a restart is a new segment).
+    let dts = clock.map_after(raw_dts, v.last_out);
+    let dts = v.last_out.map_or(dts, |last| dts.max(last));
+    v.last_out = Some(dts);
     let cts = pes.pts.map_or(0, |pts| {
         delta33(pts, raw_dts).clamp(0, i64::from(i32::MAX)) as i32
     });
@@ -469,7 +478,13 @@ fn audio(
         a.carry.extend_from_slice(&pes.data);
         a.carry.split().freeze()
     };
-    let pes_ts = pes.pts.map(|pts| clock.map(pts));
+    // The PES timestamp is taken as given (a tick of rounding jitter included) unless it
+    // would put this track back in time.
+    let last = a.last_out;
+    let pes_ts = pes.pts.map(|pts| {
+        let ts = clock.map_after(pts, last);
+        last.map_or(ts, |last| ts.max(last))
+    });
     if carried == 0 {
         if let Some(ts) = pes_ts {
             a.rebase(ts);
@@ -533,6 +548,9 @@ fn audio(
             }
         }
     }
+    if let Some(now) = a.now() {
+        clock.observe(now);
+    }
     if skipped > 0 {
         events.push_back(TsEvent::Error(TsError::AudioSync {
             pid: pes.pid,
@@ -572,10 +590,12 @@ fn emit(
             config,
         });
     }
+    let dts = a.now().unwrap_or_default();
+    a.last_out = Some(dts);
     events.push_back(TsEvent::Frame(Frame {
         track,
         kind: TrackKind::Audio,
-        dts: a.now().unwrap_or_default(),
+        dts,
         cts: 0,
         flags: FrameFlags::KEYFRAME,
         payload,

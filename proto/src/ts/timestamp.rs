@@ -3,15 +3,19 @@
 //!
 //! Each value is unwrapped to the nearest one (forward or back) to the last value seen
 //! in the program, which handles the 33-bit wrap (every 26.5 hours) and the interleaving
-//! of tracks. A jump further than `max_gap`, or further than one second shortly after a
-//! PCR discontinuity indicator, starts a new segment whose first value continues from the furthest time
-//! output so far: players see no gap and no step back. The segment before stays known,
+//! of tracks. A jump further than `max_gap`, further than one second shortly after a PCR
+//! discontinuity indicator, or back in time within one track by more than [`BACKSTEP`],
+//! starts a new segment whose first value continues from the furthest time output so
+//! far: players see no gap and no step back. The segment before stays known,
 //! so the other tracks' packets still in flight from before the jump keep their timing.
 
 /// Ticks per second of PTS/DTS.
 pub const CLOCK_RATE: u32 = 90_000;
 
 const WRAP: i64 = 1 << 33;
+
+/// How far one track may step back in time (jitter) before it counts as a restart.
+pub const BACKSTEP: i64 = CLOCK_RATE as i64 / 10;
 
 /// The signed difference `a - b` of two 33-bit values, taken the short way round.
 pub fn delta33(a: u64, b: u64) -> i64 {
@@ -70,8 +74,21 @@ impl ProgramClock {
         self.discontinuity = DISCONTINUITY_WINDOW;
     }
 
+    /// Notes an output time reached by other means (audio frames counted on from their
+    /// PES timestamp): a new segment starts no earlier.
+    pub fn observe(&mut self, out: i64) {
+        self.max_out = self.max_out.max(out);
+    }
+
     /// Maps a decode (or presentation, when alone) timestamp to the output timeline.
     pub fn map(&mut self, raw: u64) -> i64 {
+        self.map_after(raw, None)
+    }
+
+    /// Maps a timestamp of a track whose last output time was `floor`. A step back of more
+    /// than [`BACKSTEP`] within one track cannot be interleaving: the source restarted,
+    /// and a new segment starts as for a jump. Smaller steps back are the caller's to clamp.
+    pub fn map_after(&mut self, raw: u64, floor: Option<i64>) -> i64 {
         let Some(cur) = self.current else {
             self.current = Some(Segment {
                 raw,
@@ -88,10 +105,11 @@ impl ProgramClock {
         } else {
             self.max_gap
         };
-        if step.abs() <= limit {
+        let backwards = floor.is_some_and(|f| ext + cur.offset < f - BACKSTEP);
+        if step.abs() <= limit && !backwards {
             return self.advance(raw, ext, cur.offset);
         }
-        if let Some(prev) = self.previous {
+        if let Some(prev) = self.previous.filter(|_| !backwards) {
             let pext = prev.unwrap(raw);
             if (pext - prev.ext).abs() <= self.max_gap {
                 // A late packet from before the jump: it keeps the old segment's timing.
@@ -153,6 +171,15 @@ mod tests {
         // An audio packet from before the restart keeps the old timing.
         assert_eq!(c.map(1_001_800), 1800);
         assert_eq!(c.map(50_007_200), 10800);
+        // A track going back in time by more than BACKSTEP is a restart even when small.
+        let mut c = ProgramClock::new(10 * 90_000);
+        assert_eq!(c.map_after(126_000, None), 0);
+        assert_eq!(c.map_after(171_000, Some(0)), 45_000);
+        assert_eq!(c.map_after(127_800, None), 1800); // another track, interleaved
+        assert_eq!(c.map_after(126_000, Some(45_000)), 45_000); // restart
+        assert_eq!(c.map_after(129_600, Some(45_000)), 48_600);
+        assert_eq!(c.map_after(127_800, Some(1800)), 46_800); // the other track follows
+
         // After a PCR discontinuity, a jump of over a second is a new segment too.
         let mut c = ProgramClock::new(10 * 90_000);
         assert_eq!(c.map(0), 0);
