@@ -29,6 +29,10 @@ pub struct Config {
     pub max_lag_skips: u32,
     /// A player whose socket takes no bytes for this long stopped reading: it is closed.
     pub player_write_timeout: Duration,
+    /// A player that sends nothing for this long is pinged; `None` never pings.
+    pub player_ping_interval: Option<Duration>,
+    /// A pinged player that still sends nothing for this long is closed.
+    pub player_ping_timeout: Duration,
     /// How long a player of a key that is not live waits for its publisher.
     pub publisher_wait: Duration,
     /// How long players stay after their publisher left.
@@ -56,6 +60,8 @@ impl Config {
             player_queue_bytes: 4 << 20,
             max_lag_skips: 3,
             player_write_timeout: Duration::from_secs(10),
+            player_ping_interval: Some(Duration::from_secs(60)),
+            player_ping_timeout: Duration::from_secs(30),
             publisher_wait: Duration::from_secs(30),
             unpublish_timeout: Duration::from_secs(30),
             chunk_size: 4096,

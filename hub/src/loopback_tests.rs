@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use proto::ipc::{self, FrameDecoder, Header, PlayerSession, Role, FORMAT_VERSION};
+use proto::ipc::{self, FrameDecoder, Header, Role, FORMAT_VERSION};
 use proto::media::{Codec, FrameFlags};
 use proto::rtmp::amf0::AmfLimits;
 use proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::message::{types, Command, UserControl};
+use proto::rtmp::session::PlayerHandoff;
 use sendfd::SendWithFd;
 use std::os::fd::AsRawFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -144,7 +145,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     out.clear();
     hello(Role::PlayerHandoff, &mut out);
     ipc::encode(
-        &Header::PlayerHandoff(PlayerSession {
+        &Header::PlayerHandoff(PlayerHandoff {
             conn_id: 77,
             remote: "127.0.0.1:1".into(),
             key: "live/t".into(),

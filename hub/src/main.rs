@@ -1,30 +1,4 @@
-//! The hub: stream registry and router.
-//!
-//! ```text
-//!  publishers --hub.sock--> publisher.rs --> registry.rs --> stream.rs { timeline, configs,
-//!                                                             metadata, ring.rs }
-//!                                                                   | Bytes built once
-//!                                        player/writer.rs <---------+---------> subscriber.rs
-//!  ingest-rtmp --fd + PlayerSession--> player/handoff.rs      (cursor per reader)
-//! ```
-//!
-//! Every frame is serialized into RTMP chunks once (rtmp_out.rs) and appended to its
-//! stream's ring; every player holds a cursor into that ring and writes the shared buffers
-//! with vectored writes. Slow readers skip whole GOPs; the publisher never waits.
-
-mod config;
-mod player;
-mod publisher;
-mod registry;
-mod ring;
-mod rtmp_out;
-mod server;
-mod stream;
-mod subscriber;
-mod timeline;
-
-#[cfg(test)]
-mod loopback_tests;
+//! `hub`: the stream registry and router (the library is `hub`, see `lib.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use config::{Config, OnDuplicate};
+use hub::config::{Config, OnDuplicate};
+use hub::{registry, server};
 
 /// Stream registry and router of the media server: takes streams from publishers over a
 /// Unix socket, serves RTMP players handed over by ingest-rtmp, and feeds subscribers.
@@ -66,6 +41,13 @@ struct Cli {
     /// closing) is disconnected; lag skips only help players that still read.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     player_write_timeout: Duration,
+    /// A player that sends nothing for this long is sent a ping (which every RTMP client
+    /// answers); 0s never pings.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    player_ping_interval: Duration,
+    /// A pinged player that still sends nothing for this long is closed as idle.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    player_ping_timeout: Duration,
     /// How long a player of a key that is not live waits for its publisher.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     publisher_wait: Duration,
@@ -158,6 +140,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         player_queue_bytes: cli.player_queue_bytes,
         max_lag_skips: cli.max_lag_skips,
         player_write_timeout: cli.player_write_timeout,
+        player_ping_interval: (!cli.player_ping_interval.is_zero())
+            .then_some(cli.player_ping_interval),
+        player_ping_timeout: cli.player_ping_timeout,
         publisher_wait: cli.publisher_wait,
         unpublish_timeout: cli.unpublish_timeout,
         chunk_size: cli.chunk_size,

@@ -173,6 +173,12 @@ impl Ring {
         self.entries.len()
     }
 
+    /// Whether no entry is held.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The entry `seq`, if still held.
     pub fn get(&self, seq: u64) -> Option<&Entry> {
         let i = seq.checked_sub(self.first_seq)?;

@@ -6,18 +6,21 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use proto::iov::Outbox;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, Message};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, Notify};
 
-use crate::player::writer::write_queue;
+use crate::cursor::{Cursor, LagDecision};
 use crate::registry::{NewStream, Registry};
-use crate::ring::{Item, Lag};
+use crate::ring::Item;
 use crate::server::Opened;
 use crate::stream::Stream;
+use crate::write::write_all;
 
 /// Entries taken from one stream per pass.
 const BATCH_ENTRIES: usize = 256;
@@ -32,15 +35,15 @@ enum SubscriberError {
 
 struct Sub {
     stream: Arc<Stream>,
-    cursor: u64,
-    waiting_key: bool,
+    /// Never closed for lagging: a subscriber that falls behind gets `Dropped`.
+    cursor: Cursor,
     live: bool,
 }
 
 struct Subscriber {
     subs: Vec<Sub>,
     out: BytesMut,
-    queue: VecDeque<Bytes>,
+    queue: Outbox,
 }
 
 /// Serves one subscriber connection until it closes.
@@ -87,7 +90,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     let mut s = Subscriber {
         subs: Vec::new(),
         out: BytesMut::new(),
-        queue: VecDeque::new(),
+        queue: Outbox::new(),
     };
     if media {
         for stream in registry.subscribe(reader_id, patterns, waker.clone(), new_tx) {
@@ -107,7 +110,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                 }
             }
             s.collect();
-            write_queue(&mut wr, &mut s.queue).await?;
+            write_all(&mut wr, &mut s.queue).await?;
             if s.has_more() {
                 continue;
             }
@@ -120,8 +123,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                 _ = waker.notified() => {}
                 Some(ns) = new_rx.recv() => s.subs.push(Sub {
                     stream: ns.stream,
-                    cursor: ns.cursor,
-                    waiting_key: true,
+                    cursor: Cursor::new(ns.cursor, true, None),
                     live: false,
                 }),
                 ev = recv_event(&mut ev_rx) => match ev {
@@ -157,10 +159,8 @@ async fn recv_event(
 impl Subscriber {
     fn header(&mut self, h: &Header, payload: Bytes) {
         ipc::encode_header(h, payload.len(), &mut self.out);
-        self.queue.push_back(self.out.split().freeze());
-        if !payload.is_empty() {
-            self.queue.push_back(payload);
-        }
+        self.queue.push(self.out.split().freeze());
+        self.queue.push(payload);
     }
 
     fn attach_existing(&mut self, stream: Arc<Stream>, reader_id: u64, waker: &Arc<Notify>) {
@@ -201,8 +201,7 @@ impl Subscriber {
         drop(st);
         self.subs.push(Sub {
             stream,
-            cursor,
-            waiting_key: join.is_none(),
+            cursor: Cursor::new(cursor, join.is_none(), None),
             live,
         });
     }
@@ -210,7 +209,7 @@ impl Subscriber {
     fn has_more(&self) -> bool {
         self.subs
             .iter()
-            .any(|s| s.cursor < s.stream.lock().ring.head())
+            .any(|s| s.cursor.behind_head(&s.stream.lock().ring))
     }
 
     fn collect(&mut self) {
@@ -224,16 +223,9 @@ impl Subscriber {
         let stream = sub.stream.clone();
         let st = stream.lock();
         let id = stream.id;
-        let target = match st.ring.check_lag(sub.cursor) {
-            Lag::Fine => None,
-            Lag::SkipTo(k) => Some((k, false)),
-            Lag::SkipToHead(h) => Some((h, true)),
-        };
-        if let Some((target, to_head)) = target {
-            let (frames, bytes) = st.ring.frames_between(sub.cursor, target);
+        if let LagDecision::Skipped(skip) = sub.cursor.check_lag(&st.ring, Instant::now()) {
+            let (frames, bytes) = (skip.frames, skip.bytes);
             tracing::info!(key = %stream.key, frames, bytes, "subscriber fell behind; frames dropped");
-            sub.cursor = target;
-            sub.waiting_key |= to_head;
             if sub.live {
                 self.header(
                     &Header::Dropped {
@@ -246,21 +238,19 @@ impl Subscriber {
             }
         }
         for _ in 0..BATCH_ENTRIES {
-            let Some(entry) = st.ring.get(sub.cursor) else {
+            let Some(entry) = sub.cursor.next(&st.ring) else {
                 break;
             };
-            sub.cursor += 1;
             match &entry.item {
                 Item::Frame(frame) => {
                     if !sub.live {
                         continue;
                     }
-                    if frame.is_video() {
-                        let key = frame.is_keyframe();
-                        if sub.waiting_key && !key {
-                            continue;
-                        }
-                        sub.waiting_key &= !key;
+                    if !sub
+                        .cursor
+                        .admit(frame.is_video().then_some(frame.is_keyframe()))
+                    {
+                        continue;
                     }
                     self.header(&Header::frame(id, frame), frame.payload.clone());
                 }
@@ -299,7 +289,7 @@ impl Subscriber {
                         Bytes::new(),
                     );
                     sub.live = true;
-                    sub.waiting_key = true;
+                    sub.cursor.wait_for_keyframe();
                 }
                 Item::Unpublished { reason } => {
                     if sub.live {

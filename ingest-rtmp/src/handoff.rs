@@ -5,7 +5,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use bytes::BytesMut;
-use proto::ipc::{self, FrameDecoder, Header, PlayerSession, Role, FORMAT_VERSION};
+use proto::ipc::{self, FrameDecoder, Header, Role, FORMAT_VERSION};
+use proto::rtmp::session::PlayerHandoff;
 use sendfd::SendWithFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
@@ -25,7 +26,7 @@ pub(crate) async fn connect(hub: &Path) -> Result<UnixStream, LinkError> {
 pub(crate) async fn hand_over(
     mut uds: UnixStream,
     tcp: &TcpStream,
-    state: PlayerSession,
+    state: PlayerHandoff,
 ) -> Result<(), LinkError> {
     let mut out = BytesMut::new();
     ipc::encode(

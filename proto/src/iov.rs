@@ -37,6 +37,63 @@ pub fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
     }
 }
 
+/// A queue of shared buffers waiting for a socket, that knows how many bytes it holds:
+/// the one place where a connection's pending output (media and control replies alike) is
+/// counted, so that a bound on it is a bound on everything.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Appends one buffer (empty ones are dropped).
+    pub fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.bytes += b.len();
+            self.queue.push_back(b);
+        }
+    }
+
+    /// Bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Buffers queued.
+    pub fn buffers(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Fills `iov` with the front of the queue; returns how many slots were used.
+    pub fn fill<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
+        fill(&self.queue, iov)
+    }
+
+    /// Drops the first `n` bytes (what a write took).
+    pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.bytes);
+        advance(&mut self.queue, n);
+        self.bytes -= n;
+    }
+
+    /// Drops everything queued.
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.bytes = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,13 @@
 
 use bytes::{Bytes, BytesMut};
 use proto::ipc::{
-    check_hello, encode, encode_frame, encode_header, header_bytes, ChunkStreamState, Event,
-    FrameDecoder, Header, IpcError, Message, PlayerSession, RejectReason, Role, DEFAULT_MAX_HEADER,
-    DEFAULT_MAX_PAYLOAD, FORMAT_VERSION, PREFIX_LEN,
+    check_hello, encode, encode_frame, encode_header, header_bytes, Event, FrameDecoder, Header,
+    IpcError, Message, RejectReason, Role, DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, FORMAT_VERSION,
+    PREFIX_LEN,
 };
 use proto::media::{Codec, Frame, FrameFlags, TrackKind};
+use proto::rtmp::chunk::ChunkStreamState;
+use proto::rtmp::session::PlayerHandoff;
 
 /// Hex dump as FORMAT.md prints it: 16 bytes a line, lowercase, space separated.
 fn dump(bytes: &[u8]) -> String {
@@ -196,8 +198,8 @@ fn event() -> Event {
     }
 }
 
-fn player() -> PlayerSession {
-    PlayerSession {
+fn player() -> PlayerHandoff {
+    PlayerHandoff {
         conn_id: 1,
         remote: "127.0.0.1:5000".into(),
         key: "live/a".into(),

@@ -3,11 +3,10 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use proto::ipc::{
-    encode, encode_header, ChunkStreamState, Event, FrameDecoder, Header, Message, PlayerSession,
-    RejectReason, Role,
-};
+use proto::ipc::{encode, encode_header, Event, FrameDecoder, Header, Message, RejectReason, Role};
 use proto::media::{Codec, FrameFlags};
+use proto::rtmp::chunk::ChunkStreamState;
+use proto::rtmp::session::PlayerHandoff;
 
 fn text() -> impl Strategy<Value = String> {
     "[a-z/_\\-\u{e9}\u{1f600}]{0,12}"
@@ -89,7 +88,7 @@ fn chunk_state() -> impl Strategy<Value = ChunkStreamState> {
         )
 }
 
-fn player() -> impl Strategy<Value = PlayerSession> {
+fn player() -> impl Strategy<Value = PlayerHandoff> {
     // Finite floats: NaN would not compare equal to itself after the round trip.
     let f = -1e12f64..1e12;
     (
@@ -106,7 +105,7 @@ fn player() -> impl Strategy<Value = PlayerSession> {
                 in_chunk_streams,
                 pending_input,
                 (start, duration, transaction_id, [reset, receive_audio, receive_video]),
-            )| PlayerSession {
+            )| PlayerHandoff {
                 conn_id,
                 remote,
                 key,

@@ -1,4 +1,4 @@
-//! Turning a received descriptor and `PlayerSession` into a served player.
+//! Turning a received descriptor and `PlayerHandoff` into a served player.
 
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
     };
     let _ = sock.set_nodelay(true);
     let span = tracing::info_span!("player", conn_id = session.conn_id, key = %session.key);
-    super::session::run(sock, session, registry)
+    super::driver::run(sock, session, registry)
         .instrument(span)
         .await
 }

@@ -1,7 +1,7 @@
-//! RTMP players handed over by ingest-rtmp: taking the socket ([`handoff`]), the
-//! player's input and the session setup ([`session`]), and the output from the shared
-//! ring ([`writer`]).
+//! RTMP players handed over by ingest-rtmp: taking the socket ([`handoff`]), the task
+//! that drives one player ([`driver`]), and its state: protocol session, ring cursor and
+//! the fan-out's fast path ([`output`]).
 
+pub mod driver;
 pub mod handoff;
-pub mod session;
-pub mod writer;
+pub mod output;

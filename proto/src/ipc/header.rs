@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::media::{Codec, Frame, FrameFlags};
+use crate::rtmp::session::PlayerHandoff;
 
 /// Version carried in [`Header::Hello`]; peers with a different version are refused.
 pub const FORMAT_VERSION: u16 = 1;
@@ -46,65 +47,6 @@ pub struct Event {
     pub remote: String,
     /// Further fields as name/value pairs (path, bytes, duration, reason ...).
     pub fields: Vec<(String, String)>,
-}
-
-/// Inbound chunk header state of one chunk stream, carried across a player handoff so the
-/// hub can decode FMT 1-3 chunks the client sends afterwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkStreamState {
-    /// Chunk stream id.
-    pub csid: u32,
-    /// Timestamp of the last message (absolute).
-    pub timestamp: u32,
-    /// Last timestamp delta (for FMT 3 after FMT 1/2).
-    pub delta: u32,
-    /// Last message length.
-    pub length: u32,
-    /// Last message type id.
-    pub type_id: u8,
-    /// Last message stream id.
-    pub stream_id: u32,
-    /// Whether the last header used an extended timestamp.
-    pub extended: bool,
-}
-
-/// Everything the hub needs to continue an RTMP player session that ingest-rtmp accepted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlayerSession {
-    /// Connection id assigned by ingest (for logs).
-    pub conn_id: u64,
-    /// Remote address of the player.
-    pub remote: String,
-    /// Stream key `app/name` the player asked for.
-    pub key: String,
-    /// Message stream id the play came on (from createStream).
-    pub stream_id: u32,
-    /// Chunk size the client sends with.
-    pub in_chunk_size: u32,
-    /// Chunk size the server last announced to the client.
-    pub out_chunk_size: u32,
-    /// Window acknowledgement size the client asked for (0 = none).
-    pub window_ack_size: u32,
-    /// Bytes received from the client so far (for acknowledgements).
-    pub bytes_received: u64,
-    /// Bytes received when the last acknowledgement was sent.
-    pub last_ack_sent: u64,
-    /// Inbound chunk header state per chunk stream.
-    pub in_chunk_streams: Vec<ChunkStreamState>,
-    /// Bytes ingest read from the socket past the play command, not yet parsed.
-    pub pending_input: Vec<u8>,
-    /// The play `start` argument (-2 live or recorded, -1 live, >= 0 recorded from).
-    pub start: f64,
-    /// The play `duration` argument.
-    pub duration: f64,
-    /// The play `reset` argument.
-    pub reset: bool,
-    /// Whether the client wants audio (receiveAudio).
-    pub receive_audio: bool,
-    /// Whether the client wants video (receiveVideo).
-    pub receive_video: bool,
-    /// Transaction id of the play command (0 normally).
-    pub transaction_id: f64,
 }
 
 /// A message header. The payload that follows depends on the variant (FORMAT.md).
@@ -187,7 +129,7 @@ pub enum Header {
     },
     /// An RTMP player handed to the hub; the TCP socket arrives with it (SCM_RIGHTS).
     /// Payload: none.
-    PlayerHandoff(PlayerSession),
+    PlayerHandoff(PlayerHandoff),
     /// The hub dropped data for this subscriber on this stream (it fell behind). The next
     /// video frame it receives for the stream is a keyframe. Payload: none.
     Dropped {

@@ -8,7 +8,5 @@ pub use codec::{
     check_hello, encode, encode_frame, encode_header, header_bytes, FrameDecoder, IpcError,
     Message, DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, PREFIX_LEN,
 };
-pub use header::{
-    ChunkStreamState, Event, Header, PlayerSession, RejectReason, Role, FORMAT_VERSION,
-};
+pub use header::{Event, Header, RejectReason, Role, FORMAT_VERSION};
 pub use peer_name::{hello_conn_id, hello_name};

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use bytes::{Buf, BytesMut};
 
 use super::{
-    ChunkError, ChunkLimits, RtmpMessage, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE,
+    ChunkError, ChunkLimits, ChunkStreamState, RtmpMessage, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP,
+    MAX_CHUNK_SIZE,
 };
-use crate::ipc::ChunkStreamState;
 use crate::rtmp::message::types;
 
 /// Header state of one chunk stream, plus its incomplete message if any.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, MAX_CSID, MIN_CSID};
 
@@ -149,6 +149,29 @@ pub fn write_fmt0(
         extended.then_some(timestamp),
         out,
     );
+}
+
+/// Copies the FMT 0 header that starts `shared` (a message from [`write_fmt0`]) into
+/// `hdr` with its message stream id replaced by `stream_id`, and returns the rest of
+/// `shared`, sliced, not copied. Bytes built once for one message stream id thus serve a
+/// reader on another: continuation chunks do not carry the id. `None` when `shared` does
+/// not start with a whole FMT 0 header.
+pub fn rewrite_fmt0_stream_id(shared: &Bytes, stream_id: u32, hdr: &mut BytesMut) -> Option<Bytes> {
+    let first = *shared.first()?;
+    if first >> 6 != 0 {
+        return None;
+    }
+    let basic = match first & 0x3F {
+        0 => 2,
+        1 => 3,
+        _ => 1,
+    };
+    // Basic header, timestamp (3), length (3), type id (1), then the stream id (4).
+    let id_at = basic + 7;
+    let head = shared.get(..id_at + 4)?;
+    hdr.extend_from_slice(&head[..id_at]);
+    hdr.put_u32_le(stream_id);
+    Some(shared.slice(id_at + 4..))
 }
 
 /// Writes the payload after a message header: the first piece directly, then each

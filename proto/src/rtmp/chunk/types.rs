@@ -1,6 +1,7 @@
 //! Limits, messages, errors and constants of the chunk stream.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The timestamp field value that announces an extended timestamp.
@@ -41,6 +42,27 @@ impl Default for ChunkLimits {
             max_buffered_bytes: 32 << 20,
         }
     }
+}
+
+/// Inbound chunk header state of one chunk stream, carried across a player handoff so the
+/// hub can decode FMT 1-3 chunks the client sends afterwards
+/// ([`super::ChunkDecoder::export_state`], [`super::ChunkDecoder::from_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkStreamState {
+    /// Chunk stream id.
+    pub csid: u32,
+    /// Timestamp of the last message (absolute).
+    pub timestamp: u32,
+    /// Last timestamp delta (for FMT 3 after FMT 1/2).
+    pub delta: u32,
+    /// Last message length.
+    pub length: u32,
+    /// Last message type id.
+    pub type_id: u8,
+    /// Last message stream id.
+    pub stream_id: u32,
+    /// Whether the last header used an extended timestamp.
+    pub extended: bool,
 }
 
 /// One reassembled RTMP message.

@@ -1,8 +1,11 @@
 //! Both sides of an RTMP connection as sans-IO state machines. [`ClientSession`] is the
-//! client (relays, load tools: connect, publish or play); the rest of this page is about
-//! the server side: handshake, chunk
-//! stream, protocol control and the NetConnection/NetStream commands of publishers and
-//! players, up to the point where a publisher streams or a player is handed over.
+//! client (relays, load tools: connect, publish or play). On the server side,
+//! [`ServerSession`] runs a connection from the handshake through the
+//! NetConnection/NetStream commands of publishers and players, up to the point where a
+//! publisher streams or a player is handed over; [`PlayerHandoff`] is the state that
+//! crosses processes then (the framed format carries it), and [`PlayerSession`]
+//! continues the player from it in the hub. The rest of this page is about
+//! [`ServerSession`].
 //!
 //! ```text
 //!  socket bytes --> handle_input --> [handshake | chunk decoder --> message --> command]
@@ -39,7 +42,9 @@ mod commands;
 mod config;
 mod error;
 mod event;
+mod handoff;
 mod output;
+mod player;
 mod server;
 
 pub use caps::{AUDIO_FOURCCS, VIDEO_FOURCCS};
@@ -53,6 +58,8 @@ pub use event::{
     ConnectInfo, Media, MediaKind, MessageStreamId, PlayRequest, PublishRequest, PublishType,
     SessionEvent, UnpublishReason,
 };
+pub use handoff::PlayerHandoff;
+pub use player::{CloseReason, PlayerConfig, PlayerError, PlayerEvent, PlayerSession};
 pub use server::ServerSession;
 
 use event::split_query;

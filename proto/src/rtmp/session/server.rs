@@ -4,12 +4,12 @@ use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
+use super::handoff::PlayerHandoff;
 use super::output::{metadata, Output};
 use super::{
     ConnectInfo, Media, MediaKind, MessageStreamId, PlayRequest, SessionConfig, SessionError,
     SessionEvent,
 };
-use crate::ipc::PlayerSession;
 use crate::rtmp::amf0::Amf0Value;
 use crate::rtmp::chunk::{ChunkDecoder, RtmpMessage};
 use crate::rtmp::handshake::{HandshakeStatus, ServerHandshake, RANDOM_SIZE};
@@ -337,7 +337,7 @@ impl ServerSession {
         remote: String,
         key: String,
         pending_input: &[u8],
-    ) -> Result<PlayerSession, SessionError> {
+    ) -> Result<PlayerHandoff, SessionError> {
         let Some(play) = self.streams.iter().find_map(|s| match &s.state {
             StreamState::PlayAccepted(p) => Some(p),
             _ => None,
@@ -356,7 +356,7 @@ impl ServerSession {
                 reason: "a message is half received",
             });
         }
-        Ok(PlayerSession {
+        Ok(PlayerHandoff {
             conn_id,
             remote,
             key,

@@ -1,0 +1,254 @@
+//! The task of one handed-over RTMP player: a thin shell that moves bytes and time
+//! between the socket and the player's state. The protocol is
+//! `proto::rtmp::session::PlayerSession`; what to send from the ring is
+//! [`super::output::Player`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use proto::media::StreamKey;
+use proto::rtmp::session::{PlayerConfig, PlayerError, PlayerHandoff, PlayerSession};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use super::output::{Output, Pass, Player, PlayerEnd, Start};
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::rtmp_out::SHARED_STREAM_ID;
+use crate::write::write_all;
+
+/// Largest message a player may send (commands are small).
+const MAX_PLAYER_MESSAGE: u32 = 64 * 1024;
+
+/// Why the task stopped, beyond what [`PlayerEnd`] says.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("{0}")]
+    End(#[from] PlayerEnd),
+    #[error("read: {0}")]
+    Read(std::io::Error),
+    #[error("eof")]
+    Eof,
+    #[error("{0}")]
+    Protocol(#[from] PlayerError),
+}
+
+/// The protocol settings of players.
+pub fn player_config(cfg: &Config) -> PlayerConfig {
+    PlayerConfig {
+        chunk_size: cfg.chunk_size,
+        media_stream_id: SHARED_STREAM_ID,
+        max_message_size: MAX_PLAYER_MESSAGE,
+        ping_interval: cfg.player_ping_interval,
+        ping_timeout: cfg.player_ping_timeout,
+        ..PlayerConfig::default()
+    }
+}
+
+/// Serves one player until it leaves or must be closed.
+pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
+    let cfg = registry.config().clone();
+    let conn_id = h.conn_id;
+    let mut session = PlayerSession::new(&h, player_config(&cfg), Instant::now());
+    let mut buf = BytesMut::from(&h.pending_input[..]);
+    let (mut rd, mut wr) = sock.into_split();
+    let refused = match StreamKey::parse(&h.key) {
+        Err(e) => Err((
+            "NetStream.Play.StreamNotFound",
+            "Invalid stream key.",
+            e.to_string(),
+        )),
+        Ok(key) => registry
+            .attach_player(&key)
+            .map_err(|e| ("NetStream.Play.Failed", "", e.to_string())),
+    };
+    let stream = match refused {
+        Ok(stream) => stream,
+        Err((code, description, error)) => {
+            let description = if description.is_empty() {
+                &error
+            } else {
+                description
+            };
+            session.reject(code, description);
+            flush(&mut wr, &mut session, cfg.player_write_timeout).await;
+            tracing::warn!(conn_id, layer = "player", %error, "closing connection");
+            return;
+        }
+    };
+    session.accept();
+    let reader_id = registry.reader_id();
+    let output = {
+        let mut st = stream.lock();
+        let start = if st.is_live() {
+            let join = st.ring.join_point();
+            let ms = join
+                .and_then(|j| st.ring.get(j))
+                .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
+            let mut headers = Vec::new();
+            st.headers_for(ms, session.stream_id(), &mut headers);
+            for b in headers {
+                session.queue_bytes(b);
+            }
+            Start {
+                cursor: join.unwrap_or(st.ring.head()),
+                live: true,
+                waiting_key: join.is_none(),
+            }
+        } else {
+            Start {
+                cursor: st.ring.head(),
+                live: false,
+                waiting_key: true,
+            }
+        };
+        if start.live {
+            tracing::info!(conn_id, remote = %h.remote, "player started");
+        } else {
+            // Not a success yet: say what the player waits for, and for how long.
+            tracing::info!(
+                conn_id,
+                remote = %h.remote,
+                "player waiting for a publisher of {} (up to {})",
+                h.key,
+                humantime::format_duration(cfg.publisher_wait)
+            );
+        }
+        let player = Player::new(
+            stream.clone(),
+            conn_id,
+            &cfg,
+            session,
+            start,
+            Instant::now(),
+        );
+        // Registered under the same lock that fixed the cursor: no entry falls between.
+        let output = Output::new(wr, player);
+        st.add_reader(reader_id, output.clone());
+        output
+    };
+    match drive(&output, &mut rd, &mut buf).await {
+        Stop::Eof => tracing::info!(conn_id, why = "eof", "player left"),
+        Stop::Read(e) | Stop::End(PlayerEnd::Io(e)) if is_hang_up(&e) => {
+            tracing::info!(conn_id, why = "connection closed", "player left")
+        }
+        Stop::Read(e) | Stop::End(PlayerEnd::Io(e)) => {
+            tracing::info!(conn_id, error = %e, "player left")
+        }
+        Stop::End(e @ PlayerEnd::NotFound(_)) => tracing::info!(conn_id, "closing player: {e}"),
+        Stop::End(PlayerEnd::Session(why)) => tracing::info!(conn_id, why, "player left"),
+        Stop::Protocol(e) => {
+            tracing::warn!(conn_id, layer = e.layer(), error = %e, "closing connection")
+        }
+        Stop::End(e @ (PlayerEnd::TooSlow { .. } | PlayerEnd::Stalled(_) | PlayerEnd::Idle(_))) => {
+            tracing::warn!(conn_id, layer = "player", error = %e, "closing connection")
+        }
+        Stop::End(e) => tracing::info!(conn_id, reason = %e, "player closed"),
+    }
+    stream.lock().remove_reader(reader_id);
+    registry.detach_player(&stream);
+}
+
+/// Moves bytes and time until the player ends; what is still queued for a player that
+/// ends in order is written first.
+async fn drive(output: &Output, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Stop {
+    // Bytes ingest read past `play` come first.
+    if let Err(stop) = input(output, buf) {
+        return finish(output, stop).await;
+    }
+    loop {
+        let pass = output.lock().pass(output.sock(), Instant::now());
+        let pass = match pass {
+            Ok(p) => p,
+            Err(end) => return finish(output, end.into()).await,
+        };
+        if pass.more {
+            // Catching up on a backlog: let other tasks run between batches.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let Pass { blocked, .. } = pass;
+        let deadline = output.lock().next_deadline();
+        buf.reserve(4096);
+        tokio::select! {
+            r = rd.read_buf(buf) => match r {
+                Ok(0) => return Stop::Eof,
+                Ok(_) => {
+                    if let Err(stop) = input(output, buf) {
+                        return finish(output, stop).await;
+                    }
+                }
+                Err(e) => return Stop::Read(e),
+            },
+            r = output.sock().writable(), if blocked => {
+                if let Err(e) = r {
+                    return Stop::End(PlayerEnd::Io(e));
+                }
+            }
+            _ = output.notified(), if !blocked => {}
+            _ = sleep_until(deadline) => {
+                let due = output.lock().handle_timeout(Instant::now());
+                if let Err(end) = due {
+                    return finish(output, end.into()).await;
+                }
+            }
+        }
+    }
+}
+
+/// Feeds what the player sent to its session and acts on its requests.
+fn input(output: &Output, buf: &mut BytesMut) -> Result<(), Stop> {
+    let mut p = output.lock();
+    p.session.handle_input(buf, Instant::now())?;
+    p.apply_events()?;
+    Ok(())
+}
+
+/// Writes what is still queued (a closing status, the last frames) to a player that
+/// ends in order, bounded by the write timeout, then reports `stop`.
+async fn finish(output: &Output, stop: Stop) -> Stop {
+    let orderly = match &stop {
+        Stop::End(end) => end.flushes(),
+        Stop::Protocol(_) => true,
+        Stop::Read(_) | Stop::Eof => false,
+    };
+    if orderly {
+        let timeout = output.lock().stall_timeout();
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                let blocked = output.lock().write(output.sock(), Instant::now());
+                if !matches!(blocked, Ok(true)) || output.sock().writable().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+    stop
+}
+
+/// Writes a refused player's session output (its error status), bounded by `timeout`.
+async fn flush(wr: &mut OwnedWriteHalf, session: &mut PlayerSession, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, write_all(wr, session.outbox())).await;
+}
+
+/// Whether a socket error is just the player going away (a reset or a closed pipe is how
+/// most players end a session), not a failure worth an error field.
+fn is_hang_up(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::UnexpectedEof
+    )
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

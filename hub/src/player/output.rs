@@ -1,0 +1,427 @@
+//! A player's state in the hub: its protocol session (`proto::rtmp::session::PlayerSession`,
+//! which also holds every byte queued for the socket), its [`Cursor`] into the stream's
+//! ring, the stall timer, and the publisher-wait deadline.
+//!
+//! Delivery has two paths. When the publisher appends an entry, it offers it to every
+//! caught-up player on the spot ([`Output::offer`]): the entry's shared chunk bytes go to
+//! the socket with one non-blocking vectored write, and the player's task is not woken at
+//! all. Only a player with something left over (a socket that would block, a backlog, a
+//! request of the player, a stream event) is handed to its own task
+//! ([`super::driver`]), which waits for the socket and applies the lag policy. So with N
+//! healthy players a frame costs N `writev` calls and no scheduling.
+//!
+//! Per frame nothing is allocated for a player: the session queues `Bytes` handles (a
+//! reference count). Only rare events (status messages, headers after a skip) are
+//! serialized per player.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proto::rtmp::session::{CloseReason, PlayerEvent, PlayerSession};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+use crate::config::{Config, LAG_WINDOW};
+use crate::cursor::{Cursor, LagCounter, LagDecision, StallTimer};
+use crate::ring::Item;
+use crate::stream::{NewEntry, Reader, Stream, StreamState};
+use crate::write::{try_write, Written};
+
+/// Most entries taken from the ring per pass.
+const BATCH_ENTRIES: usize = 256;
+
+/// Why a player ended.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayerEnd {
+    /// Socket error (the player left).
+    #[error("write: {0}")]
+    Io(#[from] io::Error),
+    /// The stream closed (publisher did not return in time).
+    #[error("stream closed")]
+    StreamClosed,
+    /// Nobody published the key within `--publisher-wait` (this long).
+    #[error("nobody published the stream within {} (--publisher-wait)", humantime::format_duration(*.0))]
+    NotFound(Duration),
+    /// Too many lag skips within the window.
+    #[error("too slow: {skips} lag skips within {window:?}")]
+    TooSlow {
+        /// Skips counted.
+        skips: usize,
+        /// The window.
+        window: Duration,
+    },
+    /// The socket took no bytes for the write timeout: the player stopped reading.
+    #[error("stalled: no bytes written for {0:?}")]
+    Stalled(Duration),
+    /// The player's protocol session ended (it closed the stream).
+    #[error("{0}")]
+    Session(&'static str),
+    /// The player sent nothing for the ping timeout after a ping.
+    #[error("idle: nothing received for {0:?}")]
+    Idle(Duration),
+}
+
+impl PlayerEnd {
+    /// Whether the player may still get the bytes queued for it (a closing status).
+    pub fn flushes(&self) -> bool {
+        !matches!(
+            self,
+            PlayerEnd::Io(_)
+                | PlayerEnd::Stalled(_)
+                | PlayerEnd::TooSlow { .. }
+                | PlayerEnd::Idle(_)
+        )
+    }
+}
+
+/// One player's output, shared by its task and the publisher's fan-out.
+pub struct Output {
+    sock: OwnedWriteHalf,
+    state: Mutex<Player>,
+    notify: Notify,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").finish_non_exhaustive()
+    }
+}
+
+/// What one pass over a player left to do.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// The socket would block with bytes still queued.
+    pub blocked: bool,
+    /// Entries remain between the cursor and the head (the batch limit was hit).
+    pub more: bool,
+}
+
+impl Output {
+    /// The output of a player writing to `sock`.
+    pub fn new(sock: OwnedWriteHalf, player: Player) -> Arc<Output> {
+        Arc::new(Output {
+            sock,
+            state: Mutex::new(player),
+            notify: Notify::new(),
+        })
+    }
+
+    /// The player's state.
+    pub fn lock(&self) -> MutexGuard<'_, Player> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The socket.
+    pub fn sock(&self) -> &OwnedWriteHalf {
+        &self.sock
+    }
+
+    /// Resolves when the fan-out left work for the player's task.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl Reader for Output {
+    /// The fast path: a caught-up player with nothing pending takes the new entry straight
+    /// to its socket; anything else is left to its task.
+    fn offer(&self, new: &NewEntry) {
+        let Ok(mut p) = self.state.try_lock() else {
+            // Its task is in a pass and will look at the ring again.
+            self.notify.notify_one();
+            return;
+        };
+        if p.session.is_paused() {
+            // Nothing to send until unpaused, which comes through the task.
+            return;
+        }
+        if p.cursor.at() != new.seq || !p.session.outbox().is_empty() || p.failed.is_some() {
+            drop(p);
+            self.notify.notify_one();
+            return;
+        }
+        // At the head, so the lag policy has nothing to say.
+        p.cursor.step();
+        if new.frame {
+            p.take_frame(new.video, &new.rtmp);
+        } else {
+            p.session.queue_media(&new.rtmp);
+        }
+        match p.write(&self.sock, Instant::now()) {
+            Ok(false) => {}
+            Ok(true) => {
+                drop(p);
+                self.notify.notify_one();
+            }
+            Err(e) => {
+                p.failed = Some(PlayerEnd::Io(e));
+                drop(p);
+                self.notify.notify_one();
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// How a new player starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    /// Where the cursor starts.
+    pub cursor: u64,
+    /// Whether a publisher is live.
+    pub live: bool,
+    /// Whether video waits for a keyframe.
+    pub waiting_key: bool,
+}
+
+/// The state of one player.
+pub struct Player {
+    stream: Arc<Stream>,
+    conn_id: u64,
+    /// The RTMP session: requests in, replies and every queued byte out.
+    pub session: PlayerSession,
+    cursor: Cursor,
+    /// A publisher is live for this player.
+    live: bool,
+    /// The publisher left since the player started (the next publish is announced).
+    unpublished: bool,
+    /// Deadline to see a publisher, while none is live and none was seen.
+    deadline: Option<Instant>,
+    /// `--publisher-wait`, for saying why a player that waited in vain is closed.
+    publisher_wait: Duration,
+    stall: StallTimer,
+    /// Why the player must end, found by the fan-out (reported by the player's task).
+    failed: Option<PlayerEnd>,
+    headers: Vec<Bytes>,
+}
+
+impl Player {
+    /// A player of `stream` whose accepted session is `session`, starting as `start` says.
+    pub fn new(
+        stream: Arc<Stream>,
+        conn_id: u64,
+        cfg: &Config,
+        session: PlayerSession,
+        start: Start,
+        now: Instant,
+    ) -> Player {
+        let lag = LagCounter::new(cfg.max_lag_skips, LAG_WINDOW);
+        Player {
+            stream,
+            conn_id,
+            session,
+            cursor: Cursor::new(start.cursor, start.waiting_key, Some(lag)),
+            live: start.live,
+            unpublished: false,
+            deadline: (!start.live).then(|| now + cfg.publisher_wait),
+            publisher_wait: cfg.publisher_wait,
+            stall: StallTimer::new(cfg.player_write_timeout),
+            failed: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The earliest of the session's timer, the stall deadline and the publisher wait.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.session.poll_timeout(),
+            self.stall.deadline(),
+            self.deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Timers due at `now`: session pings and idle close, a stalled socket, a publisher
+    /// that never came. `Err` when the player must end.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PlayerEnd> {
+        if self.stall.expired(now) {
+            return Err(PlayerEnd::Stalled(self.stall.timeout()));
+        }
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.deadline = None;
+            if !self.live {
+                let waited = self.publisher_wait;
+                let d = format!(
+                    "nobody published {} within {}",
+                    self.session.key(),
+                    humantime::format_duration(waited)
+                );
+                self.session
+                    .status("error", "NetStream.Play.StreamNotFound", &d);
+                return Err(PlayerEnd::NotFound(waited));
+            }
+        }
+        self.session.handle_timeout(now);
+        self.apply_events()
+    }
+
+    /// Acts on what the player asked for. `Err` when its session ended.
+    pub fn apply_events(&mut self) -> Result<(), PlayerEnd> {
+        while let Some(e) = self.session.poll_event() {
+            match e {
+                PlayerEvent::ReceiveVideo(true) => self.cursor.wait_for_keyframe(),
+                PlayerEvent::ReceiveVideo(false)
+                | PlayerEvent::ReceiveAudio(_)
+                | PlayerEvent::Pause(_) => {}
+                PlayerEvent::Seek(_) => {
+                    // A live stream has one position: the newest keyframe.
+                    let stream = self.stream.clone();
+                    let mut st = stream.lock();
+                    self.cursor.rejoin(&st.ring);
+                    self.queue_headers(&mut st, self.cursor.at());
+                }
+                PlayerEvent::Closed(CloseReason::Idle(quiet)) => {
+                    return Err(PlayerEnd::Idle(quiet))
+                }
+                PlayerEvent::Closed(why) => return Err(PlayerEnd::Session(why.as_str())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes new entries into the outbox and writes what the socket takes without
+    /// blocking. `Err` when the player must end.
+    pub fn pass(&mut self, sock: &OwnedWriteHalf, now: Instant) -> Result<Pass, PlayerEnd> {
+        if let Some(end) = self.failed.take() {
+            return Err(end);
+        }
+        let (end, more) = self.collect(now);
+        let blocked = self.write(sock, now)?;
+        match end {
+            Some(end) => Err(end),
+            None => Ok(Pass {
+                blocked,
+                more: more && !blocked,
+            }),
+        }
+    }
+
+    /// Writes the outbox until it is empty or the socket would block (true).
+    pub fn write(&mut self, sock: &OwnedWriteHalf, now: Instant) -> io::Result<bool> {
+        match try_write(sock, self.session.outbox())? {
+            Written::All => {
+                self.stall.idle();
+                Ok(false)
+            }
+            Written::Blocked { progress: true } => {
+                self.stall.progress(now, true);
+                Ok(true)
+            }
+            Written::Blocked { progress: false } => {
+                self.stall.blocked(now);
+                Ok(true)
+            }
+        }
+    }
+
+    /// How long a socket may take nothing.
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall.timeout()
+    }
+
+    /// Takes entries from the cursor into the outbox. Returns why to stop, if it must,
+    /// and whether entries remain after this batch.
+    fn collect(&mut self, now: Instant) -> (Option<PlayerEnd>, bool) {
+        if self.session.is_paused() {
+            return (None, false);
+        }
+        let stream = self.stream.clone();
+        let mut st = stream.lock();
+        if let Some(end) = self.apply_lag(&mut st, now) {
+            return (Some(end), false);
+        }
+        for _ in 0..BATCH_ENTRIES {
+            let Some(entry) = self.cursor.next(&st.ring) else {
+                return (None, false);
+            };
+            match &entry.item {
+                Item::Frame(frame) => {
+                    let video = frame.is_video().then_some(frame.is_keyframe());
+                    let rtmp = entry.rtmp.clone();
+                    self.take_frame(video, &rtmp);
+                }
+                Item::Config { .. } | Item::Metadata { .. } => {
+                    let rtmp = entry.rtmp.clone();
+                    self.session.queue_media(&rtmp);
+                }
+                Item::Published { .. } => {
+                    self.cursor.wait_for_keyframe();
+                    if self.deadline.take().is_some() {
+                        // Ends the "waiting for a publisher" the player started with.
+                        tracing::info!(conn_id = self.conn_id, key = %self.session.key(), "player started: the publisher arrived");
+                    }
+                    if self.unpublished {
+                        self.session.publish_notify();
+                        self.unpublished = false;
+                    }
+                    self.live = true;
+                }
+                Item::Unpublished { .. } => {
+                    if self.live {
+                        self.session.unpublish_notify();
+                        self.unpublished = true;
+                    }
+                    self.live = false;
+                }
+                Item::Closed => return (Some(PlayerEnd::StreamClosed), false),
+            }
+        }
+        (None, self.cursor.behind_head(&st.ring))
+    }
+
+    /// Queues a frame unless this player skips it (`video`: `Some(keyframe)` for video):
+    /// video waiting for a keyframe, or a track it asked not to receive.
+    fn take_frame(&mut self, video: Option<bool>, rtmp: &Bytes) {
+        if !self.cursor.admit(video) {
+            return;
+        }
+        let wanted = match video {
+            Some(_) => self.session.receive_video(),
+            None => self.session.receive_audio(),
+        };
+        if wanted {
+            self.session.queue_media(rtmp);
+        }
+    }
+
+    /// The lag policy (see [`Cursor::check_lag`]); after a skip the current headers are
+    /// sent again first.
+    fn apply_lag(&mut self, st: &mut StreamState, now: Instant) -> Option<PlayerEnd> {
+        match self.cursor.check_lag(&st.ring, now) {
+            LagDecision::Fine => None,
+            LagDecision::TooSlow { skips, window } => Some(PlayerEnd::TooSlow { skips, window }),
+            LagDecision::Skipped(skip) => {
+                tracing::info!(
+                    conn_id = self.conn_id,
+                    frames = skip.frames,
+                    bytes = skip.bytes,
+                    to_keyframe = skip.to_keyframe,
+                    skips = self.cursor.skips(),
+                    "player fell behind; skipped to the newest keyframe"
+                );
+                self.queue_headers(st, skip.to);
+                None
+            }
+        }
+    }
+
+    /// Queues the metadata and sequence headers current at entry `at`.
+    fn queue_headers(&mut self, st: &mut StreamState, at: u64) {
+        let ms = st
+            .ring
+            .get(at)
+            .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
+        self.headers.clear();
+        st.headers_for(ms, self.session.stream_id(), &mut self.headers);
+        for h in self.headers.drain(..) {
+            self.session.queue_bytes(h);
+        }
+    }
+}

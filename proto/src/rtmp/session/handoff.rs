@@ -1,0 +1,47 @@
+//! The state of a player connection handed from one process to another.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rtmp::chunk::ChunkStreamState;
+
+/// Everything needed to continue an RTMP player connection in another process: what
+/// ingest-rtmp's [`super::ServerSession::into_player_state`] exports and the hub's
+/// [`super::PlayerSession`] starts from. The framed format carries it in
+/// `Header::PlayerHandoff` (FORMAT.md section 3), so its field order is wire format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerHandoff {
+    /// Connection id assigned by ingest (for logs).
+    pub conn_id: u64,
+    /// Remote address of the player.
+    pub remote: String,
+    /// Stream key `app/name` the player asked for.
+    pub key: String,
+    /// Message stream id the play came on (from createStream).
+    pub stream_id: u32,
+    /// Chunk size the client sends with.
+    pub in_chunk_size: u32,
+    /// Chunk size the server last announced to the client.
+    pub out_chunk_size: u32,
+    /// Window acknowledgement size the client asked for (0 = none).
+    pub window_ack_size: u32,
+    /// Bytes received from the client so far (for acknowledgements).
+    pub bytes_received: u64,
+    /// Bytes received when the last acknowledgement was sent.
+    pub last_ack_sent: u64,
+    /// Inbound chunk header state per chunk stream.
+    pub in_chunk_streams: Vec<ChunkStreamState>,
+    /// Bytes ingest read from the socket past the play command, not yet parsed.
+    pub pending_input: Vec<u8>,
+    /// The play `start` argument (-2 live or recorded, -1 live, >= 0 recorded from).
+    pub start: f64,
+    /// The play `duration` argument.
+    pub duration: f64,
+    /// The play `reset` argument.
+    pub reset: bool,
+    /// Whether the client wants audio (receiveAudio).
+    pub receive_audio: bool,
+    /// Whether the client wants video (receiveVideo).
+    pub receive_video: bool,
+    /// Transaction id of the play command (0 normally).
+    pub transaction_id: f64,
+}
