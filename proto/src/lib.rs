@@ -1,10 +1,12 @@
 //! Wire formats of the media server, with no I/O: the framed IPC format the processes
-//! speak to each other, and the RTMP, AMF and FLV formats they speak to the world.
+//! speak to each other, and the RTMP, AMF, FLV, MPEG-TS and SRT formats they speak to the world.
 //!
 //! ```text
 //!  bytes from a socket --> rtmp::handshake --> rtmp::chunk --> rtmp::session --> flv --> media
 //!                                                                                        |
 //!  bytes to a socket  <-- rtmp::chunk <-- flv <----------- ipc (hub.sock, pipes) <-------+
+//!
+//!  datagrams <--> srt::{Listener, Caller} --> srt::Connection (ARQ, TSBPD, AES-CTR) --> payloads
 //! ```
 //!
 //! Every function here takes bytes and returns values or bytes; the binaries own the
@@ -18,4 +20,5 @@ pub mod iov;
 pub mod ipc;
 pub mod media;
 pub mod rtmp;
+pub mod srt;
 pub mod ts;

@@ -246,3 +246,47 @@ fn fuzz_ts_demux() {
     }
     run(targets::ts_demux, &seeds, 600, 7);
 }
+
+/// Every datagram of the libsrt captures in tests/vectors/srt.
+fn srt_captured() -> Vec<Vec<u8>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/srt");
+    let mut out = Vec::new();
+    for name in ["plain", "aes16", "rotate24"] {
+        let text = std::fs::read_to_string(format!("{dir}/{name}.txt")).unwrap();
+        for line in text.lines().take(40) {
+            let hex = &line[2..];
+            out.push(
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn fuzz_srt_packet() {
+    run(targets::srt_packet, &srt_captured(), 6000, 16);
+}
+
+#[test]
+fn fuzz_srt_handshake() {
+    let seeds: Vec<Vec<u8>> = srt_captured()
+        .into_iter()
+        .filter(|d| d[0] == 0x80 && d[1] == 0)
+        .flat_map(|d| (0u8..8).map(move |m| [&[m][..], &d].concat()))
+        .collect();
+    run(targets::srt_handshake, &seeds, 3000, 17);
+}
+
+#[test]
+fn fuzz_srt_connection() {
+    let mut stream = Vec::new();
+    for d in srt_captured().into_iter().skip(4) {
+        stream.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        stream.extend_from_slice(&d);
+    }
+    run(targets::srt_connection, &[stream], 300, 18);
+}

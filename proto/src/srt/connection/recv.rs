@@ -1,0 +1,346 @@
+//! The receiving half: reorder buffer, loss detection, ACK/NAK generation and TSBPD release.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::loss::LossTracker;
+use super::stats::Stats;
+use super::tsbpd::Tsbpd;
+use crate::srt::packet::{AckInfo, DataPacket};
+use crate::srt::seq::SeqNo;
+
+/// Full ACK period (draft 4.8.1).
+pub(crate) const ACK_INTERVAL: Duration = Duration::from_millis(10);
+/// A light ACK every this many packets.
+const LIGHT_ACK_PACKETS: u32 = 64;
+/// Shortest periodic NAK interval (libsrt: 20 ms).
+const MIN_NAK_INTERVAL: Duration = Duration::from_millis(20);
+/// ACK numbers remembered for RTT measurement.
+const ACK_HISTORY: usize = 1024;
+
+struct Slot {
+    due: Instant,
+    ts: u32,
+    payload: Bytes,
+}
+
+/// What the receiver wants sent after an input.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RecvOutput {
+    /// Nothing.
+    None,
+    /// An immediate NAK for a new gap.
+    Nak(SeqNo, SeqNo),
+}
+
+/// A packet released by TSBPD, or a gap given up on.
+#[derive(Debug)]
+pub(crate) enum Release {
+    Packet { payload: Bytes, timestamp: u32 },
+    Dropped { first: SeqNo, count: u32 },
+}
+
+pub(crate) struct Receiver {
+    /// Sequence number of `buf[0]`: the first packet not yet released.
+    head: SeqNo,
+    /// One past the highest sequence number received.
+    next_expected: SeqNo,
+    buf: VecDeque<Option<Slot>>,
+    capacity: usize,
+    loss: LossTracker,
+    pub(crate) tsbpd: Tsbpd,
+    too_late_drop: bool,
+    ack_number: u32,
+    ack_history: VecDeque<(u32, Instant)>,
+    last_ack_at: Option<Instant>,
+    /// When the ACK timer last fired (whether or not an ACK was due).
+    ack_timer: Option<Instant>,
+    last_acked: SeqNo,
+    since_light_ack: u32,
+    // Receive rate over the last ACK period.
+    window_packets: u32,
+    window_bytes: u64,
+    window_start: Option<Instant>,
+    rate: (u32, u32),
+    // Link capacity from packet pairs (every 16th packet and its successor).
+    probe_start: Option<(SeqNo, Instant)>,
+    probe_intervals: VecDeque<Duration>,
+}
+
+impl Receiver {
+    pub(crate) fn new(isn: SeqNo, capacity: usize, tsbpd: Tsbpd, too_late_drop: bool) -> Self {
+        Receiver {
+            head: isn,
+            next_expected: isn,
+            buf: VecDeque::new(),
+            capacity,
+            loss: LossTracker::default(),
+            tsbpd,
+            too_late_drop,
+            ack_number: 0,
+            ack_history: VecDeque::new(),
+            last_ack_at: None,
+            ack_timer: None,
+            last_acked: isn,
+            since_light_ack: 0,
+            window_packets: 0,
+            window_bytes: 0,
+            window_start: None,
+            rate: (0, 0),
+            probe_start: None,
+            probe_intervals: VecDeque::new(),
+        }
+    }
+
+    /// Stores a (decrypted) data packet.
+    pub(crate) fn handle_data(
+        &mut self,
+        now: Instant,
+        p: DataPacket,
+        stats: &mut Stats,
+    ) -> RecvOutput {
+        stats.recv_packets += 1;
+        stats.recv_bytes += p.payload.len() as u64;
+        if p.retransmitted {
+            stats.recv_retransmitted += 1;
+        }
+        self.window_packets += 1;
+        self.window_bytes += p.payload.len() as u64;
+        self.window_start.get_or_insert(now);
+        self.probe(now, p.seq);
+        let offset = p.seq.diff(self.head);
+        if offset < 0 {
+            stats.recv_belated += 1;
+            return RecvOutput::None;
+        }
+        let offset = offset as usize;
+        if offset >= self.capacity {
+            stats.recv_overflow += 1;
+            return RecvOutput::None;
+        }
+        let mut out = RecvOutput::None;
+        if p.seq >= self.next_expected {
+            if p.seq > self.next_expected {
+                let to = p.seq.minus(1);
+                stats.recv_lost += (to.diff(self.next_expected) + 1) as u64;
+                self.loss.push(self.next_expected, to, now);
+                out = RecvOutput::Nak(self.next_expected, to);
+            }
+            self.next_expected = p.seq.next();
+        } else if !self.loss.remove(p.seq) {
+            stats.recv_duplicates += 1;
+            return RecvOutput::None;
+        }
+        while self.buf.len() <= offset {
+            self.buf.push_back(None);
+        }
+        let due = self.tsbpd.delivery_time(p.timestamp);
+        self.buf[offset] = Some(Slot {
+            due,
+            ts: p.timestamp,
+            payload: p.payload,
+        });
+        self.since_light_ack += 1;
+        out
+    }
+
+    fn probe(&mut self, now: Instant, seq: SeqNo) {
+        if seq.get() & 15 == 0 {
+            self.probe_start = Some((seq, now));
+        } else if let Some((s, t)) = self.probe_start.take() {
+            if s.next() == seq {
+                self.probe_intervals.push_back(now - t);
+                if self.probe_intervals.len() > 16 {
+                    self.probe_intervals.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Link capacity estimate, packets per second.
+    fn link_capacity(&self) -> u32 {
+        if self.probe_intervals.is_empty() {
+            return 0;
+        }
+        let mut v: Vec<Duration> = self.probe_intervals.iter().copied().collect();
+        v.sort();
+        let median = v[v.len() / 2].as_micros().max(1);
+        (1_000_000 / median).min(u128::from(u32::MAX)) as u32
+    }
+
+    /// The first sequence number not received.
+    pub(crate) fn ack_seq(&self) -> SeqNo {
+        self.loss.first().unwrap_or(self.next_expected)
+    }
+
+    pub(crate) fn available_buffer(&self) -> u32 {
+        (self.capacity.saturating_sub(self.buf.len())) as u32
+    }
+
+    /// Releases what TSBPD says is due, dropping gaps that are too late.
+    pub(crate) fn poll_release(&mut self, now: Instant, stats: &mut Stats) -> Option<Release> {
+        match self.buf.front() {
+            Some(Some(slot)) if slot.due <= now => {
+                let slot = self.buf.pop_front().flatten().expect("checked");
+                self.head = self.head.next();
+                stats.delivered += 1;
+                Some(Release::Packet {
+                    payload: slot.payload,
+                    timestamp: slot.ts,
+                })
+            }
+            Some(None) if self.too_late_drop => {
+                let gap = self.buf.iter().position(|s| s.is_some())?;
+                let due = self.buf[gap].as_ref().expect("found").due;
+                if due > now {
+                    return None;
+                }
+                let first = self.head;
+                self.buf.drain(..gap);
+                self.head = self.head.plus(gap as u32);
+                self.loss.remove_before(self.head);
+                if self.last_acked < self.head {
+                    self.last_acked = self.head;
+                }
+                stats.recv_dropped += gap as u64;
+                Some(Release::Dropped {
+                    first,
+                    count: gap as u32,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The sender gave up on `first..=last`: treat them as dropped.
+    pub(crate) fn handle_drop_request(&mut self, first: SeqNo, last: SeqNo) {
+        let mut s = first;
+        while s <= last && s.diff(first) < self.capacity as i32 {
+            if s >= self.head && s < self.next_expected {
+                self.loss.remove(s);
+            }
+            s = s.next();
+        }
+        // The slots stay empty; `poll_release` skips them once a later packet is due.
+        if last >= self.next_expected && last.diff(self.head) < self.capacity as i32 {
+            self.next_expected = last.next();
+        }
+    }
+
+    /// When the next packet is due (or a gap would be dropped).
+    pub(crate) fn next_release(&self) -> Option<Instant> {
+        match self.buf.front()? {
+            Some(slot) => Some(slot.due),
+            None if self.too_late_drop => self.buf.iter().flatten().next().map(|s| s.due),
+            None => None,
+        }
+    }
+
+    /// A full ACK to send now, if one is due: its number and body.
+    pub(crate) fn poll_full_ack(
+        &mut self,
+        now: Instant,
+        rtt: (u32, u32),
+        resend_after: Duration,
+    ) -> Option<(u32, SeqNo, AckInfo)> {
+        if let Some(t) = self.ack_timer {
+            if now < t + ACK_INTERVAL {
+                return None;
+            }
+        }
+        self.window_start?;
+        self.ack_timer = Some(now);
+        let ack = self.ack_seq();
+        let stale = match self.last_ack_at {
+            Some(t) => now >= t + resend_after,
+            None => true,
+        };
+        // Also while the ACK point is stuck behind a loss: every full ACK brings an
+        // ACKACK, and the RTT samples keep the NAK interval tight.
+        let fresh = self.window_packets > 0;
+        if ack == self.last_acked && !stale && !fresh {
+            return None;
+        }
+        if let Some(start) = self.window_start {
+            let el = (now - start).as_micros().max(1);
+            if el >= ACK_INTERVAL.as_micros() {
+                self.rate = (
+                    (u128::from(self.window_packets) * 1_000_000 / el) as u32,
+                    (u128::from(self.window_bytes) * 1_000_000 / el).min(u128::from(u32::MAX))
+                        as u32,
+                );
+                self.window_packets = 0;
+                self.window_bytes = 0;
+                self.window_start = Some(now);
+            }
+        }
+        self.ack_number = self.ack_number.wrapping_add(1).max(1);
+        self.ack_history.push_back((self.ack_number, now));
+        if self.ack_history.len() > ACK_HISTORY {
+            self.ack_history.pop_front();
+        }
+        self.last_ack_at = Some(now);
+        self.last_acked = ack;
+        self.since_light_ack = 0;
+        Some((
+            self.ack_number,
+            ack,
+            AckInfo {
+                rtt_us: rtt.0,
+                rtt_var_us: rtt.1,
+                available_buffer: self.available_buffer(),
+                rates: Some((self.rate.0, self.link_capacity(), self.rate.1)),
+            },
+        ))
+    }
+
+    /// A light ACK when 64 packets arrived since the last ACK.
+    pub(crate) fn poll_light_ack(&mut self) -> Option<SeqNo> {
+        if self.since_light_ack < LIGHT_ACK_PACKETS {
+            return None;
+        }
+        self.since_light_ack = 0;
+        let ack = self.ack_seq();
+        (ack != self.last_acked).then(|| {
+            self.last_acked = ack;
+            ack
+        })
+    }
+
+    /// The RTT sample for ACKACK `number`.
+    pub(crate) fn handle_ackack(&mut self, now: Instant, number: u32) -> Option<Duration> {
+        let i = self.ack_history.iter().position(|(n, _)| *n == number)?;
+        let (_, sent) = self.ack_history[i];
+        self.ack_history.drain(..=i);
+        Some(now - sent)
+    }
+
+    pub(crate) fn next_ack(&self) -> Option<Instant> {
+        self.window_start?;
+        match self.ack_timer {
+            Some(t) => Some(t + ACK_INTERVAL),
+            None => self.window_start,
+        }
+    }
+
+    /// The periodic NAK, if one is due: the ranges not reported for `interval` (at least
+    /// 20 ms).
+    pub(crate) fn poll_periodic_nak(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+    ) -> Option<Vec<(SeqNo, SeqNo)>> {
+        let interval = interval.max(MIN_NAK_INTERVAL);
+        let due = self.loss.next_report(interval)?;
+        if due > now {
+            return None;
+        }
+        Some(self.loss.report(now, interval, 350))
+    }
+
+    pub(crate) fn next_periodic_nak(&self, interval: Duration) -> Option<Instant> {
+        self.loss.next_report(interval.max(MIN_NAK_INTERVAL))
+    }
+}
