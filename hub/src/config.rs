@@ -6,9 +6,11 @@ use std::time::Duration;
 /// What happens when a second publisher announces a key that is live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnDuplicate {
-    /// The new publisher replaces the old one (which gets `Revoke`); players stay attached.
+    /// The new publisher replaces the old one, whose connection is closed; players stay
+    /// and continue with the new publisher's stream.
     Takeover,
-    /// The new publisher is refused with `AnnounceReply { rejected: Duplicate }`.
+    /// The new publisher is refused (`NetStream.Publish.BadName`, "KEY is already being
+    /// published"); the old one goes on.
     Reject,
 }
 

@@ -24,15 +24,15 @@ struct Cli {
     /// rejected.
     #[arg(long, value_enum, default_value = "takeover")]
     on_duplicate: OnDuplicate,
-    /// Largest GOP cache per stream, in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
+    /// Largest GOP cache per stream, in bytes (units allowed: 16MiB, 512KiB).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = runtime::size::bytes::<usize>)]
     gop_cache_bytes: usize,
     /// Longest GOP cache per stream (from the last video keyframe).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     gop_cache_duration: Duration,
     /// How far behind the live edge a player may be, in bytes, before it skips to the
-    /// newest keyframe.
-    #[arg(long, default_value_t = 4 << 20)]
+    /// newest keyframe (units allowed: 4MiB, 512KiB).
+    #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = runtime::size::bytes::<usize>)]
     player_queue_bytes: usize,
     /// Lag skips within 30 s before a slow player is disconnected.
     #[arg(long, default_value_t = 3)]

@@ -35,8 +35,8 @@ pub(crate) struct Cli {
     /// Most client connections at once; further ones are closed on accept.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
-    /// Largest RTMP message accepted, in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
+    /// Largest RTMP message accepted, in bytes (units allowed: 16MiB, 512KiB).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = runtime::size::bytes::<u32>)]
     max_message_size: u32,
     /// Most chunk streams a client may use at once.
     #[arg(long, default_value_t = 64)]
@@ -44,15 +44,17 @@ pub(crate) struct Cli {
     /// Chunk size announced to clients and used toward them.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(128..=0x7FFF_FFFF))]
     chunk_size: u32,
-    /// Window acknowledgement size and peer bandwidth announced to clients.
-    #[arg(long, default_value_t = 2_500_000)]
+    /// Window acknowledgement size and peer bandwidth announced to clients, in bytes
+    /// (units allowed: 2500kB).
+    #[arg(long, value_name = "BYTES", default_value = "2500000", value_parser = runtime::size::bytes::<u32>)]
     window_ack_size: u32,
     /// Deepest AMF nesting accepted in metadata (commands: at most 8).
     #[arg(long, default_value_t = 32)]
     amf_max_depth: usize,
     /// Bytes of media queued per publisher toward the hub before frames are dropped (a
-    /// slow hub), and the bound on the GOP kept to re-announce after a hub restart.
-    #[arg(long, default_value_t = 8 << 20)]
+    /// slow hub), and the bound on the GOP kept to re-announce after a hub restart (units
+    /// allowed: 8MiB, 512KiB).
+    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
     hub_queue_bytes: usize,
     #[command(flatten)]
     pub(crate) log: runtime::log::LogArgs,

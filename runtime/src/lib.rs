@@ -1,7 +1,7 @@
 //! What every binary of the media server does the same way before and around its real
 //! work: logging set-up (`log`), waiting for a shutdown signal (`signal`), finding and
-//! securing the private runtime directory that holds the hub socket (`dir`), and the exit
-//! statuses the supervisor acts on (`exit`).
+//! securing the private runtime directory that holds the hub socket (`dir`), the exit
+//! statuses the supervisor acts on (`exit`), and byte sizes with units in flags (`size`).
 //!
 //! This is the one crate that reads the environment (`RUST_LOG`, `NO_COLOR`,
 //! `XDG_RUNTIME_DIR`, `USER`); `proto` stays free of it.
@@ -12,3 +12,4 @@ pub mod dir;
 pub mod exit;
 pub mod log;
 pub mod signal;
+pub mod size;

@@ -164,3 +164,34 @@ fn every_problem_of_every_section_is_named_in_one_pass() {
     let lines = all.lines().filter(|l| l.contains(": [")).count();
     assert_eq!(lines, expected.len(), "one line per problem:\n{all}");
 }
+
+/// Byte sizes take units in profiles as on command lines, and a size a flag cannot hold is
+/// named with its key.
+#[test]
+fn byte_sizes_take_units_in_profiles() {
+    let sandbox = Sandbox::with_fakes();
+    let good = sandbox.profile(
+        "units.toml",
+        "[hub]\ngop-cache-bytes = \"32MiB\"\nplayer-queue-bytes = \"512KiB\"\n\
+         [ingest-rtmp]\nlisten = \"127.0.0.1:0\"\nmax-message-size = \"1MiB\"\n\
+         hub-queue-bytes = \"16 MiB\"\nwindow-ack-size = \"5MB\"\n",
+    );
+    let (ok, out) = check_real(&sandbox, &good);
+    assert!(ok, "{out}");
+    let bad = sandbox.profile(
+        "bad-units.toml",
+        "[hub]\ngop-cache-bytes = \"16 megs\"\n\
+         [ingest-rtmp]\nlisten = \"127.0.0.1:0\"\nmax-message-size = \"8GiB\"\n",
+    );
+    let (ok, out) = check_real(&sandbox, &bad);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("[hub] gop-cache-bytes: invalid value '16 megs'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ingest-rtmp] max-message-size: invalid value '8GiB'")
+            && out.contains("too large"),
+        "{out}"
+    );
+}

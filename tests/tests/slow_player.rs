@@ -130,9 +130,10 @@ fn first_gap(seen: &[u32]) -> Option<usize> {
 
 #[test]
 fn lagging_player_skips_whole_gops_then_is_dropped() {
+    // A byte size with a unit, as users write them.
     let mut server = Server::start(ServerOpts::default().hub(&[
         "--player-queue-bytes",
-        "1048576",
+        "1MiB",
         "--max-lag-skips",
         "3",
     ]));
