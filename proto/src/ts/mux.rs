@@ -105,7 +105,11 @@ pub struct Muxer {
     /// Added to rescaled timestamps; set by the first frame.
     offset: Option<i64>,
     last_psi: Option<i64>,
+    /// Scratch for one PES payload, reused.
     pes: BytesMut,
+    /// The PAT section then the PMT section, built when the tracks change.
+    sections: BytesMut,
+    pat_len: usize,
 }
 
 fn stream_type(codec: Codec) -> Result<u8, MuxError> {
@@ -143,6 +147,8 @@ impl Muxer {
             offset: None,
             last_psi: None,
             pes: BytesMut::new(),
+            sections: BytesMut::new(),
+            pat_len: 0,
         }
     }
 
@@ -268,16 +274,18 @@ impl Muxer {
         let mut es = std::mem::take(&mut self.pes);
         es.clear();
         elementary_stream(t, frame, keyframe, &mut es);
-        let mut header = BytesMut::with_capacity(19);
+        let mut header = [0u8; pes::MAX_HEADER_LEN];
+        let mut w = &mut header[..];
         let wrap = |v: i64| v.rem_euclid(1 << 33) as u64;
         let dts_field = (frame.is_video() && pts != dts).then(|| wrap(dts));
-        pes::write_header(&mut header, t.stream_id, wrap(pts), dts_field, es.len());
+        pes::write_header(&mut w, t.stream_id, wrap(pts), dts_field, es.len());
+        let header_len = pes::MAX_HEADER_LEN - w.len();
         let pcr = (t.pid == pcr_pid).then(|| wrap(dts - self.options.delay as i64) * 300);
         write_packets(
             out,
             t.pid,
             &mut t.cc,
-            &[&header, &es],
+            &[&header[..header_len], &es],
             pcr,
             frame.is_video_keyframe(),
         );
@@ -294,26 +302,31 @@ impl Muxer {
             .map_or(0x1FFF, |t| t.pid)
     }
 
+    /// Writes PAT and PMT; the sections are built again only when the tracks changed.
     fn write_psi(&mut self, out: &mut BytesMut) {
-        let mut section = BytesMut::new();
-        Pat {
-            version: 0,
-            transport_stream_id: 1,
-            programs: vec![(PROGRAM, PMT_PID)],
+        if self.pmt_changed || self.sections.is_empty() {
+            self.sections.clear();
+            Pat {
+                version: 0,
+                transport_stream_id: 1,
+                programs: vec![(PROGRAM, PMT_PID)],
+            }
+            .write(&mut self.sections);
+            self.pat_len = self.sections.len();
+            Pmt {
+                program: PROGRAM,
+                version: self.pmt_version,
+                pcr_pid: self.pcr_pid(),
+                descriptors: Vec::new(),
+                streams: self.tracks.iter().map(|t| t.stream.clone()).collect(),
+            }
+            .write(&mut self.sections);
+            self.pmt_changed = false;
         }
-        .write(&mut section);
-        write_section_packet(out, PAT_PID, &mut self.pat_cc, &section);
-        section.clear();
-        Pmt {
-            program: PROGRAM,
-            version: self.pmt_version,
-            pcr_pid: self.pcr_pid(),
-            descriptors: Vec::new(),
-            streams: self.tracks.iter().map(|t| t.stream.clone()).collect(),
-        }
-        .write(&mut section);
-        write_section_packet(out, PMT_PID, &mut self.pmt_cc, &section);
-        self.pmt_changed = false;
+        let (pat, pmt) = self.sections.split_at(self.pat_len);
+        // Sections here are far below one packet; pointer_field 0 puts them first.
+        write_packets(out, PAT_PID, &mut self.pat_cc, &[&[0], pat], None, false);
+        write_packets(out, PMT_PID, &mut self.pmt_cc, &[&[0], pmt], None, false);
     }
 }
 
@@ -359,14 +372,6 @@ fn elementary_stream(t: &Track, frame: &Frame, keyframe: bool, es: &mut BytesMut
         }
         _ => es.put_slice(&frame.payload),
     }
-}
-
-/// Writes one PSI section as a single packet (sections here are far below 183 bytes).
-fn write_section_packet(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8]) {
-    let mut payload = BytesMut::with_capacity(1 + section.len());
-    payload.put_u8(0); // pointer_field
-    payload.put_slice(section);
-    write_packets(out, pid, cc, &[&payload], None, false);
 }
 
 /// Cuts `parts` (one unit: a PES or a section) into packets on `pid`; the first gets the

@@ -1,7 +1,7 @@
 //! PES packets: the header (stream id, PTS, DTS) read from a reassembled packet, and
 //! written for the muxer.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 /// Mask of a 33-bit PTS/DTS.
 pub const TS_MASK: u64 = (1 << 33) - 1;
@@ -104,17 +104,20 @@ impl PesHeader {
     }
 }
 
-fn put_timestamp(out: &mut BytesMut, marker: u8, ts: u64) {
+fn put_timestamp(out: &mut impl BufMut, marker: u8, ts: u64) {
     let ts = ts & TS_MASK;
     out.put_u8((marker << 4) | ((ts >> 29) as u8 & 0x0e) | 1);
     out.put_u16((((ts >> 14) as u16) & 0xfffe) | 1);
     out.put_u16(((ts << 1) as u16 & 0xfffe) | 1);
 }
 
+/// Longest header [`write_header`] writes (with PTS and DTS).
+pub const MAX_HEADER_LEN: usize = 19;
+
 /// Writes a PES header for `payload_len` bytes of elementary stream data. The packet
 /// length is 0 (unbounded) when it would not fit in 16 bits, as video allows.
 pub fn write_header(
-    out: &mut BytesMut,
+    out: &mut impl BufMut,
     stream_id: u8,
     pts: u64,
     dts: Option<u64>,
@@ -141,6 +144,7 @@ pub fn write_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     #[test]
     fn golden_header_with_pts_and_dts() {
