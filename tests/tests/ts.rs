@@ -442,48 +442,90 @@ fn h264_opus() {
     x264_with("h264_opus.ts", "libopus", Codec::Opus, false);
 }
 
-/// GStreamer's mpegtsmux remuxes an MP4 FFmpeg wrote; the demuxer agrees with FFmpeg on it.
-fn gstreamer(video: &str, parser: &str, want: Codec) {
+/// One GStreamer case: FFmpeg encodes with `video` / `audio` arguments into MP4 (which,
+/// unlike Matroska, keeps decode timestamps), GStreamer parses each elementary stream
+/// with the named parser and remuxes with mpegtsmux; the demuxer agrees with FFmpeg on
+/// the result.
+struct Gst {
+    video: &'static str,
+    video_parser: &'static str,
+    audio: &'static str,
+    audio_parser: &'static str,
+    codecs: [Codec; 2],
+}
+
+fn gstreamer(case: Gst) {
+    let elements = [
+        "mpegtsmux",
+        "matroskademux",
+        case.video_parser,
+        case.audio_parser,
+    ];
     if skip_without(
-        "GStreamer mpegtsmux, qtdemux",
-        which("gst-launch-1.0").is_some() && gst_has("mpegtsmux") && gst_has("qtdemux"),
+        "GStreamer mpegtsmux, matroskademux and the parsers",
+        which("gst-launch-1.0").is_some() && elements.iter().all(|e| gst_has(e)),
     ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<&str> = video.split(' ').collect();
-    args.extend(["-c:a", "aac", "-b:a", "32k"]);
+    let mut args: Vec<&str> = case.video.split(' ').collect();
+    args.extend(case.audio.split(' '));
     let mp4 = ffmpeg_encode(dir.path(), "in.mp4", &args);
     let ts = dir.path().join("gst.ts");
     let pipeline = format!(
         "filesrc location={} ! qtdemux name=d mpegtsmux name=m ! filesink location={} \
-         d.video_0 ! queue ! {parser} ! m. d.audio_0 ! queue ! aacparse ! m.",
+         d.video_0 ! queue ! {} ! m. d.audio_0 ! queue ! {} ! m.",
         mp4.display(),
-        ts.display()
+        ts.display(),
+        case.video_parser,
+        case.audio_parser,
     );
     run(
         Command::new("gst-launch-1.0")
             .arg("-q")
-            .args(pipeline.split(' ')),
+            .args(pipeline.split_whitespace()),
         "gst-launch mpegtsmux",
     );
-    compare(&ts, &[want, Codec::Aac], true);
+    compare(&ts, &case.codecs, true);
 }
+
+const GST_X264: &str = "-c:v libx264 -preset veryfast -g 10 -bf 2";
 
 #[test]
 fn gstreamer_h264_aac() {
-    gstreamer(
-        "-c:v libx264 -preset veryfast -g 10 -bf 2",
-        "h264parse",
-        Codec::H264,
-    );
+    gstreamer(Gst {
+        video: GST_X264,
+        video_parser: "h264parse",
+        audio: "-c:a aac -b:a 32k",
+        audio_parser: "aacparse",
+        codecs: [Codec::H264, Codec::Aac],
+    });
 }
 
 #[test]
 fn gstreamer_hevc_aac() {
-    gstreamer(
-        "-c:v libx265 -preset ultrafast -g 10 -x265-params log-level=error:pools=1:frame-threads=1:bframes=2",
-        "h265parse",
-        Codec::H265,
-    );
+    gstreamer(Gst {
+        video: "-c:v libx265 -preset ultrafast -g 10 -x265-params log-level=error:pools=1:frame-threads=1:bframes=2",
+        video_parser: "h265parse",
+        audio: "-c:a aac -b:a 32k",
+        audio_parser: "aacparse",
+        codecs: [Codec::H265, Codec::Aac],
+    });
+}
+
+#[test]
+fn gstreamer_h264_mp3_ac3_opus() {
+    for (audio, audio_parser, codec) in [
+        ("-c:a libmp3lame -b:a 64k", "mpegaudioparse", Codec::Mp3),
+        ("-c:a ac3 -b:a 64k", "ac3parse", Codec::Ac3),
+        ("-c:a libopus -b:a 32k", "opusparse", Codec::Opus),
+    ] {
+        gstreamer(Gst {
+            video: GST_X264,
+            video_parser: "h264parse",
+            audio,
+            audio_parser,
+            codecs: [Codec::H264, codec],
+        });
+    }
 }
