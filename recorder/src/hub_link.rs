@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use proto::glob::{self, Glob};
-use proto::ipc::{self, Event, FrameDecoder, Header, Message, Role, FORMAT_VERSION};
+use proto::ipc::{self, Event, FrameDecoder, Header, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
@@ -127,22 +127,11 @@ impl Link {
     ) -> Result<(), LinkError> {
         let (mut rd, mut wr) = sock.into_split();
         let mut out = BytesMut::new();
-        ipc::encode(
-            &Header::Hello {
-                version: FORMAT_VERSION,
-                role: Role::Subscriber,
-                name: format!("recorder/{}", std::process::id()),
-            },
-            &[],
-            &mut out,
-        );
-        ipc::encode(
-            &Header::Subscribe {
-                patterns: self.opts.patterns.clone(),
-                media: true,
-                events: false,
-            },
-            &[],
+        ipc::encode_subscription(
+            format!("recorder/{}", std::process::id()),
+            self.opts.patterns.clone(),
+            true,
+            false,
             &mut out,
         );
         wr.write_all(&out).await?;

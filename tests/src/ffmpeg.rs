@@ -306,6 +306,8 @@ pub struct Report {
     pub killed: bool,
     /// Its logs, for failure messages.
     pub description: String,
+    /// Its standard output (the framemd5 listing).
+    pub stdout: Vec<String>,
 }
 
 impl Player {
@@ -391,6 +393,7 @@ impl Player {
             success,
             killed,
             description: self.proc.describe(),
+            stdout: self.proc.stdout.lines(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use e2e::bins::bin;
 
 /// The components and the supervisor; each is run with `--help`.
-const BINARIES: [&str; 4] = ["hub", "ingest-rtmp", "recorder", "supervisor"];
+const BINARIES: [&str; 5] = ["hub", "ingest-rtmp", "recorder", "relayer", "supervisor"];
 
 /// One flag's entry in the long help: its header line and its description lines.
 struct Entry {

@@ -222,3 +222,26 @@ pub fn check_hello(header: &Header) -> Result<super::header::Role, IpcError> {
         ))),
     }
 }
+
+/// Appends a subscriber's opening: `Hello` (role `Subscriber`, `name`) and its
+/// `Subscribe` (FORMAT.md section 7, step 3).
+pub fn encode_subscription(
+    name: String,
+    patterns: Vec<String>,
+    media: bool,
+    events: bool,
+    out: &mut BytesMut,
+) {
+    let hello = Header::Hello {
+        version: super::header::FORMAT_VERSION,
+        role: super::header::Role::Subscriber,
+        name,
+    };
+    encode(&hello, &[], out);
+    let subscribe = Header::Subscribe {
+        patterns,
+        media,
+        events,
+    };
+    encode(&subscribe, &[], out);
+}

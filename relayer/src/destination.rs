@@ -1,0 +1,331 @@
+//! One push destination: its own connection, its own bounded queue, its own reconnect
+//! loop. Nothing it does can hold up the hub link, the other destinations or the stream.
+//!
+//! ```text
+//!  hub link --push--> GopQueue --pop--> ClientSession --TCP--> server
+//!            (skips whole GOPs       connecting -> live -> backing_off (exp. + jitter)
+//!             when over budget)      -> connecting ... -> stopped (stream ended)
+//! ```
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use proto::flv::PacketKind;
+use proto::ipc::Event;
+use proto::media::{Codec, TrackKind};
+use proto::rtmp::session::{ClientConfig, ClientMode};
+use tokio::sync::{mpsc, Notify};
+
+use crate::backoff::Backoff;
+use crate::media::{frame_kind, tag_body, Item};
+use crate::queue::GopQueue;
+use crate::rtmp_conn::{ConnError, RtmpConn};
+use crate::rules::redact;
+
+/// Settings shared by every destination.
+#[derive(Debug, Clone)]
+pub struct DestOptions {
+    /// Byte budget of each destination's queue.
+    pub queue_bytes: usize,
+    /// Connect + publish must succeed within this.
+    pub connect_timeout: Duration,
+    /// A write that takes longer counts as a dead destination.
+    pub write_timeout: Duration,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// How often a live destination reports its counters.
+    pub stats_interval: Duration,
+    /// Chunk size toward destinations.
+    pub chunk_size: u32,
+}
+
+/// The latest decoder configurations and metadata of a stream, sent first on every
+/// (re)connection.
+#[derive(Debug, Default)]
+pub struct Headers {
+    /// `(codec, track, record)`, one per track.
+    pub configs: Vec<(Codec, u8, Bytes)>,
+    /// `onMetaData` values.
+    pub metadata: Option<Bytes>,
+}
+
+impl Headers {
+    /// Records a track's configuration (replacing an older one).
+    pub fn set_config(&mut self, codec: Codec, track: u8, data: Bytes) {
+        let video = codec.kind() == TrackKind::Video;
+        self.configs
+            .retain(|(c, t, _)| !(*t == track && (c.kind() == TrackKind::Video) == video));
+        self.configs.push((codec, track, data));
+    }
+}
+
+/// What the hub link and a destination task share.
+#[derive(Debug)]
+pub struct DestShared {
+    /// The queue.
+    pub queue: Mutex<GopQueue>,
+    /// Wakes the task: items queued, or the stream ended.
+    pub notify: Notify,
+    /// The stream ended: send what is queued, then close.
+    pub ended: AtomicBool,
+}
+
+impl DestShared {
+    /// A fresh queue of `max_bytes`.
+    pub fn new(max_bytes: usize) -> Arc<DestShared> {
+        Arc::new(DestShared {
+            queue: Mutex::new(GopQueue::new(max_bytes)),
+            notify: Notify::new(),
+            ended: AtomicBool::new(false),
+        })
+    }
+
+    /// Queues an item and wakes the task.
+    pub fn push(&self, item: Item) {
+        self.lock().push(item);
+        self.notify.notify_one();
+    }
+
+    /// Marks the stream ended and wakes the task.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GopQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A destination's task context.
+pub struct Destination {
+    /// Destination URL (with the stream key: never logged as is).
+    pub url: String,
+    /// The stream key.
+    pub key: String,
+    /// Shared with the link.
+    pub shared: Arc<DestShared>,
+    /// The stream's headers.
+    pub headers: Arc<Mutex<Headers>>,
+    /// Settings.
+    pub opts: Arc<DestOptions>,
+    /// Events to the hub.
+    pub events: mpsc::Sender<Event>,
+    /// Bytes written over every connection.
+    bytes: u64,
+    /// Connections made.
+    connects: u64,
+}
+
+impl Destination {
+    /// A destination task context.
+    pub fn new(
+        url: String,
+        key: String,
+        shared: Arc<DestShared>,
+        headers: Arc<Mutex<Headers>>,
+        opts: Arc<DestOptions>,
+        events: mpsc::Sender<Event>,
+    ) -> Destination {
+        Destination {
+            url,
+            key,
+            shared,
+            headers,
+            opts,
+            events,
+            bytes: 0,
+            connects: 0,
+        }
+    }
+
+    fn emit(&self, kind: &str, mut fields: Vec<(String, String)>) {
+        let q = self.shared.lock();
+        fields.extend([
+            ("bytes".to_owned(), self.bytes.to_string()),
+            ("dropped_frames".to_owned(), q.dropped_frames.to_string()),
+            ("dropped_bytes".to_owned(), q.dropped_bytes.to_string()),
+            ("queued_bytes".to_owned(), q.bytes().to_string()),
+            ("connects".to_owned(), self.connects.to_string()),
+        ]);
+        drop(q);
+        // A full event channel drops the event rather than blocking the destination.
+        let _ = self.events.try_send(Event {
+            kind: kind.to_owned(),
+            key: self.key.clone(),
+            conn_id: 0,
+            remote: redact(&self.url),
+            fields,
+        });
+    }
+
+    fn state(&self, state: &str, extra: Vec<(String, String)>) {
+        let mut fields = vec![("state".to_owned(), state.to_owned())];
+        fields.extend(extra);
+        self.emit("relay", fields);
+    }
+
+    fn ended(&self) -> bool {
+        self.shared.ended.load(Ordering::Acquire)
+    }
+
+    /// Runs until the stream ends.
+    pub async fn run(mut self) {
+        let dest = redact(&self.url);
+        let mut backoff = Backoff::new(self.opts.backoff_min, self.opts.backoff_max);
+        while !self.ended() {
+            self.state("connecting", vec![]);
+            let config = ClientConfig {
+                chunk_size: self.opts.chunk_size,
+                ..ClientConfig::default()
+            };
+            let mut early = Vec::new();
+            let opened = tokio::select! {
+                r = RtmpConn::open(&self.url, ClientMode::Publish, config, self.opts.connect_timeout, &mut early) => r,
+                () = self.wait_end() => break,
+            };
+            let error = match opened {
+                Ok(conn) => {
+                    self.connects += 1;
+                    tracing::info!(key = %self.key, %dest, enhanced = conn.caps.enhanced, "destination live");
+                    self.state("live", vec![]);
+                    let started = tokio::time::Instant::now();
+                    match self.serve(conn).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            // A connection that worked for a while starts the schedule over.
+                            if started.elapsed() > self.opts.backoff_max {
+                                backoff.reset();
+                            }
+                            e
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            let delay = backoff.next(rand::random());
+            tracing::warn!(key = %self.key, %dest, error = %error, retry_in = ?delay, "destination failed");
+            self.state(
+                "backing_off",
+                vec![
+                    ("error".to_owned(), error.to_string()),
+                    ("retry_in_ms".to_owned(), delay.as_millis().to_string()),
+                ],
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.wait_end() => break,
+            }
+        }
+        tracing::info!(key = %self.key, %dest, bytes = self.bytes, "destination stopped");
+        self.state("stopped", vec![]);
+    }
+
+    /// Resolves once the stream has ended.
+    async fn wait_end(&self) {
+        while !self.ended() {
+            self.shared.notify.notified().await;
+        }
+        // Leave a permit for whoever waits next.
+        self.shared.notify.notify_one();
+    }
+
+    /// Feeds a live connection until the stream ends (Ok) or the connection fails.
+    async fn serve(&mut self, mut conn: RtmpConn) -> Result<(), ConnError> {
+        let mut body = BytesMut::new();
+        let mut blocked: HashSet<(bool, u8)> = HashSet::new();
+        let mut last_ts = 0u32;
+        // Metadata, then every track's configuration, then frames from a sync point.
+        let (metadata, configs) = {
+            let h = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+            (h.metadata.clone(), h.configs.clone())
+        };
+        if let Some(m) = metadata {
+            conn.session.send_metadata(0, &m)?;
+        }
+        for (codec, track, data) in configs {
+            self.send(
+                &mut conn,
+                &mut body,
+                &mut blocked,
+                &mut last_ts,
+                Item::Config { codec, track, data },
+            )?;
+        }
+        self.shared.lock().restart_at_sync(self.connects > 1);
+        let mut stats = tokio::time::interval(self.opts.stats_interval);
+        stats.tick().await;
+        loop {
+            loop {
+                let item = self.shared.lock().pop();
+                let Some(item) = item else { break };
+                self.send(&mut conn, &mut body, &mut blocked, &mut last_ts, item)?;
+                // One write per item, so a backlog never builds one huge buffer.
+                self.bytes += conn.flush().await? as u64;
+            }
+            self.bytes += conn.flush().await? as u64;
+            if self.ended() {
+                conn.close().await;
+                return Ok(());
+            }
+            tokio::select! {
+                () = self.shared.notify.notified() => {}
+                n = tokio::io::AsyncReadExt::read_buf(&mut conn.rd, &mut conn.rbuf) => {
+                    if n? == 0 {
+                        return Err(ConnError::Closed);
+                    }
+                    conn.session.handle_input(&mut conn.rbuf)?;
+                    while conn.session.poll_event().is_some() {}
+                }
+                _ = stats.tick() => self.state("live", vec![]),
+            }
+        }
+    }
+
+    fn send(
+        &self,
+        conn: &mut RtmpConn,
+        body: &mut BytesMut,
+        blocked: &mut HashSet<(bool, u8)>,
+        last_ts: &mut u32,
+        item: Item,
+    ) -> Result<(), ConnError> {
+        match item {
+            Item::Config { codec, track, data } => {
+                let video = codec.kind() == TrackKind::Video;
+                if !conn.caps.accepts(codec, track) {
+                    if blocked.insert((video, track)) {
+                        tracing::warn!(key = %self.key, dest = %redact(&self.url), codec = codec.name(), track, "destination does not take this codec; track not sent");
+                        self.emit(
+                            "relay_codec_unsupported",
+                            vec![
+                                ("codec".to_owned(), codec.name().to_owned()),
+                                ("track".to_owned(), track.to_string()),
+                            ],
+                        );
+                    }
+                    return Ok(());
+                }
+                blocked.remove(&(video, track));
+                let kind = tag_body(codec, track, PacketKind::Config, &data, body);
+                conn.session.send_media(kind, *last_ts, body)?;
+            }
+            Item::Metadata(m) => conn.session.send_metadata(*last_ts, &m)?,
+            Item::Frame(f) => {
+                let video = f.codec.kind() == TrackKind::Video;
+                if blocked.contains(&(video, f.track)) || !conn.caps.accepts(f.codec, f.track) {
+                    return Ok(());
+                }
+                let kind = tag_body(f.codec, f.track, frame_kind(&f), &f.data, body);
+                conn.session.send_media(kind, f.ts, body)?;
+                *last_ts = f.ts;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! The subscription to the hub: stream messages in, items out to each stream's
+//! destinations, destination events back to the hub. Reconnects with backoff; a hub
+//! restart ends every push (the hub re-announces live streams, which starts them again).
+//!
+//! The link never waits for a destination: pushing an item into a destination's queue is
+//! a short lock and never blocks (a full queue skips GOPs).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use proto::ipc::{self, Event, FrameDecoder, Header, Message};
+use proto::media::{Codec, TrackKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::callback;
+use crate::destination::{DestOptions, DestShared, Destination, Headers};
+use crate::media::{to_ms, Frame, Item};
+use crate::rules::{check_template, destinations, redact, Rule};
+
+/// Longest wait between attempts to reach the hub.
+const MAX_HUB_BACKOFF: Duration = Duration::from_secs(5);
+/// Destination events waiting to be written to the hub.
+const EVENT_QUEUE: usize = 1024;
+
+/// What the link needs.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// The hub socket.
+    pub socket: PathBuf,
+    /// Static push rules.
+    pub rules: Vec<Rule>,
+    /// Asked for more destinations when a stream starts.
+    pub callback: Option<String>,
+    /// Callback answer timeout.
+    pub callback_timeout: Duration,
+    /// Destination settings.
+    pub dest: Arc<DestOptions>,
+}
+
+struct StreamState {
+    key: String,
+    timescale: u32,
+    codecs: HashMap<(bool, u8), Codec>,
+    has_video: bool,
+    headers: Arc<Mutex<Headers>>,
+    dests: Vec<(String, Arc<DestShared>)>,
+}
+
+impl StreamState {
+    fn push(&self, item: &Item) {
+        for (_, d) in &self.dests {
+            d.push(item.clone());
+        }
+    }
+
+    fn end(&self) {
+        for (_, d) in &self.dests {
+            d.end();
+        }
+    }
+}
+
+/// Destinations a callback returned for a stream handle.
+struct Found {
+    handle: u32,
+    key: String,
+    urls: Vec<String>,
+}
+
+struct Link {
+    opts: LinkOptions,
+    streams: HashMap<u32, StreamState>,
+    events_tx: mpsc::Sender<Event>,
+    events_rx: mpsc::Receiver<Event>,
+    found_tx: mpsc::Sender<Found>,
+    found_rx: mpsc::Receiver<Found>,
+}
+
+/// Runs until `shutdown` turns true; then ends every push.
+pub async fn run(opts: LinkOptions, mut shutdown: watch::Receiver<bool>) {
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let (found_tx, found_rx) = mpsc::channel(64);
+    let mut link = Link {
+        opts,
+        streams: HashMap::new(),
+        events_tx,
+        events_rx,
+        found_tx,
+        found_rx,
+    };
+    let mut backoff = Duration::from_millis(100);
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        match UnixStream::connect(&link.opts.socket).await {
+            Ok(sock) => {
+                failures = 0;
+                backoff = Duration::from_millis(100);
+                tracing::info!(socket = %link.opts.socket.display(), "connected to the hub");
+                let r = link.session(sock, &mut shutdown).await;
+                link.end_all();
+                match r {
+                    Ok(()) if *shutdown.borrow() => break,
+                    Ok(()) => tracing::warn!("hub closed the connection"),
+                    Err(e) => tracing::warn!(error = %e, "hub connection failed"),
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::warn!(socket = %link.opts.socket.display(), error = %e, "cannot reach the hub, retrying");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => {}
+        }
+        backoff = (backoff * 2).min(MAX_HUB_BACKOFF);
+    }
+    link.end_all();
+    tracing::info!("relayer stopped");
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Ipc(#[from] ipc::IpcError),
+}
+
+impl Link {
+    fn patterns(&self) -> Vec<String> {
+        if self.opts.callback.is_some() {
+            // The callback may send any stream somewhere.
+            return Vec::new();
+        }
+        self.opts.rules.iter().map(|r| r.pattern.clone()).collect()
+    }
+
+    async fn session(
+        &mut self,
+        sock: UnixStream,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), LinkError> {
+        let (mut rd, mut wr) = sock.into_split();
+        let mut out = BytesMut::new();
+        ipc::encode_subscription(
+            format!("relayer/{}", std::process::id()),
+            self.patterns(),
+            true,
+            false,
+            &mut out,
+        );
+        wr.write_all(&out).await?;
+        let decoder = FrameDecoder::default();
+        let mut buf = BytesMut::with_capacity(256 * 1024);
+        let mut greeted = false;
+        loop {
+            while let Some(msg) = decoder.decode(&mut buf)? {
+                if !greeted {
+                    greeted = true;
+                    if matches!(msg.header, Header::Hello { .. }) {
+                        ipc::check_hello(&msg.header)?;
+                        continue;
+                    }
+                }
+                self.on_message(msg);
+            }
+            tokio::select! {
+                n = rd.read_buf(&mut buf) => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                Some(e) = self.events_rx.recv() => {
+                    out.clear();
+                    ipc::encode(&Header::Event(e), &[], &mut out);
+                    while let Ok(e) = self.events_rx.try_recv() {
+                        ipc::encode(&Header::Event(e), &[], &mut out);
+                    }
+                    wr.write_all(&out).await?;
+                }
+                Some(f) = self.found_rx.recv() => self.add_found(f),
+                _ = shutdown.changed() => {
+                    self.end_all();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) {
+        match msg.header {
+            Header::Announce {
+                stream,
+                key,
+                timescale,
+            } => self.announce(stream, key, timescale),
+            Header::TrackConfig {
+                stream,
+                track,
+                codec,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    let video = codec.kind() == TrackKind::Video;
+                    s.codecs.insert((video, track), codec);
+                    s.has_video |= video;
+                    s.headers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set_config(codec, track, msg.payload.clone());
+                    s.push(&Item::Config {
+                        codec,
+                        track,
+                        data: msg.payload,
+                    });
+                }
+            }
+            Header::Metadata { stream } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.headers.lock().unwrap_or_else(|p| p.into_inner()).metadata =
+                        Some(msg.payload.clone());
+                    s.push(&Item::Metadata(msg.payload));
+                }
+            }
+            Header::Frame {
+                stream,
+                track,
+                video,
+                dts,
+                cts,
+                flags,
+            } => {
+                let Some(s) = self.streams.get(&stream) else {
+                    return;
+                };
+                // A frame of a track without a configuration has no known codec.
+                let Some(&codec) = s.codecs.get(&(video, track)) else {
+                    return;
+                };
+                let keyframe = flags.keyframe();
+                let ts = to_ms(dts, s.timescale).max(0) as u32;
+                let cts = to_ms(i64::from(cts), s.timescale) as i32;
+                s.push(&Item::Frame(Frame {
+                    codec,
+                    track,
+                    ts,
+                    cts,
+                    flags,
+                    sync: if s.has_video {
+                        video && keyframe
+                    } else {
+                        !video
+                    },
+                    data: msg.payload,
+                }));
+            }
+            Header::EndOfStream { stream, reason } => {
+                if let Some(s) = self.streams.remove(&stream) {
+                    tracing::info!(key = %s.key, %reason, "stream ended; stopping its pushes");
+                    s.end();
+                }
+            }
+            Header::Dropped {
+                stream,
+                frames,
+                bytes,
+            } => {
+                if let Some(s) = self.streams.get(&stream) {
+                    tracing::warn!(key = %s.key, frames, bytes, "the hub skipped frames for the relayer");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn announce(&mut self, handle: u32, key: String, timescale: u32) {
+        if let Some(old) = self.streams.remove(&handle) {
+            old.end();
+        }
+        let urls = destinations(&self.opts.rules, &key);
+        if urls.is_empty() && self.opts.callback.is_none() {
+            return;
+        }
+        tracing::info!(%key, destinations = urls.len(), "stream announced");
+        let mut s = StreamState {
+            key: key.clone(),
+            timescale,
+            codecs: HashMap::new(),
+            has_video: false,
+            headers: Arc::new(Mutex::new(Headers::default())),
+            dests: Vec::new(),
+        };
+        for url in urls {
+            self.start_destination(&mut s, url);
+        }
+        self.streams.insert(handle, s);
+        if let Some(cb) = self.opts.callback.clone() {
+            let tx = self.found_tx.clone();
+            let timeout = self.opts.callback_timeout;
+            tokio::spawn(async move {
+                match callback::ask(&cb, &key, timeout).await {
+                    Ok(urls) => {
+                        let _ = tx.send(Found { handle, key, urls }).await;
+                    }
+                    Err(e) => tracing::warn!(%key, error = %e, "destination callback failed"),
+                }
+            });
+        }
+    }
+
+    fn add_found(&mut self, f: Found) {
+        let Some(mut s) = self.streams.remove(&f.handle) else {
+            return;
+        };
+        if s.key == f.key {
+            for url in f.urls {
+                if let Err(e) = check_template(&url) {
+                    tracing::warn!(key = %f.key, error = %e, "callback destination refused");
+                } else if !s.dests.iter().any(|(u, _)| *u == url) {
+                    self.start_destination(&mut s, url);
+                }
+            }
+        }
+        self.streams.insert(f.handle, s);
+    }
+
+    fn start_destination(&self, s: &mut StreamState, url: String) {
+        tracing::info!(key = %s.key, dest = %redact(&url), "pushing");
+        let shared = DestShared::new(self.opts.dest.queue_bytes);
+        // A destination added mid-stream starts with the current headers (sent at
+        // connect) and waits for the next sync point.
+        let d = Destination::new(
+            url.clone(),
+            s.key.clone(),
+            shared.clone(),
+            s.headers.clone(),
+            self.opts.dest.clone(),
+            self.events_tx.clone(),
+        );
+        tokio::spawn(d.run());
+        s.dests.push((url, shared));
+    }
+
+    fn end_all(&mut self) {
+        for (_, s) in self.streams.drain() {
+            s.end();
+        }
+    }
+}

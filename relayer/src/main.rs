@@ -1,0 +1,171 @@
+//! `relayer`: pushes live streams from the hub to other RTMP servers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use relayer::callback;
+use relayer::destination::DestOptions;
+use relayer::link::{self, LinkOptions};
+use relayer::rules::Rule;
+use tokio::sync::watch;
+
+/// Pushes live streams to other RTMP servers (YouTube, Twitch, a CDN, another server of
+/// ours), each destination with its own connection, bounded queue and reconnect loop.
+#[derive(Debug, Parser)]
+#[command(name = "relayer", version)]
+struct Cli {
+    /// Hub socket to subscribe on.
+    #[arg(long, default_value_os_t = runtime::dir::default_hub_socket())]
+    hub: PathBuf,
+    /// Push rule `PATTERN=URL[ URL...]`: streams whose key matches the glob PATTERN are
+    /// pushed to every URL; `{key}`, `{app}` and `{name}` in a URL are replaced by the
+    /// stream's. Repeatable. Example: `live/*=rtmp://a.example/live2/{name}`.
+    /// Default: none.
+    #[arg(long = "push", value_name = "RULE")]
+    push: Vec<String>,
+    /// HTTP URL asked for more destinations when a stream starts:
+    /// `GET URL?key=..&app=..&name=..`, answered with one destination URL per line.
+    /// Default: none.
+    #[arg(long, value_name = "URL")]
+    callback: Option<String>,
+    /// How long the callback may take to answer.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    callback_timeout: Duration,
+    /// Bytes of media queued per destination; beyond it whole GOPs are skipped for that
+    /// destination only.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    queue_bytes: usize,
+    /// Connecting and starting the publish at a destination must take less than this.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// A write to a destination that takes longer than this counts as a failure (the
+    /// destination stopped reading); it is reconnected.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    write_timeout: Duration,
+    /// First reconnect delay after a destination fails; it doubles per failure up to
+    /// --reconnect-max, with random jitter (50-100% of the delay).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    reconnect_min: Duration,
+    /// Longest reconnect delay.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    reconnect_max: Duration,
+    /// How often a live destination reports its counters (a `relay` event).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    stats_interval: Duration,
+    /// Chunk size used toward destinations.
+    #[arg(long, default_value_t = 4096)]
+    chunk_size: u32,
+    #[command(flatten)]
+    log: runtime::log::LogArgs,
+    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
+    /// the flag. Nothing is started (used by `supervisor check`).
+    #[arg(long)]
+    check: bool,
+}
+
+impl Cli {
+    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
+    fn problems(&self) -> Option<(&'static str, String, String)> {
+        if let Some(problem) = self.log.problem() {
+            return Some(problem);
+        }
+        for r in &self.push {
+            if let Err(e) = Rule::parse(r) {
+                return Some(("push", r.clone(), e.to_string()));
+            }
+        }
+        if let Some(cb) = &self.callback {
+            if callback::split_url(cb).is_none() {
+                return Some((
+                    "callback",
+                    cb.clone(),
+                    "must be http://host[:port]/path".into(),
+                ));
+            }
+        }
+        if !(128..=0x7FFF_FFFF).contains(&self.chunk_size) {
+            return Some((
+                "chunk-size",
+                self.chunk_size.to_string(),
+                "must be 128 to 2147483647".into(),
+            ));
+        }
+        if self.reconnect_min.is_zero() {
+            return Some(("reconnect-min", "0s".into(), "must be more than 0".into()));
+        }
+        for (flag, d) in [
+            ("connect-timeout", self.connect_timeout),
+            ("write-timeout", self.write_timeout),
+            ("stats-interval", self.stats_interval),
+            ("callback-timeout", self.callback_timeout),
+        ] {
+            if d.is_zero() {
+                return Some((flag, "0s".into(), "must be more than 0".into()));
+            }
+        }
+        None
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some((flag, value, why)) = cli.problems() {
+        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
+        std::process::exit(2);
+    }
+    if cli.check {
+        return ExitCode::SUCCESS;
+    }
+    cli.log.init();
+    runtime::exit_code!(run(cli))
+}
+
+type Failure = runtime::exit::Failure<anyhow::Error>;
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let rules: Vec<Rule> = cli
+        .push
+        .iter()
+        .filter_map(|r| Rule::parse(r).ok())
+        .collect();
+    if rules.is_empty() && cli.callback.is_none() {
+        tracing::warn!("no --push rule and no --callback: nothing will be relayed");
+    }
+    let dest = Arc::new(DestOptions {
+        queue_bytes: cli.queue_bytes,
+        connect_timeout: cli.connect_timeout,
+        write_timeout: cli.write_timeout,
+        backoff_min: cli.reconnect_min,
+        backoff_max: cli.reconnect_max,
+        stats_interval: cli.stats_interval,
+        chunk_size: cli.chunk_size,
+    });
+    let opts = LinkOptions {
+        socket: cli.hub,
+        rules,
+        callback: cli.callback,
+        callback_timeout: cli.callback_timeout,
+        dest,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(anyhow::anyhow!("starting the runtime: {e}")))?;
+    tracing::info!(hub = %opts.socket.display(), rules = opts.rules.len(), "relayer starting");
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let signal = runtime::signal::shutdown().await;
+            tracing::info!(%signal, "shutting down");
+            let _ = stop_tx.send(true);
+        });
+        link::run(opts, stop_rx).await;
+        // Let destinations send their last bytes and close politely.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! What flows from the hub link to the destinations: a stream's items in hub order, with
+//! timestamps already in RTMP milliseconds, and their FLV tag bodies.
+
+use bytes::{Bytes, BytesMut};
+use proto::flv::{write_audio_header, write_video_header, PacketKind};
+use proto::media::{Codec, FrameFlags, TrackKind};
+use proto::rtmp::session::MediaKind;
+
+/// One item of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A decoder configuration.
+    Config {
+        /// Codec of the track.
+        codec: Codec,
+        /// Track id.
+        track: u8,
+        /// The configuration record.
+        data: Bytes,
+    },
+    /// `onMetaData` AMF0 values.
+    Metadata(Bytes),
+    /// A coded frame.
+    Frame(Frame),
+}
+
+/// A coded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Codec of the track.
+    pub codec: Codec,
+    /// Track id.
+    pub track: u8,
+    /// Decode time, RTMP milliseconds (wrapping).
+    pub ts: u32,
+    /// Composition offset, milliseconds.
+    pub cts: i32,
+    /// Keyframe, disposable.
+    pub flags: FrameFlags,
+    /// A point a destination may start at: a video keyframe, or any audio frame of a
+    /// stream without video.
+    pub sync: bool,
+    /// The frame in normalized form.
+    pub data: Bytes,
+}
+
+impl Item {
+    /// Bytes the item holds (for queue budgets).
+    pub fn len(&self) -> usize {
+        match self {
+            Item::Config { data, .. } | Item::Metadata(data) => data.len(),
+            Item::Frame(f) => f.data.len(),
+        }
+    }
+
+    /// Whether the item holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Builds the FLV tag body of a config or frame into `body` (cleared first); returns
+/// audio or video.
+pub fn tag_body(
+    codec: Codec,
+    track: u8,
+    kind: PacketKind,
+    data: &[u8],
+    body: &mut BytesMut,
+) -> MediaKind {
+    body.clear();
+    let media = if codec.kind() == TrackKind::Video {
+        write_video_header(codec, track, kind, body);
+        MediaKind::Video
+    } else {
+        write_audio_header(codec, track, kind, body);
+        MediaKind::Audio
+    };
+    body.extend_from_slice(data);
+    media
+}
+
+/// The packet kind of a frame.
+pub fn frame_kind(f: &Frame) -> PacketKind {
+    PacketKind::Frame {
+        keyframe: f.flags.keyframe(),
+        disposable: f.flags.disposable(),
+        cts: f.cts,
+    }
+}
+
+/// Converts a timestamp in `timescale` ticks to RTMP milliseconds (wrapping at 2^32).
+pub fn to_ms(ticks: i64, timescale: u32) -> i64 {
+    if timescale == 1000 || timescale == 0 {
+        ticks
+    } else {
+        ((i128::from(ticks) * 1000).div_euclid(i128::from(timescale))) as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_tag_bodies() {
+        let mut b = BytesMut::new();
+        let k = tag_body(Codec::Aac, 0, PacketKind::Config, &[0x12, 0x10], &mut b);
+        assert_eq!((k, &b[..]), (MediaKind::Audio, &[0xaf, 0, 0x12, 0x10][..]));
+        let f = Frame {
+            codec: Codec::H264,
+            track: 0,
+            ts: 0,
+            cts: 40,
+            flags: FrameFlags::KEYFRAME,
+            sync: true,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+        };
+        let k = tag_body(f.codec, 0, frame_kind(&f), &f.data, &mut b);
+        assert_eq!(
+            (k, &b[..]),
+            (MediaKind::Video, &[0x17, 1, 0, 0, 40, 0, 0, 0, 1, 0x65][..])
+        );
+    }
+
+    #[test]
+    fn timescales() {
+        assert_eq!(to_ms(90_000, 90_000), 1000);
+        assert_eq!(to_ms(-90, 90_000), -1);
+        assert_eq!(to_ms(1234, 1000), 1234);
+    }
+}

@@ -1,0 +1,385 @@
+//! The relayer pushing one FFmpeg stream to Debian's nginx-rtmp and to a second server of
+//! ours at once: both play with FFmpeg with no decode errors; nginx killed and restarted
+//! is reconnected while the second server's player and a local player miss no frame;
+//! nginx stopped (SIGSTOP) keeps the relayer's queue for it bounded (whole GOPs skipped,
+//! reported in `relay` events) while the others play on.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use e2e::bins::bin;
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
+use e2e::proc::Proc;
+use e2e::tools::{skip_without, which};
+use e2e::{Server, ServerOpts};
+use proto::ipc::{self, Event, FrameDecoder, Header, Role, FORMAT_VERSION};
+
+/// A free loopback port (bound then released; nginx binds it next).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// nginx-rtmp with a private prefix and config, serving `live` on `port`.
+fn nginx(dir: &Path, port: u16) -> Proc {
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).expect("nginx dir");
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {p}/logs/error.log info;\npid {p}/nginx.pid;\n\
+             load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             events {{ worker_connections 256; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+             application live {{ live on; wait_key on; wait_video on; }} }} }}\n",
+            p = prefix.display()
+        ),
+    )
+    .expect("nginx.conf");
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p").arg(&prefix).arg("-c").arg(&conf);
+    let p = Proc::spawn("nginx", &mut cmd);
+    let deadline = deadline_in(10.0);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx did not listen on {port}\n{}",
+            p.describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+/// Collects the hub's events (a subscriber with `events` set and no media).
+fn events(socket: &Path) -> Arc<Mutex<Vec<Event>>> {
+    let mut sock = UnixStream::connect(socket).expect("hub socket");
+    let mut out = BytesMut::new();
+    ipc::encode(
+        &Header::Hello {
+            version: FORMAT_VERSION,
+            role: Role::Subscriber,
+            name: "relay-test".into(),
+        },
+        &[],
+        &mut out,
+    );
+    ipc::encode(
+        &Header::Subscribe {
+            patterns: vec!["-none-".into()],
+            media: false,
+            events: true,
+        },
+        &[],
+        &mut out,
+    );
+    sock.write_all(&out).expect("subscribe");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let store = seen.clone();
+    std::thread::spawn(move || {
+        let decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match sock.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            while let Ok(Some(m)) = decoder.decode(&mut buf) {
+                if let Header::Event(e) = m.header {
+                    store.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                }
+            }
+        }
+    });
+    seen
+}
+
+fn field<'a>(e: &'a Event, name: &str) -> Option<&'a str> {
+    e.fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Video presentation times (seconds) of a framemd5 listing, in output order.
+fn video_pts(lines: &[String]) -> Vec<f64> {
+    let video = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("#media_type "))
+        .find_map(|r| r.split_once(':').filter(|(_, k)| k.trim() == "video"))
+        .map(|(i, _)| i.trim().to_owned());
+    let Some(idx) = video else { return Vec::new() };
+    let tb = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("#tb "))
+        .filter_map(|r| r.split_once(':'))
+        .find(|(i, _)| i.trim() == idx)
+        .and_then(|(_, r)| r.trim().split_once('/'))
+        .and_then(|(n, d)| Some(n.parse::<f64>().ok()? / d.parse::<f64>().ok()?))
+        .unwrap_or(0.001);
+    lines
+        .iter()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            (f.len() > 3 && f[0] == idx).then(|| f[2].parse::<i64>().ok())?
+        })
+        .map(|p| p as f64 * tb)
+        .collect()
+}
+
+/// Panics if consecutive video frames a player decoded are further apart than 1.5
+/// frame intervals (a frame missed on the way).
+fn assert_no_gap(what: &str, r: &ffmpeg::Report, fps: f64) {
+    let mut pts = video_pts(&r.stdout);
+    assert!(
+        pts.len() > 20,
+        "{what}: only {} video frames\n{}",
+        pts.len(),
+        r.description
+    );
+    pts.sort_by(f64::total_cmp);
+    for w in pts.windows(2) {
+        assert!(
+            w[1] - w[0] < 1.5 / fps,
+            "{what}: {:.3} s of video missing after {:.3} s ({} frames)",
+            w[1] - w[0],
+            w[0],
+            pts.len()
+        );
+    }
+}
+
+/// A second server of ours (hub + ingest-rtmp) as a push destination. `Server` holds the
+/// test-wide serial lock for the origin; this one is started directly.
+struct Second {
+    _ingest: Proc,
+    _hub: Proc,
+    addr: std::net::SocketAddr,
+}
+
+impl Second {
+    fn start(dir: &Path) -> Second {
+        let socket = dir.join("second.sock");
+        let mut hub_cmd = Command::new(bin("hub"));
+        hub_cmd.arg("--socket").arg(&socket).env("NO_COLOR", "1");
+        let hub = Proc::spawn("second hub", &mut hub_cmd);
+        assert!(
+            hub.stderr
+                .wait_for(0, deadline_in(20.0), |l| l.contains("listening on unix:"))
+                .is_some(),
+            "second hub did not start\n{}",
+            hub.describe()
+        );
+        let mut ingest_cmd = Command::new(bin("ingest-rtmp"));
+        ingest_cmd
+            .args(["--listen", "127.0.0.1:0", "--hub"])
+            .arg(&socket)
+            .env("NO_COLOR", "1");
+        let ingest = Proc::spawn("second ingest-rtmp", &mut ingest_cmd);
+        let line = ingest
+            .stderr
+            .wait_for(0, deadline_in(20.0), |l| l.contains("listening on rtmp://"));
+        let addr = line
+            .as_deref()
+            .and_then(e2e::server::parse_rtmp_addr)
+            .unwrap_or_else(|| panic!("second ingest-rtmp did not start\n{}", ingest.describe()));
+        Second {
+            _ingest: ingest,
+            _hub: hub,
+            addr,
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("rtmp://{}/live/{name}", self.addr)
+    }
+}
+
+fn relayer(hub: &Path, rules: &[String], extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bin("relayer"));
+    cmd.arg("--hub").arg(hub);
+    for r in rules {
+        cmd.arg("--push").arg(r);
+    }
+    cmd.args(extra).env_remove("RUST_LOG").env("NO_COLOR", "1");
+    let p = Proc::spawn("relayer", &mut cmd);
+    assert!(
+        p.stderr
+            .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
+            .is_some(),
+        "relayer did not connect to the hub\n{}",
+        p.describe()
+    );
+    p
+}
+
+fn tmp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("relay-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("tmp");
+    d
+}
+
+#[test]
+fn pushes_to_nginx_and_ours_reconnects_and_stays_bounded() {
+    if skip_without(
+        "nginx with libnginx-mod-rtmp",
+        which("nginx").is_some() && Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so").exists(),
+    ) {
+        return;
+    }
+    let origin = Server::start(ServerOpts::default());
+    let dir = tmp_dir();
+    let second = Second::start(&dir);
+    let port = free_port();
+    let mut nginx_proc = nginx(&dir, port);
+    let rule = format!(
+        "live/*=rtmp://127.0.0.1:{port}/live/{{name}} rtmp://{}/live/{{name}}",
+        second.addr()
+    );
+    let seen = events(origin.socket());
+    let relay = relayer(
+        origin.socket(),
+        &[rule],
+        &[
+            "--reconnect-min",
+            "200ms",
+            "--reconnect-max",
+            "1s",
+            "--queue-bytes",
+            "300000",
+            "--write-timeout",
+            "30s",
+            "--stats-interval",
+            "500ms",
+        ],
+    );
+
+    let fps = 20.0;
+    let opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60));
+    let mut publisher = ffmpeg::publish(&origin.url("show"), &opts);
+    assert!(
+        relay
+            .stderr
+            .wait_count(2, deadline_in(30.0), |l| l.contains("destination live")),
+        "both destinations should go live\n{}",
+        relay.describe()
+    );
+
+    // Both destinations play and decode.
+    let three = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    let nginx_url = format!("rtmp://127.0.0.1:{port}/live/show");
+    let at_nginx = Player::spawn(&nginx_url, &three);
+    let at_second = Player::spawn(&second.url("show"), &three);
+    at_nginx
+        .finish(deadline_in(30.0))
+        .assert_decoded("player at nginx-rtmp", 40, 40);
+    at_second
+        .finish(deadline_in(30.0))
+        .assert_decoded("player at the second server", 40, 40);
+
+    // Long players at the second server and at the origin span the next two acts.
+    let long = PlayOpts {
+        duration: Some(Duration::from_secs(14)),
+        ..PlayOpts::default()
+    };
+    let watch_second = Player::spawn(&second.url("show"), &long);
+    let watch_local = Player::spawn(&origin.url("show"), &long);
+    assert!(watch_second.wait_frames(20, 1, deadline_in(20.0)));
+    assert!(watch_local.wait_frames(20, 1, deadline_in(20.0)));
+
+    // Act 1: nginx killed and restarted on the same port is reconnected.
+    let lives = relay.stderr.count(|l| l.contains("destination live"));
+    nginx_proc.kill();
+    assert!(
+        relay
+            .stderr
+            .wait_for(0, deadline_in(20.0), |l| l.contains("destination failed"))
+            .is_some(),
+        "the relayer should notice nginx is gone\n{}",
+        relay.describe()
+    );
+    nginx_proc = nginx(&dir, port);
+    assert!(
+        relay.stderr.wait_count(lives + 1, deadline_in(30.0), |l| l
+            .contains("destination live")),
+        "the relayer should reconnect to nginx\n{}",
+        relay.describe()
+    );
+    Player::spawn(&nginx_url, &three)
+        .finish(deadline_in(30.0))
+        .assert_decoded("player at the restarted nginx-rtmp", 40, 40);
+
+    // Act 2: nginx stops reading; its queue stays bounded and GOPs are skipped.
+    nginx_proc.signal(libc::SIGSTOP);
+    let bounded = deadline_in(30.0);
+    let dropping = loop {
+        let hit = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find_map(|e| {
+                let dropped: u64 = field(e, "dropped_frames")?.parse().ok()?;
+                (e.kind == "relay" && e.remote.contains(&format!(":{port}/")) && dropped > 0)
+                    .then(|| e.clone())
+            });
+        if let Some(e) = hit {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < bounded,
+            "no relay event with drops for the stopped nginx\n{:#?}\n{}",
+            seen.lock().unwrap_or_else(|p| p.into_inner()),
+            relay.describe()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let queued: usize = field(&dropping, "queued_bytes").unwrap().parse().unwrap();
+    // The budget plus one keyframe of this small stream.
+    assert!(queued <= 300_000 + 100_000, "queue grew to {queued} bytes");
+    // The second destination dropped nothing meanwhile.
+    for e in seen.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        if e.kind == "relay" && e.remote.contains(&second.addr().to_string()) {
+            assert_eq!(field(e, "dropped_frames"), Some("0"), "{e:?}");
+        }
+    }
+    nginx_proc.signal(libc::SIGCONT);
+
+    let r_second = watch_second.finish(deadline_in(40.0));
+    let r_local = watch_local.finish(deadline_in(40.0));
+    assert!(r_second.errors.is_empty(), "{:?}", r_second.errors);
+    assert!(r_local.errors.is_empty(), "{:?}", r_local.errors);
+    assert_no_gap("player at the second server", &r_second, fps);
+    assert_no_gap("local player at the origin", &r_local, fps);
+
+    assert!(publisher.is_running(), "{}", publisher.describe());
+    publisher.kill();
+    assert!(
+        relay
+            .stderr
+            .wait_count(2, deadline_in(20.0), |l| l.contains("destination stopped")),
+        "destinations stop when the stream ends\n{}",
+        relay.describe()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
