@@ -1,5 +1,6 @@
 //! The normalized media model shared by every process.
 
+pub mod bits;
 mod codec;
 mod frame;
 mod key;

@@ -2,7 +2,7 @@
 //! configuration travels empty, as Enhanced RTMP defines it (consumers that need `dac3` /
 //! `dec3`, like the recorder's MP4, build it from a syncframe).
 
-use super::bits::BitReader;
+use crate::media::bits::BitReader;
 
 /// One AC-3 or E-AC-3 syncframe header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl Ac3Header {
             if acmod == 2 {
                 r.skip(2)?; // dsurmod
             }
-            let lfeon = r.bit()?;
+            let lfeon = r.flag()?;
             Some(Ac3Header {
                 enhanced: false,
                 sample_rate: RATES[usize::from(fscod)],
@@ -117,7 +117,7 @@ impl Ac3Header {
                 (RATES[usize::from(fscod)], [1, 2, 3, 6][numblkscod as usize])
             };
             let acmod = r.bits(3)? as u8;
-            let lfeon = r.bit()?;
+            let lfeon = r.flag()?;
             Some(Ac3Header {
                 enhanced: true,
                 sample_rate,

@@ -1,7 +1,7 @@
 //! AAC in ADTS: frame headers, the AudioSpecificConfig they imply, and ADTS headers
 //! written back for the muxer.
 
-use super::bits::BitReader;
+use crate::media::bits::BitReader;
 
 /// Sampling frequencies by sampling_frequency_index.
 pub const SAMPLE_RATES: [u32; 13] = [

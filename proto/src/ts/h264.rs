@@ -4,7 +4,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::annexb::NalClass;
-use super::bits::{unescape, BitReader};
+use crate::media::bits::{unescape_rbsp_prefix as unescape, BitReader};
 
 /// Coded slice of an IDR picture.
 pub const NAL_IDR: u8 = 5;
@@ -96,7 +96,7 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     if has_chroma_info(profile) {
         info.chroma_format = r.ue()?;
         if info.chroma_format == 3 {
-            r.bit()?;
+            r.flag()?;
         }
         info.bit_depth_luma_minus8 = r.ue()?;
         info.bit_depth_chroma_minus8 = r.ue()?;

@@ -4,8 +4,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::annexb::NalClass;
-use super::bits::{unescape, BitReader};
 use super::h264::take_u16_prefixed;
+use crate::media::bits::{unescape_rbsp_prefix as unescape, BitReader};
 
 /// First IRAP NAL unit type (BLA_W_LP); IRAP pictures are types 16 to 23.
 pub const NAL_IRAP_FIRST: u8 = 16;
@@ -73,7 +73,7 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     let mut r = BitReader::new(&rbsp);
     r.skip(4)?; // sps_video_parameter_set_id
     let max_sub_layers_minus1 = r.bits(3)? as u8;
-    let temporal_id_nesting = r.bit()?;
+    let temporal_id_nesting = r.flag()?;
     let mut general = [0u8; 12];
     for b in &mut general {
         *b = r.bits(8)? as u8;
@@ -81,7 +81,7 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     let subs = usize::from(max_sub_layers_minus1);
     let mut present = [(false, false); 8];
     for p in present.iter_mut().take(subs) {
-        *p = (r.bit()?, r.bit()?);
+        *p = (r.flag()?, r.flag()?);
     }
     if subs > 0 {
         r.skip(2 * (8 - subs))?;
@@ -100,11 +100,11 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     }
     let chroma_format = r.ue()?;
     if chroma_format == 3 {
-        r.bit()?;
+        r.flag()?;
     }
     r.ue()?; // pic_width_in_luma_samples
     r.ue()?; // pic_height_in_luma_samples
-    if r.bit()? {
+    if r.flag()? {
         for _ in 0..4 {
             r.ue()?; // conformance window offsets
         }

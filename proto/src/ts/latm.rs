@@ -8,7 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::adts::SAMPLE_RATES;
-use super::bits::BitReader;
+use crate::media::bits::BitReader;
 
 /// The 11-bit LOAS sync word.
 const SYNC: u32 = 0x2B7;
@@ -105,11 +105,11 @@ fn read_asc(r: &mut BitReader<'_>) -> Option<u32> {
     }
     match aot {
         1 | 2 | 3 | 4 | 6 | 7 | 17 | 19 | 20 | 21 | 22 | 23 => {
-            r.bit()?; // frameLengthFlag
-            if r.bit()? {
+            r.flag()?; // frameLengthFlag
+            if r.flag()? {
                 r.bits(14)?; // coreCoderDelay
             }
-            let extension = r.bit()?;
+            let extension = r.flag()?;
             if channels == 0 {
                 return None; // program_config_element: not carried
             }
@@ -123,7 +123,7 @@ fn read_asc(r: &mut BitReader<'_>) -> Option<u32> {
                 if matches!(aot, 17 | 19 | 20 | 23) {
                     r.bits(3)?;
                 }
-                r.bit()?;
+                r.flag()?;
             }
         }
         _ => return None,
@@ -132,15 +132,15 @@ fn read_asc(r: &mut BitReader<'_>) -> Option<u32> {
 }
 
 fn read_mux_config(r: &mut BitReader<'_>) -> Option<MuxConfig> {
-    let version = r.bit()?;
-    let version_a = if version { r.bit()? } else { false };
+    let version = r.flag()?;
+    let version_a = if version { r.flag()? } else { false };
     if version_a {
         return None;
     }
     if version {
         latm_value(r)?; // taraBufferFullness
     }
-    let same_time = r.bit()?;
+    let same_time = r.flag()?;
     let sub_frames = r.bits(6)? as u8;
     let programs = r.bits(4)?;
     let layers = r.bits(3)?;
@@ -165,17 +165,17 @@ fn read_mux_config(r: &mut BitReader<'_>) -> Option<MuxConfig> {
     }
     r.bits(8)?; // latmBufferFullness
                 // Other data follows the payloads and is not needed: only its length field is read.
-    if r.bit()? {
+    if r.flag()? {
         if version {
             latm_value(r)?;
         } else {
-            while r.bit()? {
+            while r.flag()? {
                 r.bits(8)?;
             }
             r.bits(8)?;
         }
     }
-    if r.bit()? {
+    if r.flag()? {
         r.bits(8)?; // crcCheckSum
     }
     Some(MuxConfig {
@@ -191,7 +191,7 @@ impl LatmDecoder {
     /// that never came.
     pub fn decode(&mut self, element: &[u8]) -> Option<LatmFrames> {
         let mut r = BitReader::new(element);
-        if !r.bit()? {
+        if !r.flag()? {
             self.config = Some(read_mux_config(&mut r)?);
         }
         let config = self.config.as_ref()?;

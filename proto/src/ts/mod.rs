@@ -23,7 +23,6 @@
 pub mod ac3;
 pub mod adts;
 pub mod annexb;
-mod bits;
 pub mod demux;
 pub mod frames;
 pub mod h264;

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::bits::BitReader;
+use proto::media::bits::BitReader;
 
 /// Sample rate in Hz and channel count.
 pub type RateChannels = (u32, u16);

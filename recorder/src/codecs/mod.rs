@@ -2,7 +2,6 @@
 //! channels) out of codec configuration records and keyframes.
 
 pub mod audio;
-mod bits;
 pub mod video;
 
 use bytes::Bytes;

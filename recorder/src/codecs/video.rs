@@ -1,7 +1,7 @@
 //! Picture size from video configuration records and keyframes: H.264 and H.265 sequence
 //! parameter sets, the AV1 sequence header, and VP8/VP9 keyframe headers.
 
-use super::bits::{unescape_rbsp, BitReader};
+use proto::media::bits::{unescape_rbsp, BitReader};
 
 /// Width and height in pixels.
 pub type Size = (u32, u32);
