@@ -216,8 +216,30 @@ impl Registry {
                 max: self.cfg.max_streams,
             })?;
         inner.players += 1;
-        stream.lock().players += 1;
+        let (count, live) = {
+            let mut st = stream.lock();
+            st.players += 1;
+            (st.players, st.is_live())
+        };
+        drop(inner);
+        self.players_event(key.as_str(), count, live);
         Ok(stream)
+    }
+
+    /// Tells event subscribers how many players a key has (FORMAT.md `players`): the
+    /// relayer's pull mode starts a pull when a player waits for a key that is not live
+    /// and stops it after the last player left.
+    fn players_event(&self, key: &str, count: usize, live: bool) {
+        self.publish_event(Event {
+            kind: "players".into(),
+            key: key.to_owned(),
+            conn_id: 0,
+            remote: String::new(),
+            fields: vec![
+                ("count".into(), count.to_string()),
+                ("live".into(), live.to_string()),
+            ],
+        });
     }
 
     /// A player of `stream` is gone; a stream left with no publisher and no players is
@@ -227,11 +249,14 @@ impl Registry {
         inner.players = inner.players.saturating_sub(1);
         let mut st = stream.lock();
         st.players = st.players.saturating_sub(1);
+        let (count, live) = (st.players, st.is_live());
         if st.players == 0 && !st.is_live() {
             st.close();
             drop(st);
             Self::remove(&mut inner, stream);
         }
+        drop(inner);
+        self.players_event(stream.key.as_str(), count, live);
     }
 
     /// A subscriber registers: its waker is added to every matching stream, which are

@@ -12,6 +12,7 @@ pub mod callback;
 pub mod destination;
 pub mod link;
 pub mod media;
+pub mod pull;
 pub mod queue;
 pub mod rtmp_conn;
 pub mod rules;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::callback;
 use crate::destination::{DestOptions, DestShared, Destination, Headers};
 use crate::media::{to_ms, Frame, Item};
+use crate::pull::{self, Pull, PullOptions};
 use crate::rules::{check_template, destinations, redact, Rule};
 
 /// Longest wait between attempts to reach the hub.
@@ -40,6 +41,8 @@ pub struct LinkOptions {
     pub callback_timeout: Duration,
     /// Destination settings.
     pub dest: Arc<DestOptions>,
+    /// Pull (edge) mode, when configured.
+    pub pull: Option<PullOptions>,
 }
 
 struct StreamState {
@@ -79,13 +82,20 @@ struct Link {
     events_rx: mpsc::Receiver<Event>,
     found_tx: mpsc::Sender<Found>,
     found_rx: mpsc::Receiver<Found>,
+    pulls: HashMap<String, Pull>,
+    pull_done_tx: mpsc::Sender<String>,
+    pull_done_rx: mpsc::Receiver<String>,
 }
 
 /// Runs until `shutdown` turns true; then ends every push.
 pub async fn run(opts: LinkOptions, mut shutdown: watch::Receiver<bool>) {
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let (found_tx, found_rx) = mpsc::channel(64);
+    let (pull_done_tx, pull_done_rx) = mpsc::channel(64);
     let mut link = Link {
+        pulls: HashMap::new(),
+        pull_done_tx,
+        pull_done_rx,
         opts,
         streams: HashMap::new(),
         events_tx,
@@ -135,6 +145,11 @@ enum LinkError {
 }
 
 impl Link {
+    /// Whether the link needs media at all (push rules or a callback).
+    fn wants_media(&self) -> bool {
+        !self.opts.rules.is_empty() || self.opts.callback.is_some()
+    }
+
     fn patterns(&self) -> Vec<String> {
         if self.opts.callback.is_some() {
             // The callback may send any stream somewhere.
@@ -153,8 +168,8 @@ impl Link {
         ipc::encode_subscription(
             format!("relayer/{}", std::process::id()),
             self.patterns(),
-            true,
-            false,
+            self.wants_media(),
+            self.opts.pull.is_some(),
             &mut out,
         );
         wr.write_all(&out).await?;
@@ -187,6 +202,9 @@ impl Link {
                     wr.write_all(&out).await?;
                 }
                 Some(f) = self.found_rx.recv() => self.add_found(f),
+                Some(key) = self.pull_done_rx.recv() => {
+                    self.pulls.remove(&key);
+                }
                 _ = shutdown.changed() => {
                     self.end_all();
                     return Ok(());
@@ -267,6 +285,7 @@ impl Link {
                     s.end();
                 }
             }
+            Header::Event(e) if e.kind == "players" => self.on_players(&e),
             Header::Dropped {
                 stream,
                 frames,
@@ -277,6 +296,36 @@ impl Link {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A key's player count changed on the hub: start a pull for players waiting for a
+    /// key that is not live, or tell a running pull how many players it has.
+    fn on_players(&mut self, e: &Event) {
+        let Some(opts) = &self.opts.pull else {
+            return;
+        };
+        let field = |n: &str| {
+            e.fields
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        let count: usize = field("count").and_then(|c| c.parse().ok()).unwrap_or(0);
+        let live = field("live") == Some("true");
+        if let Some(p) = self.pulls.get(&e.key) {
+            let _ = p.players.send(count);
+            return;
+        }
+        let wanted = opts.patterns.is_empty() || proto::glob::any_matches(&opts.patterns, &e.key);
+        if count > 0 && !live && wanted {
+            let p = pull::start(
+                e.key.clone(),
+                count,
+                opts.clone(),
+                self.pull_done_tx.clone(),
+            );
+            self.pulls.insert(e.key.clone(), p);
         }
     }
 

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use proto::glob::Glob;
 use relayer::callback;
 use relayer::destination::DestOptions;
 use relayer::link::{self, LinkOptions};
+use relayer::pull::PullOptions;
 use relayer::rules::Rule;
 use tokio::sync::watch;
 
@@ -34,18 +36,30 @@ struct Cli {
     /// How long the callback may take to answer.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     callback_timeout: Duration,
-    /// Bytes of media queued per destination; beyond it whole GOPs are skipped for that
-    /// destination only.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    /// Bytes of media queued per destination (units allowed: 8MiB, 512KiB); beyond it
+    /// whole GOPs are skipped for that destination only.
+    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
     queue_bytes: usize,
-    /// Connecting and starting the publish at a destination must take less than this.
+    /// Pull (edge) mode: origin URL template played when a player asks this server's hub
+    /// for a key that is not live (`{key}`, `{app}`, `{name}`), e.g.
+    /// `rtmp://origin.example:1935/{app}/{name}`. Default: off.
+    #[arg(long, value_name = "URL")]
+    pull: Option<String>,
+    /// Pull only keys matching this glob; repeatable. Default: every key.
+    #[arg(long = "pull-match", value_name = "PATTERN")]
+    pull_match: Vec<String>,
+    /// A pull stops once its key has had no player for this long.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pull_grace: Duration,
+    /// Connecting and starting the publish at a destination (or the play at a pull's
+    /// origin) must take less than this.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
     /// A write to a destination that takes longer than this counts as a failure (the
     /// destination stopped reading); it is reconnected.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     write_timeout: Duration,
-    /// First reconnect delay after a destination fails; it doubles per failure up to
+    /// First reconnect delay after a destination (or a pull's origin) fails; it doubles per failure up to
     /// --reconnect-max, with random jitter (50-100% of the delay).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     reconnect_min: Duration,
@@ -76,6 +90,18 @@ impl Cli {
             if let Err(e) = Rule::parse(r) {
                 return Some(("push", r.clone(), e.to_string()));
             }
+        }
+        if let Some(t) = &self.pull {
+            if let Err(e) = relayer::rules::check_template(t) {
+                return Some(("pull", t.clone(), e.to_string()));
+            }
+        }
+        if let Some(p) = self.pull_match.iter().find(|p| p.is_empty()) {
+            return Some((
+                "pull-match",
+                p.clone(),
+                "an empty pattern matches nothing".into(),
+            ));
         }
         if let Some(cb) = &self.callback {
             if callback::split_url(cb).is_none() {
@@ -131,9 +157,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .iter()
         .filter_map(|r| Rule::parse(r).ok())
         .collect();
-    if rules.is_empty() && cli.callback.is_none() {
-        tracing::warn!("no --push rule and no --callback: nothing will be relayed");
+    if rules.is_empty() && cli.callback.is_none() && cli.pull.is_none() {
+        tracing::warn!("no --push rule, --callback or --pull: nothing will be relayed");
     }
+    let pull = cli.pull.clone().map(|template| PullOptions {
+        template,
+        patterns: cli.pull_match.iter().map(|p| Glob::new(p)).collect(),
+        grace: cli.pull_grace,
+        socket: cli.hub.clone(),
+        connect_timeout: cli.connect_timeout,
+        backoff_min: cli.reconnect_min,
+        backoff_max: cli.reconnect_max,
+    });
     let dest = Arc::new(DestOptions {
         queue_bytes: cli.queue_bytes,
         connect_timeout: cli.connect_timeout,
@@ -149,6 +184,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         callback: cli.callback,
         callback_timeout: cli.callback_timeout,
         dest,
+        pull,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -166,13 +166,14 @@ fn assert_no_gap(what: &str, r: &ffmpeg::Report, fps: f64) {
 /// test-wide serial lock for the origin; this one is started directly.
 struct Second {
     _ingest: Proc,
-    _hub: Proc,
+    hub: Proc,
     addr: std::net::SocketAddr,
+    socket: PathBuf,
 }
 
 impl Second {
     fn start(dir: &Path) -> Second {
-        let socket = dir.join("second.sock");
+        let socket = dir.join(format!("second-{}.sock", free_port()));
         let mut hub_cmd = Command::new(bin("hub"));
         hub_cmd.arg("--socket").arg(&socket).env("NO_COLOR", "1");
         let hub = Proc::spawn("second hub", &mut hub_cmd);
@@ -198,8 +199,9 @@ impl Second {
             .unwrap_or_else(|| panic!("second ingest-rtmp did not start\n{}", ingest.describe()));
         Second {
             _ingest: ingest,
-            _hub: hub,
+            hub,
             addr,
+            socket,
         }
     }
 
@@ -381,5 +383,83 @@ fn pushes_to_nginx_and_ours_reconnects_and_stays_bounded() {
         "destinations stop when the stream ends\n{}",
         relay.describe()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Origin -> edge: a player on the edge makes the edge's relayer pull the key from the
+/// origin; the player decodes it; after the last player leaves and the grace period, the
+/// pull stops (the origin sees its player leave) and the edge's stream ends.
+#[test]
+fn edge_pulls_from_the_origin_while_players_watch() {
+    let origin = Server::start(ServerOpts::default());
+    let dir = tmp_dir();
+    let edge = Second::start(&dir);
+    let template = format!("rtmp://{}/{{app}}/{{name}}", origin.addr());
+    let relay = relayer(
+        &edge.socket,
+        &[],
+        &[
+            "--pull",
+            &template,
+            "--pull-grace",
+            "1s",
+            "--pull-match",
+            "live/*",
+        ],
+    );
+    let mut publisher = ffmpeg::publish(
+        &origin.url("feed"),
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
+    );
+    assert!(
+        origin
+            .wait_log(origin.log_marks(), Duration::from_secs(20), |l| l
+                .contains("publish started"))
+            .is_some(),
+        "{}",
+        origin.describe()
+    );
+    // Nothing is pulled before a player asks.
+    assert_eq!(relay.stderr.count(|l| l.contains("pull started")), 0);
+
+    let three = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    Player::spawn(&edge.url("feed"), &three)
+        .finish(deadline_in(40.0))
+        .assert_decoded("player at the edge", 40, 40);
+    assert!(
+        relay.stderr.count(|l| l.contains("pulling key=live/feed")) == 1,
+        "one pull for the key\n{}",
+        relay.describe()
+    );
+    // The last player left: after the grace period the pull ends.
+    assert!(
+        relay
+            .stderr
+            .wait_for(0, deadline_in(20.0), |l| l.contains("pull stopped"))
+            .is_some(),
+        "the pull should stop after the last player left\n{}",
+        relay.describe()
+    );
+    assert!(
+        origin
+            .wait_log((0, 0), Duration::from_secs(10), |l| l
+                .contains("player left"))
+            .is_some(),
+        "the origin should see the edge's pull leave\n{}",
+        origin.describe()
+    );
+    assert!(
+        edge.hub
+            .stderr
+            .wait_for(0, deadline_in(10.0), |l| l.contains("publisher left"))
+            .is_some(),
+        "the edge's pulled stream should end\n{}",
+        edge.hub.describe()
+    );
+    assert!(publisher.is_running(), "{}", publisher.describe());
+    publisher.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }

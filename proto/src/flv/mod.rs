@@ -25,6 +25,7 @@
 //!   were valid.
 
 mod audio;
+pub mod convert;
 mod file;
 mod reader;
 mod video;
