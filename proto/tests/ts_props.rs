@@ -426,3 +426,19 @@ fn restart_with_earlier_timestamps_continues_forward() {
     }
     assert_eq!(contained(&first, &b).unwrap(), 0);
 }
+
+/// 204-byte packets (188 plus 16 bytes of Reed-Solomon parity, as DVB/ATSC links carry
+/// them), in any split, give the same frames as the 188-byte original.
+#[test]
+fn packets_with_parity() {
+    let data = vector("hevc_opus.ts");
+    let clean = read(&data, &[], options());
+    let mut rs = Vec::new();
+    for p in data.chunks_exact(188) {
+        rs.extend_from_slice(p);
+        rs.extend_from_slice(&[0x47; 16]); // parity bytes that even look like sync
+    }
+    for split in [&[][..], &[1, 203, 205, 7, 4096]] {
+        assert_eq!(read(&rs, split, options()), clean);
+    }
+}
