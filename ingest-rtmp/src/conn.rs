@@ -21,6 +21,7 @@ use tokio::time::{timeout, Instant};
 
 use crate::cli::Config;
 use crate::convert::{Converter, STREAM};
+use crate::drain::Token;
 use crate::handoff;
 use crate::link::{self, Link, LinkEvent, Opened};
 
@@ -79,6 +80,8 @@ struct Conn {
     inbuf: BytesMut,
     outbuf: BytesMut,
     publisher: Option<Publisher>,
+    /// Says when the process shuts down; held until the connection ends.
+    drain: Token,
 }
 
 fn epoch() -> u32 {
@@ -87,7 +90,13 @@ fn epoch() -> u32 {
 }
 
 /// Runs one connection to its end.
-pub(crate) async fn run(sock: TcpStream, conn_id: u64, remote: SocketAddr, cfg: Arc<Config>) {
+pub(crate) async fn run(
+    sock: TcpStream,
+    conn_id: u64,
+    remote: SocketAddr,
+    cfg: Arc<Config>,
+    drain: Token,
+) {
     let mut random = [0u8; RANDOM_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
     let mut conn = Conn {
@@ -98,6 +107,7 @@ pub(crate) async fn run(sock: TcpStream, conn_id: u64, remote: SocketAddr, cfg: 
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         outbuf: BytesMut::new(),
         publisher: None,
+        drain,
     };
     let result = conn.drive().await;
     if let Some(mut p) = conn.publisher.take() {
@@ -235,7 +245,37 @@ impl Conn {
                 self.inbuf.clear();
                 Ok(())
             }
+            _ = self.drain.stopping() => {
+                self.shut_down().await?;
+                self.inbuf.clear();
+                Ok(())
+            }
         }
+    }
+
+    /// The process shuts down: a publisher's stream ends as an unpublish (the hub gets
+    /// `EndOfStream`, the client `NetStream.Unpublish.Success`), and every connected
+    /// client is told the connection closes.
+    async fn shut_down(&mut self) -> Result<(), Close> {
+        const WHY: &str = "The server is shutting down.";
+        if let Some(mut p) = self.publisher.take() {
+            p.link.send(
+                Header::EndOfStream {
+                    stream: STREAM,
+                    reason: "shutdown".into(),
+                },
+                bytes::Bytes::new(),
+            );
+            self.session
+                .send_status(p.stream_id, "status", "NetStream.Unpublish.Success", WHY);
+            tracing::info!(key = %p.key, bad_tags = p.bad_tags, "unpublished: shutting down");
+        }
+        if self.session.connect_info().is_some() {
+            let nc = MessageStreamId(0);
+            self.session
+                .send_status(nc, "status", "NetConnection.Connect.Closed", WHY);
+        }
+        self.flush().await
     }
 
     async fn on_link_event(&mut self, event: LinkEvent) -> Result<(), Close> {
@@ -348,8 +388,11 @@ impl Conn {
             }
         };
         let opened = match &self.cfg.pipe {
-            Some(pipe) => Ok(Opened::Accepted(pipe.open(&key))),
-            None => link::open(&self.cfg.hub, &key, self.cfg.hub_queue_bytes, self.conn_id).await,
+            Some(pipe) => Ok(Opened::Accepted(pipe.open(&key, self.drain.clone()))),
+            None => {
+                let (hub, bytes) = (&self.cfg.hub, self.cfg.hub_queue_bytes);
+                link::open(hub, &key, bytes, self.conn_id, self.drain.clone()).await
+            }
         };
         match opened {
             Ok(Opened::Accepted(link)) => {

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::convert::STREAM;
+use crate::drain::Token;
 
 /// How long connecting and the hello/announce exchange may take.
 pub(crate) const HUB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,6 +187,7 @@ pub(crate) async fn open(
     key: &StreamKey,
     queue_bytes: usize,
     conn_id: u64,
+    drain: Token,
 ) -> Result<Opened, LinkError> {
     let (sock, rbuf, rejected) = announce(hub, key, conn_id).await?;
     if let Some(reason) = rejected {
@@ -204,7 +206,14 @@ pub(crate) async fn open(
     };
     let (r, w) = sock.into_split();
     let span = tracing::info_span!("hub_link", conn_id, key = %key);
-    tokio::spawn(tracing::Instrument::instrument(writer.run(r, w), span));
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            writer.run(r, w).await;
+            // Shutdown waits for this: the stream's last messages are written.
+            drop(drain);
+        },
+        span,
+    ));
     Ok(Opened::Accepted(link))
 }
 

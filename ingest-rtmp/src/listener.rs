@@ -9,9 +9,10 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::cli::Config;
+use crate::drain::Token;
 
 /// Accepts until the listener fails for good; one task per connection.
-pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>) -> io::Result<()> {
+pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let mut next_id: u64 = 1;
     loop {
@@ -38,10 +39,11 @@ pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>) -> io::Result
         };
         let _ = sock.set_nodelay(true);
         let cfg = cfg.clone();
+        let drain = drain.clone();
         let span = tracing::info_span!("conn", conn_id, %remote);
         tokio::spawn(
             async move {
-                crate::conn::run(sock, conn_id, remote, cfg).await;
+                crate::conn::run(sock, conn_id, remote, cfg, drain).await;
                 drop(permit);
             }
             .instrument(span),

@@ -16,6 +16,7 @@
 mod cli;
 mod conn;
 mod convert;
+mod drain;
 mod handoff;
 mod link;
 mod listener;
@@ -24,6 +25,7 @@ mod pipe;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -43,6 +45,10 @@ fn main() -> ExitCode {
     runtime::exit_code!(run(cli))
 }
 
+/// Longest wait at shutdown for connections to end their streams and for the hub links to
+/// write them (within the supervisor's 10 s default per phase).
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// Why a run ended in error: which exit status it gets.
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
@@ -54,8 +60,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .context("starting the runtime")
         .map_err(Failure::Failed)?;
     runtime.block_on(async move {
+        let drain = drain::Drain::new();
         if let Some(target) = &cli.out {
-            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes)
+            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, drain.token())
                 .await
                 .with_context(|| format!("cannot open --out {target}"))
                 .map_err(Failure::CannotStart)?;
@@ -73,15 +80,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
             None => tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}"),
         }
-        tokio::select! {
-            r = listener::serve(listener, cfg) => {
+        let result = tokio::select! {
+            r = listener::serve(listener, cfg.clone(), drain.token()) => {
                 r.context("accepting connections").map_err(Failure::Failed)
             }
             signal = runtime::signal::shutdown() => {
-                tracing::info!(%signal, "shutting down");
+                tracing::info!(%signal, "shutting down: ending every stream");
                 Ok(())
             }
+        };
+        // The pipe writer (if any) ends once the last connection let go of the config.
+        drop(cfg);
+        if !drain.finish(DRAIN_GRACE).await {
+            tracing::warn!(grace = ?DRAIN_GRACE, "connections still open at shutdown; closing them");
         }
+        result
     })
 }
 

@@ -23,6 +23,7 @@ use proto::media::StreamKey;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::drain::Token;
 use crate::link::{Item, Link};
 
 /// Where `--out` writes.
@@ -74,7 +75,11 @@ const WRITER_QUEUE: usize = 256;
 impl Pipe {
     /// Opens `target` and starts the writer task. The process exits when the reader is
     /// gone (broken pipe) or writing fails.
-    pub(crate) async fn start(target: &Target, queue_bytes: usize) -> io::Result<Pipe> {
+    pub(crate) async fn start(
+        target: &Target,
+        queue_bytes: usize,
+        drain: Token,
+    ) -> io::Result<Pipe> {
         let out: Box<dyn AsyncWrite + Send + Unpin> = match target {
             Target::Stdout => Box::new(tokio::io::stdout()),
             Target::Path(p) => Box::new(
@@ -87,6 +92,7 @@ impl Pipe {
         };
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         tokio::spawn(async move {
+            let _drain = drain;
             match write_all(out, rx).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -107,7 +113,7 @@ impl Pipe {
     }
 
     /// A publisher's link into the pipe: its stream gets the next handle.
-    pub(crate) fn open(&self, key: &StreamKey) -> Link {
+    pub(crate) fn open(&self, key: &StreamKey, drain: Token) -> Link {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         // Nothing is ever revoked on a pipe: the event sender is dropped at once.
         let (link, mut rx, _events) = Link::channel(self.queue_bytes);
@@ -118,6 +124,7 @@ impl Pipe {
             timescale: 1000,
         };
         tokio::spawn(async move {
+            let _drain = drain;
             if tx.send(Item::control(announce)).await.is_err() {
                 return;
             }

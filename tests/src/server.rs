@@ -179,6 +179,16 @@ impl Server {
         }
     }
 
+    /// Sends `signal` to ingest-rtmp.
+    pub fn signal_ingest(&mut self, signal: i32) {
+        self.ingest.signal(signal);
+    }
+
+    /// Waits until ingest-rtmp exits; its status, `None` if it still runs at `deadline`.
+    pub fn wait_ingest_exit(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+        self.ingest.wait_until(deadline)
+    }
+
     /// Panics unless both processes are still running.
     pub fn assert_alive(&mut self) {
         let hub_up = self.hub.is_running();

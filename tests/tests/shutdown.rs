@@ -1,6 +1,7 @@
 //! Stopping the real server under the supervisor while a stream is live and recorded:
 //! SIGTERM stops everything in order and leaves a finished recording; SIGKILL of the
-//! supervisor itself leaves no component running.
+//! supervisor itself leaves no component running. SIGTERM to ingest-rtmp alone ends its
+//! streams in order: clients are told why, the hub sees an unpublish.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,10 @@ use e2e::deadline_in;
 use e2e::ffmpeg::{self, decode_file, Codecs, PublishOpts};
 use e2e::rtmp_client::RtmpClient;
 use e2e::scenario::is_coded_video;
+use e2e::scenario::{raw_publisher, send_h264_aac};
+use e2e::server::Which;
 use e2e::supervised::Supervised;
+use e2e::{Server, ServerOpts};
 
 const COMPONENTS: [&str; 3] = ["hub", "recorder", "ingest-rtmp"];
 
@@ -108,4 +112,59 @@ fn sigkill_of_the_supervisor_leaves_no_component_running() {
     wait_live(&s);
     s.signal_supervisor(libc::SIGKILL);
     wait_gone(&pids, Duration::from_secs(10), &s);
+}
+
+#[test]
+fn sigterm_to_ingest_unpublishes_and_tells_the_clients() {
+    let mut server = Server::start(ServerOpts::default());
+    let (mut publisher, sid) = raw_publisher(server.addr(), "bye");
+    send_h264_aac(&mut publisher, sid, 0, 10, 40, 10).expect("send media");
+    // A player that is connected but not playing gets told as well.
+    let (mut idle, _) = RtmpClient::open(server.addr(), "live").expect("second client");
+    let marks = server.log_marks();
+    server
+        .wait_log((0, 0), Duration::from_secs(10), |l| {
+            l.contains("publishing")
+        })
+        .unwrap_or_else(|| panic!("never published\n{}", server.describe()));
+
+    server.signal_ingest(libc::SIGTERM);
+    let unpublished = publisher
+        .wait_status(deadline_in(10.0), |s| {
+            s.code == "NetStream.Unpublish.Success"
+        })
+        .unwrap_or_else(|e| panic!("no unpublish status: {e}\n{}", server.describe()));
+    assert!(
+        unpublished.description.contains("shutting down"),
+        "{unpublished:?}"
+    );
+    publisher
+        .wait_status(deadline_in(10.0), |s| {
+            s.code == "NetConnection.Connect.Closed"
+        })
+        .unwrap_or_else(|e| panic!("publisher not told: {e}\n{}", server.describe()));
+    publisher
+        .expect_closed(deadline_in(10.0))
+        .expect("publisher's connection closed");
+    idle.wait_status(deadline_in(10.0), |s| {
+        s.code == "NetConnection.Connect.Closed"
+    })
+    .unwrap_or_else(|e| panic!("idle client not told: {e}\n{}", server.describe()));
+
+    // The hub saw the stream end as an unpublish with its reason, not a lost connection.
+    let (_, line) = server
+        .wait_log(marks, Duration::from_secs(10), |l| {
+            l.contains("publisher left") && l.contains("shutdown")
+        })
+        .unwrap_or_else(|| panic!("hub did not see EndOfStream\n{}", server.describe()));
+    assert!(!line.contains("disconnect"), "{line}");
+    let status = server
+        .wait_ingest_exit(deadline_in(10.0))
+        .unwrap_or_else(|| panic!("ingest-rtmp still running\n{}", server.describe()));
+    assert!(status.success(), "ingest-rtmp exit {status:?}");
+    let log = server.log(Which::Ingest).lines().join("\n");
+    assert!(
+        !log.contains("still open at shutdown"),
+        "connections were cut, not ended:\n{log}"
+    );
 }
