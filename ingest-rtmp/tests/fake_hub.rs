@@ -1,7 +1,7 @@
 //! ingest-rtmp against a fake hub: a real FFmpeg publish becomes Announce, track configs,
 //! metadata, frames and end of stream on the hub socket. Skipped when FFmpeg is missing.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -10,22 +10,9 @@ use proto::media::Codec;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 
-fn ffmpeg() -> Option<String> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !path.is_empty()).then_some(path)
-}
-
 #[tokio::test]
 async fn ffmpeg_publish_reaches_the_hub() {
-    let Some(ff) = ffmpeg() else {
-        eprintln!("FFmpeg not installed; skipping");
+    let Some(ff) = testenv::require_ffmpeg() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("ingest-fake-hub-{}", std::process::id()));

@@ -6,31 +6,17 @@ use std::collections::BTreeSet;
 
 use bytes::{Bytes, BytesMut};
 use proto::flv::{
-    parse_audio, parse_video, write_audio_header, write_video_header, MediaPacket, PacketKind,
-    TAG_AUDIO, TAG_VIDEO,
+    parse_audio, parse_video, read_file, write_audio_header, write_video_header, FileTag,
+    MediaPacket, PacketKind, TAG_AUDIO, TAG_VIDEO,
 };
 use proto::media::Codec;
 
-struct Tag {
-    kind: u8,
-    body: Bytes,
-}
-
-fn read_tags(name: &str) -> Vec<Tag> {
+fn read_tags(name: &str) -> Vec<FileTag> {
     let path = format!("{}/tests/vectors/flv/{name}", env!("CARGO_MANIFEST_DIR"));
     let data = Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
-    assert_eq!(&data[..3], b"FLV");
-    let mut pos = 13;
-    let mut tags = Vec::new();
-    while pos + 11 <= data.len() {
-        let kind = data[pos] & 0x1f;
-        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let body = data.slice(pos + 11..pos + 11 + size);
-        tags.push(Tag { kind, body });
-        pos += 11 + size + 4;
-    }
-    assert_eq!(pos, data.len(), "{name}: trailing bytes");
-    tags
+    let file = read_file(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(file.complete_len, data.len(), "{name}: trailing bytes");
+    file.tags
 }
 
 /// Header for a parsed packet, or `None` for packets this side never writes.
@@ -93,7 +79,7 @@ fn check(name: &str) -> Summary {
     let mut started = BTreeSet::new();
     for (i, tag) in read_tags(name).iter().enumerate() {
         out.clear();
-        let video = match tag.kind {
+        let video = match tag.tag_type {
             TAG_VIDEO => true,
             TAG_AUDIO => false,
             _ => continue,

@@ -290,3 +290,13 @@ fn fuzz_srt_connection() {
     }
     run(targets::srt_connection, &[stream], 300, 18);
 }
+
+#[test]
+fn fuzz_flv_file() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/flv");
+    let seeds: Vec<Vec<u8>> = ["av1_opus.flv", "h263.flv"]
+        .iter()
+        .map(|f| std::fs::read(format!("{dir}/{f}")).expect("FLV vector")[13..].to_vec())
+        .collect();
+    run(targets::flv_file, &seeds, 2000, 8);
+}

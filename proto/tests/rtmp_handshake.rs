@@ -308,8 +308,7 @@ fn run_client(mut cmd: std::process::Command) -> (HandshakeKind, Command) {
 /// signature before it sends `connect`.
 #[test]
 fn ffmpeg_accepts_digest_handshake() {
-    let Some(ffmpeg) = ffmpeg_path() else {
-        eprintln!("ffmpeg not found, skipping");
+    let Some(ffmpeg) = testenv::require_ffmpeg() else {
         return;
     };
     let mut cmd = std::process::Command::new(ffmpeg);
@@ -336,12 +335,11 @@ fn ffmpeg_accepts_digest_handshake() {
 /// librtmp (rtmpdump) as a second independent client.
 #[test]
 fn rtmpdump_accepts_handshake() {
-    if std::process::Command::new("rtmpdump")
+    let present = std::process::Command::new("rtmpdump")
         .arg("--help")
         .output()
-        .is_err()
-    {
-        eprintln!("rtmpdump not found, skipping");
+        .is_ok();
+    if testenv::skip_without("rtmpdump", present) {
         return;
     }
     let mut cmd = std::process::Command::new("rtmpdump");
@@ -353,16 +351,4 @@ fn rtmpdump_accepts_handshake() {
         connect.object.get("app").and_then(|v| v.as_str()),
         Some("live")
     );
-}
-
-fn ffmpeg_path() -> Option<String> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    let p = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (!p.is_empty()).then_some(p)
 }

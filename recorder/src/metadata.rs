@@ -1,6 +1,7 @@
-//! The few numbers the recorder reads from a stream's `onMetaData` (AMF0). Only scalar
-//! values at the top level are read; nested values are skipped with a depth bound, and
-//! anything unreadable ends the scan with what was read so far.
+//! The few numbers the recorder reads from a stream's `onMetaData` (AMF0, decoded by
+//! `proto::rtmp::amf0`): only top-level scalars are used.
+
+use proto::rtmp::amf0::{self, Amf0Value, AmfLimits};
 
 /// What the source said about its stream.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,126 +20,40 @@ pub struct SourceInfo {
     pub encoder: Option<String>,
 }
 
-const MAX_DEPTH: usize = 16;
-const MAX_ENTRIES: usize = 4096;
-
-/// Reads the metadata payload of a `Header::Metadata`: the `onMetaData` string, then an
-/// object or ECMA array.
+/// Reads the metadata payload of a `Header::Metadata`: the `onMetaData` string (optional),
+/// then an object or ECMA array, decoded by `proto::rtmp::amf0` within its data-message
+/// limits. Unreadable metadata says nothing; bytes after the object are ignored.
 pub fn parse(payload: &[u8]) -> SourceInfo {
     let mut info = SourceInfo::default();
+    // The values up to the first object or ECMA array; what follows is not read.
+    let limits = AmfLimits::data();
     let mut r = payload;
-    // The name string (`onMetaData`), if present.
-    if r.first() == Some(&0x02) {
-        r = &r[1..];
-        if read_str(&mut r).is_none() {
-            return info;
+    let props = loop {
+        match amf0::decode(&mut r, &limits) {
+            Ok(v @ (Amf0Value::Object(_) | Amf0Value::EcmaArray(_))) => break v,
+            Ok(_) => {}
+            Err(_) => return info,
         }
-    }
-    match r.first() {
-        Some(0x03) => r = &r[1..],
-        Some(0x08) if r.len() >= 5 => r = &r[5..],
-        _ => return info,
-    }
-    for _ in 0..MAX_ENTRIES {
-        let Some(name) = read_str(&mut r) else {
-            break;
-        };
-        if name.is_empty() && r.first() == Some(&0x09) {
-            break;
-        }
-        let Some(&marker) = r.first() else { break };
-        match marker {
-            0x00 => {
-                let Some(v) = r.get(1..9) else { break };
-                let v = f64::from_be_bytes(v.try_into().unwrap_or([0; 8]));
-                r = &r[9..];
-                let v = v.is_finite().then_some(v);
-                match name {
-                    "width" => info.width = v,
-                    "height" => info.height = v,
-                    "framerate" | "videoframerate" => info.frame_rate = v,
-                    "audiosamplerate" => info.audio_rate = v,
-                    "audiochannels" => info.audio_channels = v,
-                    _ => {}
-                }
-            }
-            0x01 => {
-                let Some(&b) = r.get(1) else { break };
-                r = &r[2..];
-                if name == "stereo" && info.audio_channels.is_none() {
-                    info.audio_channels = Some(if b != 0 { 2.0 } else { 1.0 });
-                }
-            }
-            0x02 => {
-                r = &r[1..];
-                let Some(s) = read_str(&mut r) else { break };
-                if name == "encoder" {
-                    info.encoder = Some(s.to_owned());
-                }
-            }
-            _ => {
-                if skip_value(&mut r, 0).is_none() {
-                    break;
-                }
-            }
-        }
-    }
+    };
+    let num = |k: &str| {
+        props
+            .get(k)
+            .and_then(Amf0Value::as_f64)
+            .filter(|v| v.is_finite())
+    };
+    info.width = num("width");
+    info.height = num("height");
+    info.frame_rate = num("framerate").or_else(|| num("videoframerate"));
+    info.audio_rate = num("audiosamplerate");
+    info.audio_channels = num("audiochannels").or_else(|| {
+        let stereo = props.get("stereo").and_then(Amf0Value::as_bool)?;
+        Some(if stereo { 2.0 } else { 1.0 })
+    });
+    info.encoder = props
+        .get("encoder")
+        .and_then(Amf0Value::as_str)
+        .map(str::to_owned);
     info
-}
-
-fn read_str<'a>(r: &mut &'a [u8]) -> Option<&'a str> {
-    let len = usize::from(u16::from_be_bytes([*r.first()?, *r.get(1)?]));
-    let s = r.get(2..2 + len)?;
-    *r = &r[2 + len..];
-    std::str::from_utf8(s).ok()
-}
-
-fn skip_value(r: &mut &[u8], depth: usize) -> Option<()> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    let marker = *r.first()?;
-    *r = &r[1..];
-    match marker {
-        0x00 => *r = r.get(8..)?,
-        0x01 => *r = r.get(1..)?,
-        0x02 => {
-            read_str(r)?;
-        }
-        0x05 | 0x06 => {}
-        0x07 => *r = r.get(2..)?,
-        0x0b => *r = r.get(10..)?,
-        0x0c => {
-            let len = u32::from_be_bytes(r.get(..4)?.try_into().ok()?) as usize;
-            *r = r.get(4usize.checked_add(len)?..)?;
-        }
-        0x03 | 0x08 | 0x10 => {
-            if marker == 0x08 {
-                *r = r.get(4..)?;
-            }
-            if marker == 0x10 {
-                read_str(r)?;
-            }
-            for _ in 0..MAX_ENTRIES {
-                let name = read_str(r)?;
-                if name.is_empty() && r.first() == Some(&0x09) {
-                    *r = &r[1..];
-                    return Some(());
-                }
-                skip_value(r, depth + 1)?;
-            }
-            return None;
-        }
-        0x0a => {
-            let n = u32::from_be_bytes(r.get(..4)?.try_into().ok()?);
-            *r = &r[4..];
-            for _ in 0..n.min(MAX_ENTRIES as u32) {
-                skip_value(r, depth + 1)?;
-            }
-        }
-        _ => return None,
-    }
-    Some(())
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@ fn source(ff: &Path, dir: &Path, name: &str, args: &[&str]) -> std::path::PathBu
 
 fn run(name: &str, args: &[&str], format: Format, ext: &str, types: &[&str]) {
     let Some(ff) = ffmpeg() else {
-        eprintln!("FFmpeg not installed: skipped");
         return;
     };
     let dir = temp_dir(name);

@@ -64,11 +64,9 @@ fn hub_first_then_the_others_with_prefixed_merged_logs_then_orderly_stop() {
     assert_eq!(mode & 0o777, 0o700);
 
     let pids = [sup.child_pid("hub", 1), sup.child_pid("ingest-rtmp", 1)];
-    let started = Instant::now();
     sup.signal(SIGTERM);
     let status = sup.wait(BOUND).expect("supervisor exits after SIGTERM");
     assert!(status.success(), "{status:?}\n{}", sup.log());
-    assert!(started.elapsed() < BOUND);
     for pid in pids {
         assert!(!alive(pid), "child {pid} survived the shutdown");
     }
@@ -140,10 +138,11 @@ fn a_child_ignoring_sigterm_is_killed_after_the_shutdown_timeout() {
     sup.expect_line(0, "ingest-rtmp did not stop within 2s; killing it");
     let status = sup.wait(BOUND).expect("exits");
     assert!(status.success());
-    // 2 s for ingest, then the hub stops at once.
+    // The kill came only after ingest's 2 s shutdown timeout (the exit itself is bounded
+    // by the wait above).
     assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
+        started.elapsed() >= Duration::from_secs(2),
+        "killed after {:?}, before the shutdown timeout",
         started.elapsed()
     );
     for pid in pids {

@@ -6,35 +6,19 @@
 //! runs. Logs use `-loglevel level+...` so every line carries its level and decoder errors
 //! can be told apart from debug chatter.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::proc::Proc;
 
-/// The FFmpeg binary: `$FFMPEG`, else the one shipped by the `imageio-ffmpeg` Python package.
+/// The FFmpeg binary ([`testenv::ffmpeg`]: `$FFMPEG`, else the one shipped by the
+/// `imageio-ffmpeg` Python package). The end-to-end suites cannot run without it, so its
+/// absence fails them everywhere.
 pub fn ffmpeg_path() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(p) = std::env::var_os("FFMPEG").filter(|p| !p.is_empty()) {
-            return PathBuf::from(p);
-        }
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())",
-            ])
-            .output()
-            .expect("run python3 to locate FFmpeg (set FFMPEG=/path/to/ffmpeg instead)");
-        assert!(
-            out.status.success(),
-            "python3 -c 'import imageio_ffmpeg' failed: install it with \
-             `pip install imageio-ffmpeg` or set FFMPEG=/path/to/ffmpeg\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    testenv::ffmpeg().expect(
+        "FFmpeg not found: install it with `pip install imageio-ffmpeg` or set FFMPEG=/path/to/ffmpeg",
+    )
 }
 
 /// The codec pairs the tests publish.

@@ -135,33 +135,22 @@ pub struct Tag {
     pub body: Vec<u8>,
 }
 
-/// The complete tags of an FLV file, and the length of the prefix they span (header and
-/// complete tags, including each tag's trailing PreviousTagSize).
+/// The complete tags of an FLV file (read by `proto::flv::read_file`), and the length of
+/// the prefix they span (header and complete tags, including each tag's trailing
+/// PreviousTagSize).
 pub fn read_tags(data: &[u8]) -> Result<(Vec<Tag>, usize), String> {
-    if data.len() < 9 || &data[..3] != b"FLV" {
-        return Err(format!("not an FLV file ({} bytes)", data.len()));
-    }
-    let header_len = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize;
-    let mut pos = header_len + 4; // PreviousTagSize0
-    let mut tags = Vec::new();
-    let mut complete = pos.min(data.len());
-    while pos + 11 <= data.len() {
-        let h = &data[pos..pos + 11];
-        let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
-        let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
-        let end = pos + 11 + size + 4;
-        if end > data.len() {
-            break;
-        }
-        tags.push(Tag {
-            kind: h[0] & 0x1f,
-            timestamp,
-            body: data[pos + 11..pos + 11 + size].to_vec(),
-        });
-        pos = end;
-        complete = end;
-    }
-    Ok((tags, complete))
+    let file = proto::flv::read_file(&bytes::Bytes::copy_from_slice(data))
+        .map_err(|e| format!("{e} ({} bytes)", data.len()))?;
+    let tags = file
+        .tags
+        .into_iter()
+        .map(|t| Tag {
+            kind: t.tag_type,
+            timestamp: t.timestamp_ms,
+            body: t.body.to_vec(),
+        })
+        .collect();
+    Ok((tags, file.complete_len))
 }
 
 /// Checks what a player must see first: the first video tag is a sequence header and the

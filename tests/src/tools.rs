@@ -22,16 +22,4 @@ pub fn gst_has(element: &str) -> bool {
             .is_ok_and(|s| s.success())
 }
 
-/// Returns `true` (and says why on stderr) when a tool a test needs is missing, so the
-/// test can skip. In CI (`CI` set) a missing tool is a failure instead: CI installs them.
-pub fn skip_without(what: &str, present: bool) -> bool {
-    if present {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is not installed; .ci/run installs it, so CI must have it"
-    );
-    eprintln!("SKIPPED: {what} is not installed (apt-get install the package named in README.md)");
-    true
-}
+pub use testenv::skip_without;

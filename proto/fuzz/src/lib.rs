@@ -419,3 +419,22 @@ pub fn srt_connection(data: &[u8]) {
         while conn.poll_event().is_some() {}
     }
 }
+
+/// FLV files (`proto::flv::read_file`): any bytes after a valid signature never panic,
+/// every tag body is a slice of the input within the complete prefix, and a file cut at
+/// that prefix reads the same.
+pub fn flv_file(data: &[u8]) {
+    let mut file = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+    file.extend_from_slice(data);
+    let bytes = Bytes::from(file);
+    let range = bytes.as_ptr_range();
+    let Ok(f) = proto::flv::read_file(&bytes) else {
+        return;
+    };
+    assert!(f.complete_len <= bytes.len());
+    for t in &f.tags {
+        assert!(t.body.is_empty() || range.contains(&t.body.as_ptr()));
+    }
+    let again = proto::flv::read_file(&bytes.slice(..f.complete_len)).expect("same prefix");
+    assert_eq!(again.tags, f.tags);
+}

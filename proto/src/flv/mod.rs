@@ -27,6 +27,7 @@
 mod audio;
 pub mod convert;
 mod file;
+mod file_reader;
 mod reader;
 mod video;
 mod write;
@@ -41,6 +42,7 @@ pub use file::{
     write_file_header, write_previous_tag_size, write_tag_header, FILE_HEADER_LEN, TAG_AUDIO,
     TAG_HEADER_LEN, TAG_SCRIPT, TAG_VIDEO,
 };
+pub use file_reader::{read_file, FileTag, FlvFile, FlvFileError};
 pub use video::parse_video;
 pub use write::{audio_fourcc, video_fourcc, write_audio_header, write_video_header};
 

@@ -2,7 +2,8 @@
 //! numbers filled in when the file closes (AMF0 numbers are 8 bytes, so patching never
 //! moves anything).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
+use proto::rtmp::amf0::{self, Amf0Value};
 
 /// What the tag states when the file opens.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,55 +25,49 @@ pub struct MetaPatches {
     pub framerate: Option<usize>,
 }
 
-fn key(out: &mut BytesMut, k: &str) {
-    out.put_u16(k.len() as u16);
-    out.put_slice(k.as_bytes());
-}
-
-fn num(out: &mut BytesMut, k: &str, v: f64) -> usize {
-    key(out, k);
-    out.put_u8(0x00);
-    let at = out.len();
-    out.put_f64(v);
-    at
-}
-
 /// Appends the script body (`onMetaData` string, ECMA array) and returns where to patch.
 pub fn write_body(f: &MetaFields, out: &mut BytesMut) -> MetaPatches {
-    let start = out.len();
-    out.put_u8(0x02);
-    key(out, "onMetaData");
-    out.put_u8(0x08);
-    let count =
-        2 + if f.video.is_some() { 4 } else { 0 } + if f.audio.is_some() { 5 } else { 0 } + 1;
-    out.put_u32(count);
-    let mut p = MetaPatches {
-        duration: num(out, "duration", 0.0) - start,
-        filesize: num(out, "filesize", 0.0) - start,
-        framerate: None,
-    };
+    let mut props: Vec<(&str, Amf0Value)> = vec![
+        ("duration", Amf0Value::Number(0.0)),
+        ("filesize", Amf0Value::Number(0.0)),
+    ];
+    let mut framerate_unknown = false;
     if let Some((w, h, fps, id)) = f.video {
-        num(out, "width", w);
-        num(out, "height", h);
-        let at = num(out, "framerate", fps) - start;
-        if fps == 0.0 {
-            p.framerate = Some(at);
-        }
-        num(out, "videocodecid", id);
+        props.push(("width", Amf0Value::Number(w)));
+        props.push(("height", Amf0Value::Number(h)));
+        props.push(("framerate", Amf0Value::Number(fps)));
+        framerate_unknown = fps == 0.0;
+        props.push(("videocodecid", Amf0Value::Number(id)));
     }
     if let Some((id, rate, ch)) = f.audio {
-        num(out, "audiocodecid", id);
-        num(out, "audiosamplerate", rate);
-        num(out, "audiosamplesize", 16.0);
-        key(out, "stereo");
-        out.put_u8(0x01);
-        out.put_u8(u8::from(ch >= 2.0));
-        num(out, "audiochannels", ch);
+        props.push(("audiocodecid", Amf0Value::Number(id)));
+        props.push(("audiosamplerate", Amf0Value::Number(rate)));
+        props.push(("audiosamplesize", Amf0Value::Number(16.0)));
+        props.push(("stereo", Amf0Value::Boolean(ch >= 2.0)));
+        props.push(("audiochannels", Amf0Value::Number(ch)));
     }
-    key(out, "encoder");
-    out.put_u8(0x02);
-    key(out, "mediaserver recorder");
-    out.put_slice(&[0, 0, 0x09]);
+    props.push(("encoder", Amf0Value::String("mediaserver recorder".into())));
+    let start = out.len();
+    amf0::encode(&Amf0Value::String("onMetaData".into()), out);
+    // The ECMA array: marker, u32 count, then per property a u16-prefixed name and the
+    // value. Walking the same layout finds where each patched number's 8 bytes are.
+    let mut at = out.len() - start + 5;
+    let mut p = MetaPatches::default();
+    let mut scratch = BytesMut::new();
+    for (name, value) in &props {
+        let number_at = at + 2 + name.len() + 1;
+        match *name {
+            "duration" => p.duration = number_at,
+            "filesize" => p.filesize = number_at,
+            "framerate" if framerate_unknown => p.framerate = Some(number_at),
+            _ => {}
+        }
+        scratch.clear();
+        amf0::encode(value, &mut scratch);
+        at += 2 + name.len() + scratch.len();
+    }
+    let props = props.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    amf0::encode(&Amf0Value::EcmaArray(props), out);
     p
 }
 
@@ -99,6 +94,7 @@ mod tests {
             &[2, 0, 10, b'o', b'n', b'M', b'e', b't', b'a', b'D', b'a', b't', b'a']
         );
         assert_eq!(&b[b.len() - 3..], &[0, 0, 9]);
+        assert_eq!(f64::from_be_bytes(b[fr..fr + 8].try_into().unwrap()), 0.0);
         let info = crate::metadata::parse(&b);
         assert_eq!(info.width, Some(320.0));
         assert_eq!(info.audio_channels, Some(2.0));

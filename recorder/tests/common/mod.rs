@@ -16,20 +16,10 @@ use recorder::session::{Format, Settings, StreamRecorder};
 use recorder::writer::{self, Report, WriterOptions};
 use tokio::sync::mpsc;
 
-/// The FFmpeg 9 binary, or `None` (tests are skipped with a message) when not installed.
+/// The FFmpeg 9 binary, or `None` when not installed (the test is skipped with a message,
+/// or fails under CI: see [`testenv::require_ffmpeg`]).
 pub fn ffmpeg() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FFMPEG") {
-        return Some(PathBuf::from(p));
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())",
-        ])
-        .output()
-        .ok()?;
-    let p = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (!p.is_empty()).then(|| PathBuf::from(p))
+    testenv::require_ffmpeg().map(Path::to_path_buf)
 }
 
 /// A fresh empty directory for one test.
@@ -102,19 +92,11 @@ fn i24(b: &[u8]) -> i32 {
 /// Reads an FLV file into hub messages (legacy H.264/AAC/MP3 and Enhanced FLV).
 pub fn read_flv(path: &Path) -> Vec<Msg> {
     let f = Bytes::from(std::fs::read(path).unwrap());
-    assert_eq!(&f[..3], b"FLV");
-    let mut pos = u32::from_be_bytes(f[5..9].try_into().unwrap()) as usize + 4;
+    let file = proto::flv::read_file(&f).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
     let mut vcodec = None;
-    while pos + 11 <= f.len() {
-        let kind = f[pos];
-        let size = u32::from_be_bytes([0, f[pos + 1], f[pos + 2], f[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([f[pos + 7], f[pos + 4], f[pos + 5], f[pos + 6]]) as i64;
-        if pos + 11 + size > f.len() {
-            break;
-        }
-        let body = f.slice(pos + 11..pos + 11 + size);
-        pos += 11 + size + 4;
+    for tag in file.tags {
+        let (kind, ts, body) = (tag.tag_type, i64::from(tag.timestamp_ms), tag.body);
         if body.is_empty() {
             continue;
         }
