@@ -115,6 +115,27 @@ pub fn is_coded_video(m: &Message) -> bool {
     m.type_id == msg_type::VIDEO && matches!(flv::video_packet(&m.payload), Packet::Coded { .. })
 }
 
+/// Reads `player`'s messages until its coded video has advanced `media_ms` milliseconds of
+/// stream time past the first coded frame it sees, and returns how far it advanced: a
+/// readiness signal ("this much media has flowed through the server") that does not
+/// depend on how fast this machine is. Panics at `deadline`.
+pub fn wait_media_time(player: &mut RtmpClient, media_ms: u32, deadline: Instant) -> u32 {
+    let mut first = None;
+    loop {
+        let m = player
+            .next_message(deadline)
+            .unwrap_or_else(|e| panic!("waiting for {media_ms} ms of media: {e}"));
+        if !is_coded_video(&m) {
+            continue;
+        }
+        let start = *first.get_or_insert(m.timestamp);
+        let advanced = m.timestamp.wrapping_sub(start);
+        if advanced >= media_ms {
+            return advanced;
+        }
+    }
+}
+
 /// Reads messages into `into` until `done(into)` holds; panics with what arrived on error.
 pub fn read_until(
     client: &mut RtmpClient,

@@ -14,7 +14,7 @@ use e2e::deadline_in;
 use e2e::ffmpeg::{self, decode_file, Codecs, PublishOpts, Report, Span};
 use e2e::proc::Proc;
 use e2e::rtmp_client::RtmpClient;
-use e2e::scenario::{is_coded_video, raw_publisher, send_h264_aac};
+use e2e::scenario::{is_coded_video, raw_publisher, send_h264_aac, wait_media_time};
 use e2e::{Server, ServerOpts};
 use proto::ipc::{self, Event, FrameDecoder, Header, Role, FORMAT_VERSION};
 
@@ -231,11 +231,13 @@ fn killed_recorder_leaves_a_file_that_decodes() {
         rec.stderr
             .wait_for(0, deadline_in(30.0), |l| l.contains("recording started"))
             .unwrap_or_else(|| panic!("never started\n{}", rec.describe()));
-        let started = Instant::now();
-        // Let about 4 s of media be recorded, then kill without warning.
-        std::thread::sleep(Duration::from_secs(4));
+        // A player joined after the recording started sees at most what was recorded: once
+        // 4 s of media reached it, kill the recorder without warning.
+        let (mut player, sid) = RtmpClient::open(server.addr(), "live").expect("player");
+        player.play(sid, "kill").expect("play");
+        let seen_ms = wait_media_time(&mut player, 4000, deadline_in(60.0));
         rec.signal(libc::SIGKILL);
-        let recorded = started.elapsed().as_secs_f64();
+        let recorded = f64::from(seen_ms) / 1000.0;
         let files = files_under(dir.path());
         assert_eq!(files.len(), 1, "{files:?}");
         assert!(files[0].to_string_lossy().ends_with(ext));

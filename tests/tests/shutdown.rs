@@ -9,7 +9,7 @@ use e2e::deadline_in;
 use e2e::ffmpeg::{self, decode_file, Codecs, PublishOpts};
 use e2e::rtmp_client::RtmpClient;
 use e2e::scenario::is_coded_video;
-use e2e::scenario::{raw_publisher, send_h264_aac};
+use e2e::scenario::{raw_publisher, send_h264_aac, wait_media_time};
 use e2e::server::Which;
 use e2e::supervised::Supervised;
 use e2e::{Server, ServerOpts};
@@ -46,16 +46,19 @@ fn live_and_recording(dir: &std::path::Path) -> (Supervised, Vec<(&'static str, 
     (s, pids)
 }
 
-fn wait_live(s: &Supervised) {
+/// Waits until the stream is live and recorded; the returned player joined after the
+/// recording started.
+fn wait_live(s: &Supervised) -> RtmpClient {
+    s.wait_line(0, Duration::from_secs(30), |l| {
+        l.contains("recording started")
+    })
+    .unwrap_or_else(|| panic!("recording never started\n{}", s.describe()));
     let (mut player, sid) = RtmpClient::open(s.addr(), "live").expect("player connects");
     player.play(sid, "cam").expect("play");
     player
         .wait_message(deadline_in(30.0), is_coded_video)
         .unwrap_or_else(|e| panic!("stream never live: {e}\n{}", s.describe()));
-    s.wait_line(0, Duration::from_secs(20), |l| {
-        l.contains("recording started")
-    })
-    .unwrap_or_else(|| panic!("recording never started\n{}", s.describe()));
+    player
 }
 
 #[test]
@@ -64,9 +67,10 @@ fn sigterm_stops_in_order_and_finishes_the_recording() {
     let (mut s, pids) = live_and_recording(rec.path());
     let opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60));
     let _publisher = ffmpeg::publish(&s.url("cam"), &opts);
-    wait_live(&s);
-    // Let some media be recorded (the decode below asks for 1.5 s of it).
-    std::thread::sleep(Duration::from_secs(3));
+    let mut player = wait_live(&s);
+    // Let some media be recorded (the decode below asks for 1.5 s of it): 3 s of stream
+    // time seen by a player that joined after the recording started.
+    wait_media_time(&mut player, 3000, deadline_in(60.0));
 
     let mark = s.mark();
     s.signal_supervisor(libc::SIGTERM);
