@@ -302,9 +302,21 @@ mod tests {
         let (mut r, mut ms) = (ring(), 0);
         let first = push_gop(&mut r, &mut ms);
         let mut c = player_cursor(first);
-        push_gop(&mut r, &mut ms);
+        assert_eq!(r.head() - c.at(), GOP as u64);
         assert_eq!(c.check_lag(&r, Instant::now()), LagDecision::Fine);
         assert_eq!(c.at(), first);
+    }
+
+    #[test]
+    fn two_gops_behind_is_still_within_the_bound() {
+        let (mut r, mut ms) = (ring(), 0);
+        let first = push_gop(&mut r, &mut ms);
+        let mut c = player_cursor(first);
+        push_gop(&mut r, &mut ms);
+        // The reader has not taken a single entry of two whole GOPs.
+        assert_eq!(r.head() - c.at(), 2 * GOP as u64);
+        assert_eq!(c.check_lag(&r, Instant::now()), LagDecision::Fine);
+        assert_eq!(c.skips(), 0);
     }
 
     #[test]
