@@ -24,6 +24,8 @@ use crate::media::{frame_kind, tag_body, Item};
 use crate::queue::GopQueue;
 use crate::rtmp_conn::{ConnError, RtmpConn};
 use crate::rules::redact;
+use crate::srt_conn::SrtConn;
+use proto::ts::{MuxOptions, Muxer};
 
 /// Settings shared by every destination.
 #[derive(Debug, Clone)]
@@ -100,6 +102,12 @@ impl DestShared {
     fn lock(&self) -> std::sync::MutexGuard<'_, GopQueue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A started connection of either kind.
+enum Live {
+    Rtmp(Box<RtmpConn>),
+    Srt(Box<SrtConn>),
 }
 
 /// A destination's task context.
@@ -184,18 +192,21 @@ impl Destination {
                 chunk_size: self.opts.chunk_size,
                 ..ClientConfig::default()
             };
-            let mut early = Vec::new();
             let opened = tokio::select! {
-                r = RtmpConn::open(&self.url, ClientMode::Publish, config, self.opts.connect_timeout, &mut early) => r,
+                r = self.open(config) => r,
                 () = self.wait_end() => break,
             };
             let error = match opened {
                 Ok(conn) => {
                     self.connects += 1;
-                    tracing::info!(key = %self.key, %dest, enhanced = conn.caps.enhanced, "destination live");
+                    tracing::info!(key = %self.key, %dest, "destination live");
                     self.state("live", vec![]);
                     let started = tokio::time::Instant::now();
-                    match self.serve(conn).await {
+                    let served = match conn {
+                        Live::Rtmp(c) => self.serve(*c).await,
+                        Live::Srt(c) => self.serve_srt(*c).await,
+                    };
+                    match served {
                         Ok(()) => break,
                         Err(e) => {
                             // A connection that worked for a while starts the schedule over.
@@ -224,6 +235,113 @@ impl Destination {
         }
         tracing::info!(key = %self.key, %dest, bytes = self.bytes, "destination stopped");
         self.state("stopped", vec![]);
+    }
+
+    /// Connects by the URL's scheme.
+    async fn open(&self, config: ClientConfig) -> Result<Live, ConnError> {
+        if self.url.starts_with("srt://") {
+            return SrtConn::open(&self.url, self.opts.connect_timeout)
+                .await
+                .map(|c| Live::Srt(Box::new(c)));
+        }
+        let mut early = Vec::new();
+        RtmpConn::open(
+            &self.url,
+            ClientMode::Publish,
+            config,
+            self.opts.connect_timeout,
+            &mut early,
+        )
+        .await
+        .map(|c| Live::Rtmp(Box::new(c)))
+    }
+
+    /// Feeds a live SRT connection with MPEG-TS until the stream ends (Ok) or the
+    /// connection fails. Codecs MPEG-TS cannot carry are reported and not sent.
+    async fn serve_srt(&mut self, mut conn: SrtConn) -> Result<(), ConnError> {
+        let mut mux = Muxer::new(1000, MuxOptions::default());
+        let mut out = BytesMut::new();
+        let mut blocked: HashSet<(bool, u8)> = HashSet::new();
+        let configs = {
+            let h = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+            h.configs.clone()
+        };
+        for (codec, track, data) in configs {
+            self.mux_config(&mut mux, &mut blocked, codec, track, &data);
+        }
+        self.shared.lock().restart_at_sync(self.connects > 1);
+        let mut stats = tokio::time::interval(self.opts.stats_interval);
+        stats.tick().await;
+        loop {
+            loop {
+                let item = self.shared.lock().pop();
+                let Some(item) = item else { break };
+                match item {
+                    Item::Config { codec, track, data } => {
+                        self.mux_config(&mut mux, &mut blocked, codec, track, &data)
+                    }
+                    Item::Metadata(_) => {}
+                    Item::Frame(f) => {
+                        let video = f.codec.kind() == TrackKind::Video;
+                        if blocked.contains(&(video, f.track)) {
+                            continue;
+                        }
+                        let frame = proto::media::Frame {
+                            track: f.track,
+                            kind: f.codec.kind(),
+                            dts: i64::from(f.ts),
+                            cts: f.cts,
+                            flags: f.flags,
+                            payload: f.data,
+                        };
+                        out.clear();
+                        if mux.write_frame(&frame, &mut out).is_ok() {
+                            conn.send(&out)?;
+                        }
+                    }
+                }
+                self.bytes += conn.flush().await? as u64;
+            }
+            if self.ended() {
+                conn.close().await;
+                return Ok(());
+            }
+            tokio::select! {
+                () = self.shared.notify.notified() => {}
+                w = conn.wait() => {
+                    conn.process(w?)?;
+                    self.bytes += conn.flush().await? as u64;
+                }
+                _ = stats.tick() => self.state("live", vec![]),
+            }
+        }
+    }
+
+    fn mux_config(
+        &self,
+        mux: &mut Muxer,
+        blocked: &mut HashSet<(bool, u8)>,
+        codec: Codec,
+        track: u8,
+        data: &[u8],
+    ) {
+        let video = codec.kind() == TrackKind::Video;
+        if mux.set_config(track, codec, data).is_ok() {
+            blocked.remove(&(video, track));
+        } else if blocked.insert((video, track)) {
+            self.unsupported(codec, track);
+        }
+    }
+
+    fn unsupported(&self, codec: Codec, track: u8) {
+        tracing::warn!(key = %self.key, dest = %redact(&self.url), codec = codec.name(), track, "destination does not take this codec; track not sent");
+        self.emit(
+            "relay_codec_unsupported",
+            vec![
+                ("codec".to_owned(), codec.name().to_owned()),
+                ("track".to_owned(), track.to_string()),
+            ],
+        );
     }
 
     /// Resolves once the stream has ended.
@@ -300,14 +418,7 @@ impl Destination {
                 let video = codec.kind() == TrackKind::Video;
                 if !conn.caps.accepts(codec, track) {
                     if blocked.insert((video, track)) {
-                        tracing::warn!(key = %self.key, dest = %redact(&self.url), codec = codec.name(), track, "destination does not take this codec; track not sent");
-                        self.emit(
-                            "relay_codec_unsupported",
-                            vec![
-                                ("codec".to_owned(), codec.name().to_owned()),
-                                ("track".to_owned(), track.to_string()),
-                            ],
-                        );
+                        self.unsupported(codec, track);
                     }
                     return Ok(());
                 }

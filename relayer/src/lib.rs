@@ -16,3 +16,4 @@ pub mod pull;
 pub mod queue;
 pub mod rtmp_conn;
 pub mod rules;
+pub mod srt_conn;

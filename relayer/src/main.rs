@@ -23,7 +23,8 @@ struct Cli {
     #[arg(long, default_value_os_t = runtime::dir::default_hub_socket())]
     hub: PathBuf,
     /// Push rule `PATTERN=URL[ URL...]`: streams whose key matches the glob PATTERN are
-    /// pushed to every URL; `{key}`, `{app}` and `{name}` in a URL are replaced by the
+    /// pushed to every URL (`rtmp://host[:port]/app/name` or
+    /// `srt://host:port?streamid=..&passphrase=..&latency=ms`); `{key}`, `{app}` and `{name}` in a URL are replaced by the
     /// stream's. Repeatable. Example: `live/*=rtmp://a.example/live2/{name}`.
     /// Default: none.
     #[arg(long = "push", value_name = "RULE")]

@@ -27,6 +27,9 @@ pub enum ConnError {
     /// The server broke the protocol or refused.
     #[error("{0}")]
     Rtmp(#[from] ClientError),
+    /// The SRT handshake or connection failed.
+    #[error("srt: {0}")]
+    Srt(String),
     /// The server closed the connection.
     #[error("connection closed by the server")]
     Closed,

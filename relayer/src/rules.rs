@@ -73,26 +73,42 @@ pub fn check_template(t: &str) -> Result<(), RuleError> {
         url: t.to_owned(),
         why,
     };
+    if t.starts_with("srt://") {
+        check_placeholders(t)?;
+        return crate::srt_conn::SrtUrl::parse(&expand(t, "app/name"))
+            .map(|_| ())
+            .ok_or(bad(
+                "not srt://host:port[?streamid=..&passphrase=(10-79 chars)&latency=ms]",
+            ));
+    }
     if t.starts_with("rtmps://") {
         return Err(bad(
             "rtmps:// destinations are not supported yet (no TLS client)",
         ));
     }
     if !t.starts_with("rtmp://") {
-        return Err(bad("only rtmp:// destinations are supported"));
+        return Err(bad("only rtmp:// and srt:// destinations are supported"));
     }
-    let mut rest = t;
-    while let Some(i) = rest.find('{') {
-        let tail = &rest[i..];
-        if !PLACEHOLDERS.iter().any(|p| tail.starts_with(p)) {
-            return Err(bad("unknown placeholder (use {key}, {app} or {name})"));
-        }
-        rest = &tail[1..];
-    }
+    check_placeholders(t)?;
     let sample = expand(t, "app/name");
     RtmpUrl::parse(&sample, ClientMode::Publish)
         .map(|_| ())
         .ok_or(bad("not rtmp[s]://host[:port]/app/name"))
+}
+
+fn check_placeholders(t: &str) -> Result<(), RuleError> {
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i..];
+        if !PLACEHOLDERS.iter().any(|p| tail.starts_with(p)) {
+            return Err(RuleError::BadUrl {
+                url: t.to_owned(),
+                why: "unknown placeholder (use {key}, {app} or {name})",
+            });
+        }
+        rest = &tail[1..];
+    }
+    Ok(())
 }
 
 /// Fills a template's placeholders for the stream `key` (`app/name`).

@@ -463,3 +463,54 @@ fn edge_pulls_from_the_origin_while_players_watch() {
     publisher.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A free loopback UDP port.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// An SRT destination (proto's SRT caller, encrypted): srt-live-transmit listens and
+/// forwards the MPEG-TS to UDP, where FFmpeg decodes it with no error.
+#[test]
+fn pushes_to_an_srt_listener() {
+    if skip_without("srt-live-transmit", which("srt-live-transmit").is_some()) {
+        return;
+    }
+    let origin = Server::start(ServerOpts::default());
+    let (srt_port, udp_port) = (free_udp_port(), free_udp_port());
+    let play = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    let player = Player::spawn(
+        &format!("udp://127.0.0.1:{udp_port}?fifo_size=100000&overrun_nonfatal=1"),
+        &play,
+    );
+    let mut slt_cmd = Command::new("srt-live-transmit");
+    slt_cmd.args([
+        format!("srt://:{srt_port}?mode=listener&passphrase=relay-test-secret"),
+        format!("udp://127.0.0.1:{udp_port}"),
+    ]);
+    let _slt = Proc::spawn("srt-live-transmit", &mut slt_cmd);
+    let rule =
+        format!("live/*=srt://127.0.0.1:{srt_port}?streamid={{key}}&passphrase=relay-test-secret");
+    let relay = relayer(origin.socket(), &[rule], &["--reconnect-min", "200ms"]);
+    let mut publisher = ffmpeg::publish(
+        &origin.url("srt"),
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
+    );
+    player.finish(deadline_in(40.0)).assert_decoded(
+        "FFmpeg reading what srt-live-transmit received",
+        40,
+        40,
+    );
+    assert!(
+        relay.stderr.count(|l| l.contains("destination live")) >= 1,
+        "{}",
+        relay.describe()
+    );
+    publisher.kill();
+}
