@@ -514,3 +514,111 @@ fn pushes_to_an_srt_listener() {
     );
     publisher.kill();
 }
+
+/// The destination callback: asked with the stream key when the stream starts, its answer
+/// (one URL) is pushed to, and FFmpeg plays it there.
+#[test]
+fn pushes_where_the_callback_says() {
+    let origin = Server::start(ServerOpts::default());
+    let dir = tmp_dir();
+    let second = Second::start(&dir);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("callback listener");
+    let callback = format!("http://{}/destinations", listener.local_addr().unwrap());
+    let answer = second.url("from-callback");
+    let asked = Arc::new(Mutex::new(String::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut req = [0u8; 2048];
+            let n = s.read(&mut req).unwrap_or(0);
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                String::from_utf8_lossy(&req[..n]).into_owned();
+            let body = format!("# where to push\n{answer}\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let relay = relayer(origin.socket(), &[], &["--callback", &callback]);
+    let mut publisher = ffmpeg::publish(
+        &origin.url("cb"),
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
+    );
+    assert!(
+        relay
+            .stderr
+            .wait_for(0, deadline_in(30.0), |l| l.contains("destination live"))
+            .is_some(),
+        "{}",
+        relay.describe()
+    );
+    let request = asked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        request.starts_with("GET /destinations?key=live%2Fcb&app=live&name=cb HTTP/1.1"),
+        "{request}"
+    );
+    let play = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    Player::spawn(&second.url("from-callback"), &play)
+        .finish(deadline_in(30.0))
+        .assert_decoded("player at the callback's destination", 40, 40);
+    publisher.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// HEVC to a server that declared no Enhanced RTMP codecs (nginx-rtmp): the video track is
+/// reported as `relay_codec_unsupported` and not sent; the AAC track still goes.
+#[test]
+fn a_codec_the_destination_cannot_take_is_reported_not_sent() {
+    if skip_without(
+        "nginx with libnginx-mod-rtmp",
+        which("nginx").is_some() && Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so").exists(),
+    ) {
+        return;
+    }
+    let origin = Server::start(ServerOpts::default());
+    let dir = tmp_dir();
+    let port = free_port();
+    let _nginx = nginx(&dir.join(format!("n{port}")), port);
+    let seen = events(origin.socket());
+    let rule = format!("live/*=rtmp://127.0.0.1:{port}/live/{{name}}");
+    let relay = relayer(origin.socket(), &[rule], &[]);
+    let mut publisher = ffmpeg::publish(
+        &origin.url("hevc"),
+        &PublishOpts::new(Codecs::HevcAac, Duration::from_secs(60)),
+    );
+    let deadline = deadline_in(30.0);
+    let report = loop {
+        let hit = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|e| e.kind == "relay_codec_unsupported")
+            .cloned();
+        if let Some(e) = hit {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no relay_codec_unsupported event\n{}",
+            relay.describe()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(field(&report, "codec"), Some("h265"), "{report:?}");
+    assert_eq!(field(&report, "track"), Some("0"), "{report:?}");
+    assert!(
+        relay
+            .stderr
+            .count(|l| l.contains("does not take this codec"))
+            == 1,
+        "{}",
+        relay.describe()
+    );
+    publisher.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
