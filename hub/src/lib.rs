@@ -20,12 +20,15 @@
 
 pub mod config;
 pub mod cursor;
+pub mod http;
 pub mod player;
 pub mod publisher;
 pub mod registry;
+pub mod reports;
 pub mod ring;
 pub mod rtmp_out;
 pub mod server;
+pub mod stats;
 pub mod stream;
 pub mod subscriber;
 pub mod timeline;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use hub::config::{Config, OnDuplicate};
-use hub::{registry, server};
+use hub::{http, registry, server};
 
 /// Stream registry and router of the media server: takes streams from publishers over a
 /// Unix socket, serves RTMP players handed over by ingest-rtmp, and feeds subscribers.
@@ -63,12 +63,40 @@ struct Cli {
     /// Most players at once (all streams together).
     #[arg(long, default_value_t = 100_000)]
     max_players: usize,
+    /// HTTP listener for metrics (/metrics, /debug/vars), the API, HTTP-FLV players and
+    /// the status page; `off` disables it. `127.0.0.1:0` picks a free port (logged as
+    /// `listening on http://IP:PORT`).
+    #[arg(long, value_name = "ADDR|off", default_value = "0.0.0.0:8080", value_parser = parse_http)]
+    http: HttpListen,
+    /// Most HTTP connections at once (players included); more are closed at once.
+    #[arg(long, default_value_t = 4096)]
+    http_max_connections: usize,
+    /// Time a client has to send a request's head, and the longest idle time of a
+    /// keep-alive connection between requests.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    http_header_timeout: Duration,
     #[command(flatten)]
     log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
     /// the flag. Nothing is started (used by `supervisor check`).
     #[arg(long)]
     check: bool,
+}
+
+/// Where the HTTP listener binds, if anywhere.
+#[derive(Debug, Clone, Copy)]
+enum HttpListen {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+fn parse_http(v: &str) -> Result<HttpListen, String> {
+    if v == "off" {
+        return Ok(HttpListen::Off);
+    }
+    v.parse()
+        .map(HttpListen::At)
+        .map_err(|e| format!("{e} (expected IP:PORT or off)"))
 }
 
 /// Longest path a Unix socket address holds (`sun_path` less its NUL).
@@ -96,6 +124,14 @@ impl Cli {
                 ("player-queue-bytes", self.player_queue_bytes)
             };
             return Some((flag, v.to_string(), "must be more than 0".into()));
+        }
+        if self.http_max_connections == 0 || self.http_header_timeout.is_zero() {
+            let (flag, v) = if self.http_max_connections == 0 {
+                ("http-max-connections", "0".to_string())
+            } else {
+                ("http-header-timeout", "0s".to_string())
+            };
+            return Some((flag, v, "must be more than 0".into()));
         }
         if self.player_write_timeout.is_zero() {
             return Some((
@@ -155,6 +191,27 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         .context("starting the runtime")
         .map_err(Failure::Failed)?;
     runtime.block_on(async move {
+        // HTTP first: a taken port fails the start before the hub socket (the readiness
+        // signal) exists.
+        let http_listener = match cli.http {
+            HttpListen::At(addr) => {
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                        "; stop what uses it, or choose another --http (off disables it)"
+                    } else {
+                        ""
+                    };
+                    Failure::CannotStart(anyhow::anyhow!("cannot serve http://{addr}: {e}{hint}"))
+                })?;
+                let local = l
+                    .local_addr()
+                    .context("HTTP local address")
+                    .map_err(Failure::Failed)?;
+                tracing::info!("listening on http://{local}");
+                Some(l)
+            }
+            HttpListen::Off => None,
+        };
         let listener = server::bind(&cfg.socket).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
                 "; stop that hub or choose another --socket"
@@ -168,11 +225,22 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         })?;
         tracing::info!("listening on unix:{}", cfg.socket.display());
         let registry = Arc::new(registry::Registry::new(cfg.clone()));
+        let http_cfg = http::HttpConfig {
+            max_connections: cli.http_max_connections,
+            header_timeout: cli.http_header_timeout,
+        };
+        let http_server = async {
+            match http_listener {
+                Some(l) => http::serve(l, registry.clone(), http_cfg).await,
+                None => std::future::pending().await,
+            }
+        };
         let socket = cfg.socket.clone();
         let result = tokio::select! {
-            r = server::serve(listener, registry) => {
+            r = server::serve(listener, registry.clone()) => {
                 r.context("accepting connections").map_err(Failure::Failed)
             }
+            r = http_server => r.context("accepting HTTP connections").map_err(Failure::Failed),
             signal = runtime::signal::shutdown() => {
                 tracing::info!(%signal, "shutting down");
                 Ok(())

@@ -174,6 +174,9 @@ impl Publisher {
                 if let Some((stream, frame)) = msg.frame() {
                     let id = self.id(stream);
                     if let Some(s) = self.streams.get(&stream) {
+                        let stats = self.registry.stats();
+                        stats.frames_in.inc();
+                        stats.bytes_in.add(frame.payload.len() as u64);
                         let r = s.lock().frame(id, frame);
                         note(s, r);
                     }
@@ -193,7 +196,7 @@ impl Publisher {
             }
             Header::Event(e) => {
                 tracing::debug!(conn_id = self.conn_id, kind = %e.kind, key = %e.key, "event");
-                self.registry.publish_event(e);
+                self.registry.on_event(self.ipc_id, e);
             }
             other => {
                 tracing::debug!(conn_id = self.conn_id, header = ?other, "ignored message from a publisher");
@@ -235,11 +238,13 @@ impl Publisher {
         match self.registry.announce(&key, owner, timescale) {
             Ok(stream) => {
                 tracing::info!(conn_id = self.conn_id, key = %key, timescale, "publish started");
+                self.registry.stats().publishes.inc();
                 self.streams.insert(handle, stream);
                 self.reply(handle, None);
             }
             Err(reason) => {
                 tracing::info!(conn_id = self.conn_id, key = %key, ?reason, "publish refused");
+                self.registry.stats().publish_refused.inc();
                 self.reply(handle, Some(reason));
             }
         }

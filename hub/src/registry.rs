@@ -14,6 +14,8 @@ use proto::media::StreamKey;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::config::{Config, OnDuplicate};
+use crate::reports::Reports;
+use crate::stats::HubStats;
 use crate::stream::{Owner, PublisherId, Stream};
 
 /// A new stream a subscriber should start reading, and the cursor to start at.
@@ -68,6 +70,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     next_stream_id: AtomicU32,
     next_reader_id: AtomicU64,
+    stats: Arc<HubStats>,
+    reports: Reports,
 }
 
 impl Registry {
@@ -79,6 +83,8 @@ impl Registry {
             inner: Mutex::new(Inner::default()),
             next_stream_id: AtomicU32::new(1),
             next_reader_id: AtomicU64::new(1),
+            stats: Arc::new(HubStats::new()),
+            reports: Reports::default(),
         }
     }
 
@@ -94,6 +100,43 @@ impl Registry {
     /// Routes an event to every event subscriber (none listening is fine).
     pub fn publish_event(&self, event: Event) {
         let _ = self.events.send(Arc::new(event));
+    }
+
+    /// An event received on connection `conn_id`: a counter report is kept for
+    /// `/metrics` (and not routed), any other event is routed to the event subscribers.
+    pub fn on_event(&self, conn_id: u64, event: Event) {
+        if event.kind != proto::metrics::KIND {
+            return self.publish_event(event);
+        }
+        if let Err(e) = self.reports.update(conn_id, &event) {
+            tracing::warn!(conn_id, layer = "metrics", error = %e, "counter report ignored");
+        }
+    }
+
+    /// Connection `conn_id` closed: its counter report goes with it.
+    pub fn connection_closed(&self, conn_id: u64) {
+        self.reports.forget(conn_id);
+    }
+
+    /// The hub's own counters.
+    pub fn stats(&self) -> &Arc<HubStats> {
+        &self.stats
+    }
+
+    /// The other components' counter reports.
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    /// Live streams and streams in total (live or waited for by players).
+    pub fn stream_counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let live = inner
+            .streams
+            .values()
+            .filter(|s| s.lock().is_live())
+            .count();
+        (live, inner.streams.len())
     }
 
     /// A receiver of every event published from now on.

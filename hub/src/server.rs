@@ -111,7 +111,8 @@ pub async fn serve(listener: UnixListener, registry: Arc<Registry>) -> io::Resul
     }
 }
 
-fn is_transient(e: &io::Error) -> bool {
+/// Whether an accept error is momentary (the listener itself is fine).
+pub fn is_transient(e: &io::Error) -> bool {
     // ENFILE / EMFILE: out of descriptors for a moment; the listener itself is fine.
     matches!(e.raw_os_error(), Some(23 | 24))
         || matches!(
@@ -163,15 +164,16 @@ async fn handle(mut sock: UnixStream, ipc_id: u64, registry: Arc<Registry>) {
         return;
     }
     match opened.role {
-        Role::Publisher => crate::publisher::run(sock, ipc_id, opened, registry).await,
-        Role::Subscriber => crate::subscriber::run(sock, ipc_id, opened, registry).await,
+        Role::Publisher => crate::publisher::run(sock, ipc_id, opened, registry.clone()).await,
+        Role::Subscriber => crate::subscriber::run(sock, ipc_id, opened, registry.clone()).await,
         Role::PlayerHandoff => {
             // The handoff is complete once our hello is written; the UDS is done.
             drop(sock);
-            crate::player::handoff::run(ipc_id, opened, registry).await
+            crate::player::handoff::run(ipc_id, opened, registry.clone()).await
         }
         Role::Hub => unreachable_role(ipc_id),
     }
+    registry.connection_closed(ipc_id);
 }
 
 fn unreachable_role(ipc_id: u64) {

@@ -19,6 +19,7 @@ use crate::cursor::{Cursor, LagDecision};
 use crate::registry::{NewStream, Registry};
 use crate::ring::Item;
 use crate::server::Opened;
+use crate::stats::HubStats;
 use crate::stream::Stream;
 use crate::write::write_all;
 
@@ -44,6 +45,7 @@ struct Subscriber {
     subs: Vec<Sub>,
     out: BytesMut,
     queue: Outbox,
+    stats: Arc<HubStats>,
 }
 
 /// Serves one subscriber connection until it closes.
@@ -67,7 +69,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
             Some(Message {
                 header: Header::Event(e),
                 ..
-            }) => registry.publish_event(e),
+            }) => registry.on_event(ipc_id, e),
             Some(_) => {}
             None => match decoder.decode(&mut buf) {
                 Ok(Some(m)) => pending.push_back(m),
@@ -91,7 +93,9 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         subs: Vec::new(),
         out: BytesMut::new(),
         queue: Outbox::new(),
+        stats: registry.stats().clone(),
     };
+    let _connected = s.stats.subscribers.track();
     if media {
         for stream in registry.subscribe(reader_id, patterns, waker.clone(), new_tx) {
             s.attach_existing(stream, reader_id, &waker);
@@ -101,12 +105,12 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         loop {
             for m in pending.drain(..) {
                 if let Header::Event(e) = m.header {
-                    registry.publish_event(e);
+                    registry.on_event(ipc_id, e);
                 }
             }
             while let Some(m) = decoder.decode(&mut buf)? {
                 if let Header::Event(e) = m.header {
-                    registry.publish_event(e);
+                    registry.on_event(ipc_id, e);
                 }
             }
             s.collect();
@@ -226,6 +230,7 @@ impl Subscriber {
         if let LagDecision::Skipped(skip) = sub.cursor.check_lag(&st.ring, Instant::now()) {
             let (frames, bytes) = (skip.frames, skip.bytes);
             tracing::info!(key = %stream.key, frames, bytes, "subscriber fell behind; frames dropped");
+            self.stats.subscriber_dropped_frames.add(frames);
             if sub.live {
                 self.header(
                     &Header::Dropped {

@@ -76,6 +76,8 @@ pub(crate) struct Config {
     pub(crate) hub_queue_bytes: usize,
     /// `--out`: streams go to this pipe instead of the hub (set once it is open).
     pub(crate) pipe: Option<crate::pipe::Pipe>,
+    /// Counters reported to the hub.
+    pub(crate) stats: std::sync::Arc<crate::stats::Stats>,
 }
 
 impl Cli {
@@ -142,6 +144,7 @@ impl Cli {
             },
             hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
             pipe: None,
+            stats: std::sync::Arc::new(crate::stats::Stats::new()),
         }
     }
 }

@@ -65,6 +65,7 @@ enum Flow {
 }
 
 struct Publisher {
+    _live: telemetry::GaugeGuard,
     key: StreamKey,
     stream_id: MessageStreamId,
     link: Link,
@@ -136,14 +137,17 @@ pub(crate) async fn run(
                 &inbuf,
             ) {
                 Ok(s) => s,
-                Err(e) => return warn_close(conn_id, &Close::from(e)),
+                Err(e) => return warn_close(&conn.cfg, conn_id, &Close::from(e)),
             };
             match handoff::hand_over(uds, &sock, state).await {
-                Ok(()) => tracing::info!(key = %key, "player handed to the hub"),
-                Err(e) => warn_close(conn_id, &Close::new("handoff", e)),
+                Ok(()) => {
+                    conn.cfg.stats.plays.inc();
+                    tracing::info!(key = %key, "player handed to the hub")
+                }
+                Err(e) => warn_close(&conn.cfg, conn_id, &Close::new("handoff", e)),
             }
         }
-        Err(close) => warn_close(conn_id, &close),
+        Err(close) => warn_close(&conn.cfg, conn_id, &close),
     }
 }
 
@@ -156,7 +160,8 @@ fn is_reset(e: &std::io::Error) -> bool {
     )
 }
 
-fn warn_close(conn_id: u64, c: &Close) {
+fn warn_close(cfg: &Config, conn_id: u64, c: &Close) {
+    cfg.stats.closed(c.layer);
     tracing::warn!(conn_id, layer = c.layer, error = %c.error, "closing connection");
 }
 
@@ -219,7 +224,10 @@ impl Conn {
                     self.inbuf.clear();
                     Ok(())
                 }
-                Ok(_) => Ok(()),
+                Ok(n) => {
+                    self.cfg.stats.bytes_in.add(n as u64);
+                    Ok(())
+                }
                 Err(e) if is_reset(&e) => {
                     // A client that leaves abruptly is not a protocol violation.
                     tracing::debug!(error = %e, "client reset the connection");
@@ -398,7 +406,9 @@ impl Conn {
             Ok(Opened::Accepted(link)) => {
                 self.session.accept_publish(sid);
                 tracing::info!(key = %key, kind = ?req.kind, "publishing");
+                self.cfg.stats.publishes.inc();
                 self.publisher = Some(Publisher {
+                    _live: self.cfg.stats.publishers.track(),
                     key,
                     stream_id: sid,
                     link,

@@ -28,6 +28,7 @@ pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token)
         let conn_id = next_id;
         next_id += 1;
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            cfg.stats.refused.inc();
             tracing::warn!(
                 conn_id,
                 %remote,
@@ -38,12 +39,15 @@ pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token)
             continue;
         };
         let _ = sock.set_nodelay(true);
+        cfg.stats.accepted.inc();
+        let open = cfg.stats.connections.track();
         let cfg = cfg.clone();
         let drain = drain.clone();
         let span = tracing::info_span!("conn", conn_id, %remote);
         tokio::spawn(
             async move {
                 crate::conn::run(sock, conn_id, remote, cfg, drain).await;
+                drop(open);
                 drop(permit);
             }
             .instrument(span),

@@ -21,6 +21,7 @@ mod handoff;
 mod link;
 mod listener;
 mod pipe;
+mod stats;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -78,7 +79,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(Failure::CannotStart)?;
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
-            None => tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}"),
+            None => {
+                tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}");
+                tokio::spawn(telemetry::report(
+                    cfg.hub.clone(),
+                    "ingest-rtmp",
+                    cfg.stats.metrics.clone(),
+                ));
+            }
         }
         let result = tokio::select! {
             r = listener::serve(listener, cfg.clone(), drain.token()) => {

@@ -19,6 +19,7 @@ pub mod glob;
 pub mod iov;
 pub mod ipc;
 pub mod media;
+pub mod metrics;
 pub mod rtmp;
 pub mod srt;
 pub mod ts;

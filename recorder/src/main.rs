@@ -124,9 +124,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let (cmd_tx, cmd_rx) = mpsc::channel(cli.writer_queue.max(1));
     let (rep_tx, rep_rx) = mpsc::channel(256);
     let wopts = WriterOptions { fsync: cli.fsync };
+    let metrics = Arc::new(telemetry::Metrics::new());
+    let wstats = writer::WriterStats::new(&metrics);
     let writer = std::thread::Builder::new()
         .name("recorder-writer".into())
-        .spawn(move || writer::run(wopts, cmd_rx, rep_tx))
+        .spawn(move || writer::run(wopts, cmd_rx, rep_tx, wstats))
         .context("starting the writer thread")
         .map_err(Failure::Failed)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -142,12 +144,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             tracing::info!(%signal, "shutting down");
             let _ = stop_tx.send(true);
         });
+        let reporter = tokio::spawn(telemetry::report(socket.clone(), "recorder", metrics));
         let opts = LinkOptions {
             socket,
             patterns: cli.patterns,
             settings,
         };
         hub_link::run(opts, cmd_tx, rep_rx, stop_rx).await;
+        reporter.abort();
     });
     writer
         .join()

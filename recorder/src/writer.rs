@@ -102,6 +102,31 @@ pub enum Report {
     },
 }
 
+/// The writer's counters, reported to the hub (component `recorder`).
+#[derive(Debug, Clone)]
+pub struct WriterStats {
+    /// Files open now.
+    pub open: telemetry::Gauge,
+    /// Files created.
+    pub files: telemetry::Counter,
+    /// Bytes written.
+    pub bytes: telemetry::Counter,
+    /// Files that could not be created or written.
+    pub errors: telemetry::Counter,
+}
+
+impl WriterStats {
+    /// Registers the series in `m`.
+    pub fn new(m: &telemetry::Metrics) -> WriterStats {
+        WriterStats {
+            open: m.gauge("mediaserver_recorder_files_open", &[]),
+            files: m.counter("mediaserver_recorder_files_total", &[]),
+            bytes: m.counter("mediaserver_recorder_bytes_total", &[]),
+            errors: m.counter("mediaserver_recorder_errors_total", &[]),
+        }
+    }
+}
+
 /// Writer settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriterOptions {
@@ -122,6 +147,7 @@ pub fn run(
     opts: WriterOptions,
     mut commands: mpsc::Receiver<Command>,
     reports: mpsc::Sender<Report>,
+    stats: WriterStats,
 ) {
     let mut files: HashMap<FileId, Open> = HashMap::new();
     while let Some(cmd) = commands.blocking_recv() {
@@ -133,7 +159,9 @@ pub fn run(
                         path,
                         bytes: 0,
                     };
-                    let r = apply(&mut o, &chunks);
+                    stats.files.inc();
+                    stats.open.inc();
+                    let r = apply(&mut o, &chunks, &stats.bytes);
                     let path = o.path.clone();
                     files.insert(file, o);
                     r.map(|_| path)
@@ -148,7 +176,7 @@ pub fn run(
             }
             Command::Write { file, chunks, sync } => match files.get_mut(&file) {
                 Some(o) => {
-                    let r = apply(o, &chunks).and_then(|_| {
+                    let r = apply(o, &chunks, &stats.bytes).and_then(|_| {
                         if sync && opts.fsync {
                             o.file.sync_data()
                         } else {
@@ -166,7 +194,7 @@ pub fn run(
                 duration_ms,
             } => match files.get_mut(&file) {
                 Some(o) => {
-                    let r = apply(o, &chunks).and_then(|_| {
+                    let r = apply(o, &chunks, &stats.bytes).and_then(|_| {
                         if opts.fsync {
                             o.file.sync_data()
                         } else {
@@ -175,6 +203,7 @@ pub fn run(
                     });
                     if r.is_ok() {
                         if let Some(o) = files.remove(&file) {
+                            stats.open.dec();
                             let _ = reports.blocking_send(Report::Closed {
                                 file,
                                 path: o.path,
@@ -191,7 +220,11 @@ pub fn run(
         };
         if let Err(e) = result {
             WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+            stats.errors.inc();
             let o = files.remove(&id);
+            if o.is_some() {
+                stats.open.dec();
+            }
             let _ = reports.blocking_send(Report::Failed {
                 file: id,
                 path: o.as_ref().map(|o| o.path.clone()),
@@ -236,19 +269,23 @@ fn create(path: &Path) -> io::Result<(File, PathBuf)> {
     ))
 }
 
-fn apply(o: &mut Open, chunks: &[Chunk]) -> io::Result<()> {
+fn apply(o: &mut Open, chunks: &[Chunk], written: &telemetry::Counter) -> io::Result<()> {
     let mut run: Vec<&Bytes> = Vec::new();
     for c in chunks {
         match c {
             Chunk::Append(b) => run.push(b),
             Chunk::Patch { offset, data } => {
-                o.bytes += write_all_vectored(&mut o.file, &run)?;
+                let n = write_all_vectored(&mut o.file, &run)?;
+                o.bytes += n;
+                written.add(n);
                 run.clear();
                 o.file.write_all_at(data, *offset)?;
             }
         }
     }
-    o.bytes += write_all_vectored(&mut o.file, &run)?;
+    let n = write_all_vectored(&mut o.file, &run)?;
+    o.bytes += n;
+    written.add(n);
     Ok(())
 }
 

@@ -162,7 +162,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             args: section.args(hub_socket),
         })
         .collect();
-    let outcome = supervisor::run(plan, &profile.settings).context("supervising")?;
+    let metrics = std::sync::Arc::new(telemetry::Metrics::new());
+    if let Some(hub) = hub_socket {
+        telemetry::report_from_thread(hub.to_path_buf(), "supervisor", metrics.clone())
+            .context("starting the metrics reporter")?;
+    }
+    let outcome =
+        supervisor::run_with_metrics(plan, &profile.settings, &metrics).context("supervising")?;
     Ok(match outcome {
         Outcome::Stopped => ExitCode::SUCCESS,
         Outcome::ComponentFailed => ExitCode::FAILURE,

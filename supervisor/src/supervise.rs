@@ -61,6 +61,10 @@ struct Slot {
     restart: RestartState,
     restarts: u64,
     runs: u64,
+    /// `mediaserver_component_restarts_total{component}`.
+    restarts_total: telemetry::Counter,
+    /// `mediaserver_component_up{component}`: 1 while running and ready.
+    up: telemetry::Gauge,
 }
 
 enum Phase {
@@ -78,6 +82,16 @@ enum Phase {
 /// must have been blocked with [`crate::signals::block`] before any thread was started,
 /// and this must run on the main thread.
 pub fn run(plan: Vec<Planned>, settings: &Settings) -> io::Result<Outcome> {
+    run_with_metrics(plan, settings, &telemetry::Metrics::new())
+}
+
+/// [`run`], counting restarts and running components in `metrics`
+/// (`mediaserver_component_restarts_total`, `mediaserver_component_up`).
+pub fn run_with_metrics(
+    plan: Vec<Planned>,
+    settings: &Settings,
+    metrics: &telemetry::Metrics,
+) -> io::Result<Outcome> {
     let (tx, rx) = mpsc::sync_channel(256);
     crate::signals::spawn_listener(tx.clone())?;
     let policy = RestartPolicy::from_settings(settings);
@@ -85,12 +99,17 @@ pub fn run(plan: Vec<Planned>, settings: &Settings) -> io::Result<Outcome> {
     let mut sup = Supervisor {
         slots: plan
             .into_iter()
-            .map(|plan| Slot {
-                plan,
-                state: State::Pending(now),
-                restart: RestartState::new(&policy),
-                restarts: 0,
-                runs: 0,
+            .map(|plan| {
+                let label = [("component", plan.component.name)];
+                Slot {
+                    restarts_total: metrics.counter("mediaserver_component_restarts_total", &label),
+                    up: metrics.gauge("mediaserver_component_up", &label),
+                    plan,
+                    state: State::Pending(now),
+                    restart: RestartState::new(&policy),
+                    restarts: 0,
+                    runs: 0,
+                }
             })
             .collect(),
         phase: Phase::Normal,
@@ -361,6 +380,7 @@ impl Supervisor {
                     if r.run == id.run && !r.ready {
                         r.ready = true;
                         slot.restart.handle_ready();
+                        slot.up.set(1);
                         tracing::info!(
                             "{} is ready (pid {}, after {} ms)",
                             slot.plan.component.name,
@@ -387,6 +407,7 @@ impl Supervisor {
                 let name = slot.plan.component.name;
                 let first_start = slot.runs == 1 && !ready;
                 slot.state = State::Stopped;
+                slot.up.set(0);
                 let normal = matches!(self.phase, Phase::Normal);
                 if normal && first_start && code == Some(CANNOT_START.into()) {
                     // Its own error line says why; restarting would fail the same way,
@@ -418,6 +439,7 @@ impl Supervisor {
         match slot.restart.handle_exit(&self.policy, uptime, ready) {
             Decision::Restart { delay } => {
                 slot.restarts += 1;
+                slot.restarts_total.inc();
                 tracing::warn!(
                     "restarting {name} in {} ms (restart {}, {} start failures in a row)",
                     delay.as_millis(),

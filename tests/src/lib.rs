@@ -16,9 +16,11 @@
 pub mod bins;
 pub mod ffmpeg;
 pub mod flv;
+pub mod http;
 pub mod load;
 pub mod log;
 pub mod proc;
+pub mod prom;
 pub mod rtmp_client;
 pub mod scenario;
 pub mod server;

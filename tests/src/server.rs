@@ -52,6 +52,7 @@ pub struct Server {
     ingest: Proc,
     hub: Proc,
     rtmp_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     socket: PathBuf,
     dir: tempfile::TempDir,
     _serial: MutexGuard<'static, ()>,
@@ -70,7 +71,12 @@ impl Server {
         let deadline = Instant::now() + READY_TIMEOUT;
 
         let mut hub_cmd = Command::new(bin("hub"));
-        hub_cmd.arg("--socket").arg(&socket).args(&opts.hub_args);
+        hub_cmd.arg("--socket").arg(&socket);
+        if !opts.hub_args.iter().any(|a| a.starts_with("--http")) {
+            // Not the default :8080: tests run side by side.
+            hub_cmd.args(["--http", "127.0.0.1:0"]);
+        }
+        hub_cmd.args(&opts.hub_args);
         quiet_env(&mut hub_cmd);
         let mut hub = Proc::spawn("hub", &mut hub_cmd);
         if hub
@@ -84,6 +90,12 @@ impl Server {
                 hub.describe()
             );
         }
+
+        // Logged before the hub socket's line, when on.
+        let http_addr = hub
+            .stderr
+            .wait_for(0, Instant::now(), |l| l.contains("listening on http://"))
+            .and_then(|l| parse_addr(&l, "listening on http://"));
 
         let mut ingest_cmd = Command::new(bin("ingest-rtmp"));
         ingest_cmd
@@ -110,6 +122,7 @@ impl Server {
             ingest,
             hub,
             rtmp_addr,
+            http_addr,
             socket,
             dir,
             _serial: serial,
@@ -119,6 +132,21 @@ impl Server {
     /// The RTMP address ingest-rtmp bound.
     pub fn addr(&self) -> SocketAddr {
         self.rtmp_addr
+    }
+
+    /// The hub's HTTP address (`--http`; panics when the test turned it off).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr.unwrap_or_else(|| {
+            panic!(
+                "the hub logged no `listening on http://`\n{}",
+                self.describe()
+            )
+        })
+    }
+
+    /// `http://IP:PORT` of the hub followed by `path`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr())
     }
 
     /// `rtmp://IP:PORT/live/<name>`.
@@ -227,7 +255,12 @@ fn quiet_env(cmd: &mut Command) {
 
 /// Extracts `IP:PORT` from a line containing `listening on rtmp://IP:PORT`.
 pub fn parse_rtmp_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on rtmp://")? + "listening on rtmp://".len()..];
+    parse_addr(line, "listening on rtmp://")
+}
+
+/// The `IP:PORT` right after `prefix` in a log line.
+pub fn parse_addr(line: &str, prefix: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
     let end = rest
         .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
         .unwrap_or(rest.len());

@@ -27,6 +27,15 @@ pub fn free_port() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
+/// The hub's HTTP listener on a free loopback port (the logs say which) instead of the
+/// default :8080, unless the profile sets `http` itself, so that tests can run side by side.
+fn private_http(profile: String) -> String {
+    if profile.contains("\nhttp = ") {
+        return profile;
+    }
+    profile.replacen("[hub]\n", "[hub]\nhttp = \"127.0.0.1:0\"\n", 1)
+}
+
 impl Supervised {
     /// Starts `supervisor` with a profile holding `[supervisor]` settings for quick
     /// restarts, `[hub]`, `[ingest-rtmp]` on a free port, and `extra` (more sections, or
@@ -49,7 +58,7 @@ impl Supervised {
             .tempdir()
             .expect("temp dir");
         let addr = free_port();
-        let profile = profile(addr);
+        let profile = private_http(profile(addr));
         let path = dir.path().join("profile.toml");
         std::fs::write(&path, profile).expect("write profile");
         let run = dir.path().join("run");
@@ -128,6 +137,23 @@ impl Supervised {
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no pid in {line:?}"))
+    }
+
+    /// The hub's HTTP address from its latest `listening on http://` line (a restarted hub
+    /// picks a new free port).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.wait_line(0, Duration::from_secs(30), |l| {
+            l.contains("listening on http://")
+        })
+        .and_then(|_| {
+            let lines = self.sup.stderr.lines();
+            let line = lines
+                .iter()
+                .rev()
+                .find(|l| l.contains("listening on http://"))?;
+            crate::server::parse_addr(line, "listening on http://")
+        })
+        .unwrap_or_else(|| panic!("the hub logged no HTTP address\n{}", self.describe()))
     }
 
     /// Sends SIGKILL to `pid`.

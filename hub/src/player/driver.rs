@@ -17,6 +17,7 @@ use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
+use crate::stats::Protocol;
 use crate::write::write_all;
 
 /// Largest message a player may send (commands are small).
@@ -123,13 +124,23 @@ pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
             session,
             start,
             Instant::now(),
+            registry.stats().clone(),
         );
         // Registered under the same lock that fixed the cursor: no entry falls between.
         let output = Output::new(wr, player);
         st.add_reader(reader_id, output.clone());
         output
     };
-    match drive(&output, &mut rd, &mut buf).await {
+    let stats = registry.stats().players(Protocol::Rtmp);
+    stats.started.inc();
+    let _connected = stats.connected.track();
+    let stop = drive(&output, &mut rd, &mut buf).await;
+    match &stop {
+        Stop::End(PlayerEnd::TooSlow { .. }) => stats.too_slow.inc(),
+        Stop::End(PlayerEnd::Stalled(_)) => stats.stalled.inc(),
+        _ => {}
+    }
+    match stop {
         Stop::Eof => tracing::info!(conn_id, why = "eof", "player left"),
         Stop::Read(e) | Stop::End(PlayerEnd::Io(e)) if is_hang_up(&e) => {
             tracing::info!(conn_id, why = "connection closed", "player left")

@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use crate::config::{Config, LAG_WINDOW};
 use crate::cursor::{Cursor, LagCounter, LagDecision, StallTimer};
 use crate::ring::Item;
+use crate::stats::{HubStats, Protocol};
 use crate::stream::{NewEntry, Reader, Stream, StreamState};
 use crate::write::{try_write, Written};
 
@@ -198,6 +199,7 @@ pub struct Player {
     /// Why the player must end, found by the fan-out (reported by the player's task).
     failed: Option<PlayerEnd>,
     headers: Vec<Bytes>,
+    stats: Arc<HubStats>,
 }
 
 impl Player {
@@ -209,6 +211,7 @@ impl Player {
         session: PlayerSession,
         start: Start,
         now: Instant,
+        stats: Arc<HubStats>,
     ) -> Player {
         let lag = LagCounter::new(cfg.max_lag_skips, LAG_WINDOW);
         Player {
@@ -223,6 +226,7 @@ impl Player {
             stall: StallTimer::new(cfg.player_write_timeout),
             failed: None,
             headers: Vec::new(),
+            stats,
         }
     }
 
@@ -305,7 +309,11 @@ impl Player {
 
     /// Writes the outbox until it is empty or the socket would block (true).
     pub fn write(&mut self, sock: &OwnedWriteHalf, now: Instant) -> io::Result<bool> {
-        match try_write(sock, self.session.outbox())? {
+        let queued = self.session.outbox().bytes();
+        let written = try_write(sock, self.session.outbox());
+        let sent = queued - self.session.outbox().bytes();
+        self.stats.players(Protocol::Rtmp).bytes.add(sent as u64);
+        match written? {
             Written::All => {
                 self.stall.idle();
                 Ok(false)
@@ -398,6 +406,9 @@ impl Player {
             LagDecision::Fine => None,
             LagDecision::TooSlow { skips, window } => Some(PlayerEnd::TooSlow { skips, window }),
             LagDecision::Skipped(skip) => {
+                let stats = self.stats.players(Protocol::Rtmp);
+                stats.gop_skips.inc();
+                stats.dropped_frames.add(skip.frames);
                 tracing::info!(
                     conn_id = self.conn_id,
                     frames = skip.frames,

@@ -270,7 +270,14 @@ pub fn settings(dir: &Path, format: Format, segment: Option<Duration>) -> Arc<Se
 pub fn record(key: &str, msgs: &[Msg], settings: Arc<Settings>) -> Vec<Report> {
     let (ctx, crx) = mpsc::channel(64);
     let (rtx, mut rrx) = mpsc::channel(1024);
-    let w = std::thread::spawn(move || writer::run(WriterOptions { fsync: false }, crx, rtx));
+    let w = std::thread::spawn(move || {
+        writer::run(
+            WriterOptions { fsync: false },
+            crx,
+            rtx,
+            writer::WriterStats::new(&telemetry::Metrics::new()),
+        )
+    });
     let mut s = StreamRecorder::new(key.to_owned(), 1000, settings);
     let mut cmds = Vec::new();
     for m in msgs {

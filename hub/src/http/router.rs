@@ -1,0 +1,137 @@
+//! Which handler answers a request, and the response conventions every route shares:
+//! CORS for browsers on other origins, JSON errors, status counters.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::body::Body;
+use super::{Http, HANDLER_TIMEOUT, MAX_BODY_BYTES};
+
+/// A response with a body and a content type.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response<Body> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A JSON document.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut text = serde_json::to_vec_pretty(value).unwrap_or_default();
+    text.push(b'\n');
+    response(status, "application/json", Bytes::from(text))
+}
+
+/// A JSON error `{"error": message}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message.into() }))
+}
+
+impl Http {
+    /// Answers one request.
+    pub(super) async fn route(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        _remote: SocketAddr,
+    ) -> Response<Body> {
+        let mut resp = if let Some(r) = refuse_body(&req) {
+            r
+        } else if req.method() == Method::OPTIONS {
+            preflight()
+        } else {
+            match tokio::time::timeout(HANDLER_TIMEOUT, self.dispatch(&req)).await {
+                Ok(r) => r,
+                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the request took too long"),
+            }
+        };
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(header::SERVER, HeaderValue::from_static("mediaserver"));
+        let code = resp.status();
+        self.registry
+            .stats()
+            .metrics
+            .counter(
+                "mediaserver_http_requests_total",
+                &[("code", code.as_str())],
+            )
+            .inc();
+        if code.is_server_error() || code == StatusCode::PAYLOAD_TOO_LARGE {
+            tracing::debug!(method = %req.method(), path = req.uri().path(), %code, "http request failed");
+        }
+        resp
+    }
+
+    async fn dispatch(&self, req: &Request<hyper::body::Incoming>) -> Response<Body> {
+        let path = req.uri().path();
+        let get = matches!(*req.method(), Method::GET | Method::HEAD);
+        match path {
+            "/metrics" if get => self.prometheus(),
+            "/debug/vars" if get => self.vars(),
+            "/metrics" | "/debug/vars" => method_not_allowed("GET, HEAD"),
+            _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
+        }
+    }
+}
+
+/// 405 with the methods that are allowed.
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// Requests announcing a body larger than [`MAX_BODY_BYTES`] (or a chunked one, whose
+/// size is unknown) are refused before anything is read.
+fn refuse_body<B>(req: &Request<B>) -> Option<Response<Body>> {
+    let h = req.headers();
+    let len = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let chunked = h.contains_key(header::TRANSFER_ENCODING);
+    if len > MAX_BODY_BYTES || chunked {
+        let mut r = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes with a Content-Length"),
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Some(r);
+    }
+    None
+}
+
+/// The answer to a CORS preflight: any origin may call the API and play streams; the
+/// bearer token travels in `Authorization`.
+fn preflight() -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Range"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
+}

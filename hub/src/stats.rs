@@ -1,0 +1,124 @@
+//! The hub's own counters and gauges (component `hub` at `/metrics`), as handles taken
+//! once so that hot paths bump an atomic and never look a series up.
+
+use telemetry::{Counter, Gauge, Metrics};
+
+/// How a player reached the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Handed over by ingest-rtmp.
+    Rtmp,
+    /// `GET /{app}/{name}.flv` on the HTTP listener.
+    HttpFlv,
+    /// WebSocket-FLV on the HTTP listener.
+    WsFlv,
+}
+
+impl Protocol {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::HttpFlv => "http-flv",
+            Protocol::WsFlv => "ws-flv",
+        }
+    }
+
+    const ALL: [Protocol; 3] = [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of the players of one protocol.
+#[derive(Debug)]
+pub struct PlayerStats {
+    /// Players connected now.
+    pub connected: Gauge,
+    /// Players ever started.
+    pub started: Counter,
+    /// Bytes written to players.
+    pub bytes: Counter,
+    /// Times a slow player skipped to the newest keyframe.
+    pub gop_skips: Counter,
+    /// Frames those skips left out.
+    pub dropped_frames: Counter,
+    /// Players closed for lagging too often.
+    pub too_slow: Counter,
+    /// Players closed because their socket took nothing for the write timeout.
+    pub stalled: Counter,
+}
+
+/// Every hub series, registered at start.
+#[derive(Debug)]
+pub struct HubStats {
+    /// The set they live in (rendered at `/metrics`).
+    pub metrics: Metrics,
+    /// Publishes accepted.
+    pub publishes: Counter,
+    /// Publishes refused (duplicate, capacity, policy).
+    pub publish_refused: Counter,
+    /// Media frames received from publishers.
+    pub frames_in: Counter,
+    /// Media payload bytes received from publishers.
+    pub bytes_in: Counter,
+    /// Subscriber connections now (recorder, relayer, custom consumers).
+    pub subscribers: Gauge,
+    /// Frames skipped for subscribers that fell behind.
+    pub subscriber_dropped_frames: Counter,
+    /// HTTP connections open now.
+    pub http_connections: Gauge,
+    /// HTTP connections refused at the connection limit.
+    pub http_refused: Counter,
+    players: [PlayerStats; 3],
+}
+
+impl HubStats {
+    /// Registers every series at 0.
+    pub fn new() -> HubStats {
+        let metrics = Metrics::new();
+        let players = Protocol::ALL.map(|p| {
+            let l = [("protocol", p.as_str())];
+            PlayerStats {
+                connected: metrics.gauge("mediaserver_players", &l),
+                started: metrics.counter("mediaserver_plays_total", &l),
+                bytes: metrics.counter("mediaserver_player_bytes_total", &l),
+                gop_skips: metrics.counter("mediaserver_player_gop_skips_total", &l),
+                dropped_frames: metrics.counter("mediaserver_player_dropped_frames_total", &l),
+                too_slow: metrics.counter(
+                    "mediaserver_player_disconnects_total",
+                    &[("protocol", p.as_str()), ("reason", "too_slow")],
+                ),
+                stalled: metrics.counter(
+                    "mediaserver_player_disconnects_total",
+                    &[("protocol", p.as_str()), ("reason", "stalled")],
+                ),
+            }
+        });
+        HubStats {
+            publishes: metrics.counter("mediaserver_publishes_total", &[]),
+            publish_refused: metrics.counter("mediaserver_publishes_refused_total", &[]),
+            frames_in: metrics.counter("mediaserver_ingest_frames_total", &[]),
+            bytes_in: metrics.counter("mediaserver_ingest_bytes_total", &[]),
+            subscribers: metrics.gauge("mediaserver_subscribers", &[]),
+            subscriber_dropped_frames: metrics
+                .counter("mediaserver_subscriber_dropped_frames_total", &[]),
+            http_connections: metrics.gauge("mediaserver_http_connections", &[]),
+            http_refused: metrics.counter("mediaserver_http_connections_refused_total", &[]),
+            players,
+            metrics,
+        }
+    }
+
+    /// The player counters of `protocol`.
+    pub fn players(&self, protocol: Protocol) -> &PlayerStats {
+        &self.players[protocol.index()]
+    }
+}
+
+impl Default for HubStats {
+    fn default() -> HubStats {
+        HubStats::new()
+    }
+}

@@ -1,0 +1,157 @@
+//! The help text of every series the components report or the hub serves, for the
+//! `# HELP` lines of `/metrics` (docs/metrics.md lists the same names). A component that
+//! adds a series adds its line here; a name missing here is still served, with a generic
+//! help text.
+
+/// `(metric name, help)`, by component.
+pub const CATALOG: &[(&str, &str)] = &[
+    // hub
+    (
+        "mediaserver_uptime_seconds",
+        "Seconds since the hub started.",
+    ),
+    (
+        "mediaserver_streams",
+        "Streams the hub knows (live, or waited for by players).",
+    ),
+    ("mediaserver_streams_live", "Streams with a live publisher."),
+    ("mediaserver_publishes_total", "Publishes the hub accepted."),
+    (
+        "mediaserver_publishes_refused_total",
+        "Publishes the hub refused (duplicate key, stream limit, policy).",
+    ),
+    (
+        "mediaserver_ingest_frames_total",
+        "Media frames the hub received from publishers.",
+    ),
+    (
+        "mediaserver_ingest_bytes_total",
+        "Media payload bytes the hub received from publishers.",
+    ),
+    ("mediaserver_players", "Players connected now, by protocol."),
+    ("mediaserver_plays_total", "Players started, by protocol."),
+    (
+        "mediaserver_player_bytes_total",
+        "Bytes written to players, by protocol.",
+    ),
+    (
+        "mediaserver_player_gop_skips_total",
+        "Times a slow player skipped to the newest keyframe, by protocol.",
+    ),
+    (
+        "mediaserver_player_dropped_frames_total",
+        "Frames slow players skipped (whole GOPs), by protocol.",
+    ),
+    (
+        "mediaserver_player_disconnects_total",
+        "Players the hub closed, by protocol and reason (too_slow, stalled, kicked).",
+    ),
+    (
+        "mediaserver_subscribers",
+        "Subscriber connections now (recorder, relayer, custom consumers).",
+    ),
+    (
+        "mediaserver_subscriber_dropped_frames_total",
+        "Frames skipped for subscribers that fell behind.",
+    ),
+    ("mediaserver_http_connections", "HTTP connections open now."),
+    (
+        "mediaserver_http_connections_refused_total",
+        "HTTP connections refused at --http-max-connections.",
+    ),
+    (
+        "mediaserver_http_requests_total",
+        "HTTP requests answered, by status code.",
+    ),
+    (
+        "mediaserver_component_reporting",
+        "Components whose counter reports the hub holds now (1 each).",
+    ),
+    // ingest-rtmp
+    (
+        "mediaserver_rtmp_connections_open",
+        "RTMP connections open now on ingest-rtmp.",
+    ),
+    (
+        "mediaserver_rtmp_connections_total",
+        "RTMP connections accepted by ingest-rtmp.",
+    ),
+    (
+        "mediaserver_rtmp_connections_refused_total",
+        "RTMP connections refused at --max-connections.",
+    ),
+    (
+        "mediaserver_rtmp_publishers",
+        "RTMP publishers publishing now.",
+    ),
+    (
+        "mediaserver_rtmp_publishes_total",
+        "RTMP publishes started.",
+    ),
+    (
+        "mediaserver_rtmp_plays_total",
+        "RTMP players handed to the hub.",
+    ),
+    (
+        "mediaserver_rtmp_bytes_in_total",
+        "Bytes read from RTMP connections (publishers and players before handoff).",
+    ),
+    (
+        "mediaserver_rtmp_closed_total",
+        "RTMP connections ingest-rtmp closed for bad input, a limit or a timeout, by layer.",
+    ),
+    // recorder
+    (
+        "mediaserver_recorder_files_open",
+        "Recording files open now.",
+    ),
+    (
+        "mediaserver_recorder_files_total",
+        "Recording files started.",
+    ),
+    (
+        "mediaserver_recorder_bytes_total",
+        "Bytes written to recording files.",
+    ),
+    (
+        "mediaserver_recorder_errors_total",
+        "Recording errors (a file that could not be created or written).",
+    ),
+    // supervisor
+    (
+        "mediaserver_component_restarts_total",
+        "Restarts of a crashed component by the supervisor, by component.",
+    ),
+    (
+        "mediaserver_component_up",
+        "Whether the supervisor has the component running (1) or not (0), by component.",
+    ),
+];
+
+/// The help text of `name`, if listed.
+pub fn help(name: &str) -> Option<&'static str> {
+    CATALOG.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CATALOG;
+
+    /// A gauge `x` next to a counter `x_total` is one family to an OpenMetrics parser,
+    /// which then refuses the text; names are unique too.
+    #[test]
+    fn no_gauge_shadows_a_counter_and_no_name_repeats() {
+        for (i, (name, _)) in CATALOG.iter().enumerate() {
+            assert!(
+                CATALOG[i + 1..].iter().all(|(n, _)| n != name),
+                "{name} listed twice"
+            );
+            if let Some(stem) = name.strip_suffix("_total") {
+                assert!(
+                    CATALOG.iter().all(|(n, _)| *n != stem),
+                    "gauge {stem} shadows counter {name}"
+                );
+            }
+        }
+    }
+}

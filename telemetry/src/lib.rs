@@ -1,0 +1,20 @@
+//! A component's counters and gauges ([`Metrics`]) and the task that reports them to the
+//! hub ([`report`]), which serves the whole system's numbers at `/metrics`.
+//!
+//! ```text
+//!  hot paths: Counter::add / Gauge::inc (one relaxed atomic)
+//!        |
+//!  Metrics (series -> atomic) --snapshot every second--> report() --Event "metrics"--> hub.sock
+//! ```
+//!
+//! The report format is `proto::metrics` (proto/FORMAT.md section 9); the names are listed
+//! with their meaning in docs/metrics.md.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod catalog;
+mod registry;
+mod report;
+
+pub use registry::{Counter, Gauge, GaugeGuard, Metrics};
+pub use report::{report, report_from_thread, REPORT_INTERVAL};
