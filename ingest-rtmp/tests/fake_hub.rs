@@ -64,50 +64,21 @@ async fn ffmpeg_publish_reaches_the_hub() {
         .spawn()
         .unwrap();
 
-    let (mut hub, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
-        .await
-        .expect("ingest connects to the hub")
-        .unwrap();
-    let decoder = FrameDecoder::default();
-    let mut buf = BytesMut::new();
-    let mut got = Vec::new();
-    let collect = async {
-        loop {
-            while let Some(m) = decoder.decode(&mut buf).unwrap() {
-                let answer = match &m.header {
-                    Header::Hello { role, .. } => {
-                        assert_eq!(*role, Role::Publisher);
-                        Some(Header::Hello {
-                            version: FORMAT_VERSION,
-                            role: Role::Hub,
-                            name: "fake".into(),
-                        })
-                    }
-                    Header::Announce { stream, .. } => Some(Header::AnnounceReply {
-                        stream: *stream,
-                        rejected: None,
-                    }),
-                    _ => None,
-                };
-                if let Some(a) = answer {
-                    let mut out = BytesMut::new();
-                    ipc::encode(&a, &[], &mut out);
-                    hub.write_all(&out).await.unwrap();
-                }
-                let end = matches!(m.header, Header::EndOfStream { .. });
-                got.push(m);
-                if end {
-                    return;
-                }
-            }
-            if hub.read_buf(&mut buf).await.unwrap() == 0 {
-                return;
-            }
+    // ingest-rtmp opens one connection per publisher, and one for its counter reports
+    // (proto/FORMAT.md section 9): every connection is served, and the one that carried a
+    // stream to its end is examined.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(1);
+    let reports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = reports.clone();
+    tokio::spawn(async move {
+        while let Ok((hub, _)) = listener.accept().await {
+            tokio::spawn(serve(hub, done_tx.clone(), counted.clone()));
         }
-    };
-    tokio::time::timeout(Duration::from_secs(30), collect)
+    });
+    let got = tokio::time::timeout(Duration::from_secs(30), done_rx.recv())
         .await
-        .expect("stream ends");
+        .expect("stream ends")
+        .expect("a connection carried the stream");
     let _ = publisher.wait().await;
 
     assert!(
@@ -150,5 +121,59 @@ async fn ffmpeg_publish_reaches_the_hub() {
         got.last().unwrap().header,
         Header::EndOfStream { .. }
     ));
+    assert!(
+        reports.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "ingest-rtmp reported its counters"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Answers one connection like the hub; sends its messages on `done` when it ends a
+/// stream, and counts the counter reports it carries.
+async fn serve(
+    mut hub: tokio::net::UnixStream,
+    done: tokio::sync::mpsc::Sender<Vec<ipc::Message>>,
+    reports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let decoder = FrameDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    loop {
+        while let Some(m) = decoder.decode(&mut buf).unwrap() {
+            let answer = match &m.header {
+                Header::Hello { role, .. } => {
+                    assert_eq!(*role, Role::Publisher);
+                    Some(Header::Hello {
+                        version: FORMAT_VERSION,
+                        role: Role::Hub,
+                        name: "fake".into(),
+                    })
+                }
+                Header::Announce { stream, .. } => Some(Header::AnnounceReply {
+                    stream: *stream,
+                    rejected: None,
+                }),
+                Header::Event(e) => {
+                    let report = proto::metrics::parse_report(e).expect("a valid report");
+                    assert_eq!(report.component, "ingest-rtmp");
+                    reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(a) = answer {
+                let mut out = BytesMut::new();
+                ipc::encode(&a, &[], &mut out);
+                hub.write_all(&out).await.unwrap();
+            }
+            let end = matches!(m.header, Header::EndOfStream { .. });
+            got.push(m);
+            if end {
+                let _ = done.send(std::mem::take(&mut got)).await;
+            }
+        }
+        if hub.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            return;
+        }
+    }
 }

@@ -42,7 +42,14 @@ struct Conn {
     s: UnixStream,
     buf: BytesMut,
     dec: FrameDecoder,
+    /// A message decoded before the caller asked for it (the hello that told the
+    /// subscriber connection from the counter reporter's).
+    first: Option<Message>,
 }
+
+/// The recorder's counter-report connections (proto/FORMAT.md section 9), kept open so it
+/// does not come back on every accept.
+static REPORTERS: std::sync::Mutex<Vec<UnixStream>> = std::sync::Mutex::new(Vec::new());
 
 impl Conn {
     fn accept(l: &UnixListener) -> Conn {
@@ -53,11 +60,28 @@ impl Conn {
                 Ok((s, _)) => {
                     s.set_nonblocking(false).unwrap();
                     s.set_read_timeout(Some(DEADLINE)).unwrap();
-                    return Conn {
+                    let mut c = Conn {
                         s,
                         buf: BytesMut::new(),
                         dec: FrameDecoder::default(),
+                        first: None,
                     };
+                    let hello = c.recv();
+                    if matches!(
+                        hello.header,
+                        Header::Hello {
+                            role: Role::Publisher,
+                            ..
+                        }
+                    ) {
+                        REPORTERS
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(c.s);
+                        continue;
+                    }
+                    c.first = Some(hello);
+                    return c;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < end => {
                     // Readiness poll for the child to connect, bounded by DEADLINE.
@@ -69,6 +93,9 @@ impl Conn {
     }
 
     fn recv(&mut self) -> Message {
+        if let Some(m) = self.first.take() {
+            return m;
+        }
         loop {
             if let Some(m) = self.dec.decode(&mut self.buf).unwrap() {
                 return m;
