@@ -93,7 +93,10 @@ fn prometheus_text_parses_and_counters_move_with_publish_and_play() {
         Duration::from_secs(20),
         || server.describe(),
         |s| {
+            // Each component reports on its own second: wait for both views, the hub's
+            // (players) and ingest-rtmp's (its handoff counted).
             s.get("mediaserver_players{protocol=\"rtmp\"}") == 1.0
+                && s.get("mediaserver_rtmp_plays_total") == 1.0
                 && s.get("mediaserver_rtmp_publishers") == 1.0
                 && s.get("mediaserver_streams_live") == 1.0
         },
