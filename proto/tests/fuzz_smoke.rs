@@ -12,7 +12,7 @@ use proto::rtmp::amf0::{self, Amf0Value};
 use proto::rtmp::amf3::{self, Amf3Value};
 use proto::rtmp::chunk::{write_fmt0, ChunkEncoder};
 use proto::rtmp::handshake::{ClientHandshake, RANDOM_SIZE};
-use proto::rtmp::message::Command;
+use proto::rtmp::message::{Command, UserControl};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -299,4 +299,35 @@ fn fuzz_flv_file() {
         .map(|f| std::fs::read(format!("{dir}/{f}")).expect("FLV vector")[13..].to_vec())
         .collect();
     run(targets::flv_file, &seeds, 2000, 8);
+}
+
+#[test]
+fn fuzz_player_session() {
+    // What players send after play: a ping request, receiveVideo, pause, deleteStream.
+    let mut enc = ChunkEncoder::new();
+    let mut out = BytesMut::new();
+    let mut body = BytesMut::new();
+    UserControl::PingRequest(7).write_body(&mut body);
+    enc.write(2, 0, 4, 0, &body, &mut out);
+    for (name, arg) in [
+        ("receiveVideo", Amf0Value::Boolean(false)),
+        ("pause", Amf0Value::Boolean(true)),
+        ("seek", Amf0Value::Number(0.0)),
+        ("deleteStream", Amf0Value::Number(1.0)),
+    ] {
+        let mut body = BytesMut::new();
+        Command {
+            name: name.into(),
+            transaction_id: 0.0,
+            object: Amf0Value::Null,
+            args: vec![arg],
+        }
+        .write_body(&mut body);
+        enc.write(8, 0, 20, 1, &body, &mut out);
+    }
+    let mut whole = vec![0u8];
+    whole.extend_from_slice(&out);
+    let mut split = vec![0x45u8];
+    split.extend_from_slice(&out);
+    run(targets::player_session, &[whole, split], 3000, 9);
 }

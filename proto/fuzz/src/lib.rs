@@ -438,3 +438,63 @@ pub fn flv_file(data: &[u8]) {
     let again = proto::flv::read_file(&bytes.slice(..f.complete_len)).expect("same prefix");
     assert_eq!(again.tags, f.tags);
 }
+
+/// Player session after a handoff (`proto::rtmp::session::PlayerSession`): what a player
+/// sends (the first byte picks the split of the input and the clock step). Never panics;
+/// an error or a close ends the input; the outbox grows only by bounded replies.
+pub fn player_session(data: &[u8]) {
+    use proto::rtmp::session::{PlayerConfig, PlayerHandoff, PlayerSession};
+    use std::time::{Duration, Instant};
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let handoff = PlayerHandoff {
+        conn_id: 1,
+        remote: String::new(),
+        key: "live/fuzz".into(),
+        stream_id: 1,
+        in_chunk_size: 128,
+        out_chunk_size: 4096,
+        window_ack_size: 64,
+        bytes_received: 0,
+        last_ack_sent: 0,
+        in_chunk_streams: Vec::new(),
+        pending_input: Vec::new(),
+        start: -2.0,
+        duration: -1.0,
+        reset: false,
+        receive_audio: true,
+        receive_video: true,
+        transaction_id: 0.0,
+    };
+    let t0 = Instant::now();
+    let mut now = t0;
+    let cfg = PlayerConfig {
+        ping_interval: Some(Duration::from_millis(50)),
+        ping_timeout: Duration::from_millis(20),
+        ..PlayerConfig::default()
+    };
+    let mut s = PlayerSession::new(&handoff, cfg, t0);
+    s.accept();
+    let step = usize::from(first % 64) + 1;
+    let mut buf = BytesMut::new();
+    for piece in rest.chunks(step) {
+        buf.extend_from_slice(piece);
+        now += Duration::from_millis(u64::from(first % 16));
+        if s.handle_input(&mut buf, now).is_err() {
+            return;
+        }
+        if let Some(t) = s.poll_timeout() {
+            if t <= now {
+                s.handle_timeout(now);
+            }
+        }
+        while s.poll_event().is_some() {}
+        // Replies are a few small messages per input message; what the player sent
+        // bounds them.
+        assert!(s.queued_bytes() <= 4096 + 64 * (rest.len() + 1));
+        if s.is_closed() {
+            return;
+        }
+    }
+}
