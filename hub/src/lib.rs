@@ -19,6 +19,7 @@
 //! the lag and stall policies take `now` as an argument.
 
 pub mod config;
+pub mod conns;
 pub mod cursor;
 pub mod http;
 pub mod player;

@@ -75,6 +75,15 @@ struct Cli {
     /// keep-alive connection between requests.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     http_header_timeout: Duration,
+    /// Bearer token for the API's mutating calls (kicks); without one they are refused.
+    /// Also read from MEDIASERVER_API_TOKEN, which keeps it out of the process list.
+    /// [default: none]
+    #[arg(long, env = "MEDIASERVER_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Read-only API calls, /metrics and /debug/vars need the token too (the status
+    /// page then asks for it).
+    #[arg(long)]
+    api_protect_reads: bool,
     #[command(flatten)]
     log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
@@ -124,6 +133,24 @@ impl Cli {
                 ("player-queue-bytes", self.player_queue_bytes)
             };
             return Some((flag, v.to_string(), "must be more than 0".into()));
+        }
+        if self
+            .api_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty() || t.len() > 4096)
+        {
+            return Some((
+                "api-token",
+                "(hidden)".into(),
+                "must be 1 to 4096 bytes, not blank".into(),
+            ));
+        }
+        if self.api_protect_reads && self.api_token.is_none() {
+            return Some((
+                "api-protect-reads",
+                "true".into(),
+                "needs --api-token (or MEDIASERVER_API_TOKEN)".into(),
+            ));
         }
         if self.http_max_connections == 0 || self.http_header_timeout.is_zero() {
             let (flag, v) = if self.http_max_connections == 0 {
@@ -208,7 +235,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     .context("HTTP local address")
                     .map_err(Failure::Failed)?;
                 tracing::info!("listening on http://{local}");
-                Some(l)
+                Some((l, local))
             }
             HttpListen::Off => None,
         };
@@ -225,13 +252,18 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         })?;
         tracing::info!("listening on unix:{}", cfg.socket.display());
         let registry = Arc::new(registry::Registry::new(cfg.clone()));
-        let http_cfg = http::HttpConfig {
-            max_connections: cli.http_max_connections,
-            header_timeout: cli.http_header_timeout,
-        };
         let http_server = async {
             match http_listener {
-                Some(l) => http::serve(l, registry.clone(), http_cfg).await,
+                Some((l, listen)) => {
+                    let http_cfg = http::HttpConfig {
+                        listen,
+                        token: cli.api_token.clone(),
+                        protect_reads: cli.api_protect_reads,
+                        max_connections: cli.http_max_connections,
+                        header_timeout: cli.http_header_timeout,
+                    };
+                    http::serve(l, registry.clone(), http_cfg).await
+                }
                 None => std::future::pending().await,
             }
         };

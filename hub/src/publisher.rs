@@ -13,9 +13,10 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
+use crate::conns::{ConnGuard, ConnKind};
 use crate::registry::Registry;
 use crate::server::Opened;
-use crate::stream::{Delivery, Owner, PublisherId, Stream, StreamError};
+use crate::stream::{Delivery, Owner, PublisherId, Revocation, Stream, StreamError};
 
 /// Most streams one publisher connection may hold at once.
 const MAX_STREAMS_PER_CONN: usize = 1024;
@@ -38,7 +39,11 @@ struct Publisher {
     conn_id: Option<u64>,
     registry: Arc<Registry>,
     streams: HashMap<u32, Arc<Stream>>,
-    revoke_tx: mpsc::Sender<u32>,
+    /// The API's entries of the streams, by handle.
+    listed: HashMap<u32, ConnGuard>,
+    /// The peer's hello name (`ingest-rtmp/123`), shown by the API.
+    peer: String,
+    revoke_tx: mpsc::Sender<(u32, Revocation)>,
     out: BytesMut,
 }
 
@@ -52,6 +57,8 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         conn_id,
         registry,
         streams: HashMap::new(),
+        listed: HashMap::new(),
+        peer: opened.name.clone(),
         revoke_tx,
         out: BytesMut::new(),
     };
@@ -72,7 +79,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                         return Ok(());
                     }
                 }
-                Some(handle) = revoke_rx.recv() => p.revoked(handle),
+                Some((handle, why)) = revoke_rx.recv() => p.revoked(handle, why),
             }
         }
     }
@@ -122,13 +129,22 @@ impl Publisher {
         );
     }
 
-    fn revoked(&mut self, handle: u32) {
+    fn revoked(&mut self, handle: u32, why: Revocation) {
         if let Some(stream) = self.streams.remove(&handle) {
-            tracing::info!(conn_id = self.conn_id, key = %stream.key, "stream taken over by another publisher");
+            self.listed.remove(&handle);
+            match why {
+                Revocation::Takeover => {
+                    tracing::info!(conn_id = self.conn_id, key = %stream.key, "stream taken over by another publisher")
+                }
+                Revocation::Kicked => {
+                    tracing::info!(conn_id = self.conn_id, key = %stream.key, "publisher kicked through the API");
+                    self.end(handle, &stream, why.reason());
+                }
+            }
             ipc::encode(
                 &Header::Revoke {
                     stream: handle,
-                    reason: "takeover".into(),
+                    reason: why.reason().into(),
                 },
                 &[],
                 &mut self.out,
@@ -190,6 +206,7 @@ impl Publisher {
                 }
             }
             Header::EndOfStream { stream, reason } => {
+                self.listed.remove(&stream);
                 if let Some(s) = self.streams.remove(&stream) {
                     self.end(stream, &s, &reason);
                 }
@@ -223,6 +240,7 @@ impl Publisher {
                 return Ok(());
             }
         };
+        self.listed.remove(&handle);
         if let Some(old) = self.streams.remove(&handle) {
             self.end(handle, &old, "reannounced");
         }
@@ -240,6 +258,14 @@ impl Publisher {
                 tracing::info!(conn_id = self.conn_id, key = %key, timescale, "publish started");
                 self.registry.stats().publishes.inc();
                 self.streams.insert(handle, stream);
+                let entry = self.registry.conns().register(
+                    self.conn_id.unwrap_or(self.ipc_id),
+                    ConnKind::Publisher,
+                    &self.peer,
+                    "",
+                    key.as_str(),
+                );
+                self.listed.insert(handle, entry);
                 self.reply(handle, None);
             }
             Err(reason) => {

@@ -14,9 +14,10 @@ use proto::media::StreamKey;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::config::{Config, OnDuplicate};
+use crate::conns::Conns;
 use crate::reports::Reports;
 use crate::stats::HubStats;
-use crate::stream::{Owner, PublisherId, Stream};
+use crate::stream::{Owner, PublisherId, Revocation, Stream};
 
 /// A new stream a subscriber should start reading, and the cursor to start at.
 #[derive(Debug, Clone)]
@@ -72,6 +73,7 @@ pub struct Registry {
     next_reader_id: AtomicU64,
     stats: Arc<HubStats>,
     reports: Reports,
+    conns: Arc<Conns>,
 }
 
 impl Registry {
@@ -85,6 +87,7 @@ impl Registry {
             next_reader_id: AtomicU64::new(1),
             stats: Arc::new(HubStats::new()),
             reports: Reports::default(),
+            conns: Arc::default(),
         }
     }
 
@@ -121,6 +124,36 @@ impl Registry {
     /// The hub's own counters.
     pub fn stats(&self) -> &Arc<HubStats> {
         &self.stats
+    }
+
+    /// The client connections (for the API).
+    pub fn conns(&self) -> &Arc<Conns> {
+        &self.conns
+    }
+
+    /// Every stream, in key order.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        let mut v: Vec<_> = self.lock().streams.values().cloned().collect();
+        v.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        v
+    }
+
+    /// The stream of `key`, if known.
+    pub fn stream(&self, key: &StreamKey) -> Option<Arc<Stream>> {
+        self.lock().streams.get(key).cloned()
+    }
+
+    /// Stops the publisher of `key` (API kick): it is told with `Revoke` (reason
+    /// `kicked`) and its stream ends as if it had left. False when nobody publishes it.
+    pub fn kick_publisher(&self, key: &StreamKey) -> bool {
+        let Some(stream) = self.stream(key) else {
+            return false;
+        };
+        let st = stream.lock();
+        match &st.owner {
+            Some(o) => o.revoke.try_send((o.id.handle, Revocation::Kicked)).is_ok(),
+            None => false,
+        }
     }
 
     /// The other components' counter reports.
@@ -198,7 +231,7 @@ impl Registry {
         if let Some(old) = st.publish(owner, timescale) {
             tracing::info!(key = %key, old_conn = old.id.conn_id, "publisher taken over");
             // The old publisher's frames are ignored from now on whether or not it hears.
-            let _ = old.revoke.try_send(old.id.handle);
+            let _ = old.revoke.try_send((old.id.handle, Revocation::Takeover));
         }
         drop(st);
         Ok(stream)
@@ -344,7 +377,7 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn owner(conn_id: u64) -> (Owner, mpsc::Receiver<u32>) {
+    fn owner(conn_id: u64) -> (Owner, mpsc::Receiver<(u32, Revocation)>) {
         let (tx, rx) = mpsc::channel(4);
         (
             Owner {
@@ -367,7 +400,7 @@ mod tests {
         let (o2, _rx2) = owner(2);
         let s2 = reg.announce(&key(), o2, 1000).unwrap();
         assert!(Arc::ptr_eq(&s1, &s2), "same stream object, players stay");
-        assert_eq!(rx1.try_recv(), Ok(7));
+        assert_eq!(rx1.try_recv(), Ok((7, Revocation::Takeover)));
         let st = s2.lock();
         assert_eq!(st.owner.as_ref().unwrap().id.conn_id, 2);
         assert_eq!(st.generation, 2);

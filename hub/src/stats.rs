@@ -48,6 +48,8 @@ pub struct PlayerStats {
     pub too_slow: Counter,
     /// Players closed because their socket took nothing for the write timeout.
     pub stalled: Counter,
+    /// Players closed through the API.
+    pub kicked: Counter,
 }
 
 /// Every hub series, registered at start.
@@ -93,6 +95,10 @@ impl HubStats {
                 stalled: metrics.counter(
                     "mediaserver_player_disconnects_total",
                     &[("protocol", p.as_str()), ("reason", "stalled")],
+                ),
+                kicked: metrics.counter(
+                    "mediaserver_player_disconnects_total",
+                    &[("protocol", p.as_str()), ("reason", "kicked")],
                 ),
             }
         });

@@ -19,6 +19,38 @@ use crate::ring::{Item, Ring, RingLimits};
 use crate::rtmp_out::{MediaWriter, SHARED_STREAM_ID};
 use crate::timeline::Timeline;
 
+/// The media bitrate of a stream, measured over windows of one second of media time
+/// (so it reads the same however bursty the arrival is).
+#[derive(Debug, Clone, Default)]
+pub struct RateMeter {
+    start_ms: Option<i64>,
+    bytes: u64,
+    bps: u64,
+}
+
+impl RateMeter {
+    /// A frame of `bytes` at media time `ms`.
+    pub fn add(&mut self, ms: i64, bytes: usize) {
+        let start = *self.start_ms.get_or_insert(ms);
+        let elapsed = ms.saturating_sub(start);
+        if elapsed >= 1000 {
+            self.bps = self.bytes * 8 * 1000 / elapsed as u64;
+            self.start_ms = Some(ms);
+            self.bytes = 0;
+        } else if elapsed < 0 {
+            // Timestamps went back (a new publisher's timeline): start over.
+            self.start_ms = Some(ms);
+            self.bytes = 0;
+        }
+        self.bytes += bytes as u64;
+    }
+
+    /// Bits per second over the last complete window (0 before the first one).
+    pub fn bits_per_second(&self) -> u64 {
+        self.bps
+    }
+}
+
 /// Which publisher (connection and its stream handle) owns a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublisherId {
@@ -28,13 +60,32 @@ pub struct PublisherId {
     pub handle: u32,
 }
 
+/// Why a publisher loses its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Another publisher took the key over (the stream goes on with it).
+    Takeover,
+    /// An operator stopped it through the API (the stream ends).
+    Kicked,
+}
+
+impl Revocation {
+    /// The `Revoke.reason` sent to the publisher.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Revocation::Takeover => "takeover",
+            Revocation::Kicked => "kicked",
+        }
+    }
+}
+
 /// The owning publisher and how to tell it that it lost the stream.
 #[derive(Debug, Clone)]
 pub struct Owner {
     /// Who.
     pub id: PublisherId,
-    /// Receives the handle of a stream taken over.
-    pub revoke: mpsc::Sender<u32>,
+    /// Receives the handle of a stream taken away, and why.
+    pub revoke: mpsc::Sender<(u32, Revocation)>,
 }
 
 /// A track's current decoder configuration.
@@ -91,6 +142,10 @@ pub struct StreamState {
     pub players: usize,
     /// Set once the stream is removed from the registry; readers finish and let go.
     pub closed: bool,
+    /// When the current publisher started (for the API's uptime).
+    pub published_at: Option<std::time::SystemTime>,
+    /// Media bitrate of the current publisher.
+    pub rate: RateMeter,
     readers: Vec<(u64, Arc<dyn Reader>)>,
     /// The readers as one shared list, rebuilt when one comes or goes, so that a delivery
     /// takes it with a reference count and walks it without the lock.
@@ -196,6 +251,8 @@ impl Stream {
                 generation: 0,
                 players: 0,
                 closed: false,
+                published_at: None,
+                rate: RateMeter::default(),
                 readers: Vec::new(),
                 snapshot: Arc::new([]),
                 media: MediaWriter::new(cfg.chunk_size),
@@ -261,6 +318,8 @@ impl StreamState {
     pub fn publish(&mut self, owner: Owner, timescale: u32) -> Option<Owner> {
         let previous = self.owner.replace(owner);
         self.generation += 1;
+        self.published_at = Some(std::time::SystemTime::now());
+        self.rate = RateMeter::default();
         self.timeline.start_publisher(timescale);
         self.tracks.clear();
         self.metadata = None;
@@ -282,6 +341,7 @@ impl StreamState {
             return false;
         }
         self.owner = None;
+        self.published_at = None;
         let ms = self.out_ms();
         self.ring.push(
             Item::Unpublished {
@@ -375,6 +435,7 @@ impl StreamState {
             .ok_or(StreamError::UnknownTrack { track, video })?;
         frame.dts = self.timeline.map(frame.dts, video);
         let ms = self.timeline.to_ms(frame.dts);
+        self.rate.add(ms, frame.payload.len());
         let cts_ms = self
             .timeline
             .to_ms(i64::from(frame.cts))
@@ -406,5 +467,22 @@ impl StreamState {
         for (&(_, track), t) in &self.tracks {
             out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));
         }
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::RateMeter;
+
+    #[test]
+    fn bitrate_over_one_second_of_media_time() {
+        let mut r = RateMeter::default();
+        assert_eq!(r.bits_per_second(), 0);
+        for i in 0..=25 {
+            r.add(i * 40, 5000); // 25 frames a second, 5000 bytes each
+        }
+        assert_eq!(r.bits_per_second(), 1_000_000);
+        r.add(0, 10); // a new timeline starts over, keeping the last rate
+        assert_eq!(r.bits_per_second(), 1_000_000);
     }
 }

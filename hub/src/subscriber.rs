@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, Notify};
 
+use crate::conns::ConnKind;
 use crate::cursor::{Cursor, LagDecision};
 use crate::registry::{NewStream, Registry};
 use crate::ring::Item;
@@ -85,6 +86,13 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         }
     };
     tracing::info!(ipc_id, ?patterns, media, events, "subscriber attached");
+    let listed = registry.conns().register(
+        ipc_id,
+        ConnKind::Subscriber,
+        &opened.name,
+        "",
+        &patterns.join(" "),
+    );
     let reader_id = registry.reader_id();
     let waker = Arc::new(Notify::new());
     let (new_tx, mut new_rx) = mpsc::channel::<NewStream>(256);
@@ -125,6 +133,10 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     }
                 }
                 _ = waker.notified() => {}
+                _ = listed.kicked() => {
+                    tracing::info!(ipc_id, "subscriber kicked through the API");
+                    return Ok(());
+                }
                 Some(ns) = new_rx.recv() => s.subs.push(Sub {
                     stream: ns.stream,
                     cursor: Cursor::new(ns.cursor, true, None),

@@ -291,6 +291,12 @@ impl Conn {
             return Ok(());
         };
         match event {
+            LinkEvent::Revoked(reason) if reason == "kicked" => {
+                let d = format!("{} was stopped by the server's operator", p.key);
+                self.session
+                    .send_status(p.stream_id, "status", "NetStream.Unpublish.Success", &d);
+                tracing::info!(key = %p.key, "publisher kicked through the hub's API; closing");
+            }
             LinkEvent::Revoked(reason) => {
                 let d = format!("{} was taken over by another publisher", p.key);
                 self.session

@@ -4,6 +4,7 @@
 //! ```text
 //!  TCP --> serve (connection limit) --> hyper http1 (header timeout, head size limit)
 //!            --> router::route --> metrics.rs (/metrics, /debug/vars)
+//!                                  api.rs (/api/v1: streams, connections, kicks, config)
 //! ```
 //!
 //! Every connection counts against `--http-max-connections` (over it: closed at once);
@@ -11,6 +12,7 @@
 //! [`MAX_HEAD_BYTES`]; request bodies are never read beyond [`MAX_BODY_BYTES`]; every
 //! answer that is not a stream is computed within [`HANDLER_TIMEOUT`].
 
+mod api;
 pub mod body;
 mod metrics;
 mod router;
@@ -38,6 +40,12 @@ pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The listener's settings.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// The bound address.
+    pub listen: SocketAddr,
+    /// Bearer token of the API's mutating calls (none: they are refused).
+    pub token: Option<String>,
+    /// Reads (API, metrics) need the token too.
+    pub protect_reads: bool,
     /// Most connections at once.
     pub max_connections: usize,
     /// Time allowed for a request head, and for an idle keep-alive connection.

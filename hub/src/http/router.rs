@@ -76,6 +76,15 @@ impl Http {
     async fn dispatch(&self, req: &Request<hyper::body::Incoming>) -> Response<Body> {
         let path = req.uri().path();
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
+        if let Some(rest) = path.strip_prefix("/api/v1") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return self.api(req, rest);
+            }
+        }
+        let metrics = matches!(path, "/metrics" | "/debug/vars");
+        if let Some(refused) = metrics.then(|| self.check_auth(req, false)).flatten() {
+            return refused;
+        }
         match path {
             "/metrics" if get => self.prometheus(),
             "/debug/vars" if get => self.vars(),

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
+use crate::conns::ConnKind;
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
 use crate::stats::Protocol;
@@ -34,6 +35,8 @@ enum Stop {
     Eof,
     #[error("{0}")]
     Protocol(#[from] PlayerError),
+    #[error("kicked through the API")]
+    Kicked,
 }
 
 /// The protocol settings of players.
@@ -134,13 +137,25 @@ pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
     let stats = registry.stats().players(Protocol::Rtmp);
     stats.started.inc();
     let _connected = stats.connected.track();
-    let stop = drive(&output, &mut rd, &mut buf).await;
+    let listed = registry.conns().register(
+        conn_id,
+        ConnKind::Player,
+        Protocol::Rtmp.as_str(),
+        &h.remote,
+        &h.key,
+    );
+    let stop = tokio::select! {
+        stop = drive(&output, &mut rd, &mut buf) => stop,
+        _ = listed.kicked() => Stop::Kicked,
+    };
     match &stop {
         Stop::End(PlayerEnd::TooSlow { .. }) => stats.too_slow.inc(),
         Stop::End(PlayerEnd::Stalled(_)) => stats.stalled.inc(),
+        Stop::Kicked => stats.kicked.inc(),
         _ => {}
     }
     match stop {
+        Stop::Kicked => tracing::info!(conn_id, "player kicked through the API"),
         Stop::Eof => tracing::info!(conn_id, why = "eof", "player left"),
         Stop::Read(e) | Stop::End(PlayerEnd::Io(e)) if is_hang_up(&e) => {
             tracing::info!(conn_id, why = "connection closed", "player left")
@@ -223,7 +238,7 @@ async fn finish(output: &Output, stop: Stop) -> Stop {
     let orderly = match &stop {
         Stop::End(end) => end.flushes(),
         Stop::Protocol(_) => true,
-        Stop::Read(_) | Stop::Eof => false,
+        Stop::Read(_) | Stop::Eof | Stop::Kicked => false,
     };
     if orderly {
         let timeout = output.lock().stall_timeout();
