@@ -21,6 +21,7 @@
 pub mod config;
 pub mod conns;
 pub mod cursor;
+pub mod events;
 pub mod http;
 pub mod player;
 pub mod publisher;

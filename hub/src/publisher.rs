@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, Message, RejectReason};
@@ -14,6 +15,7 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::conns::{ConnGuard, ConnKind};
+use crate::events::{describe_stream, event};
 use crate::registry::Registry;
 use crate::server::Opened;
 use crate::stream::{Delivery, Owner, PublisherId, Revocation, Stream, StreamError};
@@ -38,13 +40,24 @@ struct Publisher {
     /// The client connection behind it, in the sender's numbering (logged as `conn_id`).
     conn_id: Option<u64>,
     registry: Arc<Registry>,
-    streams: HashMap<u32, Arc<Stream>>,
+    streams: HashMap<u32, Published>,
     /// The API's entries of the streams, by handle.
     listed: HashMap<u32, ConnGuard>,
     /// The peer's hello name (`ingest-rtmp/123`), shown by the API.
     peer: String,
     revoke_tx: mpsc::Sender<(u32, Revocation)>,
     out: BytesMut,
+}
+
+/// One live stream of this connection and what its events report.
+struct Published {
+    stream: Arc<Stream>,
+    since: Instant,
+    frames: u64,
+    bytes: u64,
+    /// Whether the `publish` event went out (at the first frame, when codecs and
+    /// metadata are known).
+    announced: bool,
 }
 
 /// Serves one publisher connection until it closes.
@@ -100,8 +113,8 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
             }
         }
     }
-    for (handle, stream) in std::mem::take(&mut p.streams) {
-        p.end(handle, &stream, "disconnect");
+    for (handle, published) in std::mem::take(&mut p.streams) {
+        p.end(handle, published, "disconnect");
     }
 }
 
@@ -129,16 +142,52 @@ impl Publisher {
         );
     }
 
+    /// A hub event about this connection's stream `key`.
+    fn event(&self, kind: &str, key: &str, mut fields: Vec<(String, String)>) {
+        let mut e = event(kind, key, self.conn_id.unwrap_or(0), "");
+        fields.push(("publisher".to_owned(), self.peer.clone()));
+        e.fields = fields;
+        self.registry.publish_event(e);
+    }
+
+    /// The `publish` event, once per publish, when the first frame shows the stream
+    /// is flowing (its track configurations and metadata came before it).
+    fn announce_event(&self, p: &Published) {
+        let mut fields = Vec::new();
+        describe_stream(&p.stream.lock(), &mut fields);
+        self.event("publish", p.stream.key.as_str(), fields);
+    }
+
+    /// The `unpublish` event of a publish that ends.
+    fn unpublish_event(&self, p: &Published, reason: &str) {
+        if !p.announced {
+            self.announce_event(p);
+        }
+        let mut fields = vec![("reason".to_owned(), reason.to_owned())];
+        describe_stream(&p.stream.lock(), &mut fields);
+        fields.extend([
+            (
+                "duration_ms".to_owned(),
+                p.since.elapsed().as_millis().to_string(),
+            ),
+            ("frames".to_owned(), p.frames.to_string()),
+            ("bytes".to_owned(), p.bytes.to_string()),
+        ]);
+        self.event("unpublish", p.stream.key.as_str(), fields);
+    }
+
     fn revoked(&mut self, handle: u32, why: Revocation) {
-        if let Some(stream) = self.streams.remove(&handle) {
+        if let Some(published) = self.streams.remove(&handle) {
             self.listed.remove(&handle);
+            let key = &published.stream.key;
             match why {
                 Revocation::Takeover => {
-                    tracing::info!(conn_id = self.conn_id, key = %stream.key, "stream taken over by another publisher")
+                    tracing::info!(conn_id = self.conn_id, key = %key, "stream taken over by another publisher");
+                    self.unpublish_event(&published, why.reason());
                 }
                 Revocation::Kicked => {
-                    tracing::info!(conn_id = self.conn_id, key = %stream.key, "publisher kicked through the API");
-                    self.end(handle, &stream, why.reason());
+                    tracing::info!(conn_id = self.conn_id, key = %key, "publisher kicked through the API");
+                    self.end(handle, published, why.reason());
                 }
             }
             ipc::encode(
@@ -152,7 +201,9 @@ impl Publisher {
         }
     }
 
-    fn end(&self, handle: u32, stream: &Arc<Stream>, reason: &str) {
+    fn end(&self, handle: u32, published: Published, reason: &str) {
+        self.unpublish_event(&published, reason);
+        let stream = &published.stream;
         let id = self.id(handle);
         if let Some(generation) = self.registry.unpublish(stream, id, reason) {
             tracing::info!(conn_id = self.conn_id, key = %stream.key, reason, "publisher left; players wait");
@@ -181,7 +232,7 @@ impl Publisher {
                 codec,
             } => {
                 let id = self.id(stream);
-                if let Some(s) = self.streams.get(&stream) {
+                if let Some(Published { stream: s, .. }) = self.streams.get(&stream) {
                     let r = s.lock().track_config(id, track, codec, msg.payload);
                     note(s, r);
                 }
@@ -189,26 +240,34 @@ impl Publisher {
             Header::Frame { .. } => {
                 if let Some((stream, frame)) = msg.frame() {
                     let id = self.id(stream);
-                    if let Some(s) = self.streams.get(&stream) {
-                        let stats = self.registry.stats();
-                        stats.frames_in.inc();
-                        stats.bytes_in.add(frame.payload.len() as u64);
-                        let r = s.lock().frame(id, frame);
-                        note(s, r);
+                    let Some(p) = self.streams.get_mut(&stream) else {
+                        return Ok(());
+                    };
+                    let stats = self.registry.stats();
+                    stats.frames_in.inc();
+                    stats.bytes_in.add(frame.payload.len() as u64);
+                    p.frames += 1;
+                    p.bytes += frame.payload.len() as u64;
+                    let r = p.stream.lock().frame(id, frame);
+                    note(&p.stream, r);
+                    if !p.announced {
+                        p.announced = true;
+                        let p = &self.streams[&stream];
+                        self.announce_event(p);
                     }
                 }
             }
             Header::Metadata { stream } => {
                 let id = self.id(stream);
-                if let Some(s) = self.streams.get(&stream) {
+                if let Some(Published { stream: s, .. }) = self.streams.get(&stream) {
                     let r = s.lock().metadata(id, msg.payload);
                     note(s, r);
                 }
             }
             Header::EndOfStream { stream, reason } => {
                 self.listed.remove(&stream);
-                if let Some(s) = self.streams.remove(&stream) {
-                    self.end(stream, &s, &reason);
+                if let Some(p) = self.streams.remove(&stream) {
+                    self.end(stream, p, &reason);
                 }
             }
             Header::Event(e) => {
@@ -242,7 +301,7 @@ impl Publisher {
         };
         self.listed.remove(&handle);
         if let Some(old) = self.streams.remove(&handle) {
-            self.end(handle, &old, "reannounced");
+            self.end(handle, old, "reannounced");
         }
         if self.streams.len() >= MAX_STREAMS_PER_CONN {
             return Err(PublisherError::TooManyStreams {
@@ -257,7 +316,16 @@ impl Publisher {
             Ok(stream) => {
                 tracing::info!(conn_id = self.conn_id, key = %key, timescale, "publish started");
                 self.registry.stats().publishes.inc();
-                self.streams.insert(handle, stream);
+                self.streams.insert(
+                    handle,
+                    Published {
+                        stream,
+                        since: Instant::now(),
+                        frames: 0,
+                        bytes: 0,
+                        announced: false,
+                    },
+                );
                 let entry = self.registry.conns().register(
                     self.conn_id.unwrap_or(self.ipc_id),
                     ConnKind::Publisher,
@@ -272,6 +340,16 @@ impl Publisher {
                 tracing::info!(conn_id = self.conn_id, key = %key, ?reason, "publish refused");
                 self.registry.stats().publish_refused.inc();
                 self.reply(handle, Some(reason));
+                let reason = match reason {
+                    RejectReason::Duplicate => "duplicate",
+                    RejectReason::Capacity => "capacity",
+                    RejectReason::Denied => "denied",
+                };
+                self.event(
+                    "publish_refused",
+                    key.as_str(),
+                    vec![("reason".to_owned(), reason.to_owned())],
+                );
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::config::{Config, OnDuplicate};
 use crate::conns::Conns;
+use crate::events::EventBus;
 use crate::reports::Reports;
 use crate::stats::HubStats;
 use crate::stream::{Owner, PublisherId, Revocation, Stream};
@@ -60,14 +61,11 @@ pub enum AttachError {
     },
 }
 
-/// Events kept for event subscribers that fall behind (older ones are dropped for them).
-const EVENT_BACKLOG: usize = 1024;
-
 /// The registry, shared by every connection task.
 #[derive(Debug)]
 pub struct Registry {
     cfg: Arc<Config>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: EventBus,
     inner: Mutex<Inner>,
     next_stream_id: AtomicU32,
     next_reader_id: AtomicU64,
@@ -81,7 +79,7 @@ impl Registry {
     pub fn new(cfg: Arc<Config>) -> Registry {
         Registry {
             cfg,
-            events: broadcast::channel(EVENT_BACKLOG).0,
+            events: EventBus::new(),
             inner: Mutex::new(Inner::default()),
             next_stream_id: AtomicU32::new(1),
             next_reader_id: AtomicU64::new(1),
@@ -100,9 +98,9 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Routes an event to every event subscriber (none listening is fine).
+    /// Stamps an event and routes it to every event subscriber (none listening is fine).
     pub fn publish_event(&self, event: Event) {
-        let _ = self.events.send(Arc::new(event));
+        self.events.publish(event);
     }
 
     /// An event received on connection `conn_id`: a counter report is kept for

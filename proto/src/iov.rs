@@ -44,6 +44,7 @@ pub fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
 pub struct Outbox {
     queue: VecDeque<Bytes>,
     bytes: usize,
+    written: u64,
 }
 
 impl Outbox {
@@ -85,6 +86,12 @@ impl Outbox {
         let n = n.min(self.bytes);
         advance(&mut self.queue, n);
         self.bytes -= n;
+        self.written += n as u64;
+    }
+
+    /// Bytes taken by writes ([`Outbox::advance`]) over the outbox's life.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Drops everything queued.

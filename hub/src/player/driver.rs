@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
 use crate::conns::ConnKind;
+use crate::events::event;
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
 use crate::stats::Protocol;
@@ -144,10 +145,31 @@ pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
         &h.remote,
         &h.key,
     );
+    let since = Instant::now();
+    play_event(&registry, "play", &h, Vec::new());
     let stop = tokio::select! {
         stop = drive(&output, &mut rd, &mut buf) => stop,
         _ = listed.kicked() => Stop::Kicked,
     };
+    let reason = match &stop {
+        Stop::Eof => "eof".to_owned(),
+        Stop::Read(e) | Stop::End(PlayerEnd::Io(e)) if is_hang_up(e) => "closed".to_owned(),
+        other => other.to_string(),
+    };
+    let bytes = output.lock().session.outbox().written();
+    play_event(
+        &registry,
+        "stop",
+        &h,
+        vec![
+            ("reason".to_owned(), reason),
+            ("bytes".to_owned(), bytes.to_string()),
+            (
+                "duration_ms".to_owned(),
+                since.elapsed().as_millis().to_string(),
+            ),
+        ],
+    );
     match &stop {
         Stop::End(PlayerEnd::TooSlow { .. }) => stats.too_slow.inc(),
         Stop::End(PlayerEnd::Stalled(_)) => stats.stalled.inc(),
@@ -175,6 +197,14 @@ pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
     }
     stream.lock().remove_reader(reader_id);
     registry.detach_player(&stream);
+}
+
+/// A `play` or `stop` event of this RTMP player.
+fn play_event(registry: &Registry, kind: &str, h: &PlayerHandoff, fields: Vec<(String, String)>) {
+    let mut e = event(kind, &h.key, h.conn_id, &h.remote);
+    e.fields = fields;
+    e.fields.push(("player".to_owned(), "rtmp".to_owned()));
+    registry.publish_event(e);
 }
 
 /// Moves bytes and time until the player ends; what is still queued for a player that

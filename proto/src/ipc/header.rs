@@ -36,8 +36,8 @@ pub enum RejectReason {
 /// One event for hooks and observers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Event name: `connect`, `publish`, `unpublish`, `play`, `stop`, `record_start`,
-    /// `record_done`, `auth_failed`, ...
+    /// Event name: `publish`, `unpublish`, `play`, `stop`, `record_start`, `record_done`,
+    /// ... (every kind and its fields: FORMAT.md section 3.1).
     pub kind: String,
     /// Stream key (`app/name`), empty when not about a stream.
     pub key: String,

@@ -1,0 +1,181 @@
+//! The event bus: every event the hub routes (its own and those of publishers and
+//! subscribers) is stamped with an id, a time and a per-key sequence number, then sent to
+//! every event subscriber. Stamping and sending happen under one lock, so subscribers see
+//! each key's events in sequence order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use proto::ipc::Event;
+use proto::rtmp::amf0::{self, AmfLimits};
+use tokio::sync::broadcast;
+
+use crate::stream::StreamState;
+
+/// Events kept for event subscribers that fall behind (older ones are dropped for them).
+const EVENT_BACKLOG: usize = 1024;
+
+/// Keys whose sequence counter is remembered; past it the counters start over (a key's
+/// sequence then restarts at 1, which a consumer sees as it sees a hub restart).
+const MAX_SEQUENCES: usize = 65_536;
+
+/// The field names the hub sets on every routed event (FORMAT.md).
+pub const STAMP_FIELDS: [&str; 3] = ["id", "time_ms", "seq"];
+
+#[derive(Debug)]
+struct Stamps {
+    /// Unique per hub run: start time and pid.
+    run: String,
+    next_id: u64,
+    seq: HashMap<String, u64>,
+}
+
+/// Stamps and routes events to event subscribers.
+#[derive(Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<Event>>,
+    stamps: Mutex<Stamps>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new()
+    }
+}
+
+impl EventBus {
+    /// A bus with no subscribers.
+    pub fn new() -> EventBus {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        EventBus {
+            tx: broadcast::channel(EVENT_BACKLOG).0,
+            stamps: Mutex::new(Stamps {
+                run: format!("{started:x}.{:x}", std::process::id()),
+                next_id: 1,
+                seq: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Stamps `event` (replacing any stamp fields the emitter set) and sends it to every
+    /// event subscriber (none listening is fine).
+    pub fn publish(&self, mut event: Event) {
+        event
+            .fields
+            .retain(|(name, _)| !STAMP_FIELDS.contains(&name.as_str()));
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut s = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        let id = format!("{}.{}", s.run, s.next_id);
+        s.next_id += 1;
+        if s.seq.len() >= MAX_SEQUENCES && !s.seq.contains_key(&event.key) {
+            s.seq.clear();
+        }
+        let seq = s.seq.entry(event.key.clone()).or_insert(0);
+        *seq += 1;
+        let seq = *seq;
+        event.fields.extend([
+            ("id".to_owned(), id),
+            ("time_ms".to_owned(), time_ms.to_string()),
+            ("seq".to_owned(), seq.to_string()),
+        ]);
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+}
+
+/// An event of the hub about `key`.
+pub fn event(kind: &str, key: &str, conn_id: u64, remote: &str) -> Event {
+    Event {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        conn_id,
+        remote: remote.to_owned(),
+        fields: Vec::new(),
+    }
+}
+
+/// Appends what the stream says about itself: `video_codec`, `audio_codec` (first track
+/// of each kind), `tracks`, and from its metadata `width`, `height`, `framerate` and
+/// `bitrate_kbps` (video plus audio data rate) when the source sent them.
+pub fn describe_stream(st: &StreamState, fields: &mut Vec<(String, String)>) {
+    for video in [true, false] {
+        if let Some(t) = st.tracks.iter().find(|((v, _), _)| *v == video) {
+            let name = if video { "video_codec" } else { "audio_codec" };
+            fields.push((name.to_owned(), t.1.codec.name().to_owned()));
+        }
+    }
+    fields.push(("tracks".to_owned(), st.tracks.len().to_string()));
+    let Some(meta) = &st.metadata else { return };
+    let Ok(values) = amf0::decode_all(meta, &AmfLimits::data()) else {
+        return;
+    };
+    let Some(obj) = values.iter().find(|v| {
+        v.get("width").is_some() || v.get("duration").is_some() || v.get("videocodecid").is_some()
+    }) else {
+        return;
+    };
+    let num = |name: &str| {
+        obj.get(name)
+            .and_then(|v| v.as_f64())
+            .filter(|n| n.is_finite() && *n > 0.0)
+    };
+    for (name, field) in [("width", "width"), ("height", "height")] {
+        if let Some(n) = num(name) {
+            fields.push((field.to_owned(), format!("{}", n.round() as u64)));
+        }
+    }
+    if let Some(n) = num("framerate").or_else(|| num("videoframerate")) {
+        fields.push(("framerate".to_owned(), format!("{n:.3}")));
+    }
+    let rate = num("videodatarate").unwrap_or(0.0) + num("audiodatarate").unwrap_or(0.0);
+    if rate > 0.0 {
+        fields.push((
+            "bitrate_kbps".to_owned(),
+            format!("{}", rate.round() as u64),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(key: &str) -> Event {
+        event("publish", key, 0, "")
+    }
+
+    fn field<'a>(e: &'a Event, name: &str) -> &'a str {
+        e.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    }
+
+    #[test]
+    fn stamps_ids_and_per_key_sequences() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe();
+        let mut forged = ev("live/a");
+        forged.fields.push(("seq".into(), "99".into()));
+        bus.publish(forged);
+        bus.publish(ev("live/b"));
+        bus.publish(ev("live/a"));
+        let got: Vec<_> = (0..3).map(|_| rx.try_recv().unwrap()).collect();
+        assert_eq!(field(&got[0], "seq"), "1");
+        assert_eq!(field(&got[1], "seq"), "1");
+        assert_eq!(field(&got[2], "seq"), "2");
+        assert_eq!(got[0].fields.iter().filter(|(n, _)| n == "seq").count(), 1);
+        assert_ne!(field(&got[0], "id"), field(&got[2], "id"));
+        assert!(field(&got[0], "time_ms").parse::<u64>().unwrap() > 0);
+    }
+}
