@@ -79,6 +79,11 @@ impl ConnGuard {
         self.id
     }
 
+    /// What [`ConnGuard::kicked`] waits on, for a connection that polls by hand.
+    pub fn kick_handle(&self) -> Arc<Notify> {
+        self.kick.clone()
+    }
+
     /// Completes when the connection is kicked through the API.
     pub async fn kicked(&self) {
         self.kick.notified().await

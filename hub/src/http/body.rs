@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use hyper::body::{Frame, SizeHint};
 
+use super::flv::FlvBody;
+
 /// Up to three buffers that go out as one body frame.
 #[derive(Debug, Default)]
 pub struct Segments {
@@ -79,6 +81,8 @@ impl Buf for Segments {
 pub enum Body {
     /// A complete buffer (sent once), or nothing.
     Full(Option<Bytes>),
+    /// A live FLV stream.
+    Flv(Box<FlvBody>),
 }
 
 impl Body {
@@ -112,10 +116,11 @@ impl hyper::body::Body for Body {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Segments>, Infallible>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(Segments::one(b))))),
+            Body::Flv(f) => f.poll_segments(cx).map(|s| s.map(|s| Ok(Frame::data(s)))),
         }
     }
 
@@ -126,6 +131,7 @@ impl hyper::body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Flv(_) => SizeHint::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //!  TCP --> serve (connection limit) --> hyper http1 (header timeout, head size limit)
 //!            --> router::route --> metrics.rs (/metrics, /debug/vars)
 //!                                  api.rs (/api/v1: streams, connections, kicks, config)
+//!                                  flv.rs (/{app}/{name}.flv: players on a ring cursor)
 //! ```
 //!
 //! Every connection counts against `--http-max-connections` (over it: closed at once);
@@ -14,6 +15,7 @@
 
 mod api;
 pub mod body;
+mod flv;
 mod metrics;
 mod router;
 
@@ -107,9 +109,12 @@ pub async fn serve(
 impl Http {
     async fn connection(self: Arc<Self>, sock: tokio::net::TcpStream, remote: SocketAddr) {
         let http = self.clone();
+        // An HTTP-FLV player whose socket stopped taking bytes is closed through this.
+        let abort = Arc::new(tokio::sync::Notify::new());
+        let stalled = abort.clone();
         let svc = service_fn(move |req| {
-            let http = http.clone();
-            async move { Ok::<_, Infallible>(http.route(req, remote).await) }
+            let (http, abort) = (http.clone(), abort.clone());
+            async move { Ok::<_, Infallible>(http.route(req, remote, abort).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -117,8 +122,14 @@ impl Http {
             .max_buf_size(MAX_HEAD_BYTES.max(8192))
             .serve_connection(TokioIo::new(sock), svc)
             .with_upgrades();
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "http connection ended");
+        tokio::select! {
+            r = conn => if let Err(e) = r {
+                tracing::debug!(error = %e, "http connection ended");
+            },
+            _ = stalled.notified() => {
+                self.registry.stats().players(crate::stats::Protocol::HttpFlv).stalled.inc();
+                tracing::warn!(%remote, layer = "player", error = "stalled: the socket took no bytes for --player-write-timeout", "closing connection");
+            }
         }
     }
 }

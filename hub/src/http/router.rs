@@ -40,14 +40,15 @@ impl Http {
     pub(super) async fn route(
         &self,
         req: Request<hyper::body::Incoming>,
-        _remote: SocketAddr,
+        remote: SocketAddr,
+        abort: std::sync::Arc<tokio::sync::Notify>,
     ) -> Response<Body> {
         let mut resp = if let Some(r) = refuse_body(&req) {
             r
         } else if req.method() == Method::OPTIONS {
             preflight()
         } else {
-            match tokio::time::timeout(HANDLER_TIMEOUT, self.dispatch(&req)).await {
+            match tokio::time::timeout(HANDLER_TIMEOUT, self.dispatch(&req, remote, abort)).await {
                 Ok(r) => r,
                 Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the request took too long"),
             }
@@ -73,7 +74,12 @@ impl Http {
         resp
     }
 
-    async fn dispatch(&self, req: &Request<hyper::body::Incoming>) -> Response<Body> {
+    async fn dispatch(
+        &self,
+        req: &Request<hyper::body::Incoming>,
+        remote: SocketAddr,
+        abort: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Response<Body> {
         let path = req.uri().path();
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         if let Some(rest) = path.strip_prefix("/api/v1") {
@@ -89,6 +95,7 @@ impl Http {
             "/metrics" if get => self.prometheus(),
             "/debug/vars" if get => self.vars(),
             "/metrics" | "/debug/vars" => method_not_allowed("GET, HEAD"),
+            p if p.ends_with(".flv") && get => self.flv(p, remote, abort),
             _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
         }
     }

@@ -1,0 +1,375 @@
+//! HTTP-FLV players: `GET /{app}/{name}.flv` answers `200` with a chunked FLV stream read
+//! from the stream's ring through a [`Cursor`], like an RTMP player's: it starts at the
+//! GOP cache's keyframe with the current metadata and sequence headers, skips whole GOPs
+//! when it falls behind (`--player-queue-bytes`), is closed after `--max-lag-skips` skips
+//! in 30 s or when its socket takes nothing for `--player-write-timeout`.
+//!
+//! Each entry becomes one body frame of three shared buffers: a tag header with the tag
+//! body's codec header (written into a per-player scratch buffer that is reused), the
+//! frame's payload from the ring (not copied), and the tag's back-pointer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use proto::flv::{
+    write_audio_header, write_file_header, write_previous_tag_size, write_tag_header,
+    write_video_header, PacketKind,
+};
+use proto::media::{Codec, StreamKey, TrackKind};
+use tokio::sync::Notify;
+
+use super::body::{Body, Segments};
+use super::router::error;
+use super::Http;
+use crate::config::LAG_WINDOW;
+use crate::conns::{ConnGuard, ConnKind};
+use crate::cursor::{Cursor, LagCounter, LagDecision};
+use crate::registry::Registry;
+use crate::ring::Item;
+use crate::stats::{HubStats, Protocol};
+use crate::stream::{NewEntry, Reader, Stream, StreamState};
+
+/// Most entries turned into body frames per poll.
+const BATCH_ENTRIES: usize = 64;
+/// Scratch space for tag headers, reallocated only when a whole block was handed out.
+const SCRATCH: usize = 64 * 1024;
+/// FLV tag types.
+const TAG_AUDIO: u8 = 8;
+const TAG_VIDEO: u8 = 9;
+const TAG_SCRIPT: u8 = 18;
+
+/// What the publisher's fan-out sees of an HTTP-FLV player: a waker, and the stall check.
+#[derive(Debug)]
+struct Wake {
+    waker: Mutex<Option<Waker>>,
+    /// When the body was last asked for data (the socket took what came before).
+    last_poll: Mutex<Instant>,
+    stall_timeout: Duration,
+    /// Closes the HTTP connection of a player whose socket stopped taking bytes (hyper no
+    /// longer asks the body, so the body cannot end itself).
+    abort: Arc<Notify>,
+}
+
+impl Wake {
+    fn wake_task(&self) {
+        if let Some(w) = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.wake();
+        }
+    }
+}
+
+impl Reader for Wake {
+    fn offer(&self, _: &NewEntry) {
+        let last = *self.last_poll.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() > self.stall_timeout {
+            self.abort.notify_one();
+        }
+        self.wake_task();
+    }
+
+    fn wake(&self) {
+        self.wake_task();
+    }
+}
+
+/// One HTTP-FLV player's body.
+pub struct FlvBody {
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+    reader_id: u64,
+    wake: Arc<Wake>,
+    cursor: Cursor,
+    codecs: BTreeMap<(bool, u8), Codec>,
+    scratch: BytesMut,
+    codec_header: BytesMut,
+    pending: VecDeque<Segments>,
+    stats: Arc<HubStats>,
+    kicked: Pin<Box<dyn Future<Output = ()> + Send>>,
+    _listed: ConnGuard,
+    _connected: telemetry::GaugeGuard,
+    conn_id: u64,
+    ended: bool,
+}
+
+impl Http {
+    /// `GET /{app}/{name}.flv`.
+    pub(super) fn flv(
+        &self,
+        path: &str,
+        remote: std::net::SocketAddr,
+        abort: Arc<Notify>,
+    ) -> Response<Body> {
+        let Some((app, name)) = path
+            .trim_start_matches('/')
+            .strip_suffix(".flv")
+            .and_then(|p| p.split_once('/'))
+        else {
+            return error(StatusCode::NOT_FOUND, "expected /{app}/{name}.flv");
+        };
+        let Ok(key) = StreamKey::new(app, name) else {
+            return error(StatusCode::BAD_REQUEST, "invalid stream key");
+        };
+        match self.registry.stream(&key) {
+            Some(s) if s.lock().is_live() => {}
+            _ => return error(StatusCode::NOT_FOUND, format!("{key} is not live")),
+        }
+        let stream = match self.registry.attach_player(&key) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        };
+        let cfg = self.registry.config().clone();
+        let stats = self.registry.stats().clone();
+        let conn_id = self.registry.reader_id();
+        let listed = self.registry.conns().register(
+            conn_id,
+            ConnKind::Player,
+            Protocol::HttpFlv.as_str(),
+            &remote.to_string(),
+            key.as_str(),
+        );
+        let kick = listed.kick_handle();
+        let player_stats = stats.players(Protocol::HttpFlv);
+        player_stats.started.inc();
+        let wake = Arc::new(Wake {
+            waker: Mutex::new(None),
+            last_poll: Mutex::new(Instant::now()),
+            stall_timeout: cfg.player_write_timeout,
+            abort,
+        });
+        let reader_id = self.registry.reader_id();
+        let mut body = FlvBody {
+            registry: self.registry.clone(),
+            stream: stream.clone(),
+            reader_id,
+            wake: wake.clone(),
+            cursor: Cursor::new(
+                0,
+                true,
+                Some(LagCounter::new(cfg.max_lag_skips, LAG_WINDOW)),
+            ),
+            codecs: BTreeMap::new(),
+            scratch: BytesMut::with_capacity(SCRATCH),
+            codec_header: BytesMut::with_capacity(32),
+            pending: VecDeque::new(),
+            kicked: Box::pin(async move { kick.notified().await }),
+            _listed: listed,
+            _connected: player_stats.connected.track(),
+            stats,
+            conn_id,
+            ended: false,
+        };
+        {
+            let mut st = stream.lock();
+            let join = st.ring.join_point();
+            let start = join.unwrap_or(st.ring.head());
+            let has_video = st.tracks.keys().any(|(v, _)| *v);
+            let has_audio = st.tracks.keys().any(|(v, _)| !*v);
+            write_file_header(
+                has_audio || !has_video,
+                has_video || !has_audio,
+                &mut body.scratch,
+            );
+            let head = body.scratch.split().freeze();
+            body.pending.push_back(Segments::one(head));
+            body.queue_headers(&st, start);
+            body.cursor = Cursor::new(
+                start,
+                join.is_none(),
+                Some(LagCounter::new(cfg.max_lag_skips, LAG_WINDOW)),
+            );
+            // Registered under the lock that fixed the cursor: no entry falls between.
+            st.add_reader(reader_id, wake);
+        }
+        tracing::info!(conn_id, %remote, key = %key, "http-flv player started");
+        let mut r = Response::new(Body::Flv(Box::new(body)));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("video/x-flv"),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store"),
+        );
+        r
+    }
+}
+
+impl FlvBody {
+    /// Queues the metadata and the sequence headers current at entry `at`.
+    fn queue_headers(&mut self, st: &StreamState, at: u64) {
+        let ms = st
+            .ring
+            .get(at)
+            .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
+        if let Some(m) = &st.metadata {
+            self.tag(TAG_SCRIPT, 0, &[], m.clone());
+        }
+        for (&(video, track), t) in &st.tracks {
+            self.codecs.insert((video, track), t.codec);
+            self.media_tag(t.codec, track, PacketKind::Config, ms, t.payload.clone());
+        }
+    }
+
+    /// Queues one tag as three shared buffers: tag header with the body's codec header,
+    /// the payload, the back-pointer.
+    fn tag(&mut self, tag_type: u8, ms: i64, codec_header: &[u8], payload: Bytes) {
+        if self.scratch.capacity() - self.scratch.len() < 64 {
+            self.scratch.reserve(SCRATCH);
+        }
+        let data_size = (codec_header.len() + payload.len()) as u32;
+        write_tag_header(tag_type, data_size, ms as u32, &mut self.scratch);
+        self.scratch.extend_from_slice(codec_header);
+        let head = self.scratch.split().freeze();
+        write_previous_tag_size(data_size, &mut self.scratch);
+        let trailer = self.scratch.split().freeze();
+        self.pending
+            .push_back(Segments::three(head, payload, trailer));
+    }
+
+    fn media_tag(&mut self, codec: Codec, track: u8, kind: PacketKind, ms: i64, payload: Bytes) {
+        let video = codec.kind() == TrackKind::Video;
+        let mut hdr = std::mem::take(&mut self.codec_header);
+        hdr.clear();
+        if video {
+            write_video_header(codec, track, kind, &mut hdr);
+        } else {
+            write_audio_header(codec, track, kind, &mut hdr);
+        }
+        self.tag(if video { TAG_VIDEO } else { TAG_AUDIO }, ms, &hdr, payload);
+        self.codec_header = hdr;
+    }
+
+    /// Takes entries from the cursor into `pending`; false when the player must end.
+    fn collect(&mut self, cx: &Context<'_>) -> bool {
+        let stream = self.stream.clone();
+        let st = stream.lock();
+        let stats = self.stats.players(Protocol::HttpFlv);
+        match self.cursor.check_lag(&st.ring, Instant::now()) {
+            LagDecision::Fine => {}
+            LagDecision::TooSlow { skips, .. } => {
+                stats.too_slow.inc();
+                tracing::warn!(
+                    conn_id = self.conn_id,
+                    layer = "player",
+                    skips,
+                    "closing connection: too slow"
+                );
+                return false;
+            }
+            LagDecision::Skipped(skip) => {
+                stats.gop_skips.inc();
+                stats.dropped_frames.add(skip.frames);
+                tracing::info!(
+                    conn_id = self.conn_id,
+                    frames = skip.frames,
+                    "http-flv player fell behind; skipped to the newest keyframe"
+                );
+                self.queue_headers(&st, skip.to);
+            }
+        }
+        for _ in 0..BATCH_ENTRIES {
+            let Some(entry) = self.cursor.next(&st.ring) else {
+                break;
+            };
+            let ms = entry.out_ms;
+            match &entry.item {
+                Item::Frame(f) => {
+                    let video = f.is_video().then_some(f.is_keyframe());
+                    if !self.cursor.admit(video) {
+                        continue;
+                    }
+                    let Some(&codec) = self.codecs.get(&(f.is_video(), f.track)) else {
+                        continue;
+                    };
+                    let cts = st
+                        .timeline
+                        .to_ms(i64::from(f.cts))
+                        .clamp(-(1 << 23), (1 << 23) - 1) as i32;
+                    let kind = PacketKind::Frame {
+                        keyframe: f.flags.keyframe(),
+                        disposable: f.flags.disposable(),
+                        cts,
+                    };
+                    let payload = f.payload.clone();
+                    self.media_tag(codec, f.track, kind, ms, payload);
+                }
+                Item::Config {
+                    track,
+                    codec,
+                    payload,
+                } => {
+                    let video = codec.kind() == TrackKind::Video;
+                    self.codecs.insert((video, *track), *codec);
+                    let (codec, track, payload) = (*codec, *track, payload.clone());
+                    self.media_tag(codec, track, PacketKind::Config, ms, payload);
+                }
+                Item::Metadata { payload } => {
+                    let payload = payload.clone();
+                    self.tag(TAG_SCRIPT, 0, &[], payload);
+                }
+                Item::Published { .. } => self.cursor.wait_for_keyframe(),
+                Item::Unpublished { .. } => {}
+                Item::Closed => return false,
+            }
+        }
+        if self.pending.is_empty() {
+            // Registered under the stream lock: an entry pushed after it wakes us.
+            *self.wake.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        } else if self.cursor.behind_head(&st.ring) {
+            cx.waker().wake_by_ref();
+        }
+        drop(st);
+        true
+    }
+
+    /// The next body frame; `None` ends the response.
+    pub fn poll_segments(&mut self, cx: &mut Context<'_>) -> Poll<Option<Segments>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        *self
+            .wake
+            .last_poll
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        if self.kicked.as_mut().poll(cx).is_ready() {
+            self.stats.players(Protocol::HttpFlv).kicked.inc();
+            tracing::info!(
+                conn_id = self.conn_id,
+                "http-flv player kicked through the API"
+            );
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        if self.pending.is_empty() && !self.collect(cx) {
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        match self.pending.pop_front() {
+            Some(s) => {
+                self.stats
+                    .players(Protocol::HttpFlv)
+                    .bytes
+                    .add(bytes::Buf::remaining(&s) as u64);
+                Poll::Ready(Some(s))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for FlvBody {
+    fn drop(&mut self) {
+        self.stream.lock().remove_reader(self.reader_id);
+        self.registry.detach_player(&self.stream);
+        tracing::info!(conn_id = self.conn_id, "http-flv player left");
+    }
+}
