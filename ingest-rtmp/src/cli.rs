@@ -24,8 +24,8 @@ pub(crate) struct Cli {
     /// Write published streams in the framed format (proto/FORMAT.md) to this file or FIFO,
     /// or `-` for standard output, instead of to a hub; players are refused
     /// [default: none, streams go to the hub].
-    #[arg(long, value_name = "PATH|-", value_parser = crate::pipe::Target::parse, conflicts_with = "hub")]
-    pub(crate) out: Option<crate::pipe::Target>,
+    #[arg(long, value_name = "PATH|-", value_parser = ingest_link::pipe::Target::parse, conflicts_with = "hub")]
+    pub(crate) out: Option<ingest_link::pipe::Target>,
     /// Longest time a client may take to complete the RTMP handshake.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
@@ -75,7 +75,7 @@ pub(crate) struct Config {
     pub(crate) session: SessionConfig,
     pub(crate) hub_queue_bytes: usize,
     /// `--out`: streams go to this pipe instead of the hub (set once it is open).
-    pub(crate) pipe: Option<crate::pipe::Pipe>,
+    pub(crate) pipe: Option<ingest_link::pipe::Pipe>,
     /// Counters reported to the hub.
     pub(crate) stats: std::sync::Arc<crate::stats::Stats>,
 }

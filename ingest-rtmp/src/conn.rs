@@ -23,7 +23,7 @@ use crate::cli::Config;
 use crate::convert::{Converter, STREAM};
 use crate::drain::Token;
 use crate::handoff;
-use crate::link::{self, Link, LinkEvent, Opened};
+use ingest_link::link::{self, Link, LinkEvent, Opened};
 
 /// Bytes reserved for each socket read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -402,10 +402,13 @@ impl Conn {
             }
         };
         let opened = match &self.cfg.pipe {
-            Some(pipe) => Ok(Opened::Accepted(pipe.open(&key, self.drain.clone()))),
+            Some(pipe) => Ok(Opened::Accepted(
+                pipe.open(&key, Box::new(self.drain.clone())),
+            )),
             None => {
                 let (hub, bytes) = (&self.cfg.hub, self.cfg.hub_queue_bytes);
-                link::open(hub, &key, bytes, self.conn_id, self.drain.clone()).await
+                let guard = Box::new(self.drain.clone());
+                link::open(hub, &key, bytes, self.conn_id, crate::ORIGIN, guard).await
             }
         };
         match opened {

@@ -3,5 +3,4 @@
 
 pub(crate) use proto::flv::convert::Converter;
 
-/// The stream handle every message of a publisher uses (one stream per hub connection).
-pub(crate) const STREAM: u32 = 1;
+pub(crate) use ingest_link::STREAM;

@@ -11,7 +11,7 @@ use sendfd::SendWithFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::link::{LinkError, HUB_TIMEOUT};
+use ingest_link::link::{LinkError, HUB_TIMEOUT};
 
 /// Connects to the hub for one handoff.
 pub(crate) async fn connect(hub: &Path) -> Result<UnixStream, LinkError> {

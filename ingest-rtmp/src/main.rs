@@ -18,12 +18,9 @@ mod conn;
 mod convert;
 mod drain;
 mod handoff;
-mod link;
 mod listener;
-mod pipe;
 mod stats;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +29,13 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::Cli;
+use ingest_link::{pipe, Origin};
+
+/// How this process names itself to the hub; RTMP timestamps are milliseconds.
+pub(crate) const ORIGIN: Origin = Origin {
+    component: "ingest-rtmp",
+    timescale: 1000,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,7 +67,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     runtime.block_on(async move {
         let drain = drain::Drain::new();
         if let Some(target) = &cli.out {
-            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, drain.token())
+            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, ORIGIN, Box::new(drain.token()))
                 .await
                 .with_context(|| format!("cannot open --out {target}"))
                 .map_err(Failure::CannotStart)?;
@@ -72,7 +76,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         let cfg = Arc::new(cfg);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
-            .map_err(|e| Failure::CannotStart(listen_error(cfg.listen, e)))?;
+            .map_err(|e| {
+                Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
+                    "rtmp", cfg.listen, e
+                )))
+            })?;
         let addr = listener
             .local_addr()
             .context("local address")
@@ -104,19 +112,4 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         result
     })
-}
-
-/// The one-line reason a listen address cannot be used, with what to do about the
-/// usual causes.
-fn listen_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
-    let hint = match e.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            "; another server is listening there: stop it or choose another --listen"
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            "; ports below 1024 need privileges: choose another --listen"
-        }
-        _ => "",
-    };
-    anyhow::anyhow!("cannot listen on rtmp://{addr}: {e}{hint}")
 }

@@ -85,7 +85,7 @@ pub static COMPONENTS: [Component; 6] = [
     Component {
         name: "ingest-srt",
         role: Role::Ingest,
-        readiness: Readiness::Running(SETTLE),
+        readiness: Readiness::LogLine("listening on srt://"),
         socket_flag: "hub",
     },
 ];

@@ -9,8 +9,8 @@ use supervisor::{Outcome, Planned, Profile, RuntimeDir};
 
 /// Starts, monitors, restarts and stops the media server's processes from a profile.
 ///
-/// Without --profile it runs the built-in default profile (hub and ingest-rtmp on
-/// 0.0.0.0:1935). A profile section is exactly that component's flags written as TOML.
+/// Without --profile it runs the built-in default profile (hub, ingest-rtmp on
+/// 0.0.0.0:1935 and ingest-srt on UDP 0.0.0.0:4200). A profile section is exactly that component's flags written as TOML.
 #[derive(Debug, Parser)]
 #[command(name = "supervisor", version)]
 struct Cli {

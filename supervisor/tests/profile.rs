@@ -104,10 +104,10 @@ fn bad_flag_names_are_rejected() {
 }
 
 #[test]
-fn default_profile_runs_hub_then_ingest_on_1935() {
+fn default_profile_runs_hub_then_ingest_on_1935_and_4200() {
     let profile = parse_profile(DEFAULT_PROFILE).expect("default profile parses");
     let names: Vec<&str> = profile.sections.iter().map(|s| s.component.name).collect();
-    assert_eq!(names, ["hub", "ingest-rtmp"]);
+    assert_eq!(names, ["hub", "ingest-rtmp", "ingest-srt"]);
     assert!(profile.runs_hub());
     let socket = std::path::Path::new("/r/hub.sock");
     assert_eq!(
@@ -117,6 +117,10 @@ fn default_profile_runs_hub_then_ingest_on_1935() {
     assert_eq!(
         profile.sections[1].args(Some(socket)),
         ["--listen=0.0.0.0:1935", "--hub=/r/hub.sock"]
+    );
+    assert_eq!(
+        profile.sections[2].args(Some(socket)),
+        ["--listen=0.0.0.0:4200", "--hub=/r/hub.sock"]
     );
 }
 

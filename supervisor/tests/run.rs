@@ -93,6 +93,11 @@ fn no_arguments_run_the_default_profile() {
         "[ingest-rtmp] fake ingest-rtmp starting: --listen=0.0.0.0:1935 --hub=",
     );
     sup.expect_line(0, "ingest-rtmp is ready");
+    sup.expect_line(
+        0,
+        "[ingest-srt] fake ingest-srt starting: --listen=0.0.0.0:4200 --hub=",
+    );
+    sup.expect_line(0, "ingest-srt is ready");
 }
 
 #[test]

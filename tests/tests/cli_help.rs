@@ -7,7 +7,14 @@ use std::process::Command;
 use e2e::bins::bin;
 
 /// The components and the supervisor; each is run with `--help`.
-const BINARIES: [&str; 5] = ["hub", "ingest-rtmp", "recorder", "relayer", "supervisor"];
+const BINARIES: [&str; 6] = [
+    "hub",
+    "ingest-rtmp",
+    "ingest-srt",
+    "recorder",
+    "relayer",
+    "supervisor",
+];
 
 /// One flag's entry in the long help: its header line and its description lines.
 struct Entry {
@@ -79,7 +86,7 @@ fn every_flag_is_documented_with_its_default() {
 
 #[test]
 fn every_component_supports_check() {
-    for name in ["hub", "ingest-rtmp", "recorder"] {
+    for name in ["hub", "ingest-rtmp", "ingest-srt", "recorder"] {
         assert!(
             help_of(name).contains("--check"),
             "{name} --help does not document --check"

@@ -53,6 +53,7 @@ if [ "$never_ready" = 0 ]; then
     case "$name" in
     hub) echo "INFO hub: listening on unix:$socket" >&2 ;;
     ingest-rtmp) echo "INFO ingest_rtmp: listening on rtmp://$listen" >&2 ;;
+    ingest-srt) echo "INFO ingest_srt: listening on srt://$listen" >&2 ;;
     esac
 fi
 exec sleep 600

@@ -20,12 +20,13 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox whose `bin/` holds the fake script as `hub`, `ingest-rtmp` and `recorder`.
+    /// A sandbox whose `bin/` holds the fake script as `hub`, `ingest-rtmp`, `ingest-srt`
+    /// and `recorder`.
     pub fn with_fakes() -> Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("mkdir bin");
-        for name in ["hub", "ingest-rtmp", "recorder"] {
+        for name in ["hub", "ingest-rtmp", "ingest-srt", "recorder"] {
             let path = bin.join(name);
             std::fs::write(&path, FAKE).expect("write fake");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
@@ -277,7 +278,7 @@ pub fn workspace_bin_dir() -> PathBuf {
 /// Panics unless the real component binaries are built in `dir` with `--check` support
 /// (`cargo build --workspace --bins`, which `scripts/test.sh` runs first).
 pub fn require_real_components(dir: &Path) {
-    for name in ["hub", "ingest-rtmp", "recorder"] {
+    for name in ["hub", "ingest-rtmp", "ingest-srt", "recorder"] {
         assert!(
             real_component(dir, name),
             "{name} is not built with --check in {}: run `cargo build --workspace --bins`",

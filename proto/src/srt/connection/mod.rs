@@ -219,6 +219,8 @@ impl Connection {
         let mut s = self.stats;
         s.rtt_us = self.rtt.rtt_us();
         s.rtt_var_us = self.rtt.var_us();
+        s.recv_rate_bps = self.recv.rate().1;
+        s.link_capacity_pps = self.recv.link_capacity();
         s
     }
 
@@ -326,7 +328,16 @@ impl Connection {
                     self.recv.tsbpd.drift_sample(now, c.timestamp);
                 }
             }
-            Control::Shutdown => self.close_with(CloseReason::PeerShutdown),
+            Control::Shutdown => {
+                for r in self.recv.drain_all(&mut self.stats) {
+                    if let Release::Packet { payload, timestamp } = r {
+                        if !payload.is_empty() {
+                            self.events.push_back(Event::Message { payload, timestamp });
+                        }
+                    }
+                }
+                self.close_with(CloseReason::PeerShutdown)
+            }
             Control::DropRequest { first, last, .. } => {
                 self.recv.handle_drop_request(first, last);
                 self.release(now);

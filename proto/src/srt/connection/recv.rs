@@ -160,7 +160,7 @@ impl Receiver {
     }
 
     /// Link capacity estimate, packets per second.
-    fn link_capacity(&self) -> u32 {
+    pub(crate) fn link_capacity(&self) -> u32 {
         if self.probe_intervals.is_empty() {
             return 0;
         }
@@ -168,6 +168,11 @@ impl Receiver {
         v.sort();
         let median = v[v.len() / 2].as_micros().max(1);
         (1_000_000 / median).min(u128::from(u32::MAX)) as u32
+    }
+
+    /// Packets/s and bytes/s received over the last ACK period.
+    pub(crate) fn rate(&self) -> (u32, u32) {
+        self.rate
     }
 
     /// The first sequence number not received.
@@ -212,6 +217,20 @@ impl Receiver {
             }
             _ => None,
         }
+    }
+
+    /// Everything still buffered, in order, gaps skipped (the peer shut down: nothing more
+    /// will arrive, and what did arrive is still owed to the application).
+    pub(crate) fn drain_all(&mut self, stats: &mut Stats) -> Vec<Release> {
+        let mut out = Vec::new();
+        for slot in self.buf.drain(..).flatten() {
+            stats.delivered += 1;
+            out.push(Release::Packet {
+                payload: slot.payload,
+                timestamp: slot.ts,
+            });
+        }
+        out
     }
 
     /// The sender gave up on `first..=last`: treat them as dropped.

@@ -9,7 +9,7 @@
 //! The writer sends `Hello` (role Publisher) first, then each stream's `Announce` with its
 //! own handle, its messages, and `EndOfStream`. A slow reader backs up into each
 //! publisher's bounded queue, which drops frames up to the next keyframe exactly as toward
-//! a slow hub; the RTMP publishers never wait. When the reader goes away (EPIPE) the
+//! a slow hub; the publishers never wait. When the reader goes away (EPIPE) the
 //! process ends: there is nobody left to deliver to.
 
 use std::io;
@@ -23,12 +23,12 @@ use proto::media::StreamKey;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::drain::Token;
 use crate::link::{Item, Link};
+use crate::{Guard, Origin};
 
 /// Where `--out` writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
+pub enum Target {
     /// `-`: standard output.
     Stdout,
     /// A file or FIFO, created if missing, appended to.
@@ -37,7 +37,7 @@ pub(crate) enum Target {
 
 impl Target {
     /// Parses the `--out` value.
-    pub(crate) fn parse(s: &str) -> Result<Target, String> {
+    pub fn parse(s: &str) -> Result<Target, String> {
         match s {
             "" => Err("empty; use - for standard output".into()),
             "-" => Ok(Target::Stdout),
@@ -57,10 +57,11 @@ impl std::fmt::Display for Target {
 
 /// The shared output; cheap to clone into every connection.
 #[derive(Clone)]
-pub(crate) struct Pipe {
+pub struct Pipe {
     tx: mpsc::Sender<Item>,
     next_handle: Arc<AtomicU32>,
     queue_bytes: usize,
+    origin: Origin,
 }
 
 impl std::fmt::Debug for Pipe {
@@ -75,10 +76,11 @@ const WRITER_QUEUE: usize = 256;
 impl Pipe {
     /// Opens `target` and starts the writer task. The process exits when the reader is
     /// gone (broken pipe) or writing fails.
-    pub(crate) async fn start(
+    pub async fn start(
         target: &Target,
         queue_bytes: usize,
-        drain: Token,
+        origin: Origin,
+        guard: Guard,
     ) -> io::Result<Pipe> {
         let out: Box<dyn AsyncWrite + Send + Unpin> = match target {
             Target::Stdout => Box::new(tokio::io::stdout()),
@@ -92,8 +94,8 @@ impl Pipe {
         };
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         tokio::spawn(async move {
-            let _drain = drain;
-            match write_all(out, rx).await {
+            let _guard = guard;
+            match write_all(out, rx, origin.component).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                     tracing::info!("the reader of --out closed it; exiting");
@@ -109,11 +111,12 @@ impl Pipe {
             tx,
             next_handle: Arc::new(AtomicU32::new(1)),
             queue_bytes,
+            origin,
         })
     }
 
     /// A publisher's link into the pipe: its stream gets the next handle.
-    pub(crate) fn open(&self, key: &StreamKey, drain: Token) -> Link {
+    pub fn open(&self, key: &StreamKey, guard: Guard) -> Link {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         // Nothing is ever revoked on a pipe: the event sender is dropped at once.
         let (link, mut rx, _events) = Link::channel(self.queue_bytes);
@@ -121,10 +124,10 @@ impl Pipe {
         let announce = Header::Announce {
             stream: handle,
             key: key.to_string(),
-            timescale: 1000,
+            timescale: self.origin.timescale,
         };
         tokio::spawn(async move {
-            let _drain = drain;
+            let _guard = guard;
             if tx.send(Item::control(announce)).await.is_err() {
                 return;
             }
@@ -144,12 +147,13 @@ impl Pipe {
 async fn write_all(
     mut out: Box<dyn AsyncWrite + Send + Unpin>,
     mut rx: mpsc::Receiver<Item>,
+    component: &str,
 ) -> io::Result<()> {
     let mut hdr = BytesMut::with_capacity(256);
     let hello = Header::Hello {
         version: FORMAT_VERSION,
         role: Role::Publisher,
-        name: format!("ingest-rtmp/{}", std::process::id()),
+        name: format!("{component}/{}", std::process::id()),
     };
     ipc::encode(&hello, &[], &mut hdr);
     out.write_all(&hdr).await?;

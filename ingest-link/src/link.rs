@@ -23,11 +23,10 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::convert::STREAM;
-use crate::drain::Token;
+use crate::{Guard, Origin, STREAM};
 
 /// How long connecting and the hello/announce exchange may take.
-pub(crate) const HUB_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queue accounting per message on top of its payload (header, bookkeeping).
 const ITEM_OVERHEAD: usize = 128;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -37,7 +36,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Why talking to the hub failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LinkError {
+pub enum LinkError {
     #[error("hub socket: {0}")]
     Io(#[from] io::Error),
     #[error("hub: {0}")]
@@ -56,7 +55,7 @@ pub(crate) enum LinkError {
 
 /// What the writer task tells the connection.
 #[derive(Debug)]
-pub(crate) enum LinkEvent {
+pub enum LinkEvent {
     /// The hub gave the key to another publisher.
     Revoked(String),
     /// After a reconnect the hub refused the stream.
@@ -64,21 +63,21 @@ pub(crate) enum LinkEvent {
 }
 
 /// The result of opening a link.
-pub(crate) enum Opened {
+pub enum Opened {
     Accepted(Link),
     Rejected(RejectReason),
 }
 
 /// One queued message; media holds its share of the byte budget until written.
-pub(crate) struct Item {
-    pub(crate) header: Header,
-    pub(crate) payload: Bytes,
+pub struct Item {
+    pub header: Header,
+    pub payload: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Item {
     /// A message with no payload outside the media budget.
-    pub(crate) fn control(header: Header) -> Item {
+    pub fn control(header: Header) -> Item {
         Item {
             header,
             payload: Bytes::new(),
@@ -88,7 +87,7 @@ impl Item {
 }
 
 /// The connection's end of the link. Dropping it lets the writer drain and close.
-pub(crate) struct Link {
+pub struct Link {
     tx: mpsc::Sender<Item>,
     budget: Arc<Semaphore>,
     events: mpsc::Receiver<LinkEvent>,
@@ -101,9 +100,7 @@ pub(crate) struct Link {
 impl Link {
     /// A link whose bounded queue (`queue_bytes` of media) is drained from the returned
     /// receiver; events for the connection go into the returned sender.
-    pub(crate) fn channel(
-        queue_bytes: usize,
-    ) -> (Link, mpsc::Receiver<Item>, mpsc::Sender<LinkEvent>) {
+    pub fn channel(queue_bytes: usize) -> (Link, mpsc::Receiver<Item>, mpsc::Sender<LinkEvent>) {
         let budget = Arc::new(Semaphore::new(queue_bytes));
         // The byte budget bounds media; the count bound only has to exceed what the budget
         // admits (every item costs at least ITEM_OVERHEAD).
@@ -122,7 +119,7 @@ impl Link {
 
     /// Queues one message without waiting. Frames beyond the byte budget are dropped, and
     /// then every frame until the next video keyframe, so the hub never gets half a GOP.
-    pub(crate) fn send(&mut self, header: Header, payload: Bytes) {
+    pub fn send(&mut self, header: Header, payload: Bytes) {
         let frame = match &header {
             Header::Frame { video, flags, .. } => Some(*video && flags.keyframe()),
             Header::TrackConfig { codec, .. } => {
@@ -173,7 +170,7 @@ impl Link {
     }
 
     /// The next event from the writer; pending forever if there is none.
-    pub(crate) async fn event(&mut self) -> LinkEvent {
+    pub async fn event(&mut self) -> LinkEvent {
         match self.events.recv().await {
             Some(e) => e,
             None => std::future::pending().await,
@@ -182,14 +179,15 @@ impl Link {
 }
 
 /// Connects to the hub and announces `key`; on acceptance starts the writer task.
-pub(crate) async fn open(
+pub async fn open(
     hub: &Path,
     key: &StreamKey,
     queue_bytes: usize,
     conn_id: u64,
-    drain: Token,
+    origin: Origin,
+    guard: Guard,
 ) -> Result<Opened, LinkError> {
-    let (sock, rbuf, rejected) = announce(hub, key, conn_id).await?;
+    let (sock, rbuf, rejected) = announce(hub, key, conn_id, origin).await?;
     if let Some(reason) = rejected {
         return Ok(Opened::Rejected(reason));
     }
@@ -198,6 +196,7 @@ pub(crate) async fn open(
         hub: hub.to_owned(),
         key: key.clone(),
         conn_id,
+        origin,
         rx,
         events: etx,
         replay: Replay::new(queue_bytes),
@@ -210,7 +209,7 @@ pub(crate) async fn open(
         async move {
             writer.run(r, w).await;
             // Shutdown waits for this: the stream's last messages are written.
-            drop(drain);
+            drop(guard);
         },
         span,
     ));
@@ -223,6 +222,7 @@ async fn announce(
     hub: &Path,
     key: &StreamKey,
     conn_id: u64,
+    origin: Origin,
 ) -> Result<(UnixStream, BytesMut, Option<RejectReason>), LinkError> {
     let exchange = async {
         let mut sock = UnixStream::connect(hub).await?;
@@ -231,7 +231,7 @@ async fn announce(
             &Header::Hello {
                 version: FORMAT_VERSION,
                 role: Role::Publisher,
-                name: ipc::hello_name("ingest-rtmp", std::process::id(), Some(conn_id)),
+                name: ipc::hello_name(origin.component, std::process::id(), Some(conn_id)),
             },
             &[],
             &mut out,
@@ -240,7 +240,7 @@ async fn announce(
             &Header::Announce {
                 stream: STREAM,
                 key: key.to_string(),
-                timescale: 1000,
+                timescale: origin.timescale,
             },
             &[],
             &mut out,
@@ -348,6 +348,7 @@ struct Writer {
     key: StreamKey,
     /// The publisher's connection id, named in every (re-)announce.
     conn_id: u64,
+    origin: Origin,
     rx: mpsc::Receiver<Item>,
     events: mpsc::Sender<LinkEvent>,
     replay: Replay,
@@ -455,7 +456,8 @@ impl Writer {
 
     /// Announces again and replays; `Ok(None)` when the hub refused the stream.
     async fn reconnect(&mut self) -> Result<Option<(OwnedReadHalf, OwnedWriteHalf)>, LinkError> {
-        let (sock, rbuf, rejected) = announce(&self.hub, &self.key, self.conn_id).await?;
+        let (sock, rbuf, rejected) =
+            announce(&self.hub, &self.key, self.conn_id, self.origin).await?;
         if let Some(reason) = rejected {
             tracing::warn!(?reason, "hub refused the stream after a reconnect");
             let _ = self.events.send(LinkEvent::Rejected(reason)).await;

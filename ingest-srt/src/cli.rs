@@ -1,0 +1,157 @@
+//! Command line and the configuration built from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use ingest_link::pipe::Target;
+use proto::media::StreamKey;
+use proto::srt::crypto::Passphrase;
+
+/// SRT ingest of the media server: accepts SRT publishers (MPEG-TS over SRT, plain or
+/// AES-encrypted) on one UDP port and sends their streams to the hub.
+#[derive(Debug, Parser)]
+#[command(name = "ingest-srt", version)]
+pub(crate) struct Cli {
+    /// UDP address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "0.0.0.0:4200")]
+    pub(crate) listen: SocketAddr,
+    /// The hub's Unix socket [default: $XDG_RUNTIME_DIR/mediaserver/hub.sock, else
+    /// /tmp/mediaserver-$USER/hub.sock].
+    #[arg(long)]
+    hub: Option<PathBuf>,
+    /// Write published streams in the framed format (proto/FORMAT.md) to this file or FIFO,
+    /// or `-` for standard output, instead of to a hub [default: none, streams go to the hub].
+    #[arg(long, value_name = "PATH|-", value_parser = Target::parse, conflicts_with = "hub")]
+    pub(crate) out: Option<Target>,
+    /// TSBPD latency this side asks for; the larger of the caller's and this one is used.
+    #[arg(long, default_value = "120ms", value_parser = humantime::parse_duration)]
+    latency: Duration,
+    /// Passphrase (10 to 80 characters) every stream requires [default: none].
+    #[arg(long, conflicts_with = "passphrase_file")]
+    passphrase: Option<String>,
+    /// File of `PATTERN PASSPHRASE` lines (`#` comments; `*` in a pattern matches any run
+    /// of characters): the first pattern matching a stream key gives its passphrase; keys
+    /// matching none need no passphrase. Reloaded on SIGHUP [default: none].
+    #[arg(long)]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Key length encrypting callers must use: 16, 24 or 32 bytes, or 0 for any
+    /// (a caller's shorter key is refused with CRYPTO).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=32))]
+    pbkeylen: u16,
+    /// Refuse callers that do not encrypt even for streams without a passphrase.
+    #[arg(long)]
+    enforce_encryption: bool,
+    /// Most SRT connections at once; further callers are refused with RESOURCE.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// The stream key of callers that send no stream id.
+    #[arg(long, default_value = "live/srt")]
+    default_key: String,
+    /// A connection from which nothing arrives for this long is closed.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    peer_idle_timeout: Duration,
+    /// Bytes of media queued per publisher toward the hub before frames are dropped (a
+    /// slow hub), and the bound on the GOP kept to re-announce after a hub restart.
+    #[arg(long, default_value_t = 8 << 20)]
+    hub_queue_bytes: usize,
+    /// Interval of the `srt_stats` event each connection sends (also sent on close).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    stats_interval: Duration,
+    #[command(flatten)]
+    pub(crate) log: runtime::log::LogArgs,
+    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
+    /// the flag. Nothing is started (used by `supervisor check`).
+    #[arg(long)]
+    pub(crate) check: bool,
+}
+
+/// Everything the endpoint and the publishers need, shared read-only.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) hub: PathBuf,
+    pub(crate) srt: proto::srt::Config,
+    pub(crate) passphrase: Option<Passphrase>,
+    pub(crate) pbkeylen: usize,
+    pub(crate) enforce_encryption: bool,
+    pub(crate) max_connections: usize,
+    pub(crate) default_key: StreamKey,
+    pub(crate) hub_queue_bytes: usize,
+    pub(crate) stats_interval: Duration,
+    /// `--out`: streams go to this pipe instead of the hub (set once it is open).
+    pub(crate) pipe: Option<ingest_link::pipe::Pipe>,
+}
+
+impl Cli {
+    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
+    pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
+        if let Some(problem) = self.log.problem() {
+            return Some(problem);
+        }
+        if let Some(p) = &self.passphrase {
+            if let Err(e) = Passphrase::new(p.clone()) {
+                return Some(("passphrase", "(hidden)".into(), e.to_string()));
+            }
+        }
+        if let Some(f) = &self.passphrase_file {
+            if let Err(e) = crate::passphrase::Book::load(f) {
+                return Some(("passphrase-file", f.display().to_string(), e));
+            }
+        }
+        if ![0, 16, 24, 32].contains(&self.pbkeylen) {
+            return Some((
+                "pbkeylen",
+                self.pbkeylen.to_string(),
+                "must be 0, 16, 24 or 32".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Some(("max-connections", "0".into(), "must be more than 0".into()));
+        }
+        if let Err(e) = StreamKey::parse(&self.default_key) {
+            return Some(("default-key", self.default_key.clone(), e.to_string()));
+        }
+        let ms = self.latency.as_millis();
+        if ms == 0 || ms > u128::from(u16::MAX) {
+            return Some((
+                "latency",
+                format!("{:?}", self.latency),
+                "must be 1ms to 65s".into(),
+            ));
+        }
+        let timeouts = [
+            ("peer-idle-timeout", self.peer_idle_timeout),
+            ("stats-interval", self.stats_interval),
+        ];
+        if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
+            return Some((flag, "0s".into(), "must be more than 0".into()));
+        }
+        None
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        Config {
+            hub: self
+                .hub
+                .clone()
+                .unwrap_or_else(runtime::dir::default_hub_socket),
+            srt: proto::srt::Config {
+                latency: self.latency,
+                peer_idle_timeout: self.peer_idle_timeout,
+                ..proto::srt::Config::default()
+            },
+            passphrase: self
+                .passphrase
+                .clone()
+                .and_then(|p| Passphrase::new(p).ok()),
+            pbkeylen: usize::from(self.pbkeylen),
+            enforce_encryption: self.enforce_encryption,
+            max_connections: self.max_connections,
+            default_key: StreamKey::parse(&self.default_key).expect("checked"),
+            hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
+            stats_interval: self.stats_interval,
+            pipe: None,
+        }
+    }
+}

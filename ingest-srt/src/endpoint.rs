@@ -1,0 +1,457 @@
+//! The UDP endpoint: one task owns the socket, the handshake listener and every
+//! connection's sans-IO state; media leaves through each publisher's bounded queue.
+//!
+//! ```text
+//!  socket --dst 0--> Listener --Request--> access::decide --> Listener::accept
+//!        |                                     |                   |  hub announce
+//!        |                                   refuse                 v  (spawned; 1409 on
+//!        |                                     v                 pending  a duplicate)
+//!        |                               rejection datagram          |
+//!        +--dst id--> Connection --Message--> publisher task (bounded queue) --> hub
+//!  one timer: the earliest poll_timeout of all connections
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use ingest_link::link::{self, Link, LinkError, Opened};
+use proto::ipc;
+use proto::srt::packet::Packet;
+use proto::srt::{
+    Accept, ConnectRequest, Connection, Event, Listener, ListenerOutput, Random, RejectReason,
+};
+use rand::RngCore;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::access;
+use crate::cli::Config;
+use crate::passphrase::Book;
+use crate::publisher::{self, Msg};
+
+/// Randomness from the operating system for ids, cookies and keys.
+pub(crate) struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand::rngs::OsRng.fill_bytes(buf)
+    }
+}
+
+/// Datagrams handled per wake-up before timers and other connections get a turn.
+const BATCH: usize = 64;
+
+struct Conn {
+    conn: Connection,
+    peer: SocketAddr,
+    peer_socket: u32,
+    conn_id: u64,
+    key: String,
+    tx: Option<mpsc::Sender<Msg>>,
+    next_stats: Instant,
+    queue_dropped: u64,
+}
+
+/// A request accepted by SRT, waiting for the hub to take the key.
+struct Pending {
+    conn: Connection,
+    reply: Bytes,
+    req: ConnectRequest,
+    conn_id: u64,
+    key: String,
+}
+
+enum Decision {
+    Accepted(Link),
+    Rejected(ipc::RejectReason),
+    Failed(LinkError),
+}
+
+pub(crate) struct Endpoint {
+    socket: UdpSocket,
+    cfg: Arc<Config>,
+    book: Arc<RwLock<Book>>,
+    listener: Listener,
+    conns: HashMap<u32, Conn>,
+    by_peer: HashMap<(SocketAddr, u32), u32>,
+    pending: HashMap<(SocketAddr, u32), Pending>,
+    decisions_tx: mpsc::Sender<((SocketAddr, u32), Decision)>,
+    decisions: mpsc::Receiver<((SocketAddr, u32), Decision)>,
+    closed_tx: mpsc::Sender<u32>,
+    closed: mpsc::Receiver<u32>,
+    next_conn_id: u64,
+}
+
+impl Endpoint {
+    pub(crate) fn new(socket: UdpSocket, cfg: Arc<Config>, book: Arc<RwLock<Book>>) -> Self {
+        let listener = Listener::new(Instant::now(), cfg.srt.clone(), &mut OsRandom);
+        let (decisions_tx, decisions) = mpsc::channel(64);
+        let (closed_tx, closed) = mpsc::channel(64);
+        Endpoint {
+            socket,
+            cfg,
+            book,
+            listener,
+            conns: HashMap::new(),
+            by_peer: HashMap::new(),
+            pending: HashMap::new(),
+            decisions_tx,
+            decisions,
+            closed_tx,
+            closed,
+            next_conn_id: 1,
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> io::Result<()> {
+        let mut buf = BytesMut::with_capacity(1 << 16);
+        loop {
+            let deadline = self
+                .conns
+                .values()
+                .filter_map(|c| c.conn.poll_timeout())
+                .min()
+                .map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.socket.recv_buf_from(&mut buf) => {
+                    let (_, from) = r?;
+                    let d = buf.split().freeze();
+                    self.datagram(from, d).await;
+                    for _ in 1..BATCH {
+                        buf.reserve(1 << 16);
+                        match self.socket.try_recv_buf_from(&mut buf) {
+                            Ok((_, from)) => {
+                                let d = buf.split().freeze();
+                                self.datagram(from, d).await;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    buf.reserve(1 << 16);
+                }
+                Some((peer, d)) = self.decisions.recv() => self.decided(peer, d).await,
+                Some(id) = self.closed.recv() => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.conn.close(Instant::now());
+                    }
+                    self.flush(id).await;
+                }
+                _ = sleep => {}
+            }
+            self.timers().await;
+        }
+    }
+
+    async fn timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.conn.poll_timeout().is_some_and(|t| t <= now) || c.next_stats <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.conns.get_mut(&id) {
+                if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                    c.conn.handle_timeout(now);
+                }
+                if c.next_stats <= now {
+                    c.next_stats = now + self.cfg.stats_interval;
+                    if let Some(tx) = &c.tx {
+                        let _ = tx.try_send(Msg::Stats {
+                            stats: c.conn.stats(),
+                            last: false,
+                        });
+                    }
+                }
+            }
+            self.flush(id).await;
+        }
+    }
+
+    async fn datagram(&mut self, from: SocketAddr, d: Bytes) {
+        match Packet::peek_destination(&d) {
+            None => {}
+            Some(0) => self.handshake(from, d).await,
+            Some(id) => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                if c.peer != from {
+                    return; // another source using a live socket id: ignored
+                }
+                c.conn.handle_datagram(Instant::now(), d);
+                self.flush(id).await;
+            }
+        }
+    }
+
+    async fn send(&self, to: SocketAddr, d: &[u8]) {
+        if let Err(e) = self.socket.send_to(d, to).await {
+            tracing::debug!(%to, error = %e, "send failed");
+        }
+    }
+
+    async fn handshake(&mut self, from: SocketAddr, d: Bytes) {
+        let now = Instant::now();
+        match self.listener.handle(now, from, d) {
+            ListenerOutput::Reply(r) => self.send(from, &r).await,
+            ListenerOutput::Ignore(why) => tracing::trace!(%from, why, "datagram ignored"),
+            ListenerOutput::Reject {
+                reason,
+                detail,
+                reply,
+            } => {
+                tracing::warn!(%from, %reason, detail, "caller refused");
+                self.send(from, &reply).await;
+            }
+            ListenerOutput::Request(req) => self.request(now, *req).await,
+        }
+    }
+
+    async fn request(&mut self, now: Instant, req: ConnectRequest) {
+        let peer = (req.peer, req.peer_socket_id());
+        if let Some(id) = self.by_peer.get(&peer) {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.conn.handle_repeated_conclusion();
+                let id = *id;
+                self.flush(id).await;
+            }
+            return;
+        }
+        if self.pending.contains_key(&peer) {
+            return; // the hub has not answered yet
+        }
+        let conn_id = self.next_conn_id;
+        self.next_conn_id += 1;
+        let span = tracing::info_span!("srt", conn_id, remote = %req.peer);
+        let _enter = span.enter();
+        if self.conns.len() + self.pending.len() >= self.cfg.max_connections {
+            self.refuse(
+                now,
+                &req,
+                RejectReason::Resource,
+                "--max-connections reached",
+            )
+            .await;
+            return;
+        }
+        let grant = {
+            let book = self.book.read().expect("passphrase book lock");
+            access::decide(&req, &self.cfg, &book)
+        };
+        let grant = match grant {
+            Ok(g) => g,
+            Err((reason, why)) => {
+                self.refuse(now, &req, reason, &why).await;
+                return;
+            }
+        };
+        let local_id = loop {
+            let id = OsRandom.next_u32() & 0x3FFF_FFFF;
+            if id != 0 && !self.conns.contains_key(&id) {
+                break id;
+            }
+        };
+        let accept = Accept {
+            local_id,
+            passphrase: grant.passphrase.clone(),
+            enforce_encryption: self.cfg.enforce_encryption,
+            rng: Box::new(OsRandom),
+        };
+        let (conn, reply) = match self.listener.accept(now, &req, accept) {
+            Ok(ok) => ok,
+            Err(rej) => {
+                tracing::warn!(key = %grant.key, reason = %rej.reason, detail = %rej.detail, "caller refused");
+                self.send(req.peer, &rej.reply).await;
+                return;
+            }
+        };
+        let key = grant.key.to_string();
+        tracing::info!(
+            %key,
+            user = grant.id.user.as_deref().unwrap_or(""),
+            encrypted = conn.is_encrypted(),
+            latency_ms = conn.latency().as_millis() as u64,
+            "SRT caller accepted, announcing the stream"
+        );
+        let pending = Pending {
+            conn,
+            reply,
+            req,
+            conn_id,
+            key,
+        };
+        match &self.cfg.pipe {
+            Some(pipe) => {
+                let link = pipe.open(&grant.key, Box::new(()));
+                self.activate(pending, link).await;
+            }
+            None => {
+                let tx = self.decisions_tx.clone();
+                let hub = self.cfg.hub.clone();
+                let queue = self.cfg.hub_queue_bytes;
+                self.pending.insert(peer, pending);
+                tokio::spawn(async move {
+                    let d = match link::open(
+                        &hub,
+                        &grant.key,
+                        queue,
+                        conn_id,
+                        crate::ORIGIN,
+                        Box::new(()),
+                    )
+                    .await
+                    {
+                        Ok(Opened::Accepted(l)) => Decision::Accepted(l),
+                        Ok(Opened::Rejected(r)) => Decision::Rejected(r),
+                        Err(e) => Decision::Failed(e),
+                    };
+                    let _ = tx.send((peer, d)).await;
+                });
+            }
+        }
+    }
+
+    async fn refuse(&self, now: Instant, req: &ConnectRequest, reason: RejectReason, why: &str) {
+        tracing::warn!(%reason, why, "caller refused");
+        let reply = self.listener.reject(now, req, reason);
+        self.send(req.peer, &reply).await;
+    }
+
+    async fn decided(&mut self, peer: (SocketAddr, u32), d: Decision) {
+        let Some(p) = self.pending.remove(&peer) else {
+            return;
+        };
+        let span =
+            tracing::info_span!("srt", conn_id = p.conn_id, remote = %p.req.peer, key = %p.key);
+        let _enter = span.enter();
+        let refusal = match d {
+            Decision::Accepted(link) => {
+                drop(_enter);
+                self.activate(p, link).await;
+                return;
+            }
+            Decision::Rejected(ipc::RejectReason::Duplicate) => (
+                RejectReason::CONFLICT,
+                "the key is already published and the hub rejects duplicates".to_string(),
+            ),
+            Decision::Rejected(ipc::RejectReason::Capacity) => (
+                RejectReason::OVERLOAD,
+                "the hub is at its stream limit".into(),
+            ),
+            Decision::Rejected(ipc::RejectReason::Denied) => {
+                (RejectReason::FORBIDDEN, "the hub refused the stream".into())
+            }
+            Decision::Failed(e) => (RejectReason::Access(1503), format!("hub unavailable: {e}")),
+        };
+        self.refuse(Instant::now(), &p.req, refusal.0, &refusal.1)
+            .await;
+    }
+
+    async fn activate(&mut self, p: Pending, link: Link) {
+        let id = p.conn.local_id();
+        self.send(p.req.peer, &p.reply).await;
+        let (tx, rx) = mpsc::channel(publisher::QUEUE);
+        let key = proto::media::StreamKey::parse(&p.key).expect("a granted key");
+        let span = tracing::info_span!("srt", conn_id = p.conn_id, key = %p.key);
+        tokio::spawn(tracing::Instrument::instrument(
+            publisher::run(
+                link,
+                rx,
+                key,
+                p.conn_id,
+                p.req.peer.to_string(),
+                id,
+                self.closed_tx.clone(),
+            ),
+            span,
+        ));
+        tracing::info!(conn_id = p.conn_id, key = %p.key, remote = %p.req.peer, "publishing");
+        self.by_peer
+            .insert((p.req.peer, p.req.peer_socket_id()), id);
+        self.conns.insert(
+            id,
+            Conn {
+                conn: p.conn,
+                peer: p.req.peer,
+                peer_socket: p.req.peer_socket_id(),
+                conn_id: p.conn_id,
+                key: p.key,
+                tx: Some(tx),
+                next_stats: Instant::now() + self.cfg.stats_interval,
+                queue_dropped: 0,
+            },
+        );
+    }
+
+    /// Sends what connection `id` has to send and hands its events on.
+    async fn flush(&mut self, id: u32) {
+        let now = Instant::now();
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let peer = c.peer;
+        let mut out = Vec::new();
+        while let Some(d) = c.conn.poll_transmit(now) {
+            out.push(d);
+        }
+        let mut closed = None;
+        while let Some(ev) = c.conn.poll_event() {
+            match ev {
+                Event::Message { payload, .. } => {
+                    if let Some(tx) = &c.tx {
+                        if tx.try_send(Msg::Payload(payload)).is_err() {
+                            c.queue_dropped += 1;
+                            if c.queue_dropped.is_power_of_two() {
+                                tracing::warn!(
+                                    conn_id = c.conn_id,
+                                    dropped = c.queue_dropped,
+                                    "publisher queue full, payloads dropped"
+                                );
+                            }
+                        }
+                    }
+                }
+                Event::Dropped { first, count } => {
+                    tracing::debug!(conn_id = c.conn_id, %first, count, "packets dropped (too late)")
+                }
+                Event::KeysRefreshed => {
+                    tracing::debug!(conn_id = c.conn_id, "stream keys refreshed")
+                }
+                Event::KeyRefreshFailed(e) => {
+                    tracing::warn!(conn_id = c.conn_id, error = %e, "key refresh failed")
+                }
+                Event::Closed(reason) => closed = Some(reason),
+            }
+        }
+        for d in out {
+            self.send(peer, &d).await;
+        }
+        if let Some(reason) = closed {
+            if let Some(mut c) = self.conns.remove(&id) {
+                self.by_peer.remove(&(c.peer, c.peer_socket));
+                tracing::info!(conn_id = c.conn_id, key = %c.key, ?reason, "SRT connection closed");
+                if let Some(tx) = c.tx.take() {
+                    let _ = tx
+                        .send(Msg::Stats {
+                            stats: c.conn.stats(),
+                            last: true,
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+}

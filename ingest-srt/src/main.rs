@@ -1,0 +1,115 @@
+//! ingest-srt: the SRT front door. Accepts SRT callers publishing MPEG-TS (plain or
+//! AES-encrypted, with key rotation) on one UDP port, runs the sans-IO `proto::srt` for
+//! each connection, demuxes the TS with `proto::ts` and sends each stream to the hub (or
+//! `--out`) through `ingest_link`.
+//!
+//! ```text
+//!  UDP --> endpoint.rs: Listener (cookies) --> access.rs (stream id, passphrase.rs)
+//!              |                                   |
+//!              +--> Connection per caller --> publisher.rs: FrameReader --> Link --> hub
+//! ```
+
+mod access;
+mod cli;
+mod endpoint;
+mod passphrase;
+mod publisher;
+
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use clap::Parser;
+
+use cli::Cli;
+use ingest_link::{pipe, Origin};
+
+/// How this process names itself to the hub; MPEG-TS timestamps are 90 kHz.
+pub(crate) const ORIGIN: Origin = Origin {
+    component: "ingest-srt",
+    timescale: 90_000,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some((flag, value, why)) = cli.problems() {
+        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
+        std::process::exit(2);
+    }
+    if cli.check {
+        return ExitCode::SUCCESS;
+    }
+    cli.log.init();
+    runtime::exit_code!(run(cli))
+}
+
+/// Why a run ended in error: which exit status it gets.
+type Failure = runtime::exit::Failure<anyhow::Error>;
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let mut cfg = cli.config();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .map_err(Failure::Failed)?;
+    runtime.block_on(async move {
+        if let Some(target) = &cli.out {
+            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, ORIGIN, Box::new(()))
+                .await
+                .with_context(|| format!("cannot open --out {target}"))
+                .map_err(Failure::CannotStart)?;
+            cfg.pipe = Some(pipe);
+        }
+        let book = match &cli.passphrase_file {
+            Some(f) => passphrase::Book::load(f)
+                .map_err(|e| anyhow::anyhow!("--passphrase-file {}: {e}", f.display()))
+                .map_err(Failure::CannotStart)?,
+            None => passphrase::Book::default(),
+        };
+        let book = Arc::new(RwLock::new(book));
+        if let Some(f) = cli.passphrase_file.clone() {
+            tokio::spawn(reload_on_hup(f, book.clone()));
+        }
+        let cfg = Arc::new(cfg);
+        let socket = tokio::net::UdpSocket::bind(cli.listen).await.map_err(|e| {
+            Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
+                "srt", cli.listen, e
+            )))
+        })?;
+        let addr = socket
+            .local_addr()
+            .context("local address")
+            .map_err(Failure::CannotStart)?;
+        match &cli.out {
+            Some(out) => tracing::info!(?out, "listening on srt://{addr}"),
+            None => tracing::info!(hub = %cfg.hub.display(), "listening on srt://{addr}"),
+        }
+        let endpoint = endpoint::Endpoint::new(socket, cfg, book);
+        tokio::select! {
+            r = endpoint.run() => r.context("receiving datagrams").map_err(Failure::Failed),
+            signal = runtime::signal::shutdown() => {
+                tracing::info!(%signal, "shutting down");
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Reloads the passphrase file on SIGHUP; a file that does not parse keeps the old one.
+async fn reload_on_hup(path: std::path::PathBuf, book: Arc<RwLock<passphrase::Book>>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match passphrase::Book::load(&path) {
+            Ok(b) => {
+                tracing::info!(entries = b.len(), file = %path.display(), "passphrase file reloaded");
+                *book.write().expect("passphrase book lock") = b;
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "passphrase file not reloaded, keeping the previous one")
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! One SRT publisher's media path, off the endpoint task: TS payloads in order from the
+//! connection, through `proto::ts::FrameReader` into hub frames on the publisher's link.
+//!
+//! ```text
+//!  endpoint --Msg::Payload (bounded)--> FrameReader --TrackConfig/Frame--> Link --> hub
+//!           --Msg::Stats-------------------------------> Event srt_stats --^
+//! ```
+
+use bytes::Bytes;
+use ingest_link::link::{Link, LinkEvent};
+use ingest_link::STREAM;
+use proto::ipc::{Event, Header};
+use proto::media::StreamKey;
+use proto::srt::Stats;
+use proto::ts::{FrameReader, ReaderOptions, TsEvent};
+use tokio::sync::mpsc;
+
+/// Payloads queued from the endpoint before they are dropped (about 1.3 MB at 1316 bytes).
+pub(crate) const QUEUE: usize = 1024;
+
+/// What the endpoint sends a publisher.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A TS payload released by TSBPD.
+    Payload(Bytes),
+    /// Connection statistics; `last` on close.
+    Stats { stats: Stats, last: bool },
+}
+
+/// Runs until the endpoint drops its sender (the SRT connection ended) or the hub takes
+/// the key away; then tells the endpoint through `closed`.
+pub(crate) async fn run(
+    mut link: Link,
+    mut rx: mpsc::Receiver<Msg>,
+    key: StreamKey,
+    conn_id: u64,
+    remote: String,
+    local_id: u32,
+    closed: mpsc::Sender<u32>,
+) {
+    let mut reader = FrameReader::new(ReaderOptions::default());
+    let mut errors = 0u64;
+    let mut warned_unsupported = Vec::new();
+    let reason = loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Payload(b)) => {
+                    reader.handle_input(&b);
+                    drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported);
+                }
+                Some(Msg::Stats { stats, last }) => {
+                    link.send(Header::Event(stats_event(&stats, &key, conn_id, &remote)), Bytes::new());
+                    if last {
+                        log_stats(&stats, &key, errors);
+                    }
+                }
+                None => break "disconnect",
+            },
+            ev = link.event() => {
+                match ev {
+                    LinkEvent::Revoked(why) => tracing::info!(%key, reason = %why, "the hub gave the key to another publisher"),
+                    LinkEvent::Rejected(r) => tracing::warn!(%key, reason = ?r, "the hub refused the stream after a reconnect"),
+                }
+                let _ = closed.send(local_id).await;
+                // Keep taking what the endpoint still sends until it lets go.
+                while let Some(msg) = rx.recv().await {
+                    if let Msg::Stats { stats, last: true } = msg {
+                        log_stats(&stats, &key, errors);
+                    }
+                }
+                return;
+            }
+        }
+    };
+    reader.finish();
+    drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported);
+    link.send(
+        Header::EndOfStream {
+            stream: STREAM,
+            reason: reason.into(),
+        },
+        Bytes::new(),
+    );
+    tracing::info!(%key, "publisher disconnected");
+}
+
+fn drain(reader: &mut FrameReader, link: &mut Link, errors: &mut u64, unsupported: &mut Vec<u16>) {
+    while let Some(ev) = reader.poll_event() {
+        match ev {
+            TsEvent::Config {
+                track,
+                codec,
+                config,
+            } => link.send(
+                Header::TrackConfig {
+                    stream: STREAM,
+                    track,
+                    codec,
+                },
+                config,
+            ),
+            TsEvent::Frame(f) => link.send(
+                Header::Frame {
+                    stream: STREAM,
+                    track: f.track,
+                    video: f.is_video(),
+                    dts: f.dts,
+                    cts: f.cts,
+                    flags: f.flags,
+                },
+                f.payload,
+            ),
+            TsEvent::Unsupported { pid, stream_type } => {
+                if !unsupported.contains(&pid) {
+                    unsupported.push(pid);
+                    tracing::warn!(
+                        pid,
+                        stream_type,
+                        "unsupported stream type in the TS, ignored"
+                    );
+                }
+            }
+            TsEvent::Error(e) => {
+                *errors += 1;
+                tracing::debug!(error = %e, "TS damage contained");
+            }
+        }
+    }
+}
+
+fn stats_event(s: &Stats, key: &StreamKey, conn_id: u64, remote: &str) -> Event {
+    let fields = [
+        ("rtt_us", u64::from(s.rtt_us)),
+        ("recv_packets", s.recv_packets),
+        ("recv_bytes", s.recv_bytes),
+        ("recv_lost", s.recv_lost),
+        ("recv_retransmitted", s.recv_retransmitted),
+        ("recv_dropped", s.recv_dropped),
+        ("recv_undecrypted", s.recv_undecrypted),
+        ("recv_rate_bps", u64::from(s.recv_rate_bps)),
+        ("link_capacity_pps", u64::from(s.link_capacity_pps)),
+    ];
+    Event {
+        kind: "srt_stats".into(),
+        key: key.to_string(),
+        conn_id,
+        remote: remote.to_string(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn log_stats(s: &Stats, key: &StreamKey, ts_errors: u64) {
+    tracing::info!(
+        %key,
+        rtt_ms = f64::from(s.rtt_us) / 1000.0,
+        packets = s.recv_packets,
+        bytes = s.recv_bytes,
+        lost = s.recv_lost,
+        retransmitted = s.recv_retransmitted,
+        dropped = s.recv_dropped,
+        undecrypted = s.recv_undecrypted,
+        rate_kbps = u64::from(s.recv_rate_bps) * 8 / 1000,
+        ts_errors,
+        "connection statistics"
+    );
+}
