@@ -24,6 +24,7 @@ pub mod prom;
 pub mod rtmp_client;
 pub mod scenario;
 pub mod server;
+pub mod srt;
 pub mod supervised;
 pub mod tools;
 
