@@ -149,6 +149,20 @@ impl Server {
         format!("http://{}{path}", self.http_addr())
     }
 
+    /// Waits (up to 20 s) until the hub's API says `live/<name>` has a live publisher.
+    pub fn wait_live(&self, name: &str) {
+        let path = format!("/api/v1/streams/live/{name}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::http::get(self.http_addr(), &path).json()["live"] != true {
+            assert!(
+                Instant::now() < deadline,
+                "live/{name} never went live\n{}",
+                self.describe()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `rtmp://IP:PORT/live/<name>`.
     pub fn url(&self, name: &str) -> String {
         format!("rtmp://{}/live/{name}", self.rtmp_addr)

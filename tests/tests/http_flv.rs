@@ -20,15 +20,7 @@ fn ffmpeg_plays_http_flv_and_a_late_joiner_starts_on_a_keyframe() {
     let _publisher = ffmpeg::publish(&server.url("flv"), &opts);
     let url = server.http_url("/live/flv.flv");
     // HTTP-FLV answers 404 until the key is live: wait for the publish.
-    let live_by = Instant::now() + Duration::from_secs(20);
-    while http::get(addr, "/api/v1/streams/live/flv").json()["live"] != true {
-        assert!(
-            Instant::now() < live_by,
-            "the publish never went live\n{}",
-            server.describe()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    server.wait_live("flv");
     let first = Player::spawn(&url, &PlayOpts::default());
     assert!(
         first.wait_frames(30, 1, deadline_in(30.0)),

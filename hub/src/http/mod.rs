@@ -6,6 +6,7 @@
 //!            --> router::route --> metrics.rs (/metrics, /debug/vars)
 //!                                  api.rs (/api/v1: streams, connections, kicks, config)
 //!                                  flv.rs (/{app}/{name}.flv: players on a ring cursor)
+//!                                  status.rs (/: the status page, vendored mpegts.js)
 //! ```
 //!
 //! Every connection counts against `--http-max-connections` (over it: closed at once);
@@ -18,6 +19,7 @@ pub mod body;
 mod flv;
 mod metrics;
 mod router;
+mod status;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

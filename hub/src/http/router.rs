@@ -87,6 +87,9 @@ impl Http {
                 return self.api(req, rest);
             }
         }
+        if let Some(page) = get.then(|| super::status::asset(path)).flatten() {
+            return page;
+        }
         let metrics = matches!(path, "/metrics" | "/debug/vars");
         if let Some(refused) = metrics.then(|| self.check_auth(req, false)).flatten() {
             return refused;
