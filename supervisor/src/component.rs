@@ -73,7 +73,7 @@ pub static COMPONENTS: [Component; 6] = [
     Component {
         name: "hookd",
         role: Role::Subscriber,
-        readiness: Readiness::Running(SETTLE),
+        readiness: Readiness::LogLine("subscribed to the hub's events"),
         socket_flag: "hub",
     },
     Component {

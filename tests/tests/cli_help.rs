@@ -7,12 +7,13 @@ use std::process::Command;
 use e2e::bins::bin;
 
 /// The components and the supervisor; each is run with `--help`.
-const BINARIES: [&str; 6] = [
+const BINARIES: [&str; 7] = [
     "hub",
     "ingest-rtmp",
     "ingest-srt",
     "recorder",
     "relayer",
+    "hookd",
     "supervisor",
 ];
 

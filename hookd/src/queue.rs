@@ -1,0 +1,98 @@
+//! A bounded FIFO between the link and one sink: pushing never waits; when full, the
+//! oldest entry is dropped (and counted) so the newest events still get through.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+/// The queue, shared by the link (push) and the sink's task (pop).
+#[derive(Debug)]
+pub struct Queue<T> {
+    /// Entries with their position in the push order, and the count of dropped ones.
+    items: Mutex<(VecDeque<(u64, T)>, u64)>,
+    next: std::sync::atomic::AtomicU64,
+    cap: usize,
+    ready: Notify,
+}
+
+impl<T> Queue<T> {
+    /// A queue holding at most `cap` entries (at least 1).
+    pub fn new(cap: usize) -> Queue<T> {
+        Queue {
+            items: Mutex::new((VecDeque::new(), 0)),
+            next: std::sync::atomic::AtomicU64::new(0),
+            cap: cap.max(1),
+            ready: Notify::new(),
+        }
+    }
+
+    /// Appends `item`; returns true when the oldest entry had to be dropped for it.
+    pub fn push(&self, item: T) -> bool {
+        let mut q = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let full = q.0.len() >= self.cap;
+        if full {
+            q.0.pop_front();
+            q.1 += 1;
+        }
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        q.0.push_back((n, item));
+        drop(q);
+        self.ready.notify_one();
+        full
+    }
+
+    /// The oldest entry and its ticket, without removing it, waiting for one.
+    pub async fn front(&self) -> (u64, T)
+    where
+        T: Clone,
+    {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(item) = self
+                .items
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .front()
+            {
+                return item.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// Removes the entry of `ticket` after it was delivered (unless a full queue already
+    /// dropped it).
+    pub fn pop(&self, ticket: u64) {
+        let mut q = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        if q.0.front().is_some_and(|(n, _)| *n == ticket) {
+            q.0.pop_front();
+        }
+    }
+
+    /// Entries dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.items.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drops_oldest_when_full() {
+        let q = Queue::new(2);
+        assert!(!q.push(1));
+        assert!(!q.push(2));
+        assert!(q.push(3));
+        let (t, v) = q.front().await;
+        assert_eq!(v, 2);
+        // A push that drops the entry being delivered: its pop must not drop the next.
+        assert!(q.push(4));
+        q.pop(t);
+        assert_eq!(q.front().await.1, 3);
+        assert_eq!(q.dropped(), 1);
+    }
+}

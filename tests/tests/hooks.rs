@@ -1,0 +1,376 @@
+//! hookd against the real hub, ingest-rtmp and recorder, fed by FFmpeg 9: publish, play,
+//! stop and record events reach a webhook (HMAC verified), a program and stdout, once and
+//! in order per stream; a webhook that is down then up gets everything; a hanging
+//! program is killed with its process group at the timeout.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use e2e::bins::bin;
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PublishOpts};
+use e2e::proc::Proc;
+use e2e::rtmp_client::RtmpClient;
+use e2e::scenario::{raw_publisher, send_h264_aac};
+use e2e::{Server, ServerOpts};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+const SECRET: &str = "test-secret";
+
+/// One request the test endpoint received: its headers (lower-case names) and body.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+/// A tiny HTTP endpoint answering 200 to every request and keeping what it got.
+struct Endpoint {
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Endpoint {
+    fn serve(listener: TcpListener) -> Endpoint {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let keep = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut r = BufReader::new(conn);
+                let mut headers = HashMap::new();
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                    }
+                }
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                keep.lock().unwrap().push(Received {
+                    headers,
+                    body: String::from_utf8(body).expect("utf-8 body"),
+                });
+                let _ = r.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Endpoint { got }
+    }
+
+    fn events(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until a received event satisfies `pred`.
+    fn wait(&self, what: &str, deadline: Instant, pred: impl Fn(&Value) -> bool) {
+        while Instant::now() < deadline {
+            if self.events().iter().any(|r| pred(&json(&r.body))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("webhook never got {what}: {:#?}", self.events());
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn hookd(server: &Server, args: &[String]) -> Proc {
+    let mut cmd = Command::new(bin("hookd"));
+    cmd.arg("--hub")
+        .arg(server.socket())
+        .args(args)
+        .env("HOOKD_SECRET", SECRET)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    let p = Proc::spawn("hookd", &mut cmd);
+    p.stderr
+        .wait_for(0, deadline_in(20.0), |l| {
+            l.contains("subscribed to the hub's events")
+        })
+        .unwrap_or_else(|| panic!("hookd never subscribed\n{}", p.describe()));
+    p
+}
+
+fn is(v: &Value, kind: &str, key: &str) -> bool {
+    v["kind"] == kind && v["key"] == key
+}
+
+/// The events of `key` in the order given, checked to be seq 1, 2, 3, ... with unique ids.
+fn of_key(events: &[Value], key: &str) -> Vec<Value> {
+    let mine: Vec<Value> = events.iter().filter(|v| v["key"] == key).cloned().collect();
+    for (i, v) in mine.iter().enumerate() {
+        assert_eq!(
+            v["seq"].as_u64(),
+            Some(i as u64 + 1),
+            "seq of {v} in {mine:#?}"
+        );
+    }
+    let mut ids: Vec<&str> = mine.iter().map(|v| v["id"].as_str().expect("id")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), mine.len(), "ids unique: {mine:#?}");
+    mine
+}
+
+fn position(events: &[Value], kind: &str) -> usize {
+    events
+        .iter()
+        .position(|v| v["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {events:#?}"))
+}
+
+#[test]
+fn publish_play_record_events_reach_webhook_program_and_stdout() {
+    let server = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = Endpoint::serve(listener);
+    let out = tmp.path().join("program.jsonl");
+    let hook = hookd(
+        &server,
+        &[
+            "--stdout".into(),
+            "--webhook".into(),
+            format!("*@live/*=http://127.0.0.1:{port}/hook"),
+            "--exec".into(),
+            format!("*@live/hk=cat >> '{}'", out.display()),
+            "--exec-concurrency".into(),
+            "1".into(),
+        ],
+    );
+    let mut rec_cmd = Command::new(bin("recorder"));
+    rec_cmd
+        .arg("--hub")
+        .arg(server.socket())
+        .arg("--dir")
+        .arg(tmp.path().join("rec"))
+        .env("NO_COLOR", "1");
+    let rec = Proc::spawn("recorder", &mut rec_cmd);
+    rec.stderr
+        .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
+        .expect("recorder connected");
+    let mut publisher = ffmpeg::publish(
+        &server.url("hk"),
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(4)),
+    );
+    endpoint.wait("publish", deadline_in(30.0), |v| {
+        is(v, "publish", "live/hk")
+    });
+    let (mut player, psid) = RtmpClient::open(server.addr(), "live").expect("player");
+    player.play(psid, "hk").expect("play");
+    endpoint.wait("play", deadline_in(30.0), |v| is(v, "play", "live/hk"));
+    let (status, killed) = publisher.wait_or_kill(deadline_in(40.0));
+    assert!(
+        status.success() && !killed,
+        "publisher\n{}",
+        publisher.describe()
+    );
+    endpoint.wait("unpublish", deadline_in(30.0), |v| {
+        is(v, "unpublish", "live/hk")
+    });
+    drop(player);
+    endpoint.wait("stop", deadline_in(30.0), |v| is(v, "stop", "live/hk"));
+    endpoint.wait("record_done", deadline_in(30.0), |v| {
+        is(v, "record_done", "live/hk")
+    });
+
+    // Webhook: every body signed, the events of the key once each and in order.
+    let got = endpoint.events();
+    for r in &got {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(r.body.as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            r.headers.get("x-hook-signature"),
+            Some(&format!("sha256={hex}"))
+        );
+        let v = json(&r.body);
+        assert_eq!(
+            r.headers.get("x-hook-event").map(String::as_str),
+            v["kind"].as_str()
+        );
+        assert_eq!(
+            r.headers.get("x-hook-id").map(String::as_str),
+            v["id"].as_str()
+        );
+    }
+    let hooked: Vec<Value> = got.iter().map(|r| json(&r.body)).collect();
+    let mine = of_key(&hooked, "live/hk");
+    let publish = &mine[position(&mine, "publish")];
+    assert_eq!(publish["fields"]["video_codec"], "h264", "{publish}");
+    assert_eq!(publish["fields"]["audio_codec"], "aac", "{publish}");
+    assert_eq!(publish["fields"]["width"], "320", "{publish}");
+    assert_eq!(publish["fields"]["height"], "240", "{publish}");
+    let unpublish = &mine[position(&mine, "unpublish")];
+    assert!(
+        unpublish["fields"]["frames"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 50
+    );
+    let stop = &mine[position(&mine, "stop")];
+    assert_eq!(stop["fields"]["player"], "rtmp");
+    assert!(
+        stop["fields"]["bytes"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 10_000,
+        "{stop}"
+    );
+    assert!(position(&mine, "publish") < position(&mine, "unpublish"));
+    assert!(position(&mine, "play") < position(&mine, "stop"));
+    assert!(position(&mine, "record_start") < position(&mine, "record_done"));
+    let done = &mine[position(&mine, "record_done")];
+    let path = done["fields"]["path"].as_str().unwrap();
+    assert!(Path::new(path).exists(), "{done}");
+
+    // stdout: the same events, same order.
+    let seen = hook
+        .stdout
+        .wait_count(mine.len(), deadline_in(10.0), |l| l.contains("\"live/hk\""));
+    assert!(seen, "hookd stdout\n{}", hook.describe());
+    let lines: Vec<Value> = hook.stdout.lines().iter().map(|l| json(l)).collect();
+    assert_eq!(of_key(&lines, "live/hk"), mine);
+
+    // The program: the same events on stdin, one at a time (concurrency 1), in order.
+    let deadline = deadline_in(20.0);
+    loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let ran: Vec<Value> = text.lines().map(json).collect();
+        if ran.len() >= mine.len() {
+            assert_eq!(of_key(&ran, "live/hk"), mine);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "program saw {ran:#?}\n{}",
+            hook.describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn webhook_down_then_up_receives_everything_after_recovery() {
+    let server = Server::start(ServerOpts::default());
+    // A port with nobody listening until later.
+    let addr: SocketAddr = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().unwrap()
+    };
+    let hook = hookd(
+        &server,
+        &[
+            "--stdout".into(),
+            "--webhook".into(),
+            format!("*@live/down=http://{addr}/hook"),
+            "--retry-min".into(),
+            "100ms".into(),
+            "--retry-max".into(),
+            "400ms".into(),
+        ],
+    );
+    let (mut publisher, sid) = raw_publisher(server.addr(), "down");
+    send_h264_aac(&mut publisher, sid, 0, 25, 40, 25).expect("frames");
+    drop(publisher);
+    assert!(
+        hook.stdout
+            .wait_for(0, deadline_in(20.0), |l| l.contains("\"unpublish\""))
+            .is_some(),
+        "{}",
+        hook.describe()
+    );
+    assert!(
+        hook.stderr
+            .wait_for(0, deadline_in(20.0), |l| l.contains("webhook failed"))
+            .is_some(),
+        "{}",
+        hook.describe()
+    );
+    let endpoint = Endpoint::serve(TcpListener::bind(addr).expect("rebind the port"));
+    endpoint.wait("unpublish", deadline_in(30.0), |v| {
+        is(v, "unpublish", "live/down")
+    });
+    let expected: Vec<Value> = hook.stdout.lines().iter().map(|l| json(l)).collect();
+    let expected = of_key(&expected, "live/down");
+    let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
+    assert_eq!(of_key(&got, "live/down"), expected);
+    assert!(expected.iter().any(|v| v["kind"] == "publish"));
+}
+
+#[test]
+fn hanging_program_is_killed_with_its_group_at_the_timeout() {
+    let server = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pid_file = tmp.path().join("pid");
+    let hook = hookd(
+        &server,
+        &[
+            "--exec".into(),
+            format!(
+                "publish=sleep 600 & echo $! > '{}'; wait",
+                pid_file.display()
+            ),
+            "--exec-timeout".into(),
+            "1s".into(),
+        ],
+    );
+    let (mut publisher, sid) = raw_publisher(server.addr(), "hang");
+    send_h264_aac(&mut publisher, sid, 0, 5, 40, 5).expect("frames");
+    let line = hook
+        .stderr
+        .wait_for(0, deadline_in(30.0), |l| {
+            l.contains("timed out; process group killed")
+        })
+        .unwrap_or_else(|| panic!("no timeout\n{}", hook.describe()));
+    assert!(line.contains("publish"), "{line}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    // The program's child (sleep) went with the group.
+    let deadline = deadline_in(10.0);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sleep {pid} survived the timeout"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
