@@ -93,6 +93,6 @@ mod tests {
         assert!(q.push(4));
         q.pop(t);
         assert_eq!(q.front().await.1, 3);
-        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.dropped(), 2);
     }
 }

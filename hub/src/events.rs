@@ -103,6 +103,33 @@ pub fn event(kind: &str, key: &str, conn_id: u64, remote: &str) -> Event {
     }
 }
 
+/// A `play` or `stop` event of a player (`player` its kind: `rtmp`, `http-flv`).
+pub fn player_event(
+    kind: &str,
+    key: &str,
+    conn_id: u64,
+    remote: &str,
+    player: &str,
+    fields: Vec<(String, String)>,
+) -> Event {
+    let mut e = event(kind, key, conn_id, remote);
+    e.fields = fields;
+    e.fields.push(("player".to_owned(), player.to_owned()));
+    e
+}
+
+/// The fields of a `stop` event.
+pub fn stop_fields(reason: String, bytes: u64, since: std::time::Instant) -> Vec<(String, String)> {
+    vec![
+        ("reason".to_owned(), reason),
+        ("bytes".to_owned(), bytes.to_string()),
+        (
+            "duration_ms".to_owned(),
+            since.elapsed().as_millis().to_string(),
+        ),
+    ]
+}
+
 /// Appends what the stream says about itself: `video_codec`, `audio_codec` (first track
 /// of each kind), `tracks`, and from its metadata `width`, `height`, `framerate` and
 /// `bitrate_kbps` (video plus audio data rate) when the source sent them.

@@ -45,9 +45,6 @@ pub struct Component {
     pub socket_flag: &'static str,
 }
 
-/// How long a component without a ready line must stay up to count as started.
-const SETTLE: Duration = Duration::from_secs(2);
-
 /// Every component the supervisor knows, in start order. A component whose crate has not
 /// landed yet is listed so its section is recognised; `check` then reports its missing
 /// binary.

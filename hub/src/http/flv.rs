@@ -31,6 +31,7 @@ use super::Http;
 use crate::config::LAG_WINDOW;
 use crate::conns::{ConnGuard, ConnKind};
 use crate::cursor::{Cursor, LagCounter, LagDecision};
+use crate::events::{player_event, stop_fields};
 use crate::registry::Registry;
 use crate::ring::Item;
 use crate::stats::{HubStats, Protocol};
@@ -96,6 +97,12 @@ pub struct FlvBody {
     _connected: telemetry::GaugeGuard,
     conn_id: u64,
     ended: bool,
+    /// For the `play`/`stop` events: the player's address, when it came, bytes handed
+    /// to the connection, and why the hub ended it (none: the client left).
+    remote: String,
+    since: Instant,
+    sent: u64,
+    end_reason: Option<&'static str>,
 }
 
 impl Http {
@@ -164,6 +171,10 @@ impl Http {
             stats,
             conn_id,
             ended: false,
+            remote: remote.to_string(),
+            since: Instant::now(),
+            sent: 0,
+            end_reason: None,
         };
         {
             let mut st = stream.lock();
@@ -188,6 +199,14 @@ impl Http {
             st.add_reader(reader_id, wake);
         }
         tracing::info!(conn_id, %remote, key = %key, "http-flv player started");
+        self.registry.publish_event(player_event(
+            "play",
+            key.as_str(),
+            conn_id,
+            &body.remote,
+            Protocol::HttpFlv.as_str(),
+            Vec::new(),
+        ));
         let mut r = Response::new(Body::Flv(Box::new(body)));
         let h = r.headers_mut();
         h.insert(
@@ -347,14 +366,17 @@ impl FlvBody {
                 "http-flv player kicked through the API"
             );
             self.ended = true;
+            self.end_reason = Some("kicked");
             return Poll::Ready(None);
         }
         if self.pending.is_empty() && !self.collect(cx) {
             self.ended = true;
+            self.end_reason = Some("ended");
             return Poll::Ready(None);
         }
         match self.pending.pop_front() {
             Some(s) => {
+                self.sent += bytes::Buf::remaining(&s) as u64;
                 self.stats
                     .players(Protocol::HttpFlv)
                     .bytes
@@ -371,5 +393,14 @@ impl Drop for FlvBody {
         self.stream.lock().remove_reader(self.reader_id);
         self.registry.detach_player(&self.stream);
         tracing::info!(conn_id = self.conn_id, "http-flv player left");
+        let reason = self.end_reason.unwrap_or("closed").to_owned();
+        self.registry.publish_event(player_event(
+            "stop",
+            self.stream.key.as_str(),
+            self.conn_id,
+            &self.remote,
+            Protocol::HttpFlv.as_str(),
+            stop_fields(reason, self.sent, self.since),
+        ));
     }
 }

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
 use crate::conns::ConnKind;
-use crate::events::event;
+use crate::events::{player_event, stop_fields};
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
 use crate::stats::Protocol;
@@ -157,19 +157,7 @@ pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
         other => other.to_string(),
     };
     let bytes = output.lock().session.outbox().written();
-    play_event(
-        &registry,
-        "stop",
-        &h,
-        vec![
-            ("reason".to_owned(), reason),
-            ("bytes".to_owned(), bytes.to_string()),
-            (
-                "duration_ms".to_owned(),
-                since.elapsed().as_millis().to_string(),
-            ),
-        ],
-    );
+    play_event(&registry, "stop", &h, stop_fields(reason, bytes, since));
     match &stop {
         Stop::End(PlayerEnd::TooSlow { .. }) => stats.too_slow.inc(),
         Stop::End(PlayerEnd::Stalled(_)) => stats.stalled.inc(),
@@ -201,10 +189,9 @@ pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
 
 /// A `play` or `stop` event of this RTMP player.
 fn play_event(registry: &Registry, kind: &str, h: &PlayerHandoff, fields: Vec<(String, String)>) {
-    let mut e = event(kind, &h.key, h.conn_id, &h.remote);
-    e.fields = fields;
-    e.fields.push(("player".to_owned(), "rtmp".to_owned()));
-    registry.publish_event(e);
+    registry.publish_event(player_event(
+        kind, &h.key, h.conn_id, &h.remote, "rtmp", fields,
+    ));
 }
 
 /// Moves bytes and time until the player ends; what is still queued for a player that
