@@ -374,3 +374,75 @@ fn hanging_program_is_killed_with_its_group_at_the_timeout() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn python_example_reads_hookd_stdout() {
+    let server = Server::start(ServerOpts::default());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hookd_events.py");
+    // hookd's stdout straight into the example, as the README shows.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$0" --hub "$1" --stdout | python3 "$2""#)
+        .arg(bin("hookd"))
+        .arg(server.socket())
+        .arg(&example)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    let mut pipe = Proc::spawn("hookd --stdout | hookd_events.py", &mut cmd);
+    pipe.stderr
+        .wait_for(0, deadline_in(20.0), |l| {
+            l.contains("subscribed to the hub's events")
+        })
+        .unwrap_or_else(|| panic!("hookd never subscribed\n{}", pipe.describe()));
+    let (mut publisher, sid) = raw_publisher(server.addr(), "py");
+    send_h264_aac(&mut publisher, sid, 0, 25, 40, 25).expect("frames");
+    drop(publisher);
+    let live = pipe
+        .stdout
+        .wait_for(0, deadline_in(20.0), |l| l.starts_with("LIVE live/py"))
+        .unwrap_or_else(|| panic!("no LIVE line\n{}", pipe.describe()));
+    assert_eq!(live, "LIVE live/py h264/aac 64x64");
+    let done = pipe
+        .stdout
+        .wait_for(0, deadline_in(20.0), |l| l.starts_with("DONE live/py"))
+        .unwrap_or_else(|| panic!("no DONE line\n{}", pipe.describe()));
+    assert!(done.ends_with("(disconnect)"), "{done}");
+    assert!(
+        !pipe.stdout.lines().iter().any(|l| l.contains("missed")),
+        "{}",
+        pipe.describe()
+    );
+    pipe.kill();
+}
+
+#[test]
+fn program_flooding_stdout_costs_no_memory() {
+    let server = Server::start(ServerOpts::default());
+    let hook = hookd(
+        &server,
+        &[
+            "--exec".into(),
+            // 512 MiB on stdout: hookd reads and discards it.
+            "publish=head -c 536870912 /dev/zero".into(),
+            "--exec-timeout".into(),
+            "120s".into(),
+        ],
+    );
+    let (mut publisher, sid) = raw_publisher(server.addr(), "flood");
+    send_h264_aac(&mut publisher, sid, 0, 5, 40, 5).expect("frames");
+    hook.stderr
+        .wait_for(0, deadline_in(120.0), |l| {
+            l.contains("hook program exited 0")
+        })
+        .unwrap_or_else(|| panic!("flooding program did not finish\n{}", hook.describe()));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", hook.pid())).expect("status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(
+        peak_kib < 64 * 1024,
+        "hookd peak RSS {peak_kib} KiB after a 512 MiB flood"
+    );
+}
