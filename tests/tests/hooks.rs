@@ -446,3 +446,61 @@ fn program_flooding_stdout_costs_no_memory() {
         "hookd peak RSS {peak_kib} KiB after a 512 MiB flood"
     );
 }
+
+#[test]
+fn hookd_resubscribes_after_a_hub_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = Endpoint::serve(listener);
+    let s = e2e::supervised::Supervised::start(&format!(
+        "[hookd]\nwebhook = [\"*@live/*=http://127.0.0.1:{port}/hook\"]\n"
+    ));
+    s.wait_line(0, Duration::from_secs(30), |l| l.contains("hookd is ready"))
+        .unwrap_or_else(|| panic!("hookd never ready\n{}", s.describe()));
+    let (mut publisher, sid) = raw_publisher(s.addr(), "before");
+    send_h264_aac(&mut publisher, sid, 0, 10, 40, 10).expect("frames");
+    drop(publisher);
+    endpoint.wait("unpublish before", deadline_in(30.0), |v| {
+        is(v, "unpublish", "live/before")
+    });
+    let mark = s.mark();
+    e2e::supervised::Supervised::kill9(s.child_pid("hub", 1));
+    s.wait_line(mark, Duration::from_secs(30), |l| {
+        l.contains("hub is ready")
+    })
+    .unwrap_or_else(|| panic!("hub not restarted\n{}", s.describe()));
+    // Ingest reconnects to the new hub on its own; publish until it takes the stream.
+    let deadline = deadline_in(30.0);
+    loop {
+        let (mut publisher, sid) = raw_publisher(s.addr(), "after");
+        if send_h264_aac(&mut publisher, sid, 0, 10, 40, 10).is_ok() {
+            drop(publisher);
+            let got = endpoint.events();
+            if got
+                .iter()
+                .any(|r| is(&json(&r.body), "publish", "live/after"))
+            {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event after the restart\n{}",
+            s.describe()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    endpoint.wait("unpublish after", deadline_in(30.0), |v| {
+        is(v, "unpublish", "live/after")
+    });
+    let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
+    let mut ids: Vec<&str> = got.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "an event delivered twice: {got:#?}");
+    // The old stream's events once each; the new hub numbers its keys from 1 again.
+    of_key(&got, "live/before");
+    let after: Vec<&Value> = got.iter().filter(|v| v["key"] == "live/after").collect();
+    assert!(after.iter().any(|v| v["kind"] == "publish"), "{got:#?}");
+}
