@@ -331,3 +331,35 @@ fn fuzz_player_session() {
     split.extend_from_slice(&out);
     run(targets::player_session, &[whole, split], 3000, 9);
 }
+
+/// Every input a fuzzer ever crashed on, kept in `tests/fuzz_regressions/` as
+/// `TARGET-what.bin`, runs through its target again.
+#[test]
+fn fuzz_regressions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("regression dir") {
+        let path = entry.expect("dir entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(&path).expect("regression input");
+        let target = name.split('-').next().unwrap_or_default();
+        let run: fn(&[u8]) = match target {
+            "chunk" => targets::chunk,
+            "amf0" => targets::amf0,
+            "amf3" => targets::amf3,
+            "command" => targets::command,
+            "handshake" => targets::handshake,
+            "client_session" => targets::client_session,
+            "ts_demux" => targets::ts_demux,
+            "srt_packet" => targets::srt_packet,
+            "srt_handshake" => targets::srt_handshake,
+            "srt_connection" => targets::srt_connection,
+            "flv_file" => targets::flv_file,
+            "player_session" => targets::player_session,
+            other => panic!("{name}: no fuzz target {other:?}"),
+        };
+        run(&data);
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
+}

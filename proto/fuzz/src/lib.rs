@@ -69,10 +69,13 @@ fn parse_message(m: &RtmpMessage) {
     }
 }
 
+/// Errors that re-decoding may meet where the first decode did not: resolved AMF3
+/// references re-encode inline, which costs more and can nest deeper.
 fn budget_error(e: &AmfError) -> bool {
     matches!(
         e,
         AmfError::TooManyItems { .. }
+            | AmfError::DepthExceeded { .. }
             | AmfError::StringTooLong { .. }
             | AmfError::BudgetExceeded { .. }
     )
