@@ -60,7 +60,8 @@ struct Cli {
     /// Most streams at once.
     #[arg(long, default_value_t = 10_000)]
     max_streams: usize,
-    /// Most players at once (all streams together).
+    /// Most players at once (all streams together), lowered to fit the open-file limit
+    /// (one descriptor each); players over it are refused.
     #[arg(long, default_value_t = 100_000)]
     max_players: usize,
     /// HTTP listener for metrics (/metrics, /debug/vars), the API, HTTP-FLV players and
@@ -188,6 +189,8 @@ fn main() -> ExitCode {
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: &Cli) -> Result<(), Failure> {
+    // A player or a producer link is one descriptor each.
+    let fd_budget = runtime::fds::budget(runtime::fds::raise_limit(), 1);
     let cfg = Arc::new(Config {
         socket: match &cli.socket {
             Some(socket) => socket.clone(),
@@ -210,7 +213,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         unpublish_timeout: cli.unpublish_timeout,
         chunk_size: cli.chunk_size,
         max_streams: cli.max_streams,
-        max_players: cli.max_players,
+        max_players: cli.max_players.min(fd_budget),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

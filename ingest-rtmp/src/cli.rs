@@ -9,6 +9,12 @@ use proto::rtmp::amf0::AmfLimits;
 use proto::rtmp::chunk::ChunkLimits;
 use proto::rtmp::session::SessionConfig;
 
+use crate::slots::SlotLimits;
+
+/// Longest timeout accepted: beyond it a deadline is meaningless, and far enough it
+/// overflows the clock.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// RTMP ingest of the media server: accepts publishers and players on one port, sends
 /// published streams to the hub and hands players over to it.
 #[derive(Debug, Parser)]
@@ -29,12 +35,32 @@ pub(crate) struct Cli {
     /// Longest time a client may take to complete the RTMP handshake.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
-    /// A client that sends no bytes for this long is disconnected.
+    /// Longest time from accepting a connection until it publishes or plays (handshake,
+    /// connect and createStream included); slower clients are closed.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    setup_timeout: Duration,
+    /// A client that completes no RTMP message for this long is disconnected (bytes that
+    /// never make a whole message do not count).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
-    /// Most client connections at once; further ones are closed on accept.
+    /// Most client connections at once (lowered to fit the open-file limit, two
+    /// descriptors per publisher). When full, a new connection takes the slot of the
+    /// oldest one that has not yet published or played; only when all publish or play is
+    /// it refused.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// Most connections at once from one IP address, with the same eviction of the
+    /// oldest that has not yet published or played.
+    #[arg(long, default_value_t = 128)]
+    max_connections_per_ip: usize,
+    /// Most new connections per second from one IP address (a token bucket with one
+    /// second of burst); more are closed on accept.
+    #[arg(long, default_value_t = 500)]
+    max_new_connections_per_ip: u32,
+    /// Bytes all connections together may hold in partially received messages and input
+    /// buffers; a connection that needs more while the total is over it is closed.
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = runtime::size::bytes::<usize>)]
+    memory_budget: usize,
     /// Largest RTMP message accepted, in bytes (units allowed: 16MiB, 512KiB).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = runtime::size::bytes::<u32>)]
     max_message_size: u32,
@@ -70,8 +96,10 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) hub: PathBuf,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) setup_timeout: Duration,
     pub(crate) idle_timeout: Duration,
-    pub(crate) max_connections: usize,
+    pub(crate) slots: SlotLimits,
+    pub(crate) memory_budget: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub_queue_bytes: usize,
     /// `--out`: streams go to this pipe instead of the hub (set once it is open).
@@ -88,6 +116,12 @@ impl Cli {
         }
         let positive = [
             ("max-connections", self.max_connections as u64),
+            ("max-connections-per-ip", self.max_connections_per_ip as u64),
+            (
+                "max-new-connections-per-ip",
+                u64::from(self.max_new_connections_per_ip),
+            ),
+            ("memory-budget", self.memory_budget as u64),
             ("max-message-size", u64::from(self.max_message_size)),
             ("max-chunk-streams", self.max_chunk_streams as u64),
             ("window-ack-size", u64::from(self.window_ack_size)),
@@ -98,15 +132,21 @@ impl Cli {
         }
         let timeouts = [
             ("handshake-timeout", self.handshake_timeout),
+            ("setup-timeout", self.setup_timeout),
             ("idle-timeout", self.idle_timeout),
         ];
         if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
             return Some((flag, "0s".into(), "must be more than 0".into()));
         }
+        if let Some((flag, d)) = timeouts.iter().find(|(_, d)| *d > MAX_TIMEOUT) {
+            let value = humantime::format_duration(*d).to_string();
+            return Some((flag, value, "must be at most 1day".into()));
+        }
         None
     }
 
-    pub(crate) fn config(&self) -> Config {
+    /// The configuration, with the connection limit sized to `fd_limit` open files.
+    pub(crate) fn config(&self, fd_limit: u64) -> Config {
         let chunk_limits = ChunkLimits {
             max_message_size: self.max_message_size,
             max_chunk_streams: self.max_chunk_streams,
@@ -132,8 +172,15 @@ impl Cli {
                 .clone()
                 .unwrap_or_else(runtime::dir::default_hub_socket),
             handshake_timeout: self.handshake_timeout,
+            setup_timeout: self.setup_timeout,
             idle_timeout: self.idle_timeout,
-            max_connections: self.max_connections,
+            slots: SlotLimits {
+                // A publisher holds its client socket and a link to the hub.
+                max: self.max_connections.min(runtime::fds::budget(fd_limit, 2)),
+                per_ip: self.max_connections_per_ip,
+                new_per_ip_per_sec: self.max_new_connections_per_ip,
+            },
+            memory_budget: self.memory_budget,
             session: SessionConfig {
                 chunk_limits,
                 command_limits,

@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant as StdInstant;
 
@@ -23,6 +24,7 @@ use crate::cli::Config;
 use crate::convert::{Converter, STREAM};
 use crate::drain::Token;
 use crate::handoff;
+use crate::slots::Slot;
 use ingest_link::link::{self, Link, LinkEvent, Opened};
 
 /// Bytes reserved for each socket read.
@@ -58,6 +60,14 @@ enum End {
     HandOff { uds: UnixStream, key: StreamKey },
 }
 
+/// Which deadline a read waits under.
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    Handshake,
+    Setup,
+    Idle,
+}
+
 /// What an event asks the driver to do next.
 enum Flow {
     Continue,
@@ -83,6 +93,16 @@ struct Conn {
     publisher: Option<Publisher>,
     /// Says when the process shuts down; held until the connection ends.
     drain: Token,
+    slot: Slot,
+    /// Bytes held by every connection's buffers (see [`Conn::account`]).
+    memory: Arc<AtomicUsize>,
+    /// This connection's share of `memory`.
+    charged: usize,
+    /// When the connection was accepted: it must publish or play by `setup_timeout`.
+    accepted: Instant,
+    /// When the last whole message arrived (idleness is measured from it).
+    last_message: Instant,
+    messages: u64,
 }
 
 fn epoch() -> u32 {
@@ -90,17 +110,26 @@ fn epoch() -> u32 {
     START.get_or_init(StdInstant::now).elapsed().as_millis() as u32
 }
 
-/// Runs one connection to its end.
+/// Runs one connection to its end; `slot` is freed when it returns.
 pub(crate) async fn run(
     sock: TcpStream,
     conn_id: u64,
     remote: SocketAddr,
     cfg: Arc<Config>,
     drain: Token,
+    slot: Slot,
+    memory: Arc<AtomicUsize>,
 ) {
     let mut random = [0u8; RANDOM_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
+    let now = Instant::now();
     let mut conn = Conn {
+        slot,
+        memory,
+        charged: 0,
+        accepted: now,
+        last_message: now,
+        messages: 0,
         session: ServerSession::new(cfg.session.clone(), random, epoch()),
         cfg,
         conn_id,
@@ -111,6 +140,8 @@ pub(crate) async fn run(
         drain,
     };
     let result = conn.drive().await;
+    conn.memory.fetch_sub(conn.charged, Ordering::Relaxed);
+    conn.charged = 0;
     if let Some(mut p) = conn.publisher.take() {
         p.link.send(
             Header::EndOfStream {
@@ -167,13 +198,19 @@ fn warn_close(cfg: &Config, conn_id: u64, c: &Close) {
 
 impl Conn {
     async fn drive(&mut self) -> Result<End, Close> {
-        let handshake_deadline = Instant::now() + self.cfg.handshake_timeout;
+        let handshake_deadline = self.accepted + self.cfg.handshake_timeout;
         loop {
             if let Err(e) = self.session.handle_input(&mut self.inbuf) {
                 // The session may have queued the `_error`/onStatus explaining itself.
                 let _ = self.flush().await;
                 return Err(e.into());
             }
+            let messages = self.session.messages_received();
+            if messages != self.messages {
+                self.messages = messages;
+                self.last_message = Instant::now();
+            }
+            self.account()?;
             let mut decided = false;
             while let Some(event) = self.session.poll_event() {
                 let paused = self.session.is_paused();
@@ -198,13 +235,58 @@ impl Conn {
         }
     }
 
+    /// Charges this connection's buffers to the process-wide memory budget. Past the
+    /// budget, a connection holding more than its baseline (a read buffer) is closed:
+    /// the one asking for more is refused, the rest keep what they have.
+    fn account(&mut self) -> Result<(), Close> {
+        let usage = self.inbuf.capacity() + self.outbuf.capacity() + self.session.buffered_bytes();
+        let total = if usage >= self.charged {
+            self.memory
+                .fetch_add(usage - self.charged, Ordering::Relaxed)
+                + usage
+                - self.charged
+        } else {
+            self.memory
+                .fetch_sub(self.charged - usage, Ordering::Relaxed)
+                - (self.charged - usage)
+        };
+        self.charged = usage;
+        if total > self.cfg.memory_budget && usage > 2 * READ_CHUNK {
+            return Err(Close::new(
+                "memory",
+                format!(
+                    "memory budget exhausted: all connections hold {total} bytes, more than \
+                     --memory-budget {}; this one holds {usage}",
+                    self.cfg.memory_budget
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The deadline of the next read and what expires with it.
+    fn deadline(&self, handshake_deadline: Instant) -> (Instant, Expiry) {
+        let idle = (self.last_message + self.cfg.idle_timeout, Expiry::Idle);
+        if self.publisher.is_some() {
+            return idle;
+        }
+        let setup = (self.accepted + self.cfg.setup_timeout, Expiry::Setup);
+        let first = if self.session.is_handshaking() {
+            (handshake_deadline, Expiry::Handshake)
+        } else {
+            idle
+        };
+        if setup.0 < first.0 {
+            setup
+        } else {
+            first
+        }
+    }
+
     /// Reads once (or handles a hub event). An empty input buffer afterwards means EOF.
     async fn read(&mut self, handshake_deadline: Instant) -> Result<(), Close> {
-        let (deadline, what) = if self.session.is_handshaking() {
-            (handshake_deadline, "handshake")
-        } else {
-            (Instant::now() + self.cfg.idle_timeout, "idle")
-        };
+        let (deadline, what) = self.deadline(handshake_deadline);
+        let established = self.publisher.is_some();
         if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
             self.inbuf.reserve(READ_CHUNK);
         }
@@ -236,17 +318,12 @@ impl Conn {
                 }
                 Err(e) => Err(Close::new("tcp", e)),
             },
-            _ = tokio::time::sleep_until(deadline) => Err(if what == "handshake" {
-                Close::new("handshake", format!(
-                    "handshake timeout: not completed within {}",
-                    humantime::format_duration(self.cfg.handshake_timeout)
-                ))
-            } else {
-                Close::new("session", format!(
-                    "idle timeout: no data for {}",
-                    humantime::format_duration(self.cfg.idle_timeout)
-                ))
-            }),
+            _ = tokio::time::sleep_until(deadline) => Err(self.expired(what)),
+            _ = self.slot.evicted(), if !established => Err(Close::new(
+                "listener",
+                "evicted: every connection slot was taken and this connection had not yet \
+                 published or played",
+            )),
             event = link_event => {
                 self.on_link_event(event).await?;
                 // The publisher is being closed: report EOF to the caller.
@@ -284,6 +361,33 @@ impl Conn {
                 .send_status(nc, "status", "NetConnection.Connect.Closed", WHY);
         }
         self.flush().await
+    }
+
+    fn expired(&self, what: Expiry) -> Close {
+        let d = |t| humantime::format_duration(t);
+        match what {
+            Expiry::Handshake => Close::new(
+                "handshake",
+                format!(
+                    "handshake timeout: not completed within {}",
+                    d(self.cfg.handshake_timeout)
+                ),
+            ),
+            Expiry::Setup => Close::new(
+                "session",
+                format!(
+                    "setup timeout: did not publish or play within {}",
+                    d(self.cfg.setup_timeout)
+                ),
+            ),
+            Expiry::Idle => Close::new(
+                "session",
+                format!(
+                    "idle timeout: no complete message for {}",
+                    d(self.cfg.idle_timeout)
+                ),
+            ),
+        }
     }
 
     async fn on_link_event(&mut self, event: LinkEvent) -> Result<(), Close> {
@@ -414,6 +518,7 @@ impl Conn {
         match opened {
             Ok(Opened::Accepted(link)) => {
                 self.session.accept_publish(sid);
+                self.slot.establish();
                 tracing::info!(key = %key, kind = ?req.kind, "publishing");
                 self.cfg.stats.publishes.inc();
                 self.publisher = Some(Publisher {
@@ -476,6 +581,7 @@ impl Conn {
         match handoff::connect(&self.cfg.hub).await {
             Ok(uds) => {
                 self.session.accept_play(sid);
+                self.slot.establish();
                 Ok(Flow::End(End::HandOff { uds, key }))
             }
             Err(e) => {

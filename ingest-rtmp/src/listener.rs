@@ -1,19 +1,22 @@
-//! Accepting TCP connections under the connection limit.
+//! Accepting TCP connections. The loop never waits for anything but `accept`: admission
+//! (slots.rs) is a short table update, and each connection runs in its own task.
 
 use std::io;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::cli::Config;
 use crate::drain::Token;
+use crate::slots::Slots;
 
 /// Accepts until the listener fails for good; one task per connection.
 pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let slots = Slots::new(cfg.slots);
+    let memory = Arc::new(AtomicUsize::new(0));
     let mut next_id: u64 = 1;
     loop {
         let (sock, remote) = match listener.accept().await {
@@ -27,28 +30,38 @@ pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token)
         };
         let conn_id = next_id;
         next_id += 1;
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            cfg.stats.refused.inc();
-            tracing::warn!(
-                conn_id,
-                %remote,
-                layer = "listener",
-                error = %format!("{} connections already open", cfg.max_connections),
-                "closing connection"
-            );
-            continue;
+        let (slot, evicted) = match slots.admit(conn_id, remote.ip(), Instant::now()) {
+            Ok(x) => x,
+            Err(refusal) => {
+                cfg.stats.refused.inc();
+                tracing::warn!(
+                    conn_id,
+                    %remote,
+                    layer = "listener",
+                    error = %refusal,
+                    "closing connection"
+                );
+                continue;
+            }
         };
+        if !evicted.is_empty() {
+            tracing::debug!(
+                conn_id,
+                ?evicted,
+                "took the slots of connections still in setup"
+            );
+        }
         let _ = sock.set_nodelay(true);
         cfg.stats.accepted.inc();
         let open = cfg.stats.connections.track();
         let cfg = cfg.clone();
         let drain = drain.clone();
+        let memory = memory.clone();
         let span = tracing::info_span!("conn", conn_id, %remote);
         tokio::spawn(
             async move {
-                crate::conn::run(sock, conn_id, remote, cfg, drain).await;
+                crate::conn::run(sock, conn_id, remote, cfg, drain, slot, memory).await;
                 drop(open);
-                drop(permit);
             }
             .instrument(span),
         );

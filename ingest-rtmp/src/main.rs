@@ -3,7 +3,7 @@
 //! IPC streams to the hub and hands accepted players (socket and session state) to it.
 //!
 //! ```text
-//!  TCP --> listener.rs (max connections) --> conn.rs: bytes <-> ServerSession
+//!  TCP --> listener.rs + slots.rs (limits, eviction) --> conn.rs: bytes <-> ServerSession
 //!                                              | publish                | play
 //!                                              v                        v
 //!                           convert.rs (FLV -> frames)          handoff.rs (fd + state
@@ -19,6 +19,7 @@ mod convert;
 mod drain;
 mod handoff;
 mod listener;
+mod slots;
 mod stats;
 
 use std::process::ExitCode;
@@ -58,7 +59,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let mut cfg = cli.config();
+    let mut cfg = cli.config(runtime::fds::raise_limit());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +89,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
             None => {
-                tracing::info!(hub = %cfg.hub.display(), "listening on rtmp://{addr}");
+                tracing::info!(hub = %cfg.hub.display(), max_connections = cfg.slots.max, "listening on rtmp://{addr}");
                 tokio::spawn(telemetry::report(
                     cfg.hub.clone(),
                     "ingest-rtmp",

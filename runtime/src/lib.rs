@@ -1,7 +1,8 @@
 //! What every binary of the media server does the same way before and around its real
 //! work: logging set-up (`log`), waiting for a shutdown signal (`signal`), finding and
-//! securing the private runtime directory that holds the hub socket (`dir`), the exit
-//! statuses the supervisor acts on (`exit`), and byte sizes with units in flags (`size`).
+//! securing the private runtime directory that holds the hub socket (`dir`), raising the
+//! open-file limit and sizing connection limits from it (`fds`), the exit statuses the
+//! supervisor acts on (`exit`), and byte sizes with units in flags (`size`).
 //!
 //! This is the one crate that reads the environment (`RUST_LOG`, `NO_COLOR`,
 //! `XDG_RUNTIME_DIR`, `USER`); `proto` stays free of it.
@@ -10,6 +11,7 @@
 
 pub mod dir;
 pub mod exit;
+pub mod fds;
 pub mod log;
 pub mod signal;
 pub mod size;

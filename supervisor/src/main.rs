@@ -53,6 +53,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     cli.log.init();
+    runtime::fds::raise_limit();
     let result = match &cli.command {
         Some(Cmd::Check { file }) => check(&cli, file),
         None => run(&cli),

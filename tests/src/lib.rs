@@ -19,6 +19,7 @@ pub mod flv;
 pub mod http;
 pub mod load;
 pub mod log;
+pub mod neighbour;
 pub mod proc;
 pub mod prom;
 pub mod rtmp_client;

@@ -6,46 +6,16 @@
 use std::time::{Duration, Instant};
 
 use e2e::deadline_in;
-use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
 use e2e::flv;
-use e2e::proc::Proc;
+use e2e::neighbour::{Neighbourhood, NEIGHBOUR};
 use e2e::rtmp_client::{amf0, chunk, msg_type, Amf0, RtmpClient};
 use e2e::server::is_warn;
 use e2e::{Server, ServerOpts};
 
-const NEIGHBOUR: &str = "neighbour";
-
-// Fields drop in order: the clients go before the server (which holds the serial lock).
-struct Neighbourhood {
-    player: Player,
-    _publisher: Proc,
-    server: Server,
-}
-
-fn neighbourhood(opts: ServerOpts) -> Neighbourhood {
-    let server = Server::start(opts);
-    let url = server.url(NEIGHBOUR);
-    let mut publish = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60));
-    publish.fps = 15;
-    publish.gop = 15;
-    let publisher = ffmpeg::publish(&url, &publish);
-    let player = Player::spawn(&url, &PlayOpts::default());
-    assert!(
-        player.wait_frames(15, 1, deadline_in(30.0)),
-        "neighbour stream never started\n{}",
-        server.describe()
-    );
-    Neighbourhood {
-        server,
-        player,
-        _publisher: publisher,
-    }
-}
-
 /// Runs `attack` next to a live neighbour stream and checks the outcome. `reasons` are
 /// alternative words (lowercase) of which the warn line must contain one.
 fn attack(opts: ServerOpts, reasons: &[&str], attack: impl FnOnce(&Server) -> RtmpClient) {
-    let mut hood = neighbourhood(opts);
+    let mut hood = Neighbourhood::start(opts);
     let marks = hood.server.log_marks();
     let mut client = attack(&hood.server);
     if let Err(e) = client.expect_closed(Instant::now() + Duration::from_secs(10)) {
@@ -73,19 +43,8 @@ fn attack(opts: ServerOpts, reasons: &[&str], attack: impl FnOnce(&Server) -> Rt
         "{which:?} warn line does not name the layer: {line}"
     );
 
-    let before = hood.player.counts().video;
-    assert!(
-        hood.player.wait_frames(before + 15, 0, deadline_in(20.0)),
-        "neighbour player stopped receiving after the attack (had {before} frames)\n{}",
-        hood.server.describe()
-    );
-    hood.server.assert_alive();
-    let report = hood.player.stop();
-    assert!(
-        report.errors.is_empty(),
-        "neighbour player errors: {:#?}",
-        report.errors
-    );
+    hood.assert_flowing();
+    hood.finish();
 }
 
 /// Handshake, then a valid `connect`.
@@ -330,6 +289,54 @@ fn create_stream_flood() {
             chunk::encode_message((3, msg_type::COMMAND, 0, 0), &body, 128, &mut bytes);
         }
         let _ = c.send_raw(&bytes);
+        c
+    });
+}
+
+/// A connected client that trickles one byte of a message that never completes, every
+/// 200 ms: bytes keep coming, whole messages do not, so it is idle.
+#[test]
+fn trickled_bytes_are_idle() {
+    let opts = ServerOpts::default().ingest(&["--idle-timeout", "2s"]);
+    attack(opts, &["idle timeout"], |server| {
+        let mut c = connected(server);
+        // A 1000-byte data message, sent one byte per step: never complete in time.
+        let mut bytes = Vec::new();
+        chunk::fmt0_header(4, msg_type::DATA, 0, 0, 1000, &mut bytes);
+        bytes.extend([0x05; 100]);
+        for b in bytes {
+            if c.send_raw(&[b]).is_err() {
+                break;
+            }
+            if c.next_message(Instant::now() + Duration::from_millis(200))
+                .is_err_and(|e| !matches!(e, e2e::rtmp_client::ClientError::Timeout))
+            {
+                break;
+            }
+        }
+        c
+    });
+}
+
+/// A connected client that keeps sending whole messages (acknowledgements) but never
+/// publishes or plays is closed at the setup deadline.
+#[test]
+fn no_publish_or_play_within_the_setup_deadline() {
+    let opts = ServerOpts::default().ingest(&["--setup-timeout", "3s"]);
+    attack(opts, &["setup timeout"], |server| {
+        let mut c = connected(server);
+        for _ in 0..100 {
+            if c.send_message(2, msg_type::ACK, 0, 0, &1u32.to_be_bytes())
+                .is_err()
+            {
+                break;
+            }
+            if c.next_message(Instant::now() + Duration::from_millis(100))
+                .is_err_and(|e| !matches!(e, e2e::rtmp_client::ClientError::Timeout))
+            {
+                break;
+            }
+        }
         c
     });
 }

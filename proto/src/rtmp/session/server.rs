@@ -66,6 +66,7 @@ pub struct ServerSession {
     /// Input is left alone while a publish or play waits for the application.
     pub(super) paused: bool,
     bytes_received: u64,
+    messages_received: u64,
     last_ack_sent: u64,
     peer_window: u32,
     pub(super) receive_audio: bool,
@@ -90,6 +91,7 @@ impl ServerSession {
             next_stream_id: 1,
             paused: false,
             bytes_received: 0,
+            messages_received: 0,
             last_ack_sent: 0,
             peer_window: 0,
             receive_audio: true,
@@ -118,6 +120,18 @@ impl ServerSession {
     /// Bytes consumed from the client so far (handshake included).
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
+    }
+
+    /// Whole messages received so far (an aggregate counts once). A driver measures
+    /// idleness by this, not by bytes: a client trickling bytes is still idle.
+    pub fn messages_received(&self) -> u64 {
+        self.messages_received
+    }
+
+    /// Bytes held in partially received messages (bounded by
+    /// [`crate::rtmp::chunk::ChunkLimits::max_buffered_bytes`]).
+    pub fn buffered_bytes(&self) -> usize {
+        self.decoder.buffered_bytes()
     }
 
     // ---- input ----
@@ -151,6 +165,7 @@ impl ServerSession {
             let Some(msg) = self.decoder.decode(buf)? else {
                 break;
             };
+            self.messages_received += 1;
             if msg.type_id == types::AGGREGATE {
                 self.aggregate_message(&msg)?;
             } else {
