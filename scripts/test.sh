@@ -13,3 +13,10 @@ cargo build --workspace --bins
 # The end-to-end tests start real servers and FFmpeg processes; each test binary runs
 # them one at a time (a lock in the harness), and test binaries run one after another.
 cargo test --workspace -- --test-threads=2
+# Every fuzz target for a few seconds at production limits (longer runs: scripts/fuzz.sh;
+# the counts reached are in docs/reliability.md). Skipped where cargo-fuzz is missing.
+if cargo fuzz --version >/dev/null 2>&1; then
+    scripts/fuzz.sh "${FUZZ_SECONDS:-3}"
+else
+    echo "cargo-fuzz not installed: fuzz targets not run (.ci/run installs it)"
+fi

@@ -356,10 +356,96 @@ fn fuzz_regressions() {
             "srt_connection" => targets::srt_connection,
             "flv_file" => targets::flv_file,
             "player_session" => targets::player_session,
+            "server_session" => targets::server_session,
             other => panic!("{name}: no fuzz target {other:?}"),
         };
         run(&data);
         n += 1;
     }
     assert!(n > 0, "no regression inputs in {}", dir.display());
+}
+
+/// connect, createStream, publish, metadata, video; then createStream and play: what a
+/// publisher and a player send after the handshake, as one chunk stream.
+fn session_seed() -> Vec<u8> {
+    let command = |name: &str, tid: f64, object: Amf0Value, args: Vec<Amf0Value>| {
+        let mut b = BytesMut::new();
+        Command {
+            name: name.into(),
+            transaction_id: tid,
+            object,
+            args,
+        }
+        .write_body(&mut b);
+        b
+    };
+    let s = |v: &str| Amf0Value::String(v.into());
+    let mut enc = ChunkEncoder::new();
+    let mut b = BytesMut::new();
+    let app = Amf0Value::object([("app", s("live")), ("tcUrl", s("rtmp://h/live"))]);
+    enc.write(3, 0, 20, 0, &command("connect", 1.0, app, vec![]), &mut b);
+    enc.write(
+        3,
+        0,
+        20,
+        0,
+        &command("createStream", 2.0, Amf0Value::Null, vec![]),
+        &mut b,
+    );
+    let publish = command("publish", 3.0, Amf0Value::Null, vec![s("key"), s("live")]);
+    enc.write(8, 0, 20, 1, &publish, &mut b);
+    let mut meta = BytesMut::new();
+    amf0::encode(&s("@setDataFrame"), &mut meta);
+    amf0::encode(&s("onMetaData"), &mut meta);
+    amf0::encode(
+        &Amf0Value::EcmaArray(vec![("width".into(), Amf0Value::Number(64.0))]),
+        &mut meta,
+    );
+    enc.write(4, 0, 18, 1, &meta, &mut b);
+    enc.write(6, 0, 9, 1, &[0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e], &mut b);
+    enc.write(
+        6,
+        40,
+        9,
+        1,
+        &[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88],
+        &mut b,
+    );
+    enc.write(2, 0, 4, 0, &[0, 6, 0, 0, 0, 9], &mut b);
+    let mut seeds = vec![[&[0u8][..], &b[..]].concat()];
+    let mut b = BytesMut::new();
+    let app = Amf0Value::object([("app", s("live"))]);
+    enc.write(3, 0, 20, 0, &command("connect", 1.0, app, vec![]), &mut b);
+    enc.write(
+        3,
+        0,
+        20,
+        0,
+        &command("createStream", 2.0, Amf0Value::Null, vec![]),
+        &mut b,
+    );
+    let play = command("play", 3.0, Amf0Value::Null, vec![s("key")]);
+    enc.write(8, 0, 20, 1, &play, &mut b);
+    seeds.push([&[3u8][..], &b[..]].concat());
+    seeds.concat()
+}
+
+#[test]
+fn fuzz_server_session() {
+    let seed = session_seed();
+    let mut input = vec![3u8];
+    input.extend_from_slice(&[0u8; 2 * 1536]);
+    input.extend_from_slice(&seed[1..]);
+    let (events, error) = targets::run_server_session(&input, &[input.len()]);
+    assert!(
+        events.iter().any(|e| e.starts_with("PublishRequest"))
+            && events.iter().any(|e| e.starts_with("Media")),
+        "the seed publishes: {events:?} {error:?}"
+    );
+    run(
+        targets::server_session,
+        &[seed.clone(), seed[..seed.len() / 2].to_vec()],
+        1500,
+        8,
+    );
 }

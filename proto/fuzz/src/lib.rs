@@ -501,3 +501,76 @@ pub fn player_session(data: &[u8]) {
         }
     }
 }
+
+/// Runs a server session (ingest-rtmp's configuration) over `input` fed in pieces of the
+/// given sizes (cycled), accepting every publish and play; returns its events and error.
+pub fn run_server_session(input: &[u8], sizes: &[usize]) -> (Vec<String>, Option<String>) {
+    use proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
+    let config = SessionConfig {
+        chunk_limits: production_chunk_limits(),
+        ..SessionConfig::default()
+    };
+    let mut s = ServerSession::new(config, [5; RANDOM_SIZE], 0);
+    let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
+    let mut events = Vec::new();
+    // One handle_input and everything it produced; Err ends the run.
+    let mut step = |s: &mut ServerSession, buf: &mut BytesMut| -> Result<(), String> {
+        let before = buf.len();
+        let r = s.handle_input(buf);
+        assert!(buf.len() <= before);
+        while let Some(e) = s.poll_event() {
+            match &e {
+                SessionEvent::PublishRequest(req) => s.accept_publish(req.stream_id),
+                SessionEvent::PlayRequest(req) => s.accept_play(req.stream_id),
+                _ => {}
+            }
+            events.push(format!("{e:?}"));
+        }
+        // Acknowledgements depend on how input was split, so output is not compared.
+        s.poll_transmit(&mut out);
+        out.clear();
+        r.map_err(|e| e.to_string())
+    };
+    let mut rest = input;
+    let mut i = 0;
+    let mut error = None;
+    while !rest.is_empty() && error.is_none() {
+        let n = sizes[i % sizes.len()].clamp(1, rest.len());
+        i += 1;
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        error = step(&mut s, &mut buf).err();
+    }
+    // A decision unpauses the session: it goes on with what it left buffered.
+    while error.is_none() {
+        let before = buf.len();
+        error = step(&mut s, &mut buf).err();
+        if buf.len() == before {
+            break;
+        }
+    }
+    (events, error)
+}
+
+/// The whole server session (handshake, chunks, commands, publish and play decisions):
+/// a valid C0C1/C2 followed by the fuzz input, fed whole and in pieces whose sizes the
+/// input's first bytes choose. Never panics, and the split does not change the events,
+/// the output or the error.
+pub fn server_session(data: &[u8]) {
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
+    let mut input = vec![3u8];
+    input.extend_from_slice(&[0u8; 1536]);
+    input.extend_from_slice(&[0u8; 1536]);
+    input.extend_from_slice(body);
+    let whole = run_server_session(&input, &[input.len()]);
+    let sizes: Vec<usize> = body
+        .iter()
+        .take(4)
+        .map(|&b| usize::from(b % 64) + usize::from(sel % 7) + 1)
+        .collect();
+    let split = run_server_session(&input, if sizes.is_empty() { &[1] } else { &sizes });
+    assert_eq!(whole, split);
+}

@@ -44,7 +44,7 @@ pub struct PlayerConfig {
     pub media_stream_id: u32,
     /// Largest message a player may send (players send small commands only).
     pub max_message_size: u32,
-    /// Bounds on AMF values in the player's commands.
+    /// Bounds on AMF values in the player's commands. Default [`AmfLimits::command`].
     pub amf_limits: AmfLimits,
     /// After this long without a byte from the player, a ping is sent; `None` never pings.
     pub ping_interval: Option<Duration>,
@@ -58,7 +58,7 @@ impl Default for PlayerConfig {
             chunk_size: 4096,
             media_stream_id: 1,
             max_message_size: 64 * 1024,
-            amf_limits: AmfLimits::default(),
+            amf_limits: AmfLimits::command(),
             ping_interval: Some(Duration::from_secs(60)),
             ping_timeout: Duration::from_secs(30),
         }
