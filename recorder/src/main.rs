@@ -41,9 +41,18 @@ struct Cli {
     /// Target MP4 fragment length: at most this much is lost on a crash.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     fragment: Duration,
-    /// fdatasync every fragment (survives power loss; costs disk bandwidth).
+    /// fdatasync every fragment and at close, and fsync the directory after creating a
+    /// file (survives power loss; costs disk bandwidth).
     #[arg(long)]
     fsync: bool,
+    /// Do not start a new file (or segment) while the disk holding it has fewer free
+    /// bytes than this; K, M, G suffixes (powers of 1024); 0 disables the floor. The
+    /// recorder logs the refusal and tries again after --retry-after.
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    min_free: u64,
+    /// Permission bits of new recording files, in octal (the umask still applies).
+    #[arg(long, default_value = "640", value_parser = parse_mode)]
+    file_mode: u32,
     /// After a write error (e.g. disk full), wait this long before starting a new file.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     retry_after: Duration,
@@ -85,6 +94,30 @@ impl Cli {
     }
 }
 
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 512M, 2G or 1048576"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s} is too large"))
+}
+
+/// Octal permission bits, at most 0o777.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode like 640"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some((flag, value, why)) = cli.problems() {
@@ -124,7 +157,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let socket = cli.hub.clone();
     let (cmd_tx, cmd_rx) = mpsc::channel(cli.writer_queue.max(1));
     let (rep_tx, rep_rx) = mpsc::channel(256);
-    let wopts = WriterOptions { fsync: cli.fsync };
+    let wopts = WriterOptions {
+        fsync: cli.fsync,
+        file_mode: cli.file_mode,
+        min_free: cli.min_free,
+    };
     let metrics = Arc::new(telemetry::Metrics::new());
     let wstats = writer::WriterStats::new(&metrics);
     let writer = std::thread::Builder::new()

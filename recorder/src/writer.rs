@@ -128,12 +128,27 @@ impl WriterStats {
 }
 
 /// Writer settings.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
-    /// fdatasync after every complete fragment and at close (power-loss safety at the
-    /// cost of disk bandwidth); without it a kill -9 still loses nothing written, as the
-    /// data is in the kernel.
+    /// fdatasync after every complete fragment and at close, and fsync the directory
+    /// after creating a file (power-loss safety at the cost of disk bandwidth); without
+    /// it a kill -9 still loses nothing written, as the data is in the kernel.
     pub fsync: bool,
+    /// Permission bits of new files (before the umask). Default 0o640.
+    pub file_mode: u32,
+    /// A new file is refused while the file system has fewer free bytes than this
+    /// (0: no floor). Default 256 MiB.
+    pub min_free: u64,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            fsync: false,
+            file_mode: 0o640,
+            min_free: 256 << 20,
+        }
+    }
 }
 
 struct Open {
@@ -153,7 +168,7 @@ pub fn run(
     while let Some(cmd) = commands.blocking_recv() {
         let (id, result) = match cmd {
             Command::Open { file, path, chunks } => {
-                let r = create(&path).and_then(|(f, path)| {
+                let r = create(&path, &opts).and_then(|(f, path)| {
                     let mut o = Open {
                         file: f,
                         path,
@@ -235,10 +250,32 @@ pub fn run(
     }
 }
 
-/// Creates `path` (and its directories) without overwriting anything.
-fn create(path: &Path) -> io::Result<(File, PathBuf)> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Bytes available to unprivileged users on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+}
+
+/// Creates `path` (and its directories) without overwriting anything, with the
+/// configured mode, unless the disk is below the free-space floor. With `fsync`, the
+/// directory entry is made durable too.
+fn create(path: &Path, opts: &WriterOptions) -> io::Result<(File, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    if opts.min_free > 0 {
+        let free = free_bytes(dir)?;
+        if free < opts.min_free {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "not starting a new file: {free} bytes free on the disk of {}, below \
+                     --min-free {}",
+                    dir.display(),
+                    opts.min_free
+                ),
+            ));
+        }
     }
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     let ext = path.extension().map(|s| s.to_string_lossy().into_owned());
@@ -256,9 +293,15 @@ fn create(path: &Path) -> io::Result<(File, PathBuf)> {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(opts.file_mode)
             .open(&candidate)
         {
-            Ok(f) => return Ok((f, candidate)),
+            Ok(f) => {
+                if opts.fsync {
+                    File::open(dir)?.sync_all()?;
+                }
+                return Ok((f, candidate));
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
@@ -376,10 +419,38 @@ mod tests {
     fn never_overwrites() {
         let dir = std::env::temp_dir().join(format!("rec-writer-{}", std::process::id()));
         let p = dir.join("sub/a.flv");
-        let (_, p1) = create(&p).unwrap();
-        let (_, p2) = create(&p).unwrap();
+        let opts = WriterOptions::default();
+        let (_, p1) = create(&p, &opts).unwrap();
+        let (_, p2) = create(&p, &opts).unwrap();
         assert_eq!(p1, p);
         assert_eq!(p2, dir.join("sub/a_1.flv"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mode_fsync_and_free_space_floor() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rec-writer-mode-{}", std::process::id()));
+        let fsynced = WriterOptions {
+            fsync: true,
+            file_mode: 0o600,
+            ..WriterOptions::default()
+        };
+        let (_, p) = create(&dir.join("a.flv"), &fsynced).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (_, p) = create(&dir.join("b.flv"), &WriterOptions::default()).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        // 0o640 before the umask, which may only remove bits.
+        assert_eq!(mode & !0o640, 0, "{mode:o}");
+        let full = WriterOptions {
+            min_free: u64::MAX,
+            ..WriterOptions::default()
+        };
+        let e = create(&dir.join("c.flv"), &full).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(e.to_string().contains("--min-free"), "{e}");
+        assert!(!dir.join("c.flv").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -489,3 +489,53 @@ fn sigterm_closes_files_properly() {
     assert_plays(&ff, &path, &["video", "audio"], 2.0);
     cleanup(&dir);
 }
+
+/// Below the --min-free floor no file is started, and the record_done event says why;
+/// files that are started get --file-mode.
+#[test]
+fn free_space_floor_and_file_mode() {
+    let Some((_ff, dir, msgs)) = setup("bin-floor", &["-c:v", "libx264", "-c:a", "aac"], "2")
+    else {
+        return;
+    };
+    for (extra, refused) in [
+        (&["--min-free", "100000000G"][..], true),
+        (&["--min-free", "0", "--file-mode", "600"][..], false),
+    ] {
+        let sock = dir.join("hub.sock");
+        let _ = std::fs::remove_file(&sock);
+        let l = UnixListener::bind(&sock).unwrap();
+        let rec_dir = dir.join(if refused { "full" } else { "mode" });
+        let _rec = start(&sock, &rec_dir, extra);
+        let mut c = Conn::accept(&l);
+        c.handshake();
+        c.send(
+            Header::Announce {
+                stream: 1,
+                key: "live/floor".into(),
+                timescale: 1000,
+            },
+            &[],
+        );
+        c.send_msgs(1, &msgs);
+        let e = c.event();
+        if refused {
+            assert_eq!(e.kind, "record_done", "{e:?}");
+            let reason = field(&e, "reason");
+            assert!(reason.contains("--min-free"), "{reason}");
+            let files: Vec<_> = std::fs::read_dir(&rec_dir)
+                .map(|d| d.flatten().collect())
+                .unwrap_or_default();
+            assert!(files.is_empty(), "{files:?}");
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(e.kind, "record_start", "{e:?}");
+            let mode = std::fs::metadata(field(&e, "path"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+    cleanup(&dir);
+}

@@ -247,6 +247,11 @@ fn killed_recorder_leaves_a_file_that_decodes() {
             "{ext} after kill -9: {report:?}"
         );
         let v = span(&report, true);
+        // The measurement docs/recording.md quotes for what a kill -9 loses.
+        eprintln!(
+            "kill -9 {ext}: {:.2} s of video in the file, about {recorded:.2} s recorded",
+            v.duration()
+        );
         assert!(span(&report, false).frames > 0, "{ext}: audio lost");
         // At most a few seconds lost (the MP4 fragment or the FLV tail being written).
         assert!(

@@ -272,7 +272,7 @@ pub fn record(key: &str, msgs: &[Msg], settings: Arc<Settings>) -> Vec<Report> {
     let (rtx, mut rrx) = mpsc::channel(1024);
     let w = std::thread::spawn(move || {
         writer::run(
-            WriterOptions { fsync: false },
+            WriterOptions::default(),
             crx,
             rtx,
             writer::WriterStats::new(&telemetry::Metrics::new()),
