@@ -493,6 +493,18 @@ fn hookd_resubscribes_after_a_hub_restart() {
     endpoint.wait("unpublish after", deadline_in(30.0), |v| {
         is(v, "unpublish", "live/after")
     });
+    // The same hookd process subscribed again (the supervisor did not restart it).
+    s.wait_line(mark, Duration::from_secs(10), |l| {
+        l.contains("hookd") && l.contains("subscribed to the hub's events")
+    })
+    .unwrap_or_else(|| panic!("hookd did not re-subscribe\n{}", s.describe()));
+    assert!(
+        s.wait_line(0, Duration::from_millis(1), |l| l.contains("started hookd")
+            && l.contains("run 2)"))
+            .is_none(),
+        "hookd was restarted instead\n{}",
+        s.describe()
+    );
     let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
     let mut ids: Vec<&str> = got.iter().map(|v| v["id"].as_str().unwrap()).collect();
     let n = ids.len();
