@@ -306,6 +306,14 @@ fn parse_settings(body: &toml::Table, settings: &mut Settings, errors: &mut Vec<
             });
         }
     }
+    if settings.restart_backoff_min.is_zero() {
+        errors.push(ProfileError::InvalidSetting {
+            key: "restart_backoff_min".into(),
+            reason: "must be more than 0 (a crashing component would be restarted in a busy \
+                     loop)"
+                .into(),
+        });
+    }
     if settings.restart_backoff_min > settings.restart_backoff_max {
         errors.push(ProfileError::InvalidSetting {
             key: "restart_backoff_min".into(),
@@ -325,8 +333,17 @@ fn duration(value: &toml::Value) -> Result<Duration, String> {
     let text = value
         .as_str()
         .ok_or("expected a duration string such as \"500ms\" or \"10s\"")?;
-    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    // Far beyond any sensible setting, and far enough to overflow the clock when added.
+    if d > MAX_DURATION {
+        return Err(format!("{text:?} is longer than the maximum of 1day"));
+    }
+    Ok(d)
 }
+
+/// Longest duration a setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 impl Section {
     /// The full command line for this component: the profile's flags plus, when the

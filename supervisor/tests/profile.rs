@@ -147,6 +147,27 @@ fn supervisor_settings_parse() {
 }
 
 #[test]
+fn zero_backoff_and_overflowing_durations_are_refused() {
+    let e = errors("[supervisor]\nrestart_backoff_min = \"0s\"\n[hub]\n");
+    assert!(
+        e.iter()
+            .any(|l| l.contains("restart_backoff_min") && l.contains("more than 0")),
+        "{e:?}"
+    );
+    let e = errors("[supervisor]\nshutdown_timeout = \"100000000y\"\n[hub]\n");
+    assert!(
+        e.iter()
+            .any(|l| l.contains("shutdown_timeout") && l.contains("maximum")),
+        "{e:?}"
+    );
+    let e = errors("[supervisor]\nrestart_backoff_reset = \"2days\"\n[hub]\n");
+    assert!(
+        e.iter().any(|l| l.contains("restart_backoff_reset")),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn invalid_profiles_name_section_key_and_reason() {
     let e = errors("[hub]\n[ingest-rmtp]\nlisten = \"x\"\n");
     assert_eq!(e.len(), 1);
