@@ -118,6 +118,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     cli.log.init();
+    runtime::fds::raise_limit();
     runtime::exit_code!(run(cli))
 }
 
