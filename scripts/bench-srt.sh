@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SRT ingest benchmark: CPU seconds per received Mbit/s of ingest-srt against libsrt's
+# srt-live-transmit receiving the same stream in the same run, with and without
+# encryption, clean and at 5% random loss (both directions, through a Python UDP relay).
+# The sender is FFmpeg (libsrt) copying one pre-encoded MPEG-TS file in real time.
+#
+#   scripts/bench-srt.sh                  # 20 s at about 8 Mbit/s per case
+#   SECS=10 scripts/bench-srt.sh
+#
+# Prints a Markdown table (BENCHMARKS.md); the ratio column is ingest-srt / libsrt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${SECS:-20}"
+FF=${FFMPEG:-$(python3 -c "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())")}
+cargo build --release -q -p ingest-srt
+BIN=target/release/ingest-srt
+out=target/bench-srt
+mkdir -p "$out"
+TS="$out/source.ts"
+PASS=bench-srt-passphrase
+if [ ! -s "$TS" ]; then
+    "$FF" -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=1280x720:rate=30" \
+        -f lavfi -i "sine=frequency=440:sample_rate=48000" -t "$SECS" -pix_fmt yuv420p \
+        -c:v libx264 -preset ultrafast -b:v 8M -maxrate 8M -bufsize 4M -g 60 -c:a aac \
+        -f mpegts "$TS"
+fi
+relay="$out/lossy-relay.py"
+cat > "$relay" <<'PY'
+import random, select, socket, sys, time
+lp, tp, loss = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+random.seed(5)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", lp))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+client = None
+while True:
+    r, _, _ = select.select([s, u], [], [], 1.0)
+    for sock in r:
+        d, a = sock.recvfrom(65536)
+        if random.random() < loss:
+            continue
+        if sock is s:
+            client = a; u.sendto(d, ("127.0.0.1", tp))
+        elif client:
+            s.sendto(d, client)
+PY
+cpu() { # utime+stime of a pid, seconds
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"
+}
+run() { # name receiver(ours|libsrt) encrypted(0|1) loss
+    local port=$((20000 + RANDOM % 20000)) rport=$((40000 + RANDOM % 20000)) pid rpid=""
+    local lopt="" copt="&latency=200000"
+    if [ "$3" = 1 ]; then lopt="&passphrase=$PASS"; copt="$copt&passphrase=$PASS&pbkeylen=16"; fi
+    if [ "$2" = ours ]; then
+        if [ "$3" = 1 ]; then
+            "$BIN" --listen "127.0.0.1:$port" --out /dev/null --passphrase "$PASS" --latency 200ms 2>"$out/$1.log" &
+        else
+            "$BIN" --listen "127.0.0.1:$port" --out /dev/null --latency 200ms 2>"$out/$1.log" &
+        fi
+    else
+        srt-live-transmit "srt://127.0.0.1:$port?mode=listener&latency=200$lopt" file://con >/dev/null 2>"$out/$1.log" &
+    fi
+    pid=$!
+    sleep 0.5
+    local target=$port
+    if [ "$4" != 0 ]; then
+        python3 "$relay" "$rport" "$port" "$4" & rpid=$!
+        target=$rport
+        sleep 0.3
+    fi
+    local c0; c0=$(cpu "$pid")
+    "$FF" -hide_banner -loglevel error -re -i "$TS" -c copy -f mpegts \
+        "srt://127.0.0.1:$target?streamid=live/bench$copt&linger=5" || true
+    local c1; c1=$(cpu "$pid")
+    kill "$pid" 2>/dev/null || true
+    [ -n "$rpid" ] && kill "$rpid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    local mbits; mbits=$(awk -v b="$(stat -c %s "$TS")" -v s="$SECS" 'BEGIN{print b*8/1e6/s}')
+    awk -v c0="$c0" -v c1="$c1" -v m="$mbits" -v s="$SECS" 'BEGIN{printf "%.4f", (c1-c0)/s/m}'
+}
+echo "| case | ingest-srt CPU s per s per Mbit/s | srt-live-transmit | ratio |"
+echo "|---|---|---|---|"
+for enc in 0 1; do
+    for loss in 0 0.05; do
+        name="enc${enc}-loss${loss}"
+        ours=$(run "$name-ours" ours "$enc" "$loss")
+        theirs=$(run "$name-libsrt" libsrt "$enc" "$loss")
+        ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }')
+        label="$( [ "$enc" = 1 ] && echo "AES-128" || echo "plain" ), $( [ "$loss" = 0 ] && echo "clean" || echo "5% loss" )"
+        echo "| $label | $ours | $theirs | ${ratio}x |"
+    done
+done
