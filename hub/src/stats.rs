@@ -10,8 +10,6 @@ pub enum Protocol {
     Rtmp,
     /// `GET /{app}/{name}.flv` on the HTTP listener.
     HttpFlv,
-    /// WebSocket-FLV on the HTTP listener.
-    WsFlv,
 }
 
 impl Protocol {
@@ -20,11 +18,10 @@ impl Protocol {
         match self {
             Protocol::Rtmp => "rtmp",
             Protocol::HttpFlv => "http-flv",
-            Protocol::WsFlv => "ws-flv",
         }
     }
 
-    const ALL: [Protocol; 3] = [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv];
+    const ALL: [Protocol; 2] = [Protocol::Rtmp, Protocol::HttpFlv];
 
     fn index(self) -> usize {
         self as usize
@@ -73,7 +70,7 @@ pub struct HubStats {
     pub http_connections: Gauge,
     /// HTTP connections refused at the connection limit.
     pub http_refused: Counter,
-    players: [PlayerStats; 3],
+    players: [PlayerStats; 2],
 }
 
 impl HubStats {

@@ -246,7 +246,7 @@ pub fn describe_stream(s: &Stream, conns: &[ConnInfo]) -> Value {
         .map(describe_conn);
     let mut players = serde_json::Map::new();
     players.insert("total".into(), st.players.into());
-    for p in [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv] {
+    for p in [Protocol::Rtmp, Protocol::HttpFlv] {
         let n = conns
             .iter()
             .filter(|c| c.kind == ConnKind::Player && c.key == key && c.protocol == p.as_str())
