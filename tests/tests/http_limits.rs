@@ -1,0 +1,104 @@
+//! The HTTP listener's limits against misbehaving clients: a head that never ends is
+//! closed after `--http-header-timeout`, an oversized head gets 431, an announced large
+//! body 413, and connections over `--http-max-connections` are closed at once, while a
+//! normal request still gets its answer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use e2e::{http, Server, ServerOpts};
+
+/// Reads until EOF or `limit`; returns what came and when it ended (None: still open).
+fn read_until_closed(sock: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Duration>) {
+    let start = Instant::now();
+    sock.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return (got, Some(start.elapsed())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (got, None)
+            }
+            Err(_) => return (got, Some(start.elapsed())),
+        }
+        if start.elapsed() > limit {
+            return (got, None);
+        }
+    }
+}
+
+#[test]
+fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
+    let server = Server::start(ServerOpts::default().hub(&[
+        "--http-header-timeout",
+        "1s",
+        "--http-max-connections",
+        "4",
+    ]));
+    let addr = server.http_addr();
+
+    // Slowloris: a head that never ends is closed after the header timeout.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(8));
+    assert!(
+        closed.is_some(),
+        "a never-ending head was not closed\n{}",
+        server.describe()
+    );
+
+    // An oversized head.
+    let mut big = TcpStream::connect(addr).unwrap();
+    let filler = "a".repeat(40 * 1024);
+    let _ =
+        big.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Fill: {filler}\r\n\r\n").as_bytes());
+    let (answer, _) = read_until_closed(&mut big, Duration::from_secs(8));
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // A large announced body is refused before it is read.
+    let mut body = TcpStream::connect(addr).unwrap();
+    body.write_all(b"POST /api/v1/streams HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut body, Duration::from_secs(8));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // The connection limit: four idle connections, the fifth is closed at once.
+    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut fifth = TcpStream::connect(addr).unwrap();
+    let (_, closed) = read_until_closed(&mut fifth, Duration::from_millis(900));
+    assert!(closed.is_some(), "the fifth connection stayed open");
+    drop(idle);
+    // Once they are gone, requests are answered again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = http::request(addr, "GET", "/metrics", &[]) {
+            assert_eq!(r.status, 200);
+            assert!(
+                r.text()
+                    .contains("mediaserver_http_connections_refused_total 1"),
+                "{}",
+                r.text()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer after the idle connections left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
