@@ -115,6 +115,11 @@ impl Pipe {
         })
     }
 
+    /// Writes a message that belongs to no stream (an event), waiting for room.
+    pub async fn send_control(&self, header: Header) {
+        let _ = self.tx.send(Item::control(header)).await;
+    }
+
     /// A publisher's link into the pipe: its stream gets the next handle.
     pub fn open(&self, key: &StreamKey, guard: Guard) -> Link {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);

@@ -83,6 +83,8 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
     hub_queue_bytes: usize,
     #[command(flatten)]
+    pub(crate) auth: auth::AuthArgs,
+    #[command(flatten)]
     pub(crate) log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
     /// the flag. Nothing is started (used by `supervisor check`).
@@ -106,9 +108,25 @@ pub(crate) struct Config {
     pub(crate) pipe: Option<ingest_link::pipe::Pipe>,
     /// Counters reported to the hub.
     pub(crate) stats: std::sync::Arc<crate::stats::Stats>,
+    /// Who may publish and play.
+    pub(crate) auth: auth::Authenticator,
+    /// Where auth decisions are reported.
+    pub(crate) events: crate::events::Events,
 }
 
 impl Cli {
+    /// The per-publisher queue bound actually used (at least 64 KiB).
+    pub(crate) fn config_queue_bytes(&self) -> usize {
+        self.hub_queue_bytes.max(64 << 10)
+    }
+
+    /// The hub socket in use.
+    pub(crate) fn hub_path(&self) -> PathBuf {
+        self.hub
+            .clone()
+            .unwrap_or_else(runtime::dir::default_hub_socket)
+    }
+
     /// What is wrong with the flags beyond their syntax, as (flag, value, why).
     pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
         if let Some(problem) = self.log.problem() {
@@ -142,11 +160,18 @@ impl Cli {
             let value = humantime::format_duration(*d).to_string();
             return Some((flag, value, "must be at most 1day".into()));
         }
-        None
+        self.auth.problems()
     }
 
-    /// The configuration, with the connection limit sized to `fd_limit` open files.
-    pub(crate) fn config(&self, fd_limit: u64) -> Config {
+    /// The configuration, with the connection limit sized to `fd_limit` open files and the
+    /// parts built at start: the `--out` pipe, the loaded auth and the event sink.
+    pub(crate) fn config(
+        &self,
+        fd_limit: u64,
+        pipe: Option<ingest_link::pipe::Pipe>,
+        auth: auth::Authenticator,
+        events: crate::events::Events,
+    ) -> Config {
         let chunk_limits = ChunkLimits {
             max_message_size: self.max_message_size,
             max_chunk_streams: self.max_chunk_streams,
@@ -167,10 +192,7 @@ impl Cli {
         };
         Config {
             listen: self.listen,
-            hub: self
-                .hub
-                .clone()
-                .unwrap_or_else(runtime::dir::default_hub_socket),
+            hub: self.hub_path(),
             handshake_timeout: self.handshake_timeout,
             setup_timeout: self.setup_timeout,
             idle_timeout: self.idle_timeout,
@@ -189,9 +211,11 @@ impl Cli {
                 window_ack_size: self.window_ack_size,
                 ..SessionConfig::default()
             },
-            hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
-            pipe: None,
+            hub_queue_bytes: self.config_queue_bytes(),
+            pipe,
             stats: std::sync::Arc::new(crate::stats::Stats::new()),
+            auth,
+            events,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant as StdInstant;
 
+use auth::{Action, Outcome, Protocol, Request};
 use bytes::BytesMut;
 use proto::ipc::{Header, RejectReason};
 use proto::media::StreamKey;
@@ -86,6 +87,8 @@ struct Publisher {
 struct Conn {
     cfg: Arc<Config>,
     conn_id: u64,
+    remote: SocketAddr,
+    protocol: Protocol,
     sock: TcpStream,
     session: ServerSession,
     inbuf: BytesMut,
@@ -122,6 +125,12 @@ pub(crate) async fn run(
 ) {
     let mut random = [0u8; RANDOM_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
+    let mut session = ServerSession::new(cfg.session.clone(), random, epoch());
+    if cfg.auth.is_locked(remote.ip()) {
+        session.refuse_connect(
+            "too many failed authentication attempts from this address; try again later",
+        );
+    }
     let now = Instant::now();
     let mut conn = Conn {
         slot,
@@ -130,9 +139,11 @@ pub(crate) async fn run(
         accepted: now,
         last_message: now,
         messages: 0,
-        session: ServerSession::new(cfg.session.clone(), random, epoch()),
+        session,
         cfg,
         conn_id,
+        remote,
+        protocol: Protocol::Rtmp,
         sock,
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         outbuf: BytesMut::new(),
@@ -447,7 +458,12 @@ impl Conn {
         match event {
             SessionEvent::HandshakeDone { kind } => tracing::debug!(?kind, "handshake done"),
             SessionEvent::Connected(info) => {
-                tracing::debug!(app = %info.app, tc_url = ?info.tc_url, flash_ver = ?info.flash_ver, "connected");
+                let tc_url = info.tc_url.as_deref().map(auth::redact::name_with_query);
+                tracing::debug!(app = %info.app, ?tc_url, flash_ver = ?info.flash_ver, "connected");
+            }
+            SessionEvent::ConnectRejected { description } => {
+                tracing::info!(%description, "connect refused");
+                return Ok(Flow::End(End::Closed));
             }
             SessionEvent::PublishRequest(req) => return self.publish(req).await,
             SessionEvent::Metadata { data, .. } => {
@@ -493,6 +509,38 @@ impl Conn {
         Ok(Flow::Continue)
     }
 
+    /// Asks the authenticator whether `action` on `key` is allowed, reports the decision
+    /// as an event, and returns the key to use (a callback may rename it) or the
+    /// description to refuse with.
+    async fn authorize(
+        &mut self,
+        action: Action,
+        key: StreamKey,
+        query: Option<&str>,
+    ) -> Result<StreamKey, String> {
+        let req = Request {
+            action,
+            protocol: self.protocol,
+            key: key.to_string(),
+            remote: self.remote,
+            conn_id: self.conn_id,
+            params: query.map(auth::redact::parse_query).unwrap_or_default(),
+        };
+        let outcome = self.cfg.auth.authorize(&req).await;
+        self.cfg.events.send(self.cfg.auth.event(&req, &outcome));
+        let verb = match action {
+            Action::Publish => "publishing",
+            Action::Play => "playing",
+        };
+        match outcome {
+            Outcome::Allow { key: granted, .. } if granted == req.key => Ok(key),
+            // The callback checked the new key's syntax; parse cannot fail, but stays safe.
+            Outcome::Allow { key: granted, .. } => StreamKey::parse(&granted)
+                .map_err(|e| format!("{verb} {key} is not authorized: renamed key: {e}")),
+            Outcome::Deny(d) => Err(format!("{verb} {key} is not authorized: {d}")),
+        }
+    }
+
     async fn publish(&mut self, req: PublishRequest) -> Result<Flow, Close> {
         let sid = req.stream_id;
         let key = match StreamKey::new(&req.app, &req.name) {
@@ -502,6 +550,17 @@ impl Conn {
                 self.session
                     .reject_publish(sid, "NetStream.Publish.BadName", &d);
                 tracing::warn!(app = %req.app, name = %req.name, "publish refused: {d}");
+                return Ok(Flow::End(End::Closed));
+            }
+        };
+        let key = match self
+            .authorize(Action::Publish, key, req.query.as_deref())
+            .await
+        {
+            Ok(k) => k,
+            Err(description) => {
+                self.session
+                    .reject_publish(sid, "NetStream.Publish.Unauthorized", &description);
                 return Ok(Flow::End(End::Closed));
             }
         };
@@ -570,6 +629,17 @@ impl Conn {
                     .reject_play(sid, "NetStream.Play.StreamNotFound", &d);
                 tracing::warn!(app = %req.app, name = %req.name, "play refused: {d}");
                 return Ok(Flow::Continue);
+            }
+        };
+        let key = match self
+            .authorize(Action::Play, key, req.query.as_deref())
+            .await
+        {
+            Ok(k) => k,
+            Err(description) => {
+                self.session
+                    .reject_play(sid, "NetStream.Play.Unauthorized", &description);
+                return Ok(Flow::End(End::Closed));
             }
         };
         if self.cfg.pipe.is_some() {

@@ -29,15 +29,7 @@ pub(crate) async fn hand_over(
     state: PlayerHandoff,
 ) -> Result<(), LinkError> {
     let mut out = BytesMut::new();
-    ipc::encode(
-        &Header::Hello {
-            version: FORMAT_VERSION,
-            role: Role::PlayerHandoff,
-            name: ipc::hello_name("ingest-rtmp", std::process::id(), Some(state.conn_id)),
-        },
-        &[],
-        &mut out,
-    );
+    encode_hello(Role::PlayerHandoff, Some(state.conn_id), &mut out);
     ipc::encode(&Header::PlayerHandoff(state), &[], &mut out);
     let fd = tcp.as_raw_fd();
     let exchange = async {
@@ -51,26 +43,40 @@ pub(crate) async fn hand_over(
         };
         // The descriptor went with the first byte; the rest is plain stream data.
         uds.write_all(&out[sent..]).await?;
-        let decoder = FrameDecoder::default();
-        let mut rbuf = BytesMut::with_capacity(512);
-        loop {
-            if let Some(msg) = decoder.decode(&mut rbuf)? {
-                if let Header::Error { message } = msg.header {
-                    return Err(LinkError::Hub(message));
-                }
-                let role = ipc::check_hello(&msg.header)?;
-                return if role == Role::Hub {
-                    Ok(())
-                } else {
-                    Err(LinkError::Role(role))
-                };
-            }
-            if uds.read_buf(&mut rbuf).await? == 0 {
-                return Err(LinkError::Closed);
-            }
-        }
+        read_hub_hello(&mut uds).await
     };
     tokio::time::timeout(HUB_TIMEOUT, exchange)
         .await
         .map_err(|_| LinkError::Timeout(HUB_TIMEOUT))?
+}
+
+/// Appends our `Hello` in `role` to `out`, naming the client connection `conn_id` (so the
+/// hub logs it under the same id).
+pub(crate) fn encode_hello(role: Role, conn_id: Option<u64>, out: &mut BytesMut) {
+    let hello = Header::Hello {
+        version: FORMAT_VERSION,
+        role,
+        name: ipc::hello_name("ingest-rtmp", std::process::id(), conn_id),
+    };
+    ipc::encode(&hello, &[], out);
+}
+
+/// Waits for the hub's `Hello` (an `Error` in its place is the hub refusing us).
+pub(crate) async fn read_hub_hello(sock: &mut UnixStream) -> Result<(), LinkError> {
+    let decoder = FrameDecoder::default();
+    let mut rbuf = BytesMut::with_capacity(512);
+    loop {
+        if let Some(msg) = decoder.decode(&mut rbuf)? {
+            if let Header::Error { message } = msg.header {
+                return Err(LinkError::Hub(message));
+            }
+            return match ipc::check_hello(&msg.header)? {
+                Role::Hub => Ok(()),
+                role => Err(LinkError::Role(role)),
+            };
+        }
+        if sock.read_buf(&mut rbuf).await? == 0 {
+            return Err(LinkError::Closed);
+        }
+    }
 }

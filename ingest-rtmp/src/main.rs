@@ -17,6 +17,7 @@ mod cli;
 mod conn;
 mod convert;
 mod drain;
+mod events;
 mod handoff;
 mod listener;
 mod slots;
@@ -59,7 +60,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let mut cfg = cli.config(runtime::fds::raise_limit());
+    let fd_limit = runtime::fds::raise_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,14 +68,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(Failure::Failed)?;
     runtime.block_on(async move {
         let drain = drain::Drain::new();
-        if let Some(target) = &cli.out {
-            let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, ORIGIN, Box::new(drain.token()))
+        let auth = auth::Authenticator::load(&cli.auth)
+            .await
+            .context("auth configuration")
+            .map_err(Failure::CannotStart)?;
+        let pipe = match &cli.out {
+            Some(target) => Some(
+                pipe::Pipe::start(
+                    target,
+                    cli.config_queue_bytes(),
+                    ORIGIN,
+                    Box::new(drain.token()),
+                )
                 .await
                 .with_context(|| format!("cannot open --out {target}"))
-                .map_err(Failure::CannotStart)?;
-            cfg.pipe = Some(pipe);
-        }
-        let cfg = Arc::new(cfg);
+                .map_err(Failure::CannotStart)?,
+            ),
+            None => None,
+        };
+        let events = match &pipe {
+            Some(p) => events::Events::to_pipe(p),
+            None => events::Events::to_hub(cli.hub_path()),
+        };
+        let cfg = Arc::new(cli.config(fd_limit, pipe, auth.clone(), events));
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| {
@@ -86,6 +102,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .local_addr()
             .context("local address")
             .map_err(Failure::CannotStart)?;
+        auth.log_summary();
+        auth.warn_if_open(addr, "rtmp");
+        let _refresh = auth.spawn_refresh();
+        tokio::spawn(reload_on_hangup(auth));
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
             None => {
@@ -113,4 +133,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         result
     })
+}
+
+/// SIGHUP reloads what can change without a restart: the auth file and JWT keys.
+async fn reload_on_hangup(auth: auth::Authenticator) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP handler unavailable: reloading is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading");
+        auth.reload().await;
+    }
 }

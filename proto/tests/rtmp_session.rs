@@ -873,3 +873,34 @@ fn split_at_every_offset() {
         assert_eq!(run(split), whole, "split at {split}");
     }
 }
+
+#[test]
+fn refused_connect_gets_error_with_description_and_event() {
+    let mut srv = session();
+    srv.refuse_connect("too many failed attempts");
+    feed(&mut srv, &client_handshake()).unwrap();
+    let mut out = BytesMut::new();
+    srv.poll_transmit(&mut out);
+    let ev = feed(&mut srv, FFMPEG_CONNECT).unwrap();
+    assert_eq!(
+        ev,
+        vec![SessionEvent::ConnectRejected {
+            description: "too many failed attempts".into()
+        }]
+    );
+    let mut c = Client::new();
+    let msgs = c.receive(&mut srv);
+    // Only the `_error`: no window, bandwidth or chunk size burst for a refused client.
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let cmd = command(&msgs[0]);
+    assert_eq!(cmd.name, "_error");
+    let info = &cmd.args[0];
+    assert_eq!(
+        info.get("code").and_then(|v| v.as_str()),
+        Some("NetConnection.Connect.Rejected")
+    );
+    assert_eq!(
+        info.get("description").and_then(|v| v.as_str()),
+        Some("too many failed attempts")
+    );
+}

@@ -199,6 +199,20 @@ pub fn check_start<'a>(bodies: impl IntoIterator<Item = (u8, &'a [u8])>) -> Resu
     }
 }
 
+/// Coded (non-header) video frames in the FLV file at `path` so far; 0 while it is missing
+/// or has no complete tag. For polling a recording that a client is still writing.
+pub fn coded_video_in(path: &std::path::Path) -> usize {
+    let Ok(data) = std::fs::read(path) else {
+        return 0;
+    };
+    let Ok((tags, _)) = read_tags(&data) else {
+        return 0;
+    };
+    tags.iter()
+        .filter(|t| t.kind == 9 && matches!(video_packet(&t.body), Packet::Coded { .. }))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,8 @@ pub mod bins;
 pub mod ffmpeg;
 pub mod flv;
 pub mod http;
+pub mod http_stub;
+pub mod hub_events;
 pub mod load;
 pub mod log;
 pub mod neighbour;

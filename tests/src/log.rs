@@ -46,12 +46,19 @@ impl LineLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, line: String) {
+    /// An empty, open log that the test itself writes to (see [`LineLog::push`]).
+    pub fn new_shared() -> Arc<LineLog> {
+        Arc::new(LineLog::default())
+    }
+
+    /// Appends a line and wakes waiters.
+    pub fn push(&self, line: String) {
         self.lock().lines.push(line);
         self.changed.notify_all();
     }
 
-    fn close(&self) {
+    /// Marks the log complete: no more lines will come.
+    pub fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
     }

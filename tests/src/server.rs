@@ -221,7 +221,7 @@ impl Server {
         }
     }
 
-    /// Sends `signal` to ingest-rtmp.
+    /// Sends `signal` to ingest-rtmp (e.g. `SIGHUP` to reload).
     pub fn signal_ingest(&mut self, signal: i32) {
         self.ingest.signal(signal);
     }

@@ -26,18 +26,6 @@ fn check_recording(path: &Path, min_video: usize, min_audio: usize) {
     ffmpeg::decode_file(&clean).assert_decoded(&path.display().to_string(), min_video, min_audio);
 }
 
-fn coded_video_in(path: &Path) -> usize {
-    let Ok(data) = std::fs::read(path) else {
-        return 0;
-    };
-    let Ok((tags, _)) = flv::read_tags(&data) else {
-        return 0;
-    };
-    tags.iter()
-        .filter(|t| t.kind == 9 && matches!(flv::video_packet(&t.body), flv::Packet::Coded { .. }))
-        .count()
-}
-
 #[test]
 fn rtmpdump_plays() {
     if skip_without("rtmpdump", which("rtmpdump").is_some()) {
@@ -101,11 +89,11 @@ fn gstreamer_rtmp2src_plays() {
     );
     // Poll the recording until it holds 3 s of video (a bounded poll on a file).
     let deadline = deadline_in(40.0);
-    while coded_video_in(&out) < 60 {
+    while flv::coded_video_in(&out) < 60 {
         assert!(
             gst.is_running() && std::time::Instant::now() < deadline,
             "rtmp2src recorded {} frames\n{}",
-            coded_video_in(&out),
+            flv::coded_video_in(&out),
             gst.describe()
         );
         std::thread::sleep(Duration::from_millis(100));

@@ -115,6 +115,16 @@ impl ServerSession {
             );
             return;
         }
+        if let Some(description) = self.refuse_connect.take() {
+            self.error(
+                cmd.transaction_id,
+                "NetConnection.Connect.Rejected",
+                &description,
+            );
+            self.events
+                .push_back(SessionEvent::ConnectRejected { description });
+            return;
+        }
         let obj = &cmd.object;
         let object_encoding = obj
             .get("objectEncoding")

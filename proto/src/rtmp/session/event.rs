@@ -144,6 +144,12 @@ pub enum SessionEvent {
     },
     /// `connect` was answered with success.
     Connected(ConnectInfo),
+    /// `connect` was refused as asked by [`super::ServerSession::refuse_connect`]; the
+    /// `_error` is queued for transmission and the connection should be closed after it.
+    ConnectRejected {
+        /// The description sent to the client.
+        description: String,
+    },
     /// A client asks to publish; answer with `accept_publish` or `reject_publish`. Input is
     /// not processed until then.
     PublishRequest(PublishRequest),

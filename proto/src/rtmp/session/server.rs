@@ -71,6 +71,8 @@ pub struct ServerSession {
     peer_window: u32,
     pub(super) receive_audio: bool,
     pub(super) receive_video: bool,
+    /// Set by [`ServerSession::refuse_connect`]: the description `connect` is refused with.
+    pub(super) refuse_connect: Option<String>,
 }
 
 impl ServerSession {
@@ -96,7 +98,16 @@ impl ServerSession {
             peer_window: 0,
             receive_audio: true,
             receive_video: true,
+            refuse_connect: None,
         }
+    }
+
+    /// Makes the coming `connect` fail: it is answered with `_error`
+    /// `NetConnection.Connect.Rejected` carrying `description` (for a client the application
+    /// already refuses, e.g. an address with too many failed logins), and the session reports
+    /// [`SessionEvent::ConnectRejected`]; the application then closes the connection.
+    pub fn refuse_connect(&mut self, description: &str) {
+        self.refuse_connect = Some(description.to_owned());
     }
 
     // ---- getters ----

@@ -1,0 +1,563 @@
+//! Who may publish and play, end to end: FFmpeg 9 and GStreamer against the real hub and
+//! ingest-rtmp in every auth mode (token, file with reload, callback with a server in the
+//! test, JWT from a secret file and from a JWKS URL), the events the decisions produce,
+//! failed-attempt limiting, and that no secret reaches a log line or an event.
+
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
+use e2e::flv;
+use e2e::http_stub::HttpStub;
+use e2e::hub_events;
+use e2e::log::LineLog;
+use e2e::proc::Proc;
+use e2e::server::Which;
+use e2e::tools::{gst_has, skip_without};
+use e2e::{Server, ServerOpts};
+
+/// Publishes for `secs` seconds.
+fn publish(url: &str, secs: u64) -> Proc {
+    ffmpeg::publish(
+        url,
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(secs)),
+    )
+}
+
+/// Waits for an FFmpeg client to fail on its own with the server's description.
+fn assert_refused(mut p: Proc, what: &str, description: &str) {
+    let (status, killed) = p.wait_or_kill(deadline_in(30.0));
+    assert!(
+        !killed,
+        "{what}: still running; it was not refused\n{}",
+        p.describe()
+    );
+    assert!(!status.success(), "{what}: exited 0\n{}", p.describe());
+    assert!(
+        p.stderr.count(|l| l.contains(description)) > 0,
+        "{what}: no `{description}` from the server in FFmpeg's output\n{}",
+        p.describe()
+    );
+}
+
+/// A player that must be refused.
+fn play_refused(url: &str, what: &str) {
+    let mut player = Player::spawn(url, &PlayOpts::default());
+    let p = player.proc();
+    let (status, killed) = p.wait_or_kill(deadline_in(30.0));
+    assert!(
+        !killed && !status.success(),
+        "{what}: not refused\n{}",
+        p.describe()
+    );
+    assert!(
+        p.stderr.count(|l| l.contains("not authorized")) > 0,
+        "{what}: no `not authorized` in FFmpeg's output\n{}",
+        p.describe()
+    );
+}
+
+/// A player that must decode `min` video frames.
+fn play_ok(url: &str, what: &str) {
+    Player::spawn(
+        url,
+        &PlayOpts {
+            duration: Some(Duration::from_secs(1)),
+            ..PlayOpts::default()
+        },
+    )
+    .finish(deadline_in(30.0))
+    .assert_decoded(what, 15, 15);
+}
+
+/// No line of either process's log, and no event, contains any of `secrets`.
+fn assert_no_secrets(server: &Server, events: &LineLog, secrets: &[&str]) {
+    for (name, log) in [
+        ("hub", server.log(Which::Hub)),
+        ("ingest-rtmp", server.log(Which::Ingest)),
+        ("events", events),
+    ] {
+        for line in log.lines() {
+            for s in secrets {
+                assert!(!line.contains(s), "{name} shows a secret: {line}");
+            }
+        }
+    }
+}
+
+fn wait_event(events: &LineLog, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    events
+        .wait_for(0, deadline_in(10.0), pred)
+        .unwrap_or_else(|| panic!("no {what} event; events:\n{}", events.tail(30)))
+}
+
+#[test]
+fn token_mode_ffmpeg_publish_and_play() {
+    let server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=token",
+        "--publish-token=live/*=pubSecret1",
+        "--play-auth=token",
+        "--play-token=live/cam=viewSecret2",
+    ]));
+    let events = hub_events::subscribe(server.socket());
+    let url = |q: &str| format!("{}{q}", server.url("cam"));
+
+    assert_refused(
+        publish(&url("?token=wrongGuess3"), 5),
+        "wrong publish token",
+        "not authorized: invalid credentials",
+    );
+    assert_refused(
+        publish(&url(""), 5),
+        "no publish token",
+        "not authorized: no token given",
+    );
+    // The play secret does not publish.
+    assert_refused(
+        publish(&url("?token=viewSecret2"), 5),
+        "play token used to publish",
+        "not authorized",
+    );
+    wait_event(&events, "auth_denied", |l| {
+        l.starts_with("auth_denied key=live/cam")
+            && l.contains("action=publish")
+            && l.contains("reason=invalid_token")
+    });
+
+    let mut publisher = publish(&url("?token=pubSecret1"), 20);
+    wait_event(&events, "auth_allowed", |l| {
+        l.starts_with("auth_allowed key=live/cam")
+            && l.contains("action=publish")
+            && l.contains("mode=token")
+    });
+    play_refused(&url("?token=pubSecret1"), "publish token used to play");
+    play_refused(&url(""), "player without token");
+    play_ok(&url("?token=viewSecret2"), "player with the play token");
+
+    // A second publisher without the secret cannot take the key over: the first one goes on.
+    let mut player = Player::spawn(&url("?token=viewSecret2"), &PlayOpts::default());
+    assert!(
+        player.wait_frames(10, 10, deadline_in(20.0)),
+        "{}",
+        player.proc().describe()
+    );
+    assert_refused(
+        publish(&url("?token=takeoverGuess4"), 5),
+        "takeover without the secret",
+        "not authorized",
+    );
+    let before = player.counts().video;
+    assert!(
+        player.wait_frames(before + 20, 0, deadline_in(20.0)),
+        "the player stopped after a refused takeover\n{}",
+        player.proc().describe()
+    );
+    assert!(publisher.is_running(), "{}", publisher.describe());
+
+    let denied = server
+        .log(Which::Ingest)
+        .wait_for(0, deadline_in(5.0), |l| {
+            l.contains("auth denied") && l.contains("token=<redacted>")
+        })
+        .expect("a denial log line with the redacted token");
+    assert!(denied.contains("live/cam"), "{denied}");
+    assert_no_secrets(
+        &server,
+        &events,
+        &["pubSecret1", "viewSecret2", "wrongGuess3", "takeoverGuess4"],
+    );
+}
+
+#[test]
+fn file_mode_reloads_on_sighup_without_dropping_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    // No extension: the format is told by the first character (TOML now, JSON after reload).
+    let file = dir.path().join("auth");
+    std::fs::write(
+        &file,
+        "[keys.\"live/*\"]\npublish = \"firstSecret1\"\nplay = [\"watch1\", \"watch2\"]\n",
+    )
+    .unwrap();
+    let mut server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=file",
+        "--play-auth=file",
+        &format!("--auth-file={}", file.display()),
+    ]));
+    let events = hub_events::subscribe(server.socket());
+    let base = server.url("filecam");
+    let url = |q: &str| format!("{base}{q}");
+
+    let mut publisher = publish(&url("?token=firstSecret1"), 30);
+    let mut player = Player::spawn(&url("?token=watch2"), &PlayOpts::default());
+    assert!(
+        player.wait_frames(10, 10, deadline_in(20.0)),
+        "{}",
+        player.proc().describe()
+    );
+
+    std::fs::write(
+        &file,
+        r#"{"keys": {"live/filecam": {"publish": "secondSecret2", "play": "watch3"}}}"#,
+    )
+    .unwrap();
+    let mark = server.log_marks();
+    server.signal_ingest(libc::SIGHUP);
+    server
+        .wait_log(mark, Duration::from_secs(10), |l| {
+            l.contains("auth file reloaded")
+        })
+        .expect("reload logged");
+    // The publisher and the player admitted under the old file stay.
+    let before = player.counts().video;
+    assert!(
+        player.wait_frames(before + 20, 0, deadline_in(20.0)),
+        "{}",
+        player.proc().describe()
+    );
+    assert!(publisher.is_running(), "{}", publisher.describe());
+    play_refused(&url("?token=watch2"), "old play secret after reload");
+    play_ok(&url("?token=watch3"), "new play secret after reload");
+
+    // A broken file keeps the previous one, and says why.
+    std::fs::write(
+        &file,
+        "{\"keys\": {\"live/x\": {\"publish\": \"brokenSecret5\",}}}",
+    )
+    .unwrap();
+    let mark = server.log_marks();
+    server.signal_ingest(libc::SIGHUP);
+    let line = server
+        .wait_log(mark, Duration::from_secs(10), |l| {
+            l.contains("auth file not reloaded")
+        })
+        .expect("failed reload logged")
+        .1;
+    assert!(line.contains("JSON"), "{line}");
+    play_ok(&url("?token=watch3"), "secret of the kept file");
+    drop(player);
+    publisher.kill();
+    assert_refused(
+        publish(&url("?token=firstSecret1"), 5),
+        "old publish secret",
+        "not authorized",
+    );
+    wait_event(&events, "auth_denied for the old secret", |l| {
+        l.starts_with("auth_denied key=live/filecam")
+            && l.contains("action=publish")
+            && l.contains("mode=file")
+    });
+    assert_no_secrets(
+        &server,
+        &events,
+        &[
+            "firstSecret1",
+            "secondSecret2",
+            "watch1",
+            "watch2",
+            "watch3",
+            "brokenSecret5",
+        ],
+    );
+}
+
+#[test]
+fn callback_mode_allows_denies_renames_and_times_out() {
+    let stub = HttpStub::start(|_method, _path, body| {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        match v["params"]["token"].as_str().unwrap_or("") {
+            "letMeIn1" => Some((200, String::new())),
+            "renameMe2" => Some((200, r#"{"key": "live/renamed"}"#.into())),
+            "stall" => None,
+            _ => Some((403, "{}".into())),
+        }
+    });
+    let server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=callback",
+        "--play-auth=callback",
+        &format!("--auth-callback={}", stub.url("/auth")),
+        "--auth-callback-timeout=1s",
+    ]));
+    let events = hub_events::subscribe(server.socket());
+
+    assert_refused(
+        publish(&format!("{}?token=nope3", server.url("cb")), 5),
+        "403",
+        "callback answered HTTP 403",
+    );
+    assert_refused(
+        publish(&format!("{}?token=stall", server.url("cb")), 5),
+        "timeout",
+        "no answer within 1s",
+    );
+    let _publisher = publish(&format!("{}?token=renameMe2", server.url("cb")), 20);
+    wait_event(&events, "renamed publish", |l| {
+        l.starts_with("auth_allowed key=live/renamed")
+            && l.contains("requested_key=live/cb")
+            && l.contains("mode=callback")
+    });
+    // The stream lives under the callback's key.
+    play_ok(
+        &format!("{}?token=letMeIn1", server.url("renamed")),
+        "player of the renamed key",
+    );
+    play_refused(
+        &format!("{}?token=bad", server.url("renamed")),
+        "player the callback refuses",
+    );
+
+    let posted = stub
+        .requests
+        .wait_for(0, deadline_in(5.0), |l| l.contains("renameMe2"))
+        .expect("callback saw the rename request");
+    assert!(posted.starts_with("POST /auth "), "{posted}");
+    let body: serde_json::Value =
+        serde_json::from_str(posted.splitn(3, ' ').nth(2).unwrap()).unwrap();
+    assert_eq!(body["action"], "publish");
+    assert_eq!(body["protocol"], "rtmp");
+    assert_eq!(body["key"], "live/cb");
+    assert!(
+        body["remote"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{body}"
+    );
+    assert!(body["conn_id"].as_u64().unwrap() > 0, "{body}");
+    assert_no_secrets(&server, &events, &["renameMe2", "letMeIn1", "nope3"]);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn hs256(claims: serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[test]
+fn jwt_mode_secret_file_and_jwks_url() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("hs256.key");
+    std::fs::write(&secret_file, "jwt-shared-secret\n").unwrap();
+    // An ES256 key served as a JWK set by the test's HTTP server.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let point = pair.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65])}]})
+    .to_string();
+    let stub =
+        HttpStub::start(move |_, path, _| (path == "/jwks.json").then(|| (200, jwks.clone())));
+    let server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=jwt",
+        "--play-auth=jwt",
+        &format!("--jwt-secret-file={}", secret_file.display()),
+        &format!("--jwt-jwks={}", stub.url("/jwks.json")),
+    ]));
+    let events = hub_events::subscribe(server.socket());
+    let url = |t: &str| format!("{}?token={t}", server.url("jwtcam"));
+    let t = now();
+
+    let expired = hs256(
+        serde_json::json!({"exp": t - 3600, "publish": "live/*"}),
+        b"jwt-shared-secret",
+    );
+    assert_refused(publish(&url(&expired), 5), "expired", "token expired");
+    let wrong_key = hs256(
+        serde_json::json!({"exp": t + 3600, "publish": "live/*"}),
+        b"another-secret",
+    );
+    assert_refused(publish(&url(&wrong_key), 5), "wrong key", "token rejected");
+    let wrong_pattern = hs256(
+        serde_json::json!({"exp": t + 3600, "publish": "other/*", "play": "live/*"}),
+        b"jwt-shared-secret",
+    );
+    assert_refused(
+        publish(&url(&wrong_pattern), 5),
+        "wrong pattern",
+        "does not grant publish",
+    );
+    let early = hs256(
+        serde_json::json!({"nbf": t + 3600, "publish": "live/*"}),
+        b"jwt-shared-secret",
+    );
+    assert_refused(publish(&url(&early), 5), "not yet valid", "not valid yet");
+
+    let good = hs256(
+        serde_json::json!({"exp": t + 3600, "publish": ["live/jwt*"]}),
+        b"jwt-shared-secret",
+    );
+    let _publisher = publish(&url(&good), 20);
+    wait_event(&events, "jwt publish", |l| {
+        l.starts_with("auth_allowed key=live/jwtcam") && l.contains("mode=jwt")
+    });
+    // Players with an ES256 token whose key comes from the JWKS URL.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let es = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    play_ok(
+        &url(&es(serde_json::json!({"exp": t + 600, "play": "live/*"}))),
+        "ES256 player",
+    );
+    play_refused(
+        &url(&es(
+            serde_json::json!({"exp": t + 600, "publish": "live/*"}),
+        )),
+        "ES256 token without play",
+    );
+    // A play claim in an HS256 token signed with the wrong key.
+    play_refused(
+        &url(&hs256(serde_json::json!({"play": "*"}), b"nope")),
+        "HS256 wrong key player",
+    );
+    assert_no_secrets(
+        &server,
+        &events,
+        &[&good, &expired, &wrong_key, "jwt-shared-secret"],
+    );
+}
+
+#[test]
+fn failed_attempts_lock_the_address_out_at_connect() {
+    let server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=token",
+        "--publish-token=live/*=rightOne1",
+        "--auth-max-failures=2",
+        "--auth-failure-window=1m",
+    ]));
+    let url = |q: &str| format!("{}{q}", server.url("limited"));
+    assert_refused(
+        publish(&url("?token=a"), 5),
+        "first failure",
+        "invalid credentials",
+    );
+    assert_refused(
+        publish(&url("?token=b"), 5),
+        "second failure",
+        "invalid credentials",
+    );
+    // Even the right secret is refused now, at connect, with NetConnection.Connect.Rejected.
+    assert_refused(
+        publish(&url("?token=rightOne1"), 5),
+        "locked out",
+        "too many failed authentication attempts",
+    );
+    server
+        .log(Which::Ingest)
+        .wait_for(0, deadline_in(5.0), |l| l.contains("connect refused"))
+        .expect("connect refusal logged");
+}
+
+#[test]
+fn gstreamer_publish_and_play_with_tokens() {
+    if skip_without("GStreamer rtmp2sink/rtmp2src/flvmux", {
+        [
+            "rtmp2sink",
+            "rtmp2src",
+            "flvmux",
+            "flvdemux",
+            "h264parse",
+            "aacparse",
+        ]
+        .iter()
+        .all(|e| gst_has(e))
+    }) {
+        return;
+    }
+    let server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=token",
+        "--publish-token=live/gst=gstPub1",
+        "--play-auth=token",
+        "--play-token=live/gst=gstPlay2",
+    ]));
+    let source = server.dir().join("source.flv");
+    ffmpeg::encode_file(
+        &source,
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30)),
+    );
+    let gst_publish = |token: &str| {
+        let pipeline = format!(
+            "filesrc location={} ! flvdemux name=d flvmux name=m streamable=true ! \
+             rtmp2sink location={}?token={token} d.video ! queue ! h264parse ! m.video \
+             d.audio ! queue ! aacparse ! m.audio",
+            source.display(),
+            server.url("gst")
+        );
+        Proc::spawn(
+            "gst-launch rtmp2sink",
+            Command::new("gst-launch-1.0").args(pipeline.split_whitespace()),
+        )
+    };
+    let mut denied = gst_publish("wrongGst3");
+    let (status, killed) = denied.wait_or_kill(deadline_in(30.0));
+    assert!(
+        !killed && !status.success(),
+        "rtmp2sink with a wrong token was not refused\n{}",
+        denied.describe()
+    );
+    server
+        .log(Which::Ingest)
+        .wait_for(0, deadline_in(5.0), |l| {
+            l.contains("auth denied") && l.contains("live/gst")
+        })
+        .expect("denial logged");
+
+    let _publisher = gst_publish("gstPub1");
+    play_ok(
+        &format!("{}?token=gstPlay2", server.url("gst")),
+        "FFmpeg player of the GStreamer publisher",
+    );
+    let gst_play = |token: &str, out: &std::path::Path| {
+        Proc::spawn(
+            "gst-launch rtmp2src",
+            Command::new("gst-launch-1.0").args([
+                "-e",
+                "rtmp2src",
+                &format!("location={}?token={token}", server.url("gst")),
+                "!",
+                "filesink",
+                &format!("location={}", out.display()),
+            ]),
+        )
+    };
+    let mut refused = gst_play("wrongGst4", &server.dir().join("refused.flv"));
+    let (status, killed) = refused.wait_or_kill(deadline_in(30.0));
+    assert!(
+        !killed && !status.success(),
+        "rtmp2src with a wrong token was not refused\n{}",
+        refused.describe()
+    );
+    let out = server.dir().join("allowed.flv");
+    let mut allowed = gst_play("gstPlay2", &out);
+    let deadline = deadline_in(40.0);
+    while flv::coded_video_in(&out) < 40 {
+        assert!(
+            allowed.is_running() && std::time::Instant::now() < deadline,
+            "rtmp2src with the right token recorded {} frames\n{}",
+            flv::coded_video_in(&out),
+            allowed.describe()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    allowed.signal(libc::SIGINT);
+    allowed.wait_or_kill(deadline_in(10.0));
+    let data = std::fs::read(&out).unwrap();
+    let (_, complete) = flv::read_tags(&data).unwrap();
+    let clean = server.dir().join("allowed-complete.flv");
+    std::fs::write(&clean, &data[..complete]).unwrap();
+    ffmpeg::decode_file(&clean).assert_decoded("rtmp2src recording", 30, 30);
+}
