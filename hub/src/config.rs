@@ -19,6 +19,8 @@ pub enum OnDuplicate {
 pub struct Config {
     /// The UDS path.
     pub socket: PathBuf,
+    /// A group (gid) whose members may use the socket besides our own uid.
+    pub socket_group: Option<u32>,
     /// Duplicate publisher policy.
     pub on_duplicate: OnDuplicate,
     /// Largest GOP cache per stream, bytes.
@@ -56,6 +58,7 @@ impl Config {
     pub fn for_tests() -> Config {
         Config {
             socket: PathBuf::from("/nonexistent/hub.sock"),
+            socket_group: None,
             on_duplicate: OnDuplicate::Takeover,
             gop_cache_bytes: 16 << 20,
             gop_cache_duration: Duration::from_secs(10),

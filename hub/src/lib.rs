@@ -23,6 +23,7 @@ pub mod conns;
 pub mod cursor;
 pub mod events;
 pub mod http;
+pub mod peer;
 pub mod player;
 pub mod publisher;
 pub mod registry;

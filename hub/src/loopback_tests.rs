@@ -77,7 +77,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     let path = dir.join("hub.sock");
     let mut cfg = Config::for_tests();
     cfg.socket = path.clone();
-    let listener = crate::server::bind(&path).unwrap();
+    let listener = crate::server::bind(&path, None).unwrap();
     let registry = Arc::new(Registry::new(Arc::new(cfg)));
     tokio::spawn(crate::server::serve(listener, registry));
 

@@ -17,9 +17,16 @@ use hub::{http, registry, server};
 #[command(name = "hub", version)]
 struct Cli {
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/mediaserver/hub.sock, else
-    /// /tmp/mediaserver-$USER/hub.sock]. The parent directory is created with mode 0700.
+    /// /run/user/UID/mediaserver/hub.sock, else ~/.local/state/mediaserver/hub.sock]. Its
+    /// directory must be ours: it is created 0700 (0710 with --socket-group), tightened if
+    /// open to others, and refused if another user owns it.
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// A group (name or gid) whose members may also use the socket: its directory becomes
+    /// 0710 and the socket 0660, both of that group, and connections from other users are
+    /// refused [default: none: only this process's own uid may connect].
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// What a second publisher of a live key does: take it over (players stay), or be
     /// rejected.
     #[arg(long, value_enum, default_value = "takeover")]
@@ -192,14 +199,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     // A player or a producer link is one descriptor each.
     let fd_budget = runtime::fds::budget(runtime::fds::raise_limit(), 1);
     let cfg = Arc::new(Config {
-        socket: match &cli.socket {
-            Some(socket) => socket.clone(),
-            None => {
-                let dir = runtime::dir::default_dir();
-                runtime::dir::ensure_private(&dir).map_err(|e| Failure::CannotStart(e.into()))?;
-                dir.join(runtime::dir::HUB_SOCKET)
-            }
+        socket_group: match &cli.socket_group {
+            Some(g) => Some(hub::peer::resolve_group(g).map_err(|why| {
+                Failure::CannotStart(anyhow::anyhow!("--socket-group {g}: {why}"))
+            })?),
+            None => None,
         },
+        socket: cli
+            .socket
+            .clone()
+            .unwrap_or_else(runtime::dir::default_hub_socket),
         on_duplicate: cli.on_duplicate,
         gop_cache_bytes: cli.gop_cache_bytes,
         gop_cache_duration: cli.gop_cache_duration,
@@ -242,7 +251,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
             HttpListen::Off => None,
         };
-        let listener = server::bind(&cfg.socket).map_err(|e| {
+        let listener = server::bind(&cfg.socket, cfg.socket_group).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
                 "; stop that hub or choose another --socket"
             } else {

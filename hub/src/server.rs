@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub enum HelloError {
     /// A player handoff without a socket attached, or without its session.
     #[error("player handoff without {0}")]
     Handoff(&'static str),
+    /// The descriptor handed over with a player is not a connected TCP or Unix stream
+    /// socket.
+    #[error("player handoff refused: {0}")]
+    BadSocket(String),
     /// The peer claims to be a hub.
     #[error("peer role {0:?} is not accepted")]
     Role(Role),
@@ -64,16 +68,13 @@ pub struct Opened {
     pub fd: Option<OwnedFd>,
 }
 
-/// Binds the socket: creates the parent directory (0700), removes a stale socket file
-/// (one nobody accepts on), and refuses to steal the socket of a running hub.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
+/// Binds the socket: makes its directory private exactly as the supervisor does (created
+/// 0700, owned by us or refused; 0710 for `group`), removes a stale socket file (one
+/// nobody accepts on), and refuses to steal the socket of a running hub.
+pub fn bind(path: &Path, group: Option<u32>) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
-        }
+        runtime::dir::ensure_private_for(dir, group)
+            .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -85,14 +86,22 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
-    // Only this user may connect: ingest and subscribers run as the same user.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Only this user (and `group`) may connect; SO_PEERCRED checks every connection again.
+    let mode = match group {
+        Some(gid) => {
+            std::os::unix::fs::chown(path, None, Some(gid))?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(listener)
 }
 
 /// Accepts connections until the listener fails.
 pub async fn serve(listener: UnixListener, registry: Arc<Registry>) -> io::Result<()> {
     let next_conn = AtomicU64::new(1);
+    let policy = crate::peer::PeerPolicy::new(registry.config().socket_group);
     loop {
         let (sock, _) = match listener.accept().await {
             Ok(s) => s,
@@ -104,6 +113,14 @@ pub async fn serve(listener: UnixListener, registry: Arc<Registry>) -> io::Resul
             Err(e) => return Err(e),
         };
         let ipc_id = next_conn.fetch_add(1, Ordering::Relaxed);
+        let allowed = sock
+            .peer_cred()
+            .map_err(|e| format!("SO_PEERCRED: {e}"))
+            .and_then(|c| policy.check(c.uid(), c.gid()));
+        if let Err(error) = allowed {
+            tracing::warn!(ipc_id, layer = "peer", %error, "refusing connection");
+            continue;
+        }
         let registry = registry.clone();
         // `conn_id` is the client's id in the sending ingest, known after the hello.
         let span = tracing::info_span!("ipc", ipc_id, conn_id = tracing::field::Empty);
@@ -126,7 +143,10 @@ async fn handle(mut sock: UnixStream, ipc_id: u64, registry: Arc<Registry>) {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             tracing::warn!(ipc_id, layer = "hello", error = %e, "closing connection");
-            if matches!(e, HelloError::Ipc(_) | HelloError::Role(_)) {
+            if matches!(
+                e,
+                HelloError::Ipc(_) | HelloError::Role(_) | HelloError::BadSocket(_)
+            ) {
                 let mut out = BytesMut::new();
                 ipc::encode(
                     &Header::Error {
@@ -232,14 +252,18 @@ async fn open(sock: &UnixStream) -> Result<Opened, HelloError> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e.into()),
         };
+        let mut received = Vec::with_capacity(nfds);
         for &raw in &fds[..nfds.min(MAX_FDS)] {
             // SAFETY: `raw` was just installed in this process by the kernel for this
             // recvmsg (SCM_RIGHTS) and nothing else owns it; wrapping it at once makes it
             // closed on every path, including the extra descriptors we drop here.
-            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-            if fd.is_none() {
-                fd = Some(owned);
-            }
+            received.push(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+        if let Some(first) = received.into_iter().next().filter(|_| fd.is_none()) {
+            // Refused as soon as it arrives: only a player's connected stream socket may be
+            // handed over.
+            crate::peer::player_socket(&first).map_err(HelloError::BadSocket)?;
+            fd = Some(first);
         }
         if n == 0 {
             return Err(HelloError::Closed);

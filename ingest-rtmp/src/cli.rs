@@ -15,6 +15,9 @@ use crate::slots::SlotLimits;
 /// overflows the clock.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// The RTMPS port when only a certificate is given.
+const DEFAULT_RTMPS_PORT: u16 = 1936;
+
 /// RTMP ingest of the media server: accepts publishers and players on one port, sends
 /// published streams to the hub and hands players over to it.
 #[derive(Debug, Parser)]
@@ -24,7 +27,7 @@ pub(crate) struct Cli {
     #[arg(long, default_value = "0.0.0.0:1935")]
     listen: SocketAddr,
     /// The hub's Unix socket [default: $XDG_RUNTIME_DIR/mediaserver/hub.sock, else
-    /// /tmp/mediaserver-$USER/hub.sock].
+    /// /run/user/UID/mediaserver/hub.sock or ~/.local/state/mediaserver/hub.sock].
     #[arg(long)]
     hub: Option<PathBuf>,
     /// Write published streams in the framed format (proto/FORMAT.md) to this file or FIFO,
@@ -82,6 +85,16 @@ pub(crate) struct Cli {
     /// allowed: 8MiB, 512KiB).
     #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
     hub_queue_bytes: usize,
+    /// RTMPS listen address [default: 0.0.0.0:1936 when --tls-cert is given, else no
+    /// RTMPS].
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<SocketAddr>,
+    /// RTMPS certificate chain, PEM (leaf first); reloaded on SIGHUP [default: none].
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// RTMPS private key, PEM (PKCS#8, PKCS#1 or SEC1); reloaded on SIGHUP [default: none].
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]
@@ -115,6 +128,15 @@ pub(crate) struct Config {
 }
 
 impl Cli {
+    /// Where RTMPS listens, when it is on.
+    pub(crate) fn tls_listen(&self) -> Option<SocketAddr> {
+        self.tls_cert.as_ref()?;
+        Some(
+            self.tls_listen
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_RTMPS_PORT))),
+        )
+    }
+
     /// The per-publisher queue bound actually used (at least 64 KiB).
     pub(crate) fn config_queue_bytes(&self) -> usize {
         self.hub_queue_bytes.max(64 << 10)
@@ -155,6 +177,14 @@ impl Cli {
         ];
         if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
             return Some((flag, "0s".into(), "must be more than 0".into()));
+        }
+        if self.tls_listen.is_some() && self.tls_cert.is_none() {
+            let v = self.tls_listen.map(|a| a.to_string()).unwrap_or_default();
+            return Some((
+                "tls-listen",
+                v,
+                "RTMPS needs --tls-cert and --tls-key".into(),
+            ));
         }
         if let Some((flag, d)) = timeouts.iter().find(|(_, d)| *d > MAX_TIMEOUT) {
             let value = humantime::format_duration(*d).to_string();

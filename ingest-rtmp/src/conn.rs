@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant as StdInstant;
@@ -18,7 +19,7 @@ use proto::rtmp::session::{
 };
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::UnixStream;
 use tokio::time::{timeout, Instant};
 
 use crate::cli::Config;
@@ -26,6 +27,7 @@ use crate::convert::{Converter, STREAM};
 use crate::drain::Token;
 use crate::handoff;
 use crate::slots::Slot;
+use crate::tls::ClientSock;
 use ingest_link::link::{self, Link, LinkEvent, Opened};
 
 /// Bytes reserved for each socket read.
@@ -89,7 +91,7 @@ struct Conn {
     conn_id: u64,
     remote: SocketAddr,
     protocol: Protocol,
-    sock: TcpStream,
+    sock: ClientSock,
     session: ServerSession,
     inbuf: BytesMut,
     outbuf: BytesMut,
@@ -115,7 +117,7 @@ fn epoch() -> u32 {
 
 /// Runs one connection to its end; `slot` is freed when it returns.
 pub(crate) async fn run(
-    sock: TcpStream,
+    sock: ClientSock,
     conn_id: u64,
     remote: SocketAddr,
     cfg: Arc<Config>,
@@ -123,6 +125,10 @@ pub(crate) async fn run(
     slot: Slot,
     memory: Arc<AtomicUsize>,
 ) {
+    let protocol = match sock {
+        ClientSock::Tcp(_) => Protocol::Rtmp,
+        ClientSock::Tls(_) => Protocol::Rtmps,
+    };
     let mut random = [0u8; RANDOM_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
     let mut session = ServerSession::new(cfg.session.clone(), random, epoch());
@@ -143,7 +149,7 @@ pub(crate) async fn run(
         cfg,
         conn_id,
         remote,
-        protocol: Protocol::Rtmp,
+        protocol,
         sock,
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         outbuf: BytesMut::new(),
@@ -170,6 +176,7 @@ pub(crate) async fn run(
                 session,
                 sock,
                 inbuf,
+                cfg,
                 ..
             } = conn;
             let state = match session.into_player_state(
@@ -179,14 +186,24 @@ pub(crate) async fn run(
                 &inbuf,
             ) {
                 Ok(s) => s,
-                Err(e) => return warn_close(&conn.cfg, conn_id, &Close::from(e)),
+                Err(e) => return warn_close(&cfg, conn_id, &Close::from(e)),
             };
-            match handoff::hand_over(uds, &sock, state).await {
-                Ok(()) => {
-                    conn.cfg.stats.plays.inc();
-                    tracing::info!(key = %key, "player handed to the hub")
+            match sock {
+                ClientSock::Tcp(tcp) => match handoff::hand_over(uds, tcp.as_fd(), state).await {
+                    Ok(()) => {
+                        cfg.stats.plays.inc();
+                        tracing::info!(key = %key, "player handed to the hub")
+                    }
+                    Err(e) => warn_close(&cfg, conn_id, &Close::new("handoff", e)),
+                },
+                ClientSock::Tls(tls) => {
+                    cfg.stats.plays.inc();
+                    let write_timeout = cfg.idle_timeout;
+                    if let Err(e) = handoff::relay_tls(uds, *tls, state, &key, write_timeout).await
+                    {
+                        warn_close(&cfg, conn_id, &Close::new("handoff", e));
+                    }
                 }
-                Err(e) => warn_close(&conn.cfg, conn_id, &Close::new("handoff", e)),
             }
         }
         Err(close) => warn_close(&conn.cfg, conn_id, &close),

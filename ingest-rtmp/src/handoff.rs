@@ -1,8 +1,17 @@
 //! Handing an accepted player to the hub: its TCP socket (SCM_RIGHTS) and the session
 //! state, in one `sendmsg` on a fresh Unix socket, confirmed by the hub's hello.
+//!
+//! An RTMPS player's TLS session cannot leave this process, so it gets a socketpair
+//! instead: one end goes to the hub, which serves it like any player socket; ingest keeps
+//! the TLS session and relays plaintext between it and the other end.
+//!
+//! ```text
+//!  client ==TLS== ingest (decrypt/encrypt) --plaintext-- socketpair --fd--> hub
+//! ```
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use proto::ipc::{self, FrameDecoder, Header, Role, FORMAT_VERSION};
@@ -10,6 +19,7 @@ use proto::rtmp::session::PlayerHandoff;
 use sendfd::SendWithFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::server::TlsStream;
 
 use ingest_link::link::{LinkError, HUB_TIMEOUT};
 
@@ -21,17 +31,18 @@ pub(crate) async fn connect(hub: &Path) -> Result<UnixStream, LinkError> {
         .map_err(LinkError::from)
 }
 
-/// Sends hello, `PlayerHandoff(state)` and the socket, then waits for the hub's hello.
-/// The caller drops its copy of `tcp` afterwards.
+/// Sends hello, `PlayerHandoff(state)` and the socket `player` (the client's TCP socket or
+/// the hub's end of an RTMPS player's socketpair), then waits for the hub's hello. The
+/// caller drops its copy of the socket afterwards.
 pub(crate) async fn hand_over(
     mut uds: UnixStream,
-    tcp: &TcpStream,
+    player: BorrowedFd<'_>,
     state: PlayerHandoff,
 ) -> Result<(), LinkError> {
     let mut out = BytesMut::new();
     encode_hello(Role::PlayerHandoff, Some(state.conn_id), &mut out);
     ipc::encode(&Header::PlayerHandoff(state), &[], &mut out);
-    let fd = tcp.as_raw_fd();
+    let fd = player.as_raw_fd();
     let exchange = async {
         let sent = loop {
             uds.writable().await?;
@@ -79,4 +90,55 @@ pub(crate) async fn read_hub_hello(sock: &mut UnixStream) -> Result<(), LinkErro
             return Err(LinkError::Closed);
         }
     }
+}
+
+/// Bytes relayed per read, each direction.
+const RELAY_CHUNK: usize = 16 * 1024;
+
+/// Hands an RTMPS player to the hub over a socketpair, then relays plaintext between the
+/// TLS session and the pair until either side ends. A client that takes no bytes for
+/// `write_timeout` ends the relay (the hub's own write timeout closes its end first).
+pub(crate) async fn relay_tls(
+    uds: UnixStream,
+    tls: TlsStream<TcpStream>,
+    state: PlayerHandoff,
+    key: &proto::media::StreamKey,
+    write_timeout: Duration,
+) -> Result<(), LinkError> {
+    let (ours, theirs) = UnixStream::pair()?;
+    hand_over(uds, theirs.as_fd(), state).await?;
+    drop(theirs);
+    tracing::info!(key = %key, "RTMPS player handed to the hub (relayed through ingest)");
+    let (mut tls_rd, mut tls_wr) = tokio::io::split(tls);
+    let (mut hub_rd, mut hub_wr) = ours.into_split();
+    let to_client = async {
+        let mut buf = vec![0u8; RELAY_CHUNK];
+        loop {
+            let n = hub_rd.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>("the hub closed the player");
+            }
+            tokio::time::timeout(write_timeout, tls_wr.write_all(&buf[..n]))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "the client does not read")
+                })??;
+        }
+    };
+    let from_client = async {
+        tokio::io::copy(&mut tls_rd, &mut hub_wr).await?;
+        Ok::<_, std::io::Error>("the client closed the connection")
+    };
+    let why = tokio::select! {
+        r = to_client => r,
+        r = from_client => r,
+    };
+    match why {
+        Ok(why) => tracing::debug!(why, "RTMPS relay ended"),
+        Err(e) => tracing::debug!(error = %e, "RTMPS relay ended"),
+    }
+    // Best effort: a TLS close_notify, bounded like any write.
+    let mut tls = tls_rd.unsplit(tls_wr);
+    let _ = tokio::time::timeout(write_timeout, tls.shutdown()).await;
+    Ok(())
 }

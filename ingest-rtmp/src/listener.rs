@@ -1,8 +1,10 @@
-//! Accepting TCP connections. The loop never waits for anything but `accept`: admission
-//! (slots.rs) is a short table update, and each connection runs in its own task.
+//! Accepting TCP connections, RTMP and RTMPS, under one admission table. The loop never
+//! waits for anything but `accept`: admission (slots.rs) is a short table update, and each
+//! connection runs in its own task, TLS handshake included, so a client that stalls
+//! delays nobody else.
 
 use std::io;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +14,36 @@ use tracing::Instrument;
 use crate::cli::Config;
 use crate::drain::Token;
 use crate::slots::Slots;
+use crate::tls::{ClientSock, Tls};
 
-/// Accepts until the listener fails for good; one task per connection.
-pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token) -> io::Result<()> {
-    let slots = Slots::new(cfg.slots);
-    let memory = Arc::new(AtomicUsize::new(0));
-    let mut next_id: u64 = 1;
+/// What the listeners share: admission, the memory account and the connection ids.
+pub(crate) struct Accepting {
+    slots: Arc<Slots>,
+    memory: Arc<AtomicUsize>,
+    next_id: AtomicU64,
+}
+
+impl Accepting {
+    /// One admission table for every listener of `cfg`.
+    pub(crate) fn new(cfg: &Config) -> Arc<Accepting> {
+        Arc::new(Accepting {
+            slots: Slots::new(cfg.slots),
+            memory: Arc::new(AtomicUsize::new(0)),
+            next_id: AtomicU64::new(1),
+        })
+    }
+}
+
+/// Accepts until the listener fails for good; one task per connection. With `tls`, each
+/// connection first completes a TLS handshake within the handshake timeout.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    cfg: Arc<Config>,
+    shared: Arc<Accepting>,
+    tls: Option<Arc<Tls>>,
+    drain: Token,
+) -> io::Result<()> {
+    let slots = &shared.slots;
     loop {
         let (sock, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -28,8 +54,7 @@ pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token)
             }
             Err(e) => return Err(e),
         };
-        let conn_id = next_id;
-        next_id += 1;
+        let conn_id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (slot, evicted) = match slots.admit(conn_id, remote.ip(), Instant::now()) {
             Ok(x) => x,
             Err(refusal) => {
@@ -56,15 +81,47 @@ pub(crate) async fn serve(listener: TcpListener, cfg: Arc<Config>, drain: Token)
         let open = cfg.stats.connections.track();
         let cfg = cfg.clone();
         let drain = drain.clone();
-        let memory = memory.clone();
+        let memory = shared.memory.clone();
+        let tls = tls.clone();
         let span = tracing::info_span!("conn", conn_id, %remote);
         tokio::spawn(
             async move {
-                crate::conn::run(sock, conn_id, remote, cfg, drain, slot, memory).await;
+                let sock = match tls {
+                    None => Some(ClientSock::Tcp(sock)),
+                    Some(tls) => tls_handshake(&tls, sock, conn_id, &cfg).await,
+                };
+                if let Some(sock) = sock {
+                    crate::conn::run(sock, conn_id, remote, cfg, drain, slot, memory).await;
+                }
                 drop(open);
             }
             .instrument(span),
         );
+    }
+}
+
+/// The server side of the TLS handshake, bounded by the handshake timeout.
+async fn tls_handshake(
+    tls: &Tls,
+    sock: tokio::net::TcpStream,
+    conn_id: u64,
+    cfg: &Config,
+) -> Option<ClientSock> {
+    let limit = cfg.handshake_timeout;
+    match tokio::time::timeout(limit, tls.acceptor().accept(sock)).await {
+        Ok(Ok(s)) => Some(ClientSock::Tls(Box::new(s))),
+        Ok(Err(e)) => {
+            tracing::warn!(conn_id, layer = "tls", error = %e, "closing connection");
+            None
+        }
+        Err(_) => {
+            let error = format!(
+                "TLS handshake not completed within {}",
+                humantime::format_duration(limit)
+            );
+            tracing::warn!(conn_id, layer = "tls", %error, "closing connection");
+            None
+        }
     }
 }
 

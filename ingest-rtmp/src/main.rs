@@ -22,6 +22,7 @@ mod handoff;
 mod listener;
 mod slots;
 mod stats;
+mod tls;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -91,6 +92,36 @@ fn run(cli: Cli) -> Result<(), Failure> {
             None => events::Events::to_hub(cli.hub_path()),
         };
         let cfg = Arc::new(cli.config(fd_limit, pipe, auth.clone(), events));
+        let accepting = listener::Accepting::new(&cfg);
+        let rtmps = match (cli.tls_listen(), &cli.tls_cert, &cli.tls_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                let tls = Arc::new(
+                    tls::Tls::load(cert, key)
+                        .context("RTMPS")
+                        .map_err(Failure::CannotStart)?,
+                );
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| {
+                        Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
+                            "rtmps", addr, e
+                        )))
+                    })?;
+                let bound = l
+                    .local_addr()
+                    .context("local address")
+                    .map_err(Failure::CannotStart)?;
+                auth.warn_if_open(bound, "rtmps");
+                tracing::info!("listening on rtmps://{bound}");
+                let serving = listener::serve(l, cfg.clone(), accepting.clone(), Some(tls.clone()), drain.token());
+                Some((tls, serving))
+            }
+            _ => None,
+        };
+        let (tls, rtmps_serving) = match rtmps {
+            Some((t, s)) => (Some(t), Some(s)),
+            None => (None, None),
+        };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| {
@@ -105,7 +136,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         auth.log_summary();
         auth.warn_if_open(addr, "rtmp");
         let _refresh = auth.spawn_refresh();
-        tokio::spawn(reload_on_hangup(auth));
+        tokio::spawn(reload_on_hangup(auth, tls));
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
             None => {
@@ -117,9 +148,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 ));
             }
         }
+        let rtmps_serving = async {
+            match rtmps_serving {
+                Some(s) => s.await,
+                None => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
-            r = listener::serve(listener, cfg.clone(), drain.token()) => {
+            r = listener::serve(listener, cfg.clone(), accepting, None, drain.token()) => {
                 r.context("accepting connections").map_err(Failure::Failed)
+            }
+            r = rtmps_serving => {
+                r.context("accepting RTMPS connections").map_err(Failure::Failed)
             }
             signal = runtime::signal::shutdown() => {
                 tracing::info!(%signal, "shutting down: ending every stream");
@@ -135,8 +175,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })
 }
 
-/// SIGHUP reloads what can change without a restart: the auth file and JWT keys.
-async fn reload_on_hangup(auth: auth::Authenticator) {
+/// SIGHUP reloads what can change without a restart: the auth file, JWT keys and the
+/// RTMPS certificate.
+async fn reload_on_hangup(auth: auth::Authenticator, tls: Option<Arc<tls::Tls>>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("SIGHUP handler unavailable: reloading is off");
@@ -145,5 +186,13 @@ async fn reload_on_hangup(auth: auth::Authenticator) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading");
         auth.reload().await;
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the previous one")
+                }
+            }
+        }
     }
 }

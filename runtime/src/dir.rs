@@ -39,18 +39,30 @@ pub enum DirError {
     },
 }
 
-/// The private runtime directory used when none is given:
-/// `$XDG_RUNTIME_DIR/mediaserver`, else `/tmp/mediaserver-$USER` (the temporary directory
-/// of the platform).
+/// The private runtime directory used when none is given: `$XDG_RUNTIME_DIR/mediaserver`;
+/// else `/run/user/UID/mediaserver` when that per-user directory exists and is ours; else
+/// `$HOME/.local/state/mediaserver`. Never a path in a directory every user can write
+/// (such as `/tmp`), where another user could create it first.
 pub fn default_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("mediaserver");
     }
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty() && !u.contains('/'))
-        .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid().as_raw()));
-    std::env::temp_dir().join(format!("mediaserver-{user}"))
+    let uid = nix::unistd::getuid().as_raw();
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    if fs::symlink_metadata(&run_user).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+        return run_user.join("mediaserver");
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{uid}")));
+    home.join(".local/state/mediaserver")
 }
 
 /// The hub socket used when no `--socket`/`--hub` is given: `hub.sock` in [`default_dir`].
@@ -89,6 +101,21 @@ pub fn ensure_private(path: &Path) -> Result<(), DirError> {
     }
     if meta.mode() & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// [`ensure_private`], then, with `group`, opened to that group for traversal only
+/// (0710, group-owned) so its members can reach a socket inside that is theirs too.
+pub fn ensure_private_for(path: &Path, group: Option<u32>) -> Result<(), DirError> {
+    ensure_private(path)?;
+    if let Some(gid) = group {
+        let io_err = |source| DirError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_err)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o710)).map_err(io_err)?;
     }
     Ok(())
 }

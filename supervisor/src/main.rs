@@ -19,7 +19,7 @@ struct Cli {
     profile: Option<PathBuf>,
     /// Private runtime directory for the sockets, created 0700 and locked [default: the
     /// profile's [supervisor] runtime_dir, else $XDG_RUNTIME_DIR/mediaserver or
-    /// /tmp/mediaserver-$USER].
+    /// /run/user/UID/mediaserver or ~/.local/state/mediaserver].
     #[arg(long, global = true, value_name = "DIR")]
     runtime_dir: Option<PathBuf>,
     /// Directory holding the component binaries [default: the profile's [supervisor]

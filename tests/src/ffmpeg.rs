@@ -198,6 +198,8 @@ pub struct PlayOpts {
     pub debug: bool,
     /// Copy packets instead of decoding them (`-c copy`): counts packets.
     pub copy: bool,
+    /// Options placed before `-i` (e.g. `-ca_file` for an `rtmps://` input).
+    pub input_args: Vec<String>,
 }
 
 /// Decoded frame counts.
@@ -311,6 +313,7 @@ impl Player {
             "-threads",
             "1",
         ]);
+        cmd.args(&opts.input_args);
         cmd.args(["-i", input]);
         if let Some(d) = opts.duration {
             cmd.args(["-t", &format!("{:.3}", d.as_secs_f64())]);

@@ -16,6 +16,7 @@
 pub mod bins;
 pub mod ffmpeg;
 pub mod flv;
+pub mod gst;
 pub mod http;
 pub mod http_stub;
 pub mod hub_events;
@@ -29,6 +30,7 @@ pub mod scenario;
 pub mod server;
 pub mod srt;
 pub mod supervised;
+pub mod test_ca;
 pub mod tools;
 
 use std::sync::{Mutex, MutexGuard};

@@ -231,6 +231,16 @@ impl Server {
         self.ingest.wait_until(deadline)
     }
 
+    /// Sends SIGHUP to ingest-rtmp and returns the first line after it that contains
+    /// `expect` (panics after 10 s without one).
+    pub fn hangup_ingest(&mut self, expect: &str) -> String {
+        let mark = self.log_marks();
+        self.signal_ingest(libc::SIGHUP);
+        self.wait_log(mark, Duration::from_secs(10), |l| l.contains(expect))
+            .unwrap_or_else(|| panic!("no `{expect}` after SIGHUP\n{}", self.describe()))
+            .1
+    }
+
     /// Panics unless both processes are still running.
     pub fn assert_alive(&mut self) {
         let hub_up = self.hub.is_running();

@@ -3,18 +3,17 @@
 //! test, JWT from a secret file and from a JWKS URL), the events the decisions produce,
 //! failed-attempt limiting, and that no secret reaches a log line or an event.
 
-use std::process::Command;
 use std::time::Duration;
 
 use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
-use e2e::flv;
+use e2e::gst;
 use e2e::http_stub::HttpStub;
 use e2e::hub_events;
 use e2e::log::LineLog;
 use e2e::proc::Proc;
 use e2e::server::Which;
-use e2e::tools::{gst_has, skip_without};
+use e2e::tools::skip_without;
 use e2e::{Server, ServerOpts};
 
 /// Publishes for `secs` seconds.
@@ -201,13 +200,7 @@ fn file_mode_reloads_on_sighup_without_dropping_anyone() {
         r#"{"keys": {"live/filecam": {"publish": "secondSecret2", "play": "watch3"}}}"#,
     )
     .unwrap();
-    let mark = server.log_marks();
-    server.signal_ingest(libc::SIGHUP);
-    server
-        .wait_log(mark, Duration::from_secs(10), |l| {
-            l.contains("auth file reloaded")
-        })
-        .expect("reload logged");
+    server.hangup_ingest("auth file reloaded");
     // The publisher and the player admitted under the old file stay.
     let before = player.counts().video;
     assert!(
@@ -225,14 +218,7 @@ fn file_mode_reloads_on_sighup_without_dropping_anyone() {
         "{\"keys\": {\"live/x\": {\"publish\": \"brokenSecret5\",}}}",
     )
     .unwrap();
-    let mark = server.log_marks();
-    server.signal_ingest(libc::SIGHUP);
-    let line = server
-        .wait_log(mark, Duration::from_secs(10), |l| {
-            l.contains("auth file not reloaded")
-        })
-        .expect("failed reload logged")
-        .1;
+    let line = server.hangup_ingest("auth file not reloaded");
     assert!(line.contains("JSON"), "{line}");
     play_ok(&url("?token=watch3"), "secret of the kept file");
     drop(player);
@@ -464,18 +450,7 @@ fn failed_attempts_lock_the_address_out_at_connect() {
 
 #[test]
 fn gstreamer_publish_and_play_with_tokens() {
-    if skip_without("GStreamer rtmp2sink/rtmp2src/flvmux", {
-        [
-            "rtmp2sink",
-            "rtmp2src",
-            "flvmux",
-            "flvdemux",
-            "h264parse",
-            "aacparse",
-        ]
-        .iter()
-        .all(|e| gst_has(e))
-    }) {
+    if skip_without("GStreamer rtmp2sink/rtmp2src/flvmux", gst::available()) {
         return;
     }
     let server = Server::start(ServerOpts::default().ingest(&[
@@ -490,16 +465,10 @@ fn gstreamer_publish_and_play_with_tokens() {
         &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30)),
     );
     let gst_publish = |token: &str| {
-        let pipeline = format!(
-            "filesrc location={} ! flvdemux name=d flvmux name=m streamable=true ! \
-             rtmp2sink location={}?token={token} d.video ! queue ! h264parse ! m.video \
-             d.audio ! queue ! aacparse ! m.audio",
-            source.display(),
-            server.url("gst")
-        );
-        Proc::spawn(
-            "gst-launch rtmp2sink",
-            Command::new("gst-launch-1.0").args(pipeline.split_whitespace()),
+        gst::rtmp2sink(
+            &source,
+            &format!("{}?token={token}", server.url("gst")),
+            &[],
         )
     };
     let mut denied = gst_publish("wrongGst3");
@@ -521,43 +490,22 @@ fn gstreamer_publish_and_play_with_tokens() {
         &format!("{}?token=gstPlay2", server.url("gst")),
         "FFmpeg player of the GStreamer publisher",
     );
-    let gst_play = |token: &str, out: &std::path::Path| {
-        Proc::spawn(
-            "gst-launch rtmp2src",
-            Command::new("gst-launch-1.0").args([
-                "-e",
-                "rtmp2src",
-                &format!("location={}?token={token}", server.url("gst")),
-                "!",
-                "filesink",
-                &format!("location={}", out.display()),
-            ]),
-        )
-    };
-    let mut refused = gst_play("wrongGst4", &server.dir().join("refused.flv"));
+    let mut refused = gst::rtmp2src(
+        &format!("{}?token=wrongGst4", server.url("gst")),
+        &[],
+        &server.dir().join("refused.flv"),
+    );
     let (status, killed) = refused.wait_or_kill(deadline_in(30.0));
     assert!(
         !killed && !status.success(),
         "rtmp2src with a wrong token was not refused\n{}",
         refused.describe()
     );
-    let out = server.dir().join("allowed.flv");
-    let mut allowed = gst_play("gstPlay2", &out);
-    let deadline = deadline_in(40.0);
-    while flv::coded_video_in(&out) < 40 {
-        assert!(
-            allowed.is_running() && std::time::Instant::now() < deadline,
-            "rtmp2src with the right token recorded {} frames\n{}",
-            flv::coded_video_in(&out),
-            allowed.describe()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    allowed.signal(libc::SIGINT);
-    allowed.wait_or_kill(deadline_in(10.0));
-    let data = std::fs::read(&out).unwrap();
-    let (_, complete) = flv::read_tags(&data).unwrap();
-    let clean = server.dir().join("allowed-complete.flv");
-    std::fs::write(&clean, &data[..complete]).unwrap();
-    ffmpeg::decode_file(&clean).assert_decoded("rtmp2src recording", 30, 30);
+    gst::rtmp2src_records(
+        &format!("{}?token=gstPlay2", server.url("gst")),
+        &[],
+        &server.dir().join("allowed.flv"),
+        40,
+        "rtmp2src with the play token",
+    );
 }

@@ -140,16 +140,7 @@ fn gstreamer_rtmp2sink_publishes() {
         player.proc().describe()
     );
     // GStreamer remuxes the file and publishes it in real time (rtmp2sink syncs on the clock).
-    let pipeline = format!(
-        "filesrc location={} ! flvdemux name=d flvmux name=m streamable=true ! \
-         rtmp2sink location={url} d.video ! queue ! h264parse ! m.video \
-         d.audio ! queue ! aacparse ! m.audio",
-        source.display()
-    );
-    let _gst = Proc::spawn(
-        "gst-launch rtmp2sink",
-        Command::new("gst-launch-1.0").args(pipeline.split_whitespace()),
-    );
+    let _gst = e2e::gst::rtmp2sink(&source, &url, &[]);
     player
         .finish(deadline_in(40.0))
         .assert_decoded("player of rtmp2sink", 40, 40);

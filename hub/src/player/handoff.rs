@@ -27,6 +27,16 @@ pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
             return;
         }
     };
+    // The hello exchange checked the descriptor (server::open); this only notes its kind.
+    if crate::peer::player_socket(&fd) == Ok(crate::peer::PlayerSocket::Relay) {
+        tracing::debug!(
+            conn_id = session.conn_id,
+            "RTMPS player relayed by ingest over a socketpair"
+        );
+    }
+    // A relay's Unix stream socket goes through the same type: the player code only reads,
+    // writes (vectored) and shuts down, which are the same calls on either kind of stream
+    // socket; `set_nodelay` below simply fails on it.
     let std_sock = std::net::TcpStream::from(fd);
     let sock = match std_sock
         .set_nonblocking(true)
