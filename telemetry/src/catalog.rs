@@ -67,6 +67,14 @@ pub const CATALOG: &[(&str, &str)] = &[
         "mediaserver_component_reporting",
         "Components whose counter reports the hub holds now (1 each).",
     ),
+    (
+        "mediaserver_auth_allowed_total",
+        "Publishes and plays auth admitted, by protocol and action (from auth_allowed events).",
+    ),
+    (
+        "mediaserver_auth_denied_total",
+        "Publishes and plays auth refused, by protocol, action and reason (from auth_denied events).",
+    ),
     // ingest-rtmp
     (
         "mediaserver_rtmp_connections_open",
@@ -99,6 +107,104 @@ pub const CATALOG: &[(&str, &str)] = &[
     (
         "mediaserver_rtmp_closed_total",
         "RTMP connections ingest-rtmp closed for bad input, a limit or a timeout, by layer.",
+    ),
+    // ingest-srt
+    (
+        "mediaserver_srt_connections_open",
+        "SRT connections open now on ingest-srt.",
+    ),
+    (
+        "mediaserver_srt_connections_total",
+        "SRT connections accepted (handshake done).",
+    ),
+    (
+        "mediaserver_srt_connections_refused_total",
+        "SRT handshakes refused, by reject reason.",
+    ),
+    (
+        "mediaserver_srt_publishers",
+        "SRT publishers publishing now.",
+    ),
+    (
+        "mediaserver_srt_publishes_total",
+        "SRT publishes started.",
+    ),
+    (
+        "mediaserver_srt_players",
+        "SRT players connected now.",
+    ),
+    (
+        "mediaserver_srt_packets_in_total",
+        "SRT data packets received, retransmissions and duplicates included.",
+    ),
+    (
+        "mediaserver_srt_bytes_in_total",
+        "SRT payload bytes received.",
+    ),
+    (
+        "mediaserver_srt_packets_lost_total",
+        "SRT packets detected missing.",
+    ),
+    (
+        "mediaserver_srt_packets_retransmitted_total",
+        "SRT retransmitted packets received.",
+    ),
+    (
+        "mediaserver_srt_packets_dropped_total",
+        "SRT packets given up on (too late or dropped by the sender).",
+    ),
+    (
+        "mediaserver_srt_packets_undecrypted_total",
+        "SRT packets that could not be decrypted.",
+    ),
+    (
+        "mediaserver_srt_naks_sent_total",
+        "SRT loss reports (NAKs) sent.",
+    ),
+    (
+        "mediaserver_srt_packets_out_total",
+        "SRT data packets sent to players for the first time.",
+    ),
+    (
+        "mediaserver_srt_bytes_out_total",
+        "SRT payload bytes sent to players.",
+    ),
+    (
+        "mediaserver_srt_packets_resent_total",
+        "SRT retransmissions sent to players.",
+    ),
+    (
+        "mediaserver_srt_ts_errors_total",
+        "MPEG-TS damage contained by ingest-srt.",
+    ),
+    // relayer
+    (
+        "mediaserver_relay_destinations",
+        "Relay push destinations now, by state (connecting, live, backing_off).",
+    ),
+    (
+        "mediaserver_relay_pulls",
+        "Relay pulls now, by state (connecting, live, backing_off).",
+    ),
+    (
+        "mediaserver_relay_connects_total",
+        "Relay connections that went live, by destination.",
+    ),
+    (
+        "mediaserver_relay_failures_total",
+        "Relay connection attempts that failed and live connections that broke, by destination.",
+    ),
+    (
+        "mediaserver_relay_bytes_total",
+        "Bytes sent to relay destinations, by destination.",
+    ),
+    (
+        "mediaserver_relay_dropped_frames_total",
+        "Frames dropped from a relay destination's queue, by destination.",
+    ),
+    (
+        "mediaserver_relay_queued_bytes",
+        "Bytes waiting in a relay destination's queue now, by destination.",
     ),
     // recorder
     (
