@@ -18,6 +18,7 @@
 //! Everything but the socket tasks is testable without sockets: ring, stream, cursor and
 //! the lag and stall policies take `now` as an argument.
 
+pub mod auth_counts;
 pub mod config;
 pub mod conns;
 pub mod cursor;

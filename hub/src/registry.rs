@@ -99,7 +99,9 @@ impl Registry {
     }
 
     /// Stamps an event and routes it to every event subscriber (none listening is fine).
+    /// Access decisions are counted for `/metrics` on the way.
     pub fn publish_event(&self, event: Event) {
+        crate::auth_counts::count(&self.stats.metrics, &event);
         self.events.publish(event);
     }
 

@@ -221,3 +221,84 @@ fn recorder_and_supervisor_restarts_are_reported() {
         },
     );
 }
+
+/// Every access decision ingest-rtmp makes reaches `/metrics` through its `auth_allowed`
+/// / `auth_denied` event, counted by protocol, action and reason, exactly once each.
+#[test]
+fn auth_decisions_are_counted_by_protocol_action_and_reason() {
+    if skip_without(
+        "prometheus_client (pip install prometheus_client)",
+        prom::parser_available(),
+    ) {
+        return;
+    }
+    let mut server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=token",
+        "--publish-token=live/*=pubSecret1",
+        "--play-auth=token",
+        "--play-token=live/cam=viewSecret2",
+    ]));
+    let addr = server.http_addr();
+    let url = |q: &str| format!("{}{q}", server.url("cam"));
+    let refused = |p: &mut e2e::proc::Proc, what: &str| {
+        let (status, killed) = p.wait_or_kill(deadline_in(30.0));
+        assert!(
+            !killed && !status.success(),
+            "{what}: not refused\n{}",
+            p.describe()
+        );
+    };
+    let publish = |q: &str, secs| {
+        ffmpeg::publish(
+            &url(q),
+            &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(secs)),
+        )
+    };
+    refused(&mut publish("?token=wrongGuess3", 5), "wrong publish token");
+    refused(&mut publish("", 5), "no publish token");
+    let _publisher = publish("?token=pubSecret1", 30);
+    let mut denied_player = Player::spawn(&url(""), &PlayOpts::default());
+    refused(denied_player.proc(), "player without token");
+    Player::spawn(
+        &url("?token=viewSecret2"),
+        &PlayOpts {
+            duration: Some(Duration::from_secs(1)),
+            ..PlayOpts::default()
+        },
+    )
+    .finish(deadline_in(30.0))
+    .assert_decoded("player with the play token", 15, 15);
+
+    let expected = [
+        ("mediaserver_auth_allowed_total{action=\"publish\",protocol=\"rtmp\"}", 1.0),
+        ("mediaserver_auth_allowed_total{action=\"play\",protocol=\"rtmp\"}", 1.0),
+        (
+            "mediaserver_auth_denied_total{action=\"publish\",protocol=\"rtmp\",reason=\"invalid_token\"}",
+            1.0,
+        ),
+        (
+            "mediaserver_auth_denied_total{action=\"publish\",protocol=\"rtmp\",reason=\"missing_token\"}",
+            1.0,
+        ),
+        (
+            "mediaserver_auth_denied_total{action=\"play\",protocol=\"rtmp\",reason=\"missing_token\"}",
+            1.0,
+        ),
+    ];
+    let m = wait_for(
+        addr,
+        "five auth decisions",
+        Duration::from_secs(10),
+        || server.describe(),
+        |m| expected.iter().all(|(s, v)| m.get(s) == *v),
+    );
+    let counted: f64 = m
+        .samples
+        .iter()
+        .filter(|(k, _)| k.starts_with("mediaserver_auth_"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(counted, 5.0, "{:#?}", m.samples);
+    assert_eq!(m.types["mediaserver_auth_denied"], "counter");
+    server.assert_alive();
+}
