@@ -43,11 +43,17 @@ pub struct Config {
     pub unpublish_timeout: Duration,
     /// RTMP chunk size written to players.
     pub chunk_size: u32,
+    /// How long a caught-up player's frames may be held to be written together (one
+    /// vectored write); zero writes every frame at once.
+    pub write_coalesce: Duration,
     /// Most streams at once.
     pub max_streams: usize,
     /// Most players at once (all streams).
     pub max_players: usize,
 }
+
+/// The largest `--write-coalesce`: beyond it the hold would rival what players buffer.
+pub const MAX_WRITE_COALESCE: Duration = Duration::from_millis(200);
 
 /// The window in which lag skips are counted against [`Config::max_lag_skips`].
 pub const LAG_WINDOW: Duration = Duration::from_secs(30);
@@ -70,6 +76,7 @@ impl Config {
             publisher_wait: Duration::from_secs(30),
             unpublish_timeout: Duration::from_secs(30),
             chunk_size: 4096,
+            write_coalesce: Duration::ZERO,
             max_streams: 100,
             max_players: 100,
         }

@@ -22,6 +22,7 @@ pub mod auth_counts;
 pub mod config;
 pub mod conns;
 pub mod cursor;
+pub mod deadline;
 pub mod events;
 pub mod http;
 pub mod peer;

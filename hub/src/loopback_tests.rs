@@ -71,6 +71,29 @@ fn status_code(m: &RtmpMessage) -> Option<String> {
     c.args.first()?.get("code")?.as_str().map(str::to_owned)
 }
 
+/// The handoff of a player of `key` that ingest accepted with default settings.
+pub(crate) fn handoff_for(conn_id: u64, key: &str) -> PlayerHandoff {
+    PlayerHandoff {
+        conn_id,
+        remote: "127.0.0.1:1".into(),
+        key: key.into(),
+        stream_id: 1,
+        in_chunk_size: 128,
+        out_chunk_size: 4096,
+        window_ack_size: 0,
+        bytes_received: 0,
+        last_ack_sent: 0,
+        in_chunk_streams: vec![],
+        pending_input: vec![],
+        start: -2.0,
+        duration: -1.0,
+        reset: false,
+        receive_audio: true,
+        receive_video: true,
+        transaction_id: 0.0,
+    }
+}
+
 #[tokio::test]
 async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     let dir = std::env::temp_dir().join(format!("hub-test-{}", std::process::id()));
@@ -145,25 +168,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     out.clear();
     hello(Role::PlayerHandoff, &mut out);
     ipc::encode(
-        &Header::PlayerHandoff(PlayerHandoff {
-            conn_id: 77,
-            remote: "127.0.0.1:1".into(),
-            key: "live/t".into(),
-            stream_id: 1,
-            in_chunk_size: 128,
-            out_chunk_size: 4096,
-            window_ack_size: 0,
-            bytes_received: 0,
-            last_ack_sent: 0,
-            in_chunk_streams: vec![],
-            pending_input: vec![],
-            start: -2.0,
-            duration: -1.0,
-            reset: false,
-            receive_audio: true,
-            receive_video: true,
-            transaction_id: 0.0,
-        }),
+        &Header::PlayerHandoff(handoff_for(77, "live/t")),
         &[],
         &mut out,
     );

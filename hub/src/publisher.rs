@@ -15,10 +15,15 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::conns::{ConnGuard, ConnKind};
+use crate::deadline::sleep_until;
 use crate::events::{describe_stream, event};
 use crate::registry::Registry;
 use crate::server::Opened;
 use crate::stream::{Delivery, Owner, PublisherId, Revocation, Stream, StreamError};
+
+/// Free space ensured before each read from the connection: a burst of frames arrives
+/// in few large reads rather than many small ones.
+const READ_BUF: usize = 64 * 1024;
 
 /// Most streams one publisher connection may hold at once.
 const MAX_STREAMS_PER_CONN: usize = 1024;
@@ -47,6 +52,8 @@ struct Publisher {
     peer: String,
     revoke_tx: mpsc::Sender<(u32, Revocation)>,
     out: BytesMut,
+    /// Frames were delivered since the last read (players may hold some back).
+    delivered: bool,
 }
 
 /// One live stream of this connection and what its events report.
@@ -74,9 +81,14 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         peer: opened.name.clone(),
         revoke_tx,
         out: BytesMut::new(),
+        delivered: false,
     };
     let mut buf = opened.buf;
     let decoder = FrameDecoder::default();
+    let coalesce = p.registry.config().write_coalesce;
+    // When players must write what they held back for coalescing: the stream went quiet
+    // for a coalescing window (while frames flow, the next frame's delivery writes them).
+    let mut quiet_at: Option<Instant> = None;
     let result: Result<(), PublisherError> = async {
         for msg in opened.messages {
             p.on_message(msg)?;
@@ -85,7 +97,11 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
             while let Some(msg) = decoder.decode(&mut buf)? {
                 p.on_message(msg)?;
             }
+            if std::mem::take(&mut p.delivered) && !coalesce.is_zero() {
+                quiet_at = Some(Instant::now() + coalesce);
+            }
             p.flush(&mut wr).await?;
+            buf.reserve(READ_BUF);
             tokio::select! {
                 n = rd.read_buf(&mut buf) => {
                     if n? == 0 {
@@ -93,6 +109,12 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     }
                 }
                 Some((handle, why)) = revoke_rx.recv() => p.revoked(handle, why),
+                _ = sleep_until(quiet_at) => {
+                    quiet_at = None;
+                    for published in p.streams.values() {
+                        published.stream.flush_readers();
+                    }
+                }
             }
         }
     }
@@ -249,6 +271,7 @@ impl Publisher {
                     p.frames += 1;
                     p.bytes += frame.payload.len() as u64;
                     let r = p.stream.lock().frame(id, frame);
+                    self.delivered |= r.is_ok();
                     note(&p.stream, r);
                     if !p.announced {
                         p.announced = true;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 use proto::media::{Codec, Frame, StreamKey, TrackKind};
@@ -161,6 +162,9 @@ pub trait Reader: Send + Sync + std::fmt::Debug {
     /// Something changed that the reader's own task must look at (called with the
     /// stream lock held: it must only wake the task).
     fn wake(&self);
+    /// The publisher went quiet: bytes a reader held back to write together with later
+    /// entries go out now (called without the stream lock held; must not block).
+    fn flush(&self) {}
 }
 
 impl Reader for Notify {
@@ -185,6 +189,8 @@ pub struct NewEntry {
     pub frame: bool,
     /// The serialized chunks (message stream [`SHARED_STREAM_ID`]).
     pub rtmp: Bytes,
+    /// When it was offered (read once per delivery, not once per reader).
+    pub at: Instant,
 }
 
 /// A new entry to offer to the readers once the stream lock is released.
@@ -232,6 +238,15 @@ impl Delivery {
 }
 
 impl Stream {
+    /// Has every reader write what it held back for coalescing (the publisher sent
+    /// nothing for a while). Like [`Delivery::run`], it walks a snapshot without the lock.
+    pub fn flush_readers(&self) {
+        let readers = self.lock().snapshot.clone();
+        for r in readers.iter() {
+            r.flush();
+        }
+    }
+
     /// A stream with no publisher yet.
     pub fn new(key: StreamKey, id: u32, cfg: &Config) -> Stream {
         let limits = RingLimits {
@@ -405,6 +420,7 @@ impl StreamState {
             video: video.then_some(false),
             frame: false,
             rtmp,
+            at: Instant::now(),
         }))
     }
 
@@ -420,6 +436,7 @@ impl StreamState {
             video: None,
             frame: false,
             rtmp,
+            at: Instant::now(),
         }))
     }
 
@@ -454,6 +471,7 @@ impl StreamState {
             video,
             frame: true,
             rtmp,
+            at: Instant::now(),
         }))
     }
 

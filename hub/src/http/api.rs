@@ -138,6 +138,7 @@ impl Http {
             "publisher_wait_ms": c.publisher_wait.as_millis() as u64,
             "unpublish_timeout_ms": c.unpublish_timeout.as_millis() as u64,
             "chunk_size": c.chunk_size,
+            "write_coalesce_ms": c.write_coalesce.as_millis() as u64,
             "max_streams": c.max_streams,
             "max_players": c.max_players,
             "http": {

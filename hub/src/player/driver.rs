@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
 use crate::conns::ConnKind;
+use crate::deadline::sleep_until;
 use crate::events::{player_event, stop_fields};
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
@@ -287,11 +288,4 @@ fn is_hang_up(e: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionAborted
             | std::io::ErrorKind::UnexpectedEof
     )
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => std::future::pending().await,
-    }
 }

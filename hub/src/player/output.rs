@@ -10,6 +10,13 @@
 //! ([`super::driver`]), which waits for the socket and applies the lag policy. So with N
 //! healthy players a frame costs N `writev` calls and no scheduling.
 //!
+//! Write coalescing (`--write-coalesce`) makes those calls fewer and larger: a caught-up
+//! player holds inter frames and audio for up to the coalescing window, and the entry
+//! that arrives after the window ends writes them all with one `writev`. A keyframe, a
+//! configuration or metadata entry, and everything in the player's first window go out
+//! at once. If the publisher goes quiet, its task has every reader write what it held
+//! ([`crate::stream::Stream::flush_readers`]), so nothing waits for the next frame.
+//!
 //! Per frame nothing is allocated for a player: the session queues `Bytes` handles (a
 //! reference count). Only rare events (status messages, headers after a skip) are
 //! serialized per player.
@@ -119,6 +126,23 @@ impl Output {
         &self.sock
     }
 
+    /// The fan-out's write: what the socket does not take (or an error) is left to the
+    /// player's task.
+    fn write_out(&self, mut p: MutexGuard<'_, Player>, now: Instant) {
+        match p.write(&self.sock, now) {
+            Ok(false) => {}
+            Ok(true) => {
+                drop(p);
+                self.notify.notify_one();
+            }
+            Err(e) => {
+                p.failed = Some(PlayerEnd::Io(e));
+                drop(p);
+                self.notify.notify_one();
+            }
+        }
+    }
+
     /// Resolves when the fan-out left work for the player's task.
     pub async fn notified(&self) {
         self.notify.notified().await
@@ -138,7 +162,11 @@ impl Reader for Output {
             // Nothing to send until unpaused, which comes through the task.
             return;
         }
-        if p.cursor.at() != new.seq || !p.session.outbox().is_empty() || p.failed.is_some() {
+        let held = p.hold_until.is_some();
+        if p.cursor.at() != new.seq
+            || !(held || p.session.outbox().is_empty())
+            || p.failed.is_some()
+        {
             drop(p);
             self.notify.notify_one();
             return;
@@ -150,17 +178,19 @@ impl Reader for Output {
         } else {
             p.session.queue_media(&new.rtmp);
         }
-        match p.write(&self.sock, Instant::now()) {
-            Ok(false) => {}
-            Ok(true) => {
-                drop(p);
-                self.notify.notify_one();
-            }
-            Err(e) => {
-                p.failed = Some(PlayerEnd::Io(e));
-                drop(p);
-                self.notify.notify_one();
-            }
+        if p.session.outbox().is_empty() || p.hold(new) {
+            return;
+        }
+        self.write_out(p, new.at);
+    }
+
+    fn flush(&self) {
+        let Ok(p) = self.state.try_lock() else {
+            // Its task is in a pass, which writes everything.
+            return;
+        };
+        if p.hold_until.is_some() {
+            self.write_out(p, Instant::now());
         }
     }
 
@@ -200,6 +230,12 @@ pub struct Player {
     failed: Option<PlayerEnd>,
     headers: Vec<Bytes>,
     stats: Arc<HubStats>,
+    /// `--write-coalesce`: how long queued frames may wait for company.
+    coalesce: Duration,
+    /// Until then (the player's first window) nothing is held back.
+    eager_until: Instant,
+    /// Queued bytes are held back for coalescing until then (`None`: nothing held).
+    hold_until: Option<Instant>,
 }
 
 impl Player {
@@ -227,7 +263,25 @@ impl Player {
             failed: None,
             headers: Vec::new(),
             stats,
+            coalesce: cfg.write_coalesce,
+            eager_until: now + cfg.write_coalesce,
+            hold_until: None,
         }
+    }
+
+    /// Whether the bytes just queued for `new` wait for later entries (write coalescing)
+    /// rather than go out now. A keyframe, anything but a frame, the player's first window
+    /// and a hold that is due go out at once; `--write-coalesce 0ms` never holds.
+    fn hold(&mut self, new: &NewEntry) -> bool {
+        if self.coalesce.is_zero()
+            || !new.frame
+            || new.video == Some(true)
+            || new.at < self.eager_until
+        {
+            return false;
+        }
+        let until = *self.hold_until.get_or_insert(new.at + self.coalesce);
+        new.at < until
     }
 
     /// The earliest of the session's timer, the stall deadline and the publisher wait.
@@ -309,6 +363,8 @@ impl Player {
 
     /// Writes the outbox until it is empty or the socket would block (true).
     pub fn write(&mut self, sock: &OwnedWriteHalf, now: Instant) -> io::Result<bool> {
+        // Whatever was held goes out with this write (or is left to the task if blocked).
+        self.hold_until = None;
         let queued = self.session.outbox().bytes();
         let written = try_write(sock, self.session.outbox());
         let sent = queued - self.session.outbox().bytes();
@@ -433,6 +489,72 @@ impl Player {
         st.headers_for(ms, self.session.stream_id(), &mut self.headers);
         for h in self.headers.drain(..) {
             self.session.queue_bytes(h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::media::StreamKey;
+    use proto::rtmp::session::PlayerSession;
+
+    use super::*;
+    use crate::loopback_tests::handoff_for;
+
+    fn player(coalesce: Duration, t0: Instant) -> Player {
+        let mut cfg = Config::for_tests();
+        cfg.write_coalesce = coalesce;
+        let stream = Arc::new(Stream::new(StreamKey::parse("live/c").unwrap(), 1, &cfg));
+        let h = handoff_for(1, "live/c");
+        let session = PlayerSession::new(&h, super::super::driver::player_config(&cfg), t0);
+        let start = Start {
+            cursor: 0,
+            live: true,
+            waiting_key: false,
+        };
+        let stats = Arc::new(HubStats::default());
+        Player::new(stream, 1, &cfg, session, start, t0, stats)
+    }
+
+    fn entry(video: Option<bool>, frame: bool, at: Instant) -> NewEntry {
+        NewEntry {
+            seq: 0,
+            video,
+            frame,
+            rtmp: Bytes::from_static(b"x"),
+            at,
+        }
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn frames_wait_for_company_up_to_the_coalescing_window() {
+        let t0 = Instant::now();
+        let mut p = player(100 * MS, t0);
+        // The first window is written at once (join time is not traded for syscalls).
+        assert!(!p.hold(&entry(Some(false), true, t0 + 50 * MS)));
+        // Then inter frames and audio wait until 100 ms after the first one held.
+        assert!(p.hold(&entry(Some(false), true, t0 + 120 * MS)));
+        assert!(p.hold(&entry(None, true, t0 + 180 * MS)));
+        assert!(p.hold(&entry(Some(false), true, t0 + 219 * MS)));
+        assert!(
+            !p.hold(&entry(None, true, t0 + 220 * MS)),
+            "the hold is due"
+        );
+        p.hold_until = None; // what the write that follows does
+        assert!(p.hold(&entry(None, true, t0 + 230 * MS)));
+        // A keyframe, and a configuration or metadata, never wait.
+        assert!(!p.hold(&entry(Some(true), true, t0 + 240 * MS)));
+        assert!(!p.hold(&entry(Some(false), false, t0 + 241 * MS)));
+    }
+
+    #[test]
+    fn zero_coalescing_never_holds() {
+        let t0 = Instant::now();
+        let mut p = player(Duration::ZERO, t0);
+        for i in 0..10 {
+            assert!(!p.hold(&entry(Some(false), true, t0 + i * 100 * MS)));
         }
     }
 }
