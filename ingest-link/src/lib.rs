@@ -4,8 +4,8 @@
 //! after a hub restart), or with `--out` into one [`pipe::Pipe`] in the framed format.
 //!
 //! ```text
-//!  publisher --> Link (bounded) --> writer task --> hub.sock  (link.rs)
-//!                               \-> forwarder ----> stdout    (pipe.rs, --out -)
+//!  publisher --> Link (bounded) --writev from the publisher's task--> hub.sock  (link.rs)
+//!                               \-> forwarder --> writer task ------> stdout    (pipe.rs)
 //! ```
 #![forbid(unsafe_code)]
 

@@ -1,26 +1,33 @@
-//! The publisher's link to the hub: announce, then a bounded queue drained by a writer
-//! task that survives hub restarts.
+//! The publisher's link to the hub: announce, then frames written to the hub socket from
+//! the publisher's own task, with a task per link that survives hub restarts.
 //!
 //! ```text
-//!  conn task --send()--> [bounded: byte budget] --> writer task --> hub.sock
-//!                         full: drop frames until       | keeps configs, metadata and the
-//!                         the next video keyframe       | current GOP (bounded); on a lost
-//!                                                       | hub: reconnect with backoff,
-//!  conn task <--LinkEvent (Revoked / Rejected)-----------+ Announce, replay, continue
+//!  conn task --queue()--> [outbox: byte budget] --flush(): one writev--> hub.sock
+//!                          full: drop frames until      ^ would block: the link's task
+//!                          the next video keyframe      | waits for the socket and writes
+//!                                                       | the rest; on a lost hub it
+//!                                                       | reconnects with backoff, announces,
+//!  conn task <--LinkEvent (Revoked / Rejected)----------+ replays configs, metadata, GOP
 //! ```
+//!
+//! A frame does not change tasks on its way to the hub: the connection's task encodes its
+//! header, queues header and shared payload, and after each read from the publisher writes
+//! everything that read produced with one vectored write. Only a full socket, the hub's
+//! own messages (revoke, error) and reconnects involve the link's task.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use proto::iov::Outbox;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, RejectReason, Role, FORMAT_VERSION};
 use proto::media::{StreamKey, TrackKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::{Guard, Origin, STREAM};
@@ -29,6 +36,11 @@ use crate::{Guard, Origin, STREAM};
 pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queue accounting per message on top of its payload (header, bookkeeping).
 const ITEM_OVERHEAD: usize = 128;
+/// Most slices passed to one `writev` (below every IOV_MAX).
+const MAX_IOV: usize = 64;
+/// Room the header scratch is grown by: headers are split off it, so it is reallocated
+/// once per this many bytes of headers rather than per message.
+const HDR_ROOM: usize = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Reconnect attempts to a missing hub are cheap (a failed UDS connect), and the cap bounds
 /// how long after a hub restart the stream is back: a new player must see it within 2 s.
@@ -68,7 +80,8 @@ pub enum Opened {
     Rejected(RejectReason),
 }
 
-/// One queued message; media holds its share of the byte budget until written.
+/// One queued message of a channel link (the `--out` pipe); media holds its share of the
+/// byte budget until written.
 pub struct Item {
     pub header: Header,
     pub payload: Bytes,
@@ -86,10 +99,20 @@ impl Item {
     }
 }
 
+/// Where a link's messages go.
+enum Sink {
+    /// To a forwarding task, through a bounded channel (the `--out` pipe).
+    Channel {
+        tx: mpsc::Sender<Item>,
+        budget: Arc<Semaphore>,
+    },
+    /// Straight to the hub socket, written from the publisher's own task.
+    Hub(Arc<HubSide>),
+}
+
 /// The connection's end of the link. Dropping it lets the writer drain and close.
 pub struct Link {
-    tx: mpsc::Sender<Item>,
-    budget: Arc<Semaphore>,
+    sink: Sink,
     events: mpsc::Receiver<LinkEvent>,
     /// Frames are being dropped until the next video keyframe.
     resync: bool,
@@ -106,20 +129,30 @@ impl Link {
         // admits (every item costs at least ITEM_OVERHEAD).
         let (tx, rx) = mpsc::channel(queue_bytes / ITEM_OVERHEAD + 1024);
         let (etx, erx) = mpsc::channel(4);
-        let link = Link {
-            tx,
-            budget,
-            events: erx,
+        (Link::new(Sink::Channel { tx, budget }, erx), rx, etx)
+    }
+
+    fn new(sink: Sink, events: mpsc::Receiver<LinkEvent>) -> Link {
+        Link {
+            sink,
+            events,
             resync: false,
             has_video: false,
             dropped: 0,
-        };
-        (link, rx, etx)
+        }
     }
 
-    /// Queues one message without waiting. Frames beyond the byte budget are dropped, and
-    /// then every frame until the next video keyframe, so the hub never gets half a GOP.
+    /// Sends one message without waiting: [`Link::queue`], then [`Link::flush`].
     pub fn send(&mut self, header: Header, payload: Bytes) {
+        self.queue(header, payload);
+        self.flush();
+    }
+
+    /// Queues one message without waiting; toward the hub it goes out with the next
+    /// [`Link::flush`] (several messages then share one write). Frames beyond the byte
+    /// budget are dropped, and then every frame until the next video keyframe, so the hub
+    /// never gets half a GOP.
+    pub fn queue(&mut self, header: Header, payload: Bytes) {
         let frame = match &header {
             Header::Frame { video, flags, .. } => Some(*video && flags.keyframe()),
             Header::TrackConfig { codec, .. } => {
@@ -131,12 +164,14 @@ impl Link {
         let Some(video_key) = frame else {
             // Configs, metadata and end of stream are few and small: never dropped, and
             // not counted against the media budget.
-            let item = Item {
-                header,
-                payload,
-                _permit: None,
+            let sent = match &self.sink {
+                Sink::Channel { tx, .. } => tx.try_send(Item::control(header)).is_ok(),
+                Sink::Hub(hub) => {
+                    hub.lock().queue(header, payload, None);
+                    true
+                }
             };
-            if self.tx.try_send(item).is_err() {
+            if !sent {
                 tracing::warn!("hub queue full, control message dropped");
             }
             return;
@@ -150,22 +185,37 @@ impl Link {
             self.resync = false;
             self.dropped = 0;
         }
-        let cost = (payload.len() + ITEM_OVERHEAD).min(u32::MAX as usize) as u32;
-        let sent = match self.budget.clone().try_acquire_many_owned(cost) {
-            Ok(permit) => self
-                .tx
-                .try_send(Item {
-                    header,
-                    payload,
-                    _permit: Some(permit),
-                })
-                .is_ok(),
-            Err(_) => false,
+        let cost = payload.len() + ITEM_OVERHEAD;
+        let sent = match &self.sink {
+            Sink::Channel { tx, budget } => {
+                match budget
+                    .clone()
+                    .try_acquire_many_owned(cost.min(u32::MAX as usize) as u32)
+                {
+                    Ok(permit) => tx
+                        .try_send(Item {
+                            header,
+                            payload,
+                            _permit: Some(permit),
+                        })
+                        .is_ok(),
+                    Err(_) => false,
+                }
+            }
+            Sink::Hub(hub) => hub.lock().queue(header, payload, Some(cost)),
         };
         if !sent {
             tracing::warn!("hub is not keeping up: dropping frames until the next keyframe");
             self.resync = true;
             self.dropped = 1;
+        }
+    }
+
+    /// Writes what [`Link::queue`] queued toward the hub with one vectored write, as far
+    /// as the socket takes it without blocking; the link's task waits for the rest.
+    pub fn flush(&mut self) {
+        if let Sink::Hub(hub) = &self.sink {
+            hub.flush();
         }
     }
 
@@ -178,7 +228,114 @@ impl Link {
     }
 }
 
-/// Connects to the hub and announces `key`; on acceptance starts the writer task.
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Sink::Hub(hub) = &self.sink {
+            hub.flush();
+            hub.lock().closed = true;
+            hub.wake.notify_one();
+        }
+    }
+}
+
+/// What the publisher's task and the link's task share: the hub socket and every byte
+/// queued for it.
+struct HubSide {
+    state: Mutex<HubState>,
+    /// Wakes the link's task: the socket would block, or the link was dropped.
+    wake: Notify,
+}
+
+struct HubState {
+    /// The hub connection's write half; `None` while reconnecting.
+    sock: Option<Arc<OwnedWriteHalf>>,
+    /// Encoded headers and shared payloads, not yet taken by the socket.
+    out: Outbox,
+    /// Media bytes `out` may hold before frames are dropped.
+    budget: usize,
+    /// The socket would block: the link's task writes the rest when it can.
+    blocked: bool,
+    /// A write failed: the link's task reconnects.
+    failed: Option<io::Error>,
+    /// The publisher's end was dropped.
+    closed: bool,
+    /// Scratch the headers are encoded into (split off per message, reallocated rarely).
+    hdr: BytesMut,
+    replay: Replay,
+}
+
+impl HubSide {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn flush(&self) {
+        let mut st = self.lock();
+        if st.blocked || st.failed.is_some() {
+            return;
+        }
+        if st.write_some() {
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl HubState {
+    /// Queues a message (remembered for replay); `cost`: media, refused (false) when the
+    /// budget is spent. While reconnecting only the replay state sees it.
+    fn queue(&mut self, header: Header, payload: Bytes, cost: Option<usize>) -> bool {
+        if cost.is_some_and(|c| self.out.bytes() + c > self.budget) {
+            return false;
+        }
+        self.replay.observe(&header, &payload);
+        if self.sock.is_some() {
+            self.push(&header, payload);
+        }
+        true
+    }
+
+    fn push(&mut self, header: &Header, payload: Bytes) {
+        if self.hdr.capacity() - self.hdr.len() < HDR_ROOM / 16 {
+            self.hdr.reserve(HDR_ROOM);
+        }
+        ipc::encode_header(header, payload.len(), &mut self.hdr);
+        self.out.push(self.hdr.split().freeze());
+        self.out.push(payload);
+    }
+
+    /// Writes until `out` is empty or the socket would block; true when the link's task
+    /// must take over (blocked, or failed).
+    fn write_some(&mut self) -> bool {
+        let Some(sock) = self.sock.clone() else {
+            return false;
+        };
+        while !self.out.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = self.out.fill(&mut iov);
+            match sock.try_write_vectored(&iov[..n]) {
+                Ok(0) => {
+                    self.failed = Some(io::ErrorKind::WriteZero.into());
+                    return true;
+                }
+                Ok(w) => self.out.advance(w),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    return true;
+                }
+                Err(e) => {
+                    self.failed = Some(e);
+                    return true;
+                }
+            }
+        }
+        self.blocked = false;
+        false
+    }
+}
+
+/// Connects to the hub and announces `key`; on acceptance starts the link's task (which
+/// reads the hub's messages, waits out a full socket and reconnects).
 pub async fn open(
     hub: &Path,
     key: &StreamKey,
@@ -191,29 +348,40 @@ pub async fn open(
     if let Some(reason) = rejected {
         return Ok(Opened::Rejected(reason));
     }
-    let (link, rx, etx) = Link::channel(queue_bytes);
+    let (r, w) = sock.into_split();
+    let side = Arc::new(HubSide {
+        state: Mutex::new(HubState {
+            sock: Some(Arc::new(w)),
+            out: Outbox::new(),
+            budget: queue_bytes,
+            blocked: false,
+            failed: None,
+            closed: false,
+            hdr: BytesMut::new(),
+            replay: Replay::new(queue_bytes),
+        }),
+        wake: Notify::new(),
+    });
+    let (etx, erx) = mpsc::channel(4);
     let writer = Writer {
         hub: hub.to_owned(),
         key: key.clone(),
         conn_id,
         origin,
-        rx,
+        side: side.clone(),
         events: etx,
-        replay: Replay::new(queue_bytes),
-        hdr: BytesMut::with_capacity(256),
         rbuf,
     };
-    let (r, w) = sock.into_split();
     let span = tracing::info_span!("hub_link", conn_id, key = %key);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            writer.run(r, w).await;
+            writer.run(r).await;
             // Shutdown waits for this: the stream's last messages are written.
             drop(guard);
         },
         span,
     ));
-    Ok(Opened::Accepted(link))
+    Ok(Opened::Accepted(Link::new(Sink::Hub(side), erx)))
 }
 
 /// Hello (naming the client connection `conn_id`, so the hub logs it under the same id)
@@ -300,6 +468,20 @@ impl Replay {
         }
     }
 
+    /// What a re-announce sends first, in order.
+    fn items(&self) -> Vec<(Header, Bytes)> {
+        self.configs
+            .iter()
+            .cloned()
+            .chain(
+                self.metadata
+                    .iter()
+                    .map(|m| (Header::Metadata { stream: STREAM }, m.clone())),
+            )
+            .chain(self.gop.iter().cloned())
+            .collect()
+    }
+
     fn observe(&mut self, header: &Header, payload: &Bytes) {
         match header {
             Header::TrackConfig { track, codec, .. } => {
@@ -349,10 +531,8 @@ struct Writer {
     /// The publisher's connection id, named in every (re-)announce.
     conn_id: u64,
     origin: Origin,
-    rx: mpsc::Receiver<Item>,
+    side: Arc<HubSide>,
     events: mpsc::Sender<LinkEvent>,
-    replay: Replay,
-    hdr: BytesMut,
     rbuf: BytesMut,
 }
 
@@ -363,29 +543,25 @@ enum Step {
 }
 
 impl Writer {
-    async fn run(mut self, r: OwnedReadHalf, w: OwnedWriteHalf) {
-        let mut conn = Some((r, w));
+    async fn run(mut self, r: OwnedReadHalf) {
+        let mut conn = Some(r);
         let mut backoff = BACKOFF_MIN;
         let mut next_attempt = Instant::now();
         loop {
             let step = match &mut conn {
-                Some((r, w)) => self.connected(r, w).await,
+                Some(r) => self.connected(r).await,
                 None => {
                     tokio::select! {
-                        item = self.rx.recv() => match item {
+                        () = self.side.wake.notified() => {
                             // The publisher is gone and the hub with it: nothing to deliver.
-                            None => Step::Done,
-                            Some(item) => {
-                                self.replay.observe(&item.header, &item.payload);
-                                Step::Continue
-                            }
-                        },
+                            if self.side.lock().closed { Step::Done } else { Step::Continue }
+                        }
                         _ = tokio::time::sleep_until(next_attempt) => {
                             match self.reconnect().await {
-                                Ok(Some(c)) => {
+                                Ok(Some(r)) => {
                                     tracing::info!("reconnected to the hub and re-announced the stream");
                                     backoff = BACKOFF_MIN;
-                                    conn = Some(c);
+                                    conn = Some(r);
                                 }
                                 Ok(None) => return,
                                 Err(e) => {
@@ -405,6 +581,12 @@ impl Writer {
                 Step::Lost(why) => {
                     tracing::warn!(error = %why, "hub connection lost; keeping the publisher, reconnecting");
                     conn = None;
+                    let mut st = self.side.lock();
+                    st.sock = None;
+                    st.out.clear();
+                    st.blocked = false;
+                    st.failed = None;
+                    drop(st);
                     self.rbuf.clear();
                     next_attempt = Instant::now() + backoff;
                 }
@@ -412,20 +594,39 @@ impl Writer {
         }
     }
 
-    /// One step while connected: write the next item or handle what the hub sent.
-    async fn connected(&mut self, r: &mut OwnedReadHalf, w: &mut OwnedWriteHalf) -> Step {
-        tokio::select! {
-            item = self.rx.recv() => {
-                let Some(item) = item else {
-                    let _ = w.shutdown().await;
-                    return Step::Done;
-                };
-                self.replay.observe(&item.header, &item.payload);
-                match write(w, &mut self.hdr, &item.header, &item.payload).await {
-                    Ok(()) => Step::Continue,
-                    Err(e) => Step::Lost(e.to_string()),
-                }
+    /// One step while connected: write what the publisher's task could not, or handle
+    /// what the hub sent.
+    async fn connected(&mut self, r: &mut OwnedReadHalf) -> Step {
+        let (sock, blocked) = {
+            let mut st = self.side.lock();
+            if let Some(e) = &st.failed {
+                return Step::Lost(e.to_string());
             }
+            if st.closed && st.out.is_empty() {
+                // Dropping the last handle of the write half shuts it down: the hub
+                // reads the end of the connection.
+                st.sock = None;
+                return Step::Done;
+            }
+            (
+                st.sock.clone(),
+                st.blocked || (st.closed && !st.out.is_empty()),
+            )
+        };
+        let Some(sock) = sock else {
+            return Step::Lost("no hub socket".into());
+        };
+        tokio::select! {
+            () = self.side.wake.notified() => Step::Continue,
+            w = sock.writable(), if blocked => match w {
+                Err(e) => Step::Lost(e.to_string()),
+                Ok(()) => {
+                    let mut st = self.side.lock();
+                    st.blocked = false;
+                    st.write_some();
+                    Step::Continue
+                }
+            },
             n = r.read_buf(&mut self.rbuf) => match n {
                 Ok(0) => Step::Lost("hub closed the connection".into()),
                 Err(e) => Step::Lost(e.to_string()),
@@ -454,8 +655,9 @@ impl Writer {
         }
     }
 
-    /// Announces again and replays; `Ok(None)` when the hub refused the stream.
-    async fn reconnect(&mut self) -> Result<Option<(OwnedReadHalf, OwnedWriteHalf)>, LinkError> {
+    /// Announces again and queues the replay (configs, metadata, current GOP) ahead of
+    /// what follows; `Ok(None)` when the hub refused the stream.
+    async fn reconnect(&mut self) -> Result<Option<OwnedReadHalf>, LinkError> {
         let (sock, rbuf, rejected) =
             announce(&self.hub, &self.key, self.conn_id, self.origin).await?;
         if let Some(reason) = rejected {
@@ -464,36 +666,165 @@ impl Writer {
             return Ok(None);
         }
         self.rbuf = rbuf;
-        let (r, mut w) = sock.into_split();
-        let replay = &self.replay;
-        let items = replay
-            .configs
-            .iter()
-            .map(|(h, p)| (h.clone(), p.clone()))
-            .chain(
-                replay
-                    .metadata
-                    .iter()
-                    .map(|m| (Header::Metadata { stream: STREAM }, m.clone())),
-            )
-            .chain(replay.gop.iter().map(|(h, p)| (h.clone(), p.clone())))
-            .collect::<Vec<_>>();
-        for (h, p) in &items {
-            write(&mut w, &mut self.hdr, h, p).await?;
+        let (r, w) = sock.into_split();
+        let mut st = self.side.lock();
+        let items = st.replay.items();
+        st.out.clear();
+        for (h, p) in items {
+            st.push(&h, p);
         }
-        Ok(Some((r, w)))
+        st.sock = Some(Arc::new(w));
+        st.blocked = false;
+        st.failed = None;
+        st.write_some();
+        Ok(Some(r))
     }
 }
 
-async fn write(
-    w: &mut OwnedWriteHalf,
-    hdr: &mut BytesMut,
-    header: &Header,
-    payload: &Bytes,
-) -> io::Result<()> {
-    hdr.clear();
-    ipc::encode_header(header, payload.len(), hdr);
-    // Header and shared payload go out in one vectored write; the payload is not copied.
-    let mut buf = Buf::chain(&hdr[..], &payload[..]);
-    w.write_all_buf(&mut buf).await
+#[cfg(test)]
+mod tests {
+    use proto::ipc::Message;
+    use proto::media::FrameFlags;
+    use tokio::net::UnixListener;
+
+    use super::*;
+
+    fn frame(i: u32, key: bool, len: usize) -> (Header, Bytes) {
+        let h = Header::Frame {
+            stream: STREAM,
+            track: 0,
+            video: true,
+            dts: i64::from(i),
+            cts: 0,
+            flags: if key {
+                FrameFlags::KEYFRAME
+            } else {
+                FrameFlags::NONE
+            },
+        };
+        (h, Bytes::from(vec![i as u8; len]))
+    }
+
+    /// A fake hub accepting one publisher; returns its socket after the announce.
+    async fn fake_hub(l: &UnixListener) -> (UnixStream, BytesMut) {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut out = BytesMut::new();
+        ipc::encode(
+            &Header::Hello {
+                version: FORMAT_VERSION,
+                role: Role::Hub,
+                name: "hub/1".into(),
+            },
+            &[],
+            &mut out,
+        );
+        ipc::encode(
+            &Header::AnnounceReply {
+                stream: STREAM,
+                rejected: None,
+            },
+            &[],
+            &mut out,
+        );
+        s.write_all(&out).await.unwrap();
+        (s, BytesMut::new())
+    }
+
+    async fn next(s: &mut UnixStream, buf: &mut BytesMut) -> Option<Message> {
+        let dec = FrameDecoder::default();
+        loop {
+            if let Some(m) = dec.decode(buf).unwrap() {
+                return Some(m);
+            }
+            if s.read_buf(buf).await.unwrap() == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// A link of `budget` bytes to a fake hub in a fresh directory, past the hello and
+    /// announce.
+    async fn linked(name: &str, budget: usize) -> (PathBuf, UnixStream, BytesMut, Link) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hub.sock");
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let key = StreamKey::parse("live/x").unwrap();
+        let origin = Origin {
+            component: "test",
+            timescale: 1000,
+        };
+        let (hub, link) = tokio::join!(
+            fake_hub(&l),
+            open(&path, &key, budget, 7, origin, Box::new(()))
+        );
+        let (mut hub, mut buf) = hub;
+        let Ok(Opened::Accepted(link)) = link else {
+            panic!("not accepted");
+        };
+        for _ in 0..2 {
+            next(&mut hub, &mut buf).await.unwrap();
+        }
+        (dir, hub, buf, link)
+    }
+
+    #[tokio::test]
+    async fn queued_frames_reach_the_hub_in_order_through_a_full_socket() {
+        let (dir, mut hub, mut buf, mut link) = linked("link-test", 64 << 20).await;
+        // Far more than a socket buffer, queued in batches while the hub does not read:
+        // the publisher's writes block, and the link's task writes the rest.
+        const N: u32 = 400;
+        for i in 0..N {
+            let (h, p) = frame(i, i % 50 == 0, 16 * 1024);
+            link.queue(h, p);
+            if i % 4 == 3 {
+                link.flush();
+            }
+        }
+        drop(link);
+        for i in 0..N {
+            let m = next(&mut hub, &mut buf).await.expect("every frame arrives");
+            match m.header {
+                Header::Frame { dts, .. } => assert_eq!(dts, i64::from(i)),
+                other => panic!("expected frame {i}, got {other:?}"),
+            }
+            assert_eq!(m.payload.len(), 16 * 1024);
+            assert!(m.payload.iter().all(|&b| b == i as u8));
+        }
+        assert!(
+            next(&mut hub, &mut buf).await.is_none(),
+            "a dropped link closes its hub connection"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn past_the_budget_frames_are_dropped_until_a_keyframe() {
+        let (dir, mut hub, mut buf, mut link) = linked("link-budget", 1 << 20).await;
+        // The hub does not read: the socket buffer and then the 1 MiB budget fill up.
+        for i in 0..200 {
+            let (h, p) = frame(i, i == 0, 64 * 1024);
+            link.queue(h, p);
+            link.flush();
+        }
+        let (h, p) = frame(1000, true, 10);
+        link.queue(h, p);
+        link.flush();
+        drop(link);
+        let mut dts = Vec::new();
+        while let Some(m) = next(&mut hub, &mut buf).await {
+            if let Header::Frame { dts: d, .. } = m.header {
+                dts.push(d);
+            }
+        }
+        let last = dts.pop().unwrap();
+        assert_eq!(last, 1000, "sending resumes at the keyframe");
+        assert!(dts.len() < 199, "frames past the budget were dropped");
+        assert!(
+            dts.windows(2).all(|w| w[1] == w[0] + 1),
+            "no gap before the drop"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -445,7 +445,12 @@ impl Conn {
         self.flush().await
     }
 
+    /// Writes what this read produced: the publisher's frames to the hub (one vectored
+    /// write for all of them) and the session's replies to the client.
     async fn flush(&mut self) -> Result<(), Close> {
+        if let Some(p) = &mut self.publisher {
+            p.link.flush();
+        }
         self.session.poll_transmit(&mut self.outbuf);
         if self.outbuf.is_empty() {
             return Ok(());
@@ -485,13 +490,13 @@ impl Conn {
             SessionEvent::PublishRequest(req) => return self.publish(req).await,
             SessionEvent::Metadata { data, .. } => {
                 if let Some(p) = &mut self.publisher {
-                    p.link.send(Header::Metadata { stream: STREAM }, data);
+                    p.link.queue(Header::Metadata { stream: STREAM }, data);
                 }
             }
             SessionEvent::Media(m) => {
                 if let Some(p) = &mut self.publisher {
                     let link = &mut p.link;
-                    if let Err(e) = p.convert.media(&m, |h, b| link.send(h, b)) {
+                    if let Err(e) = p.convert.media(&m, |h, b| link.queue(h, b)) {
                         p.bad_tags += 1;
                         // Per message, so not at info; the count shows in the unpublish line.
                         tracing::debug!(error = %e, "dropping a malformed FLV tag body");
