@@ -41,15 +41,18 @@ pub enum Protocol {
     Rtmps,
     /// SRT.
     Srt,
+    /// HTTP players of the hub (HTTP-FLV, WebSocket-FLV).
+    Http,
 }
 
 impl Protocol {
-    /// `rtmp`, `rtmps` or `srt`.
+    /// `rtmp`, `rtmps`, `srt` or `http`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Rtmp => "rtmp",
             Protocol::Rtmps => "rtmps",
             Protocol::Srt => "srt",
+            Protocol::Http => "http",
         }
     }
 }
@@ -116,7 +119,7 @@ pub enum Denial {
     /// The callback's 2xx reply could not be used.
     #[error("callback reply unusable: {0}")]
     CallbackReply(String),
-    /// Too many failed attempts from this address recently.
+    /// Too many failed attempts from this address recently (a lockout).
     #[error("too many failed attempts from this address; try again later")]
     RateLimited,
 }
@@ -134,7 +137,7 @@ impl Denial {
             Denial::CallbackStatus(_) => "callback_status",
             Denial::CallbackFailed(_) => "callback_failed",
             Denial::CallbackReply(_) => "callback_reply",
-            Denial::RateLimited => "rate_limited",
+            Denial::RateLimited => "lockout",
         }
     }
 }

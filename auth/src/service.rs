@@ -13,7 +13,7 @@ use crate::config::{AuthArgs, Mode};
 use crate::http::Client;
 use crate::jwt::{self, Keys};
 use crate::limiter::Limiter;
-use crate::request::{Action, Denial, Outcome, Request};
+use crate::request::{Action, Denial, Outcome, Protocol, Request};
 use crate::table::{Table, TableError};
 use crate::{callback, redact};
 
@@ -266,6 +266,29 @@ impl Authenticator {
     /// Whether `ip` has failed too often recently (refuse it at connect).
     pub fn is_locked(&self, ip: IpAddr) -> bool {
         lock(&self.inner.limiter).is_locked(ip, Instant::now())
+    }
+
+    /// Refuses a locked-out address before it names a key (RTMP refuses at `connect`):
+    /// logs it and returns the `auth_denied` event to report (action `connect`, reason
+    /// `lockout`, no key), or `None` when `remote` is not locked out.
+    pub fn lockout(&self, protocol: Protocol, remote: SocketAddr, conn_id: u64) -> Option<Event> {
+        if !self.is_locked(remote.ip()) {
+            return None;
+        }
+        let d = Denial::RateLimited;
+        tracing::info!(protocol = protocol.as_str(), %remote, reason = %d, "auth denied at connect");
+        Some(Event {
+            kind: crate::request::EVENT_DENIED.to_owned(),
+            key: String::new(),
+            conn_id,
+            remote: remote.to_string(),
+            fields: vec![
+                ("action".to_owned(), "connect".to_owned()),
+                ("protocol".to_owned(), protocol.as_str().to_owned()),
+                ("reason".to_owned(), d.code().to_owned()),
+                ("error".to_owned(), d.to_string()),
+            ],
+        })
     }
 
     /// Decides `req`, logs the decision (no secrets) and counts failures. The caller sends

@@ -98,6 +98,10 @@ struct Cli {
     /// page then asks for it).
     #[arg(long)]
     api_protect_reads: bool,
+    /// Who may play over HTTP (HTTP-FLV): `--play-auth` and the flags of its mode, as for
+    /// ingest-rtmp (README "Auth"). Publish auth is the ingests' and is refused here.
+    #[command(flatten, next_help_heading = "Auth of HTTP players")]
+    auth: auth::AuthArgs,
     #[command(flatten)]
     log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
@@ -182,6 +186,18 @@ impl Cli {
                     "must be at most {}",
                     humantime::format_duration(MAX_WRITE_COALESCE)
                 ),
+            ));
+        }
+        if let Some(problem) = self.auth.problems() {
+            return Some(problem);
+        }
+        if self.auth.publish_auth != auth::Mode::None || !self.auth.publish_token.is_empty() {
+            return Some((
+                "publish-auth",
+                self.auth.publish_auth.as_str().into(),
+                "the hub authorizes HTTP players only (--play-auth); publish auth is set on \
+                 ingest-rtmp and ingest-srt"
+                    .into(),
             ));
         }
         if self.player_write_timeout.is_zero() {
@@ -281,6 +297,20 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         })?;
         tracing::info!("listening on unix:{}", cfg.socket.display());
         let registry = Arc::new(registry::Registry::new(cfg.clone()));
+        let play_auth = match cli.auth.play_auth {
+            auth::Mode::None => None,
+            _ => {
+                let a = auth::Authenticator::load(&cli.auth).await.map_err(|e| {
+                    Failure::CannotStart(anyhow::anyhow!("auth configuration: {e}"))
+                })?;
+                a.log_summary();
+                Some(a)
+            }
+        };
+        let _refresh = play_auth.as_ref().and_then(|a| a.spawn_refresh());
+        if let Some(a) = play_auth.clone() {
+            tokio::spawn(reload_on_hangup(a));
+        }
         let http_server = async {
             match http_listener {
                 Some((l, listen)) => {
@@ -290,6 +320,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         protect_reads: cli.api_protect_reads,
                         max_connections: cli.http_max_connections,
                         header_timeout: cli.http_header_timeout,
+                        play_auth,
                     };
                     http::serve(l, registry.clone(), http_cfg).await
                 }
@@ -310,4 +341,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&socket);
         result
     })
+}
+
+/// SIGHUP reloads the play auth's file and keys (what fails to load keeps its previous
+/// version, and the log says why).
+async fn reload_on_hangup(auth: auth::Authenticator) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        auth.reload().await;
+    }
 }

@@ -108,6 +108,9 @@ struct Conn {
     /// When the last whole message arrived (idleness is measured from it).
     last_message: Instant,
     messages: u64,
+    /// The `?query` of `connect`'s app (OBS puts the server URL's query there); auth reads
+    /// it after the stream name's own query.
+    app_query: Option<String>,
 }
 
 fn epoch() -> u32 {
@@ -132,7 +135,8 @@ pub(crate) async fn run(
     let mut random = [0u8; RANDOM_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
     let mut session = ServerSession::new(cfg.session.clone(), random, epoch());
-    if cfg.auth.is_locked(remote.ip()) {
+    if let Some(denied) = cfg.auth.lockout(protocol, remote, conn_id) {
+        cfg.events.send(denied);
         session.refuse_connect(
             "too many failed authentication attempts from this address; try again later",
         );
@@ -155,6 +159,7 @@ pub(crate) async fn run(
         outbuf: BytesMut::new(),
         publisher: None,
         drain,
+        app_query: None,
     };
     let result = conn.drive().await;
     conn.memory.fetch_sub(conn.charged, Ordering::Relaxed);
@@ -482,6 +487,7 @@ impl Conn {
             SessionEvent::Connected(info) => {
                 let tc_url = info.tc_url.as_deref().map(auth::redact::name_with_query);
                 tracing::debug!(app = %info.app, ?tc_url, flash_ver = ?info.flash_ver, "connected");
+                self.app_query = info.app_query;
             }
             SessionEvent::ConnectRejected { description } => {
                 tracing::info!(%description, "connect refused");
@@ -546,7 +552,11 @@ impl Conn {
             key: key.to_string(),
             remote: self.remote,
             conn_id: self.conn_id,
-            params: query.map(auth::redact::parse_query).unwrap_or_default(),
+            params: [query, self.app_query.as_deref()]
+                .into_iter()
+                .flatten()
+                .flat_map(auth::redact::parse_query)
+                .collect(),
         };
         let outcome = self.cfg.auth.authorize(&req).await;
         self.cfg.events.send(self.cfg.auth.event(&req, &outcome));

@@ -1,5 +1,6 @@
 //! ingest-rtmp against a fake hub: a real FFmpeg publish becomes Announce, track configs,
-//! metadata, frames and end of stream on the hub socket. Skipped when FFmpeg is missing.
+//! metadata, frames and end of stream on the hub socket, with the `auth_allowed` event of
+//! the token it was let in with (and no secret in it). Skipped when FFmpeg is missing.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,7 +23,8 @@ async fn ffmpeg_publish_reaches_the_hub() {
     let listener = UnixListener::bind(&sock).unwrap();
 
     let mut ingest = tokio::process::Command::new(env!("CARGO_BIN_EXE_ingest-rtmp"))
-        .args(["--listen", "127.0.0.1:0", "--hub"])
+        .args(["--listen", "127.0.0.1:0", "--publish-auth", "token"])
+        .args(["--publish-token", "live/*=s3cret-token", "--hub"])
         .arg(&sock)
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -59,7 +61,9 @@ async fn ffmpeg_publish_reaches_the_hub() {
             "-f", "lavfi", "-i", "sine", "-c:v", "libx264", "-g", "25", "-c:a", "aac",
         ])
         .args(["-t", "2", "-f", "flv"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/test"))
+        .arg(format!(
+            "rtmp://127.0.0.1:{port}/live/test?token=s3cret-token"
+        ))
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -70,9 +74,11 @@ async fn ffmpeg_publish_reaches_the_hub() {
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(1);
     let reports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = reports.clone();
+    let (auth_tx, mut auth_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((hub, _)) = listener.accept().await {
-            tokio::spawn(serve(hub, done_tx.clone(), counted.clone()));
+            let sinks = (done_tx.clone(), counted.clone(), auth_tx.clone());
+            tokio::spawn(serve(hub, sinks));
         }
     });
     let got = tokio::time::timeout(Duration::from_secs(30), done_rx.recv())
@@ -125,16 +131,39 @@ async fn ffmpeg_publish_reaches_the_hub() {
         reports.load(std::sync::atomic::Ordering::Relaxed) >= 1,
         "ingest-rtmp reported its counters"
     );
+    let allowed = tokio::time::timeout(Duration::from_secs(10), auth_rx.recv())
+        .await
+        .expect("an auth event")
+        .unwrap();
+    assert_eq!(allowed.kind, "auth_allowed", "{allowed:?}");
+    assert_eq!(allowed.key, "live/test");
+    let field = |name: &str| {
+        allowed
+            .fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("action"), Some("publish"));
+    assert_eq!(field("protocol"), Some("rtmp"));
+    assert_eq!(field("mode"), Some("token"));
+    assert!(!format!("{allowed:?}").contains("s3cret"), "{allowed:?}");
+    assert!(auth_rx.try_recv().is_err(), "one decision, one event");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Where a fake hub connection reports: a stream's messages when it ends, the count of
+/// counter reports, and each auth event.
+type Sinks = (
+    tokio::sync::mpsc::Sender<Vec<ipc::Message>>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::sync::mpsc::UnboundedSender<ipc::Event>,
+);
+
 /// Answers one connection like the hub; sends its messages on `done` when it ends a
-/// stream, and counts the counter reports it carries.
-async fn serve(
-    mut hub: tokio::net::UnixStream,
-    done: tokio::sync::mpsc::Sender<Vec<ipc::Message>>,
-    reports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
+/// stream, counts the counter reports it carries and passes auth events on. Any other
+/// event is a failure (reported as a missing stream by the test).
+async fn serve(mut hub: tokio::net::UnixStream, (done, reports, auth): Sinks) {
     let decoder = FrameDecoder::default();
     let mut buf = BytesMut::new();
     let mut got = Vec::new();
@@ -153,6 +182,10 @@ async fn serve(
                     stream: *stream,
                     rejected: None,
                 }),
+                Header::Event(e) if e.kind.starts_with("auth_") => {
+                    auth.send(e.clone()).unwrap();
+                    None
+                }
                 Header::Event(e) => {
                     let report = proto::metrics::parse_report(e).expect("a valid report");
                     assert_eq!(report.component, "ingest-rtmp");

@@ -904,3 +904,22 @@ fn refused_connect_gets_error_with_description_and_event() {
         Some("too many failed attempts")
     );
 }
+
+#[test]
+fn connect_app_query_is_kept_apart() {
+    // OBS sends the server URL's query in `app`: `rtmp://host/live?token=X`.
+    let mut srv = session();
+    feed(&mut srv, &client_handshake()).unwrap();
+    let mut c = Client::new();
+    let obj = Amf0Value::Object(vec![
+        ("app".into(), s("live?token=X%2F1")),
+        ("tcUrl".into(), s("rtmp://127.0.0.1/live?token=X%2F1")),
+    ]);
+    let bytes = c.command(3, 0, &[s("connect"), n(1.0), obj]);
+    let ev = feed(&mut srv, &bytes).unwrap();
+    let [SessionEvent::Connected(info)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(info.app, "live");
+    assert_eq!(info.app_query.as_deref(), Some("token=X%2F1"));
+}

@@ -14,7 +14,7 @@ use e2e::log::LineLog;
 use e2e::proc::Proc;
 use e2e::server::Which;
 use e2e::tools::skip_without;
-use e2e::{Server, ServerOpts};
+use e2e::{http, Server, ServerOpts};
 
 /// Publishes for `secs` seconds.
 fn publish(url: &str, secs: u64) -> Proc {
@@ -425,6 +425,7 @@ fn failed_attempts_lock_the_address_out_at_connect() {
         "--auth-max-failures=2",
         "--auth-failure-window=1m",
     ]));
+    let events = hub_events::subscribe(server.socket());
     let url = |q: &str| format!("{}{q}", server.url("limited"));
     assert_refused(
         publish(&url("?token=a"), 5),
@@ -446,6 +447,110 @@ fn failed_attempts_lock_the_address_out_at_connect() {
         .log(Which::Ingest)
         .wait_for(0, deadline_in(5.0), |l| l.contains("connect refused"))
         .expect("connect refusal logged");
+    wait_event(&events, "lockout refusal", |l| {
+        l.starts_with("auth_denied ")
+            && l.contains("action=connect")
+            && l.contains("reason=lockout")
+            && l.contains("protocol=rtmp")
+    });
+    assert_no_secrets(&server, &events, &["rightOne1"]);
+}
+
+#[test]
+fn token_in_the_app_part_like_obs() {
+    // OBS puts the server URL's query on the app: `rtmp://host/live?token=X` with stream
+    // key `appcam` connects to app `live?token=X`; FFmpeg does the same for this URL.
+    let server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=token",
+        "--publish-token=live/appcam=appSecret7",
+        "--play-auth=token",
+        "--play-token=live/appcam=appView8",
+    ]));
+    let events = hub_events::subscribe(server.socket());
+    let at = |token: &str| format!("rtmp://{}/live?token={token}/appcam", server.addr());
+    assert_refused(
+        publish(&at("wrongApp9"), 5),
+        "wrong token in the app",
+        "not authorized: invalid credentials",
+    );
+    let _publisher = publish(&at("appSecret7"), 20);
+    wait_event(&events, "publish with the token in the app", |l| {
+        l.starts_with("auth_allowed key=live/appcam") && l.contains("action=publish")
+    });
+    play_ok(&at("appView8"), "player with the token in the app");
+    play_refused(&at("appSecret7"), "publish token in the app used to play");
+    assert_no_secrets(&server, &events, &["appSecret7", "appView8", "wrongApp9"]);
+}
+
+#[test]
+fn http_flv_players_need_the_play_token() {
+    let play = [
+        "--play-auth=token",
+        "--play-token=live/*=httpView1",
+        "--auth-max-failures=3",
+    ];
+    let server = Server::start(ServerOpts::default().hub(&play).ingest(&play));
+    let events = hub_events::subscribe(server.socket());
+    let _publisher = publish(&server.url("hcam"), 30);
+    server.wait_live("hcam");
+    let addr = server.http_addr();
+
+    play_ok(
+        &server.http_url("/live/hcam.flv?token=httpView1"),
+        "HTTP-FLV player with the play token",
+    );
+    wait_event(&events, "HTTP player allowed", |l| {
+        l.starts_with("auth_allowed key=live/hcam")
+            && l.contains("protocol=http")
+            && l.contains("mode=token")
+    });
+    let none = http::get(addr, "/live/hcam.flv");
+    assert_eq!(none.status, 401, "{}", none.text());
+    assert!(none.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("not authorized: no token given"));
+    let wrong = http::get(addr, "/live/hcam.flv?token=httpWrong2");
+    assert_eq!(wrong.status, 403, "{}", wrong.text());
+    assert!(
+        wrong.text().contains("invalid credentials"),
+        "{}",
+        wrong.text()
+    );
+    wait_event(&events, "HTTP player denied", |l| {
+        l.starts_with("auth_denied key=live/hcam")
+            && l.contains("protocol=http")
+            && l.contains("reason=invalid_token")
+    });
+    // FFmpeg sees the refusal.
+    let mut refused = Player::spawn(
+        &server.http_url("/live/hcam.flv?token=httpWrong3"),
+        &PlayOpts::default(),
+    );
+    let p = refused.proc();
+    let (status, killed) = p.wait_or_kill(deadline_in(30.0));
+    assert!(!killed && !status.success(), "{}", p.describe());
+    assert!(
+        p.stderr.count(|l| l.contains("403")) > 0,
+        "{}",
+        p.describe()
+    );
+    // Three failures: the address is locked out, even with the right token.
+    let locked = http::get(addr, "/live/hcam.flv?token=httpView1");
+    assert_eq!(locked.status, 429, "{}", locked.text());
+    wait_event(&events, "HTTP lockout", |l| {
+        l.starts_with("auth_denied key=live/hcam")
+            && l.contains("protocol=http")
+            && l.contains("reason=lockout")
+    });
+    let denied = server
+        .log(Which::Hub)
+        .wait_for(0, deadline_in(5.0), |l| {
+            l.contains("auth denied") && l.contains("token=<redacted>")
+        })
+        .expect("the hub logs the denial with the token redacted");
+    assert!(denied.contains("live/hcam"), "{denied}");
+    assert_no_secrets(&server, &events, &["httpView1", "httpWrong2", "httpWrong3"]);
 }
 
 #[test]

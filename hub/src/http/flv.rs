@@ -106,10 +106,11 @@ pub struct FlvBody {
 }
 
 impl Http {
-    /// `GET /{app}/{name}.flv`.
-    pub(super) fn flv(
+    /// `GET /{app}/{name}.flv[?token=...]`.
+    pub(super) async fn flv(
         &self,
         path: &str,
+        query: Option<&str>,
         remote: std::net::SocketAddr,
         abort: Arc<Notify>,
     ) -> Response<Body> {
@@ -123,6 +124,11 @@ impl Http {
         let Ok(key) = StreamKey::new(app, name) else {
             return error(StatusCode::BAD_REQUEST, "invalid stream key");
         };
+        let conn_id = self.registry.reader_id();
+        let key = match self.authorize_player(key, query, remote, conn_id).await {
+            Ok(k) => k,
+            Err(refused) => return refused,
+        };
         match self.registry.stream(&key) {
             Some(s) if s.lock().is_live() => {}
             _ => return error(StatusCode::NOT_FOUND, format!("{key} is not live")),
@@ -133,7 +139,6 @@ impl Http {
         };
         let cfg = self.registry.config().clone();
         let stats = self.registry.stats().clone();
-        let conn_id = self.registry.reader_id();
         let listed = self.registry.conns().register(
             conn_id,
             ConnKind::Player,

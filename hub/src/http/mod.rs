@@ -5,7 +5,8 @@
 //!  TCP --> serve (connection limit) --> hyper http1 (header timeout, head size limit)
 //!            --> router::route --> metrics.rs (/metrics, /debug/vars)
 //!                                  api.rs (/api/v1: streams, connections, kicks, config)
-//!                                  flv.rs (/{app}/{name}.flv: players on a ring cursor)
+//!                                  flv.rs (/{app}/{name}.flv: players on a ring cursor,
+//!                                          admitted by play_auth.rs)
 //!                                  status.rs (/: the status page, vendored mpegts.js)
 //! ```
 //!
@@ -18,6 +19,7 @@ mod api;
 pub mod body;
 mod flv;
 mod metrics;
+mod play_auth;
 mod router;
 mod status;
 
@@ -54,6 +56,8 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Time allowed for a request head, and for an idle keep-alive connection.
     pub header_timeout: Duration,
+    /// Who may play over HTTP (`--play-auth` and its flags); none: everyone.
+    pub play_auth: Option<auth::Authenticator>,
 }
 
 /// What every request handler shares.

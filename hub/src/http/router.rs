@@ -98,7 +98,7 @@ impl Http {
             "/metrics" if get => self.prometheus(),
             "/debug/vars" if get => self.vars(),
             "/metrics" | "/debug/vars" => method_not_allowed("GET, HEAD"),
-            p if p.ends_with(".flv") && get => self.flv(p, remote, abort),
+            p if p.ends_with(".flv") && get => self.flv(p, req.uri().query(), remote, abort).await,
             _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
         }
     }

@@ -130,9 +130,10 @@ impl ServerSession {
             .get("objectEncoding")
             .and_then(|v| v.as_f64())
             .unwrap_or(0.0);
-        let (app, _) = split_query(&str_prop(obj, "app").unwrap_or_default());
+        let (app, app_query) = split_query(&str_prop(obj, "app").unwrap_or_default());
         let info = ConnectInfo {
             app,
+            app_query,
             tc_url: str_prop(obj, "tcUrl"),
             flash_ver: str_prop(obj, "flashVer"),
             object_encoding,

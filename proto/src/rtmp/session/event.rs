@@ -73,6 +73,9 @@ impl UnpublishReason {
 pub struct ConnectInfo {
     /// The `app` property without any `?query`.
     pub app: String,
+    /// The `?query` of the `app` property, without the `?` (OBS sends the server URL's
+    /// query there: `rtmp://host/live?token=X` gives app `live?token=X`).
+    pub app_query: Option<String>,
     /// The `tcUrl` property, if sent.
     pub tc_url: Option<String>,
     /// The `flashVer` property, if sent.
