@@ -41,18 +41,21 @@ pub enum Protocol {
     Rtmps,
     /// SRT.
     Srt,
-    /// HTTP players of the hub (HTTP-FLV, WebSocket-FLV).
-    Http,
+    /// HTTP-FLV players of the hub.
+    HttpFlv,
+    /// WebSocket-FLV players of the hub.
+    WsFlv,
 }
 
 impl Protocol {
-    /// `rtmp`, `rtmps`, `srt` or `http`.
+    /// `rtmp`, `rtmps`, `srt`, `http-flv` or `ws-flv`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Rtmp => "rtmp",
             Protocol::Rtmps => "rtmps",
             Protocol::Srt => "srt",
-            Protocol::Http => "http",
+            Protocol::HttpFlv => "http-flv",
+            Protocol::WsFlv => "ws-flv",
         }
     }
 }

@@ -11,7 +11,7 @@ use telemetry::Metrics;
 /// Protocols that make access decisions (proto/FORMAT.md, `auth_allowed`).
 const PROTOCOLS: &[&str] = &["rtmp", "rtmps", "srt", "http-flv", "ws-flv"];
 /// What was asked for.
-const ACTIONS: &[&str] = &["publish", "play"];
+const ACTIONS: &[&str] = &["publish", "play", "connect"];
 /// Why a request was refused (proto/FORMAT.md, `auth_denied`).
 const REASONS: &[&str] = &[
     "missing_token",
@@ -23,7 +23,7 @@ const REASONS: &[&str] = &[
     "callback_status",
     "callback_failed",
     "callback_reply",
-    "rate_limited",
+    "lockout",
 ];
 
 /// Counts `event` if it is an access decision; any other event is left alone.

@@ -501,7 +501,7 @@ fn http_flv_players_need_the_play_token() {
     );
     wait_event(&events, "HTTP player allowed", |l| {
         l.starts_with("auth_allowed key=live/hcam")
-            && l.contains("protocol=http")
+            && l.contains("protocol=http-flv")
             && l.contains("mode=token")
     });
     let none = http::get(addr, "/live/hcam.flv");
@@ -519,7 +519,7 @@ fn http_flv_players_need_the_play_token() {
     );
     wait_event(&events, "HTTP player denied", |l| {
         l.starts_with("auth_denied key=live/hcam")
-            && l.contains("protocol=http")
+            && l.contains("protocol=http-flv")
             && l.contains("reason=invalid_token")
     });
     // FFmpeg sees the refusal.
@@ -540,7 +540,7 @@ fn http_flv_players_need_the_play_token() {
     assert_eq!(locked.status, 429, "{}", locked.text());
     wait_event(&events, "HTTP lockout", |l| {
         l.starts_with("auth_denied key=live/hcam")
-            && l.contains("protocol=http")
+            && l.contains("protocol=http-flv")
             && l.contains("reason=lockout")
     });
     let denied = server

@@ -125,7 +125,10 @@ impl Http {
             return error(StatusCode::BAD_REQUEST, "invalid stream key");
         };
         let conn_id = self.registry.reader_id();
-        let key = match self.authorize_player(key, query, remote, conn_id).await {
+        let key = match self
+            .authorize_player(auth::Protocol::HttpFlv, key, query, remote, conn_id)
+            .await
+        {
             Ok(k) => k,
             Err(refused) => return refused,
         };

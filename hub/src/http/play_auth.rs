@@ -27,12 +27,13 @@ fn status(d: &Denial) -> StatusCode {
 }
 
 impl Http {
-    /// Decides whether the player `conn_id` from `remote` may play `key`, offering the
+    /// Decides whether the `protocol` player `conn_id` from `remote` may play `key`, offering the
     /// parameters of the request's `query` (`token=...`). Reports the decision as an
     /// event; answers the key to serve (a callback may rename it) or the refusal to send,
     /// whose JSON body says why without any secret.
     pub(super) async fn authorize_player(
         &self,
+        protocol: Protocol,
         key: StreamKey,
         query: Option<&str>,
         remote: SocketAddr,
@@ -43,7 +44,7 @@ impl Http {
         };
         let req = Request {
             action: Action::Play,
-            protocol: Protocol::Http,
+            protocol,
             key: key.to_string(),
             remote,
             conn_id,
