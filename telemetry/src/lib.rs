@@ -7,14 +7,19 @@
 //!  Metrics (series -> atomic) --snapshot every second--> report() --Event "metrics"--> hub.sock
 //! ```
 //!
+//! Events go the same way through an [`Emitter`], which keeps them while the hub is away.
+//!
 //! The report format is `proto::metrics` (proto/FORMAT.md section 9); the names are listed
 //! with their meaning in docs/metrics.md.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod catalog;
+pub mod events;
+mod hub_conn;
 mod registry;
 mod report;
 
+pub use events::Emitter;
 pub use registry::{Counter, Gauge, GaugeGuard, Metrics};
 pub use report::{report, report_from_thread, REPORT_INTERVAL};

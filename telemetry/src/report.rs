@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use proto::ipc::{self, FrameDecoder, Header, Role, FORMAT_VERSION};
+use proto::ipc::{self, Header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 
 use crate::Metrics;
 
@@ -18,8 +17,6 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 const REFRESH: Duration = Duration::from_secs(15);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// How long the hub may take to answer the hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reports `metrics` as `component` to the hub at `hub` until the task is dropped or
 /// aborted. A missing or restarting hub is retried with backoff (logged once per outage);
@@ -61,34 +58,9 @@ pub fn report_from_thread(
 
 /// One connection: hello, then reports until the hub goes away.
 async fn session(hub: &PathBuf, component: &str, metrics: &Metrics) -> std::io::Result<()> {
-    let mut sock = UnixStream::connect(hub).await?;
+    let mut sock = crate::hub_conn::connect(hub, component).await?;
     let mut out = BytesMut::new();
-    ipc::encode(
-        &Header::Hello {
-            version: FORMAT_VERSION,
-            role: Role::Publisher,
-            name: format!("{component}/{}", std::process::id()),
-        },
-        &[],
-        &mut out,
-    );
-    sock.write_all(&out).await?;
     let mut buf = BytesMut::with_capacity(1024);
-    let decoder = FrameDecoder::default();
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
-        loop {
-            if let Some(m) = decoder.decode(&mut buf).map_err(std::io::Error::other)? {
-                return ipc::check_hello(&m.header)
-                    .map(|_| ())
-                    .map_err(std::io::Error::other);
-            }
-            if sock.read_buf(&mut buf).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-    })
-    .await;
-    hello.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let mut tick = tokio::time::interval(REPORT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Vec<_>> = None;
