@@ -3,9 +3,9 @@
 //! every event subscriber. Stamping and sending happen under one lock, so subscribers see
 //! each key's events in sequence order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::ipc::Event;
 use proto::rtmp::amf0::{self, AmfLimits};
@@ -20,6 +20,11 @@ const EVENT_BACKLOG: usize = 1024;
 /// sequence then restarts at 1, which a consumer sees as it sees a hub restart).
 const MAX_SEQUENCES: usize = 65_536;
 
+/// Events routed this soon after the hub started are also kept for event subscribers that
+/// subscribe within that time: after a hub restart, the events components kept while it
+/// was down often arrive before hookd has subscribed again.
+pub const STARTUP_REPLAY: Duration = Duration::from_secs(10);
+
 /// The field names the hub sets on every routed event (FORMAT.md).
 pub const STAMP_FIELDS: [&str; 3] = ["id", "time_ms", "seq"];
 
@@ -29,6 +34,14 @@ struct Stamps {
     run: String,
     next_id: u64,
     seq: HashMap<String, u64>,
+    /// Events routed since the start, until [`STARTUP_REPLAY`] has passed (then `None`).
+    early: Option<Early>,
+}
+
+#[derive(Debug)]
+struct Early {
+    until: Instant,
+    events: VecDeque<Arc<Event>>,
 }
 
 /// Stamps and routes events to event subscribers.
@@ -56,6 +69,10 @@ impl EventBus {
                 run: format!("{started:x}.{:x}", std::process::id()),
                 next_id: 1,
                 seq: HashMap::new(),
+                early: Some(Early {
+                    until: Instant::now() + STARTUP_REPLAY,
+                    events: VecDeque::new(),
+                }),
             }),
         }
     }
@@ -83,12 +100,45 @@ impl EventBus {
             ("time_ms".to_owned(), time_ms.to_string()),
             ("seq".to_owned(), seq.to_string()),
         ]);
-        let _ = self.tx.send(Arc::new(event));
+        let event = Arc::new(event);
+        s.keep_early(&event);
+        let _ = self.tx.send(event);
     }
 
     /// A receiver of every event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+
+    /// A receiver of every event published from now on and, within [`STARTUP_REPLAY`] of
+    /// the hub's start, the events routed before (oldest first, at most the backlog).
+    pub fn subscribe_with_startup(&self) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        let mut s = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        s.expire_early(Instant::now());
+        let early = s
+            .early
+            .as_ref()
+            .map(|e| e.events.iter().cloned().collect())
+            .unwrap_or_default();
+        (early, self.tx.subscribe())
+    }
+}
+
+impl Stamps {
+    fn expire_early(&mut self, now: Instant) {
+        if self.early.as_ref().is_some_and(|e| now >= e.until) {
+            self.early = None;
+        }
+    }
+
+    fn keep_early(&mut self, event: &Arc<Event>) {
+        self.expire_early(Instant::now());
+        if let Some(e) = &mut self.early {
+            if e.events.len() >= EVENT_BACKLOG {
+                e.events.pop_front();
+            }
+            e.events.push_back(event.clone());
+        }
     }
 }
 
@@ -186,6 +236,24 @@ mod tests {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
             .unwrap()
+    }
+
+    #[test]
+    fn a_subscriber_soon_after_the_start_gets_the_events_routed_before_it() {
+        let bus = EventBus::new();
+        bus.publish(ev("live/a"));
+        bus.publish(ev("live/b"));
+        let (early, mut rx) = bus.subscribe_with_startup();
+        assert_eq!(early.len(), 2);
+        assert_eq!(early[0].key, "live/a");
+        bus.publish(ev("live/c"));
+        assert_eq!(rx.try_recv().unwrap().key, "live/c");
+        // After the window nothing is replayed, and nothing more is kept.
+        bus.stamps.lock().unwrap().early.as_mut().unwrap().until = Instant::now();
+        bus.publish(ev("live/d"));
+        let (early, _rx) = bus.subscribe_with_startup();
+        assert!(early.is_empty());
+        assert!(bus.stamps.lock().unwrap().early.is_none());
     }
 
     #[test]

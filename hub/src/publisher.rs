@@ -335,9 +335,16 @@ impl Publisher {
             id: self.id(handle),
             revoke: self.revoke_tx.clone(),
         };
-        match self.registry.announce(&key, owner, timescale) {
-            Ok(stream) => {
+        match self.registry.announce_over(&key, owner, timescale) {
+            Ok((stream, previous)) => {
                 tracing::info!(conn_id = self.conn_id, key = %key, timescale, "publish started");
+                if previous.is_some() {
+                    self.event(
+                        "duplicate_publisher",
+                        key.as_str(),
+                        vec![("action".to_owned(), "taken_over".to_owned())],
+                    );
+                }
                 self.registry.stats().publishes.inc();
                 self.streams.insert(
                     handle,
@@ -373,6 +380,13 @@ impl Publisher {
                     key.as_str(),
                     vec![("reason".to_owned(), reason.to_owned())],
                 );
+                if reason == "duplicate" {
+                    self.event(
+                        "duplicate_publisher",
+                        key.as_str(),
+                        vec![("action".to_owned(), "refused".to_owned())],
+                    );
+                }
             }
         }
         Ok(())

@@ -177,6 +177,12 @@ impl Registry {
         self.events.subscribe()
     }
 
+    /// [`Registry::events`] with the events routed since the hub started, while it started
+    /// less than `events::STARTUP_REPLAY` ago.
+    pub fn events_with_startup(&self) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        self.events.subscribe_with_startup()
+    }
+
     /// A fresh id for a reader's waker registration.
     pub fn reader_id(&self) -> u64 {
         self.next_reader_id.fetch_add(1, Ordering::Relaxed)
@@ -220,6 +226,17 @@ impl Registry {
         owner: Owner,
         timescale: u32,
     ) -> Result<Arc<Stream>, RejectReason> {
+        self.announce_over(key, owner, timescale).map(|(s, _)| s)
+    }
+
+    /// [`Registry::announce`], also saying which publisher it took the key from (if it
+    /// was live).
+    pub fn announce_over(
+        &self,
+        key: &StreamKey,
+        owner: Owner,
+        timescale: u32,
+    ) -> Result<(Arc<Stream>, Option<PublisherId>), RejectReason> {
         let mut inner = self.lock();
         let stream = self
             .get_or_create(&mut inner, key)
@@ -228,13 +245,14 @@ impl Registry {
         if st.is_live() && self.cfg.on_duplicate == OnDuplicate::Reject {
             return Err(RejectReason::Duplicate);
         }
-        if let Some(old) = st.publish(owner, timescale) {
+        let previous = st.publish(owner, timescale).map(|old| {
             tracing::info!(key = %key, old_conn = old.id.conn_id, "publisher taken over");
             // The old publisher's frames are ignored from now on whether or not it hears.
             let _ = old.revoke.try_send((old.id.handle, Revocation::Takeover));
-        }
+            old.id
+        });
         drop(st);
-        Ok(stream)
+        Ok((stream, previous))
     }
 
     /// The owner of `stream` leaves. Returns whether players remain (so the caller

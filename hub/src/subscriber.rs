@@ -96,7 +96,10 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     let reader_id = registry.reader_id();
     let waker = Arc::new(Notify::new());
     let (new_tx, mut new_rx) = mpsc::channel::<NewStream>(256);
-    let mut ev_rx = events.then(|| registry.events());
+    let (early, mut ev_rx) = match events.then(|| registry.events_with_startup()) {
+        Some((early, rx)) => (early, Some(rx)),
+        None => (Vec::new(), None),
+    };
     let mut s = Subscriber {
         subs: Vec::new(),
         out: BytesMut::new(),
@@ -104,6 +107,9 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         stats: registry.stats().clone(),
     };
     let _connected = s.stats.subscribers.track();
+    for e in early {
+        s.header(&Header::Event((*e).clone()), Bytes::new());
+    }
     if media {
         for stream in registry.subscribe(reader_id, patterns, waker.clone(), new_tx) {
             s.attach_existing(stream, reader_id, &waker);

@@ -9,6 +9,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod events;
 pub mod link;
 pub mod pipe;
 

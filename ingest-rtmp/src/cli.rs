@@ -124,7 +124,7 @@ pub(crate) struct Config {
     /// Who may publish and play.
     pub(crate) auth: auth::Authenticator,
     /// Where auth decisions are reported.
-    pub(crate) events: crate::events::Events,
+    pub(crate) events: ingest_link::events::Events,
 }
 
 impl Cli {
@@ -194,13 +194,15 @@ impl Cli {
     }
 
     /// The configuration, with the connection limit sized to `fd_limit` open files and the
-    /// parts built at start: the `--out` pipe, the loaded auth and the event sink.
+    /// parts built at start: the `--out` pipe, the loaded auth, the event sink and the
+    /// counters.
     pub(crate) fn config(
         &self,
         fd_limit: u64,
         pipe: Option<ingest_link::pipe::Pipe>,
         auth: auth::Authenticator,
-        events: crate::events::Events,
+        events: ingest_link::events::Events,
+        stats: std::sync::Arc<crate::stats::Stats>,
     ) -> Config {
         let chunk_limits = ChunkLimits {
             max_message_size: self.max_message_size,
@@ -243,7 +245,7 @@ impl Cli {
             },
             hub_queue_bytes: self.config_queue_bytes(),
             pipe,
-            stats: std::sync::Arc::new(crate::stats::Stats::new()),
+            stats,
             auth,
             events,
         }

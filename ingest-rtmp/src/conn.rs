@@ -96,6 +96,8 @@ struct Conn {
     inbuf: BytesMut,
     outbuf: BytesMut,
     publisher: Option<Publisher>,
+    /// The key it published (kept after the publish ended), for `connection_closed`.
+    published: String,
     /// Says when the process shuts down; held until the connection ends.
     drain: Token,
     slot: Slot,
@@ -118,6 +120,20 @@ fn epoch() -> u32 {
     START.get_or_init(StdInstant::now).elapsed().as_millis() as u32
 }
 
+/// How a connection ended, for its `connection_closed` event.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    /// `closed` (the client left or was told to go), `handed_over` (a player now served
+    /// by the hub), or the layer of the error or limit that closed it.
+    pub(crate) reason: &'static str,
+    /// The warn line's reason when an error or limit closed it.
+    pub(crate) error: Option<String>,
+    /// The key it published or played; empty if it did neither.
+    pub(crate) key: String,
+    /// Bytes received from the client (before a handoff: up to it).
+    pub(crate) bytes_in: u64,
+}
+
 /// Runs one connection to its end; `slot` is freed when it returns.
 pub(crate) async fn run(
     sock: ClientSock,
@@ -127,7 +143,7 @@ pub(crate) async fn run(
     drain: Token,
     slot: Slot,
     memory: Arc<AtomicUsize>,
-) {
+) -> Ended {
     let protocol = match sock {
         ClientSock::Tcp(_) => Protocol::Rtmp,
         ClientSock::Tls(_) => Protocol::Rtmps,
@@ -158,12 +174,19 @@ pub(crate) async fn run(
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         outbuf: BytesMut::new(),
         publisher: None,
+        published: String::new(),
         drain,
         app_query: None,
     };
     let result = conn.drive().await;
     conn.memory.fetch_sub(conn.charged, Ordering::Relaxed);
     conn.charged = 0;
+    let mut ended = Ended {
+        reason: "closed",
+        error: None,
+        key: std::mem::take(&mut conn.published),
+        bytes_in: conn.session.bytes_received(),
+    };
     if let Some(mut p) = conn.publisher.take() {
         p.link.send(
             Header::EndOfStream {
@@ -174,9 +197,13 @@ pub(crate) async fn run(
         );
         tracing::info!(key = %p.key, "publisher disconnected");
     }
-    match result {
-        Ok(End::Closed) => tracing::debug!("connection closed"),
+    let close = match result {
+        Ok(End::Closed) => {
+            tracing::debug!("connection closed");
+            None
+        }
         Ok(End::HandOff { uds, key }) => {
+            ended.key = key.to_string();
             let Conn {
                 session,
                 sock,
@@ -191,27 +218,52 @@ pub(crate) async fn run(
                 &inbuf,
             ) {
                 Ok(s) => s,
-                Err(e) => return warn_close(&cfg, conn_id, &Close::from(e)),
+                Err(e) => {
+                    let close = Close::from(e);
+                    warn_close(&cfg, conn_id, &close);
+                    return ended.with(close);
+                }
             };
-            match sock {
+            let close = match sock {
                 ClientSock::Tcp(tcp) => match handoff::hand_over(uds, tcp.as_fd(), state).await {
                     Ok(()) => {
                         cfg.stats.plays.inc();
-                        tracing::info!(key = %key, "player handed to the hub")
+                        tracing::info!(key = %key, "player handed to the hub");
+                        ended.reason = "handed_over";
+                        None
                     }
-                    Err(e) => warn_close(&cfg, conn_id, &Close::new("handoff", e)),
+                    Err(e) => Some(Close::new("handoff", e)),
                 },
                 ClientSock::Tls(tls) => {
                     cfg.stats.plays.inc();
                     let write_timeout = cfg.idle_timeout;
-                    if let Err(e) = handoff::relay_tls(uds, *tls, state, &key, write_timeout).await
-                    {
-                        warn_close(&cfg, conn_id, &Close::new("handoff", e));
-                    }
+                    handoff::relay_tls(uds, *tls, state, &key, write_timeout)
+                        .await
+                        .err()
+                        .map(|e| Close::new("handoff", e))
                 }
+            };
+            if let Some(c) = &close {
+                warn_close(&cfg, conn_id, c);
             }
+            close
         }
-        Err(close) => warn_close(&conn.cfg, conn_id, &close),
+        Err(close) => {
+            warn_close(&conn.cfg, conn_id, &close);
+            Some(close)
+        }
+    };
+    match close {
+        Some(c) => ended.with(c),
+        None => ended,
+    }
+}
+
+impl Ended {
+    fn with(mut self, close: Close) -> Ended {
+        self.reason = close.layer;
+        self.error = Some(close.error);
+        self
     }
 }
 
@@ -612,6 +664,7 @@ impl Conn {
                 self.slot.establish();
                 tracing::info!(key = %key, kind = ?req.kind, "publishing");
                 self.cfg.stats.publishes.inc();
+                self.published = key.to_string();
                 self.publisher = Some(Publisher {
                     _live: self.cfg.stats.publishers.track(),
                     key,

@@ -12,9 +12,11 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::cli::Config;
+use crate::conn::Ended;
 use crate::drain::Token;
 use crate::slots::Slots;
 use crate::tls::{ClientSock, Tls};
+use ingest_link::events::Closed;
 
 /// What the listeners share: admission, the memory account and the connection ids.
 pub(crate) struct Accepting {
@@ -84,15 +86,39 @@ pub(crate) async fn serve(
         let memory = shared.memory.clone();
         let tls = tls.clone();
         let span = tracing::info_span!("conn", conn_id, %remote);
+        let protocol = if tls.is_some() { "rtmps" } else { "rtmp" };
+        cfg.events.accepted(conn_id, remote, protocol);
         tokio::spawn(
             async move {
+                let since = Instant::now();
                 let sock = match tls {
-                    None => Some(ClientSock::Tcp(sock)),
+                    None => Ok(ClientSock::Tcp(sock)),
                     Some(tls) => tls_handshake(&tls, sock, conn_id, &cfg).await,
                 };
-                if let Some(sock) = sock {
-                    crate::conn::run(sock, conn_id, remote, cfg, drain, slot, memory).await;
-                }
+                let ended = match sock {
+                    Ok(sock) => {
+                        crate::conn::run(sock, conn_id, remote, cfg.clone(), drain, slot, memory)
+                            .await
+                    }
+                    Err(error) => Ended {
+                        reason: "tls",
+                        error: Some(error),
+                        key: String::new(),
+                        bytes_in: 0,
+                    },
+                };
+                cfg.events.closed(
+                    conn_id,
+                    remote,
+                    Closed {
+                        protocol,
+                        key: &ended.key,
+                        reason: ended.reason,
+                        error: ended.error.as_deref(),
+                        duration: since.elapsed(),
+                        bytes_in: ended.bytes_in,
+                    },
+                );
                 drop(open);
             }
             .instrument(span),
@@ -100,29 +126,25 @@ pub(crate) async fn serve(
     }
 }
 
-/// The server side of the TLS handshake, bounded by the handshake timeout.
+/// The server side of the TLS handshake, bounded by the handshake timeout; the error
+/// (logged) when it fails.
 async fn tls_handshake(
     tls: &Tls,
     sock: tokio::net::TcpStream,
     conn_id: u64,
     cfg: &Config,
-) -> Option<ClientSock> {
+) -> Result<ClientSock, String> {
     let limit = cfg.handshake_timeout;
-    match tokio::time::timeout(limit, tls.acceptor().accept(sock)).await {
-        Ok(Ok(s)) => Some(ClientSock::Tls(Box::new(s))),
-        Ok(Err(e)) => {
-            tracing::warn!(conn_id, layer = "tls", error = %e, "closing connection");
-            None
-        }
-        Err(_) => {
-            let error = format!(
-                "TLS handshake not completed within {}",
-                humantime::format_duration(limit)
-            );
-            tracing::warn!(conn_id, layer = "tls", %error, "closing connection");
-            None
-        }
-    }
+    let error = match tokio::time::timeout(limit, tls.acceptor().accept(sock)).await {
+        Ok(Ok(s)) => return Ok(ClientSock::Tls(Box::new(s))),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "TLS handshake not completed within {}",
+            humantime::format_duration(limit)
+        ),
+    };
+    tracing::warn!(conn_id, layer = "tls", %error, "closing connection");
+    Err(error)
 }
 
 fn is_transient(e: &io::Error) -> bool {

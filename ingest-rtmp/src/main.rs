@@ -17,7 +17,6 @@ mod cli;
 mod conn;
 mod convert;
 mod drain;
-mod events;
 mod handoff;
 mod listener;
 mod slots;
@@ -57,6 +56,9 @@ fn main() -> ExitCode {
 /// write them (within the supervisor's 10 s default per phase).
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long queued events may take to reach the hub at shutdown.
+const EVENTS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why a run ended in error: which exit status it gets.
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
@@ -73,6 +75,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .await
             .context("auth configuration")
             .map_err(Failure::CannotStart)?;
+        let cfg_stats = Arc::new(stats::Stats::new());
         let pipe = match &cli.out {
             Some(target) => Some(
                 pipe::Pipe::start(
@@ -88,10 +91,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             None => None,
         };
         let events = match &pipe {
-            Some(p) => events::Events::to_pipe(p),
-            None => events::Events::to_hub(cli.hub_path()),
+            Some(p) => ingest_link::events::Events::to_pipe(p),
+            None => ingest_link::events::Events::to_hub(cli.hub_path(), "ingest-rtmp", cfg_stats.events_dropped.clone()),
         };
-        let cfg = Arc::new(cli.config(fd_limit, pipe, auth.clone(), events));
+        let cfg = Arc::new(cli.config(fd_limit, pipe, auth.clone(), events, cfg_stats));
         let accepting = listener::Accepting::new(&cfg);
         let rtmps = match (cli.tls_listen(), &cli.tls_cert, &cli.tls_key) {
             (Some(addr), Some(cert), Some(key)) => {
@@ -167,9 +170,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         };
         // The pipe writer (if any) ends once the last connection let go of the config.
+        // (Only the hub's emitter is kept: a pipe's sender would hold the pipe open.)
+        let events = cfg.events.emitter();
         drop(cfg);
         if !drain.finish(DRAIN_GRACE).await {
             tracing::warn!(grace = ?DRAIN_GRACE, "connections still open at shutdown; closing them");
+        }
+        // The connections' last events (connection_closed) on their way to the hub.
+        if let Some(events) = events {
+            events.flush(EVENTS_GRACE).await;
         }
         result
     })

@@ -15,6 +15,7 @@ pub(crate) struct Stats {
     pub(crate) publishes: Counter,
     pub(crate) plays: Counter,
     pub(crate) bytes_in: Counter,
+    pub(crate) events_dropped: Counter,
 }
 
 impl Stats {
@@ -28,6 +29,7 @@ impl Stats {
             publishes: m.counter("mediaserver_rtmp_publishes_total", &[]),
             plays: m.counter("mediaserver_rtmp_plays_total", &[]),
             bytes_in: m.counter("mediaserver_rtmp_bytes_in_total", &[]),
+            events_dropped: m.counter("mediaserver_events_dropped_total", &[]),
             metrics: m,
         }
     }

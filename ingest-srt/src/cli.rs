@@ -81,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) stats_interval: Duration,
     /// `--out`: streams go to this pipe instead of the hub (set once it is open).
     pub(crate) pipe: Option<ingest_link::pipe::Pipe>,
+    /// Where connection events go (set at start: the hub or the pipe).
+    pub(crate) events: ingest_link::events::Events,
 }
 
 impl Cli {
@@ -152,6 +154,7 @@ impl Cli {
             hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
             stats_interval: self.stats_interval,
             pipe: None,
+            events: ingest_link::events::Events::discard(),
         }
     }
 }

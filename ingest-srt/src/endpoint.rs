@@ -22,7 +22,8 @@ use ingest_link::link::{self, Link, LinkError, Opened};
 use proto::ipc;
 use proto::srt::packet::Packet;
 use proto::srt::{
-    Accept, ConnectRequest, Connection, Event, Listener, ListenerOutput, Random, RejectReason,
+    Accept, CloseReason, ConnectRequest, Connection, Event, Listener, ListenerOutput, Random,
+    RejectReason,
 };
 use rand::RngCore;
 use tokio::net::UdpSocket;
@@ -52,6 +53,7 @@ struct Conn {
     conn_id: u64,
     key: String,
     tx: Option<mpsc::Sender<Msg>>,
+    accepted: Instant,
     next_stats: Instant,
     queue_dropped: u64,
 }
@@ -379,6 +381,7 @@ impl Endpoint {
             span,
         ));
         tracing::info!(conn_id = p.conn_id, key = %p.key, remote = %p.req.peer, "publishing");
+        self.cfg.events.accepted(p.conn_id, p.req.peer, "srt");
         self.by_peer
             .insert((p.req.peer, p.req.peer_socket_id()), id);
         self.conns.insert(
@@ -390,6 +393,7 @@ impl Endpoint {
                 conn_id: p.conn_id,
                 key: p.key,
                 tx: Some(tx),
+                accepted: Instant::now(),
                 next_stats: Instant::now() + self.cfg.stats_interval,
                 queue_dropped: 0,
             },
@@ -443,6 +447,23 @@ impl Endpoint {
             if let Some(mut c) = self.conns.remove(&id) {
                 self.by_peer.remove(&(c.peer, c.peer_socket));
                 tracing::info!(conn_id = c.conn_id, key = %c.key, ?reason, "SRT connection closed");
+                let reason = match reason {
+                    CloseReason::PeerShutdown => "closed",
+                    CloseReason::Timeout => "peer_idle_timeout",
+                    CloseReason::Local => "server_closed",
+                };
+                self.cfg.events.closed(
+                    c.conn_id,
+                    c.peer,
+                    ingest_link::events::Closed {
+                        protocol: "srt",
+                        key: &c.key,
+                        reason,
+                        error: None,
+                        duration: c.accepted.elapsed(),
+                        bytes_in: c.conn.stats().recv_bytes,
+                    },
+                );
                 if let Some(tx) = c.tx.take() {
                     let _ = tx
                         .send(Msg::Stats {

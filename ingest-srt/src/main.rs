@@ -60,7 +60,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .with_context(|| format!("cannot open --out {target}"))
                 .map_err(Failure::CannotStart)?;
+            cfg.events = ingest_link::events::Events::to_pipe(&pipe);
             cfg.pipe = Some(pipe);
+        } else {
+            // Not reported to /metrics yet: ingest-srt has no counter report.
+            let metrics = telemetry::Metrics::new();
+            cfg.events = ingest_link::events::Events::to_hub(
+                cfg.hub.clone(),
+                "ingest-srt",
+                metrics.counter("mediaserver_events_dropped_total", &[]),
+            );
         }
         let book = match &cli.passphrase_file {
             Some(f) => passphrase::Book::load(f)

@@ -164,12 +164,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let metrics = std::sync::Arc::new(telemetry::Metrics::new());
+    let mut events = telemetry::Emitter::discard();
     if let Some(hub) = hub_socket {
         telemetry::report_from_thread(hub.to_path_buf(), "supervisor", metrics.clone())
             .context("starting the metrics reporter")?;
+        events = telemetry::Emitter::start_on_thread(
+            hub.to_path_buf(),
+            "supervisor",
+            telemetry::events::DEFAULT_CAPACITY,
+            metrics.counter("mediaserver_events_dropped_total", &[]),
+        )
+        .context("starting the event sender")?;
     }
-    let outcome =
-        supervisor::run_with_metrics(plan, &profile.settings, &metrics).context("supervising")?;
+    let outcome = supervisor::run_reporting(plan, &profile.settings, &metrics, events)
+        .context("supervising")?;
     Ok(match outcome {
         Outcome::Stopped => ExitCode::SUCCESS,
         Outcome::ComponentFailed => ExitCode::FAILURE,

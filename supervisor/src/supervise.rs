@@ -92,6 +92,18 @@ pub fn run_with_metrics(
     settings: &Settings,
     metrics: &telemetry::Metrics,
 ) -> io::Result<Outcome> {
+    run_reporting(plan, settings, metrics, telemetry::Emitter::discard())
+}
+
+/// [`run_with_metrics`], also sending `component_start`, `component_exit`,
+/// `component_restart` and `component_gave_up` events (proto/FORMAT.md 3.1) to `events`,
+/// which keeps them while the hub is down.
+pub fn run_reporting(
+    plan: Vec<Planned>,
+    settings: &Settings,
+    metrics: &telemetry::Metrics,
+    events: telemetry::Emitter,
+) -> io::Result<Outcome> {
     let (tx, rx) = mpsc::sync_channel(256);
     crate::signals::spawn_listener(tx.clone())?;
     let policy = RestartPolicy::from_settings(settings);
@@ -118,6 +130,7 @@ pub fn run_with_metrics(
         ready_timeout: settings.ready_timeout,
         shutdown_timeout: settings.shutdown_timeout,
         events: tx,
+        emitter: events,
     };
     loop {
         let now = Instant::now();
@@ -155,6 +168,8 @@ struct Supervisor {
     ready_timeout: Duration,
     shutdown_timeout: Duration,
     events: mpsc::SyncSender<Event>,
+    /// The component events, to the hub.
+    emitter: telemetry::Emitter,
 }
 
 impl Supervisor {
@@ -335,6 +350,12 @@ impl Supervisor {
                     child.id(),
                     slot.runs
                 );
+                let fields = [
+                    ("pid", child.id().to_string()),
+                    ("run", slot.runs.to_string()),
+                ];
+                self.emitter
+                    .send(component_event("component_start", component.name, fields));
                 slot.state = State::Running(Running {
                     child,
                     run: slot.runs,
@@ -404,7 +425,18 @@ impl Supervisor {
                 };
                 let uptime = now.duration_since(r.started);
                 let ready = r.ready;
+                let fields = [
+                    ("pid", r.child.id().to_string()),
+                    ("status", status.clone()),
+                    ("uptime_ms", uptime.as_millis().to_string()),
+                    (
+                        "expected",
+                        (!matches!(self.phase, Phase::Normal)).to_string(),
+                    ),
+                ];
                 let name = slot.plan.component.name;
+                self.emitter
+                    .send(component_event("component_exit", name, fields));
                 let first_start = slot.runs == 1 && !ready;
                 slot.state = State::Stopped;
                 slot.up.set(0);
@@ -447,9 +479,19 @@ impl Supervisor {
                     slot.restart.start_failures()
                 );
                 slot.state = State::Pending(now + delay);
+                let fields = [
+                    ("delay_ms", delay.as_millis().to_string()),
+                    ("restarts", slot.restarts.to_string()),
+                    ("start_failures", slot.restart.start_failures().to_string()),
+                ];
+                self.emitter
+                    .send(component_event("component_restart", name, fields));
             }
             Decision::GiveUp { start_failures } => {
                 slot.state = State::GaveUp;
+                let fields = [("start_failures", start_failures.to_string())];
+                self.emitter
+                    .send(component_event("component_gave_up", name, fields));
                 self.outcome = Outcome::ComponentFailed;
                 if slot.plan.component.role == Role::Hub {
                     tracing::error!(
@@ -465,6 +507,23 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+/// A supervisor event about `component`: its name first, then `fields`.
+fn component_event<const N: usize>(
+    kind: &str,
+    component: &str,
+    fields: [(&str, String); N],
+) -> telemetry::events::Event {
+    let mut all = vec![("component".to_owned(), component.to_owned())];
+    all.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    telemetry::events::Event {
+        kind: kind.to_owned(),
+        key: String::new(),
+        conn_id: 0,
+        remote: String::new(),
+        fields: all,
     }
 }
 

@@ -223,6 +223,11 @@ pub const CATALOG: &[(&str, &str)] = &[
         "mediaserver_recorder_errors_total",
         "Recording errors (a file that could not be created or written).",
     ),
+    // every component that sends events
+    (
+        "mediaserver_events_dropped_total",
+        "Events dropped because the hub was away until the component's event queue was full (oldest first).",
+    ),
     // supervisor
     (
         "mediaserver_component_restarts_total",

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use proto::ipc::{self, Event, Header};
+/// The event message (re-exported for components that do not use `proto` otherwise).
+pub use proto::ipc::Event;
+use proto::ipc::{self, Header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -60,7 +62,12 @@ impl Emitter {
     /// Delivers events to the hub at `hub` from a task on the current tokio runtime, as
     /// `component`. At most `capacity` events wait for the hub; `dropped` counts the
     /// oldest ones dropped beyond that.
-    pub fn start(hub: PathBuf, component: &'static str, capacity: usize, dropped: Counter) -> Emitter {
+    pub fn start(
+        hub: PathBuf,
+        component: &'static str,
+        capacity: usize,
+        dropped: Counter,
+    ) -> Emitter {
         let emitter = Emitter::queue_only(capacity, dropped);
         tokio::spawn(deliver(hub, component, emitter.shared.clone()));
         emitter

@@ -57,7 +57,7 @@ pub fn report_from_thread(
 }
 
 /// One connection: hello, then reports until the hub goes away.
-async fn session(hub: &PathBuf, component: &str, metrics: &Metrics) -> std::io::Result<()> {
+async fn session(hub: &std::path::Path, component: &str, metrics: &Metrics) -> std::io::Result<()> {
     let mut sock = crate::hub_conn::connect(hub, component).await?;
     let mut out = BytesMut::new();
     let mut buf = BytesMut::with_capacity(1024);

@@ -1,7 +1,8 @@
 //! hookd against the real hub, ingest-rtmp and recorder, fed by FFmpeg 9: publish, play,
 //! stop and record events reach a webhook (HMAC verified), a program and stdout, once and
-//! in order per stream; a webhook that is down then up gets everything; a hanging
-//! program is killed with its process group at the timeout.
+//! in order per stream; connection, auth and takeover events; a webhook that is down then
+//! up gets everything; a hanging program is killed with its process group at the timeout;
+//! under the supervisor, component crashes and restarts (the hub's own included).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,6 +18,7 @@ use e2e::ffmpeg::{self, Codecs, PublishOpts};
 use e2e::proc::Proc;
 use e2e::rtmp_client::RtmpClient;
 use e2e::scenario::{raw_publisher, send_h264_aac};
+use e2e::supervised::Supervised;
 use e2e::{Server, ServerOpts};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -349,6 +351,9 @@ fn webhook_down_then_up_receives_everything_after_recovery() {
     endpoint.wait("unpublish", deadline_in(30.0), |v| {
         is(v, "unpublish", "live/down")
     });
+    endpoint.wait("connection_closed", deadline_in(30.0), |v| {
+        is(v, "connection_closed", "live/down")
+    });
     let expected: Vec<Value> = hook.stdout.lines().iter().map(|l| json(l)).collect();
     let expected = of_key(&expected, "live/down");
     let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
@@ -476,7 +481,8 @@ fn hookd_resubscribes_after_a_hub_restart() {
     let port = listener.local_addr().unwrap().port();
     let endpoint = Endpoint::serve(listener);
     let s = e2e::supervised::Supervised::start(&format!(
-        "[hookd]\nwebhook = [\"*@live/*=http://127.0.0.1:{port}/hook\"]\n"
+        "[hookd]\nwebhook = [\"*@live/*=http://127.0.0.1:{port}/hook\", \
+         \"component_start,component_exit,component_restart=http://127.0.0.1:{port}/hook\"]\n"
     ));
     s.wait_line(0, Duration::from_secs(30), |l| l.contains("hookd is ready"))
         .unwrap_or_else(|| panic!("hookd never ready\n{}", s.describe()));
@@ -485,6 +491,9 @@ fn hookd_resubscribes_after_a_hub_restart() {
     drop(publisher);
     endpoint.wait("unpublish before", deadline_in(30.0), |v| {
         is(v, "unpublish", "live/before")
+    });
+    endpoint.wait("connection_closed before", deadline_in(30.0), |v| {
+        is(v, "connection_closed", "live/before")
     });
     let mark = s.mark();
     e2e::supervised::Supervised::kill9(s.child_pid("hub", 1));
@@ -538,4 +547,166 @@ fn hookd_resubscribes_after_a_hub_restart() {
     of_key(&got, "live/before");
     let after: Vec<&Value> = got.iter().filter(|v| v["key"] == "live/after").collect();
     assert!(after.iter().any(|v| v["kind"] == "publish"), "{got:#?}");
+
+    // The supervisor's events about the hub's crash were kept while it was down and
+    // reached hookd through the new hub: exit (signal 9), restart, second start.
+    let component = |kind: &str, name: &str, pred: &dyn Fn(&Value) -> bool| {
+        endpoint.wait(&format!("{kind} {name}"), deadline_in(30.0), |v| {
+            v["kind"] == kind && v["fields"]["component"] == name && pred(v)
+        })
+    };
+    component("component_exit", "hub", &|v| {
+        v["fields"]["expected"] == "false"
+            && v["fields"]["status"].as_str().unwrap_or("").contains("9")
+            && v["fields"]["uptime_ms"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .is_ok()
+    });
+    component("component_restart", "hub", &|v| {
+        v["fields"]["restarts"] == "1" && v["fields"]["delay_ms"].as_str().is_some()
+    });
+    component("component_start", "hub", &|v| v["fields"]["run"] == "2");
+    // A crashed ingest-rtmp: the same three, while the hub stays up.
+    Supervised::kill9(s.child_pid("ingest-rtmp", 1));
+    component("component_exit", "ingest-rtmp", &|v| {
+        v["fields"]["expected"] == "false"
+    });
+    component("component_restart", "ingest-rtmp", &|v| {
+        v["fields"]["restarts"] == "1"
+    });
+    component("component_start", "ingest-rtmp", &|v| {
+        v["fields"]["run"] == "2"
+    });
+    let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
+    let at = |kind: &str, name: &str| {
+        got.iter()
+            .position(|v| v["kind"] == kind && v["fields"]["component"] == name)
+            .unwrap_or_else(|| panic!("no {kind} of {name}: {got:#?}"))
+    };
+    assert!(at("component_exit", "hub") < at("component_restart", "hub"));
+    assert!(at("component_exit", "ingest-rtmp") < at("component_restart", "ingest-rtmp"));
+}
+
+/// Connections (accepted, closed), an auth denial and a takeover, as hookd delivers them
+/// to a webhook and stdout.
+#[test]
+fn connection_auth_and_takeover_events_reach_hookd() {
+    let server = Server::start(
+        ServerOpts::default()
+            .ingest(&["--publish-auth=token", "--publish-token=live/*=pubSecret1"]),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = Endpoint::serve(listener);
+    let hook = hookd(
+        &server,
+        &[
+            "--stdout".into(),
+            "--webhook".into(),
+            format!("*=http://127.0.0.1:{port}/hook"),
+        ],
+    );
+    // Denied: a wrong token.
+    let (mut denied, sid) = RtmpClient::open(server.addr(), "live").expect("connect");
+    let status = denied
+        .publish(sid, "tk?token=wrongGuess")
+        .expect("answered");
+    assert_ne!(status.code, "NetStream.Publish.Start", "{status:?}");
+    endpoint.wait("auth_denied", deadline_in(30.0), |v| {
+        is(v, "auth_denied", "live/tk")
+    });
+    drop(denied);
+    // The first publisher, then a second one taking the key over.
+    let (mut first, sid1) = raw_publisher(server.addr(), "tk?token=pubSecret1");
+    send_h264_aac(&mut first, sid1, 0, 10, 40, 10).expect("frames");
+    endpoint.wait("publish", deadline_in(30.0), |v| {
+        is(v, "publish", "live/tk")
+    });
+    let (mut second, sid2) = raw_publisher(server.addr(), "tk?token=pubSecret1");
+    send_h264_aac(&mut second, sid2, 1000, 10, 40, 10).expect("frames");
+    endpoint.wait("duplicate_publisher", deadline_in(30.0), |v| {
+        is(v, "duplicate_publisher", "live/tk")
+    });
+    drop(first);
+    drop(second);
+    let closed = |v: &Value| is(v, "connection_closed", "live/tk");
+    let deadline = deadline_in(30.0);
+    while endpoint
+        .events()
+        .iter()
+        .filter(|r| closed(&json(&r.body)))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{:#?}", endpoint.events());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    endpoint.wait("unpublish", deadline_in(30.0), |v| {
+        is(v, "unpublish", "live/tk") && v["fields"]["reason"] != "takeover"
+    });
+
+    let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
+    let find = |pred: &dyn Fn(&Value) -> bool| -> (usize, Value) {
+        got.iter()
+            .enumerate()
+            .find(|(_, v)| pred(v))
+            .map(|(i, v)| (i, v.clone()))
+            .unwrap_or_else(|| panic!("not found in {got:#?}"))
+    };
+    let (_, deny) = find(&|v| is(v, "auth_denied", "live/tk"));
+    assert_eq!(deny["fields"]["action"], "publish", "{deny}");
+    assert_eq!(deny["fields"]["protocol"], "rtmp", "{deny}");
+    assert_eq!(deny["fields"]["mode"], "token", "{deny}");
+    assert_eq!(deny["fields"]["reason"], "invalid_token", "{deny}");
+    assert!(!deny.to_string().contains("wrongGuess"), "{deny}");
+    let (_, publish) = find(&|v| is(v, "publish", "live/tk"));
+    let first_id = publish["conn_id"].as_u64().unwrap();
+    let (_, allowed) = find(&|v| is(v, "auth_allowed", "live/tk") && v["conn_id"] == first_id);
+    assert_eq!(allowed["fields"]["protocol"], "rtmp", "{allowed}");
+    let (dup_at, dup) = find(&|v| is(v, "duplicate_publisher", "live/tk"));
+    assert_eq!(dup["fields"]["action"], "taken_over", "{dup}");
+    let second_id = dup["conn_id"].as_u64().unwrap();
+    assert_ne!(second_id, first_id);
+    let (taken_at, taken) =
+        find(&|v| is(v, "unpublish", "live/tk") && v["fields"]["reason"] == "takeover");
+    assert_eq!(taken["conn_id"], first_id, "{taken}");
+    assert!(
+        dup_at < taken_at,
+        "taken over after the duplicate was announced"
+    );
+    // Each client connection: accepted (protocol, address) before closed (key, reason).
+    for (id, key) in [
+        (deny["conn_id"].as_u64().unwrap(), ""),
+        (first_id, "live/tk"),
+        (second_id, "live/tk"),
+    ] {
+        let (acc_at, acc) = find(&|v| v["kind"] == "connection_accepted" && v["conn_id"] == id);
+        assert_eq!(acc["fields"]["protocol"], "rtmp", "{acc}");
+        assert!(
+            acc["remote"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{acc}"
+        );
+        let (cl_at, cl) = find(&|v| v["kind"] == "connection_closed" && v["conn_id"] == id);
+        assert!(acc_at < cl_at, "{acc} then {cl}");
+        assert_eq!(cl["key"], key, "{cl}");
+        assert_eq!(cl["remote"], acc["remote"], "{cl}");
+        assert_eq!(cl["fields"]["protocol"], "rtmp", "{cl}");
+        assert!(cl["fields"]["duration_ms"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok());
+        let bytes_in: u64 = cl["fields"]["bytes_in"].as_str().unwrap().parse().unwrap();
+        assert!(bytes_in > 1536, "{cl}");
+    }
+    // The key's events once each, in order, the same on stdout.
+    let mine = of_key(&got, "live/tk");
+    let seen = hook
+        .stdout
+        .wait_count(mine.len(), deadline_in(10.0), |l| l.contains("\"live/tk\""));
+    assert!(seen, "hookd stdout\n{}", hook.describe());
+    let lines: Vec<Value> = hook.stdout.lines().iter().map(|l| json(l)).collect();
+    assert_eq!(of_key(&lines, "live/tk")[..mine.len()], mine[..]);
 }
