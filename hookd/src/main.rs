@@ -24,9 +24,9 @@ struct Cli {
     /// Write every event as one JSON line on stdout. Default: off.
     #[arg(long)]
     stdout: bool,
-    /// Webhook rule `KINDS[@KEYGLOB]=http://host[:port]/path`: matching events are POSTed
-    /// as JSON, in order, retried until answered 2xx. Repeatable; one queue per rule.
-    /// Example: `publish,unpublish@live/*=http://127.0.0.1:8000/hook`. Default: none.
+    /// Webhook rule `KINDS[@KEYGLOB]=http(s)://host[:port]/path`: matching events are
+    /// POSTed as JSON, in order, retried until answered 2xx. Repeatable; one queue per rule.
+    /// Example: `publish,unpublish@live/*=https://hooks.example/ms`. Default: none.
     #[arg(long = "webhook", value_name = "RULE")]
     webhook: Vec<String>,
     /// Program rule `KINDS[@KEYGLOB]=COMMAND`: COMMAND runs through /bin/sh -c per matching
@@ -38,6 +38,10 @@ struct Cli {
     /// Default: none (no signature header).
     #[arg(long, env = "HOOKD_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// PEM file of CA certificates trusted for `https://` webhooks, besides the system's
+    /// root certificates (a private CA, or a self-signed endpoint). Default: none.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Events queued per webhook rule (and for stdout, and for programs); when full the
     /// oldest is dropped with a warning.
     #[arg(long, default_value_t = 10_000)]
@@ -80,7 +84,7 @@ impl Cli {
                         return Some((
                             flag,
                             r.clone(),
-                            "the target must be http://host[:port]/path".into(),
+                            "the target must be http(s)://host[:port]/path".into(),
                         ))
                     }
                     Ok(_) => {}
@@ -128,6 +132,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if !cli.stdout && cli.webhook.is_empty() && cli.exec.is_empty() {
         tracing::warn!("no --stdout, --webhook or --exec: events are received and dropped");
     }
+    let https = cli
+        .webhook
+        .iter()
+        .any(|r| Rule::parse(r).is_ok_and(|r| r.target.starts_with("https://")));
+    let tls = if https || cli.ca_file.is_some() {
+        let client = runtime::tls_client::TlsClient::new(cli.ca_file.as_deref())
+            .map_err(|e| Failure::CannotStart(e.into()))?;
+        tracing::debug!(roots = client.roots(), "TLS client for https webhooks");
+        Some(client)
+    } else {
+        None
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -142,6 +158,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             sinks.stdout = Some(q);
         }
         let opts = Arc::new(WebhookOptions {
+            tls,
             secret: cli.secret.map(String::into_bytes),
             queue: cli.queue,
             timeout: cli.webhook_timeout,

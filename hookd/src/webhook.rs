@@ -1,14 +1,15 @@
 //! Webhooks: each URL has its own task and bounded [`Queue`]; events are POSTed one at a
 //! time in queue order (so in order per stream), each retried with exponential backoff
-//! until the endpoint answers 2xx (at-least-once). Plain `http://` only: put a TLS proxy
-//! in front for `https`.
+//! until the endpoint answers 2xx (at-least-once). `https://` endpoints are verified
+//! against the system's roots and `--ca-file` (`runtime::tls_client`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use runtime::tls_client::TlsClient;
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::queue::Queue;
@@ -42,14 +43,19 @@ pub struct WebhookOptions {
     pub retry_min: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// For `https://` URLs (present whenever a rule has one).
+    pub tls: Option<TlsClient>,
 }
 
 /// Why one attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
-    /// The URL is not `http://host[:port]/path`.
-    #[error("not an http://host[:port]/path URL")]
+    /// The URL is not `http(s)://host[:port]/path`.
+    #[error("not an http(s)://host[:port]/path URL")]
     Url,
+    /// The TLS handshake failed (the certificate did not verify, ...).
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
     /// Socket error.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -64,9 +70,27 @@ pub enum PostError {
     Status(u16),
 }
 
-/// `http://host[:port]/path` as (host:port, host, path).
-pub fn split_url(url: &str) -> Option<(String, String, String)> {
-    let rest = url.strip_prefix("http://")?;
+/// Where a webhook URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `https://`.
+    pub tls: bool,
+    /// `host:port` to connect to (port 80 or 443 when the URL has none).
+    pub addr: String,
+    /// The URL's authority, for the `Host` header.
+    pub authority: String,
+    /// The host alone, the name the server's certificate must carry.
+    pub host: String,
+    /// Path and query.
+    pub path: String,
+}
+
+/// Parses `http://host[:port]/path` or `https://host[:port]/path`.
+pub fn split_url(url: &str) -> Option<Target> {
+    let (tls, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://")?),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -74,15 +98,20 @@ pub fn split_url(url: &str) -> Option<(String, String, String)> {
     if authority.is_empty() || authority.contains('@') {
         return None;
     }
-    let addr = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
+    let (host, addr) = match authority.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && !h.is_empty() => (h, authority.to_owned()),
+        _ => (
+            authority,
+            format!("{authority}:{}", if tls { 443 } else { 80 }),
+        ),
     };
-    Some((addr, authority.to_owned(), path.to_owned()))
+    Some(Target {
+        tls,
+        addr,
+        authority: authority.to_owned(),
+        host: host.to_owned(),
+        path: path.to_owned(),
+    })
 }
 
 /// The signature header value of `body`.
@@ -116,39 +145,52 @@ fn request(host: &str, path: &str, d: &Delivery, secret: Option<&[u8]>) -> Vec<u
 
 /// One POST of `d` to `url`.
 pub async fn post(url: &str, d: &Delivery, opts: &WebhookOptions) -> Result<(), PostError> {
-    let (addr, host, path) = split_url(url).ok_or(PostError::Url)?;
+    let t = split_url(url).ok_or(PostError::Url)?;
     let attempt = async {
-        let mut sock = TcpStream::connect(&addr).await?;
-        sock.write_all(&request(&host, &path, d, opts.secret.as_deref()))
-            .await?;
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(2).any(|w| w == b"\r\n") {
-            let n = sock.read(&mut buf).await?;
-            if n == 0 || head.len() > MAX_RESPONSE_HEAD {
-                return Err(PostError::Malformed);
-            }
-            head.extend_from_slice(&buf[..n]);
+        let sock = TcpStream::connect(&t.addr).await?;
+        let req = request(&t.authority, &t.path, d, opts.secret.as_deref());
+        if !t.tls {
+            return exchange(sock, &req).await;
         }
-        let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-        let line = std::str::from_utf8(line).map_err(|_| PostError::Malformed)?;
-        let mut parts = line.split(' ');
-        let (Some(v), Some(code)) = (parts.next(), parts.next()) else {
-            return Err(PostError::Malformed);
-        };
-        let code: u16 = code.parse().map_err(|_| PostError::Malformed)?;
-        if !v.starts_with("HTTP/1.") {
-            return Err(PostError::Malformed);
-        }
-        if (200..300).contains(&code) {
-            Ok(())
-        } else {
-            Err(PostError::Status(code))
-        }
+        let tls = opts.tls.as_ref().ok_or(PostError::Url)?;
+        let sock = tls.connect(&t.host, sock).await.map_err(PostError::Tls)?;
+        exchange(sock, &req).await
     };
     tokio::time::timeout(opts.timeout, attempt)
         .await
         .unwrap_or(Err(PostError::Timeout(opts.timeout)))
+}
+
+/// Sends `req` and reads the answer's status line.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    req: &[u8],
+) -> Result<(), PostError> {
+    sock.write_all(req).await?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 || head.len() > MAX_RESPONSE_HEAD {
+            return Err(PostError::Malformed);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = std::str::from_utf8(line).map_err(|_| PostError::Malformed)?;
+    let mut parts = line.split(' ');
+    let (Some(v), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(PostError::Malformed);
+    };
+    let code: u16 = code.parse().map_err(|_| PostError::Malformed)?;
+    if !v.starts_with("HTTP/1.") {
+        return Err(PostError::Malformed);
+    }
+    if (200..300).contains(&code) {
+        Ok(())
+    } else {
+        Err(PostError::Status(code))
+    }
 }
 
 /// Delivers `queue` to `url` until the process ends.
@@ -187,20 +229,32 @@ mod tests {
 
     #[test]
     fn urls() {
+        let t = split_url("http://127.0.0.1:8080/hook?x=1").unwrap();
         assert_eq!(
-            split_url("http://127.0.0.1:8080/hook?x=1"),
-            Some((
-                "127.0.0.1:8080".into(),
-                "127.0.0.1:8080".into(),
-                "/hook?x=1".into()
-            ))
+            (t.tls, &*t.addr, &*t.authority, &*t.host, &*t.path),
+            (
+                false,
+                "127.0.0.1:8080",
+                "127.0.0.1:8080",
+                "127.0.0.1",
+                "/hook?x=1"
+            )
         );
+        let t = split_url("http://example.com").unwrap();
         assert_eq!(
-            split_url("http://example.com"),
-            Some(("example.com:80".into(), "example.com".into(), "/".into()))
+            (&*t.addr, &*t.host, &*t.path),
+            ("example.com:80", "example.com", "/")
         );
-        assert_eq!(split_url("https://example.com/"), None);
+        let t = split_url("https://example.com/h").unwrap();
+        assert_eq!(
+            (t.tls, &*t.addr, &*t.host),
+            (true, "example.com:443", "example.com")
+        );
+        let t = split_url("https://[::1]:8443/").unwrap();
+        assert_eq!((&*t.addr, &*t.host), ("[::1]:8443", "[::1]"));
+        assert_eq!(split_url("ftp://example.com/"), None);
         assert_eq!(split_url("http:///x"), None);
+        assert_eq!(split_url("https://u@example.com/"), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! work: logging set-up (`log`), waiting for a shutdown signal (`signal`), finding and
 //! securing the private runtime directory that holds the hub socket (`dir`), raising the
 //! open-file limit and sizing connection limits from it (`fds`), the exit statuses the
-//! supervisor acts on (`exit`), and byte sizes with units in flags (`size`).
+//! supervisor acts on (`exit`), byte sizes with units in flags (`size`), and with the `tls-client`
+//! feature the TLS client side (`tls_client`).
 //!
 //! This is the one crate that reads the environment (`RUST_LOG`, `NO_COLOR`,
 //! `XDG_RUNTIME_DIR`, `USER`); `proto` stays free of it.
@@ -15,3 +16,5 @@ pub mod fds;
 pub mod log;
 pub mod signal;
 pub mod size;
+#[cfg(feature = "tls-client")]
+pub mod tls_client;

@@ -26,9 +26,10 @@ use sha2::Sha256;
 
 const SECRET: &str = "test-secret";
 
-/// One request the test endpoint received: its headers (lower-case names) and body.
+/// One request the test endpoint received: its path, headers (lower-case names) and body.
 #[derive(Debug, Clone)]
 struct Received {
+    path: String,
     headers: HashMap<String, String>,
     body: String,
 }
@@ -40,18 +41,51 @@ struct Endpoint {
 
 impl Endpoint {
     fn serve(listener: TcpListener) -> Endpoint {
+        Endpoint::serve_with(listener, Some)
+    }
+
+    /// An `https` endpoint presenting `cert` (chain and key PEM files).
+    fn serve_tls(listener: TcpListener, cert: &e2e::test_ca::ServerCert) -> Endpoint {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(&cert.cert)
+            .expect("cert file")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certs");
+        let key = PrivateKeyDer::from_pem_file(&cert.key).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        let config = Arc::new(config);
+        Endpoint::serve_with(listener, move |tcp| {
+            let conn = rustls::ServerConnection::new(config.clone()).ok()?;
+            Some(rustls::StreamOwned::new(conn, tcp))
+        })
+    }
+
+    /// Serves each connection through `wrap` (plain or TLS), one at a time.
+    fn serve_with<S: Read + Write + Send + 'static>(
+        listener: TcpListener,
+        wrap: impl Fn(std::net::TcpStream) -> Option<S> + Send + 'static,
+    ) -> Endpoint {
         let got = Arc::new(Mutex::new(Vec::new()));
         let keep = got.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let Some(conn) = wrap(conn) else { continue };
                 let mut r = BufReader::new(conn);
                 let mut headers = HashMap::new();
                 let mut line = String::new();
                 if r.read_line(&mut line).is_err() {
                     continue;
                 }
+                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
                 loop {
                     line.clear();
                     if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -70,12 +104,14 @@ impl Endpoint {
                     continue;
                 }
                 keep.lock().unwrap().push(Received {
+                    path,
                     headers,
                     body: String::from_utf8(body).expect("utf-8 body"),
                 });
                 let _ = r.get_mut().write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
+                let _ = r.get_mut().flush();
             }
         });
         Endpoint { got }
@@ -95,6 +131,19 @@ impl Endpoint {
         }
         panic!("webhook never got {what}: {:#?}", self.events());
     }
+}
+
+/// The `X-Hook-Signature` a body must carry under [`SECRET`].
+fn signature(body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
 
 fn json(text: &str) -> Value {
@@ -205,18 +254,7 @@ fn publish_play_record_events_reach_webhook_program_and_stdout() {
     // Webhook: every body signed, the events of the key once each and in order.
     let got = endpoint.events();
     for r in &got {
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(r.body.as_bytes());
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            r.headers.get("x-hook-signature"),
-            Some(&format!("sha256={hex}"))
-        );
+        assert_eq!(r.headers.get("x-hook-signature"), Some(&signature(&r.body)));
         let v = json(&r.body);
         assert_eq!(
             r.headers.get("x-hook-event").map(String::as_str),
@@ -709,4 +747,59 @@ fn connection_auth_and_takeover_events_reach_hookd() {
     assert!(seen, "hookd stdout\n{}", hook.describe());
     let lines: Vec<Value> = hook.stdout.lines().iter().map(|l| json(l)).collect();
     assert_eq!(of_key(&lines, "live/tk")[..mine.len()], mine[..]);
+}
+
+/// An `https://` webhook verified against `--ca-file` (an rcgen test CA) gets the events,
+/// signed; the same endpoint without `--ca-file` is refused by certificate verification.
+#[test]
+fn https_webhook_verified_with_ca_file() {
+    let server = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let ca = e2e::test_ca::TestCa::new("hooks test CA");
+    let ca_file = tmp.path().join("ca.pem");
+    ca.write_ca(&ca_file);
+    let cert = ca.issue(&tmp.path().join("cert.pem"), &tmp.path().join("key.pem"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = Endpoint::serve_tls(listener, &cert);
+    let trusting = hookd(
+        &server,
+        &[
+            "--webhook".into(),
+            format!("publish,unpublish@live/tls=https://127.0.0.1:{port}/trusted"),
+            "--ca-file".into(),
+            ca_file.display().to_string(),
+        ],
+    );
+    let untrusting = hookd(
+        &server,
+        &[
+            "--webhook".into(),
+            format!("publish@live/tls=https://localhost:{port}/untrusted"),
+            "--retry-min".into(),
+            "100ms".into(),
+        ],
+    );
+    let (mut publisher, sid) = raw_publisher(server.addr(), "tls");
+    send_h264_aac(&mut publisher, sid, 0, 10, 40, 10).expect("frames");
+    drop(publisher);
+    endpoint.wait("unpublish over https", deadline_in(30.0), |v| {
+        is(v, "unpublish", "live/tls")
+    });
+    let line = untrusting
+        .stderr
+        .wait_for(0, deadline_in(20.0), |l| l.contains("webhook failed"))
+        .unwrap_or_else(|| panic!("no failure without the CA\n{}", untrusting.describe()));
+    assert!(line.contains("tls"), "{line}");
+    let got = endpoint.events();
+    assert!(got.iter().all(|r| r.path == "/trusted"), "{got:#?}");
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| json(&r.body)["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["publish", "unpublish"]);
+    for r in &got {
+        assert_eq!(r.headers.get("x-hook-signature"), Some(&signature(&r.body)));
+    }
+    drop(trusting);
 }
