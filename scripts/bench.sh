@@ -75,7 +75,8 @@ start_server() {
         pids+=($hub)
         for _ in $(seq 100); do [ -S "$tmp/hub.sock" ] && break; sleep 0.05; done
         "$bin/ingest-rtmp" --listen "127.0.0.1:$port" --hub "$tmp/hub.sock" \
-            --log-level warn --max-connections 10000 2>"$tmp/ingest.log" &
+            --log-level warn --max-connections 10000 --max-connections-per-ip 10000 \
+            --max-new-connections-per-ip 100000 2>"$tmp/ingest.log" &
         pids+=($!)
         SERVER_PIDS="$hub,$!"
         ;;

@@ -134,6 +134,9 @@ pub struct Ring {
     gop_valid: bool,
     /// Audio-only join point.
     audio_join: Option<u64>,
+    /// The oldest entry a reader still needs (`None`: unknown, keep the whole lag
+    /// window). Entries before it and before the join point are dropped at once.
+    low_water: Option<u64>,
 }
 
 impl Ring {
@@ -148,7 +151,16 @@ impl Ring {
             last_key: None,
             gop_valid: false,
             audio_join: None,
+            low_water: None,
         }
+    }
+
+    /// Tells the ring which is the oldest entry its readers still need (`None`: some
+    /// reader cannot say, so keep the whole lag window). With every reader at the head, the
+    /// ring holds the GOP cache alone; a lagging reader holds entries back to its cursor,
+    /// never more than `queue_bytes`.
+    pub fn set_low_water(&mut self, seq: Option<u64>) {
+        self.low_water = seq;
     }
 
     /// Sequence number the next pushed entry gets.
@@ -270,7 +282,10 @@ impl Ring {
 
     fn trim(&mut self) {
         let keep_from = self.join_point().unwrap_or(self.head());
-        while self.first_seq < keep_from && self.bytes() > self.limits.queue_bytes {
+        let needed_from = self.low_water.unwrap_or(0);
+        while self.first_seq < keep_from
+            && (self.first_seq < needed_from || self.bytes() > self.limits.queue_bytes)
+        {
             self.entries.pop_front();
             self.first_seq += 1;
         }
@@ -414,6 +429,38 @@ mod tests {
         assert_eq!(r.behind(6), None);
         assert_eq!(r.behind(7), Some(sz(100) * 4));
         assert_eq!(r.behind(11), Some(0));
+    }
+
+    #[test]
+    fn without_lagging_readers_only_the_gop_is_kept() {
+        let mut r = Ring::new(limits(1 << 20, 1 << 20));
+        r.set_low_water(Some(u64::MAX));
+        for i in 0..10 {
+            r.push(frame(true, i % 5 == 0, 100), i * 10, Bytes::new());
+        }
+        // The GOP from the keyframe at 5 is all there is, though the window allows more.
+        assert_eq!((r.first(), r.len()), (5, 5));
+        // A reader at 6 holds the ring back to its cursor when the next GOP starts.
+        r.set_low_water(Some(6));
+        for i in 10..13 {
+            r.push(frame(true, i == 10, 100), i * 10, Bytes::new());
+        }
+        assert_eq!(r.first(), 6);
+        // Unknown readers keep the whole window.
+        r.set_low_water(None);
+        r.push(frame(true, false, 100), 130, Bytes::new());
+        assert_eq!(r.first(), 6);
+        // Beyond the window even a reader's entries go (it will skip).
+        let mut r = Ring::new(limits(1 << 20, sz(100) * 3));
+        r.set_low_water(Some(0));
+        for i in 0..10 {
+            r.push(frame(true, i % 5 == 0, 100), i * 10, Bytes::new());
+        }
+        assert_eq!(
+            r.first(),
+            5,
+            "the GOP is kept, older entries past the window are not"
+        );
     }
 
     #[test]

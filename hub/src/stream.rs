@@ -162,6 +162,12 @@ pub trait Reader: Send + Sync + std::fmt::Debug {
     /// Something changed that the reader's own task must look at (called with the
     /// stream lock held: it must only wake the task).
     fn wake(&self);
+    /// The ring entry this reader takes next, if it keeps track of it: the ring keeps
+    /// entries from the oldest such position (within the lag window), so a stream whose
+    /// readers keep up holds only its GOP cache. `None` keeps the whole lag window.
+    fn position(&self) -> Option<u64> {
+        None
+    }
     /// The publisher went quiet: bytes a reader held back to write together with later
     /// entries go out now (called without the stream lock held; must not block).
     fn flush(&self) {}
@@ -199,6 +205,9 @@ pub struct Delivery {
     readers: Arc<[Arc<dyn Reader>]>,
     new: NewEntry,
 }
+
+/// Frames between two refreshes of the ring's low-water mark (one pass over the readers).
+const LOW_WATER_EVERY: u64 = 16;
 
 /// Readers below which one task offers a new entry to all of them.
 const SHARD_READERS: usize = 256;
@@ -292,12 +301,25 @@ impl StreamState {
     pub fn add_reader(&mut self, id: u64, reader: Arc<dyn Reader>) {
         self.readers.push((id, reader));
         self.rebuild_snapshot();
+        self.update_low_water();
     }
 
     /// Removes a reader.
     pub fn remove_reader(&mut self, id: u64) {
         self.readers.retain(|(r, _)| *r != id);
         self.rebuild_snapshot();
+        self.update_low_water();
+    }
+
+    /// Tells the ring what its readers still need. Readers only move forward, so a mark
+    /// some entries old only keeps a little more than needed; it is refreshed every
+    /// [`LOW_WATER_EVERY`] frames and whenever a reader comes or goes.
+    fn update_low_water(&mut self) {
+        let low = self
+            .readers
+            .iter()
+            .try_fold(u64::MAX, |low, (_, r)| r.position().map(|p| low.min(p)));
+        self.ring.set_low_water(low);
     }
 
     fn rebuild_snapshot(&mut self) {
@@ -465,6 +487,9 @@ impl StreamState {
             SHARED_STREAM_ID,
         );
         let video = video.then_some(frame.is_keyframe());
+        if self.ring.head().is_multiple_of(LOW_WATER_EVERY) {
+            self.update_low_water();
+        }
         let seq = self.ring.push(Item::Frame(frame), ms, rtmp.clone());
         Ok(self.delivery(NewEntry {
             seq,

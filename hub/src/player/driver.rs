@@ -203,7 +203,7 @@ async fn drive(output: &Output, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> S
         return finish(output, stop).await;
     }
     loop {
-        let pass = output.lock().pass(output.sock(), Instant::now());
+        let pass = output.pass(Instant::now());
         let pass = match pass {
             Ok(p) => p,
             Err(end) => return finish(output, end.into()).await,

@@ -22,6 +22,7 @@
 //! serialized per player.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,8 @@ pub struct Output {
     sock: OwnedWriteHalf,
     state: Mutex<Player>,
     notify: Notify,
+    /// The cursor as of the last pass or fast-path entry (read by the stream's trim).
+    position: AtomicU64,
 }
 
 impl std::fmt::Debug for Output {
@@ -109,16 +112,26 @@ pub struct Pass {
 impl Output {
     /// The output of a player writing to `sock`.
     pub fn new(sock: OwnedWriteHalf, player: Player) -> Arc<Output> {
+        let position = AtomicU64::new(player.cursor.at());
         Arc::new(Output {
             sock,
             state: Mutex::new(player),
             notify: Notify::new(),
+            position,
         })
     }
 
     /// The player's state.
     pub fn lock(&self) -> MutexGuard<'_, Player> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One pass of the player's task (see [`Player::pass`]).
+    pub fn pass(&self, now: Instant) -> Result<Pass, PlayerEnd> {
+        let mut p = self.lock();
+        let pass = p.pass(&self.sock, now);
+        self.position.store(p.cursor.at(), Ordering::Relaxed);
+        pass
     }
 
     /// The socket.
@@ -173,6 +186,7 @@ impl Reader for Output {
         }
         // At the head, so the lag policy has nothing to say.
         p.cursor.step();
+        self.position.store(p.cursor.at(), Ordering::Relaxed);
         if new.frame {
             p.take_frame(new.video, &new.rtmp);
         } else {
@@ -182,6 +196,10 @@ impl Reader for Output {
             return;
         }
         self.write_out(p, new.at);
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.position.load(Ordering::Relaxed))
     }
 
     fn flush(&self) {
