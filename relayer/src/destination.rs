@@ -44,6 +44,8 @@ pub struct DestOptions {
     pub stats_interval: Duration,
     /// Chunk size toward destinations.
     pub chunk_size: u32,
+    /// For `rtmps://` destinations.
+    pub tls: runtime::tls_client::TlsClient,
 }
 
 /// The latest decoder configurations and metadata of a stream, sent first on every
@@ -250,6 +252,7 @@ impl Destination {
             ClientMode::Publish,
             config,
             self.opts.connect_timeout,
+            &self.opts.tls,
             &mut early,
         )
         .await

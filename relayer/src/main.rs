@@ -23,7 +23,7 @@ struct Cli {
     #[arg(long, default_value_os_t = runtime::dir::default_hub_socket())]
     hub: PathBuf,
     /// Push rule `PATTERN=URL[ URL...]`: streams whose key matches the glob PATTERN are
-    /// pushed to every URL (`rtmp://host[:port]/app/name` or
+    /// pushed to every URL (`rtmp://host[:port]/app/name`, `rtmps://host[:port]/app/name` or
     /// `srt://host:port?streamid=..&passphrase=..&latency=ms`); `{key}`, `{app}` and `{name}` in a URL are replaced by the
     /// stream's. Repeatable. Example: `live/*=rtmp://a.example/live2/{name}`.
     /// Default: none.
@@ -70,6 +70,11 @@ struct Cli {
     /// How often a live destination reports its counters (a `relay` event).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     stats_interval: Duration,
+    /// PEM file of CA certificates trusted for `rtmps://` destinations and origins,
+    /// besides the system's root certificates (a private CA, or a self-signed server).
+    /// Default: none.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Chunk size used toward destinations.
     #[arg(long, default_value_t = 4096)]
     chunk_size: u32,
@@ -162,7 +167,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if rules.is_empty() && cli.callback.is_none() && cli.pull.is_none() {
         tracing::warn!("no --push rule, --callback or --pull: nothing will be relayed");
     }
+    let tls = runtime::tls_client::TlsClient::new(cli.ca_file.as_deref())
+        .map_err(|e| Failure::CannotStart(e.into()))?;
     let pull = cli.pull.clone().map(|template| PullOptions {
+        tls: tls.clone(),
         template,
         patterns: cli.pull_match.iter().map(|p| Glob::new(p)).collect(),
         grace: cli.pull_grace,
@@ -179,6 +187,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         backoff_max: cli.reconnect_max,
         stats_interval: cli.stats_interval,
         chunk_size: cli.chunk_size,
+        tls,
     });
     let opts = LinkOptions {
         socket: cli.hub,

@@ -38,6 +38,8 @@ pub struct PullOptions {
     pub connect_timeout: Duration,
     /// First retry delay when the origin fails.
     pub backoff_min: Duration,
+    /// For an `rtmps://` origin.
+    pub tls: runtime::tls_client::TlsClient,
     /// Longest retry delay.
     pub backoff_max: Duration,
 }
@@ -149,6 +151,7 @@ async fn attempt(
         ClientMode::Play,
         config,
         opts.connect_timeout,
+        &opts.tls,
         &mut early,
     )
     .await?;

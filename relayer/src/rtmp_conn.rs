@@ -1,5 +1,6 @@
-//! The async shell around proto's [`ClientSession`]: a TCP connection to another RTMP
-//! server, driven through connect, createStream and publish or play.
+//! The async shell around proto's [`ClientSession`]: a TCP connection (TLS for
+//! `rtmps://`) to another RTMP server, driven through connect, createStream and publish
+//! or play.
 
 use std::io;
 use std::time::Duration;
@@ -8,9 +9,14 @@ use bytes::BytesMut;
 use proto::rtmp::session::{
     ClientConfig, ClientError, ClientEvent, ClientMode, ClientSession, RtmpUrl, ServerCaps,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use runtime::tls_client::TlsClient;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The read half of a connection, plain or TLS.
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a connection, plain or TLS.
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Why a connection to a server failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,9 +24,9 @@ pub enum ConnError {
     /// The URL is not `rtmp://host[:port]/app/name`.
     #[error("not an rtmp://host[:port]/app/name URL")]
     BadUrl,
-    /// `rtmps://` needs TLS, which the relayer does not speak yet.
-    #[error("rtmps:// destinations are not supported yet")]
-    TlsUnsupported,
+    /// The TLS handshake failed (the certificate did not verify, ...).
+    #[error("tls: {0}")]
+    Tls(io::Error),
     /// Socket error.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -41,8 +47,8 @@ pub enum ConnError {
 /// A connected, started RTMP client connection.
 pub struct RtmpConn {
     /// Read half of the socket.
-    pub rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    pub rd: ReadHalf,
+    wr: WriteHalf,
     /// The session.
     pub session: ClientSession,
     /// Bytes read, not yet consumed.
@@ -56,32 +62,41 @@ pub struct RtmpConn {
 impl RtmpConn {
     /// Connects to `url` and runs the session until the server started the publish or
     /// play, all within `timeout`. `events` collects what arrived meanwhile (a player's
-    /// first metadata may come with the start).
+    /// first metadata may come with the start). `rtmps://` goes through `tls`.
     pub async fn open(
         url: &str,
         mode: ClientMode,
         config: ClientConfig,
         timeout: Duration,
+        tls: &TlsClient,
         events: &mut Vec<ClientEvent>,
     ) -> Result<RtmpConn, ConnError> {
         let parsed = RtmpUrl::parse(url, mode).ok_or(ConnError::BadUrl)?;
-        if parsed.tls {
-            return Err(ConnError::TlsUnsupported);
-        }
-        tokio::time::timeout(timeout, Self::open_inner(parsed, config, timeout, events))
-            .await
-            .map_err(|_| ConnError::Timeout("waiting for the server to start the stream"))?
+        tokio::time::timeout(
+            timeout,
+            Self::open_inner(parsed, config, timeout, tls, events),
+        )
+        .await
+        .map_err(|_| ConnError::Timeout("waiting for the server to start the stream"))?
     }
 
     async fn open_inner(
         url: RtmpUrl,
         config: ClientConfig,
         write_timeout: Duration,
+        tls: &TlsClient,
         events: &mut Vec<ClientEvent>,
     ) -> Result<RtmpConn, ConnError> {
         let sock = TcpStream::connect((url.host.as_str(), url.port)).await?;
         sock.set_nodelay(true)?;
-        let (rd, wr) = sock.into_split();
+        let (rd, wr): (ReadHalf, WriteHalf) = if url.tls {
+            let s = tls.connect(&url.host, sock).await.map_err(ConnError::Tls)?;
+            let (rd, wr) = tokio::io::split(s);
+            (Box::new(rd), Box::new(wr))
+        } else {
+            let (rd, wr) = sock.into_split();
+            (Box::new(rd), Box::new(wr))
+        };
         let random: [u8; 1528] = std::array::from_fn(|_| rand::random());
         let epoch = 0;
         let mut c = RtmpConn {

@@ -81,13 +81,10 @@ pub fn check_template(t: &str) -> Result<(), RuleError> {
                 "not srt://host:port[?streamid=..&passphrase=(10-79 chars)&latency=ms]",
             ));
     }
-    if t.starts_with("rtmps://") {
+    if !t.starts_with("rtmp://") && !t.starts_with("rtmps://") {
         return Err(bad(
-            "rtmps:// destinations are not supported yet (no TLS client)",
+            "only rtmp://, rtmps:// and srt:// destinations are supported",
         ));
-    }
-    if !t.starts_with("rtmp://") {
-        return Err(bad("only rtmp:// and srt:// destinations are supported"));
     }
     check_placeholders(t)?;
     let sample = expand(t, "app/name");
@@ -159,6 +156,8 @@ mod tests {
             destinations(&[r.clone(), r], "live/cam"),
             ["rtmp://a.example/live/cam", "rtmp://b:1936/x/live-cam"]
         );
+        let r = Rule::parse("live/*=rtmps://h:4443/live/{name}").unwrap();
+        assert_eq!(destinations(&[r], "live/cam"), ["rtmps://h:4443/live/cam"]);
         let r = Rule::parse("*=rtmp://h/app/{key}").unwrap();
         assert_eq!(destinations(&[r], "a/b"), ["rtmp://h/app/a/b"]);
     }
@@ -170,7 +169,6 @@ mod tests {
             "=rtmp://h/a/b",
             "live/*=",
             "live/*=http://h/a/b",
-            "live/*=rtmps://h/a/b",
             "live/*=rtmp://h/a/{nam}",
             "live/*=rtmp://h/{name}",
         ] {

@@ -55,14 +55,24 @@ pub struct Server {
     http_addr: Option<SocketAddr>,
     socket: PathBuf,
     dir: tempfile::TempDir,
-    _serial: MutexGuard<'static, ()>,
+    /// None for a second server of a test that holds the lock through its first.
+    _serial: Option<MutexGuard<'static, ()>>,
 }
 
 impl Server {
     /// Starts the hub, waits for `listening on unix:`, starts ingest-rtmp against it and
     /// waits for `listening on rtmp://IP:PORT`. Holds the [`crate::serial`] lock until dropped.
     pub fn start(opts: ServerOpts) -> Server {
-        let serial = crate::serial();
+        Server::start_with(opts, Some(crate::serial()))
+    }
+
+    /// Another server in a test that already runs one (a relay destination, an edge):
+    /// does not take the [`crate::serial`] lock, which the first server holds.
+    pub fn start_second(opts: ServerOpts) -> Server {
+        Server::start_with(opts, None)
+    }
+
+    fn start_with(opts: ServerOpts, serial: Option<MutexGuard<'static, ()>>) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("mediaserver-e2e-")
             .tempdir()

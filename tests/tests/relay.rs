@@ -17,6 +17,8 @@ use e2e::bins::bin;
 use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
 use e2e::proc::Proc;
+use e2e::server::Which;
+use e2e::test_ca::TestCa;
 use e2e::tools::{skip_without, which};
 use e2e::{Server, ServerOpts};
 use proto::ipc::{self, Event, FrameDecoder, Header, Role, FORMAT_VERSION};
@@ -162,58 +164,6 @@ fn assert_no_gap(what: &str, r: &ffmpeg::Report, fps: f64) {
     }
 }
 
-/// A second server of ours (hub + ingest-rtmp) as a push destination. `Server` holds the
-/// test-wide serial lock for the origin; this one is started directly.
-struct Second {
-    _ingest: Proc,
-    hub: Proc,
-    addr: std::net::SocketAddr,
-    socket: PathBuf,
-}
-
-impl Second {
-    fn start(dir: &Path) -> Second {
-        let socket = dir.join(format!("second-{}.sock", free_port()));
-        let mut hub_cmd = Command::new(bin("hub"));
-        hub_cmd.arg("--socket").arg(&socket).env("NO_COLOR", "1");
-        let hub = Proc::spawn("second hub", &mut hub_cmd);
-        assert!(
-            hub.stderr
-                .wait_for(0, deadline_in(20.0), |l| l.contains("listening on unix:"))
-                .is_some(),
-            "second hub did not start\n{}",
-            hub.describe()
-        );
-        let mut ingest_cmd = Command::new(bin("ingest-rtmp"));
-        ingest_cmd
-            .args(["--listen", "127.0.0.1:0", "--hub"])
-            .arg(&socket)
-            .env("NO_COLOR", "1");
-        let ingest = Proc::spawn("second ingest-rtmp", &mut ingest_cmd);
-        let line = ingest
-            .stderr
-            .wait_for(0, deadline_in(20.0), |l| l.contains("listening on rtmp://"));
-        let addr = line
-            .as_deref()
-            .and_then(e2e::server::parse_rtmp_addr)
-            .unwrap_or_else(|| panic!("second ingest-rtmp did not start\n{}", ingest.describe()));
-        Second {
-            _ingest: ingest,
-            hub,
-            addr,
-            socket,
-        }
-    }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("rtmp://{}/live/{name}", self.addr)
-    }
-}
-
 fn relayer(hub: &Path, rules: &[String], extra: &[&str]) -> Proc {
     let mut cmd = Command::new(bin("relayer"));
     cmd.arg("--hub").arg(hub);
@@ -232,6 +182,29 @@ fn relayer(hub: &Path, rules: &[String], extra: &[&str]) -> Proc {
     p
 }
 
+/// Waits until the relayer logs a destination going live.
+fn wait_destination_live(relay: &Proc) {
+    assert!(
+        relay
+            .stderr
+            .wait_for(0, deadline_in(30.0), |l| l.contains("destination live"))
+            .is_some(),
+        "{}",
+        relay.describe()
+    );
+}
+
+/// FFmpeg plays `url` for 3 s and decodes at least 40 frames with no error.
+fn decodes_3s(url: &str, what: &str) {
+    let play = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    Player::spawn(url, &play)
+        .finish(deadline_in(30.0))
+        .assert_decoded(what, 40, 40);
+}
+
 fn tmp_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("relay-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("tmp");
@@ -248,7 +221,7 @@ fn pushes_to_nginx_and_ours_reconnects_and_stays_bounded() {
     }
     let origin = Server::start(ServerOpts::default());
     let dir = tmp_dir();
-    let second = Second::start(&dir);
+    let second = Server::start_second(ServerOpts::default());
     let port = free_port();
     let mut nginx_proc = nginx(&dir, port);
     let rule = format!(
@@ -393,10 +366,10 @@ fn pushes_to_nginx_and_ours_reconnects_and_stays_bounded() {
 fn edge_pulls_from_the_origin_while_players_watch() {
     let origin = Server::start(ServerOpts::default());
     let dir = tmp_dir();
-    let edge = Second::start(&dir);
+    let edge = Server::start_second(ServerOpts::default());
     let template = format!("rtmp://{}/{{app}}/{{name}}", origin.addr());
     let relay = relayer(
-        &edge.socket,
+        edge.socket(),
         &[],
         &[
             "--pull",
@@ -452,12 +425,11 @@ fn edge_pulls_from_the_origin_while_players_watch() {
         origin.describe()
     );
     assert!(
-        edge.hub
-            .stderr
+        edge.log(Which::Hub)
             .wait_for(0, deadline_in(10.0), |l| l.contains("publisher left"))
             .is_some(),
         "the edge's pulled stream should end\n{}",
-        edge.hub.describe()
+        edge.describe()
     );
     assert!(publisher.is_running(), "{}", publisher.describe());
     publisher.kill();
@@ -521,7 +493,7 @@ fn pushes_to_an_srt_listener() {
 fn pushes_where_the_callback_says() {
     let origin = Server::start(ServerOpts::default());
     let dir = tmp_dir();
-    let second = Second::start(&dir);
+    let second = Server::start_second(ServerOpts::default());
     let listener = TcpListener::bind("127.0.0.1:0").expect("callback listener");
     let callback = format!("http://{}/destinations", listener.local_addr().unwrap());
     let answer = second.url("from-callback");
@@ -546,26 +518,16 @@ fn pushes_where_the_callback_says() {
         &origin.url("cb"),
         &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
     );
-    assert!(
-        relay
-            .stderr
-            .wait_for(0, deadline_in(30.0), |l| l.contains("destination live"))
-            .is_some(),
-        "{}",
-        relay.describe()
-    );
+    wait_destination_live(&relay);
     let request = asked.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert!(
         request.starts_with("GET /destinations?key=live%2Fcb&app=live&name=cb HTTP/1.1"),
         "{request}"
     );
-    let play = PlayOpts {
-        duration: Some(Duration::from_secs(3)),
-        ..PlayOpts::default()
-    };
-    Player::spawn(&second.url("from-callback"), &play)
-        .finish(deadline_in(30.0))
-        .assert_decoded("player at the callback's destination", 40, 40);
+    decodes_3s(
+        &second.url("from-callback"),
+        "player at the callback's destination",
+    );
     publisher.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -621,4 +583,64 @@ fn a_codec_the_destination_cannot_take_is_reported_not_sent() {
     );
     publisher.kill();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An `rtmps://` destination: our own ingest-rtmp's RTMPS listener with a certificate of
+/// an rcgen test CA, trusted through `--ca-file`; FFmpeg decodes the stream there. A
+/// relayer without `--ca-file` is refused by certificate verification.
+#[test]
+fn pushes_to_an_rtmps_destination() {
+    let origin = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("relay test CA");
+    let ca_file = tmp.path().join("ca.pem");
+    ca.write_ca(&ca_file);
+    let cert = ca.issue(&tmp.path().join("cert.pem"), &tmp.path().join("key.pem"));
+    let dest = Server::start_second(ServerOpts::default().ingest(&[
+        "--tls-listen=127.0.0.1:0",
+        &format!("--tls-cert={}", cert.cert.display()),
+        &format!("--tls-key={}", cert.key.display()),
+    ]));
+    let line = dest
+        .log(Which::Ingest)
+        .wait_for(0, deadline_in(10.0), |l| {
+            l.contains("listening on rtmps://")
+        })
+        .expect("ingest-rtmp logs its RTMPS address");
+    let addr = e2e::server::parse_addr(&line, "listening on rtmps://").expect("RTMPS address");
+    // By name: the certificate is checked for `localhost`.
+    let rule = format!("live/*=rtmps://localhost:{}/live/{{name}}", addr.port());
+    let relay = relayer(
+        origin.socket(),
+        std::slice::from_ref(&rule),
+        &["--ca-file", ca_file.to_str().unwrap()],
+    );
+    let untrusting = relayer(
+        origin.socket(),
+        &[format!(
+            "live/*=rtmps://localhost:{}/live/{{name}}-x",
+            addr.port()
+        )],
+        &["--reconnect-min", "200ms"],
+    );
+    let mut publisher = ffmpeg::publish(
+        &origin.url("sec"),
+        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
+    );
+    wait_destination_live(&relay);
+    decodes_3s(&dest.url("sec"), "player at the rtmps destination");
+    let refused = untrusting
+        .stderr
+        .wait_for(0, deadline_in(30.0), |l| l.contains("destination failed"))
+        .unwrap_or_else(|| panic!("{}", untrusting.describe()));
+    assert!(refused.contains("tls"), "{refused}");
+    assert!(
+        untrusting
+            .stderr
+            .wait_for(0, deadline_in(0.1), |l| l.contains("destination live"))
+            .is_none(),
+        "{}",
+        untrusting.describe()
+    );
+    publisher.kill();
 }
