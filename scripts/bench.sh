@@ -7,7 +7,11 @@
 #
 #   scripts/bench.sh                          # players 100 500 1000 2000, 10 s each
 #   PLAYERS="100 500" DURATION=20s SETTLE=15s scripts/bench.sh
-#   SERVERS="ours null" scripts/bench.sh      # skip nginx-rtmp
+#   SERVERS="ours ours0 null" scripts/bench.sh   # skip nginx-rtmp
+#
+# Servers: null (the floor), ours (hub + ingest-rtmp, default flags), ours0 (the same with
+# --write-coalesce 0ms, the zero-latency mode), nginx (nginx-rtmp). The 1-minute load
+# average before each run is kept next to its report (the machine is shared).
 #
 # Needs: FFmpeg (imageio-ffmpeg) to make the source once; nginx + libnginx-mod-rtmp for
 # the comparison (apt-get install nginx libnginx-mod-rtmp; skipped with a note if absent).
@@ -17,7 +21,7 @@ cd "$(dirname "$0")/.."
 PLAYERS="${PLAYERS:-100 500 1000 2000}"
 PUBLISHERS="${PUBLISHERS:-10 50}"
 DURATION="${DURATION:-10s}"
-SERVERS="${SERVERS:-null ours nginx}"
+SERVERS="${SERVERS:-null ours ours0 nginx}"
 RAMP="${RAMP:-250}"
 # How long the stream runs before players join: the servers' per-stream buffers (4 MiB
 # of recent frames plus the GOP at 2.5 Mbit/s) fill in about 14 s, so the RSS growth
@@ -69,8 +73,10 @@ start_server() {
         pids+=($!)
         SERVER_PIDS="$!"
         ;;
-    ours)
-        "$bin/hub" --socket "$tmp/hub.sock" --log-level warn 2>"$tmp/hub.log" &
+    ours | ours0)
+        local hub_args=()
+        [ "$name" = ours0 ] && hub_args=(--write-coalesce 0ms)
+        "$bin/hub" --socket "$tmp/hub.sock" --http off --log-level warn "${hub_args[@]}" 2>"$tmp/hub.log" &
         local hub=$!
         pids+=($hub)
         for _ in $(seq 100); do [ -S "$tmp/hub.sock" ] && break; sleep 0.05; done
@@ -134,7 +140,8 @@ run() { # run SERVER KIND N -> target/bench/SERVER-KIND-N.json
     else
         args+=(--players 0 --no-publish --publishers "$n")
     fi
-    echo "== $server, $kind $n" >&2
+    echo "== $server, $kind $n (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    cut -d' ' -f1 /proc/loadavg >"$out/$server-$kind-$n.load"
     "$bin/loadgen" "${args[@]}" || echo "loadgen reported failures ($server $kind $n)" >&2
     stop_server
 }
@@ -151,7 +158,8 @@ for n in $PLAYERS; do
 done
 for n in $PUBLISHERS; do
     for s in $SERVERS; do
-        [ "$s" = null ] && continue # one stream only
+        [ "$s" = null ] && continue  # one stream only
+        [ "$s" = ours0 ] && continue # coalescing does not touch ingest
         if [ "$s" = nginx ] && ! have_nginx; then continue; fi
         run "$s" publishers "$n"
     done
