@@ -2,11 +2,12 @@
 //! without blocking, for the publisher's fan-out and the players' passes, or to the end,
 //! for the few bytes of a refused player and for subscribers.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 
 use proto::iov::Outbox;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{tcp, unix, TcpStream, UnixStream};
 
 /// Most slices passed to one `writev` call (below every IOV_MAX).
 const MAX_IOV: usize = 64;
@@ -23,15 +24,61 @@ pub enum Written {
     },
 }
 
+/// The write half of a player's socket, written without blocking from whichever task
+/// has something to send: a TCP connection, or the Unix socketpair ingest relays an RTMPS
+/// player over.
+pub trait SockWrite: AsyncWrite + Unpin + Send + Sync + 'static {
+    /// One non-blocking vectored write (`WouldBlock` when the socket is full).
+    fn try_writev(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Resolves when the socket may take bytes again.
+    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// A player's connected stream socket, split into its two halves.
+pub trait PlayerSock: Send + 'static {
+    /// The read half.
+    type Read: AsyncRead + Unpin + Send;
+    /// The write half.
+    type Write: SockWrite;
+    /// Splits the socket.
+    fn split(self) -> (Self::Read, Self::Write);
+}
+
+macro_rules! stream_socket {
+    ($stream:ty, $half:ident) => {
+        impl SockWrite for $half::OwnedWriteHalf {
+            fn try_writev(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                self.try_write_vectored(bufs)
+            }
+
+            fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
+                self.writable()
+            }
+        }
+
+        impl PlayerSock for $stream {
+            type Read = $half::OwnedReadHalf;
+            type Write = $half::OwnedWriteHalf;
+
+            fn split(self) -> (Self::Read, Self::Write) {
+                self.into_split()
+            }
+        }
+    };
+}
+
+stream_socket!(TcpStream, tcp);
+stream_socket!(UnixStream, unix);
+
 /// Writes `out` until it is empty or the socket would block.
-pub fn try_write(sock: &OwnedWriteHalf, out: &mut Outbox) -> io::Result<Written> {
+pub fn try_write<W: SockWrite>(sock: &W, out: &mut Outbox) -> io::Result<Written> {
     let mut progress = false;
     while !out.is_empty() {
         let mut iov = [IoSlice::new(&[]); MAX_IOV];
         let n = out.fill(&mut iov);
         let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
         let whole = n == out.buffers();
-        match sock.try_write_vectored(&iov[..n]) {
+        match sock.try_writev(&iov[..n]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(written) => {
                 out.advance(written);

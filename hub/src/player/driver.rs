@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use proto::media::StreamKey;
 use proto::rtmp::session::{PlayerConfig, PlayerError, PlayerHandoff, PlayerSession};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
@@ -21,7 +19,7 @@ use crate::events::{player_event, stop_fields};
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
 use crate::stats::Protocol;
-use crate::write::write_all;
+use crate::write::{write_all, PlayerSock, SockWrite};
 
 /// Largest message a player may send (commands are small).
 const MAX_PLAYER_MESSAGE: u32 = 64 * 1024;
@@ -54,12 +52,12 @@ pub fn player_config(cfg: &Config) -> PlayerConfig {
 }
 
 /// Serves one player until it leaves or must be closed.
-pub async fn run(sock: TcpStream, h: PlayerHandoff, registry: Arc<Registry>) {
+pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registry>) {
     let cfg = registry.config().clone();
     let conn_id = h.conn_id;
     let mut session = PlayerSession::new(&h, player_config(&cfg), Instant::now());
     let mut buf = BytesMut::from(&h.pending_input[..]);
-    let (mut rd, mut wr) = sock.into_split();
+    let (mut rd, mut wr) = sock.split();
     let refused = match StreamKey::parse(&h.key) {
         Err(e) => Err((
             "NetStream.Play.StreamNotFound",
@@ -197,7 +195,11 @@ fn play_event(registry: &Registry, kind: &str, h: &PlayerHandoff, fields: Vec<(S
 
 /// Moves bytes and time until the player ends; what is still queued for a player that
 /// ends in order is written first.
-async fn drive(output: &Output, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Stop {
+async fn drive<W: SockWrite>(
+    output: &Output<W>,
+    rd: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+) -> Stop {
     // Bytes ingest read past `play` come first.
     if let Err(stop) = input(output, buf) {
         return finish(output, stop).await;
@@ -226,7 +228,7 @@ async fn drive(output: &Output, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> S
                 }
                 Err(e) => return Stop::Read(e),
             },
-            r = output.sock().writable(), if blocked => {
+            r = output.sock().ready(), if blocked => {
                 if let Err(e) = r {
                     return Stop::End(PlayerEnd::Io(e));
                 }
@@ -243,7 +245,7 @@ async fn drive(output: &Output, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> S
 }
 
 /// Feeds what the player sent to its session and acts on its requests.
-fn input(output: &Output, buf: &mut BytesMut) -> Result<(), Stop> {
+fn input<W: SockWrite>(output: &Output<W>, buf: &mut BytesMut) -> Result<(), Stop> {
     let mut p = output.lock();
     p.session.handle_input(buf, Instant::now())?;
     p.apply_events()?;
@@ -252,7 +254,7 @@ fn input(output: &Output, buf: &mut BytesMut) -> Result<(), Stop> {
 
 /// Writes what is still queued (a closing status, the last frames) to a player that
 /// ends in order, bounded by the write timeout, then reports `stop`.
-async fn finish(output: &Output, stop: Stop) -> Stop {
+async fn finish<W: SockWrite>(output: &Output<W>, stop: Stop) -> Stop {
     let orderly = match &stop {
         Stop::End(end) => end.flushes(),
         Stop::Protocol(_) => true,
@@ -263,7 +265,7 @@ async fn finish(output: &Output, stop: Stop) -> Stop {
         let _ = tokio::time::timeout(timeout, async {
             loop {
                 let blocked = output.lock().write(output.sock(), Instant::now());
-                if !matches!(blocked, Ok(true)) || output.sock().writable().await.is_err() {
+                if !matches!(blocked, Ok(true)) || output.sock().ready().await.is_err() {
                     return;
                 }
             }
@@ -274,7 +276,7 @@ async fn finish(output: &Output, stop: Stop) -> Stop {
 }
 
 /// Writes a refused player's session output (its error status), bounded by `timeout`.
-async fn flush(wr: &mut OwnedWriteHalf, session: &mut PlayerSession, timeout: Duration) {
+async fn flush<W: SockWrite>(wr: &mut W, session: &mut PlayerSession, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, write_all(wr, session.outbox())).await;
 }
 

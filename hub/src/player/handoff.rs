@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use proto::ipc::Header;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tracing::Instrument;
 
 use crate::registry::Registry;
@@ -27,30 +27,39 @@ pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
             return;
         }
     };
-    // The hello exchange checked the descriptor (server::open); this only notes its kind.
-    if crate::peer::player_socket(&fd) == Ok(crate::peer::PlayerSocket::Relay) {
-        tracing::debug!(
-            conn_id = session.conn_id,
-            "RTMPS player relayed by ingest over a socketpair"
-        );
-    }
-    // A relay's Unix stream socket goes through the same type: the player code only reads,
-    // writes (vectored) and shuts down, which are the same calls on either kind of stream
-    // socket; `set_nodelay` below simply fails on it.
-    let std_sock = std::net::TcpStream::from(fd);
-    let sock = match std_sock
-        .set_nonblocking(true)
-        .and_then(|()| TcpStream::from_std(std_sock))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(conn_id = session.conn_id, layer = "handoff", error = %e, "closing connection");
-            return;
-        }
-    };
-    let _ = sock.set_nodelay(true);
+    // The hello exchange checked the descriptor (server::open); its kind picks the type.
     let span = tracing::info_span!("player", conn_id = session.conn_id, key = %session.key);
-    super::driver::run(sock, session, registry)
-        .instrument(span)
-        .await
+    let conn_id = session.conn_id;
+    let refused = |e: std::io::Error| {
+        tracing::warn!(conn_id, layer = "handoff", error = %e, "closing connection");
+    };
+    if crate::peer::player_socket(&fd) == Ok(crate::peer::PlayerSocket::Relay) {
+        tracing::debug!(conn_id, "RTMPS player relayed by ingest over a socketpair");
+        let std_sock = std::os::unix::net::UnixStream::from(fd);
+        match std_sock
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(std_sock))
+        {
+            Ok(sock) => {
+                super::driver::run(sock, session, registry)
+                    .instrument(span)
+                    .await
+            }
+            Err(e) => refused(e),
+        }
+    } else {
+        let std_sock = std::net::TcpStream::from(fd);
+        match std_sock
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(std_sock))
+        {
+            Ok(sock) => {
+                let _ = sock.set_nodelay(true);
+                super::driver::run(sock, session, registry)
+                    .instrument(span)
+                    .await
+            }
+            Err(e) => refused(e),
+        }
+    }
 }

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proto::rtmp::session::{CloseReason, PlayerEvent, PlayerSession};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::config::{Config, LAG_WINDOW};
@@ -36,7 +35,7 @@ use crate::cursor::{Cursor, LagCounter, LagDecision, StallTimer};
 use crate::ring::Item;
 use crate::stats::{HubStats, Protocol};
 use crate::stream::{NewEntry, Reader, Stream, StreamState};
-use crate::write::{try_write, Written};
+use crate::write::{try_write, SockWrite, Written};
 
 /// Most entries taken from the ring per pass.
 const BATCH_ENTRIES: usize = 256;
@@ -85,16 +84,17 @@ impl PlayerEnd {
     }
 }
 
-/// One player's output, shared by its task and the publisher's fan-out.
-pub struct Output {
-    sock: OwnedWriteHalf,
+/// One player's output, shared by its task and the publisher's fan-out; `W` is its
+/// socket's write half (TCP, or the socketpair of a relayed RTMPS player).
+pub struct Output<W> {
+    sock: W,
     state: Mutex<Player>,
     notify: Notify,
     /// The cursor as of the last pass or fast-path entry (read by the stream's trim).
     position: AtomicU64,
 }
 
-impl std::fmt::Debug for Output {
+impl<W> std::fmt::Debug for Output<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Output").finish_non_exhaustive()
     }
@@ -109,9 +109,9 @@ pub struct Pass {
     pub more: bool,
 }
 
-impl Output {
+impl<W: SockWrite> Output<W> {
     /// The output of a player writing to `sock`.
-    pub fn new(sock: OwnedWriteHalf, player: Player) -> Arc<Output> {
+    pub fn new(sock: W, player: Player) -> Arc<Output<W>> {
         let position = AtomicU64::new(player.cursor.at());
         Arc::new(Output {
             sock,
@@ -135,7 +135,7 @@ impl Output {
     }
 
     /// The socket.
-    pub fn sock(&self) -> &OwnedWriteHalf {
+    pub fn sock(&self) -> &W {
         &self.sock
     }
 
@@ -162,7 +162,7 @@ impl Output {
     }
 }
 
-impl Reader for Output {
+impl<W: SockWrite> Reader for Output<W> {
     /// The fast path: a caught-up player with nothing pending takes the new entry straight
     /// to its socket; anything else is left to its task.
     fn offer(&self, new: &NewEntry) {
@@ -364,7 +364,7 @@ impl Player {
 
     /// Takes new entries into the outbox and writes what the socket takes without
     /// blocking. `Err` when the player must end.
-    pub fn pass(&mut self, sock: &OwnedWriteHalf, now: Instant) -> Result<Pass, PlayerEnd> {
+    pub fn pass<W: SockWrite>(&mut self, sock: &W, now: Instant) -> Result<Pass, PlayerEnd> {
         if let Some(end) = self.failed.take() {
             return Err(end);
         }
@@ -380,7 +380,7 @@ impl Player {
     }
 
     /// Writes the outbox until it is empty or the socket would block (true).
-    pub fn write(&mut self, sock: &OwnedWriteHalf, now: Instant) -> io::Result<bool> {
+    pub fn write<W: SockWrite>(&mut self, sock: &W, now: Instant) -> io::Result<bool> {
         // Whatever was held goes out with this write (or is left to the task if blocked).
         self.hold_until = None;
         let queued = self.session.outbox().bytes();
