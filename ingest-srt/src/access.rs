@@ -9,10 +9,12 @@ use proto::srt::{ConnectRequest, RejectReason, StreamId, StreamMode};
 use crate::cli::Config;
 use crate::passphrase::Book;
 
-/// What an accepted caller publishes.
+/// What an accepted caller publishes or plays.
 #[derive(Debug)]
 pub(crate) struct Grant {
     pub(crate) key: StreamKey,
+    /// `m=request`: the caller plays the key (player.rs) instead of publishing it.
+    pub(crate) play: bool,
     pub(crate) passphrase: Option<Passphrase>,
     /// The parsed stream id (user, session token ...), for logs and auth.
     pub(crate) id: StreamId,
@@ -28,15 +30,16 @@ pub(crate) fn decide(req: &ConnectRequest, cfg: &Config, book: &Book) -> Result<
         Some(raw) => StreamId::parse(raw)
             .map_err(|e| (RejectReason::BAD_REQUEST, format!("stream id: {e}")))?,
     };
-    match id.mode {
-        Some(StreamMode::Request) | Some(StreamMode::Bidirectional) => {
-            return Err((
+    let play =
+        match id.mode {
+            Some(StreamMode::Bidirectional) => return Err((
                 RejectReason::BAD_MODE,
-                "playing over SRT (m=request) is not supported yet; publish with m=publish".into(),
-            ))
-        }
-        Some(StreamMode::Publish) | None => {}
-    }
+                "m=bidirectional is not supported; publish with m=publish or play with m=request"
+                    .into(),
+            )),
+            Some(StreamMode::Request) => true,
+            Some(StreamMode::Publish) | None => false,
+        };
     let key = match &id.resource {
         None => cfg.default_key.clone(),
         Some(r) => StreamKey::parse(r.trim_start_matches('/')).map_err(|e| {
@@ -65,6 +68,7 @@ pub(crate) fn decide(req: &ConnectRequest, cfg: &Config, book: &Book) -> Result<
     }
     Ok(Grant {
         key,
+        play,
         passphrase,
         id,
     })

@@ -40,6 +40,14 @@ pub(crate) struct Cli {
     /// (a caller's shorter key is refused with CRYPTO).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=32))]
     pbkeylen: u16,
+    /// Encrypted players: packets sent with one key before switching to a new one
+    /// (libsrt's SRTO_KMREFRESHRATE; the player is sent the new key in advance).
+    #[arg(long, default_value_t = proto::srt::crypto::TxKeys::DEFAULT_REFRESH_RATE)]
+    km_refresh_rate: u32,
+    /// Encrypted players: packets before and after a key switch during which both keys
+    /// are announced (libsrt's SRTO_KMPREANNOUNCE; at most half the refresh rate).
+    #[arg(long, default_value_t = proto::srt::crypto::TxKeys::DEFAULT_PREANNOUNCE)]
+    km_preannounce: u32,
     /// Refuse callers that do not encrypt even for streams without a passphrase.
     #[arg(long)]
     enforce_encryption: bool,
@@ -56,6 +64,20 @@ pub(crate) struct Cli {
     /// slow hub), and the bound on the GOP kept to re-announce after a hub restart.
     #[arg(long, default_value_t = 8 << 20)]
     hub_queue_bytes: usize,
+    /// How long a player (`m=request`) of a key that is not live waits for it before it
+    /// is refused with 1404 (not found). Keep it below the callers' connect timeout
+    /// (libsrt's default is 3 s): the caller waits for the handshake's answer meanwhile.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    play_wait: Duration,
+    /// Bytes of muxed MPEG-TS queued per player toward its SRT connection; beyond it the
+    /// player skips to the next keyframe.
+    #[arg(long, default_value_t = 4 << 20)]
+    play_queue_bytes: usize,
+    /// Keyframe skips a player may need within a minute (it falls behind: over
+    /// --play-queue-bytes, or packets it never acknowledged were dropped) before it is
+    /// disconnected as too slow.
+    #[arg(long, default_value_t = 3)]
+    play_max_skips: u32,
     /// Interval of the `srt_stats` event each connection sends (also sent on close).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     stats_interval: Duration,
@@ -79,6 +101,9 @@ pub(crate) struct Config {
     pub(crate) default_key: StreamKey,
     pub(crate) hub_queue_bytes: usize,
     pub(crate) stats_interval: Duration,
+    pub(crate) play_wait: Duration,
+    pub(crate) play_queue_bytes: usize,
+    pub(crate) play_max_skips: u32,
     /// `--out`: streams go to this pipe instead of the hub (set once it is open).
     pub(crate) pipe: Option<ingest_link::pipe::Pipe>,
     /// Where connection events go (set at start: the hub or the pipe).
@@ -108,6 +133,20 @@ impl Cli {
                 "must be 0, 16, 24 or 32".into(),
             ));
         }
+        if self.km_refresh_rate < 4 {
+            return Some((
+                "km-refresh-rate",
+                self.km_refresh_rate.to_string(),
+                "must be at least 4".into(),
+            ));
+        }
+        if self.km_preannounce == 0 || self.km_preannounce > (self.km_refresh_rate - 1) / 2 {
+            return Some((
+                "km-preannounce",
+                self.km_preannounce.to_string(),
+                "must be 1 to (km-refresh-rate - 1) / 2".into(),
+            ));
+        }
         if self.max_connections == 0 {
             return Some(("max-connections", "0".into(), "must be more than 0".into()));
         }
@@ -125,6 +164,7 @@ impl Cli {
         let timeouts = [
             ("peer-idle-timeout", self.peer_idle_timeout),
             ("stats-interval", self.stats_interval),
+            ("play-wait", self.play_wait),
         ];
         if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
             return Some((flag, "0s".into(), "must be more than 0".into()));
@@ -141,6 +181,8 @@ impl Cli {
             srt: proto::srt::Config {
                 latency: self.latency,
                 peer_idle_timeout: self.peer_idle_timeout,
+                km_refresh_rate: self.km_refresh_rate,
+                km_preannounce: self.km_preannounce,
                 ..proto::srt::Config::default()
             },
             passphrase: self
@@ -153,6 +195,9 @@ impl Cli {
             default_key: StreamKey::parse(&self.default_key).expect("checked"),
             hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
             stats_interval: self.stats_interval,
+            play_wait: self.play_wait,
+            play_queue_bytes: self.play_queue_bytes.max(64 << 10),
+            play_max_skips: self.play_max_skips,
             pipe: None,
             events: ingest_link::events::Events::discard(),
         }

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use crate::access;
 use crate::cli::Config;
 use crate::passphrase::Book;
+use crate::player::{self, Out, PlayerArgs};
 use crate::publisher::{self, Msg};
 
 /// Randomness from the operating system for ids, cookies and keys.
@@ -54,8 +55,20 @@ struct Conn {
     key: String,
     tx: Option<mpsc::Sender<Msg>>,
     accepted: Instant,
+    /// Set for a player (`m=request`) instead of `tx`.
+    player: Option<PlayerConn>,
     next_stats: Instant,
     queue_dropped: u64,
+}
+
+/// The endpoint's side of a player.
+struct PlayerConn {
+    shared: Arc<player::Shared>,
+    closed: Option<tokio::sync::oneshot::Sender<player::Closed>>,
+    /// `Stats::sent_dropped` last looked at: when it grows the player is behind.
+    dropped_seen: u64,
+    /// Why the connection is being shut down by us (the stream ended).
+    ending: Option<String>,
 }
 
 /// A request accepted by SRT, waiting for the hub to take the key.
@@ -65,6 +78,8 @@ struct Pending {
     req: ConnectRequest,
     conn_id: u64,
     key: String,
+    /// A player's passphrase: it is accepted again when its key is live (below).
+    passphrase: Option<proto::srt::crypto::Passphrase>,
 }
 
 enum Decision {
@@ -85,6 +100,8 @@ pub(crate) struct Endpoint {
     decisions: mpsc::Receiver<((SocketAddr, u32), Decision)>,
     closed_tx: mpsc::Sender<u32>,
     closed: mpsc::Receiver<u32>,
+    play_tx: mpsc::UnboundedSender<(u32, Out)>,
+    play: mpsc::UnboundedReceiver<(u32, Out)>,
     next_conn_id: u64,
 }
 
@@ -93,6 +110,7 @@ impl Endpoint {
         let listener = Listener::new(Instant::now(), cfg.srt.clone(), &mut OsRandom);
         let (decisions_tx, decisions) = mpsc::channel(64);
         let (closed_tx, closed) = mpsc::channel(64);
+        let (play_tx, play) = mpsc::unbounded_channel();
         Endpoint {
             socket,
             cfg,
@@ -105,6 +123,8 @@ impl Endpoint {
             decisions,
             closed_tx,
             closed,
+            play_tx,
+            play,
             next_conn_id: 1,
         }
     }
@@ -143,6 +163,16 @@ impl Endpoint {
                     buf.reserve(1 << 16);
                 }
                 Some((peer, d)) = self.decisions.recv() => self.decided(peer, d).await,
+                Some((id, out)) = self.play.recv() => {
+                    self.play_out(id, out).await;
+                    // Take what else the players queued before the timers run.
+                    for _ in 1..BATCH {
+                        match self.play.try_recv() {
+                            Ok((id, out)) => self.play_out(id, out).await,
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(id) = self.closed.recv() => {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.conn.close(Instant::now());
@@ -281,6 +311,11 @@ impl Endpoint {
             }
         };
         let key = grant.key.to_string();
+        if grant.play {
+            self.request_play(req, conn, reply, conn_id, grant.key, grant.passphrase)
+                .await;
+            return;
+        }
         tracing::info!(
             %key,
             user = grant.id.user.as_deref().unwrap_or(""),
@@ -294,6 +329,7 @@ impl Endpoint {
             req,
             conn_id,
             key,
+            passphrase: None,
         };
         match &self.cfg.pipe {
             Some(pipe) => {
@@ -322,6 +358,161 @@ impl Endpoint {
                     };
                     let _ = tx.send((peer, d)).await;
                 });
+            }
+        }
+    }
+
+    /// A caller accepted by SRT asks to play `key`: its handshake stays pending while a
+    /// player task subscribes to the key; the task's `Out::Ready` or `Out::Refuse`
+    /// (1404 when the key does not go live within `--play-wait`) decides it.
+    async fn request_play(
+        &mut self,
+        req: ConnectRequest,
+        conn: Connection,
+        reply: Bytes,
+        conn_id: u64,
+        key: proto::media::StreamKey,
+        passphrase: Option<proto::srt::crypto::Passphrase>,
+    ) {
+        if self.cfg.pipe.is_some() {
+            self.refuse(
+                Instant::now(),
+                &req,
+                RejectReason::BAD_MODE,
+                "playing needs a hub; this ingest-srt writes to --out",
+            )
+            .await;
+            return;
+        }
+        tracing::info!(
+            %key,
+            encrypted = conn.is_encrypted(),
+            latency_ms = conn.send_latency().as_millis() as u64,
+            "SRT player accepted, subscribing to the stream"
+        );
+        let peer = (req.peer, req.peer_socket_id());
+        let args = PlayerArgs {
+            hub: self.cfg.hub.clone(),
+            key: key.clone(),
+            conn_id,
+            remote: req.peer,
+            local_id: conn.local_id(),
+            peer,
+            wait: self.cfg.play_wait,
+            queue_bytes: self.cfg.play_queue_bytes,
+            max_skips: self.cfg.play_max_skips,
+            linger: linger(&conn),
+        };
+        self.pending.insert(
+            peer,
+            Pending {
+                conn,
+                reply,
+                req,
+                conn_id,
+                key: key.to_string(),
+                passphrase,
+            },
+        );
+        let span = tracing::info_span!("srt", conn_id, key = %key);
+        tokio::spawn(tracing::Instrument::instrument(
+            player::run(args, self.play_tx.clone()),
+            span,
+        ));
+    }
+
+    /// Handles what a player task sent.
+    async fn play_out(&mut self, id: u32, out: Out) {
+        match out {
+            Out::Ready {
+                peer,
+                shared,
+                closed,
+            } => {
+                let Some(mut p) = self.pending.remove(&peer) else {
+                    return;
+                };
+                // Accepted again now: the caller takes the conclusion's arrival as our
+                // clock's start, so the connection's clock must start when it is sent,
+                // not when the caller first asked (the first accept checked the keys).
+                let accept = Accept {
+                    local_id: id,
+                    passphrase: p.passphrase.take(),
+                    enforce_encryption: self.cfg.enforce_encryption,
+                    rng: Box::new(OsRandom),
+                };
+                match self.listener.accept(Instant::now(), &p.req, accept) {
+                    Ok((conn, reply)) => (p.conn, p.reply) = (conn, reply),
+                    Err(rej) => {
+                        tracing::warn!(conn_id = p.conn_id, key = %p.key, reason = %rej.reason, detail = %rej.detail, "caller refused");
+                        self.send(p.req.peer, &rej.reply).await;
+                        return;
+                    }
+                }
+                self.send(p.req.peer, &p.reply).await;
+                tracing::info!(conn_id = p.conn_id, key = %p.key, remote = %p.req.peer, "playing");
+                self.cfg.events.accepted(p.conn_id, p.req.peer, "srt");
+                let player = PlayerConn {
+                    shared,
+                    closed: Some(closed),
+                    dropped_seen: 0,
+                    ending: None,
+                };
+                self.register(id, p, None, Some(player));
+            }
+            Out::Refuse {
+                peer,
+                not_found,
+                why,
+            } => {
+                let Some(p) = self.pending.remove(&peer) else {
+                    return;
+                };
+                let span = tracing::info_span!("srt", conn_id = p.conn_id, remote = %p.req.peer, key = %p.key);
+                let _enter = span.enter();
+                let reason = if not_found {
+                    RejectReason::NOT_FOUND
+                } else {
+                    RejectReason::Access(1503)
+                };
+                self.refuse(Instant::now(), &p.req, reason, &why).await;
+            }
+            Out::Data(data) => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                let Some(p) = &c.player else { return };
+                p.shared
+                    .queued
+                    .fetch_sub(data.len(), std::sync::atomic::Ordering::Relaxed);
+                let now = Instant::now();
+                let mut at = 0;
+                while at < data.len() {
+                    let end = (at + player::PAYLOAD).min(data.len());
+                    match c.conn.send(now, data.slice(at..end)) {
+                        Ok(()) => {}
+                        Err(proto::srt::SendError::BufferFull) => {
+                            p.shared
+                                .behind
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                    at = end;
+                }
+                self.flush(id).await;
+            }
+            Out::End(reason) => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                let linger = linger(&c.conn);
+                if let Some(p) = &mut c.player {
+                    p.ending = Some(reason);
+                }
+                c.conn.shutdown(Instant::now(), linger);
+                self.flush(id).await;
             }
         }
     }
@@ -382,6 +573,17 @@ impl Endpoint {
         ));
         tracing::info!(conn_id = p.conn_id, key = %p.key, remote = %p.req.peer, "publishing");
         self.cfg.events.accepted(p.conn_id, p.req.peer, "srt");
+        self.register(id, p, Some(tx), None);
+    }
+
+    /// Adds an established connection: a publisher (`tx`) or a player.
+    fn register(
+        &mut self,
+        id: u32,
+        p: Pending,
+        tx: Option<mpsc::Sender<Msg>>,
+        player: Option<PlayerConn>,
+    ) {
         self.by_peer
             .insert((p.req.peer, p.req.peer_socket_id()), id);
         self.conns.insert(
@@ -392,7 +594,8 @@ impl Endpoint {
                 peer_socket: p.req.peer_socket_id(),
                 conn_id: p.conn_id,
                 key: p.key,
-                tx: Some(tx),
+                tx,
+                player,
                 accepted: Instant::now(),
                 next_stats: Instant::now() + self.cfg.stats_interval,
                 queue_dropped: 0,
@@ -410,6 +613,15 @@ impl Endpoint {
         let mut out = Vec::new();
         while let Some(d) = c.conn.poll_transmit(now) {
             out.push(d);
+        }
+        if let Some(p) = &mut c.player {
+            let dropped = c.conn.stats().sent_dropped;
+            if dropped > p.dropped_seen {
+                p.dropped_seen = dropped;
+                p.shared
+                    .behind
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let mut closed = None;
         while let Some(ev) = c.conn.poll_event() {
@@ -434,6 +646,13 @@ impl Endpoint {
                 Event::KeysRefreshed => {
                     tracing::debug!(conn_id = c.conn_id, "stream keys refreshed")
                 }
+                Event::KeysAnnounced => {
+                    // Once per key change: libsrt's default is every 2^24 packets.
+                    tracing::info!(
+                        conn_id = c.conn_id,
+                        "sending keys rotated, new key material announced"
+                    )
+                }
                 Event::KeyRefreshFailed(e) => {
                     tracing::warn!(conn_id = c.conn_id, error = %e, "key refresh failed")
                 }
@@ -447,6 +666,19 @@ impl Endpoint {
             if let Some(mut c) = self.conns.remove(&id) {
                 self.by_peer.remove(&(c.peer, c.peer_socket));
                 tracing::info!(conn_id = c.conn_id, key = %c.key, ?reason, "SRT connection closed");
+                if let Some(mut p) = c.player.take() {
+                    let reason = p.ending.take().unwrap_or_else(|| match reason {
+                        proto::srt::CloseReason::PeerShutdown => "closed".into(),
+                        proto::srt::CloseReason::Timeout => "idle".into(),
+                        proto::srt::CloseReason::Local => "shutdown".into(),
+                    });
+                    if let Some(tx) = p.closed.take() {
+                        let _ = tx.send(player::Closed {
+                            reason,
+                            stats: c.conn.stats(),
+                        });
+                    }
+                }
                 let reason = match reason {
                     CloseReason::PeerShutdown => "closed",
                     CloseReason::Timeout => "peer_idle_timeout",
@@ -475,4 +707,10 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// How long a player's connection may take to deliver its last packets after the stream
+/// ended: its latency twice (retransmissions, then the player's TSBPD) and a second.
+fn linger(conn: &Connection) -> std::time::Duration {
+    conn.send_latency() * 2 + std::time::Duration::from_secs(1)
 }

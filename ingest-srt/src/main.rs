@@ -1,18 +1,21 @@
 //! ingest-srt: the SRT front door. Accepts SRT callers publishing MPEG-TS (plain or
 //! AES-encrypted, with key rotation) on one UDP port, runs the sans-IO `proto::srt` for
 //! each connection, demuxes the TS with `proto::ts` and sends each stream to the hub (or
-//! `--out`) through `ingest_link`.
+//! `--out`) through `ingest_link`. Callers with `m=request` play a key instead: a hub
+//! subscription per player, muxed back into TS and sent on the same connection machinery.
 //!
 //! ```text
 //!  UDP --> endpoint.rs: Listener (cookies) --> access.rs (stream id, passphrase.rs)
 //!              |                                   |
 //!              +--> Connection per caller --> publisher.rs: FrameReader --> Link --> hub
+//!              +<-- Connection per player <-- player.rs: Muxer <-- subscription <-- hub
 //! ```
 
 mod access;
 mod cli;
 mod endpoint;
 mod passphrase;
+mod player;
 mod publisher;
 
 use std::process::ExitCode;

@@ -3,7 +3,7 @@
 //! times during the stream), directly or through a seeded UDP impairment proxy; FFmpeg
 //! plays each stream back over RTMP from the hub, decodes it with no errors, and gets every
 //! video and audio frame of the file, with audio and video starting together. Refusals
-//! (wrong or missing passphrase, bad stream id, m=request, a duplicate key) get their SRT
+//! (wrong or missing passphrase, bad stream id, m=bidirectional, a duplicate key) get their SRT
 //! rejection code, and garbage or a handshake flood leave a neighbour stream untouched.
 
 use std::net::UdpSocket;
@@ -368,7 +368,7 @@ fn refusals_get_their_codes() {
     refused(&format!("srt://{a}?streamid=nokey"));
     ingest.expect_log("reason=NOTFOUND (1404)", 10.0);
     refused(&format!(
-        "srt://{a}?streamid=%23%21%3A%3Ar%3Dlive%2Fx%2Cm%3Drequest"
+        "srt://{a}?streamid=%23%21%3A%3Ar%3Dlive%2Fx%2Cm%3Dbidirectional"
     ));
     ingest.expect_log("reason=BAD_MODE (1405)", 10.0);
     // A key already live, with the hub rejecting duplicates.

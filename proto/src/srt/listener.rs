@@ -296,7 +296,13 @@ impl Listener {
             peer_ip: Handshake::encode_peer_ip(req.peer.ip()),
             extensions,
         };
-        let reply = encode(timestamp_of(now, self.epoch), hs.socket_id, response);
+        // The connection's clock starts now, and the caller derives our start time from
+        // this packet's timestamp (the time base of the data we send it): 0.
+        let reply = encode(0, hs.socket_id, response);
+        // HSv5 "reverse KMX": what we send is encrypted with the caller's keys.
+        let tx_keys = rx_keys
+            .as_ref()
+            .and_then(|k| k.sender_keys(self.config.km_refresh_rate, self.config.km_preannounce));
         let conn = Connection::new(Params {
             now,
             start: now,
@@ -307,7 +313,7 @@ impl Listener {
             send_latency: Duration::from_millis(u64::from(send_latency)),
             peer_timestamp: req.timestamp,
             rx_keys,
-            tx_keys: None,
+            tx_keys,
             rng: accept.rng,
             config: self.config.clone(),
             handshake_reply: Some(reply.clone()),

@@ -78,6 +78,9 @@ pub enum Event {
     KeysRefreshed,
     /// A KM refresh could not be unwrapped; the peer was told.
     KeyRefreshFailed(CryptoError),
+    /// Our sending keys changed (a new key pre-announced, or the old one decommissioned,
+    /// draft 6.1.6) and the new key material was sent to the peer (KMREQ).
+    KeysAnnounced,
     /// The connection is over; nothing more will be sent or received.
     Closed(CloseReason),
 }
@@ -134,6 +137,11 @@ pub struct Connection {
     events: VecDeque<Event>,
     last_recv: Instant,
     last_send: Instant,
+    /// When the last new payload was queued.
+    last_payload: Instant,
+    send_latency: Duration,
+    /// [`Connection::shutdown`]: the deadline of the flush.
+    closing: Option<Instant>,
     closed: bool,
     handshake_reply: Option<Bytes>,
     stats: Stats,
@@ -180,6 +188,9 @@ impl Connection {
             events: VecDeque::new(),
             last_recv: p.now,
             last_send: p.now,
+            last_payload: p.now,
+            send_latency: p.send_latency,
+            closing: None,
             closed: false,
             handshake_reply: p.handshake_reply,
             stats: Stats::default(),
@@ -212,6 +223,16 @@ impl Connection {
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Whether [`Connection::shutdown`] was called and the connection is flushing.
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some() && !self.closed
+    }
+
+    /// The negotiated latency of what this side sends (the peer's receive latency).
+    pub fn send_latency(&self) -> Duration {
+        self.send_latency
     }
 
     /// Counters so far.
@@ -311,6 +332,7 @@ impl Connection {
                 if ack.number != 0 {
                     self.queue(Control::AckAck(ack.number));
                 }
+                self.check_flushed(now);
             }
             Control::Nak(list) => {
                 self.stats.naks_received += 1;
@@ -398,6 +420,10 @@ impl Connection {
         }
         self.send.drop_old(now, &mut self.stats);
         self.send.handle_rto(now, self.rto());
+        self.check_flushed(now);
+        if self.closed {
+            return;
+        }
         if let Some((km, last, tries)) = self.km_pending.clone() {
             if now >= last + self.km_retry_interval() {
                 if tries >= KM_RETRIES {
@@ -423,9 +449,10 @@ impl Connection {
         (self.rtt.timeout() / 2).min(self.recv.tsbpd.latency() / 3)
     }
 
-    /// Retransmission timeout for tail loss: RTT + 4 RTTVar + one ACK period.
+    /// Retransmission timeout for tail loss: RTT + 4 RTTVar + two ACK periods (a
+    /// receiver acknowledges every 10 ms, so one period races the ACK it waits for).
     fn rto(&self) -> Duration {
-        self.rtt.timeout() + Duration::from_millis(10)
+        self.rtt.timeout() + Duration::from_millis(20)
     }
 
     fn km_retry_interval(&self) -> Duration {
@@ -447,11 +474,26 @@ impl Connection {
         }
     }
 
+    /// Ends a [`Connection::shutdown`] once everything sent was acknowledged and the
+    /// peer's TSBPD had time to play the last payload out (a receiver that sees the
+    /// shutdown drops what it still holds back), or at the flush deadline.
+    fn check_flushed(&mut self, now: Instant) {
+        let Some(deadline) = self.closing else { return };
+        if now >= deadline || now >= self.flushed_at().unwrap_or(deadline) {
+            self.close(now);
+        }
+    }
+
+    /// When the flush of a shutdown is complete, if everything was acknowledged.
+    fn flushed_at(&self) -> Option<Instant> {
+        (self.send.buffered() == 0).then(|| self.last_payload + self.send_latency)
+    }
+
     // ---- mutators ----
 
     /// Sends one payload (live mode: one message per packet, e.g. 7 TS packets).
     pub fn send(&mut self, now: Instant, payload: Bytes) -> Result<(), SendError> {
-        if self.closed {
+        if self.closed || self.closing.is_some() {
             return Err(SendError::Closed);
         }
         if payload.len() > MAX_PAYLOAD {
@@ -470,15 +512,30 @@ impl Connection {
                 if let Some(km) = announce {
                     self.km_pending = Some((km.clone(), now, 1));
                     self.queue(Control::KmReq(km));
+                    self.events.push_back(Event::KeysAnnounced);
                 }
                 (key, buf.freeze())
             }
         };
         if self.send.push(now, ts, key, payload) {
+            self.last_payload = now;
             Ok(())
         } else {
             Err(SendError::BufferFull)
         }
+    }
+
+    /// Ends the connection in order: takes no more payloads, keeps retransmitting until
+    /// the peer acknowledged everything and played it out, then sends a shutdown and
+    /// closes; after `linger` it closes regardless. A live receiver that gets a shutdown
+    /// discards what its latency buffer still holds, so [`Connection::close`] right
+    /// after the last payload would cut the stream's end.
+    pub fn shutdown(&mut self, now: Instant, linger: Duration) {
+        if self.closed || self.closing.is_some() {
+            return;
+        }
+        self.closing = Some(now + linger);
+        self.check_flushed(now);
     }
 
     /// Sends a shutdown and closes.
@@ -559,6 +616,10 @@ impl Connection {
                 .map(|(_, at, _)| *at + self.km_retry_interval()),
         );
         consider(Some(self.last_send + KEEPALIVE_INTERVAL));
+        if let Some(deadline) = self.closing {
+            consider(Some(deadline));
+            consider(self.flushed_at());
+        }
         Some(t)
     }
 }

@@ -111,6 +111,11 @@ impl Sek {
         &self.raw
     }
 
+    /// The KM salt this key is used with.
+    pub fn salt(&self) -> [u8; 16] {
+        self.salt
+    }
+
     /// Encrypts or decrypts (the same operation) the payload of packet `seq` in place.
     pub fn apply(&self, seq: u32, payload: &mut [u8]) {
         let mut iv = [0u8; 16];

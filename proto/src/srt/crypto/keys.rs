@@ -59,6 +59,37 @@ impl RxKeys {
         Ok(())
     }
 
+    /// The sending keys of the opposite direction, cloned from these (HSv5 "reverse KMX",
+    /// draft 6.1.5): a listener encrypts what it sends with the SEK and salt the caller
+    /// announced, under the same passphrase, and from then on refreshes them on its own
+    /// schedule. `None` before any key material was installed.
+    pub fn sender_keys(&self, refresh_rate: u32, preannounce: u32) -> Option<TxKeys> {
+        let (_, kek) = self.kek.clone()?;
+        let (active, sek) = match (&self.even, &self.odd) {
+            (Some(e), _) => (EncryptionKey::Even, e.clone()),
+            (None, Some(o)) => (EncryptionKey::Odd, o.clone()),
+            (None, None) => return None,
+        };
+        let len = KeyLength::from_bytes(sek.raw().len())?;
+        let salt = sek.salt();
+        let refresh_rate = refresh_rate.max(4);
+        let mut keys = TxKeys {
+            passphrase: self.passphrase.clone(),
+            len,
+            salt,
+            kek,
+            even: (active == EncryptionKey::Even).then(|| sek.clone()),
+            odd: (active == EncryptionKey::Odd).then_some(sek),
+            active,
+            refresh_rate,
+            preannounce: preannounce.clamp(1, (refresh_rate - 1) / 2),
+            sent_with_active: 0,
+            km: placeholder_km(),
+        };
+        keys.km = keys.build_km();
+        Some(keys)
+    }
+
     /// Decrypts a payload in place; false when the key it names is not installed.
     pub fn decrypt(&self, key: EncryptionKey, seq: u32, payload: &mut [u8]) -> bool {
         let sek = match key {
