@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ingest_link::link::{self, Link, LinkError, Opened};
@@ -44,6 +44,10 @@ impl Random for OsRandom {
     }
 }
 
+/// Packets the SRT sender of a player may drop (too late) within a second before the
+/// player is taken to be behind and skips to the next keyframe.
+const BEHIND_DROPS: u64 = 16;
+
 /// Datagrams handled per wake-up before timers and other connections get a turn.
 const BATCH: usize = 64;
 
@@ -65,8 +69,11 @@ struct Conn {
 struct PlayerConn {
     shared: Arc<player::Shared>,
     closed: Option<tokio::sync::oneshot::Sender<player::Closed>>,
-    /// `Stats::sent_dropped` last looked at: when it grows the player is behind.
+    /// `Stats::sent_dropped` at the start of the current one-second window: when it grows
+    /// by [`BEHIND_DROPS`] within one, the player is behind (a lossy link that costs a
+    /// packet now and then is not: skipping a GOP would cost it far more).
     dropped_seen: u64,
+    window: Instant,
     /// Why the connection is being shut down by us (the stream ended).
     ending: Option<String>,
 }
@@ -456,6 +463,7 @@ impl Endpoint {
                     shared,
                     closed: Some(closed),
                     dropped_seen: 0,
+                    window: Instant::now(),
                     ending: None,
                 };
                 self.register(id, p, None, Some(player));
@@ -616,11 +624,15 @@ impl Endpoint {
         }
         if let Some(p) = &mut c.player {
             let dropped = c.conn.stats().sent_dropped;
-            if dropped > p.dropped_seen {
-                p.dropped_seen = dropped;
+            let behind = dropped >= p.dropped_seen + BEHIND_DROPS;
+            if behind {
                 p.shared
                     .behind
                     .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if behind || now.saturating_duration_since(p.window) >= Duration::from_secs(1) {
+                p.dropped_seen = dropped;
+                p.window = now;
             }
         }
         let mut closed = None;
