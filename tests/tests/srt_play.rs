@@ -3,8 +3,9 @@
 //! srt-live-transmit play streams published over RTMP and over SRT; FFmpeg decodes what
 //! they got with no errors and with the frames that were sent. Encrypted playback works
 //! with the stream's passphrase and is refused without it or with a wrong one; a key that
-//! is not live is refused with 1404; playback through a lossy link decodes cleanly; the
-//! end of the stream ends the SRT connection, with `play`/`stop` events.
+//! is not live is refused with 1404; playback through a lossy link decodes cleanly; a
+//! stalled player skips whole GOPs and carries on; the end of the stream ends the SRT
+//! connection, with `play`/`stop` events.
 
 use std::path::Path;
 use std::process::Command;
@@ -307,4 +308,42 @@ fn playback_through_a_lossy_link_decodes_cleanly() {
         !stopped.contains("retransmitted=0 "),
         "nothing was retransmitted: {stopped}"
     );
+}
+
+#[test]
+fn a_stalled_player_skips_whole_gops_and_carries_on() {
+    let server = server();
+    let ingest = SrtIngest::start(&server, &["--play-wait", "8s"]);
+    let mut player = srt_player(ingest.addr, "stall", "");
+    ingest.expect_log("SRT player accepted", 20.0);
+    let opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(10));
+    let mut rtmp = publish(&server.url("stall"), &opts);
+    assert!(
+        player.wait_frames(20, 20, deadline_in(20.0)),
+        "nothing decoded\n{}",
+        player.proc().describe()
+    );
+    // The player stops reading and acknowledging (resumed well within
+    // --peer-idle-timeout): its sender drops what it cannot deliver in time, which makes
+    // the player skip to the next keyframe instead of queueing.
+    player.proc().signal(libc::SIGSTOP);
+    ingest.expect_log("SRT player behind, skipping to the next keyframe", 10.0);
+    player.proc().signal(libc::SIGCONT);
+    let before = player.counts();
+    assert!(
+        player.wait_frames(before.video + 40, 0, deadline_in(20.0)),
+        "the player did not carry on after the skip\n{}",
+        player.proc().describe()
+    );
+    let (status, killed) = rtmp.wait_or_kill(deadline_in(40.0));
+    assert!(status.success() && !killed, "{}", rtmp.describe());
+    let (status, killed) = player.proc().wait_or_kill(deadline_in(30.0));
+    assert!(
+        status.success() && !killed,
+        "the player did not end with the stream\n{}",
+        player.proc().describe()
+    );
+    let stopped = ingest.expect_log("SRT player stopped", 10.0);
+    assert!(!stopped.contains("skipped_frames=0 "), "{stopped}");
+    assert!(stopped.contains("the stream ended"), "{stopped}");
 }
