@@ -41,7 +41,7 @@ pub struct ConnInfo {
     pub conn_id: u64,
     /// What it does.
     pub kind: ConnKind,
-    /// `rtmp`, `http-flv`, or the hub.sock peer's name (`ingest-rtmp/123`).
+    /// `rtmp`, `http-flv`, `ws-flv`, or the hub.sock peer's name (`ingest-rtmp/123`).
     pub protocol: String,
     /// Remote address, empty when unknown.
     pub remote: String,

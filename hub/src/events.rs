@@ -153,7 +153,7 @@ pub fn event(kind: &str, key: &str, conn_id: u64, remote: &str) -> Event {
     }
 }
 
-/// A `play` or `stop` event of a player (`player` its kind: `rtmp`, `http-flv`).
+/// A `play` or `stop` event of a player (`player` its kind: `rtmp`, `http-flv`, `ws-flv`).
 pub fn player_event(
     kind: &str,
     key: &str,

@@ -10,6 +10,8 @@ pub enum Protocol {
     Rtmp,
     /// `GET /{app}/{name}.flv` on the HTTP listener.
     HttpFlv,
+    /// The same path upgraded to a WebSocket (WebSocket-FLV).
+    WsFlv,
 }
 
 impl Protocol {
@@ -18,10 +20,21 @@ impl Protocol {
         match self {
             Protocol::Rtmp => "rtmp",
             Protocol::HttpFlv => "http-flv",
+            Protocol::WsFlv => "ws-flv",
         }
     }
 
-    const ALL: [Protocol; 2] = [Protocol::Rtmp, Protocol::HttpFlv];
+    /// The protocol as the auth crate names it (in `auth_allowed`/`auth_denied`).
+    pub fn auth(self) -> auth::Protocol {
+        match self {
+            Protocol::Rtmp => auth::Protocol::Rtmp,
+            Protocol::HttpFlv => auth::Protocol::HttpFlv,
+            Protocol::WsFlv => auth::Protocol::WsFlv,
+        }
+    }
+
+    /// Every protocol, in label order of the API.
+    pub const ALL: [Protocol; 3] = [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv];
 
     fn index(self) -> usize {
         self as usize
@@ -70,7 +83,7 @@ pub struct HubStats {
     pub http_connections: Gauge,
     /// HTTP connections refused at the connection limit.
     pub http_refused: Counter,
-    players: [PlayerStats; 2],
+    players: [PlayerStats; 3],
 }
 
 impl HubStats {

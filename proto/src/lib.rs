@@ -1,5 +1,5 @@
 //! Wire formats of the media server, with no I/O: the framed IPC format the processes
-//! speak to each other, and the RTMP, AMF, FLV, MPEG-TS and SRT formats they speak to the world.
+//! speak to each other, and the RTMP, AMF, FLV, MPEG-TS, SRT and WebSocket formats they speak to the world.
 //!
 //! ```text
 //!  bytes from a socket --> rtmp::handshake --> rtmp::chunk --> rtmp::session --> flv --> media
@@ -23,3 +23,4 @@ pub mod metrics;
 pub mod rtmp;
 pub mod srt;
 pub mod ts;
+pub mod websocket;

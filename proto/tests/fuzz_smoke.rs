@@ -449,3 +449,19 @@ fn fuzz_server_session() {
         8,
     );
 }
+
+#[test]
+fn fuzz_websocket() {
+    // A masked ping, a binary frame with a 16-bit length, a close: the first byte of each
+    // seed is also the split chooser.
+    let mut binary = vec![0x82, 0xfe, 0x00, 0x80, 1, 2, 3, 4];
+    binary.extend_from_slice(&[7; 128]);
+    let seeds = vec![
+        vec![
+            0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ],
+        binary,
+        vec![0x88, 0x82, 9, 9, 9, 9, 0x0a, 0xe1],
+    ];
+    run(targets::websocket, &seeds, 4000, 21);
+}

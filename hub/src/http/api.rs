@@ -247,7 +247,7 @@ pub fn describe_stream(s: &Stream, conns: &[ConnInfo]) -> Value {
         .map(describe_conn);
     let mut players = serde_json::Map::new();
     players.insert("total".into(), st.players.into());
-    for p in [Protocol::Rtmp, Protocol::HttpFlv] {
+    for p in Protocol::ALL {
         let n = conns
             .iter()
             .filter(|c| c.kind == ConnKind::Player && c.key == key && c.protocol == p.as_str())

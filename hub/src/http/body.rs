@@ -1,7 +1,7 @@
 //! The response body of every route: a whole buffer, or an endless FLV stream read from
-//! a stream's ring. Its frames are up to three shared buffers sent with one vectored
-//! write (a tag header, the shared payload, the tag's back-pointer), so media is never
-//! copied into a per-player buffer.
+//! a stream's ring. An FLV body frame is one tag: its header bytes and back-pointer held
+//! inline in the frame, the payload shared with the ring, handed to the socket with one
+//! vectored write. Nothing is allocated per tag and media is never copied.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -12,65 +12,89 @@ use hyper::body::{Frame, SizeHint};
 
 use super::flv::FlvBody;
 
-/// Up to three buffers that go out as one body frame.
-#[derive(Debug, Default)]
+/// Most header bytes a frame holds inline: a WebSocket frame header (10), an FLV tag
+/// header (11) and the longest tag-body header `proto::flv` writes (10), with room.
+pub const INLINE_HEAD: usize = 40;
+/// Most trailer bytes held inline (the FLV back-pointer).
+pub const INLINE_TAIL: usize = 4;
+
+/// One body frame: inline head bytes, a shared body, inline tail bytes, sent in order.
+#[derive(Debug, Clone)]
 pub struct Segments {
-    parts: [Bytes; 3],
+    head: [u8; INLINE_HEAD],
+    head_len: u8,
+    body: Bytes,
+    tail: [u8; INLINE_TAIL],
+    tail_len: u8,
+    /// Bytes already consumed from the front.
     at: usize,
 }
 
 impl Segments {
-    /// One buffer.
+    /// One shared buffer.
     pub fn one(b: Bytes) -> Segments {
-        Segments::three(b, Bytes::new(), Bytes::new())
-    }
-
-    /// Three buffers, in order.
-    pub fn three(a: Bytes, b: Bytes, c: Bytes) -> Segments {
-        let mut s = Segments {
-            parts: [a, b, c],
+        Segments {
+            head: [0; INLINE_HEAD],
+            head_len: 0,
+            body: b,
+            tail: [0; INLINE_TAIL],
+            tail_len: 0,
             at: 0,
-        };
-        s.skip_empty();
-        s
+        }
     }
 
-    fn skip_empty(&mut self) {
-        while self.at < 3 && self.parts[self.at].is_empty() {
-            self.at += 1;
+    /// `head`, then `body`, then `tail`; `None` when `head` or `tail` is longer than what
+    /// is held inline.
+    pub fn framed(head: &[u8], body: Bytes, tail: &[u8]) -> Option<Segments> {
+        if head.len() > INLINE_HEAD || tail.len() > INLINE_TAIL {
+            return None;
         }
+        let mut s = Segments::one(body);
+        s.head[..head.len()].copy_from_slice(head);
+        s.head_len = head.len() as u8;
+        s.tail[..tail.len()].copy_from_slice(tail);
+        s.tail_len = tail.len() as u8;
+        Some(s)
+    }
+
+    /// The three parts, whole.
+    fn parts(&self) -> [&[u8]; 3] {
+        [
+            &self.head[..usize::from(self.head_len)],
+            &self.body,
+            &self.tail[..usize::from(self.tail_len)],
+        ]
+    }
+
+    /// The unconsumed rest of each part.
+    fn rest(&self) -> impl Iterator<Item = &[u8]> {
+        let mut skip = self.at;
+        self.parts().into_iter().filter_map(move |p| {
+            let n = skip.min(p.len());
+            skip -= n;
+            let r = &p[n..];
+            (!r.is_empty()).then_some(r)
+        })
     }
 }
 
 impl Buf for Segments {
     fn remaining(&self) -> usize {
-        self.parts[self.at.min(3)..].iter().map(Bytes::len).sum()
+        self.parts().iter().map(|p| p.len()).sum::<usize>() - self.at
     }
 
     fn chunk(&self) -> &[u8] {
-        self.parts.get(self.at).map_or(&[], |b| &b[..])
+        self.rest().next().unwrap_or(&[])
     }
 
-    fn advance(&mut self, mut cnt: usize) {
-        while cnt > 0 && self.at < 3 {
-            let part = &mut self.parts[self.at];
-            let n = cnt.min(part.len());
-            part.advance(n);
-            cnt -= n;
-            self.skip_empty();
-        }
+    fn advance(&mut self, cnt: usize) {
+        self.at += cnt.min(self.remaining());
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for part in self.parts[self.at.min(3)..]
-            .iter()
-            .filter(|p| !p.is_empty())
-        {
-            if n == dst.len() {
-                break;
-            }
-            dst[n] = std::io::IoSlice::new(part);
+        for (slot, part) in dst.iter_mut().zip(self.rest()) {
+            *slot = std::io::IoSlice::new(part);
             n += 1;
         }
         n
@@ -142,14 +166,14 @@ mod tests {
 
     #[test]
     fn segments_advance_across_parts() {
-        let mut s = Segments::three(
-            Bytes::from_static(b"ab"),
-            Bytes::new(),
-            Bytes::from_static(b"cde"),
-        );
+        fn parts(s: &Segments, max: usize) -> Vec<Vec<u8>> {
+            let mut iov = [std::io::IoSlice::new(&[]); 4];
+            let n = s.chunks_vectored(&mut iov[..max]);
+            iov[..n].iter().map(|p| p.to_vec()).collect()
+        }
+        let mut s = Segments::framed(b"ab", Bytes::new(), b"cde").unwrap();
         assert_eq!(s.remaining(), 5);
-        let mut iov = [std::io::IoSlice::new(&[]); 4];
-        assert_eq!(s.chunks_vectored(&mut iov), 2);
+        assert_eq!(parts(&s, 4), [b"ab".to_vec(), b"cde".to_vec()]);
         s.advance(1);
         assert_eq!(s.chunk(), b"b");
         s.advance(2);
@@ -157,5 +181,15 @@ mod tests {
         s.advance(2);
         assert_eq!(s.remaining(), 0);
         assert_eq!(s.chunk(), b"");
+        assert!(parts(&s, 4).is_empty());
+
+        let mut s = Segments::framed(b"h", Bytes::from_static(b"body"), b"t").unwrap();
+        assert_eq!(
+            parts(&s, 4),
+            [b"h".to_vec(), b"body".to_vec(), b"t".to_vec()]
+        );
+        s.advance(3);
+        assert_eq!(parts(&s, 1), [b"dy".to_vec()]);
+        assert!(Segments::framed(&[0; INLINE_HEAD + 1], Bytes::new(), b"").is_none());
     }
 }

@@ -4,9 +4,13 @@
 //! when it falls behind (`--player-queue-bytes`), is closed after `--max-lag-skips` skips
 //! in 30 s or when its socket takes nothing for `--player-write-timeout`.
 //!
-//! Each entry becomes one body frame of three shared buffers: a tag header with the tag
-//! body's codec header (written into a per-player scratch buffer that is reused), the
-//! frame's payload from the ring (not copied), and the tag's back-pointer.
+//! The same body serves WebSocket-FLV players (`ws.rs`), each tag then prefixed with
+//! the header of one binary WebSocket frame.
+//!
+//! Each entry becomes one body frame ([`Segments`]): the tag header with the tag body's
+//! codec header (and the WebSocket frame header) held inline, the frame's payload from
+//! the ring (shared, not copied), and the tag's back-pointer inline. Nothing is allocated
+//! per tag: the bytes are composed in a per-player scratch buffer that is reused.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -19,10 +23,11 @@ use bytes::{Bytes, BytesMut};
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use proto::flv::{
-    write_audio_header, write_file_header, write_previous_tag_size, write_tag_header,
-    write_video_header, PacketKind,
+    write_audio_header, write_file_header, write_tag_header, write_video_header, PacketKind,
+    TAG_HEADER_LEN,
 };
 use proto::media::{Codec, StreamKey, TrackKind};
+use proto::websocket;
 use tokio::sync::Notify;
 
 use super::body::{Body, Segments};
@@ -39,8 +44,8 @@ use crate::stream::{NewEntry, Reader, Stream, StreamState};
 
 /// Most entries turned into body frames per poll.
 const BATCH_ENTRIES: usize = 64;
-/// Scratch space for tag headers, reallocated only when a whole block was handed out.
-const SCRATCH: usize = 64 * 1024;
+/// Scratch space for one tag's header bytes (reused for every tag).
+const SCRATCH: usize = 64;
 /// FLV tag types.
 const TAG_AUDIO: u8 = 8;
 const TAG_VIDEO: u8 = 9;
@@ -88,6 +93,8 @@ pub struct FlvBody {
     wake: Arc<Wake>,
     cursor: Cursor,
     codecs: BTreeMap<(bool, u8), Codec>,
+    /// HTTP-FLV or WebSocket-FLV (then every tag is one binary WebSocket frame).
+    protocol: Protocol,
     scratch: BytesMut,
     codec_header: BytesMut,
     pending: VecDeque<Segments>,
@@ -106,13 +113,15 @@ pub struct FlvBody {
 }
 
 impl Http {
-    /// `GET /{app}/{name}.flv[?token=...]`.
+    /// `GET /{app}/{name}.flv[?token=...]`, over HTTP or (`protocol` [`Protocol::WsFlv`])
+    /// as the body a WebSocket upgrade then carries.
     pub(super) async fn flv(
         &self,
         path: &str,
         query: Option<&str>,
         remote: std::net::SocketAddr,
         abort: Arc<Notify>,
+        protocol: Protocol,
     ) -> Response<Body> {
         let Some((app, name)) = path
             .trim_start_matches('/')
@@ -126,7 +135,7 @@ impl Http {
         };
         let conn_id = self.registry.reader_id();
         let key = match self
-            .authorize_player(auth::Protocol::HttpFlv, key, query, remote, conn_id)
+            .authorize_player(protocol.auth(), key, query, remote, conn_id)
             .await
         {
             Ok(k) => k,
@@ -145,12 +154,12 @@ impl Http {
         let listed = self.registry.conns().register(
             conn_id,
             ConnKind::Player,
-            Protocol::HttpFlv.as_str(),
+            protocol.as_str(),
             &remote.to_string(),
             key.as_str(),
         );
         let kick = listed.kick_handle();
-        let player_stats = stats.players(Protocol::HttpFlv);
+        let player_stats = stats.players(protocol);
         player_stats.started.inc();
         let wake = Arc::new(Wake {
             waker: Mutex::new(None),
@@ -170,6 +179,7 @@ impl Http {
                 Some(LagCounter::new(cfg.max_lag_skips, LAG_WINDOW)),
             ),
             codecs: BTreeMap::new(),
+            protocol,
             scratch: BytesMut::with_capacity(SCRATCH),
             codec_header: BytesMut::with_capacity(32),
             pending: VecDeque::new(),
@@ -190,13 +200,13 @@ impl Http {
             let start = join.unwrap_or(st.ring.head());
             let has_video = st.tracks.keys().any(|(v, _)| *v);
             let has_audio = st.tracks.keys().any(|(v, _)| !*v);
+            let mut file_header = BytesMut::with_capacity(proto::flv::FILE_HEADER_LEN);
             write_file_header(
                 has_audio || !has_video,
                 has_video || !has_audio,
-                &mut body.scratch,
+                &mut file_header,
             );
-            let head = body.scratch.split().freeze();
-            body.pending.push_back(Segments::one(head));
+            body.push(&[], file_header.freeze(), &[]);
             body.queue_headers(&st, start);
             body.cursor = Cursor::new(
                 start,
@@ -206,13 +216,13 @@ impl Http {
             // Registered under the lock that fixed the cursor: no entry falls between.
             st.add_reader(reader_id, wake);
         }
-        tracing::info!(conn_id, %remote, key = %key, "http-flv player started");
+        tracing::info!(conn_id, %remote, key = %key, protocol = protocol.as_str(), "flv player started");
         self.registry.publish_event(player_event(
             "play",
             key.as_str(),
             conn_id,
             &body.remote,
-            Protocol::HttpFlv.as_str(),
+            protocol.as_str(),
             Vec::new(),
         ));
         let mut r = Response::new(Body::Flv(Box::new(body)));
@@ -245,20 +255,51 @@ impl FlvBody {
         }
     }
 
-    /// Queues one tag as three shared buffers: tag header with the body's codec header,
-    /// the payload, the back-pointer.
+    /// Queues one tag: its header with the body's codec header, the payload, the
+    /// back-pointer.
     fn tag(&mut self, tag_type: u8, ms: i64, codec_header: &[u8], payload: Bytes) {
-        if self.scratch.capacity() - self.scratch.len() < 64 {
-            self.scratch.reserve(SCRATCH);
-        }
         let data_size = (codec_header.len() + payload.len()) as u32;
-        write_tag_header(tag_type, data_size, ms as u32, &mut self.scratch);
-        self.scratch.extend_from_slice(codec_header);
-        let head = self.scratch.split().freeze();
-        write_previous_tag_size(data_size, &mut self.scratch);
-        let trailer = self.scratch.split().freeze();
-        self.pending
-            .push_back(Segments::three(head, payload, trailer));
+        let mut head = std::mem::take(&mut self.scratch);
+        head.clear();
+        write_tag_header(tag_type, data_size, ms as u32, &mut head);
+        head.extend_from_slice(codec_header);
+        let back_pointer = (data_size + TAG_HEADER_LEN as u32).to_be_bytes();
+        self.push(&head, payload, &back_pointer);
+        self.scratch = head;
+    }
+
+    /// Queues `head`, `payload`, `tail` as one body frame (one WebSocket frame for a
+    /// WebSocket-FLV player).
+    fn push(&mut self, head: &[u8], payload: Bytes, tail: &[u8]) {
+        let mut ws = [0; websocket::MAX_HEADER];
+        let ws_len = if self.protocol == Protocol::WsFlv {
+            let len = head.len() + payload.len() + tail.len();
+            websocket::frame_header(websocket::opcode::BINARY, len as u64, &mut ws)
+        } else {
+            0
+        };
+        let mut inline = [0; super::body::INLINE_HEAD];
+        let total = ws_len + head.len();
+        let segments = (total <= inline.len())
+            .then(|| {
+                inline[..ws_len].copy_from_slice(&ws[..ws_len]);
+                inline[ws_len..total].copy_from_slice(head);
+                Segments::framed(&inline[..total], payload, tail)
+            })
+            .flatten();
+        match segments {
+            Some(s) => self.pending.push_back(s),
+            // proto::flv's headers are at most 21 bytes: this is a bug, not input.
+            None => {
+                tracing::error!(
+                    conn_id = self.conn_id,
+                    head = total,
+                    "tag header too long; closing the player"
+                );
+                self.ended = true;
+                self.end_reason = Some("internal_error");
+            }
+        }
     }
 
     fn media_tag(&mut self, codec: Codec, track: u8, kind: PacketKind, ms: i64, payload: Bytes) {
@@ -278,7 +319,7 @@ impl FlvBody {
     fn collect(&mut self, cx: &Context<'_>) -> bool {
         let stream = self.stream.clone();
         let st = stream.lock();
-        let stats = self.stats.players(Protocol::HttpFlv);
+        let stats = self.stats.players(self.protocol);
         match self.cursor.check_lag(&st.ring, Instant::now()) {
             LagDecision::Fine => {}
             LagDecision::TooSlow { skips, .. } => {
@@ -368,7 +409,7 @@ impl FlvBody {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if self.kicked.as_mut().poll(cx).is_ready() {
-            self.stats.players(Protocol::HttpFlv).kicked.inc();
+            self.stats.players(self.protocol).kicked.inc();
             tracing::info!(
                 conn_id = self.conn_id,
                 "http-flv player kicked through the API"
@@ -386,7 +427,7 @@ impl FlvBody {
             Some(s) => {
                 self.sent += bytes::Buf::remaining(&s) as u64;
                 self.stats
-                    .players(Protocol::HttpFlv)
+                    .players(self.protocol)
                     .bytes
                     .add(bytes::Buf::remaining(&s) as u64);
                 Poll::Ready(Some(s))
@@ -407,7 +448,7 @@ impl Drop for FlvBody {
             self.stream.key.as_str(),
             self.conn_id,
             &self.remote,
-            Protocol::HttpFlv.as_str(),
+            self.protocol.as_str(),
             stop_fields(reason, self.sent, self.since),
         ));
     }

@@ -7,6 +7,7 @@
 //!                                  api.rs (/api/v1: streams, connections, kicks, config)
 //!                                  flv.rs (/{app}/{name}.flv: players on a ring cursor,
 //!                                          admitted by play_auth.rs)
+//!                                  ws.rs (the same with Upgrade: websocket)
 //!                                  status.rs (/: the status page, vendored mpegts.js)
 //! ```
 //!
@@ -22,6 +23,7 @@ mod metrics;
 mod play_auth;
 mod router;
 mod status;
+mod ws;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::registry::Registry;
+use crate::stats::Protocol;
 
 /// Largest request head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -112,15 +115,24 @@ pub async fn serve(
     }
 }
 
+/// What the requests of one connection share with its task.
+#[derive(Default)]
+pub(super) struct ConnCtx {
+    /// An FLV player whose socket stopped taking bytes is closed through this.
+    abort: Arc<tokio::sync::Notify>,
+    /// A WebSocket-FLV player waiting for the upgraded connection.
+    websocket: ws::Slot,
+}
+
 impl Http {
     async fn connection(self: Arc<Self>, sock: tokio::net::TcpStream, remote: SocketAddr) {
         let http = self.clone();
-        // An HTTP-FLV player whose socket stopped taking bytes is closed through this.
-        let abort = Arc::new(tokio::sync::Notify::new());
-        let stalled = abort.clone();
+        let ctx = Arc::new(ConnCtx::default());
+        let conn_ctx = ctx.clone();
+        let stalled = ctx.abort.clone();
         let svc = service_fn(move |req| {
-            let (http, abort) = (http.clone(), abort.clone());
-            async move { Ok::<_, Infallible>(http.route(req, remote, abort).await) }
+            let (http, ctx) = (http.clone(), conn_ctx.clone());
+            async move { Ok::<_, Infallible>(http.route(req, remote, &ctx).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -133,9 +145,20 @@ impl Http {
                 tracing::debug!(error = %e, "http connection ended");
             },
             _ = stalled.notified() => {
-                self.registry.stats().players(crate::stats::Protocol::HttpFlv).stalled.inc();
-                tracing::warn!(%remote, layer = "player", error = "stalled: the socket took no bytes for --player-write-timeout", "closing connection");
+                return self.stalled(remote, Protocol::HttpFlv);
             }
         }
+        // A request switched to WebSocket: its player runs on the connection's slot.
+        if let Some(player) = ctx.websocket.take() {
+            tokio::select! {
+                () = player.run() => {}
+                _ = stalled.notified() => self.stalled(remote, Protocol::WsFlv),
+            }
+        }
+    }
+
+    fn stalled(&self, remote: SocketAddr, protocol: Protocol) {
+        self.registry.stats().players(protocol).stalled.inc();
+        tracing::warn!(%remote, layer = "player", protocol = protocol.as_str(), error = "stalled: the socket took no bytes for --player-write-timeout", "closing connection");
     }
 }

@@ -8,7 +8,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::Body;
-use super::{Http, HANDLER_TIMEOUT, MAX_BODY_BYTES};
+use super::{ConnCtx, Http, HANDLER_TIMEOUT, MAX_BODY_BYTES};
+use crate::stats::Protocol;
 
 /// A response with a body and a content type.
 pub fn response(
@@ -39,20 +40,23 @@ impl Http {
     /// Answers one request.
     pub(super) async fn route(
         &self,
-        req: Request<hyper::body::Incoming>,
+        mut req: Request<hyper::body::Incoming>,
         remote: SocketAddr,
-        abort: std::sync::Arc<tokio::sync::Notify>,
+        ctx: &ConnCtx,
     ) -> Response<Body> {
         let mut resp = if let Some(r) = refuse_body(&req) {
             r
         } else if req.method() == Method::OPTIONS {
             preflight()
         } else {
-            match tokio::time::timeout(HANDLER_TIMEOUT, self.dispatch(&req, remote, abort)).await {
+            match tokio::time::timeout(HANDLER_TIMEOUT, self.dispatch(&req, remote, ctx)).await {
                 Ok(r) => r,
                 Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the request took too long"),
             }
         };
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            ctx.websocket.set_upgrade(hyper::upgrade::on(&mut req));
+        }
         let h = resp.headers_mut();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -78,7 +82,7 @@ impl Http {
         &self,
         req: &Request<hyper::body::Incoming>,
         remote: SocketAddr,
-        abort: std::sync::Arc<tokio::sync::Notify>,
+        ctx: &ConnCtx,
     ) -> Response<Body> {
         let path = req.uri().path();
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -98,7 +102,22 @@ impl Http {
             "/metrics" if get => self.prometheus(),
             "/debug/vars" if get => self.vars(),
             "/metrics" | "/debug/vars" => method_not_allowed("GET, HEAD"),
-            p if p.ends_with(".flv") && get => self.flv(p, req.uri().query(), remote, abort).await,
+            p if p.ends_with(".flv") && get => {
+                let query = req.uri().query();
+                match super::ws::handshake(req) {
+                    Ok(None) => {
+                        self.flv(p, query, remote, ctx.abort.clone(), Protocol::HttpFlv)
+                            .await
+                    }
+                    Ok(Some(accept)) => super::ws::switch(
+                        self.flv(p, query, remote, ctx.abort.clone(), Protocol::WsFlv)
+                            .await,
+                        accept,
+                        &ctx.websocket,
+                    ),
+                    Err(refused) => *refused,
+                }
+            }
             _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
         }
     }

@@ -574,3 +574,33 @@ pub fn server_session(data: &[u8]) {
     let split = run_server_session(&input, if sizes.is_empty() { &[1] } else { &sizes });
     assert_eq!(whole, split);
 }
+
+/// WebSocket client frames (`proto::websocket::Decoder`): the first byte picks the split;
+/// whole or split, the input gives the same frames and error, and between calls the
+/// buffer never holds more than one frame header and one control payload.
+pub fn websocket(data: &[u8]) {
+    use proto::websocket::{Decoder, MAX_CONTROL_PAYLOAD, MAX_HEADER};
+    let run = |split: usize| {
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in data.chunks(split.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                match dec.decode(&mut buf) {
+                    Ok(Some(f)) => out.push(f),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+            assert!(
+                buf.len() < MAX_HEADER + 4 + MAX_CONTROL_PAYLOAD,
+                "buffered {}",
+                buf.len()
+            );
+        }
+        (out, None)
+    };
+    let split = data.first().map_or(1, |b| usize::from(*b % 32) + 1);
+    assert_eq!(run(split), run(data.len()));
+}
