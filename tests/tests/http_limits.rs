@@ -76,31 +76,58 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
-    // The connection limit: four idle connections, the fifth is closed at once.
+    // The connection limit: four idle connections, the fifth is closed at once. First
+    // wait until the connections above are gone from the hub's side too (only the
+    // scrape's own is open), so that exactly one refusal is expected.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let text = http::get(addr, "/metrics").text();
+        if series(&text, "mediaserver_http_connections") == Some(1) {
+            break series(&text, "mediaserver_http_connections_refused_total");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "earlier connections still open\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        before,
+        Some(0),
+        "nothing refused before the limit is reached"
+    );
     let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let mut fifth = TcpStream::connect(addr).unwrap();
     let (_, closed) = read_until_closed(&mut fifth, Duration::from_millis(900));
     assert!(closed.is_some(), "the fifth connection stayed open");
     drop(idle);
-    // Once they are gone, requests are answered again.
+    // Once they are gone, requests are answered again; a retry made before the hub saw
+    // them go is refused too, and counted.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut retries_refused = 0;
     loop {
         if let Ok(r) = http::request(addr, "GET", "/metrics", &[]) {
             assert_eq!(r.status, 200);
-            // The fifth connection, and any retry of this loop made before the idle
-            // ones were gone.
-            let refused = r
-                .text()
-                .lines()
-                .find_map(|l| l.strip_prefix("mediaserver_http_connections_refused_total "))
-                .and_then(|v| v.parse::<u64>().ok());
-            assert!(refused >= Some(1), "{}", r.text());
+            assert_eq!(
+                series(&r.text(), "mediaserver_http_connections_refused_total"),
+                Some(1 + retries_refused),
+                "the fifth connection and {retries_refused} refused retries\n{}",
+                r.text()
+            );
             break;
         }
+        retries_refused += 1;
         assert!(
             Instant::now() < deadline,
             "no answer after the idle connections left"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The value of the unlabelled `name` in Prometheus text.
+fn series(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
 }
