@@ -1,6 +1,7 @@
 //! Slow players: one that falls behind skips whole GOPs (never part of one) and is
 //! disconnected when it stays behind; one that stops reading is disconnected by the write
-//! timeout. The publisher and a neighbour player on the same stream never notice.
+//! timeout (RTMP and HTTP-FLV). The publisher and a neighbour player on the same stream
+//! never notice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -224,6 +225,64 @@ fn player_that_stops_reading_is_dropped_by_write_timeout() {
         .expect_closed(Instant::now() + Duration::from_secs(30))
         .expect("stalled player's connection closed");
 
+    assert_undisturbed(&stop, publisher, healthy);
+    server.assert_alive();
+}
+
+#[test]
+fn http_flv_player_that_stops_reading_is_dropped_by_write_timeout() {
+    let mut server = Server::start(ServerOpts::default().hub(&[
+        "--player-write-timeout",
+        "2s",
+        "--max-lag-skips",
+        "1000000",
+    ]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let healthy = neighbour(&server, "hstall", stop.clone());
+    let marks = server.log_marks();
+    let publisher = publish(&server, "hstall", Duration::from_millis(3), stop.clone());
+    server.wait_live("hstall");
+    // Asks for the stream, then never reads a byte.
+    let mut stalled = std::net::TcpStream::connect(server.http_addr()).expect("connect");
+    std::io::Write::write_all(
+        &mut stalled,
+        b"GET /live/hstall.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("request");
+
+    let closed = server
+        .wait_log(marks, Duration::from_secs(90), |l| {
+            l.contains("closing connection") && l.contains("stalled")
+        })
+        .unwrap_or_else(|| panic!("stalled HTTP-FLV player not closed\n{}", server.describe()));
+    assert!(closed.1.contains("http-flv"), "{}", closed.1);
+    let metrics = e2e::http::get(server.http_addr(), "/metrics").text();
+    assert!(
+        metrics.contains(
+            "mediaserver_player_disconnects_total{protocol=\"http-flv\",reason=\"stalled\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    // What the socket still holds drains, then the hub's close shows.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut stalled, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("the stalled player's connection is still open")
+            }
+            Err(_) => break,
+        }
+    }
     assert_undisturbed(&stop, publisher, healthy);
     server.assert_alive();
 }
