@@ -135,3 +135,37 @@ fn websocket_client_plays_flv_from_a_keyframe_and_ffmpeg_decodes_it() {
     );
     server.assert_alive();
 }
+
+/// Play auth decides for WebSocket-FLV as for HTTP-FLV: no token is a 401 before any
+/// upgrade, the right token gets `101 Switching Protocols`.
+#[test]
+fn websocket_flv_handshake_goes_through_play_auth() {
+    let server = Server::start(
+        ServerOpts::default().hub(&["--play-auth=token", "--play-token=live/*=viewSecret7"]),
+    );
+    let mut opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30));
+    opts.gop = 20;
+    let _publisher = ffmpeg::publish(&server.url("wsauth"), &opts);
+    server.wait_live("wsauth");
+    let open = |query: &str| {
+        let mut sock = std::net::TcpStream::connect(server.http_addr()).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut sock,
+            format!(
+                "GET /live/wsauth.flv{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("request");
+        let mut buf = [0u8; 12];
+        std::io::Read::read_exact(&mut sock, &mut buf).expect("status line");
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert_eq!(open(""), "HTTP/1.1 401");
+    assert_eq!(open("?token=wrong"), "HTTP/1.1 403");
+    assert_eq!(open("?token=viewSecret7"), "HTTP/1.1 101");
+}
