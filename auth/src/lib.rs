@@ -11,7 +11,7 @@
 //!
 //! The decisions themselves are pure and take `now` as an argument: secret tables from flags or a file ([`table`]), JWT claims ([`jwt`]),
 //! callback documents ([`callback`]), failed-attempt bookkeeping ([`limiter`]), redaction
-//! ([`redact`]) and constant-time comparison ([`secret`]). The thin async part,
+//! ([`redact`]), SRT stream id fields ([`srt`]) and constant-time comparison ([`secret`]). The thin async part,
 //! [`Authenticator`], owns what needs I/O: reading the file and keys, reloading them, the
 //! HTTP callback and the JWKS download ([`http`]).
 //!
@@ -29,6 +29,7 @@ pub mod redact;
 pub mod request;
 pub mod secret;
 mod service;
+pub mod srt;
 pub mod table;
 
 pub use config::{AuthArgs, Mode};

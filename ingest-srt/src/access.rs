@@ -1,7 +1,9 @@
 //! Who may connect, as what: the stream id mapped to the same `app/name` key RTMP uses,
-//! the mode, and the stream's passphrase. This is the hook point for publish auth: a
-//! policy that reads `u=`/`s=` of the stream id decides here, before any state exists.
+//! the action (publish or play), the credential for auth and the stream's passphrase.
+//! [`decide`] is the synchronous part, before any state exists; the endpoint then asks the
+//! authenticator (asynchronously, see endpoint.rs) and [`refusal`] maps its denial.
 
+use auth::{Action, Denial};
 use proto::media::StreamKey;
 use proto::srt::crypto::Passphrase;
 use proto::srt::{ConnectRequest, RejectReason, StreamId, StreamMode};
@@ -9,15 +11,17 @@ use proto::srt::{ConnectRequest, RejectReason, StreamId, StreamMode};
 use crate::cli::Config;
 use crate::passphrase::Book;
 
-/// What an accepted caller publishes or plays.
+/// What an accepted caller asks for, before auth.
 #[derive(Debug)]
 pub(crate) struct Grant {
     pub(crate) key: StreamKey,
-    /// `m=request`: the caller plays the key (player.rs) instead of publishing it.
-    pub(crate) play: bool,
     pub(crate) passphrase: Option<Passphrase>,
-    /// The parsed stream id (user, session token ...), for logs and auth.
+    /// The parsed stream id (user, session token ...), for logs.
     pub(crate) id: StreamId,
+    /// Publish (`m=publish`, or no `m`) or play (`m=request`).
+    pub(crate) action: Action,
+    /// The stream id's fields as auth parameters (`token` among them when offered).
+    pub(crate) params: Vec<(String, String)>,
 }
 
 /// Why a caller is refused: the code it gets and the log line's reason.
@@ -30,17 +34,18 @@ pub(crate) fn decide(req: &ConnectRequest, cfg: &Config, book: &Book) -> Result<
         Some(raw) => StreamId::parse(raw)
             .map_err(|e| (RejectReason::BAD_REQUEST, format!("stream id: {e}")))?,
     };
-    let play =
+    let action =
         match id.mode {
             Some(StreamMode::Bidirectional) => return Err((
                 RejectReason::BAD_MODE,
                 "m=bidirectional is not supported; publish with m=publish or play with m=request"
                     .into(),
             )),
-            Some(StreamMode::Request) => true,
-            Some(StreamMode::Publish) | None => false,
+            Some(StreamMode::Request) => Action::Play,
+            Some(StreamMode::Publish) | None => Action::Publish,
         };
-    let key = match &id.resource {
+    let (resource, params) = auth::srt::params(&id);
+    let key = match &resource {
         None => cfg.default_key.clone(),
         Some(r) => StreamKey::parse(r.trim_start_matches('/')).map_err(|e| {
             (
@@ -68,8 +73,46 @@ pub(crate) fn decide(req: &ConnectRequest, cfg: &Config, book: &Book) -> Result<
     }
     Ok(Grant {
         key,
-        play,
         passphrase,
         id,
+        action,
+        params,
     })
+}
+
+/// The SRT rejection of an auth denial: 1401 (unauthorized) when the credential is
+/// missing or not valid, 1403 (forbidden) when it is valid but not enough, or the
+/// decision itself refused (callback, lockout).
+pub(crate) fn refusal(d: &Denial) -> RejectReason {
+    match d {
+        Denial::MissingToken
+        | Denial::InvalidToken
+        | Denial::Expired
+        | Denial::NotYetValid
+        | Denial::BadJwt(_) => RejectReason::UNAUTHORIZED,
+        _ => RejectReason::FORBIDDEN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_map_to_access_codes() {
+        assert_eq!(refusal(&Denial::MissingToken), RejectReason::Access(1401));
+        assert_eq!(refusal(&Denial::InvalidToken), RejectReason::Access(1401));
+        assert_eq!(refusal(&Denial::Expired), RejectReason::Access(1401));
+        assert_eq!(refusal(&Denial::RateLimited), RejectReason::Access(1403));
+        assert_eq!(
+            refusal(&Denial::NotGranted {
+                action: Action::Play
+            }),
+            RejectReason::Access(1403)
+        );
+        assert_eq!(
+            refusal(&Denial::CallbackStatus(403)),
+            RejectReason::Access(1403)
+        );
+    }
 }

@@ -81,6 +81,10 @@ pub(crate) struct Cli {
     /// Interval of the `srt_stats` event each connection sends (also sent on close).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     stats_interval: Duration,
+    /// Who may publish and play: the same modes and flags as ingest-rtmp (README "Auth");
+    /// the credential comes from the stream id (`token=`, `r=...?token=`, or `s=`).
+    #[command(flatten, next_help_heading = "Auth")]
+    pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]
     pub(crate) log: runtime::log::LogArgs,
     /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
@@ -114,6 +118,9 @@ impl Cli {
     /// What is wrong with the flags beyond their syntax, as (flag, value, why).
     pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
         if let Some(problem) = self.log.problem() {
+            return Some(problem);
+        }
+        if let Some(problem) = self.auth.problems() {
             return Some(problem);
         }
         if let Some(p) = &self.passphrase {

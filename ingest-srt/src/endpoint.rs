@@ -2,24 +2,27 @@
 //! connection's sans-IO state; media leaves through each publisher's bounded queue.
 //!
 //! ```text
-//!  socket --dst 0--> Listener --Request--> access::decide --> Listener::accept
-//!        |                                     |                   |  hub announce
-//!        |                                   refuse                 v  (spawned; 1409 on
-//!        |                                     v                 pending  a duplicate)
-//!        |                               rejection datagram          |
+//!  socket --dst 0--> Listener --Request--> access::decide --> auth (spawned; repeated
+//!        |                                     |                |  conclusions ignored
+//!        |                                   refuse    1401/1403 <--+--> Listener::accept
+//!        |                                     v                        |  hub announce
+//!        |                               rejection datagram             v  (spawned; 1409 on
+//!        |                                                           pending  a duplicate)
 //!        +--dst id--> Connection --Message--> publisher task (bounded queue) --> hub
 //!  one timer: the earliest poll_timeout of all connections
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use auth::{Action, Outcome};
 use bytes::{Bytes, BytesMut};
 use ingest_link::link::{self, Link, LinkError, Opened};
 use proto::ipc;
+use proto::srt::crypto::Passphrase;
 use proto::srt::packet::Packet;
 use proto::srt::{
     Accept, CloseReason, ConnectRequest, Connection, Event, Listener, ListenerOutput, Random,
@@ -89,6 +92,16 @@ struct Pending {
     passphrase: Option<proto::srt::crypto::Passphrase>,
 }
 
+/// A request whose auth decision is being made (in a task of its own: a callback must not
+/// hold up the socket), and the outcome once it is.
+struct Authorized {
+    req: ConnectRequest,
+    grant: access::Grant,
+    conn_id: u64,
+    outcome: Outcome,
+    event: ipc::Event,
+}
+
 enum Decision {
     Accepted(Link),
     Rejected(ipc::RejectReason),
@@ -103,6 +116,11 @@ pub(crate) struct Endpoint {
     conns: HashMap<u32, Conn>,
     by_peer: HashMap<(SocketAddr, u32), u32>,
     pending: HashMap<(SocketAddr, u32), Pending>,
+    /// Callers whose auth decision is under way: their repeated conclusions are ignored.
+    authorizing: HashSet<(SocketAddr, u32)>,
+    auth: auth::Authenticator,
+    authorized_tx: mpsc::Sender<Authorized>,
+    authorized: mpsc::Receiver<Authorized>,
     decisions_tx: mpsc::Sender<((SocketAddr, u32), Decision)>,
     decisions: mpsc::Receiver<((SocketAddr, u32), Decision)>,
     closed_tx: mpsc::Sender<u32>,
@@ -113,9 +131,15 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn new(socket: UdpSocket, cfg: Arc<Config>, book: Arc<RwLock<Book>>) -> Self {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        cfg: Arc<Config>,
+        book: Arc<RwLock<Book>>,
+        auth: auth::Authenticator,
+    ) -> Self {
         let listener = Listener::new(Instant::now(), cfg.srt.clone(), &mut OsRandom);
         let (decisions_tx, decisions) = mpsc::channel(64);
+        let (authorized_tx, authorized) = mpsc::channel(64);
         let (closed_tx, closed) = mpsc::channel(64);
         let (play_tx, play) = mpsc::unbounded_channel();
         Endpoint {
@@ -126,6 +150,10 @@ impl Endpoint {
             conns: HashMap::new(),
             by_peer: HashMap::new(),
             pending: HashMap::new(),
+            authorizing: HashSet::new(),
+            auth,
+            authorized_tx,
+            authorized,
             decisions_tx,
             decisions,
             closed_tx,
@@ -180,6 +208,7 @@ impl Endpoint {
                         }
                     }
                 }
+                Some(a) = self.authorized.recv() => self.on_authorized(a).await,
                 Some(id) = self.closed.recv() => {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.conn.close(Instant::now());
@@ -269,14 +298,16 @@ impl Endpoint {
             }
             return;
         }
-        if self.pending.contains_key(&peer) {
-            return; // the hub has not answered yet
+        if self.pending.contains_key(&peer) || self.authorizing.contains(&peer) {
+            return; // auth or the hub has not answered yet; the caller repeats itself
         }
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
         let span = tracing::info_span!("srt", conn_id, remote = %req.peer);
         let _enter = span.enter();
-        if self.conns.len() + self.pending.len() >= self.cfg.max_connections {
+        if self.conns.len() + self.pending.len() + self.authorizing.len()
+            >= self.cfg.max_connections
+        {
             self.refuse(
                 now,
                 &req,
@@ -297,6 +328,95 @@ impl Endpoint {
                 return;
             }
         };
+        self.authorizing.insert(peer);
+        let request = auth::Request {
+            action: grant.action,
+            protocol: auth::Protocol::Srt,
+            key: grant.key.to_string(),
+            remote: req.peer,
+            conn_id,
+            params: grant.params.clone(),
+        };
+        let (auth, tx) = (self.auth.clone(), self.authorized_tx.clone());
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = auth.authorize(&request).await;
+                let event = auth.event(&request, &outcome);
+                let _ = tx
+                    .send(Authorized {
+                        req,
+                        grant,
+                        conn_id,
+                        outcome,
+                        event,
+                    })
+                    .await;
+            },
+            span.clone(),
+        ));
+    }
+
+    /// Goes on with a request once auth has decided: refuses it (1401/1403), or accepts
+    /// the handshake with the granted key and passphrase.
+    async fn on_authorized(&mut self, a: Authorized) {
+        let Authorized {
+            req,
+            mut grant,
+            conn_id,
+            outcome,
+            event,
+        } = a;
+        let now = Instant::now();
+        self.authorizing.remove(&(req.peer, req.peer_socket_id()));
+        self.cfg.events.send(event);
+        let span = tracing::info_span!("srt", conn_id, remote = %req.peer);
+        let _enter = span.enter();
+        let verb = match grant.action {
+            Action::Publish => "publishing",
+            Action::Play => "playing",
+        };
+        match outcome {
+            Outcome::Deny(d) => {
+                let why = format!("{verb} {} is not authorized: {d}", grant.key);
+                self.refuse(now, &req, access::refusal(&d), &why).await;
+                return;
+            }
+            Outcome::Allow { key, passphrase } => {
+                if key != grant.key.as_str() {
+                    match proto::media::StreamKey::parse(&key) {
+                        Ok(k) => grant.key = k,
+                        Err(e) => {
+                            let why = format!("{verb} {}: renamed key: {e}", grant.key);
+                            self.refuse(now, &req, RejectReason::FORBIDDEN, &why).await;
+                            return;
+                        }
+                    }
+                }
+                if let Some(p) = passphrase {
+                    match Passphrase::new(p.expose().to_owned()) {
+                        Ok(p) => grant.passphrase = Some(p),
+                        Err(e) => {
+                            let why = format!("the callback's passphrase: {e}");
+                            self.refuse(now, &req, RejectReason::FORBIDDEN, &why).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.admit(now, req, grant, conn_id).await;
+    }
+
+    /// Accepts the handshake of an authorized caller: a publisher's stream is announced, a
+    /// player subscribes (its handshake stays pending until the key is live).
+    async fn admit(
+        &mut self,
+        now: Instant,
+        req: ConnectRequest,
+        grant: access::Grant,
+        conn_id: u64,
+    ) {
+        let peer = (req.peer, req.peer_socket_id());
         let local_id = loop {
             let id = OsRandom.next_u32() & 0x3FFF_FFFF;
             if id != 0 && !self.conns.contains_key(&id) {
@@ -318,7 +438,7 @@ impl Endpoint {
             }
         };
         let key = grant.key.to_string();
-        if grant.play {
+        if grant.action == Action::Play {
             self.request_play(req, conn, reply, conn_id, grant.key, grant.passphrase)
                 .await;
             return;

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  UDP --> endpoint.rs: Listener (cookies) --> access.rs (stream id, passphrase.rs)
-//!              |                                   |
+//!              |                                   |  --> auth (spawned; 1401/1403, events)
 //!              +--> Connection per caller --> publisher.rs: FrameReader --> Link --> hub
 //!              +<-- Connection per player <-- player.rs: Muxer <-- subscription <-- hub
 //! ```
@@ -84,6 +84,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         if let Some(f) = cli.passphrase_file.clone() {
             tokio::spawn(reload_on_hup(f, book.clone()));
         }
+        let auth = auth::Authenticator::load(&cli.auth)
+            .await
+            .map_err(|e| Failure::CannotStart(anyhow::anyhow!("auth configuration: {e}")))?;
         let cfg = Arc::new(cfg);
         let socket = tokio::net::UdpSocket::bind(cli.listen).await.map_err(|e| {
             Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
@@ -98,7 +101,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(out) => tracing::info!(?out, "listening on srt://{addr}"),
             None => tracing::info!(hub = %cfg.hub.display(), "listening on srt://{addr}"),
         }
-        let endpoint = endpoint::Endpoint::new(socket, cfg, book);
+        auth.log_summary();
+        auth.warn_if_open(addr, "srt");
+        let _refresh = auth.spawn_refresh();
+        tokio::spawn(reload_auth_on_hup(auth.clone()));
+        let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth);
         tokio::select! {
             r = endpoint.run() => r.context("receiving datagrams").map_err(Failure::Failed),
             signal = runtime::signal::shutdown() => {
@@ -124,5 +131,15 @@ async fn reload_on_hup(path: std::path::PathBuf, book: Arc<RwLock<passphrase::Bo
                 tracing::error!(file = %path.display(), error = %e, "passphrase file not reloaded, keeping the previous one")
             }
         }
+    }
+}
+
+/// Reloads the auth file and JWT keys on SIGHUP (what fails to load is kept and logged).
+async fn reload_auth_on_hup(auth: auth::Authenticator) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        auth.reload().await;
     }
 }

@@ -315,3 +315,33 @@ impl Drop for ImpairProxy {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// An SRT URL to `addr` with `stream_id` percent-encoded (the `#!::` form holds `#`, `:`,
+/// `,` and `=`) and further URL parameters `params` (`&passphrase=...`).
+pub fn url_with_stream_id(addr: SocketAddr, stream_id: &str, params: &str) -> String {
+    let encoded: String = stream_id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("srt://{addr}?streamid={encoded}{params}")
+}
+
+/// FFmpeg as an SRT caller of `url` sending a one-second file, which must be refused:
+/// returns the caller once it gave up (panics when it connected).
+pub fn ffmpeg_refused(dir: &Path, url: &str) -> Proc {
+    let file = dir.join("refused-1s.ts");
+    if !file.exists() {
+        make_ts(&file, TsCodecs::H264Aac, 1);
+    }
+    let mut p = ffmpeg_send(&file, url);
+    let (status, _) = p.wait_or_kill(crate::deadline_in(20.0));
+    assert!(
+        !status.success(),
+        "ffmpeg connected to {url}\n{}",
+        p.describe()
+    );
+    p
+}
