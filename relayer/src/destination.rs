@@ -25,6 +25,7 @@ use crate::queue::GopQueue;
 use crate::rtmp_conn::{ConnError, RtmpConn};
 use crate::rules::redact;
 use crate::srt_conn::SrtConn;
+use crate::state_gauge::StateGauge;
 use proto::ts::{MuxOptions, Muxer};
 
 /// Settings shared by every destination.
@@ -46,6 +47,48 @@ pub struct DestOptions {
     pub chunk_size: u32,
     /// For `rtmps://` destinations.
     pub tls: runtime::tls_client::TlsClient,
+    /// The relayer's series (docs/metrics.md).
+    pub metrics: Arc<telemetry::Metrics>,
+}
+
+/// One destination's share of the relayer's series: its state in
+/// `mediaserver_relay_destinations{state}` and its `{destination}` series (shared with
+/// every destination whose redacted URL is the same, so gauges move by deltas).
+struct DestMetrics {
+    state: StateGauge,
+    connects: telemetry::Counter,
+    failures: telemetry::Counter,
+    bytes: telemetry::Counter,
+    dropped: telemetry::Counter,
+    queued: telemetry::Gauge,
+    last_dropped: u64,
+    last_queued: i64,
+}
+
+impl DestMetrics {
+    fn new(metrics: &Arc<telemetry::Metrics>, dest: &str) -> DestMetrics {
+        let label = [("destination", dest)];
+        DestMetrics {
+            connects: metrics.counter("mediaserver_relay_connects_total", &label),
+            failures: metrics.counter("mediaserver_relay_failures_total", &label),
+            bytes: metrics.counter("mediaserver_relay_bytes_total", &label),
+            dropped: metrics.counter("mediaserver_relay_dropped_frames_total", &label),
+            queued: metrics.gauge("mediaserver_relay_queued_bytes", &label),
+            state: StateGauge::new(metrics, "mediaserver_relay_destinations"),
+            last_dropped: 0,
+            last_queued: 0,
+        }
+    }
+
+    /// Brings the queue's numbers up to date.
+    fn sync(&mut self, dropped_frames: u64, queued_bytes: usize) {
+        self.dropped
+            .add(dropped_frames.saturating_sub(self.last_dropped));
+        self.last_dropped = self.last_dropped.max(dropped_frames);
+        let queued = i64::try_from(queued_bytes).unwrap_or(i64::MAX);
+        self.queued.add(queued - self.last_queued);
+        self.last_queued = queued;
+    }
 }
 
 /// The latest decoder configurations and metadata of a stream, sent first on every
@@ -130,6 +173,7 @@ pub struct Destination {
     bytes: u64,
     /// Connections made.
     connects: u64,
+    metrics: Mutex<DestMetrics>,
 }
 
 impl Destination {
@@ -142,7 +186,9 @@ impl Destination {
         opts: Arc<DestOptions>,
         events: mpsc::Sender<Event>,
     ) -> Destination {
+        let metrics = Mutex::new(DestMetrics::new(&opts.metrics, &redact(&url)));
         Destination {
+            metrics,
             url,
             key,
             shared,
@@ -163,6 +209,7 @@ impl Destination {
             ("queued_bytes".to_owned(), q.bytes().to_string()),
             ("connects".to_owned(), self.connects.to_string()),
         ]);
+        self.dest_metrics().sync(q.dropped_frames, q.bytes());
         drop(q);
         // A full event channel drops the event rather than blocking the destination.
         let _ = self.events.try_send(Event {
@@ -174,7 +221,18 @@ impl Destination {
         });
     }
 
-    fn state(&self, state: &str, extra: Vec<(String, String)>) {
+    fn dest_metrics(&self) -> std::sync::MutexGuard<'_, DestMetrics> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts `n` bytes written to the destination.
+    fn wrote(&mut self, n: usize) {
+        self.bytes += n as u64;
+        self.dest_metrics().bytes.add(n as u64);
+    }
+
+    fn state(&self, state: &'static str, extra: Vec<(String, String)>) {
+        self.dest_metrics().state.set(state);
         let mut fields = vec![("state".to_owned(), state.to_owned())];
         fields.extend(extra);
         self.emit("relay", fields);
@@ -201,6 +259,7 @@ impl Destination {
             let error = match opened {
                 Ok(conn) => {
                     self.connects += 1;
+                    self.dest_metrics().connects.inc();
                     tracing::info!(key = %self.key, %dest, "destination live");
                     self.state("live", vec![]);
                     let started = tokio::time::Instant::now();
@@ -221,6 +280,7 @@ impl Destination {
                 }
                 Err(e) => e,
             };
+            self.dest_metrics().failures.inc();
             let delay = backoff.next(rand::random());
             tracing::warn!(key = %self.key, %dest, error = %error, retry_in = ?delay, "destination failed");
             self.state(
@@ -237,6 +297,9 @@ impl Destination {
         }
         tracing::info!(key = %self.key, %dest, bytes = self.bytes, "destination stopped");
         self.state("stopped", vec![]);
+        // A stopped destination's gauges are 0; its counters stay.
+        let dropped = self.shared.lock().dropped_frames;
+        self.dest_metrics().sync(dropped, 0);
     }
 
     /// Connects by the URL's scheme.
@@ -303,7 +366,7 @@ impl Destination {
                         }
                     }
                 }
-                self.bytes += conn.flush().await? as u64;
+                self.wrote(conn.flush().await?);
             }
             if self.ended() {
                 conn.close().await;
@@ -313,7 +376,7 @@ impl Destination {
                 () = self.shared.notify.notified() => {}
                 w = conn.wait() => {
                     conn.process(w?)?;
-                    self.bytes += conn.flush().await? as u64;
+                    self.wrote(conn.flush().await?);
                 }
                 _ = stats.tick() => self.state("live", vec![]),
             }
@@ -387,9 +450,9 @@ impl Destination {
                 let Some(item) = item else { break };
                 self.send(&mut conn, &mut body, &mut blocked, &mut last_ts, item)?;
                 // One write per item, so a backlog never builds one huge buffer.
-                self.bytes += conn.flush().await? as u64;
+                self.wrote(conn.flush().await?);
             }
-            self.bytes += conn.flush().await? as u64;
+            self.wrote(conn.flush().await?);
             if self.ended() {
                 conn.close().await;
                 return Ok(());

@@ -17,3 +17,4 @@ pub mod queue;
 pub mod rtmp_conn;
 pub mod rules;
 pub mod srt_conn;
+pub mod state_gauge;

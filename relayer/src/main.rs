@@ -169,8 +169,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     let tls = runtime::tls_client::TlsClient::new(cli.ca_file.as_deref())
         .map_err(|e| Failure::CannotStart(e.into()))?;
+    let metrics = Arc::new(telemetry::Metrics::new());
     let pull = cli.pull.clone().map(|template| PullOptions {
         tls: tls.clone(),
+        metrics: metrics.clone(),
         template,
         patterns: cli.pull_match.iter().map(|p| Glob::new(p)).collect(),
         grace: cli.pull_grace,
@@ -180,6 +182,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         backoff_max: cli.reconnect_max,
     });
     let dest = Arc::new(DestOptions {
+        metrics: metrics.clone(),
         queue_bytes: cli.queue_bytes,
         connect_timeout: cli.connect_timeout,
         write_timeout: cli.write_timeout,
@@ -204,6 +207,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::Failed(anyhow::anyhow!("starting the runtime: {e}")))?;
     tracing::info!(hub = %opts.socket.display(), rules = opts.rules.len(), "relayer starting");
     rt.block_on(async move {
+        tokio::spawn(telemetry::report(opts.socket.clone(), "relayer", metrics));
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             let signal = runtime::signal::shutdown().await;

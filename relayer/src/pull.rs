@@ -8,6 +8,7 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use crate::backoff::Backoff;
 use crate::rtmp_conn::{ConnError, RtmpConn};
 use crate::rules::{expand, redact};
+use crate::state_gauge::StateGauge;
 
 /// Settings of pull mode.
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub struct PullOptions {
     pub backoff_min: Duration,
     /// For an `rtmps://` origin.
     pub tls: runtime::tls_client::TlsClient,
+    /// The relayer's series (`mediaserver_relay_pulls{state}`).
+    pub metrics: Arc<telemetry::Metrics>,
     /// Longest retry delay.
     pub backoff_max: Duration,
 }
@@ -87,10 +91,13 @@ async fn run(key: &str, opts: PullOptions, mut players: watch::Receiver<usize>) 
     let mut backoff = Backoff::new(opts.backoff_min, opts.backoff_max);
     let mut idle_since: Option<Instant> = None;
     tracing::info!(%key, %origin, "pull started");
+    let mut state = StateGauge::new(&opts.metrics, "mediaserver_relay_pulls");
     loop {
-        match attempt(key, &url, &opts, &mut players, &mut idle_since).await {
+        state.set("connecting");
+        match attempt(key, &url, &opts, &mut players, &mut idle_since, &mut state).await {
             Ok(Outcome::Idle) => break,
             Err(e) => {
+                state.set("backing_off");
                 let delay = backoff.next(rand::random());
                 tracing::warn!(%key, %origin, error = %e, retry_in = ?delay, "pull failed");
                 // Wait out the delay, or stop if the players are gone for the grace period.
@@ -143,6 +150,7 @@ async fn attempt(
     opts: &PullOptions,
     players: &mut watch::Receiver<usize>,
     idle_since: &mut Option<Instant>,
+    state: &mut StateGauge,
 ) -> Result<Outcome, PullError> {
     let mut early = Vec::new();
     let config = ClientConfig::default();
@@ -198,6 +206,7 @@ async fn attempt(
         }
     }
     tracing::info!(%key, origin = %redact(url), "pulling");
+    state.set("live");
     let mut convert = Converter::new(1);
     let result = loop {
         out.clear();
@@ -274,4 +283,79 @@ async fn break_end(wr: &mut tokio::net::unix::OwnedWriteHalf, reason: &str) {
         &mut out,
     );
     let _ = wr.write_all(&out).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(10);
+
+    /// With no player from the start, the wait ends as idle exactly at the grace period,
+    /// even when the retry delay is longer.
+    #[tokio::test(start_paused = true)]
+    async fn no_player_ends_the_pull_after_the_grace_period() {
+        let (_tx, mut rx) = watch::channel(0usize);
+        let mut idle = None;
+        let start = Instant::now();
+        let until = start + Duration::from_secs(60);
+        assert!(wait_or_idle(&mut rx, &mut idle, GRACE, until).await);
+        assert_eq!(Instant::now() - start, GRACE);
+    }
+
+    /// While a player watches, the wait lasts the whole retry delay and is not idle.
+    #[tokio::test(start_paused = true)]
+    async fn a_watched_key_waits_out_the_retry_delay() {
+        let (_tx, mut rx) = watch::channel(2usize);
+        let mut idle = None;
+        let start = Instant::now();
+        let until = start + Duration::from_secs(3);
+        assert!(!wait_or_idle(&mut rx, &mut idle, GRACE, until).await);
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+        assert_eq!(idle, None);
+    }
+
+    /// The grace period counts from when the last player left, and a player who comes
+    /// back within it cancels it.
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_period_starts_when_the_last_player_leaves() {
+        let (tx, mut rx) = watch::channel(1usize);
+        let mut idle = None;
+        let start = Instant::now();
+        let until = start + Duration::from_secs(600);
+        let players = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            tx.send(0).unwrap();
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            tx.send(1).unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tx.send(0).unwrap();
+            tx
+        });
+        assert!(wait_or_idle(&mut rx, &mut idle, GRACE, until).await);
+        // Left at 5 s, back at 9 s, left again at 10 s: idle from 10 s, ended at 20 s.
+        assert_eq!(Instant::now() - start, Duration::from_secs(20));
+        drop(players.await.unwrap());
+    }
+
+    /// The pull's own end (the link dropped its sender) ends the wait as idle.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_player_count_ends_the_wait() {
+        let (tx, mut rx) = watch::channel(1usize);
+        let mut idle = None;
+        let until = Instant::now() + Duration::from_secs(60);
+        drop(tx);
+        assert!(wait_or_idle(&mut rx, &mut idle, GRACE, until).await);
+    }
+
+    #[test]
+    fn idle_since_is_set_once_and_cleared_by_a_player() {
+        let mut idle = None;
+        note_players(0, &mut idle);
+        let first = idle.expect("idle");
+        note_players(0, &mut idle);
+        assert_eq!(idle, Some(first));
+        note_players(3, &mut idle);
+        assert_eq!(idle, None);
+    }
 }

@@ -338,6 +338,37 @@ fn pushes_to_nginx_and_ours_reconnects_and_stays_bounded() {
             assert_eq!(field(e, "dropped_frames"), Some("0"), "{e:?}");
         }
     }
+    // The same numbers as per-destination series at the origin hub's /metrics.
+    let reported: f64 = field(&dropping, "dropped_frames").unwrap().parse().unwrap();
+    let nginx_series =
+        |name: &str| format!("{name}{{destination=\"rtmp://127.0.0.1:{port}/live/***\"}}");
+    let second_series = |name: &str| {
+        format!(
+            "{name}{{destination=\"rtmp://{}/live/***\"}}",
+            second.addr()
+        )
+    };
+    let deadline = deadline_in(10.0);
+    loop {
+        let scrape = e2e::prom::parse(&e2e::http::get(origin.http_addr(), "/metrics").text());
+        let dropped = scrape.get(&nginx_series("mediaserver_relay_dropped_frames_total"));
+        if dropped >= reported {
+            assert_eq!(
+                scrape.get(&second_series("mediaserver_relay_dropped_frames_total")),
+                0.0
+            );
+            assert!(scrape.get(&second_series("mediaserver_relay_bytes_total")) > 0.0);
+            assert!(scrape.get(&nginx_series("mediaserver_relay_connects_total")) >= 2.0);
+            assert!(scrape.get(&nginx_series("mediaserver_relay_failures_total")) >= 1.0);
+            assert!(scrape.get(&nginx_series("mediaserver_relay_queued_bytes")) <= 400_000.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relay series at /metrics: {scrape:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     nginx_proc.signal(libc::SIGCONT);
 
     let r_second = watch_second.finish(deadline_in(40.0));
@@ -634,6 +665,30 @@ fn pushes_to_an_rtmps_destination() {
         .wait_for(0, deadline_in(30.0), |l| l.contains("destination failed"))
         .unwrap_or_else(|| panic!("{}", untrusting.describe()));
     assert!(refused.contains("tls"), "{refused}");
+    // Both relayers' series for the destination (the same redacted URL) at the origin
+    // hub's /metrics: bytes and a connection from one, failures from the other.
+    let series = |name: &str| {
+        format!(
+            "{name}{{destination=\"rtmps://localhost:{}/live/***\"}}",
+            addr.port()
+        )
+    };
+    let deadline = deadline_in(20.0);
+    loop {
+        let scrape = e2e::prom::parse(&e2e::http::get(origin.http_addr(), "/metrics").text());
+        if scrape.get(&series("mediaserver_relay_bytes_total")) > 10_000.0
+            && scrape.get(&series("mediaserver_relay_connects_total")) >= 1.0
+            && scrape.get(&series("mediaserver_relay_failures_total")) >= 1.0
+            && scrape.get("mediaserver_relay_destinations{state=\"live\"}") == 1.0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relay series at /metrics: {scrape:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
         untrusting
             .stderr
