@@ -155,7 +155,13 @@ impl Cursor {
     /// (or off the ring) jumps to the newest keyframe within bounds, or to the head
     /// waiting for the next one.
     pub fn check_lag(&mut self, ring: &Ring, now: Instant) -> LagDecision {
-        let (to, to_keyframe) = match ring.check_lag(self.seq) {
+        self.check_lag_queued(ring, 0, now)
+    }
+
+    /// [`Cursor::check_lag`] for a reader that holds `queued` bytes not yet written (taken
+    /// from the ring, or replies built for it alone): they count against the bound too.
+    pub fn check_lag_queued(&mut self, ring: &Ring, queued: usize, now: Instant) -> LagDecision {
+        let (to, to_keyframe) = match ring.check_lag_queued(self.seq, queued as u64) {
             Lag::Fine => return LagDecision::Fine,
             Lag::SkipTo(k) => (k, true),
             Lag::SkipToHead(h) => (h, false),
@@ -413,6 +419,21 @@ mod tests {
                 window: LAG_WINDOW
             }
         );
+    }
+
+    #[test]
+    fn bytes_queued_for_the_reader_count_against_the_bound() {
+        let (mut r, mut ms) = (ring(), 0);
+        let key = push_gop(&mut r, &mut ms);
+        let mut c = player_cursor(key);
+        // One GOP behind: fine alone, a skip when two GOPs' worth waits for the socket.
+        assert_eq!(c.check_lag_queued(&r, 0, Instant::now()), LagDecision::Fine);
+        let queued = 2 * GOP * FRAME;
+        match c.check_lag_queued(&r, queued, Instant::now()) {
+            LagDecision::Skipped(s) => assert_eq!((s.from, s.to), (key, r.head())),
+            other => panic!("expected a skip, got {other:?}"),
+        }
+        assert_eq!(c.skips(), 1);
     }
 
     #[test]

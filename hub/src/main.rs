@@ -38,8 +38,11 @@ struct Cli {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     gop_cache_duration: Duration,
     /// How far behind the live edge a player may be, in bytes, before it skips to the
-    /// newest keyframe (units allowed: 4MiB, 512KiB). A bound, not a reservation: a stream
-    /// keeps entries only back to its slowest reader.
+    /// newest keyframe: what it has not taken from the stream plus everything queued for
+    /// it (media, control replies, status) counts. More than this queued for it alone
+    /// (replies to requests it sends without reading) closes it (units allowed: 4MiB,
+    /// 512KiB). A bound, not a reservation: a stream keeps entries only back to its
+    /// slowest reader.
     #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = runtime::size::bytes::<usize>)]
     player_queue_bytes: usize,
     /// Lag skips within 30 s before a slow player is disconnected.

@@ -310,12 +310,20 @@ impl Ring {
     /// behind; otherwise it jumps to the newest keyframe (if that GOP itself is within
     /// `queue_bytes` of the head and ahead of the cursor) or to the head.
     pub fn check_lag(&self, cursor: u64) -> Lag {
+        self.check_lag_queued(cursor, 0)
+    }
+
+    /// [`Ring::check_lag`] for a reader that also holds `queued` bytes taken from the ring
+    /// or built for it alone (control replies) but not yet written: they count against
+    /// `queue_bytes` like the entries it has not taken.
+    pub fn check_lag_queued(&self, cursor: u64, queued: u64) -> Lag {
+        let bound = self.limits.queue_bytes.saturating_sub(queued);
         match self.behind(cursor) {
-            Some(b) if b <= self.limits.queue_bytes => Lag::Fine,
+            Some(b) if b <= bound => Lag::Fine,
             _ => {
-                let target = self.last_key.filter(|&k| {
-                    k > cursor && self.behind(k).is_some_and(|b| b <= self.limits.queue_bytes)
-                });
+                let target = self
+                    .last_key
+                    .filter(|&k| k > cursor && self.behind(k).is_some_and(|b| b <= bound));
                 match target {
                     Some(k) => Lag::SkipTo(k),
                     None => Lag::SkipToHead(self.head()),
@@ -515,5 +523,22 @@ mod tests {
         r.push(frame(true, false, 100), 10, Bytes::new());
         assert_eq!(r.behind(0), None);
         assert_eq!(r.check_lag(0), Lag::SkipToHead(2));
+    }
+
+    #[test]
+    fn queued_bytes_count_against_the_queue_bound() {
+        let q = sz(100) * 5;
+        let mut r = Ring::new(limits(1 << 20, q));
+        for i in 0..8 {
+            r.push(frame(true, i == 4, 100), i * 10, Bytes::new());
+        }
+        // 4 entries behind is fine alone; with two entries' worth queued it is not.
+        assert_eq!(r.check_lag_queued(4, 0), Lag::Fine);
+        assert_eq!(r.check_lag_queued(4, sz(100) * 2), Lag::SkipToHead(8));
+        // The keyframe target must fit the bound left after what is queued.
+        assert_eq!(r.check_lag_queued(3, sz(100)), Lag::SkipTo(4));
+        assert_eq!(r.check_lag_queued(3, sz(100) * 2), Lag::SkipToHead(8));
+        // Queued bytes above the whole bound: only the head is within it.
+        assert_eq!(r.check_lag_queued(8, q + 1), Lag::Fine);
     }
 }

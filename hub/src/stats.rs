@@ -58,6 +58,8 @@ pub struct PlayerStats {
     pub too_slow: Counter,
     /// Players closed because their socket took nothing for the write timeout.
     pub stalled: Counter,
+    /// Players closed because more than their queue bound was queued for them.
+    pub queue_full: Counter,
     /// Players closed through the API.
     pub kicked: Counter,
 }
@@ -105,6 +107,10 @@ impl HubStats {
                 stalled: metrics.counter(
                     "mediaserver_player_disconnects_total",
                     &[("protocol", p.as_str()), ("reason", "stalled")],
+                ),
+                queue_full: metrics.counter(
+                    "mediaserver_player_disconnects_total",
+                    &[("protocol", p.as_str()), ("reason", "queue_full")],
                 ),
                 kicked: metrics.counter(
                     "mediaserver_player_disconnects_total",

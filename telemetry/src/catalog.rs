@@ -44,7 +44,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ),
     (
         "mediaserver_player_disconnects_total",
-        "Players the hub closed, by protocol and reason (too_slow, stalled, kicked).",
+        "Players the hub closed, by protocol and reason (too_slow, stalled, queue_full, kicked).",
     ),
     (
         "mediaserver_subscribers",

@@ -145,6 +145,36 @@ impl RtmpClient {
     /// Opens a TCP connection (no RTMP bytes sent yet).
     pub fn connect_tcp(addr: SocketAddr) -> Result<RtmpClient> {
         let stream = TcpStream::connect_timeout(&addr, STEP).map_err(io_err)?;
+        RtmpClient::over(stream, addr)
+    }
+
+    /// [`RtmpClient::connect_tcp`] with the socket's receive buffer set to `rcvbuf` bytes
+    /// before connecting, so that the window it advertises stays that small (a player
+    /// that reads slowly, or not at all, fills it at once).
+    pub fn connect_tcp_with_rcvbuf(addr: SocketAddr, rcvbuf: u32) -> Result<RtmpClient> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(io_err)?;
+        let stream = rt
+            .block_on(async {
+                let sock = match addr {
+                    SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                sock.set_recv_buffer_size(rcvbuf)?;
+                tokio::time::timeout(STEP, sock.connect(addr))
+                    .await
+                    .map_err(|_| std::io::Error::from(ErrorKind::TimedOut))?
+            })
+            .and_then(|s| s.into_std())
+            .map_err(io_err)?;
+        stream.set_nonblocking(false).map_err(io_err)?;
+        RtmpClient::over(stream, addr)
+    }
+
+    fn over(stream: TcpStream, addr: SocketAddr) -> Result<RtmpClient> {
         stream.set_nodelay(true).map_err(io_err)?;
         stream.set_write_timeout(Some(STEP)).map_err(io_err)?;
         Ok(RtmpClient {

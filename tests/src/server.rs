@@ -251,6 +251,11 @@ impl Server {
             .1
     }
 
+    /// The hub's process id (for /proc samples).
+    pub fn hub_pid(&self) -> u32 {
+        self.hub.pid()
+    }
+
     /// Panics unless both processes are still running.
     pub fn assert_alive(&mut self) {
         let hub_up = self.hub.is_running();

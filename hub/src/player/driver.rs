@@ -160,6 +160,7 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
     match &stop {
         Stop::End(PlayerEnd::TooSlow { .. }) => stats.too_slow.inc(),
         Stop::End(PlayerEnd::Stalled(_)) => stats.stalled.inc(),
+        Stop::End(PlayerEnd::QueueFull { .. }) => stats.queue_full.inc(),
         Stop::Kicked => stats.kicked.inc(),
         _ => {}
     }
@@ -177,8 +178,13 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
         Stop::Protocol(e) => {
             tracing::warn!(conn_id, layer = e.layer(), error = %e, "closing connection")
         }
-        Stop::End(e @ (PlayerEnd::TooSlow { .. } | PlayerEnd::Stalled(_) | PlayerEnd::Idle(_))) => {
-            tracing::warn!(conn_id, layer = "player", error = %e, "closing connection")
+        Stop::End(
+            e @ (PlayerEnd::TooSlow { .. }
+            | PlayerEnd::Stalled(_)
+            | PlayerEnd::Idle(_)
+            | PlayerEnd::QueueFull { .. }),
+        ) => {
+            tracing::warn!(conn_id, key = %h.key, layer = "player", error = %e, "closing connection")
         }
         Stop::End(e) => tracing::info!(conn_id, reason = %e, "player closed"),
     }
@@ -249,6 +255,8 @@ fn input<W: SockWrite>(output: &Output<W>, buf: &mut BytesMut) -> Result<(), Sto
     let mut p = output.lock();
     p.session.handle_input(buf, Instant::now())?;
     p.apply_events()?;
+    // Replies to what it sent count against its queue bound at once.
+    p.check_queue()?;
     Ok(())
 }
 

@@ -39,6 +39,10 @@ use crate::write::{try_write, SockWrite, Written};
 
 /// Most entries taken from the ring per pass.
 const BATCH_ENTRIES: usize = 256;
+/// Media is taken from the ring into the outbox only while the outbox holds less than
+/// this: the backlog of a player that does not keep up stays in the ring, where the lag
+/// policy can skip it, and the outbox holds at most this plus one entry of media.
+const STAGE_BYTES: usize = 256 << 10;
 
 /// Why a player ended.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,15 @@ pub enum PlayerEnd {
     /// The player sent nothing for the ping timeout after a ping.
     #[error("idle: nothing received for {0:?}")]
     Idle(Duration),
+    /// More bytes are queued for the player than its queue bound: since media waits in
+    /// the ring, that is replies to requests it keeps sending (pings) while not reading.
+    #[error("queue bound: {queued} bytes queued for a player that does not read what it asks for (--player-queue-bytes {bound})")]
+    QueueFull {
+        /// Bytes queued (media, control replies and status together).
+        queued: usize,
+        /// The bound (`--player-queue-bytes`).
+        bound: usize,
+    },
 }
 
 impl PlayerEnd {
@@ -80,6 +93,7 @@ impl PlayerEnd {
                 | PlayerEnd::Stalled(_)
                 | PlayerEnd::TooSlow { .. }
                 | PlayerEnd::Idle(_)
+                | PlayerEnd::QueueFull { .. }
         )
     }
 }
@@ -244,6 +258,10 @@ pub struct Player {
     /// `--publisher-wait`, for saying why a player that waited in vain is closed.
     publisher_wait: Duration,
     stall: StallTimer,
+    /// `--player-queue-bytes`: the most bytes queued for the player (the outbox and the
+    /// ring entries it has not taken together) before it skips, and for the outbox alone
+    /// before it is closed.
+    queue_bound: usize,
     /// Why the player must end, found by the fan-out (reported by the player's task).
     failed: Option<PlayerEnd>,
     headers: Vec<Bytes>,
@@ -278,6 +296,7 @@ impl Player {
             deadline: (!start.live).then(|| now + cfg.publisher_wait),
             publisher_wait: cfg.publisher_wait,
             stall: StallTimer::new(cfg.player_write_timeout),
+            queue_bound: cfg.player_queue_bytes,
             failed: None,
             headers: Vec::new(),
             stats,
@@ -368,6 +387,7 @@ impl Player {
         if let Some(end) = self.failed.take() {
             return Err(end);
         }
+        self.check_queue()?;
         let (end, more) = self.collect(now);
         let blocked = self.write(sock, now)?;
         match end {
@@ -403,6 +423,20 @@ impl Player {
         }
     }
 
+    /// The hard bound on what is queued for the player: every byte in the outbox (media,
+    /// control replies, status) counts. Media enters it at most [`STAGE_BYTES`] ahead, so
+    /// only a player that keeps sending requests without reading the replies gets here.
+    pub fn check_queue(&self) -> Result<(), PlayerEnd> {
+        let queued = self.session.queued_bytes();
+        if queued > self.queue_bound {
+            return Err(PlayerEnd::QueueFull {
+                queued,
+                bound: self.queue_bound,
+            });
+        }
+        Ok(())
+    }
+
     /// How long a socket may take nothing.
     pub fn stall_timeout(&self) -> Duration {
         self.stall.timeout()
@@ -420,6 +454,9 @@ impl Player {
             return (Some(end), false);
         }
         for _ in 0..BATCH_ENTRIES {
+            if self.session.queued_bytes() >= STAGE_BYTES {
+                break;
+            }
             let Some(entry) = self.cursor.next(&st.ring) else {
                 return (None, false);
             };
@@ -473,10 +510,11 @@ impl Player {
         }
     }
 
-    /// The lag policy (see [`Cursor::check_lag`]); after a skip the current headers are
-    /// sent again first.
+    /// The lag policy (see [`Cursor::check_lag_queued`]), counting what the outbox holds;
+    /// after a skip the current headers are sent again first.
     fn apply_lag(&mut self, st: &mut StreamState, now: Instant) -> Option<PlayerEnd> {
-        match self.cursor.check_lag(&st.ring, now) {
+        let queued = self.session.queued_bytes();
+        match self.cursor.check_lag_queued(&st.ring, queued, now) {
             LagDecision::Fine => None,
             LagDecision::TooSlow { skips, window } => Some(PlayerEnd::TooSlow { skips, window }),
             LagDecision::Skipped(skip) => {

@@ -478,9 +478,11 @@ impl PlayerSession {
         self.write(CSID_CONTROL, types::USER_CONTROL, 0, &body);
     }
 
+    /// Serializes a message of this session's own (a reply, a status) into the outbox's
+    /// tail, so that many small replies cost their bytes and no buffer each.
     fn write(&mut self, csid: u32, type_id: u8, stream_id: u32, body: &[u8]) {
-        let mut out = BytesMut::with_capacity(body.len() + 16);
-        write_fmt0(csid, 0, type_id, stream_id, body, self.chunk_size, &mut out);
-        self.out.push(out.freeze());
+        let chunk_size = self.chunk_size;
+        self.out
+            .append(|out| write_fmt0(csid, 0, type_id, stream_id, body, chunk_size, out));
     }
 }
