@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use e2e::load::churn;
 use e2e::load::flvfile::Source;
 use e2e::load::player::{play, PlayerReport, Shared};
 use e2e::load::procstat;
@@ -77,6 +78,11 @@ struct Cli {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Players come and go: each leaves after between half and one and a half times this
+    /// and another takes its place at once, so --players stay connected throughout
+    /// [default: off: players stay until the end].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    churn: Option<Duration>,
 }
 
 fn main() {
@@ -137,6 +143,7 @@ async fn run(cli: Cli) -> i32 {
         stop: stop_rx,
         clock: clock.clone(),
     };
+    let joins = Arc::new(AtomicU64::new(0));
     let mut players = Vec::with_capacity(cli.players);
     let gap = Duration::from_secs_f64(1.0 / cli.ramp.max(1.0));
     let ramp_start = tokio::time::Instant::now();
@@ -144,8 +151,12 @@ async fn run(cli: Cli) -> i32 {
         tokio::time::sleep_until(ramp_start + gap * i as u32).await;
         let (addr, app, name, shared) =
             (cli.addr, cli.app.clone(), cli.name.clone(), shared.clone());
+        let (churn, joins) = (cli.churn, joins.clone());
         players.push(tokio::spawn(async move {
-            play(addr, &app, &name, shared).await
+            match churn {
+                Some(life) => churn::churn(addr, &app, &name, shared, life, joins).await,
+                None => play(addr, &app, &name, shared).await,
+            }
         }));
     }
     tokio::time::sleep(cli.warmup).await;
@@ -195,6 +206,13 @@ async fn run(cli: Cli) -> i32 {
         publish_errors,
     };
     report.print();
+    if cli.churn.is_some() {
+        eprintln!(
+            "loadgen: {} player sessions in {} slots (churn)",
+            joins.load(Ordering::Relaxed),
+            cli.players
+        );
+    }
     let failed = report.failed(cli.strict);
     if let Some(path) = &cli.json {
         if let Err(e) = std::fs::write(path, report.json()) {

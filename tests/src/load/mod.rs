@@ -7,6 +7,7 @@
 //!                by RTMP timestamp: delivery latency is measured, not guessed)
 //! ```
 
+pub mod churn;
 pub mod conn;
 pub mod flvfile;
 pub mod player;
