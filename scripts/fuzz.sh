@@ -4,6 +4,9 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s, every target
 #
+# FUZZ_RUNS=N stops a target after N executions if that comes before the time limit
+# (e.g. FUZZ_RUNS=10000000 scripts/fuzz.sh 3600 for "10 million or an hour").
+#
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain; without nightly
 # the stable compiler is used with RUSTC_BOOTSTRAP=1. The targets run at the production
 # limits (see proto/fuzz/src/lib.rs). A crash stops the script with libFuzzer's report;
@@ -42,16 +45,18 @@ for dir in proto/fuzz recorder/fuzz; do
         log="$(mktemp)"
         echo "== $dir $t: ${secs}s"
         mkdir -p "corpus/$t"
+        start="$(date +%s)"
         if ! "${fuzz[@]}" run -O "$t" "corpus/$t" -- -max_total_time="$secs" \
+            ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
             -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
             tail -n 60 "$log" >&2
             echo "error: fuzz target $t failed (input saved under $dir/artifacts/$t/)" >&2
             exit 1
         fi
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | awk '{s+=$1} END {print s+0}')"
-        summary+=("$t $runs")
+        summary+=("$t $runs $(($(date +%s) - start))s")
         rm -f "$log"
     done
 done
-echo "== executions per target (${secs}s each)"
+echo "== executions and time per target (at most ${secs}s${FUZZ_RUNS:+ or $FUZZ_RUNS executions} each)"
 printf '%s\n' "${summary[@]}" | column -t
