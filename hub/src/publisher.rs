@@ -18,6 +18,7 @@ use crate::conns::{ConnGuard, ConnKind};
 use crate::deadline::sleep_until;
 use crate::events::{describe_stream, event};
 use crate::registry::Registry;
+use crate::ring::Side;
 use crate::server::Opened;
 use crate::stream::{Delivery, Owner, PublisherId, Revocation, Stream, StreamError};
 
@@ -287,6 +288,58 @@ impl Publisher {
                     note(s, r);
                 }
             }
+            Header::TrackMetadata {
+                stream,
+                track,
+                codec,
+                dts,
+            } => self.side(
+                stream,
+                Side::TrackMetadata {
+                    track,
+                    codec,
+                    dts,
+                    payload: msg.payload,
+                },
+            ),
+            Header::EndOfSequence {
+                stream,
+                track,
+                codec,
+                dts,
+            } => self.side(stream, Side::EndOfSequence { track, codec, dts }),
+            Header::ChannelConfig {
+                stream,
+                track,
+                codec,
+            } => self.side(
+                stream,
+                Side::ChannelConfig {
+                    track,
+                    codec,
+                    payload: msg.payload,
+                },
+            ),
+            Header::Data { stream, dts } => self.side(
+                stream,
+                Side::Data {
+                    dts,
+                    payload: msg.payload,
+                },
+            ),
+            Header::TimestampOffset {
+                stream,
+                track,
+                video,
+                nanos,
+            } => self.side(
+                stream,
+                Side::TimestampOffset {
+                    track,
+                    video,
+                    nanos,
+                },
+            ),
             Header::EndOfStream { stream, reason } => {
                 self.listed.remove(&stream);
                 if let Some(p) = self.streams.remove(&stream) {
@@ -302,6 +355,20 @@ impl Publisher {
             }
         }
         Ok(())
+    }
+
+    /// A side message (FORMAT.md variants 13 to 17) for the stream of handle `stream`.
+    fn side(&self, stream: u32, side: Side) {
+        let id = self.id(stream);
+        if let Some(Published { stream: s, .. }) = self.streams.get(&stream) {
+            // The lock is released at the end of this statement, before the delivery.
+            let r = s.lock().side(id, side);
+            match r {
+                Ok(Some(d)) => note(s, Ok(d)),
+                Ok(None) => {}
+                Err(e) => note(s, Err(e)),
+            }
+        }
     }
 
     fn announce(&mut self, handle: u32, key: &str, timescale: u32) -> Result<(), PublisherError> {

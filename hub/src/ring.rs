@@ -42,6 +42,17 @@ pub enum Item {
         /// The AMF0 values.
         payload: Bytes,
     },
+    /// What an Enhanced RTMP publisher sends besides frames, configurations and
+    /// `onMetaData` (FORMAT.md section 3, variants 13 to 17).
+    Side {
+        /// What it is.
+        side: Side,
+        /// The FLV tag type of `body` (8 audio, 9 video, 18 data).
+        tag: u8,
+        /// The FLV tag body (the RTMP message body) players get; empty for what travels
+        /// inside another message (a nanosecond offset rides on its frame).
+        body: Bytes,
+    },
     /// A publisher started (first one, returning one, or one taking over).
     Published {
         /// Its timescale.
@@ -54,6 +65,114 @@ pub enum Item {
     },
     /// The stream is gone for good (unpublish timeout); readers close.
     Closed,
+}
+
+/// The side messages of a stream; timestamps are on the output timeline.
+#[derive(Debug, Clone)]
+pub enum Side {
+    /// Video metadata (`colorInfo`) of a track; AMF0 values.
+    TrackMetadata {
+        /// Track number.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+        /// Output decode timestamp.
+        dts: i64,
+        /// The AMF0 values.
+        payload: Bytes,
+    },
+    /// End of a track's coded sequence.
+    EndOfSequence {
+        /// Track number.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+        /// Output decode timestamp.
+        dts: i64,
+    },
+    /// Speaker layout of an audio track (MultichannelConfig body).
+    ChannelConfig {
+        /// Track number.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+        /// The body.
+        payload: Bytes,
+    },
+    /// A data message other than `onMetaData`; AMF0 values, handler name first.
+    Data {
+        /// Output decode timestamp.
+        dts: i64,
+        /// The AMF0 values.
+        payload: Bytes,
+    },
+    /// The next frame of the track is presented `nanos` ns later than its timestamps say.
+    TimestampOffset {
+        /// Track number.
+        track: u8,
+        /// Video or audio.
+        video: bool,
+        /// 1 to 999 999.
+        nanos: u32,
+    },
+}
+
+impl Side {
+    /// The framed-format message for stream handle `stream`, and its payload.
+    pub fn message(&self, stream: u32) -> (proto::ipc::Header, Bytes) {
+        use proto::ipc::Header;
+        match self {
+            Side::TrackMetadata {
+                track,
+                codec,
+                dts,
+                payload,
+            } => (
+                Header::TrackMetadata {
+                    stream,
+                    track: *track,
+                    codec: *codec,
+                    dts: *dts,
+                },
+                payload.clone(),
+            ),
+            Side::EndOfSequence { track, codec, dts } => (
+                Header::EndOfSequence {
+                    stream,
+                    track: *track,
+                    codec: *codec,
+                    dts: *dts,
+                },
+                Bytes::new(),
+            ),
+            Side::ChannelConfig {
+                track,
+                codec,
+                payload,
+            } => (
+                Header::ChannelConfig {
+                    stream,
+                    track: *track,
+                    codec: *codec,
+                },
+                payload.clone(),
+            ),
+            Side::Data { dts, payload } => (Header::Data { stream, dts: *dts }, payload.clone()),
+            Side::TimestampOffset {
+                track,
+                video,
+                nanos,
+            } => (
+                Header::TimestampOffset {
+                    stream,
+                    track: *track,
+                    video: *video,
+                    nanos: *nanos,
+                },
+                Bytes::new(),
+            ),
+        }
+    }
 }
 
 /// One shared entry.
@@ -90,6 +209,7 @@ impl Entry {
             Item::Frame(Frame { payload, .. })
             | Item::Config { payload, .. }
             | Item::Metadata { payload } => payload.len(),
+            Item::Side { body, .. } => body.len(),
             _ => 0,
         };
         (self.rtmp.len() + payload) as u64 + ENTRY_OVERHEAD

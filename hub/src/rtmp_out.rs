@@ -8,7 +8,7 @@
 //! ([`rewrite_stream_id`]), because FMT 3 continuations do not carry the stream id.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use proto::flv::{write_audio_header, write_video_header, PacketKind};
+use proto::flv::{write_media_header, PacketKind, TAG_AUDIO, TAG_VIDEO};
 use proto::media::{Codec, Frame};
 use proto::rtmp::amf0::{self, Amf0Value};
 use proto::rtmp::chunk::write_fmt0;
@@ -69,12 +69,34 @@ impl MediaWriter {
         cts_ms: i32,
         stream_id: u32,
     ) -> Bytes {
+        self.frame_offset(codec, frame, ts, cts_ms, 0, stream_id)
+    }
+
+    /// As [`MediaWriter::frame`], with a nanosecond presentation offset (`nanos` > 0
+    /// writes an E-RTMP ModEx TimestampOffsetNano).
+    pub fn frame_offset(
+        &mut self,
+        codec: Codec,
+        frame: &Frame,
+        ts: u32,
+        cts_ms: i32,
+        nanos: u32,
+        stream_id: u32,
+    ) -> Bytes {
         let kind = PacketKind::Frame {
             keyframe: frame.flags.keyframe(),
             disposable: frame.flags.disposable(),
             cts: cts_ms,
         };
-        self.media(codec, frame.track, kind, &frame.payload, ts, stream_id)
+        self.media(
+            codec,
+            frame.track,
+            kind,
+            nanos,
+            &frame.payload,
+            ts,
+            stream_id,
+        )
     }
 
     /// A decoder configuration (sequence header) message.
@@ -82,29 +104,49 @@ impl MediaWriter {
         &mut self,
         codec: Codec,
         track: u8,
-        payload: &[u8],
+        payload: &Bytes,
         ts: u32,
         stream_id: u32,
     ) -> Bytes {
-        self.media(codec, track, PacketKind::Config, payload, ts, stream_id)
+        self.media(codec, track, PacketKind::Config, 0, payload, ts, stream_id)
     }
 
+    /// The FLV tag body (E-RTMP header and payload) of a packet of `codec` on `track`,
+    /// for the messages that are not frames (video metadata, channel configuration,
+    /// end of sequence); with [`MediaWriter::tag`] it becomes the RTMP message.
+    pub fn tag_body(codec: Codec, track: u8, kind: PacketKind, payload: &Bytes) -> Bytes {
+        let mut body = BytesMut::with_capacity(payload.len() + 16);
+        let rest = write_media_header(codec, track, kind, 0, payload, &mut body);
+        body.extend_from_slice(&rest);
+        body.freeze()
+    }
+
+    /// An audio, video or data message whose body is `body` (an FLV tag body; its type
+    /// is the FLV tag type, which RTMP shares).
+    pub fn tag(&mut self, tag_type: u8, body: &[u8], ts: u32, stream_id: u32) -> Bytes {
+        self.body.extend_from_slice(body);
+        let csid = match tag_type {
+            TAG_AUDIO => CSID_AUDIO,
+            TAG_VIDEO => CSID_VIDEO,
+            _ => CSID_DATA,
+        };
+        self.finish(csid, ts, tag_type, stream_id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn media(
         &mut self,
         codec: Codec,
         track: u8,
         kind: PacketKind,
-        payload: &[u8],
+        nanos: u32,
+        payload: &Bytes,
         ts: u32,
         stream_id: u32,
     ) -> Bytes {
         let video = codec.kind() == proto::media::TrackKind::Video;
-        if video {
-            write_video_header(codec, track, kind, &mut self.body);
-        } else {
-            write_audio_header(codec, track, kind, &mut self.body);
-        }
-        self.body.extend_from_slice(payload);
+        let rest = write_media_header(codec, track, kind, nanos, payload, &mut self.body);
+        self.body.extend_from_slice(&rest);
         let (csid, type_id) = if video {
             (CSID_VIDEO, types::VIDEO)
         } else {
@@ -235,7 +277,7 @@ mod tests {
     #[test]
     fn golden_aac_config_and_metadata() {
         let mut w = MediaWriter::new(4096);
-        let b = w.config(Codec::Aac, 0, &[0x12, 0x10], 0, 1);
+        let b = w.config(Codec::Aac, 0, &Bytes::from_static(&[0x12, 0x10]), 0, 1);
         assert_eq!(
             &b[..],
             &[0x04, 0, 0, 0, 0, 0, 4, 0x08, 1, 0, 0, 0, 0xAF, 0x00, 0x12, 0x10]

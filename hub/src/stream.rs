@@ -16,9 +16,10 @@ use proto::media::{Codec, Frame, StreamKey, TrackKind};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::Config;
-use crate::ring::{Item, Ring, RingLimits};
+use crate::ring::{Item, Ring, RingLimits, Side};
 use crate::rtmp_out::{MediaWriter, SHARED_STREAM_ID};
 use crate::timeline::Timeline;
+use proto::flv::{PacketKind, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 
 /// The media bitrate of a stream, measured over windows of one second of media time
 /// (so it reads the same however bursty the arrival is).
@@ -135,6 +136,12 @@ pub struct StreamState {
     pub tracks: BTreeMap<(bool, u8), TrackConfig>,
     /// Current metadata (AMF0 values).
     pub metadata: Option<Bytes>,
+    /// Current E-RTMP video metadata (`colorInfo`) per (video, track), with the codec.
+    pub track_metadata: BTreeMap<(bool, u8), (Codec, Bytes)>,
+    /// Current speaker layout (MultichannelConfig body) per audio track, with the codec.
+    pub channel_configs: BTreeMap<u8, (Codec, Bytes)>,
+    /// A nanosecond offset waiting for the next frame of (video, track).
+    pending_offset: Option<(bool, u8, u32)>,
     /// The live publisher, if any.
     pub owner: Option<Owner>,
     /// Incremented at every publish; unpublish timers check it.
@@ -271,6 +278,9 @@ impl Stream {
                 timeline: Timeline::new(),
                 tracks: BTreeMap::new(),
                 metadata: None,
+                track_metadata: BTreeMap::new(),
+                channel_configs: BTreeMap::new(),
+                pending_offset: None,
                 owner: None,
                 generation: 0,
                 players: 0,
@@ -360,6 +370,9 @@ impl StreamState {
         self.timeline.start_publisher(timescale);
         self.tracks.clear();
         self.metadata = None;
+        self.track_metadata.clear();
+        self.channel_configs.clear();
+        self.pending_offset = None;
         let ms = self.out_ms();
         self.ring.push(
             Item::Published {
@@ -462,6 +475,92 @@ impl StreamState {
         }))
     }
 
+    /// A side message from the owner (FORMAT.md variants 13 to 17), in order with the
+    /// media around it at the current output time. The stream-state ones (video metadata,
+    /// speaker layout) are kept for joiners; `@clearDataFrame` clears the metadata; a
+    /// nanosecond offset waits for its frame. `None` when there is nothing to deliver yet.
+    pub fn side(&mut self, id: PublisherId, side: Side) -> Result<Option<Delivery>, StreamError> {
+        self.check_owner(id)?;
+        let ms = self.out_ms();
+        let dts = self.timeline.last_out();
+        let (side, tag, body) = match side {
+            Side::TimestampOffset {
+                track,
+                video,
+                nanos,
+            } => {
+                self.pending_offset = Some((video, track, nanos));
+                return Ok(None);
+            }
+            Side::TrackMetadata {
+                track,
+                codec,
+                payload,
+                ..
+            } => {
+                let video = codec.kind() == TrackKind::Video;
+                self.track_metadata
+                    .insert((video, track), (codec, payload.clone()));
+                let body = MediaWriter::tag_body(codec, track, PacketKind::Metadata, &payload);
+                let side = Side::TrackMetadata {
+                    track,
+                    codec,
+                    dts,
+                    payload,
+                };
+                (side, media_tag(codec), body)
+            }
+            Side::EndOfSequence { track, codec, .. } => {
+                let body =
+                    MediaWriter::tag_body(codec, track, PacketKind::EndOfSequence, &Bytes::new());
+                (
+                    Side::EndOfSequence { track, codec, dts },
+                    media_tag(codec),
+                    body,
+                )
+            }
+            Side::ChannelConfig {
+                track,
+                codec,
+                payload,
+            } => {
+                self.channel_configs.insert(track, (codec, payload.clone()));
+                let body = MediaWriter::tag_body(codec, track, PacketKind::ChannelConfig, &payload);
+                let side = Side::ChannelConfig {
+                    track,
+                    codec,
+                    payload,
+                };
+                (side, media_tag(codec), body)
+            }
+            Side::Data { payload, .. } => {
+                if clears_metadata(&payload) {
+                    self.metadata = None;
+                }
+                (
+                    Side::Data {
+                        dts,
+                        payload: payload.clone(),
+                    },
+                    TAG_SCRIPT,
+                    payload,
+                )
+            }
+        };
+        let rtmp = self
+            .media
+            .tag(tag, &body, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
+        let seq = self
+            .ring
+            .push(Item::Side { side, tag, body }, ms, rtmp.clone());
+        Ok(Some(self.delivery(NewEntry {
+            seq,
+            video: None,
+            frame: false,
+            rtmp,
+        })))
+    }
+
     /// A media frame from the owner: mapped onto the output timeline, serialized once and
     /// appended to the ring.
     pub fn frame(&mut self, id: PublisherId, mut frame: Frame) -> Result<Delivery, StreamError> {
@@ -479,11 +578,31 @@ impl StreamState {
             .timeline
             .to_ms(i64::from(frame.cts))
             .clamp(-(1 << 23), (1 << 23) - 1) as i32;
-        let rtmp = self.media.frame(
+        let nanos = match self.pending_offset {
+            Some((v, t, nanos)) if v == video && t == track => {
+                self.pending_offset = None;
+                // For subscribers; players get the offset inside the frame's message.
+                let side = Side::TimestampOffset {
+                    track,
+                    video,
+                    nanos,
+                };
+                let item = Item::Side {
+                    side,
+                    tag: media_tag(codec),
+                    body: Bytes::new(),
+                };
+                self.ring.push(item, ms, Bytes::new());
+                nanos
+            }
+            _ => 0,
+        };
+        let rtmp = self.media.frame_offset(
             codec,
             &frame,
             Timeline::rtmp_ts(ms),
             cts_ms,
+            nanos,
             SHARED_STREAM_ID,
         );
         let video = video.then_some(frame.is_keyframe());
@@ -510,7 +629,37 @@ impl StreamState {
         for (&(_, track), t) in &self.tracks {
             out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));
         }
+        let state = self
+            .track_metadata
+            .iter()
+            .map(|(&(_, track), (codec, p))| (track, *codec, PacketKind::Metadata, p))
+            .chain(
+                self.channel_configs
+                    .iter()
+                    .map(|(&track, (codec, p))| (track, *codec, PacketKind::ChannelConfig, p)),
+            );
+        for (track, codec, kind, payload) in state {
+            let body = MediaWriter::tag_body(codec, track, kind, payload);
+            out.push(self.media.tag(media_tag(codec), &body, ts, stream_id));
+        }
     }
+}
+
+/// The FLV tag (and RTMP message) type of `codec`'s messages.
+fn media_tag(codec: Codec) -> u8 {
+    match codec.kind() {
+        TrackKind::Video => TAG_VIDEO,
+        TrackKind::Audio => TAG_AUDIO,
+    }
+}
+
+/// Whether a data message is `@clearDataFrame` (its AMF0 handler name, a short string).
+fn clears_metadata(amf0: &[u8]) -> bool {
+    const NAME: &[u8] = b"@clearDataFrame";
+    amf0.len() >= 3 + NAME.len()
+        && amf0[0] == 0x02
+        && usize::from(u16::from_be_bytes([amf0[1], amf0[2]])) == NAME.len()
+        && &amf0[3..3 + NAME.len()] == NAME
 }
 
 #[cfg(test)]

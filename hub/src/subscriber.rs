@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use crate::conns::ConnKind;
 use crate::cursor::{Cursor, LagDecision};
 use crate::registry::{NewStream, Registry};
-use crate::ring::Item;
+use crate::ring::{Item, Side};
 use crate::server::Opened;
 use crate::stats::HubStats;
 use crate::stream::Stream;
@@ -219,6 +219,28 @@ impl Subscriber {
             if let Some(m) = st.metadata.clone() {
                 self.header(&Header::Metadata { stream: id }, m);
             }
+            let dts = st.timeline.last_out();
+            let state: Vec<_> = st
+                .track_metadata
+                .iter()
+                .map(|(&(_, track), (codec, payload))| Side::TrackMetadata {
+                    track,
+                    codec: *codec,
+                    dts,
+                    payload: payload.clone(),
+                })
+                .chain(st.channel_configs.iter().map(|(&track, (codec, payload))| {
+                    Side::ChannelConfig {
+                        track,
+                        codec: *codec,
+                        payload: payload.clone(),
+                    }
+                }))
+                .collect();
+            for side in state {
+                let (header, payload) = side.message(id);
+                self.header(&header, payload);
+            }
         }
         drop(st);
         self.subs.push(Sub {
@@ -292,7 +314,11 @@ impl Subscriber {
                 Item::Metadata { payload } if sub.live => {
                     self.header(&Header::Metadata { stream: id }, payload.clone())
                 }
-                Item::Config { .. } | Item::Metadata { .. } => {}
+                Item::Side { side, .. } if sub.live => {
+                    let (header, payload) = side.message(id);
+                    self.header(&header, payload)
+                }
+                Item::Config { .. } | Item::Metadata { .. } | Item::Side { .. } => {}
                 Item::Published { timescale, .. } => {
                     if sub.live {
                         self.header(

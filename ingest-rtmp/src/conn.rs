@@ -551,6 +551,14 @@ impl Conn {
                     p.link.queue(Header::Metadata { stream: STREAM }, data);
                 }
             }
+            SessionEvent::Data {
+                timestamp, data, ..
+            } => {
+                if let Some(p) = &mut self.publisher {
+                    let link = &mut p.link;
+                    p.convert.data(timestamp, data, |h, b| link.send(h, b));
+                }
+            }
             SessionEvent::Media(m) => {
                 if let Some(p) = &mut self.publisher {
                     let link = &mut p.link;

@@ -47,7 +47,15 @@ fn rewrite(p: &MediaPacket, video: bool) -> Option<(BytesMut, Bytes)> {
         MediaPacket::EndOfSequence { track, codec } => {
             (*codec, *track, PacketKind::EndOfSequence, Bytes::new())
         }
-        MediaPacket::VideoMetadata { .. } => return None,
+        MediaPacket::VideoMetadata { track, codec, data } => {
+            (*codec, *track, PacketKind::Metadata, data.clone())
+        }
+        MediaPacket::ChannelConfig {
+            track,
+            codec,
+            config,
+        } => (*codec, *track, PacketKind::ChannelConfig, config.clone()),
+        MediaPacket::TimestampOffset { .. } => return None,
     };
     let mut out = BytesMut::new();
     if video {
@@ -107,7 +115,9 @@ fn check(name: &str) -> Summary {
                     );
                 }
                 MediaPacket::VideoMetadata { .. } => s.metadata += 1,
-                MediaPacket::EndOfSequence { .. } => {}
+                MediaPacket::EndOfSequence { .. }
+                | MediaPacket::ChannelConfig { .. }
+                | MediaPacket::TimestampOffset { .. } => {}
             }
         }
         // Whole-tag identity: one packet, header + payload == body. FFmpeg's MP3 header

@@ -253,22 +253,56 @@ fn ex_mpeg2ts_sequence_start() {
     assert_eq!(video(b"\x95vp09\x01").unwrap(), vec![]);
 }
 
+fn offset(track: u8, codec: Codec, nanos: u32) -> MediaPacket {
+    MediaPacket::TimestampOffset {
+        track,
+        codec,
+        nanos,
+    }
+}
+
 #[test]
-fn modex_timestamp_offset_nano_is_skipped() {
+fn modex_timestamp_offset_nano_precedes_the_frame() {
     // ModEx: size-1 = 2 (3 bytes), 999_999 ns, then type 0 (TimestampOffsetNano) <<4 |
     // CodedFramesX, then hvc1 and the frame.
     let got = video(b"\x97\x02\x0f\x42\x3f\x03hvc1\xaa").unwrap();
-    assert_eq!(got, vec![frame(0, Codec::H265, 0, true, &[0xaa])]);
+    assert_eq!(
+        got,
+        vec![
+            offset(0, Codec::H265, 999_999),
+            frame(0, Codec::H265, 0, true, &[0xaa])
+        ]
+    );
     // Audio: same ModEx then CodedFrames of Opus.
     let got = audio(b"\x97\x02\x00\x00\x01\x01Opus\xfc").unwrap();
-    assert_eq!(got, vec![audio_frame(0, Codec::Opus, &[0xfc])]);
+    assert_eq!(
+        got,
+        vec![
+            offset(0, Codec::Opus, 1),
+            audio_frame(0, Codec::Opus, &[0xfc])
+        ]
+    );
+    // Out of range values are clamped below a millisecond; 0 yields nothing.
+    let got = video(b"\x97\x02\xff\xff\xff\x03hvc1\xaa").unwrap();
+    assert_eq!(got[0], offset(0, Codec::H265, 999_999));
+    let got = video(b"\x97\x02\x00\x00\x00\x03hvc1\xaa").unwrap();
+    assert_eq!(got, vec![frame(0, Codec::H265, 0, true, &[0xaa])]);
+    // A sequence start under a ModEx has no offset to carry.
+    let got = video(b"\x97\x02\x00\x00\x05\x00hvc1\xaa").unwrap();
+    assert_eq!(got, vec![config(0, Codec::H265, &[0xaa])]);
 }
 
 #[test]
 fn modex_chains_and_long_sizes() {
     // Two ModEx: an unknown type 5 with 1 byte, then TimestampOffsetNano with 4 bytes.
     let got = video(b"\x97\x00\xee\x57\x03\x00\x00\x01\xff\x01vp09\x01").unwrap();
-    assert_eq!(got, vec![frame(0, Codec::Vp9, 0, true, &[1])]);
+    assert_eq!(
+        got,
+        vec![
+            offset(0, Codec::Vp9, 1),
+            frame(0, Codec::Vp9, 0, true, &[1])
+        ]
+    );
     // UI8 = 255 switches to a UI16 size: 0x0100 + 1 = 257 bytes of data.
     let mut body = vec![0x97, 0xff, 0x01, 0x00];
     body.extend_from_slice(&[0u8; 257]);
@@ -277,7 +311,13 @@ fn modex_chains_and_long_sizes() {
     assert_eq!(video(&body).unwrap(), vec![config(0, Codec::Av1, &[0x81])]);
     // A ModEx in front of a Multitrack header.
     let got = video(b"\x97\x02\x00\x00\x01\x06\x03avc1\x05\x01").unwrap();
-    assert_eq!(got, vec![frame(5, Codec::H264, 0, true, &[1])]);
+    assert_eq!(
+        got,
+        vec![
+            offset(5, Codec::H264, 1),
+            frame(5, Codec::H264, 0, true, &[1])
+        ]
+    );
 }
 
 #[test]
@@ -424,14 +464,31 @@ fn ex_audio_every_fourcc() {
     }
 }
 
+fn channels(track: u8, codec: Codec, data: &'static [u8]) -> MediaPacket {
+    MediaPacket::ChannelConfig {
+        track,
+        codec,
+        config: b(data),
+    }
+}
+
 #[test]
-fn ex_audio_multichannel_config_is_parsed_and_dropped() {
+fn ex_audio_multichannel_config_is_carried() {
     // Native order, 2 channels, FrontLeft|FrontRight.
-    assert_eq!(audio(b"\x94Opus\x01\x02\x00\x00\x00\x03").unwrap(), vec![]);
-    // Custom order, 3 channels with their mapping.
-    assert_eq!(audio(b"\x94Opus\x02\x03\x00\x01\x03").unwrap(), vec![]);
+    assert_eq!(
+        audio(b"\x94Opus\x01\x02\x00\x00\x00\x03").unwrap(),
+        vec![channels(0, Codec::Opus, b"\x01\x02\x00\x00\x00\x03")]
+    );
+    // Custom order, 3 channels with their mapping; a trailing byte is not carried.
+    assert_eq!(
+        audio(b"\x94Opus\x02\x03\x00\x01\x03\xee").unwrap(),
+        vec![channels(0, Codec::Opus, b"\x02\x03\x00\x01\x03")]
+    );
     // Unspecified order: the channel count alone.
-    assert_eq!(audio(b"\x94fLaC\x00\x06").unwrap(), vec![]);
+    assert_eq!(
+        audio(b"\x94fLaC\x00\x06").unwrap(),
+        vec![channels(0, Codec::Flac, b"\x00\x06")]
+    );
     // Truncated mappings are refused.
     assert_eq!(
         audio(b"\x94Opus\x02\x03\x00\x01").unwrap_err(),
@@ -440,6 +497,46 @@ fn ex_audio_multichannel_config_is_parsed_and_dropped() {
     assert_eq!(
         audio(b"\x94Opus\x01\x02\x00\x00").unwrap_err(),
         FlvError::Truncated { need: 4, have: 2 }
+    );
+}
+
+#[test]
+fn unknown_fourccs_pass_through() {
+    let v = Codec::Unknown {
+        video: true,
+        fourcc: *b"avc2",
+    };
+    assert_eq!(
+        video(b"\x90avc2\x01\x02").unwrap(),
+        vec![config(0, v, b"\x01\x02")]
+    );
+    // Frames keep their packet type in front: the body may hold a composition offset.
+    assert_eq!(
+        video(b"\x91avc2\x00\x00\x01\xaa").unwrap(),
+        vec![frame(0, v, 0, true, b"\x01\x00\x00\x01\xaa")]
+    );
+    assert_eq!(
+        video(b"\xa3avc2\xaa").unwrap(),
+        vec![MediaPacket::Frame {
+            track: 0,
+            codec: v,
+            cts: 0,
+            keyframe: false,
+            disposable: false,
+            data: b(b"\x03\xaa"),
+        }]
+    );
+    assert_eq!(
+        video(b"\x92avc2").unwrap(),
+        vec![MediaPacket::EndOfSequence { track: 0, codec: v }]
+    );
+    let a = Codec::Unknown {
+        video: false,
+        fourcc: *b"ipcm",
+    };
+    assert_eq!(
+        audio(b"\x95\x01ipcm\x02\x10").unwrap(),
+        vec![audio_frame(2, a, b"\x01\x10")]
     );
 }
 
@@ -457,9 +554,15 @@ fn ex_audio_multitrack() {
             audio_frame(1, Codec::Opus, &[0xbb, 0xcc]),
         ]
     );
-    // MultichannelConfig inside a multitrack body is dropped, the next track kept.
+    // MultichannelConfig inside a multitrack body, for each track.
     let got = audio(b"\x95\x14Opus\x00\x00\x00\x02\x00\x02\x01\x00\x00\x02\x00\x01").unwrap();
-    assert_eq!(got, vec![]);
+    assert_eq!(
+        got,
+        vec![
+            channels(0, Codec::Opus, b"\x00\x02"),
+            channels(1, Codec::Opus, b"\x00\x01")
+        ]
+    );
 }
 
 // ---- negative vectors ----
@@ -507,10 +610,6 @@ fn truncated_headers_are_refused() {
 
 #[test]
 fn unknown_values_are_refused() {
-    assert_eq!(
-        video(b"\x91avc2\x00").unwrap_err(),
-        FlvError::UnknownFourCc(*b"avc2")
-    );
     // An audio FourCC in a video tag and the reverse.
     assert_eq!(
         video(b"\x90Opus").unwrap_err(),
@@ -586,11 +685,11 @@ fn an_error_appends_nothing() {
         track: 9,
         codec: Codec::Vp8,
     }];
-    // First track valid, second track's FourCC unknown.
-    let body = Bytes::from_static(b"\x96\x20avc1\x00\x00\x00\x01\x01xxxx\x01\x00\x00\x00");
+    // First track valid, second track's FourCC an audio one.
+    let body = Bytes::from_static(b"\x96\x20avc1\x00\x00\x00\x01\x01Opus\x01\x00\x00\x00");
     assert_eq!(
         parse_video(&body, &mut out).unwrap_err(),
-        FlvError::UnknownFourCc(*b"xxxx")
+        FlvError::UnknownFourCc(*b"Opus")
     );
     assert_eq!(out.len(), 1);
     let body = Bytes::from_static(b"\x95\x11Opus\x00\x00\x00\x01\xaa\x01\x00\x00\x09");

@@ -4,15 +4,22 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use proto::flv::{
-    parse_audio, parse_video, write_audio_header, write_video_header, MediaPacket, PacketKind,
+    parse_audio, parse_video, write_audio_header, write_media_header, write_video_header,
+    MediaPacket, PacketKind,
 };
 use proto::media::{Codec, TrackKind};
 
 fn payloads(p: &MediaPacket) -> Option<&Bytes> {
     match p {
         MediaPacket::Config { config, .. } => Some(config),
+        // The one copied payload: the packet type goes in front of the body.
+        MediaPacket::Frame {
+            codec: Codec::Unknown { .. },
+            ..
+        } => None,
         MediaPacket::Frame { data, .. } | MediaPacket::VideoMetadata { data, .. } => Some(data),
-        MediaPacket::EndOfSequence { .. } => None,
+        MediaPacket::ChannelConfig { config, .. } => Some(config),
+        MediaPacket::EndOfSequence { .. } | MediaPacket::TimestampOffset { .. } => None,
     }
 }
 
@@ -64,6 +71,7 @@ fn expected(codec: Codec, track: u8, kind: PacketKind, payload: Bytes) -> MediaP
         _ => (false, track),
     };
     match kind {
+        PacketKind::Metadata | PacketKind::ChannelConfig => unreachable!("not generated"),
         // Legacy codecs have no config nor end of sequence: their byte reads as a frame.
         _ if legacy => MediaPacket::Frame {
             track,
@@ -177,5 +185,31 @@ proptest! {
             _ => body.slice(header_len..),
         };
         prop_assert_eq!(out, vec![expected(codec, track, kind, payload)]);
+    }
+
+    #[test]
+    fn nano_offsets_parse_back(
+        codec in codec(),
+        track in any::<u8>(),
+        kind in kind(),
+        nanos in 1u32..=999_999,
+        payload in prop::collection::vec(any::<u8>(), 1..32),
+    ) {
+        prop_assume!(!matches!(codec, Codec::LegacyVideo { .. } | Codec::LegacyAudio { .. }));
+        prop_assume!(matches!(kind, PacketKind::Frame { .. }));
+        let payload = Bytes::from(payload);
+        let mut body = BytesMut::new();
+        let rest = write_media_header(codec, track, kind, nanos, &payload, &mut body);
+        body.extend_from_slice(&rest);
+        let body = body.freeze();
+        let mut out = Vec::new();
+        if codec.kind() == TrackKind::Video {
+            parse_video(&body, &mut out).unwrap();
+        } else {
+            parse_audio(&body, &mut out).unwrap();
+        }
+        prop_assert_eq!(out.len(), 2);
+        prop_assert_eq!(&out[0], &MediaPacket::TimestampOffset { track, codec, nanos });
+        prop_assert_eq!(&out[1], &expected(codec, track, kind, payload));
     }
 }

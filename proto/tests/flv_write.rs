@@ -1,9 +1,9 @@
 //! Tag-body headers and FLV file framing: golden bytes.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use proto::flv::{
-    write_audio_header, write_file_header, write_previous_tag_size, write_tag_header,
-    write_video_header, PacketKind, FILE_HEADER_LEN, TAG_HEADER_LEN,
+    write_audio_header, write_file_header, write_media_header, write_previous_tag_size,
+    write_tag_header, write_video_header, PacketKind, FILE_HEADER_LEN, TAG_HEADER_LEN,
 };
 use proto::media::Codec;
 
@@ -182,4 +182,80 @@ fn file_framing() {
     out.clear();
     write_previous_tag_size(100, &mut out);
     assert_eq!(&out[..], [0, 0, 0, 111]);
+}
+
+fn mh(codec: Codec, track: u8, kind: PacketKind, nanos: u32, payload: &'static [u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    let rest = write_media_header(
+        codec,
+        track,
+        kind,
+        nanos,
+        &Bytes::from_static(payload),
+        &mut out,
+    );
+    out.extend_from_slice(&rest);
+    out.to_vec()
+}
+
+#[test]
+fn nano_offsets_are_written_as_modex() {
+    // H.264 leaves the legacy form for it: ModEx, size-1 2, 1000 ns, then type 0 <<4 |
+    // CodedFrames, avc1, cts 2, payload.
+    assert_eq!(
+        mh(Codec::H264, 0, inter(2), 1000, b"\xaa"),
+        b"\xa7\x02\x00\x03\xe8\x01avc1\x00\x00\x02\xaa"
+    );
+    // On another track the ModEx wraps the Multitrack header.
+    assert_eq!(
+        mh(Codec::Opus, 3, KEY, 5, b"\xbb"),
+        b"\x97\x02\x00\x00\x05\x05\x01Opus\x03\xbb"
+    );
+    // AAC too, and only frames carry it.
+    assert_eq!(
+        mh(Codec::Aac, 0, KEY, 7, b"\x01"),
+        b"\x97\x02\x00\x00\x07\x01mp4a\x01"
+    );
+    assert_eq!(
+        mh(Codec::Aac, 0, PacketKind::Config, 7, b"\x12"),
+        b"\xaf\x00\x12"
+    );
+}
+
+#[test]
+fn metadata_channel_config_and_unknown_fourccs() {
+    // Video Metadata on H.264 track 0 needs the E-RTMP form.
+    assert_eq!(
+        mh(Codec::H264, 0, PacketKind::Metadata, 0, b"\x02"),
+        b"\xd4avc1\x02"
+    );
+    assert_eq!(
+        mh(Codec::H265, 2, PacketKind::Metadata, 0, b"\x02"),
+        b"\xd6\x04hvc1\x02\x02"
+    );
+    assert_eq!(mh(Codec::Aac, 0, PacketKind::Metadata, 0, b"\x02"), b"\x02");
+    assert_eq!(
+        mh(Codec::Opus, 0, PacketKind::ChannelConfig, 0, b"\x00\x02"),
+        b"\x94Opus\x00\x02"
+    );
+    assert_eq!(
+        mh(Codec::H265, 0, PacketKind::ChannelConfig, 0, b"\x00"),
+        b"\x00"
+    );
+    let v = Codec::Unknown {
+        video: true,
+        fourcc: *b"xyz1",
+    };
+    // The packet type comes from the payload's first byte.
+    assert_eq!(mh(v, 0, inter(0), 0, b"\x03\xaa"), b"\xa3xyz1\xaa");
+    assert_eq!(
+        mh(v, 0, KEY, 0, b"\x01\x00\x00\x01\xaa"),
+        b"\x91xyz1\x00\x00\x01\xaa"
+    );
+    assert_eq!(mh(v, 0, PacketKind::Config, 0, b"\x01"), b"\x90xyz1\x01");
+    let a = Codec::Unknown {
+        video: false,
+        fourcc: *b"ipcm",
+    };
+    assert_eq!(mh(a, 1, KEY, 0, b"\x01\x10"), b"\x95\x01ipcm\x01\x10");
 }

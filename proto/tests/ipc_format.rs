@@ -295,7 +295,96 @@ fn every_variant() -> Vec<(u32, Header)> {
                 message: "bad".into(),
             },
         ),
+        (
+            13,
+            Header::TrackMetadata {
+                stream: 1,
+                track: 0,
+                codec: Codec::H265,
+                dts: 40,
+            },
+        ),
+        (
+            14,
+            Header::EndOfSequence {
+                stream: 1,
+                track: 0,
+                codec: Codec::H264,
+                dts: 40,
+            },
+        ),
+        (
+            15,
+            Header::ChannelConfig {
+                stream: 1,
+                track: 1,
+                codec: Codec::Opus,
+            },
+        ),
+        (16, Header::Data { stream: 1, dts: 40 }),
+        (
+            17,
+            Header::TimestampOffset {
+                stream: 1,
+                track: 0,
+                video: false,
+                nanos: 500,
+            },
+        ),
     ]
+}
+
+#[test]
+fn side_messages_golden() {
+    let h = Header::TrackMetadata {
+        stream: 1,
+        track: 2,
+        codec: Codec::H265,
+        dts: 1000,
+    };
+    assert_eq!(
+        header_bytes(&h),
+        [
+            13, 0, 0, 0, // TrackMetadata
+            1, 0, 0, 0, // stream
+            2, // track
+            1, 0, 0, 0, // Codec::H265
+            0xe8, 3, 0, 0, 0, 0, 0, 0, // dts
+        ]
+    );
+    let h = Header::ChannelConfig {
+        stream: 1,
+        track: 0,
+        codec: Codec::Opus,
+    };
+    assert_eq!(header_bytes(&h), [15, 0, 0, 0, 1, 0, 0, 0, 0, 7, 0, 0, 0]);
+    let h = Header::Data { stream: 3, dts: -1 };
+    assert_eq!(
+        header_bytes(&h),
+        [16, 0, 0, 0, 3, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+    );
+    let h = Header::TimestampOffset {
+        stream: 1,
+        track: 0,
+        video: true,
+        nanos: 999_999,
+    };
+    assert_eq!(
+        header_bytes(&h),
+        [17, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x3f, 0x42, 0x0f, 0]
+    );
+    let h = Header::TrackConfig {
+        stream: 1,
+        track: 0,
+        codec: Codec::Unknown {
+            video: true,
+            fourcc: *b"xyz1",
+        },
+    };
+    assert_eq!(
+        header_bytes(&h),
+        [3, 0, 0, 0, 1, 0, 0, 0, 0, 14, 0, 0, 0, 1, b'x', b'y', b'z', b'1']
+    );
 }
 
 #[test]
@@ -354,6 +443,10 @@ fn variant_indices_match_the_document() {
         Codec::Eac3,
         Codec::LegacyVideo { codec_id: 2 },
         Codec::LegacyAudio { header: 0x2e },
+        Codec::Unknown {
+            video: false,
+            fourcc: *b"ipcm",
+        },
     ];
     for (i, codec) in codecs.into_iter().enumerate() {
         let h = Header::TrackConfig {

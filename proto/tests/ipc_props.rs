@@ -37,6 +37,8 @@ fn codec() -> impl Strategy<Value = Codec> {
         Just(Codec::Eac3),
         any::<u8>().prop_map(|codec_id| Codec::LegacyVideo { codec_id }),
         any::<u8>().prop_map(|header| Codec::LegacyAudio { header }),
+        (any::<bool>(), any::<[u8; 4]>())
+            .prop_map(|(video, fourcc)| Codec::Unknown { video, fourcc }),
     ]
 }
 
@@ -189,6 +191,38 @@ fn header() -> impl Strategy<Value = Header> {
         }),
         (any::<u32>(), text()).prop_map(|(stream, reason)| Header::Revoke { stream, reason }),
         text().prop_map(|message| Header::Error { message }),
+        (any::<u32>(), any::<u8>(), codec(), any::<i64>()).prop_map(
+            |(stream, track, codec, dts)| Header::TrackMetadata {
+                stream,
+                track,
+                codec,
+                dts
+            }
+        ),
+        (any::<u32>(), any::<u8>(), codec(), any::<i64>()).prop_map(
+            |(stream, track, codec, dts)| Header::EndOfSequence {
+                stream,
+                track,
+                codec,
+                dts
+            }
+        ),
+        (any::<u32>(), any::<u8>(), codec()).prop_map(|(stream, track, codec)| {
+            Header::ChannelConfig {
+                stream,
+                track,
+                codec,
+            }
+        }),
+        (any::<u32>(), any::<i64>()).prop_map(|(stream, dts)| Header::Data { stream, dts }),
+        (any::<u32>(), any::<u8>(), any::<bool>(), any::<u32>()).prop_map(
+            |(stream, track, video, nanos)| Header::TimestampOffset {
+                stream,
+                track,
+                video,
+                nanos
+            }
+        ),
     ]
 }
 

@@ -379,14 +379,29 @@ fn metadata_is_sliced_after_set_data_frame() {
             data: after.clone().freeze(),
         }]
     );
-    // A bare onMetaData is taken whole; other data messages are ignored.
+    // A bare onMetaData is taken whole; other data messages are carried as such.
     let b = c.raw(5, types::DATA_AMF0, 1, 0, &after);
     let ev = feed(&mut srv, &b).unwrap();
     assert!(matches!(&ev[..], [SessionEvent::Metadata { data, .. }] if *data == after));
     let mut other = BytesMut::new();
     amf0::encode(&s("onTextData"), &mut other);
-    let b = c.raw(5, types::DATA_AMF0, 1, 0, &other);
-    assert!(feed(&mut srv, &b).unwrap().is_empty());
+    let b = c.raw(5, types::DATA_AMF0, 1, 7, &other);
+    assert_eq!(
+        feed(&mut srv, &b).unwrap(),
+        vec![SessionEvent::Data {
+            stream_id: MessageStreamId(1),
+            timestamp: 7,
+            data: other.clone().freeze(),
+        }]
+    );
+    // Wrapped in @setDataFrame, the wrapper is taken off.
+    let mut wrapped = BytesMut::new();
+    amf0::encode(&s("@setDataFrame"), &mut wrapped);
+    wrapped.extend_from_slice(&other);
+    let b = c.raw(5, types::DATA_AMF0, 1, 8, &wrapped);
+    assert!(
+        matches!(&feed(&mut srv, &b).unwrap()[..], [SessionEvent::Data { data, .. }] if *data == other)
+    );
     // AMF3 flavour (type 15): format byte, then AMF0 values; re-encoded as AMF0.
     let mut amf3 = vec![0u8];
     amf3.extend_from_slice(&body);

@@ -398,20 +398,28 @@ impl RtmpClient {
 
     /// `connect` to `app` (transaction 1) and its `_result`.
     pub fn connect(&mut self, app: &str) -> Result<Vec<Amf0>> {
+        self.connect_with(app, &[])
+    }
+
+    /// `connect` with `extra` properties in the command object (an Enhanced RTMP client
+    /// adds `fourCcList`, `capsEx` ...), and its `_result`.
+    pub fn connect_with(&mut self, app: &str, extra: &[(&str, Amf0)]) -> Result<Vec<Amf0>> {
         self.app = app.to_string();
         let tc_url = format!("{}/{app}", self.tc_url);
+        let mut props = vec![
+            ("app", Amf0::str(app)),
+            ("type", Amf0::str("nonprivate")),
+            ("flashVer", Amf0::str("FMLE/3.0 (compatible; e2e)")),
+            ("tcUrl", Amf0::str(&tc_url)),
+            ("objectEncoding", Amf0::Number(0.0)),
+        ];
+        props.extend(extra.iter().cloned());
         self.send_command(
             0,
             &[
                 Amf0::str("connect"),
                 Amf0::Number(1.0),
-                Amf0::object(&[
-                    ("app", Amf0::str(app)),
-                    ("type", Amf0::str("nonprivate")),
-                    ("flashVer", Amf0::str("FMLE/3.0 (compatible; e2e)")),
-                    ("tcUrl", Amf0::str(&tc_url)),
-                    ("objectEncoding", Amf0::Number(0.0)),
-                ]),
+                Amf0::object(&props),
             ],
         )?;
         self.wait_reply(1.0)
@@ -492,6 +500,11 @@ impl RtmpClient {
             ),
         ]);
         self.send_message(5, msg_type::DATA, stream_id, 0, &body)
+    }
+
+    /// Sends an AMF0 data message (its values, handler name first) on csid 5.
+    pub fn send_data(&mut self, stream_id: u32, timestamp: u32, body: &[u8]) -> Result<()> {
+        self.send_message(5, msg_type::DATA, stream_id, timestamp, body)
     }
 
     /// Sends a video tag body on csid 6.

@@ -23,8 +23,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use proto::flv::{
-    write_audio_header, write_file_header, write_tag_header, write_video_header, PacketKind,
-    TAG_HEADER_LEN,
+    write_file_header, write_media_header, write_tag_header, PacketKind, TAG_HEADER_LEN,
 };
 use proto::media::{Codec, StreamKey, TrackKind};
 use proto::websocket;
@@ -306,11 +305,7 @@ impl FlvBody {
         let video = codec.kind() == TrackKind::Video;
         let mut hdr = std::mem::take(&mut self.codec_header);
         hdr.clear();
-        if video {
-            write_video_header(codec, track, kind, &mut hdr);
-        } else {
-            write_audio_header(codec, track, kind, &mut hdr);
-        }
+        let payload = write_media_header(codec, track, kind, 0, &payload, &mut hdr);
         self.tag(if video { TAG_VIDEO } else { TAG_AUDIO }, ms, &hdr, payload);
         self.codec_header = hdr;
     }
@@ -382,6 +377,12 @@ impl FlvBody {
                 Item::Metadata { payload } => {
                     let payload = payload.clone();
                     self.tag(TAG_SCRIPT, 0, &[], payload);
+                }
+                Item::Side { tag, body, .. } => {
+                    if !body.is_empty() {
+                        let body = body.clone();
+                        self.tag(*tag, ms, &[], body);
+                    }
                 }
                 Item::Published { .. } => self.cursor.wait_for_keyframe(),
                 Item::Unpublished { .. } => {}

@@ -470,6 +470,12 @@ impl Player {
                     let rtmp = entry.rtmp.clone();
                     self.session.queue_media(&rtmp);
                 }
+                // A nanosecond offset has no message of its own (it rides on its frame).
+                Item::Side { .. } if entry.rtmp.is_empty() => {}
+                Item::Side { .. } => {
+                    let rtmp = entry.rtmp.clone();
+                    self.session.queue_media(&rtmp);
+                }
                 Item::Published { .. } => {
                     self.cursor.wait_for_keyframe();
                     if self.deadline.take().is_some() {

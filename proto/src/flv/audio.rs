@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 
-use super::reader::{for_each_track, skip_modex, ExTrack, Reader};
+use super::reader::{for_each_track, read_modex, ExTrack, Reader};
+use super::video::{push_offset, unknown_frame};
 use super::{fourcc, FlvError, MediaPacket};
 use crate::media::Codec;
 
@@ -51,9 +52,9 @@ fn parse(body: &Bytes, out: &mut Vec<MediaPacket>) -> Result<(), FlvError> {
     let b0 = r.u8()?;
     match b0 >> 4 {
         FORMAT_EX_HEADER => {
-            let packet_type = skip_modex(&mut r, b0 & 0x0f)?;
+            let (packet_type, nanos) = read_modex(&mut r, b0 & 0x0f)?;
             for_each_track(r, packet_type, MULTITRACK, |packet_type, t| {
-                ex_track(packet_type, t, out)
+                ex_track(packet_type, nanos, t, out)
             })
         }
         FORMAT_AAC => {
@@ -93,8 +94,13 @@ pub(super) fn codec_of(code: [u8; 4]) -> Result<Codec, FlvError> {
     })
 }
 
-fn ex_track(packet_type: u8, t: ExTrack<'_>, out: &mut Vec<MediaPacket>) -> Result<(), FlvError> {
-    let codec = codec_of(t.fourcc)?;
+fn ex_track(
+    packet_type: u8,
+    nanos: Option<u32>,
+    t: ExTrack<'_>,
+    out: &mut Vec<MediaPacket>,
+) -> Result<(), FlvError> {
+    let codec = super::codec_of_fourcc(t.fourcc, false)?;
     let track = t.track;
     let mut r = t.body;
     let packet = match packet_type {
@@ -103,23 +109,37 @@ fn ex_track(packet_type: u8, t: ExTrack<'_>, out: &mut Vec<MediaPacket>) -> Resu
             codec,
             config: r.rest(),
         },
-        CODED_FRAMES => frame(track, codec, r.rest()),
+        CODED_FRAMES => {
+            push_offset(nanos, track, codec, out);
+            let data = match codec {
+                Codec::Unknown { .. } => unknown_frame(packet_type, &r.rest()),
+                _ => r.rest(),
+            };
+            frame(track, codec, data)
+        }
         SEQUENCE_END => MediaPacket::EndOfSequence { track, codec },
-        MULTICHANNEL_CONFIG => return skip_multichannel_config(&mut r),
+        MULTICHANNEL_CONFIG => MediaPacket::ChannelConfig {
+            track,
+            codec,
+            config: multichannel_config(r)?,
+        },
         other => return Err(FlvError::UnknownPacketType(other)),
     };
     out.push(packet);
     Ok(())
 }
 
-/// Checks the layout of a MultichannelConfig. Its content is not carried: the codecs here
-/// describe their channels in their own configuration (OpusHead, AudioSpecificConfig ...).
-fn skip_multichannel_config(r: &mut Reader<'_>) -> Result<(), FlvError> {
+/// Checks the layout of a MultichannelConfig and returns it, without trailing bytes.
+fn multichannel_config(mut r: Reader<'_>) -> Result<Bytes, FlvError> {
+    let whole = r.clone();
     let order = r.u8()?;
     let channels = r.u8()?;
     match order {
-        CHANNEL_ORDER_CUSTOM => r.skip(usize::from(channels)),
-        CHANNEL_ORDER_NATIVE => r.u32().map(drop),
-        _ => Ok(()),
+        CHANNEL_ORDER_CUSTOM => r.skip(usize::from(channels))?,
+        CHANNEL_ORDER_NATIVE => r.skip(4)?,
+        _ => {}
     }
+    let used = whole.remaining() - r.remaining();
+    let mut whole = whole;
+    Ok(whole.take(used))
 }

@@ -57,6 +57,19 @@ impl Converter {
         }
     }
 
+    /// Converts a data message other than `onMetaData` (its AMF0 values, handler name
+    /// first) at RTMP time `timestamp`, in order with the media around it.
+    pub fn data(&mut self, timestamp: u32, data: Bytes, mut emit: impl FnMut(Header, Bytes)) {
+        let dts = self.clock.unwrap(timestamp);
+        emit(
+            Header::Data {
+                stream: self.stream,
+                dts,
+            },
+            data,
+        );
+    }
+
     /// Converts one audio or video message, handing each resulting message to `emit`.
     /// A malformed tag body is an error for that message only.
     pub fn media(
@@ -130,7 +143,45 @@ impl Converter {
                         data,
                     );
                 }
-                MediaPacket::EndOfSequence { .. } | MediaPacket::VideoMetadata { .. } => {}
+                MediaPacket::EndOfSequence { track, codec } => emit(
+                    Header::EndOfSequence {
+                        stream: self.stream,
+                        track,
+                        codec,
+                        dts,
+                    },
+                    Bytes::new(),
+                ),
+                MediaPacket::VideoMetadata { track, codec, data } => emit(
+                    Header::TrackMetadata {
+                        stream: self.stream,
+                        track,
+                        codec,
+                        dts,
+                    },
+                    data,
+                ),
+                MediaPacket::ChannelConfig {
+                    track,
+                    codec,
+                    config,
+                } => emit(
+                    Header::ChannelConfig {
+                        stream: self.stream,
+                        track,
+                        codec,
+                    },
+                    config,
+                ),
+                MediaPacket::TimestampOffset { track, nanos, .. } => emit(
+                    Header::TimestampOffset {
+                        stream: self.stream,
+                        track,
+                        video,
+                        nanos,
+                    },
+                    Bytes::new(),
+                ),
             }
         }
         Ok(())
@@ -213,6 +264,70 @@ mod tests {
                 Bytes::from_static(&[0, 0, 0, 1, 0x65])
             )]
         );
+    }
+
+    #[test]
+    fn side_packets_become_their_messages() {
+        let mut c = Converter::default();
+        run(&mut c, &media(MediaKind::Video, 0, b"\x90hvc1\x01"));
+        // ModEx nano offset of 5 ns on an HEVC CodedFramesX at 40 ms.
+        let out = run(
+            &mut c,
+            &media(MediaKind::Video, 40, b"\x97\x02\x00\x00\x05\x03hvc1\xaa"),
+        );
+        assert_eq!(
+            out[0].0,
+            Header::TimestampOffset {
+                stream: 1,
+                track: 0,
+                video: true,
+                nanos: 5
+            }
+        );
+        assert!(matches!(out[1].0, Header::Frame { dts: 40, .. }));
+        let out = run(
+            &mut c,
+            &media(MediaKind::Video, 41, b"\x94hvc1\x02\x00\x01x"),
+        );
+        assert_eq!(
+            out,
+            vec![(
+                Header::TrackMetadata {
+                    stream: 1,
+                    track: 0,
+                    codec: Codec::H265,
+                    dts: 41
+                },
+                Bytes::from_static(b"\x02\x00\x01x")
+            )]
+        );
+        let out = run(&mut c, &media(MediaKind::Video, 42, b"\x92hvc1"));
+        assert_eq!(
+            out[0].0,
+            Header::EndOfSequence {
+                stream: 1,
+                track: 0,
+                codec: Codec::H265,
+                dts: 42
+            }
+        );
+        let out = run(&mut c, &media(MediaKind::Audio, 43, b"\x94Opus\x00\x02"));
+        assert_eq!(
+            out,
+            vec![(
+                Header::ChannelConfig {
+                    stream: 1,
+                    track: 0,
+                    codec: Codec::Opus
+                },
+                Bytes::from_static(b"\x00\x02")
+            )]
+        );
+        let mut data = Vec::new();
+        c.data(44, Bytes::from_static(b"\x02\x00\x01x"), |h, p| {
+            data.push((h, p))
+        });
+        assert_eq!(data[0].0, Header::Data { stream: 1, dts: 44 });
     }
 
     #[test]

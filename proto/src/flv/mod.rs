@@ -8,17 +8,20 @@
 //! ```
 //!
 //! Parsing follows the E-RTMP v2 bitstream description: `IsExHeader` / `SoundFormat 9`,
-//! ModEx prefixes (skipped; TimestampOffsetNano is checked and dropped because RTMP
-//! timestamps stay in milliseconds here), Multitrack in its three forms, and the per-codec
-//! bodies. Choices where the spec leaves room:
+//! ModEx prefixes, Multitrack in its three forms, and the per-codec bodies. Nothing a
+//! publisher sends is dropped silently. Choices where the spec leaves room:
 //!
 //! - An empty body yields nothing (the RTMP "audio silence" message; the video analogue).
 //! - Video info/command frames (frame type 5) yield nothing.
+//! - A ModEx TimestampOffsetNano yields a [`MediaPacket::TimestampOffset`] before each
+//!   frame of the tag (a zero offset yields nothing).
 //! - `MPEG2TSSequenceStart` for AV1 yields a [`MediaPacket::Config`] whose `config` is the
 //!   AV1 video descriptor of the MPEG-2 TS mapping, not an AV1CodecConfigurationRecord;
 //!   for the other FourCCs the spec defines no body and the packet yields nothing.
-//! - Audio `MultichannelConfig` is parsed (so a malformed one is refused) and yields
-//!   nothing: every codec carried here describes its channels in its own configuration.
+//! - Audio `MultichannelConfig` yields a [`MediaPacket::ChannelConfig`] (checked first, so
+//!   a malformed one is refused).
+//! - A FourCC this parser does not know yields packets of [`Codec::Unknown`], their bodies
+//!   untouched (see there), so it can be passed on to peers that know it.
 //! - Legacy video CodecID 12 is HEVC laid out like AVC (CodecID 7), as several forks send.
 //! - Frame type 4 (generated keyframe) counts as a keyframe; types 0, 6 and 7 are refused.
 //! - On error nothing is appended to `out`, even when earlier tracks of a multitrack body
@@ -44,7 +47,9 @@ pub use file::{
 };
 pub use file_reader::{read_file, FileTag, FlvFile, FlvFileError};
 pub use video::parse_video;
-pub use write::{audio_fourcc, video_fourcc, write_audio_header, write_video_header};
+pub use write::{
+    audio_fourcc, video_fourcc, write_audio_header, write_media_header, write_video_header,
+};
 
 /// The FourCC codes of Enhanced RTMP v2.
 pub mod fourcc {
@@ -119,6 +124,26 @@ pub enum MediaPacket {
         /// The AMF0 values, as carried.
         data: Bytes,
     },
+    /// E-RTMP audio MultichannelConfig: the speaker layout of a track.
+    ChannelConfig {
+        /// Track id.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+        /// The body as carried: AudioChannelOrder, channelCount, then the channel mapping
+        /// (Custom) or the 32-bit channel flags (Native).
+        config: Bytes,
+    },
+    /// A ModEx TimestampOffsetNano: the [`MediaPacket::Frame`] of the same track that
+    /// follows is presented this many nanoseconds after its millisecond timestamp.
+    TimestampOffset {
+        /// Track id.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+        /// 1 to 999 999 (larger values are clamped to 999 999).
+        nanos: u32,
+    },
 }
 
 impl MediaPacket {
@@ -128,7 +153,9 @@ impl MediaPacket {
             MediaPacket::Config { track, .. }
             | MediaPacket::Frame { track, .. }
             | MediaPacket::EndOfSequence { track, .. }
-            | MediaPacket::VideoMetadata { track, .. } => *track,
+            | MediaPacket::VideoMetadata { track, .. }
+            | MediaPacket::ChannelConfig { track, .. }
+            | MediaPacket::TimestampOffset { track, .. } => *track,
         }
     }
 
@@ -138,7 +165,9 @@ impl MediaPacket {
             MediaPacket::Config { codec, .. }
             | MediaPacket::Frame { codec, .. }
             | MediaPacket::EndOfSequence { codec, .. }
-            | MediaPacket::VideoMetadata { codec, .. } => *codec,
+            | MediaPacket::VideoMetadata { codec, .. }
+            | MediaPacket::ChannelConfig { codec, .. }
+            | MediaPacket::TimestampOffset { codec, .. } => *codec,
         }
     }
 }
@@ -159,6 +188,12 @@ pub enum PacketKind {
     },
     /// End of sequence.
     EndOfSequence,
+    /// E-RTMP video Metadata (the payload is its AMF values, e.g. `colorInfo`); always
+    /// written in the E-RTMP form. Audio codecs write nothing for it.
+    Metadata,
+    /// E-RTMP audio MultichannelConfig (the payload is its body); always written in the
+    /// E-RTMP form. Video codecs write nothing for it.
+    ChannelConfig,
 }
 
 /// Why a tag body was refused. Message-scoped: the caller drops the message (and may
@@ -198,6 +233,21 @@ pub enum FlvError {
         /// Bytes of ModEx data present.
         len: usize,
     },
+}
+
+/// The codec of a FourCC in a video (`video`) or audio message: [`Codec::Unknown`] for a
+/// FourCC of neither kind; one of the other kind is a mistake, not a new codec.
+fn codec_of_fourcc(fourcc: [u8; 4], video: bool) -> Result<Codec, FlvError> {
+    let (ours, theirs) = if video {
+        (video::codec_of(fourcc), audio::codec_of(fourcc))
+    } else {
+        (audio::codec_of(fourcc), video::codec_of(fourcc))
+    };
+    match ours {
+        Ok(c) => Ok(c),
+        Err(e) if theirs.is_ok() => Err(e),
+        Err(_) => Ok(Codec::Unknown { video, fourcc }),
+    }
 }
 
 fn show_fourcc(code: &[u8; 4]) -> String {

@@ -66,10 +66,6 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes([0, a, b, c]))
     }
 
-    pub(super) fn u32(&mut self) -> Result<u32, FlvError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
     /// A signed 24-bit big-endian value (composition time offsets).
     pub(super) fn si24(&mut self) -> Result<i32, FlvError> {
         let [a, b, c] = self.array()?;
@@ -95,6 +91,14 @@ impl<'a> Reader<'a> {
         b
     }
 
+    /// The next `n` bytes (at most what is left), sliced.
+    pub(super) fn take(&mut self, n: usize) -> Bytes {
+        let end = (self.pos + n).min(self.end);
+        let b = self.body.slice(self.pos..end);
+        self.pos = end;
+        b
+    }
+
     /// Splits off the next `n` bytes as their own reader.
     fn sub(&mut self, n: usize) -> Result<Reader<'a>, FlvError> {
         self.need(n)?;
@@ -108,9 +112,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Largest TimestampOffsetNano value (the spec's range ends below one millisecond).
+pub(super) const MAX_NANOS: u32 = 999_999;
+
 /// Consumes the ModEx prefixes that follow a packet type of [`MODEX`] and returns the real
-/// packet type. Every round consumes at least two bytes, so the loop ends with the body.
-pub(super) fn skip_modex(r: &mut Reader<'_>, mut packet_type: u8) -> Result<u8, FlvError> {
+/// packet type and the TimestampOffsetNano, if one was present. Every round consumes at
+/// least two bytes, so the loop ends with the body.
+pub(super) fn read_modex(
+    r: &mut Reader<'_>,
+    mut packet_type: u8,
+) -> Result<(u8, Option<u32>), FlvError> {
+    let mut nanos = None;
     while packet_type == MODEX {
         let mut size = usize::from(r.u8()?) + 1;
         if size == 256 {
@@ -124,12 +136,11 @@ pub(super) fn skip_modex(r: &mut Reader<'_>, mut packet_type: u8) -> Result<u8, 
             if size < 3 {
                 return Err(FlvError::ModExTooShort { len: size });
             }
-            // Timestamps stay in RTMP milliseconds here; the sub-millisecond offset is
-            // read for validation only and dropped.
-            let _nanos = data.u24()?;
+            nanos = Some(data.u24()?.min(MAX_NANOS));
         }
+        // Other ModEx types are not defined yet: skipped, as the spec asks.
     }
-    Ok(packet_type)
+    Ok((packet_type, nanos))
 }
 
 /// One track of an E-RTMP body: its FourCC, track id and bytes.

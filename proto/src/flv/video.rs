@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::reader::{for_each_track, skip_modex, ExTrack, Reader};
+use super::reader::{for_each_track, read_modex, ExTrack, Reader};
 use super::{fourcc, FlvError, MediaPacket};
 use crate::media::Codec;
 
@@ -45,13 +45,13 @@ fn parse(body: &Bytes, out: &mut Vec<MediaPacket>) -> Result<(), FlvError> {
         return parse_legacy(b0, r, out);
     }
     let frame_type = (b0 >> 4) & 0x07;
-    let packet_type = skip_modex(&mut r, b0 & 0x0f)?;
+    let (packet_type, nanos) = read_modex(&mut r, b0 & 0x0f)?;
     if packet_type != METADATA && frame_type == FRAME_COMMAND {
         // The body is a one-byte VideoCommand (client-side seeking): nothing to carry.
         return Ok(());
     }
     for_each_track(r, packet_type, MULTITRACK, |packet_type, t| {
-        ex_track(frame_type, packet_type, t, out)
+        ex_track(frame_type, packet_type, nanos, t, out)
     })
 }
 
@@ -134,10 +134,11 @@ pub(super) fn has_cts(codec: Codec) -> bool {
 fn ex_track(
     frame_type: u8,
     packet_type: u8,
+    nanos: Option<u32>,
     t: ExTrack<'_>,
     out: &mut Vec<MediaPacket>,
 ) -> Result<(), FlvError> {
-    let codec = codec_of(t.fourcc)?;
+    let codec = super::codec_of_fourcc(t.fourcc, true)?;
     if packet_type != METADATA {
         check_frame_type(frame_type)?;
     }
@@ -155,13 +156,18 @@ fn ex_track(
             } else {
                 0
             };
+            let data = match codec {
+                Codec::Unknown { .. } => unknown_frame(packet_type, &r.rest()),
+                _ => r.rest(),
+            };
+            push_offset(nanos, track, codec, out);
             MediaPacket::Frame {
                 track,
                 codec,
                 cts,
                 keyframe: is_key(frame_type),
                 disposable: frame_type == FRAME_DISPOSABLE,
-                data: r.rest(),
+                data,
             }
         }
         SEQUENCE_END => MediaPacket::EndOfSequence { track, codec },
@@ -180,4 +186,25 @@ fn ex_track(
     };
     out.push(packet);
     Ok(())
+}
+
+/// The [`MediaPacket::TimestampOffset`] that precedes a frame, when the tag had one.
+pub(super) fn push_offset(nanos: Option<u32>, track: u8, codec: Codec, out: &mut Vec<MediaPacket>) {
+    if let Some(nanos) = nanos.filter(|&n| n > 0) {
+        out.push(MediaPacket::TimestampOffset {
+            track,
+            codec,
+            nanos,
+        });
+    }
+}
+
+/// The normalized frame of an unknown FourCC: its packet type, then the body. The one
+/// copy per frame is the price of not knowing whether the body starts with a
+/// composition offset (only the packet type says so to a peer that knows the codec).
+pub(super) fn unknown_frame(packet_type: u8, body: &Bytes) -> Bytes {
+    let mut data = Vec::with_capacity(body.len() + 1);
+    data.push(packet_type);
+    data.extend_from_slice(body);
+    data.into()
 }

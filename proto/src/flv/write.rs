@@ -1,10 +1,10 @@
 //! Tag-body headers for sending normalized media over RTMP/FLV. The caller chains the
 //! payload (config record or frame, unchanged) after the header.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{fourcc, PacketKind};
-use crate::media::Codec;
+use crate::media::{Codec, TrackKind};
 
 /// The E-RTMP FourCC of a video codec (`None` for audio and legacy codecs).
 pub fn video_fourcc(codec: Codec) -> Option<[u8; 4]> {
@@ -15,6 +15,10 @@ pub fn video_fourcc(codec: Codec) -> Option<[u8; 4]> {
         Codec::Av1 => fourcc::AV1,
         Codec::Vp9 => fourcc::VP9,
         Codec::Vp8 => fourcc::VP8,
+        Codec::Unknown {
+            video: true,
+            fourcc,
+        } => fourcc,
         _ => return None,
     })
 }
@@ -28,9 +32,17 @@ pub fn audio_fourcc(codec: Codec) -> Option<[u8; 4]> {
         Codec::Mp3 => fourcc::MP3,
         Codec::Ac3 => fourcc::AC3,
         Codec::Eac3 => fourcc::EAC3,
+        Codec::Unknown {
+            video: false,
+            fourcc,
+        } => fourcc,
         _ => return None,
     })
 }
+
+const MODEX: u8 = 7;
+const VIDEO_MULTITRACK: u8 = 6;
+const AUDIO_MULTITRACK: u8 = 5;
 
 fn video_frame_type(kind: PacketKind) -> u8 {
     match kind {
@@ -39,14 +51,50 @@ fn video_frame_type(kind: PacketKind) -> u8 {
             disposable: true, ..
         } => 3,
         PacketKind::Frame { .. } => 2,
+        // Metadata as a command frame, as FFmpeg writes it (the spec leaves it open).
+        PacketKind::Metadata => 5,
         // Sequence start and end are written as keyframes, as encoders do.
-        PacketKind::Config | PacketKind::EndOfSequence => 1,
+        PacketKind::Config | PacketKind::EndOfSequence | PacketKind::ChannelConfig => 1,
     }
 }
 
 fn put_si24(cts: i32, out: &mut BytesMut) {
     let v = cts.clamp(-0x80_0000, 0x7f_ffff);
     out.put_slice(&v.to_be_bytes()[1..]);
+}
+
+/// Writes an E-RTMP header: `first` is the first byte without its packet type nibble
+/// (`0x80|FrameType<<4` for video, `0x90` for audio), then an optional ModEx
+/// TimestampOffsetNano, then the packet type, FourCC and (for a track other than 0) a
+/// Multitrack OneTrack header.
+fn ex_header(
+    first: u8,
+    packet_type: u8,
+    code: [u8; 4],
+    track: u8,
+    multitrack: u8,
+    nanos: u32,
+    out: &mut BytesMut,
+) {
+    let outer = if track == 0 { packet_type } else { multitrack };
+    if nanos > 0 {
+        out.put_u8(first | MODEX);
+        // modExDataSize - 1, then the 24-bit offset; the next byte is
+        // ModExType (0, TimestampOffsetNano) << 4 | the packet type.
+        out.put_u8(2);
+        out.put_slice(&nanos.min(0xff_ffff).to_be_bytes()[1..]);
+        out.put_u8(outer);
+    } else {
+        out.put_u8(first | outer);
+    }
+    if track == 0 {
+        out.put_slice(&code);
+    } else {
+        // OneTrack << 4 | packet type, FourCC, track id.
+        out.put_u8(packet_type);
+        out.put_slice(&code);
+        out.put_u8(track);
+    }
 }
 
 /// Appends the tag-body header to put before the payload when sending `codec` on `track`:
@@ -61,8 +109,20 @@ fn put_si24(cts: i32, out: &mut BytesMut) {
 /// - `LegacyVideo`: the single `FrameType|CodecID` byte, whatever the kind (these codecs have
 ///   no configuration nor end of sequence), and always on the default track.
 ///
-/// Audio codecs write nothing.
+/// Audio codecs write nothing. See [`write_media_header`] for nanosecond offsets and
+/// unknown FourCCs.
 pub fn write_video_header(codec: Codec, track: u8, kind: PacketKind, out: &mut BytesMut) {
+    video_header(codec, track, kind, 0, None, out);
+}
+
+fn video_header(
+    codec: Codec,
+    track: u8,
+    kind: PacketKind,
+    nanos: u32,
+    raw_type: Option<u8>,
+    out: &mut BytesMut,
+) {
     let frame_type = video_frame_type(kind);
     if let Codec::LegacyVideo { codec_id } = codec {
         out.put_u8(frame_type << 4 | (codec_id & 0x0f));
@@ -72,11 +132,12 @@ pub fn write_video_header(codec: Codec, track: u8, kind: PacketKind, out: &mut B
         return;
     };
     let cts_field = super::video::has_cts(codec);
-    if codec == Codec::H264 && track == 0 {
+    let legacy_form = codec == Codec::H264 && track == 0 && nanos == 0;
+    if legacy_form && kind != PacketKind::Metadata && kind != PacketKind::ChannelConfig {
         let (packet_type, cts) = match kind {
-            PacketKind::Config => (0, 0),
             PacketKind::Frame { cts, .. } => (1, cts),
             PacketKind::EndOfSequence => (2, 0),
+            _ => (0, 0),
         };
         out.put_u8(frame_type << 4 | 7);
         out.put_u8(packet_type);
@@ -85,21 +146,24 @@ pub fn write_video_header(codec: Codec, track: u8, kind: PacketKind, out: &mut B
     }
     let (packet_type, cts) = match kind {
         PacketKind::Config => (0, None),
+        PacketKind::Frame { .. } if raw_type.is_some() => (raw_type.unwrap_or(1), None),
         PacketKind::Frame { cts, .. } if cts_field && cts != 0 => (1, Some(cts)),
         PacketKind::Frame { .. } if cts_field => (3, None),
         PacketKind::Frame { .. } => (1, None),
         PacketKind::EndOfSequence => (2, None),
+        PacketKind::Metadata => (4, None),
+        PacketKind::ChannelConfig => return,
     };
-    let b0 = 0x80 | frame_type << 4;
-    if track == 0 {
-        out.put_u8(b0 | packet_type);
-        out.put_slice(&code);
-    } else {
-        out.put_u8(b0 | 6);
-        out.put_u8(packet_type);
-        out.put_slice(&code);
-        out.put_u8(track);
-    }
+    let first = 0x80 | frame_type << 4;
+    ex_header(
+        first,
+        packet_type,
+        code,
+        track,
+        VIDEO_MULTITRACK,
+        nanos,
+        out,
+    );
     if let Some(cts) = cts {
         put_si24(cts, out);
     }
@@ -112,26 +176,38 @@ pub fn write_video_header(codec: Codec, track: u8, kind: PacketKind, out: &mut B
 ///   real values from the frame headers).
 /// - `LegacyAudio`: its header byte, whatever the kind and track.
 /// - Opus, FLAC, AC-3, E-AC-3, an AAC end of sequence, an MP3 config or end of sequence,
-///   and AAC/MP3 on another track: Enhanced RTMP v2 form, `0x90|AudioPacketType` then the
-///   FourCC, or for a track other than 0 a Multitrack OneTrack header (`0x95`,
-///   `OneTrack<<4|PacketType`, FourCC, track id).
+///   a MultichannelConfig, and AAC/MP3 on another track: Enhanced RTMP v2 form,
+///   `0x90|AudioPacketType` then the FourCC, or for a track other than 0 a Multitrack
+///   OneTrack header (`0x95`, `OneTrack<<4|PacketType`, FourCC, track id).
 ///
-/// Audio has no composition offset: a `cts` in `kind` is ignored. Video codecs write nothing.
+/// Audio has no composition offset: a `cts` in `kind` is ignored. Video codecs write
+/// nothing. See [`write_media_header`] for nanosecond offsets and unknown FourCCs.
 pub fn write_audio_header(codec: Codec, track: u8, kind: PacketKind, out: &mut BytesMut) {
-    match (codec, track, kind) {
-        (Codec::LegacyAudio { header }, _, _) => {
+    audio_header(codec, track, kind, 0, None, out);
+}
+
+fn audio_header(
+    codec: Codec,
+    track: u8,
+    kind: PacketKind,
+    nanos: u32,
+    raw_type: Option<u8>,
+    out: &mut BytesMut,
+) {
+    match (codec, track, kind, nanos) {
+        (Codec::LegacyAudio { header }, _, _, _) => {
             out.put_u8(header);
             return;
         }
-        (Codec::Aac, 0, PacketKind::Config) => {
+        (Codec::Aac, 0, PacketKind::Config, _) => {
             out.put_slice(&[0xaf, 0]);
             return;
         }
-        (Codec::Aac, 0, PacketKind::Frame { .. }) => {
+        (Codec::Aac, 0, PacketKind::Frame { .. }, 0) => {
             out.put_slice(&[0xaf, 1]);
             return;
         }
-        (Codec::Mp3, 0, PacketKind::Frame { .. }) => {
+        (Codec::Mp3, 0, PacketKind::Frame { .. }, 0) => {
             out.put_u8(0x2f);
             return;
         }
@@ -142,16 +218,43 @@ pub fn write_audio_header(codec: Codec, track: u8, kind: PacketKind, out: &mut B
     };
     let packet_type = match kind {
         PacketKind::Config => 0,
-        PacketKind::Frame { .. } => 1,
+        PacketKind::Frame { .. } => raw_type.unwrap_or(1),
         PacketKind::EndOfSequence => 2,
+        PacketKind::ChannelConfig => 4,
+        PacketKind::Metadata => return,
     };
-    if track == 0 {
-        out.put_u8(0x90 | packet_type);
-        out.put_slice(&code);
+    ex_header(0x90, packet_type, code, track, AUDIO_MULTITRACK, nanos, out);
+}
+
+/// Appends the tag-body header for `payload` of `codec` on `track` and returns the payload
+/// to chain after it. As [`write_video_header`] / [`write_audio_header`], and besides:
+///
+/// - `nanos` > 0 on a frame: a ModEx TimestampOffsetNano prefix (which needs the E-RTMP
+///   form, so H.264 and AAC on track 0 switch to it).
+/// - A frame of [`Codec::Unknown`]: its payload starts with the E-RTMP packet type, which
+///   goes into the header; the rest of the payload is returned.
+pub fn write_media_header(
+    codec: Codec,
+    track: u8,
+    kind: PacketKind,
+    nanos: u32,
+    payload: &Bytes,
+    out: &mut BytesMut,
+) -> Bytes {
+    let (raw_type, payload) = match (codec, kind) {
+        (Codec::Unknown { .. }, PacketKind::Frame { .. }) if !payload.is_empty() => {
+            (Some(payload[0] & 0x0f), payload.slice(1..))
+        }
+        _ => (None, payload.clone()),
+    };
+    let nanos = match kind {
+        PacketKind::Frame { .. } => nanos,
+        _ => 0,
+    };
+    if codec.kind() == TrackKind::Video {
+        video_header(codec, track, kind, nanos, raw_type, out);
     } else {
-        out.put_u8(0x95);
-        out.put_u8(packet_type);
-        out.put_slice(&code);
-        out.put_u8(track);
+        audio_header(codec, track, kind, nanos, raw_type, out);
     }
+    payload
 }

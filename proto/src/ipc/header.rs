@@ -152,6 +152,63 @@ pub enum Header {
         /// What went wrong.
         message: String,
     },
+    /// E-RTMP video metadata of one track (`colorInfo`: HDR colour description); it
+    /// applies to the frames of the track that follow and replaces the previous one.
+    /// Payload: AMF0 values, the name (`colorInfo`) then its value, as carried.
+    TrackMetadata {
+        /// Stream handle.
+        stream: u32,
+        /// Track number.
+        track: u8,
+        /// Codec of the track (it says audio or video, and the FourCC to write).
+        codec: Codec,
+        /// Decode timestamp in the stream's timescale.
+        dts: i64,
+    },
+    /// The end of a track's coded sequence (E-RTMP SequenceEnd, AVC end of sequence).
+    /// Payload: none.
+    EndOfSequence {
+        /// Stream handle.
+        stream: u32,
+        /// Track number.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+        /// Decode timestamp in the stream's timescale.
+        dts: i64,
+    },
+    /// The speaker layout of an audio track (E-RTMP MultichannelConfig). Payload: the
+    /// body as carried: channel order (u8), channel count (u8), then the mapping (one
+    /// byte per channel, order Custom) or the channel flags (u32 big-endian, order Native).
+    ChannelConfig {
+        /// Stream handle.
+        stream: u32,
+        /// Track number.
+        track: u8,
+        /// Codec of the track.
+        codec: Codec,
+    },
+    /// A data message other than `onMetaData` (`onCuePoint`, `onTextData`,
+    /// `onCaptionInfo`, `@clearDataFrame`, ...), in order with the frames around it.
+    /// Payload: AMF0 values, the handler name first, as sent (without `@setDataFrame`).
+    Data {
+        /// Stream handle.
+        stream: u32,
+        /// Decode timestamp in the stream's timescale.
+        dts: i64,
+    },
+    /// The next `Frame` of this track is presented `nanos` nanoseconds after its
+    /// timestamps say (E-RTMP ModEx TimestampOffsetNano). Payload: none.
+    TimestampOffset {
+        /// Stream handle.
+        stream: u32,
+        /// Track number.
+        track: u8,
+        /// Whether the track is video.
+        video: bool,
+        /// 1 to 999 999.
+        nanos: u32,
+    },
 }
 
 impl Header {
@@ -179,7 +236,12 @@ impl Header {
             | Header::Metadata { stream }
             | Header::EndOfStream { stream, .. }
             | Header::Dropped { stream, .. }
-            | Header::Revoke { stream, .. } => Some(stream),
+            | Header::Revoke { stream, .. }
+            | Header::TrackMetadata { stream, .. }
+            | Header::EndOfSequence { stream, .. }
+            | Header::ChannelConfig { stream, .. }
+            | Header::Data { stream, .. }
+            | Header::TimestampOffset { stream, .. } => Some(stream),
             Header::Hello { .. }
             | Header::Event(_)
             | Header::Subscribe { .. }

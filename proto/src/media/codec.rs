@@ -54,6 +54,15 @@ pub enum Codec {
         /// The FLV AudioTagHeader byte.
         header: u8,
     },
+    /// An Enhanced RTMP FourCC this server does not know, passed through untouched:
+    /// config = the SequenceStart body after the FourCC; frame = the E-RTMP packet type
+    /// (1 CodedFrames or 3 CodedFramesX) then the body after the FourCC.
+    Unknown {
+        /// Whether it came in a video message.
+        video: bool,
+        /// The FourCC.
+        fourcc: [u8; 4],
+    },
 }
 
 impl Codec {
@@ -74,6 +83,8 @@ impl Codec {
             | Codec::Ac3
             | Codec::Eac3
             | Codec::LegacyAudio { .. } => TrackKind::Audio,
+            Codec::Unknown { video: true, .. } => TrackKind::Video,
+            Codec::Unknown { video: false, .. } => TrackKind::Audio,
         }
     }
 
@@ -94,6 +105,7 @@ impl Codec {
             Codec::Eac3 => "eac3",
             Codec::LegacyVideo { .. } => "flv-video",
             Codec::LegacyAudio { .. } => "flv-audio",
+            Codec::Unknown { .. } => "fourcc",
         }
     }
 }

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::caps::{AUDIO_FOURCCS, VIDEO_FOURCCS};
-use super::output::{metadata, Output};
+use super::output::{data_message, DataMessage, Output};
 use super::{Media, MediaKind, MessageStreamId};
 use crate::flv::{audio_fourcc, video_fourcc};
 use crate::media::Codec;
@@ -230,6 +230,14 @@ pub enum ClientEvent {
     Status(Status),
     /// `onMetaData` of the played stream: the AMF0 values `"onMetaData"` and its object.
     Metadata {
+        /// RTMP timestamp of the data message.
+        timestamp: u32,
+        /// AMF0 values as received (sliced when the server sent AMF0).
+        data: Bytes,
+    },
+    /// Another data message of the played stream (`onCuePoint`, `onTextData`, ...): its
+    /// AMF0 values, handler name first.
+    Data {
         /// RTMP timestamp of the data message.
         timestamp: u32,
         /// AMF0 values as received (sliced when the server sent AMF0).
@@ -542,15 +550,19 @@ impl ClientSession {
             return Ok(());
         }
         let data =
-            metadata(msg, &self.config.amf_limits).map_err(|source| ClientError::Message {
+            data_message(msg, &self.config.amf_limits).map_err(|source| ClientError::Message {
                 type_id: msg.type_id,
                 source,
             })?;
-        if let Some(data) = data {
-            self.events.push_back(ClientEvent::Metadata {
-                timestamp: msg.timestamp,
-                data,
-            });
+        let timestamp = msg.timestamp;
+        match data {
+            Some(DataMessage::Metadata(data)) => self
+                .events
+                .push_back(ClientEvent::Metadata { timestamp, data }),
+            Some(DataMessage::Other(data)) => {
+                self.events.push_back(ClientEvent::Data { timestamp, data })
+            }
+            None => {}
         }
         Ok(())
     }

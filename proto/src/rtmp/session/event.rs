@@ -166,6 +166,17 @@ pub enum SessionEvent {
         /// ECMA array. Sliced out of the input when the client sent AMF0.
         data: Bytes,
     },
+    /// A data message of a publishing stream other than its metadata (`onCuePoint`,
+    /// `onTextData`, `onCaptionInfo`, `@clearDataFrame`, ...).
+    Data {
+        /// The publishing message stream.
+        stream_id: MessageStreamId,
+        /// RTMP timestamp of the data message.
+        timestamp: u32,
+        /// AMF0 values, handler name first, without a `@setDataFrame` in front. Sliced
+        /// out of the input when the client sent AMF0.
+        data: Bytes,
+    },
     /// Audio or video of a publishing stream.
     Media(Media),
     /// A publishing stream ended.

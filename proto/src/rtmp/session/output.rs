@@ -68,35 +68,52 @@ impl Output {
     }
 }
 
-/// The `onMetaData` of a data message (`@setDataFrame` wrapped or bare): its AMF0 values
-/// `"onMetaData"` and the object, sliced out of the message when it is AMF0. `None` for
-/// any other data message.
-pub(super) fn metadata(
+/// A data message of a stream, sorted for the application.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum DataMessage {
+    /// `onMetaData` (`@setDataFrame` wrapped or bare): its AMF0 values `"onMetaData"` and
+    /// the object.
+    Metadata(Bytes),
+    /// Any other handler (`onCuePoint`, `onTextData`, `@clearDataFrame`, ...): its AMF0
+    /// values, handler name first, without a `@setDataFrame` in front.
+    Other(Bytes),
+}
+
+/// Sorts a data message and returns its AMF0 values past any `@setDataFrame`, sliced out
+/// of the message when it is AMF0. `None` for a message without a handler name.
+pub(super) fn data_message(
     msg: &RtmpMessage,
     limits: &AmfLimits,
-) -> Result<Option<Bytes>, MessageError> {
+) -> Result<Option<DataMessage>, MessageError> {
     let values = parse_data(msg.type_id, &msg.payload, limits)?;
     let skip = match values.first().and_then(|v| v.as_str()) {
         Some("@setDataFrame") => 1,
-        Some("onMetaData") => 0,
-        _ => return Ok(None),
+        Some(_) => 0,
+        None => return Ok(None),
     };
-    if values.get(skip).and_then(|v| v.as_str()) != Some("onMetaData") {
+    let Some(name) = values.get(skip).and_then(|v| v.as_str()) else {
         return Ok(None);
-    }
-    if msg.type_id == types::DATA_AMF0 {
+    };
+    let is_metadata = name == "onMetaData";
+    let bytes = if msg.type_id == types::DATA_AMF0 {
         // Slice after the leading string (or long string), whose length is known.
         let at = match (skip, msg.payload.first()) {
             (0, _) => 0,
             (_, Some(0x0C)) => 5 + values[0].as_str().map_or(0, str::len),
             _ => 3 + values[0].as_str().map_or(0, str::len),
         };
-        return Ok(Some(msg.payload.slice(at.min(msg.payload.len())..)));
-    }
-    // AMF3 flavoured: re-encode what parse_data converted to AMF0.
-    let mut out = BytesMut::new();
-    for v in &values[skip..] {
-        amf0::encode(v, &mut out);
-    }
-    Ok(Some(out.freeze()))
+        msg.payload.slice(at.min(msg.payload.len())..)
+    } else {
+        // AMF3 flavoured: re-encode what parse_data converted to AMF0.
+        let mut out = BytesMut::new();
+        for v in &values[skip..] {
+            amf0::encode(v, &mut out);
+        }
+        out.freeze()
+    };
+    Ok(Some(if is_metadata {
+        DataMessage::Metadata(bytes)
+    } else {
+        DataMessage::Other(bytes)
+    }))
 }

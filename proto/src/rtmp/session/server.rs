@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 
 use super::handoff::PlayerHandoff;
-use super::output::{metadata, Output};
+use super::output::{data_message, DataMessage, Output};
 use super::{
     ConnectInfo, Media, MediaKind, MessageStreamId, PlayRequest, SessionConfig, SessionError,
     SessionEvent,
@@ -265,19 +265,28 @@ impl ServerSession {
     }
 
     fn data(&mut self, msg: &RtmpMessage) -> Result<(), SessionError> {
-        let data =
-            metadata(msg, &self.config.data_limits).map_err(|source| SessionError::Message {
+        let data = data_message(msg, &self.config.data_limits).map_err(|source| {
+            SessionError::Message {
                 type_id: msg.type_id,
                 source,
-            })?;
-        // Data outside a publishing stream (or other than metadata) has no consumer here.
+            }
+        })?;
+        // Data outside a publishing stream has no consumer here.
         let Some(data) = data.filter(|_| self.is_publishing(msg.stream_id)) else {
             return Ok(());
         };
-        self.events.push_back(SessionEvent::Metadata {
-            stream_id: MessageStreamId(msg.stream_id),
-            timestamp: msg.timestamp,
-            data,
+        let (stream_id, timestamp) = (MessageStreamId(msg.stream_id), msg.timestamp);
+        self.events.push_back(match data {
+            DataMessage::Metadata(data) => SessionEvent::Metadata {
+                stream_id,
+                timestamp,
+                data,
+            },
+            DataMessage::Other(data) => SessionEvent::Data {
+                stream_id,
+                timestamp,
+                data,
+            },
         });
         Ok(())
     }
