@@ -558,6 +558,7 @@ impl StreamState {
             video: None,
             frame: false,
             rtmp,
+            at: Instant::now(),
         })))
     }
 
