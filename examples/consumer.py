@@ -21,7 +21,7 @@ MAX_PAYLOAD = 32 * 1024 * 1024
 ROLES = ["Publisher", "PlayerHandoff", "Subscriber", "Hub"]
 REJECT_REASONS = ["Duplicate", "Capacity", "Denied"]
 CODECS = ["H264", "H265", "H266", "Av1", "Vp9", "Vp8", "Aac", "Opus", "Flac", "Mp3",
-          "Ac3", "Eac3", "LegacyVideo", "LegacyAudio"]
+          "Ac3", "Eac3", "LegacyVideo", "LegacyAudio", "Unknown"]
 
 
 class Malformed(Exception):
@@ -90,6 +90,10 @@ class Reader:
             return f"LegacyVideo(codec_id={self.u8()})"
         if name == "LegacyAudio":
             return f"LegacyAudio(header=0x{self.u8():02x})"
+        if name == "Unknown":
+            video = self.bool()
+            fourcc = self.take(4).decode("latin-1")
+            return f"Unknown({'video' if video else 'audio'},{fourcc!r})"
         return name
 
 
@@ -161,6 +165,22 @@ def describe(header, payload, streams):
         line = f"revoke stream={stream} reason={reason}"
     elif variant == 12:
         line = f"error message={r.string()}"
+    elif variant in (13, 14):
+        stream, track, codec, dts = r.u32(), r.u8(), r.codec(), r.i64()
+        what = "track-metadata" if variant == 13 else "end-of-sequence"
+        line = (f"{what} stream={stream} key={key_of(streams, stream)} track={track} "
+                f"codec={codec} dts={dts} bytes={len(payload)}")
+    elif variant == 15:
+        stream, track, codec = r.u32(), r.u8(), r.codec()
+        line = (f"channel-config stream={stream} key={key_of(streams, stream)} track={track} "
+                f"codec={codec} bytes={len(payload)}")
+    elif variant == 16:
+        stream, dts = r.u32(), r.i64()
+        line = f"data stream={stream} key={key_of(streams, stream)} dts={dts} bytes={len(payload)}"
+    elif variant == 17:
+        stream, track, video, nanos = r.u32(), r.u8(), r.bool(), r.u32()
+        line = (f"timestamp-offset stream={stream} track={track} "
+                f"{'video' if video else 'audio'} nanos={nanos}")
     else:
         raise Malformed(f"unknown header variant {variant}")
     if r.pos != len(header):

@@ -246,9 +246,26 @@ fn ex_metadata_ignores_the_frame_type() {
 
 #[test]
 fn ex_mpeg2ts_sequence_start() {
-    // AV1: the AV1 video descriptor is carried as the config.
-    let got = video(b"\x95av01\x80\x01\x02").unwrap();
-    assert_eq!(got, vec![config(0, Codec::Av1, &[0x80, 0x01, 0x02])]);
+    // AV1: the AV1 video descriptor (tag 0x80, length 4) becomes an av1C record.
+    // Descriptor: marker|version 0x81; seq_profile 0, seq_level_idx_0 8 (0x08); tier 0,
+    // high_bitdepth 1, twelve_bit 0, monochrome 0, subsampling 1 1, position 0 (0x4c);
+    // hdr_wcg_idc 1, reserved 1, initial_presentation_delay_present 1, delay-1 = 3
+    // (0b01_1_1_0011 = 0x73).
+    let got = video(b"\x95av01\x80\x04\x81\x08\x4c\x73").unwrap();
+    // av1C: the same three bytes, then 3 reserved zero bits, the delay flag and value.
+    assert_eq!(got, vec![config(0, Codec::Av1, &[0x81, 0x08, 0x4c, 0x13])]);
+    // Without its tag and length the descriptor reads the same.
+    let got = video(b"\x95av01\x81\x08\x4c\x80").unwrap();
+    assert_eq!(got, vec![config(0, Codec::Av1, &[0x81, 0x08, 0x4c, 0x00])]);
+    // A descriptor that is not one is refused, not passed on as av1C.
+    assert_eq!(
+        video(b"\x95av01\x80\x01\x02").unwrap_err(),
+        FlvError::Truncated { need: 4, have: 1 }
+    );
+    assert_eq!(
+        video(b"\x95av01\x01\x08\x4c\x80").unwrap_err(),
+        FlvError::BadAv1Descriptor(0x01)
+    );
     // Undefined for the other FourCCs: skipped.
     assert_eq!(video(b"\x95vp09\x01").unwrap(), vec![]);
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 use proto::glob::{self, Glob};
 use proto::ipc::{self, Event, FrameDecoder, Header, Message};
+use proto::media::TrackKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
@@ -223,6 +224,16 @@ impl Link {
             Header::Metadata { stream } => {
                 if let Some(s) = self.streams.get_mut(&stream) {
                     s.on_metadata(&msg.payload);
+                }
+            }
+            Header::TrackMetadata {
+                stream,
+                track,
+                codec,
+                ..
+            } if codec.kind() == TrackKind::Video => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.on_track_metadata(track, &msg.payload);
                 }
             }
             Header::Frame { .. } => {

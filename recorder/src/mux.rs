@@ -5,6 +5,8 @@
 use bytes::Bytes;
 use proto::media::{Codec, TrackKind};
 
+use crate::codecs::color::ColorInfo;
+
 /// One track of a file, with what the container header needs to describe it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackInfo {
@@ -22,6 +24,8 @@ pub struct TrackInfo {
     pub channels: u16,
     /// Frames per second from the source metadata (video; 0.0 when unknown).
     pub frame_rate: f64,
+    /// Colour description from the publisher's E-RTMP `colorInfo` (video).
+    pub color: Option<ColorInfo>,
 }
 
 impl TrackInfo {
@@ -35,6 +39,7 @@ impl TrackInfo {
             sample_rate: 0,
             channels: 0,
             frame_rate: 0.0,
+            color: None,
         }
     }
 

@@ -139,6 +139,11 @@ impl StreamRecorder {
             }
         }
         let mut info = TrackInfo::new(codec, config);
+        // The colour description outlives a new sequence start of the same codec.
+        info.color = slot
+            .as_ref()
+            .filter(|t| t.info.codec == codec)
+            .and_then(|t| t.info.color);
         codecs::describe_from_config(&mut info);
         let changed = slot.is_some();
         *slot = Some(Track {
@@ -153,6 +158,22 @@ impl StreamRecorder {
             };
             self.close(reason, out);
         }
+    }
+
+    /// E-RTMP video metadata of a track (`colorInfo`): the colour boxes of the files
+    /// opened after it. A file already open keeps its init segment (FFmpeg sends the
+    /// object after its first keyframe and repeats it; splitting files on it would cut
+    /// every recording in two).
+    pub fn on_track_metadata(&mut self, track: u8, payload: &[u8]) {
+        let Some(t) = self.video.as_mut().filter(|t| t.number == track) else {
+            return;
+        };
+        let Some(color) = codecs::color::parse(payload) else {
+            tracing::debug!(key = %self.key, track, "video metadata other than colorInfo ignored");
+            return;
+        };
+        let color = (!color.is_empty()).then_some(color);
+        t.info.color = color;
     }
 
     /// The stream's `onMetaData` (used by the files opened after it).

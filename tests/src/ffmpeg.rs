@@ -109,6 +109,8 @@ pub struct PublishOpts {
     pub audio: bool,
     /// A `title` tag for the stream's `onMetaData` (`-metadata title=...`).
     pub title: Option<&'static str>,
+    /// More output options, after the codec options (`-color_primaries bt2020` ...).
+    pub extra: Vec<&'static str>,
 }
 
 impl PublishOpts {
@@ -124,6 +126,7 @@ impl PublishOpts {
             video: true,
             audio: true,
             title: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn encode_args(opts: &PublishOpts, realtime: bool, output: &str) -> Vec<Stri
     if let Some(title) = opts.title {
         args.extend(["-metadata".to_string(), format!("title={title}")]);
     }
+    args.extend(owned(&opts.extra));
     args.extend(owned(&["-f", "flv", output]));
     args
 }

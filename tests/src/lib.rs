@@ -25,6 +25,7 @@ pub mod log;
 pub mod neighbour;
 pub mod proc;
 pub mod prom;
+pub mod recorder;
 pub mod rtmp_client;
 pub mod scenario;
 pub mod server;

@@ -1,11 +1,14 @@
 //! Enhanced RTMP v2 beyond frames and configurations: video metadata (colorInfo),
 //! SequenceEnd, audio MultichannelConfig, ModEx nanosecond offsets, data messages other
 //! than onMetaData and an unknown FourCC travel from a publisher to players byte for byte
-//! and in order; late joiners get the colour and channel layout as stream state.
+//! and in order; late joiners get the colour and channel layout as stream state. FFmpeg's
+//! HDR colour description reaches players and the recorded MP4.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use e2e::deadline_in;
+use e2e::ffmpeg::{self, Codecs, PublishOpts};
+use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::amf0::{encode_all, Amf0};
 use e2e::rtmp_client::{msg_type, Message, RtmpClient};
 use e2e::{Server, ServerOpts};
@@ -179,4 +182,63 @@ fn everything_a_publisher_sends_reaches_players_in_order() {
             "late joiner lacks the {what}: {head:?}"
         );
     }
+}
+
+/// Where `needle` starts in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// FFmpeg publishes HEVC marked BT.2020 / PQ: its `colorInfo` reaches a player, whose
+/// stream info shows the colour, and the recorder writes it into the MP4's `colr` box.
+#[test]
+fn ffmpeg_hdr_colour_reaches_players_and_recordings() {
+    let server = Server::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Segments: FFmpeg's colorInfo follows its first keyframe, so the files after the first
+    // carry it.
+    let rec = recorder(&server, dir.path(), &["--segment", "1s"]);
+    let mut opts = PublishOpts::new(Codecs::HevcAac, Duration::from_secs(4));
+    opts.extra = vec![
+        "-color_primaries",
+        "bt2020",
+        "-color_trc",
+        "smpte2084",
+        "-colorspace",
+        "bt2020nc",
+    ];
+    let mut publisher = ffmpeg::publish(&server.url("hdr"), &opts);
+    server.wait_live("hdr");
+    let copy = dir.path().join("player.mkv");
+    let (listing, _) = ffmpeg::copy_to_file(&server.url("hdr"), &copy, Duration::from_secs(1));
+    let video = listing
+        .stream("Video")
+        .unwrap_or_else(|| panic!("player saw no video: {listing:?}"));
+    // FFmpeg 9's colorInfo for these options names only the matrix (primaries and
+    // transfer go out unspecified; the recording's colr below shows the same 2, 2, 9).
+    assert!(video.contains("bt2020nc"), "player's stream info: {video}");
+    let (status, killed) = publisher.wait_or_kill(deadline_in(40.0));
+    assert!(status.success() && !killed, "{}", publisher.describe());
+    wait_done(&rec, 1);
+    let files: Vec<_> = files_under(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    let colored: Vec<_> = files
+        .iter()
+        .filter_map(|f| {
+            let mp4 = std::fs::read(f).expect("read recording");
+            let at = find(&mp4, b"colrnclx")?;
+            Some((f.clone(), mp4[at + 8..at + 15].to_vec()))
+        })
+        .collect();
+    let (file, colr) = colored
+        .first()
+        .unwrap_or_else(|| panic!("no colr box in {files:?}"));
+    // As FFmpeg sent it: primaries 2 and transfer 2 (unspecified), matrix 9 (BT.2020
+    // NCL), limited range.
+    assert_eq!(&colr[..], &[0, 2, 0, 2, 0, 9, 0]);
+    let listing = ffmpeg::list_file(file);
+    let video = listing.stream("Video").expect("recorded video");
+    assert!(video.contains("bt2020nc"), "{video}");
 }

@@ -4,15 +4,13 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use e2e::bins::bin;
 use e2e::deadline_in;
 use e2e::ffmpeg::{self, decode_file, Codecs, PublishOpts, Report, Span};
-use e2e::proc::Proc;
+use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::RtmpClient;
 use e2e::scenario::{is_coded_video, raw_publisher, send_h264_aac, wait_media_time};
 use e2e::{Server, ServerOpts};
@@ -22,51 +20,6 @@ use proto::ipc::{self, Event, FrameDecoder, Header, Role, FORMAT_VERSION};
 const SECS: f64 = 4.0;
 /// How far a recorded track's duration may be from what was published.
 const TOLERANCE: f64 = 0.5;
-
-/// Starts `recorder --hub <server> --dir <dir> <extra>` and waits until it is subscribed.
-fn recorder(server: &Server, dir: &Path, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(bin("recorder"));
-    cmd.arg("--hub")
-        .arg(server.socket())
-        .arg("--dir")
-        .arg(dir)
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG");
-    let rec = Proc::spawn("recorder", &mut cmd);
-    rec.stderr
-        .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
-        .unwrap_or_else(|| panic!("recorder never connected\n{}", rec.describe()));
-    rec
-}
-
-/// Waits for the `n`th `recording done` line of the recorder.
-fn wait_done(rec: &Proc, n: usize) {
-    assert!(
-        rec.stderr
-            .wait_count(n, deadline_in(30.0), |l| l.contains("recording done")),
-        "recorder did not finish {n} file(s)\n{}",
-        rec.describe()
-    );
-}
-
-/// Every file under `dir`, recursively, sorted.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Publishes `opts` with FFmpeg to `live/<name>` and waits for it to finish.
 fn publish_all(server: &Server, name: &str, opts: &PublishOpts) {

@@ -16,8 +16,9 @@
 //! - A ModEx TimestampOffsetNano yields a [`MediaPacket::TimestampOffset`] before each
 //!   frame of the tag (a zero offset yields nothing).
 //! - `MPEG2TSSequenceStart` for AV1 yields a [`MediaPacket::Config`] whose `config` is the
-//!   AV1 video descriptor of the MPEG-2 TS mapping, not an AV1CodecConfigurationRecord;
-//!   for the other FourCCs the spec defines no body and the packet yields nothing.
+//!   AV1CodecConfigurationRecord translated from the AV1 video descriptor of the MPEG-2 TS
+//!   mapping it carries (no configOBUs); for the other FourCCs the spec defines no body and
+//!   the packet yields nothing.
 //! - Audio `MultichannelConfig` yields a [`MediaPacket::ChannelConfig`] (checked first, so
 //!   a malformed one is refused).
 //! - A FourCC this parser does not know yields packets of [`Codec::Unknown`], their bodies
@@ -227,6 +228,10 @@ pub enum FlvError {
     /// The packet type inside a Multitrack header is Multitrack or ModEx again.
     #[error("packet type {0} inside a multitrack header")]
     NestedMultitrack(u8),
+    /// An AV1 video descriptor (MPEG2TSSequenceStart) whose marker/version byte is not
+    /// 0x81.
+    #[error("AV1 video descriptor with marker/version byte {0:#04x}, need 0x81")]
+    BadAv1Descriptor(u8),
     /// A TimestampOffsetNano ModEx whose data is shorter than its 3-byte value.
     #[error("ModEx TimestampOffsetNano of {len} bytes, need 3")]
     ModExTooShort {

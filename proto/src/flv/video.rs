@@ -179,7 +179,7 @@ fn ex_track(
         MPEG2TS_SEQUENCE_START if codec == Codec::Av1 => MediaPacket::Config {
             track,
             codec,
-            config: r.rest(),
+            config: av1c_from_ts_descriptor(&r.rest())?,
         },
         MPEG2TS_SEQUENCE_START => return Ok(()),
         other => return Err(FlvError::UnknownPacketType(other)),
@@ -207,4 +207,34 @@ pub(super) fn unknown_frame(packet_type: u8, body: &Bytes) -> Bytes {
     data.push(packet_type);
     data.extend_from_slice(body);
     data.into()
+}
+
+/// Tag of the AV1 video descriptor of the MPEG-2 TS mapping (AOM, "Carriage of AV1 in
+/// MPEG-2 TS", section 2.2).
+const AV1_DESCRIPTOR_TAG: u8 = 0x80;
+
+/// An AV1CodecConfigurationRecord (no configOBUs: the sequence header comes in the first
+/// keyframe) from the AV1 video descriptor an `MPEG2TSSequenceStart` carries, with or
+/// without its tag and length. The first three bytes have the same layout in both; the
+/// fourth keeps the initial presentation delay and drops `hdr_wcg_idc`, which av1C has no
+/// room for (the colour is in the sequence header).
+fn av1c_from_ts_descriptor(body: &Bytes) -> Result<Bytes, FlvError> {
+    let d = match body.first() {
+        Some(&AV1_DESCRIPTOR_TAG) if body.len() >= 2 && usize::from(body[1]) == body.len() - 2 => {
+            &body[2..]
+        }
+        _ => &body[..],
+    };
+    if d.len() < 4 {
+        return Err(FlvError::Truncated {
+            need: 4,
+            have: d.len(),
+        });
+    }
+    // marker (1) and version (1).
+    if d[0] != 0x81 {
+        return Err(FlvError::BadAv1Descriptor(d[0]));
+    }
+    // hdr_wcg_idc (2 bits) and a reserved bit leave; 3 reserved zero bits take their place.
+    Ok(Bytes::copy_from_slice(&[d[0], d[1], d[2], d[3] & 0x1f]))
 }

@@ -2,6 +2,7 @@
 //! channels) out of codec configuration records and keyframes.
 
 pub mod audio;
+pub mod color;
 pub mod video;
 
 use bytes::Bytes;

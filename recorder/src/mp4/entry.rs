@@ -6,6 +6,7 @@ use proto::media::Codec;
 
 use super::boxes::{write_box, write_full_box};
 use crate::codecs::audio;
+use crate::codecs::color::ColorInfo;
 use crate::mux::TrackInfo;
 
 /// Whether fragmented MP4 carries `codec`.
@@ -73,7 +74,41 @@ fn visual(out: &mut BytesMut, kind: &[u8; 4], t: &TrackInfo, cfg: impl FnOnce(&m
         o.put_u16(0x0018);
         o.put_i16(-1);
         cfg(o);
+        if let Some(c) = &t.color {
+            color_boxes(o, c);
+        }
     })
+}
+
+/// `colr` (nclx), `mdcv` and `clli` for what the publisher's `colorInfo` described.
+fn color_boxes(o: &mut BytesMut, c: &ColorInfo) {
+    if let Some((primaries, transfer, matrix)) = c.nclx {
+        write_box(o, b"colr", |o| {
+            o.put_slice(b"nclx");
+            o.put_u16(primaries);
+            o.put_u16(transfer);
+            o.put_u16(matrix);
+            o.put_u8(0); // full_range_flag: colorInfo has none; video range is the norm
+        });
+    }
+    if let Some(m) = &c.mastering {
+        write_box(o, b"mdcv", |o| {
+            for (x, y) in m.primaries {
+                o.put_u16(x);
+                o.put_u16(y);
+            }
+            o.put_u16(m.white.0);
+            o.put_u16(m.white.1);
+            o.put_u32(m.max_luminance);
+            o.put_u32(m.min_luminance);
+        });
+    }
+    if let Some((max_cll, max_fall)) = c.light_level {
+        write_box(o, b"clli", |o| {
+            o.put_u16(max_cll);
+            o.put_u16(max_fall);
+        });
+    }
 }
 
 fn sound(out: &mut BytesMut, kind: &[u8; 4], t: &TrackInfo, cfg: impl FnOnce(&mut BytesMut)) {
@@ -242,6 +277,32 @@ mod tests {
         let mut b = BytesMut::new();
         put_descr_len(&mut b, 200);
         assert_eq!(&b[..], &[0x81, 0x48]);
+    }
+
+    #[test]
+    fn color_boxes_golden() {
+        use crate::codecs::color::Mastering;
+        let mut t = TrackInfo::new(Codec::H265, Bytes::from_static(&[1]));
+        t.color = Some(ColorInfo {
+            nclx: Some((9, 16, 9)),
+            mastering: Some(Mastering {
+                primaries: [(1, 2), (3, 4), (5, 6)],
+                white: (7, 8),
+                max_luminance: 10_000_000,
+                min_luminance: 1,
+            }),
+            light_level: Some((1000, 400)),
+        });
+        let mut b = BytesMut::new();
+        write_sample_entry(&mut b, &t);
+        let tail: &[u8] = &[
+            0, 0, 0, 9, b'h', b'v', b'c', b'C', 1, // the record
+            0, 0, 0, 19, b'c', b'o', b'l', b'r', b'n', b'c', b'l', b'x', 0, 9, 0, 16, 0, 9, 0, 0,
+            0, 0, 32, b'm', b'd', b'c', b'v', 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0,
+            0x98, 0x96, 0x80, 0, 0, 0, 1, // luminance
+            0, 0, 0, 12, b'c', b'l', b'l', b'i', 0x03, 0xe8, 0x01, 0x90,
+        ];
+        assert_eq!(&b[b.len() - tail.len()..], tail);
     }
 
     #[test]

@@ -1,0 +1,54 @@
+//! The recorder binary against a test [`Server`]: starting it, waiting for its files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::bins::bin;
+use crate::deadline_in;
+use crate::proc::Proc;
+use crate::Server;
+
+/// Starts `recorder --hub <server> --dir <dir> <extra>` and waits until it is subscribed.
+pub fn recorder(server: &Server, dir: &Path, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bin("recorder"));
+    cmd.arg("--hub")
+        .arg(server.socket())
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    let rec = Proc::spawn("recorder", &mut cmd);
+    rec.stderr
+        .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
+        .unwrap_or_else(|| panic!("recorder never connected\n{}", rec.describe()));
+    rec
+}
+
+/// Waits for the `n`th `recording done` line of the recorder.
+pub fn wait_done(rec: &Proc, n: usize) {
+    assert!(
+        rec.stderr
+            .wait_count(n, deadline_in(30.0), |l| l.contains("recording done")),
+        "recorder did not finish {n} file(s)\n{}",
+        rec.describe()
+    );
+}
+
+/// Every file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
