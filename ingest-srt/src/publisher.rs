@@ -72,7 +72,13 @@ pub(crate) async fn run(
             }
         }
     };
-    reader.finish();
+    // Where the caller stopped is unknown: a frame it was sending when it went away (or
+    // whose last payloads it never sent: FFmpeg's SRT output may close before sending
+    // them) would reach players truncated, so frames still being assembled are dropped.
+    let partial = reader.abandon();
+    if partial > 0 {
+        tracing::debug!(%key, partial, "unfinished frames at the end of the stream dropped");
+    }
     drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported);
     link.send(
         Header::EndOfStream {

@@ -236,6 +236,33 @@ fn truncated_input_and_torn_last_packet() {
     assert!(contained(&clean, &got).unwrap() > 0);
 }
 
+/// A live source that goes away mid-frame: `finish` would pass the unbounded video PES
+/// on as it stands (a truncated frame, which decoders reject); `abandon` drops it, and
+/// every frame it does emit is whole.
+#[test]
+fn abandoned_input_emits_no_truncated_frame() {
+    let data = vector("h264_aac.ts");
+    let clean = frames(&read(&data, &[], options()));
+    let whole = |f: &Frame| clean.iter().any(|c| c == f);
+    let mut cuts_mid_frame = 0;
+    for cut in (188..data.len()).step_by(188) {
+        let finished = frames(&read(&data[..cut], &[], options()));
+        let mut r = FrameReader::new(options());
+        r.handle_input(&data[..cut]);
+        let dropped = r.abandon();
+        let events: Vec<TsEvent> = std::iter::from_fn(|| r.poll_event()).collect();
+        let abandoned = frames(&events);
+        assert!(abandoned.iter().all(whole), "cut at {cut}: a partial frame");
+        assert!(errors(&events).is_empty(), "cut at {cut}");
+        if !finished.iter().all(whole) {
+            cuts_mid_frame += 1;
+            assert!(dropped >= 1, "cut at {cut}");
+            assert_eq!(abandoned.len() + 1, finished.len(), "cut at {cut}");
+        }
+    }
+    assert!(cuts_mid_frame > 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 

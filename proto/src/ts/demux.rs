@@ -242,6 +242,20 @@ impl Demuxer {
         }
     }
 
+    /// The input was cut off where it may have been mid-unit (a live source went away):
+    /// every PES still being assembled is dropped, the unbounded ones too, since their
+    /// end is only known from a next unit start that never came. Returns how many were
+    /// dropped.
+    pub fn abandon(&mut self) -> usize {
+        let mut n = 0;
+        for s in &mut self.streams {
+            if s.buf.take().is_some() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The end of the input: completes a PES whose end is only known from the next unit
     /// start (unbounded video PES), drops any other partial PES.
     pub fn finish(&mut self) {

@@ -278,6 +278,15 @@ impl FrameReader {
         self.drain();
     }
 
+    /// The input was cut off (a live source disconnected): the frames still being
+    /// assembled are dropped rather than passed on possibly truncated (see
+    /// [`Demuxer::abandon`]). Returns how many were dropped.
+    pub fn abandon(&mut self) -> usize {
+        let n = self.demux.abandon();
+        self.drain();
+        n
+    }
+
     /// The end of the input: the last unbounded video PES is complete.
     pub fn finish(&mut self) {
         self.demux.finish();
