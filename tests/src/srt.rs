@@ -214,6 +214,12 @@ pub struct Impairment {
     pub delay: Duration,
     /// Uniform extra delay up to this (reorders datagrams).
     pub jitter: Duration,
+    /// Losses (random and bursts) only this long after the first datagram; `None`: all
+    /// along. A sender that closes at the end of its file stops retransmitting (FFmpeg's
+    /// libsrt in non-blocking mode does not linger), so loss in its last round trips is
+    /// beyond any receiver's repair; this keeps the sender's close out of a test of the
+    /// receiver.
+    pub loss_for: Option<Duration>,
 }
 
 /// A UDP proxy with seeded impairments: callers connect to [`ImpairProxy::addr`], the
@@ -255,12 +261,17 @@ impl ImpairProxy {
                 let mut n = 0u64;
                 let mut burst_left = 0u32;
                 let mut buf = [0u8; 2048];
+                let mut first: Option<Instant> = None;
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((len, from)) = src.recv_from(&mut buf) {
                         if i == 0 {
                             *client.lock().unwrap() = Some(from);
                         }
-                        let lost = if burst_left > 0 {
+                        let since = first.get_or_insert_with(Instant::now).elapsed();
+                        let lossy = imp.loss_for.is_none_or(|d| since < d);
+                        let lost = if !lossy {
+                            false
+                        } else if burst_left > 0 {
                             burst_left -= 1;
                             true
                         } else if imp.burst > 0.0 && rng.gen_bool(imp.burst) {

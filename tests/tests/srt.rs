@@ -134,18 +134,15 @@ fn publish_and_play(case: &Case, name: &str) -> (Played, Counts, SrtIngest) {
 
 /// Every frame of the file decoded, no decoder errors, A/V starting within 50 ms.
 fn assert_complete(what: &str, report: &Played, counts: Counts, ingest: &SrtIngest) {
-    // Known open defect: under machine load an H.264 slice of the played stream sometimes
-    // fails to decode ("Invalid level prefix") although the SRT statistics show a clean
-    // delivery (no loss, no TS errors) and every frame arrives; not reproduced outside the
-    // loaded test runs and not yet located (SRT, TS conversion, hub or player path). It is
-    // printed, not asserted, until found.
-    if !report.errors.is_empty() {
-        eprintln!(
-            "{what}: KNOWN DEFECT, decoder errors: {:#?}\n{}",
-            report.errors,
-            ingest.proc.describe()
-        );
-    }
+    // Any decoder error fails: a truncated last frame once slipped through here when the
+    // caller went away mid-frame (see publisher.rs).
+    assert!(
+        report.errors.is_empty(),
+        "{what}: decoder errors {:#?}\n{}\n{}",
+        report.errors,
+        report.description,
+        ingest.proc.describe()
+    );
     assert_eq!(
         report.counts,
         counts,
@@ -264,16 +261,26 @@ fn stat(stats: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} missing in {stats}"))
 }
 
+/// The target: 5 % random loss in both directions (data, NAKs, ACKs, ACKACKs and
+/// retransmissions alike) at a 120 ms latency loses nothing. The path has a 20-30 ms RTT
+/// (10 ms + up to 6 ms jitter each way), so the latency is about five RTTs, inside
+/// Haivision's advice for this much loss: each NAK and retransmission round takes an RTT
+/// and a tenth of the rounds fail, so it takes up to three rounds. The first four seconds
+/// (the part of the file whose frames are counted) are lossy.
 #[test]
-fn five_percent_loss_with_delay_and_jitter_is_recovered() {
+fn five_percent_loss_at_120_ms_latency_loses_nothing() {
     let imp = Impairment {
         loss: 0.05,
-        delay: Duration::from_millis(20),
-        jitter: Duration::from_millis(10),
+        delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(6),
+        // The file's counted seconds are lossy; its last second, while FFmpeg closes
+        // without retransmitting, is not.
+        loss_for: Some(Duration::from_secs(4)),
         ..Impairment::default()
     };
     let case = Case {
-        params: "&latency=200000",
+        secs: 4,
+        params: "&latency=120000",
         impair: Some((imp, imp, 5)),
         ..Case::default()
     };
@@ -284,24 +291,9 @@ fn five_percent_loss_with_delay_and_jitter_is_recovered() {
         report.counts
     );
     assert!(stat(&stats, "retransmitted") > 0, "{stats}");
-    // libsrt 1.5 (RETRANSMITALGO 1) answers a repeated NAK only once per RTT + 4 RTTVar,
-    // so on a loaded machine a packet or two of ~700 can still miss the latency; that
-    // loss is counted (dropped) and costs at most the frames it carried.
-    let packets = stat(&stats, "packets");
-    let dropped = stat(&stats, "dropped");
-    assert!(
-        dropped * 100 <= packets,
-        "more than 1% unrecovered: {stats}"
-    );
-    if dropped == 0 {
-        assert_complete("5% loss", &report, counts, &ingest);
-    } else {
-        assert!(
-            report.counts.video + 3 >= counts.video,
-            "{:?} of {counts:?}",
-            report.counts
-        );
-    }
+    assert_eq!(stat(&stats, "dropped"), 0, "unrecovered loss: {stats}");
+    assert_eq!(stat(&stats, "ts_errors"), 0, "{stats}");
+    assert_complete("5% loss", &report, counts, &ingest);
 }
 
 #[test]
@@ -311,6 +303,7 @@ fn ten_percent_loss_with_bursts_is_reported() {
         burst: 0.005,
         delay: Duration::from_millis(30),
         jitter: Duration::from_millis(20),
+        loss_for: None,
     };
     let case = Case {
         params: "&latency=120000",

@@ -279,6 +279,7 @@ fn playback_through_a_lossy_link_decodes_cleanly() {
             burst: 0.005,
             delay: Duration::from_millis(20),
             jitter: Duration::from_millis(10),
+            loss_for: None,
         },
         7,
     );

@@ -1,6 +1,10 @@
 //! The receiver's loss list: ranges of missing sequence numbers, in order, each with the
 //! time it was last reported, so a periodic NAK repeats exactly what has waited an interval
 //! (a stream of fresh gaps must not postpone the repeat of an old one).
+//!
+//! Each report of a range is followed by one echo a short time later: the sender ignores
+//! the echo when the report reached it (it just retransmitted), and answers it when the
+//! report was lost, so a lost NAK costs the echo delay rather than a whole interval.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,6 +16,18 @@ struct Range {
     from: SeqNo,
     to: SeqNo,
     reported: Instant,
+    /// The echo of the last report was sent.
+    echoed: bool,
+}
+
+impl Range {
+    fn due(&self, interval: Duration, echo: Duration) -> Instant {
+        if self.echoed || echo >= interval {
+            self.reported + interval
+        } else {
+            self.reported + echo
+        }
+    }
 }
 
 /// Missing packets, ascending, non-overlapping.
@@ -30,6 +46,7 @@ impl LossTracker {
             from,
             to,
             reported: now,
+            echoed: false,
         });
     }
 
@@ -93,33 +110,40 @@ impl LossTracker {
         removed
     }
 
-    /// The ranges last reported `interval` ago or earlier, at most `max_words` 32-bit
-    /// words, marked reported at `now`.
+    /// The ranges last reported `interval` ago or earlier, or whose report was not echoed
+    /// yet and is `echo` old, at most `max_words` 32-bit words, marked reported (or
+    /// echoed) at `now`.
     pub(crate) fn report(
         &mut self,
         now: Instant,
         interval: Duration,
+        echo: Duration,
         max_words: usize,
     ) -> Vec<(SeqNo, SeqNo)> {
         let mut words = 0;
         let mut out = Vec::new();
         for r in self.ranges.iter_mut() {
-            if r.reported + interval > now {
+            if r.due(interval, echo) > now {
                 continue;
             }
             words += if r.from == r.to { 1 } else { 2 };
             if words > max_words {
                 break;
             }
-            r.reported = now;
+            if r.reported + interval <= now {
+                r.reported = now;
+                r.echoed = false;
+            } else {
+                r.echoed = true;
+            }
             out.push((r.from, r.to));
         }
         out
     }
 
-    /// When the oldest report becomes due again.
-    pub(crate) fn next_report(&self, interval: Duration) -> Option<Instant> {
-        self.ranges.iter().map(|r| r.reported + interval).min()
+    /// When the next report or echo is due.
+    pub(crate) fn next_report(&self, interval: Duration, echo: Duration) -> Option<Instant> {
+        self.ranges.iter().map(|r| r.due(interval, echo)).min()
     }
 }
 
@@ -142,21 +166,51 @@ mod tests {
         assert!(!l.remove(s(15)));
         assert!(!l.remove(s(25)));
         let iv = Duration::from_millis(20);
-        assert_eq!(l.next_report(iv), Some(t + iv));
+        assert_eq!(l.next_report(iv, iv), Some(t + iv));
         assert_eq!(
-            l.report(t + iv, iv, 100),
+            l.report(t + iv, iv, iv, 100),
             vec![(s(10), s(14)), (s(16), s(20))]
         );
-        assert_eq!(l.next_report(iv), Some(t + Duration::from_millis(25)));
+        assert_eq!(l.next_report(iv, iv), Some(t + Duration::from_millis(25)));
         assert_eq!(l.remove_before(s(17)), 6);
         let later = t + Duration::from_millis(100);
-        assert_eq!(l.report(later, iv, 2), vec![(s(17), s(20))]);
-        assert_eq!(l.report(later, iv, 2), vec![(s(30), s(30))]);
+        assert_eq!(l.report(later, iv, iv, 2), vec![(s(17), s(20))]);
+        assert_eq!(l.report(later, iv, iv, 2), vec![(s(30), s(30))]);
         assert!(l.remove(s(30)));
         assert_eq!(l.len(), 4);
         assert_eq!(l.first(), Some(s(17)));
     }
 }
+#[cfg(test)]
+mod echo_tests {
+    use super::*;
+
+    #[test]
+    fn each_report_is_echoed_once() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let (iv, echo) = (ms(50), ms(20));
+        let mut l = LossTracker::default();
+        l.push(SeqNo::new(5), SeqNo::new(5), t);
+        // Immediate NAK at t; echo at +20; repeat at +50, its echo at +70; ...
+        let mut at = Vec::new();
+        let mut now = t;
+        while let Some(next) = l.next_report(iv, echo) {
+            if next > t + ms(160) {
+                break;
+            }
+            now = next.max(now);
+            assert_eq!(
+                l.report(now, iv, echo, 10),
+                vec![(SeqNo::new(5), SeqNo::new(5))]
+            );
+            at.push((now - t).as_millis());
+        }
+        assert_eq!(at, vec![20, 50, 70, 100, 120, 150]);
+        assert!(l.report(now, iv, echo, 10).is_empty());
+    }
+}
+
 #[cfg(test)]
 mod more_tests {
     use super::*;

@@ -352,11 +352,7 @@ impl Connection {
             }
             Control::Shutdown => {
                 for r in self.recv.drain_all(&mut self.stats) {
-                    if let Release::Packet { payload, timestamp } = r {
-                        if !payload.is_empty() {
-                            self.events.push_back(Event::Message { payload, timestamp });
-                        }
-                    }
+                    self.released(r);
                 }
                 self.close_with(CloseReason::PeerShutdown)
             }
@@ -442,11 +438,18 @@ impl Connection {
         }
     }
 
-    /// libsrt's (RTT + 4 RTTVar) / 2, but at most a third of the latency: until the first
-    /// RTT sample the estimate is a 100 ms guess, and a repeat that cannot arrive before
-    /// the packet is due is wasted.
+    /// How long a loss waits before the periodic NAK repeats it.
+    ///
+    /// libsrt's sender (RETRANSMITALGO 1, its default) ignores a NAK for a packet it
+    /// retransmitted less than SRTT - 4 RTTVar ago, with SRTT and RTTVar taken from our
+    /// full ACKs. A repeat sooner than that is wasted when the first NAK arrived, so the
+    /// repeat comes just after that window (a margin of 2 RTTVar + 2 ms absorbs the NAKs'
+    /// own jitter), and never sooner than libsrt's 20 ms floor. That is before the
+    /// retransmission is due (RTT + 4 RTTVar, libsrt's own receiver waits that long): a
+    /// repeat that turns out needless costs one small NAK, a late one can cost the packet
+    /// when a NAK or a retransmission was lost and the latency is a few RTTs.
     fn nak_interval(&self) -> Duration {
-        (self.rtt.timeout() / 2).min(self.recv.tsbpd.latency() / 3)
+        nak_interval(self.rtt.rtt_us(), self.rtt.var_us())
     }
 
     /// Retransmission timeout for tail loss: RTT + 4 RTTVar + two ACK periods (a
@@ -461,15 +464,19 @@ impl Connection {
 
     fn release(&mut self, now: Instant) {
         while let Some(r) = self.recv.poll_release(now, &mut self.stats) {
-            match r {
-                Release::Packet { payload, timestamp } => {
-                    if !payload.is_empty() {
-                        self.events.push_back(Event::Message { payload, timestamp });
-                    }
+            self.released(r);
+        }
+    }
+
+    fn released(&mut self, r: Release) {
+        match r {
+            Release::Packet { payload, timestamp } => {
+                if !payload.is_empty() {
+                    self.events.push_back(Event::Message { payload, timestamp });
                 }
-                Release::Dropped { first, count } => {
-                    self.events.push_back(Event::Dropped { first, count })
-                }
+            }
+            Release::Dropped { first, count } => {
+                self.events.push_back(Event::Dropped { first, count })
             }
         }
     }
@@ -621,5 +628,220 @@ impl Connection {
             consider(self.flushed_at());
         }
         Some(t)
+    }
+}
+
+/// See [`Connection::nak_interval`].
+fn nak_interval(rtt_us: u32, var_us: u32) -> Duration {
+    let (rtt, var) = (u64::from(rtt_us), u64::from(var_us));
+    let honoured = (rtt + 2_000).saturating_sub(2 * var);
+    Duration::from_micros(honoured).max(recv::MIN_NAK_INTERVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nak_repeats_after_the_senders_suppression_window() {
+        let ms = Duration::from_millis;
+        // Steady 60 ms path: libsrt ignores repeats for 60 - 4 * 2 = 52 ms.
+        assert_eq!(nak_interval(60_000, 2_000), ms(58));
+        // Jittery path: its window is shorter, and so is the repeat.
+        assert_eq!(nak_interval(60_000, 10_000), ms(42));
+        // Variance beyond RTT / 4: libsrt answers every NAK; 20 ms floor.
+        assert_eq!(nak_interval(60_000, 30_000), ms(20));
+        // Short path: the floor.
+        assert_eq!(nak_interval(10_000, 1_000), ms(20));
+        // No jitter at all: still after the window, not on its edge.
+        assert_eq!(nak_interval(100_000, 0), ms(102));
+    }
+
+    struct Zero;
+    impl Random for Zero {
+        fn fill(&mut self, buf: &mut [u8]) {
+            buf.fill(0)
+        }
+    }
+
+    const US: u32 = 0x2222;
+    const PEER: u32 = 0x1111;
+
+    /// A receiving connection whose peer's clock started at `t0` (one-way delay zero).
+    fn receiver(t0: Instant) -> Connection {
+        Connection::new(Params {
+            now: t0,
+            start: t0,
+            local_id: US,
+            peer_id: PEER,
+            isn: SeqNo::new(0),
+            recv_latency: Duration::from_millis(120),
+            send_latency: Duration::from_millis(120),
+            peer_timestamp: 0,
+            rx_keys: None,
+            tx_keys: None,
+            rng: Box::new(Zero),
+            config: Config::default(),
+            handshake_reply: None,
+        })
+    }
+
+    fn data(seq: u32, sent_ms: u64, retransmitted: bool) -> Bytes {
+        let mut out = BytesMut::new();
+        Packet::Data(crate::srt::packet::DataPacket {
+            seq: SeqNo::new(seq),
+            position: crate::srt::packet::PacketPosition::Only,
+            in_order: false,
+            key: EncryptionKey::None,
+            retransmitted,
+            msg: MsgNo::new(seq + 1),
+            timestamp: (sent_ms * 1000) as u32,
+            destination: US,
+            payload: Bytes::from(vec![seq as u8; 188]),
+        })
+        .encode(&mut out);
+        out.freeze()
+    }
+
+    fn control(c: Control) -> Bytes {
+        let mut out = BytesMut::new();
+        Packet::Control(ControlPacket {
+            timestamp: 0,
+            destination: US,
+            control: c,
+        })
+        .encode(&mut out);
+        out.freeze()
+    }
+
+    /// A NAK the receiver sent: when, and its ranges.
+    type SentNak = (Instant, Vec<(u32, u32)>);
+
+    /// Runs the receiver's timers up to `until` and returns (when, ranges) of every NAK
+    /// it sent, and the full ACKs (number, when) so the test can answer them.
+    fn run_until(
+        c: &mut Connection,
+        now: &mut Instant,
+        until: Instant,
+    ) -> (Vec<SentNak>, Vec<(u32, Instant)>) {
+        let (mut naks, mut acks) = (Vec::new(), Vec::new());
+        loop {
+            while let Some(d) = c.poll_transmit(*now) {
+                if let Ok(Packet::Control(p)) = Packet::decode(d) {
+                    match p.control {
+                        Control::Nak(l) => {
+                            naks.push((*now, l.0.iter().map(|(a, b)| (a.get(), b.get())).collect()))
+                        }
+                        Control::Ack(Ack { number, .. }) if number != 0 => {
+                            acks.push((number, *now))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let next = c.poll_timeout().unwrap();
+            if next > until {
+                *now = until;
+                return (naks, acks);
+            }
+            *now = next.max(*now);
+            c.handle_timeout(*now);
+        }
+    }
+
+    fn delivered(c: &mut Connection) -> Vec<u8> {
+        std::iter::from_fn(|| c.poll_event())
+            .filter_map(|e| match e {
+                Event::Message { payload, .. } => Some(payload[0]),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lost_naks_and_lost_retransmissions_are_asked_again_until_recovered() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = receiver(t0);
+        let mut now = t0;
+        // 20 ms RTT measured from two ACK/ACKACK exchanges.
+        for i in 0..2 {
+            c.handle_datagram(now, data(i, (now - t0).as_millis() as u64, false));
+            let until = now + ms(10);
+            let (_, acks) = run_until(&mut c, &mut now, until);
+            let (n, at) = *acks.last().expect("a full ACK");
+            now = at + ms(20);
+            c.handle_datagram(now, control(Control::AckAck(n)));
+        }
+        assert_eq!(c.stats().rtt_us, 20_000);
+        let t = now;
+        let sent = (t - t0).as_millis() as u64;
+        // 3 is lost: the NAK goes out at once.
+        c.handle_datagram(now, data(2, sent, false));
+        c.handle_datagram(now, data(4, sent, false));
+        let (naks, _) = run_until(&mut c, &mut now, t + ms(1));
+        assert_eq!(naks, vec![(t, vec![(3, 3)])]);
+        // That NAK is lost, then the retransmission its repeat asked for is lost too:
+        // each repeat comes one suppression window (RTT - 4 RTTVar, + margin) later.
+        let (naks, _) = run_until(&mut c, &mut now, t + ms(100));
+        let at: Vec<Duration> = naks.iter().map(|(w, _)| *w - t).collect();
+        assert!(naks.iter().all(|(_, r)| r == &vec![(3, 3)]), "{naks:?}");
+        assert!(at.len() >= 3, "only {at:?} before 100 ms");
+        for w in at.windows(2) {
+            assert!(w[1] - w[0] >= ms(20) && w[1] - w[0] <= ms(25), "{at:?}");
+        }
+        // The third request gets through: delivered in order, nothing dropped.
+        c.handle_datagram(now, data(3, sent, true));
+        let (_, _) = run_until(&mut c, &mut now, t + ms(130));
+        assert_eq!(delivered(&mut c), vec![0, 1, 2, 3, 4]);
+        let s = c.stats();
+        assert_eq!(
+            (s.recv_lost, s.recv_dropped, s.recv_retransmitted),
+            (1, 0, 1)
+        );
+        // Recovered: no more NAKs.
+        let (naks, _) = run_until(&mut c, &mut now, t + ms(300));
+        assert!(naks.is_empty(), "{naks:?}");
+    }
+
+    #[test]
+    fn a_loss_outlasting_the_latency_is_dropped_when_the_next_packet_is_due() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = receiver(t0);
+        let mut now = t0;
+        c.handle_datagram(now, data(0, 0, false));
+        c.handle_datagram(now, data(2, 0, false));
+        let (naks, _) = run_until(&mut c, &mut now, t0 + ms(119));
+        assert!(naks.len() >= 4, "{naks:?}");
+        assert_eq!(delivered(&mut c), Vec::<u8>::new());
+        run_until(&mut c, &mut now, t0 + ms(121));
+        assert_eq!(delivered(&mut c), vec![0, 2]);
+        assert_eq!(c.stats().recv_dropped, 1);
+        // Too late: counted as belated, never delivered.
+        c.handle_datagram(now, data(1, 0, true));
+        assert_eq!(delivered(&mut c), Vec::<u8>::new());
+        assert_eq!(c.stats().recv_belated, 1);
+    }
+
+    #[test]
+    fn shutdown_delivers_what_arrived_and_counts_the_holes() {
+        let t0 = Instant::now();
+        let mut c = receiver(t0);
+        c.handle_datagram(t0, data(0, 0, false));
+        c.handle_datagram(t0, data(2, 0, false));
+        c.handle_datagram(t0, control(Control::Shutdown));
+        let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+        let first = |e: &Event| match e {
+            Event::Message { payload, .. } => format!("m{}", payload[0]),
+            Event::Dropped { first, count } => format!("d{}x{count}", first.get()),
+            Event::Closed(r) => format!("{r:?}"),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            events.iter().map(first).collect::<Vec<_>>(),
+            ["m0", "d1x1", "m2", "PeerShutdown"]
+        );
+        assert_eq!(c.stats().recv_dropped, 1);
     }
 }

@@ -16,7 +16,7 @@ pub(crate) const ACK_INTERVAL: Duration = Duration::from_millis(10);
 /// A light ACK every this many packets.
 const LIGHT_ACK_PACKETS: u32 = 64;
 /// Shortest periodic NAK interval (libsrt: 20 ms).
-const MIN_NAK_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const MIN_NAK_INTERVAL: Duration = Duration::from_millis(20);
 /// ACK numbers remembered for RTT measurement.
 const ACK_HISTORY: usize = 1024;
 
@@ -219,17 +219,34 @@ impl Receiver {
         }
     }
 
-    /// Everything still buffered, in order, gaps skipped (the peer shut down: nothing more
-    /// will arrive, and what did arrive is still owed to the application).
+    /// Everything still buffered, in order (the peer shut down: nothing more will arrive,
+    /// and what did arrive is still owed to the application); the holes between are
+    /// reported and counted as dropped.
     pub(crate) fn drain_all(&mut self, stats: &mut Stats) -> Vec<Release> {
         let mut out = Vec::new();
-        for slot in self.buf.drain(..).flatten() {
-            stats.delivered += 1;
-            out.push(Release::Packet {
-                payload: slot.payload,
-                timestamp: slot.ts,
-            });
+        let mut hole: Option<(SeqNo, u32)> = None;
+        let mut seq = self.head;
+        for slot in self.buf.drain(..) {
+            match slot {
+                None => match &mut hole {
+                    Some((_, n)) => *n += 1,
+                    None => hole = Some((seq, 1)),
+                },
+                Some(slot) => {
+                    if let Some((first, count)) = hole.take() {
+                        stats.recv_dropped += u64::from(count);
+                        out.push(Release::Dropped { first, count });
+                    }
+                    stats.delivered += 1;
+                    out.push(Release::Packet {
+                        payload: slot.payload,
+                        timestamp: slot.ts,
+                    });
+                }
+            }
+            seq = seq.next();
         }
+        self.head = seq;
         out
     }
 
@@ -345,21 +362,22 @@ impl Receiver {
     }
 
     /// The periodic NAK, if one is due: the ranges not reported for `interval` (at least
-    /// 20 ms).
+    /// 20 ms), and those whose last report was not echoed 20 ms later yet.
     pub(crate) fn poll_periodic_nak(
         &mut self,
         now: Instant,
         interval: Duration,
     ) -> Option<Vec<(SeqNo, SeqNo)>> {
         let interval = interval.max(MIN_NAK_INTERVAL);
-        let due = self.loss.next_report(interval)?;
+        let due = self.loss.next_report(interval, MIN_NAK_INTERVAL)?;
         if due > now {
             return None;
         }
-        Some(self.loss.report(now, interval, 350))
+        Some(self.loss.report(now, interval, MIN_NAK_INTERVAL, 350))
     }
 
     pub(crate) fn next_periodic_nak(&self, interval: Duration) -> Option<Instant> {
-        self.loss.next_report(interval.max(MIN_NAK_INTERVAL))
+        self.loss
+            .next_report(interval.max(MIN_NAK_INTERVAL), MIN_NAK_INTERVAL)
     }
 }
