@@ -307,13 +307,16 @@ impl Player {
     }
 
     /// Whether the bytes just queued for `new` wait for later entries (write coalescing)
-    /// rather than go out now. A keyframe, anything but a frame, the player's first window
-    /// and a hold that is due go out at once; `--write-coalesce 0ms` never holds.
+    /// rather than go out now. A keyframe, anything but a frame, the player's first window,
+    /// a hold that is due and an outbox already holding [`STAGE_BYTES`] go out at once
+    /// (a publisher sending faster than real time must not fill a reading player's queue
+    /// bound while frames wait for company); `--write-coalesce 0ms` never holds.
     fn hold(&mut self, new: &NewEntry) -> bool {
         if self.coalesce.is_zero()
             || !new.frame
             || new.video == Some(true)
             || new.at < self.eager_until
+            || self.session.queued_bytes() >= STAGE_BYTES
         {
             return false;
         }
