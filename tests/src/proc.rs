@@ -156,6 +156,8 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            // Reaped first, so the tail says whether it exited (and how) or still runs.
+            let _ = self.is_running();
             eprintln!("{}", self.describe());
         }
         // Killing the group before reaping the leader: its pid (the group id) stays reserved

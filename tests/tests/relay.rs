@@ -579,7 +579,7 @@ fn a_codec_the_destination_cannot_take_is_reported_not_sent() {
     let _nginx = nginx(&dir.join(format!("n{port}")), port);
     let seen = events(origin.socket());
     let rule = format!("live/*=rtmp://127.0.0.1:{port}/live/{{name}}");
-    let relay = relayer(origin.socket(), &[rule], &[]);
+    let mut relay = relayer(origin.socket(), &[rule], &[]);
     let mut publisher = ffmpeg::publish(
         &origin.url("hevc"),
         &PublishOpts::new(Codecs::HevcAac, Duration::from_secs(60)),
@@ -600,6 +600,9 @@ fn a_codec_the_destination_cannot_take_is_reported_not_sent() {
             "no relay_codec_unsupported event\n{}",
             relay.describe()
         );
+        // A publisher gone before its first video frame cannot show the refusal.
+        assert!(publisher.is_running(), "{}", publisher.describe());
+        assert!(relay.is_running(), "{}", relay.describe());
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(field(&report, "codec"), Some("h265"), "{report:?}");
