@@ -20,6 +20,7 @@ pub mod gst;
 pub mod http;
 pub mod http_stub;
 pub mod hub_events;
+pub mod jwt;
 pub mod load;
 pub mod log;
 pub mod neighbour;

@@ -10,6 +10,7 @@ use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
 use e2e::gst;
 use e2e::http_stub::HttpStub;
 use e2e::hub_events;
+use e2e::jwt::{jwks, now, SigningKey};
 use e2e::log::LineLog;
 use e2e::proc::Proc;
 use e2e::server::Which;
@@ -310,13 +311,6 @@ fn callback_mode_allows_denies_renames_and_times_out() {
     assert_no_secrets(&server, &events, &["renameMe2", "letMeIn1", "nope3"]);
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn hs256(claims: serde_json::Value, secret: &[u8]) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -328,17 +322,12 @@ fn hs256(claims: serde_json::Value, secret: &[u8]) -> String {
 
 #[test]
 fn jwt_mode_secret_file_and_jwks_url() {
-    use base64::Engine;
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("hs256.key");
     std::fs::write(&secret_file, "jwt-shared-secret\n").unwrap();
     // An ES256 key served as a JWK set by the test's HTTP server.
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let point = pair.public_key_raw();
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-        "x": b64(&point[1..33]), "y": b64(&point[33..65])}]})
-    .to_string();
+    let ec = SigningKey::ec().with_kid("k1");
+    let jwks = jwks(&[&ec]);
     let stub =
         HttpStub::start(move |_, path, _| (path == "/jwks.json").then(|| (200, jwks.clone())));
     let server = Server::start(ServerOpts::default().ingest(&[
@@ -385,16 +374,7 @@ fn jwt_mode_secret_file_and_jwks_url() {
         l.starts_with("auth_allowed key=live/jwtcam") && l.contains("mode=jwt")
     });
     // Players with an ES256 token whose key comes from the JWKS URL.
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some("k1".into());
-    let es = |claims: serde_json::Value| {
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
-        )
-        .unwrap()
-    };
+    let es = |claims: serde_json::Value| ec.sign(&claims);
     play_ok(
         &url(&es(serde_json::json!({"exp": t + 600, "play": "live/*"}))),
         "ES256 player",
@@ -612,5 +592,110 @@ fn gstreamer_publish_and_play_with_tokens() {
         &server.dir().join("allowed.flv"),
         40,
         "rtmp2src with the play token",
+    );
+}
+
+/// RS256 and ES256 tokens of keys made in the test: an RSA public key file (`--jwt-key`,
+/// PEM) and a JWKS URL with an RSA and an EC key, then the key file replaced by an EC key
+/// and reloaded on SIGHUP. Expired tokens, tokens of a key the server does not have (also
+/// one that names a JWKS key's id) and tokens for other keys are refused.
+#[test]
+fn jwt_rs256_and_es256_from_key_file_and_jwks_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_key = SigningKey::rsa(dir.path(), "file");
+    let url_rsa = SigningKey::rsa(dir.path(), "url").with_kid("rsa-1");
+    let url_ec = SigningKey::ec().with_kid("ec-1");
+    let stranger = SigningKey::rsa(dir.path(), "stranger");
+    let key_file = dir.path().join("jwt.pem");
+    std::fs::write(&key_file, file_key.public_pem()).unwrap();
+    let set = jwks(&[&url_rsa, &url_ec]);
+    let stub = HttpStub::start(move |_, path, _| (path == "/jwks").then(|| (200, set.clone())));
+    let mut server = Server::start(ServerOpts::default().ingest(&[
+        "--publish-auth=jwt",
+        "--play-auth=jwt",
+        &format!("--jwt-key={}", key_file.display()),
+        &format!("--jwt-jwks={}", stub.url("/jwks")),
+        // Many refusals in a row here: no lockout.
+        "--auth-max-failures=0",
+    ]));
+    let events = hub_events::subscribe(server.socket());
+    let base = server.url("rs");
+    let url = |t: &str| format!("{base}?token={t}");
+    let t = now();
+    let publish_claims = serde_json::json!({"exp": t + 3600, "publish": "live/r*"});
+
+    let expired = file_key.sign(&serde_json::json!({"exp": t - 3600, "publish": "live/*"}));
+    assert_refused(publish(&url(&expired), 5), "expired RS256", "token expired");
+    let unknown = stranger.sign(&publish_claims);
+    assert_refused(
+        publish(&url(&unknown), 5),
+        "RS256 of an unknown key",
+        "token rejected",
+    );
+    let forged = stranger.sign_as("rsa-1", &publish_claims);
+    assert_refused(
+        publish(&url(&forged), 5),
+        "RS256 naming the JWKS key's id, signed with another key",
+        "token rejected",
+    );
+    let other_keys =
+        file_key.sign(&serde_json::json!({"exp": t + 3600, "publish": "other/*", "play": "*"}));
+    assert_refused(
+        publish(&url(&other_keys), 5),
+        "RS256 for other keys",
+        "does not grant publish",
+    );
+    wait_event(&events, "RS256 denial", |l| {
+        l.starts_with("auth_denied key=live/rs")
+            && l.contains("mode=jwt")
+            && l.contains("reason=not_granted")
+    });
+
+    // Allowed: RS256 from the key file publishes, RS256 and ES256 from the JWKS URL play.
+    let good = file_key.sign(&publish_claims);
+    let _publisher = publish(&url(&good), 60);
+    wait_event(&events, "RS256 publish", |l| {
+        l.starts_with("auth_allowed key=live/rs")
+            && l.contains("action=publish")
+            && l.contains("mode=jwt")
+    });
+    let play_claims = serde_json::json!({"exp": t + 600, "play": "live/rs"});
+    let rs_play = url_rsa.sign(&play_claims);
+    play_ok(&url(&rs_play), "RS256 player, key from the JWKS URL");
+    play_ok(
+        &url(&url_ec.sign(&play_claims)),
+        "ES256 player, key from the JWKS URL",
+    );
+    play_refused(
+        &url(&url_rsa.sign(&serde_json::json!({"exp": t - 600, "play": "live/rs"}))),
+        "expired RS256 player",
+    );
+    play_refused(
+        &url(&url_rsa.sign(&serde_json::json!({"exp": t + 600, "play": "live/other"}))),
+        "RS256 player for another key",
+    );
+    play_refused(
+        &url(&stranger.sign_as("ec-1", &play_claims)),
+        "a token naming the EC key's id, signed with an RSA key",
+    );
+
+    // The key file now holds an EC key: reloaded on SIGHUP, ES256 tokens of it play and
+    // the old RSA key's tokens no longer do; the publisher is not disturbed.
+    let file_ec = SigningKey::ec();
+    std::fs::write(&key_file, file_ec.public_pem()).unwrap();
+    server.hangup_ingest("JWT keys reloaded");
+    play_ok(
+        &url(&file_ec.sign(&play_claims)),
+        "ES256 player, key from the key file",
+    );
+    play_refused(
+        &url(&file_key.sign(&play_claims)),
+        "RS256 of the replaced key file",
+    );
+    play_ok(&url(&rs_play), "RS256 player after the reload");
+    assert_no_secrets(
+        &server,
+        &events,
+        &[&good, &expired, &unknown, &forged, &other_keys, &rs_play],
     );
 }

@@ -8,6 +8,7 @@
 
 use e2e::ffmpeg::{PlayOpts, Player};
 use e2e::http_stub::HttpStub;
+use e2e::jwt::{jwks, now, SigningKey};
 use e2e::log::LineLog;
 use e2e::server::Which;
 use e2e::srt::{ffmpeg_refused, ffmpeg_send, make_ts, url_with_stream_id, SrtIngest, TsCodecs};
@@ -289,5 +290,165 @@ fn callback_chooses_the_passphrase_and_a_stalled_one_blocks_nobody() {
         &ingest,
         &events,
         &["cbEnc6", "cb-passphrase-789", "cbNo7", "not-the-passphrase"],
+    );
+}
+
+/// JWT in the stream id: RS256 and ES256 tokens of keys made in the test, from an RSA
+/// public key file (`--jwt-key`, PEM) and a JWKS URL with an RSA and an EC key, for
+/// publish (`m=publish`) and play (`m=request`); then the key file replaced by an EC key
+/// and reloaded on SIGHUP. Expired tokens, tokens of a key the server does not have (also
+/// one naming a JWKS key's id) and tokens for other keys are refused with a log line
+/// saying why.
+#[test]
+fn jwt_rs256_and_es256_in_the_stream_id() {
+    let server = Server::start(ServerOpts::default());
+    let dir = server.dir();
+    let file_key = SigningKey::rsa(dir, "file");
+    let url_rsa = SigningKey::rsa(dir, "url").with_kid("rsa-1");
+    let url_ec = SigningKey::ec().with_kid("ec-1");
+    let stranger = SigningKey::rsa(dir, "stranger");
+    let key_file = dir.join("jwt.pem");
+    std::fs::write(&key_file, file_key.public_pem()).unwrap();
+    let set = jwks(&[&url_rsa, &url_ec]);
+    let stub = HttpStub::start(move |_, path, _| (path == "/jwks").then(|| (200, set.clone())));
+    let events = hub_events::subscribe(server.socket());
+    let mut ingest = SrtIngest::start(
+        &server,
+        &[
+            "--publish-auth=jwt",
+            "--play-auth=jwt",
+            &format!("--jwt-key={}", key_file.display()),
+            &format!("--jwt-jwks={}", stub.url("/jwks")),
+            // Many refusals in a row here: no lockout.
+            "--auth-max-failures=0",
+        ],
+    );
+    let a = ingest.addr;
+    // An RS256 token is about 450 bytes: within SRT's 512-byte stream id with short claims.
+    let id = |name: &str, mode: &str, token: &str| {
+        url_with_stream_id(a, &format!("#!::r=live/{name},m={mode},token={token}"), "")
+    };
+    let t = now();
+    let publish_claims = serde_json::json!({"exp": t + 3600, "publish": "live/j*"});
+    let log = ingest.proc.stderr.clone();
+    let refused = |url: &str, what: &str, why: &str| {
+        let marks = log.len();
+        let p = ffmpeg_refused(dir, url);
+        assert_caller_rejected(&p, what);
+        log.wait_for(marks, deadline_in(10.0), |l| {
+            l.contains("not authorized") && l.contains(why)
+        })
+        .unwrap_or_else(|| panic!("{what}: no refusal with {why:?}\n{}", log.tail(40)));
+    };
+
+    let expired = file_key.sign(&serde_json::json!({"exp": t - 3600, "publish": "live/*"}));
+    refused(
+        &id("jc", "publish", &expired),
+        "expired RS256",
+        "token expired",
+    );
+    let unknown = stranger.sign(&publish_claims);
+    refused(
+        &id("jc", "publish", &unknown),
+        "RS256 of an unknown key",
+        "token rejected",
+    );
+    let forged = stranger.sign_as("rsa-1", &publish_claims);
+    refused(
+        &id("jc", "publish", &forged),
+        "RS256 naming the JWKS key's id, signed with another key",
+        "token rejected",
+    );
+    let other_keys = file_key.sign(&serde_json::json!({"exp": t + 3600, "publish": "other/*"}));
+    refused(
+        &id("jc", "publish", &other_keys),
+        "RS256 for other keys",
+        "does not grant publish",
+    );
+    wait_event(&events, "SRT JWT denial", |l| {
+        l.starts_with("auth_denied key=live/jc")
+            && l.contains("protocol=srt")
+            && l.contains("mode=jwt")
+            && l.contains("reason=not_granted")
+    });
+
+    // RS256 from the key file publishes; RS256 and ES256 from the JWKS URL play over SRT.
+    let good = file_key.sign(&publish_claims);
+    let mut publisher = ffmpeg_send(&ts(&server, 60), &id("jc", "publish", &good));
+    wait_event(&events, "SRT RS256 publish", |l| {
+        l.starts_with("auth_allowed key=live/jc")
+            && l.contains("protocol=srt")
+            && l.contains("action=publish")
+    });
+    plays(&server, "jc", "RS256 publisher from the key file");
+    let play_claims = serde_json::json!({"exp": t + 600, "play": "live/jc"});
+    let rs_play = url_rsa.sign(&play_claims);
+    let es_play = url_ec.sign(&play_claims);
+    for (token, what) in [(&rs_play, "RS256"), (&es_play, "ES256")] {
+        let mut player = Player::spawn(
+            &format!("{}&connect_timeout=10000", id("jc", "request", token)),
+            &PlayOpts::default(),
+        );
+        assert!(
+            player.wait_frames(25, 10, deadline_in(30.0)),
+            "{what} SRT player, key from the JWKS URL, decoded nothing\n{}\n{}",
+            player.proc().describe(),
+            ingest.proc.describe()
+        );
+    }
+    refused(
+        &id(
+            "jc",
+            "request",
+            &url_rsa.sign(&serde_json::json!({"exp": t - 600, "play": "live/jc"})),
+        ),
+        "expired RS256 player",
+        "token expired",
+    );
+    refused(
+        &id(
+            "jc",
+            "request",
+            &url_ec.sign(&serde_json::json!({"exp": t + 600, "play": "live/other"})),
+        ),
+        "ES256 player for another key",
+        "does not grant play",
+    );
+
+    // The key file now holds an EC key: after SIGHUP, ES256 tokens of it publish and the
+    // old RSA key's tokens are refused; the running publisher is not disturbed.
+    let file_ec = SigningKey::ec();
+    std::fs::write(&key_file, file_ec.public_pem()).unwrap();
+    let marks = log.len();
+    ingest.proc.signal(libc::SIGHUP);
+    log.wait_for(marks, deadline_in(10.0), |l| {
+        l.contains("JWT keys reloaded")
+    })
+    .unwrap_or_else(|| panic!("no reload after SIGHUP\n{}", log.tail(40)));
+    refused(
+        &id("je", "publish", &file_key.sign(&publish_claims)),
+        "RS256 of the replaced key file",
+        "token rejected",
+    );
+    let es_publish = file_ec.sign(&publish_claims);
+    let mut second = ffmpeg_send(&ts(&server, 60), &id("je", "publish", &es_publish));
+    plays(&server, "je", "ES256 publisher from the key file");
+    assert!(publisher.is_running(), "{}", publisher.describe());
+    publisher.kill();
+    second.kill();
+    assert_no_secrets(
+        &server,
+        &ingest,
+        &events,
+        &[
+            &good,
+            &expired,
+            &unknown,
+            &forged,
+            &other_keys,
+            &rs_play,
+            &es_play,
+            &es_publish,
+        ],
     );
 }
