@@ -33,6 +33,9 @@ pub struct Config {
     pub max_lag_skips: u32,
     /// A player whose socket takes no bytes for this long stopped reading: it is closed.
     pub player_write_timeout: Duration,
+    /// A subscriber whose socket takes no bytes for this long stopped reading: it is
+    /// closed.
+    pub subscriber_write_timeout: Duration,
     /// A player that sends nothing for this long is pinged; `None` never pings.
     pub player_ping_interval: Option<Duration>,
     /// A pinged player that still sends nothing for this long is closed.
@@ -71,6 +74,7 @@ impl Config {
             player_queue_bytes: 4 << 20,
             max_lag_skips: 3,
             player_write_timeout: Duration::from_secs(10),
+            subscriber_write_timeout: Duration::from_secs(30),
             player_ping_interval: Some(Duration::from_secs(60)),
             player_ping_timeout: Duration::from_secs(30),
             publisher_wait: Duration::from_secs(30),

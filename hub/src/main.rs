@@ -52,6 +52,11 @@ struct Cli {
     /// closing) is disconnected; lag skips only help players that still read.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     player_write_timeout: Duration,
+    /// A subscriber (recorder, relayer, hookd, custom consumer) whose socket accepts no
+    /// bytes for this long (it stopped reading without closing) is disconnected, so that
+    /// it holds no memory or task; it reconnects and re-subscribes.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    subscriber_write_timeout: Duration,
     /// A player that sends nothing for this long is sent a ping (which every RTMP client
     /// answers); 0s never pings.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
@@ -204,12 +209,13 @@ impl Cli {
                     .into(),
             ));
         }
-        if self.player_write_timeout.is_zero() {
-            return Some((
-                "player-write-timeout",
-                "0s".into(),
-                "must be more than 0".into(),
-            ));
+        for (flag, value) in [
+            ("player-write-timeout", self.player_write_timeout),
+            ("subscriber-write-timeout", self.subscriber_write_timeout),
+        ] {
+            if value.is_zero() {
+                return Some((flag, "0s".into(), "must be more than 0".into()));
+            }
         }
         None
     }
@@ -251,6 +257,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         player_queue_bytes: cli.player_queue_bytes,
         max_lag_skips: cli.max_lag_skips,
         player_write_timeout: cli.player_write_timeout,
+        subscriber_write_timeout: cli.subscriber_write_timeout,
         player_ping_interval: (!cli.player_ping_interval.is_zero())
             .then_some(cli.player_ping_interval),
         player_ping_timeout: cli.player_ping_timeout,

@@ -5,13 +5,13 @@
 //! reverse.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use proto::glob::{self, Glob};
 use proto::ipc::{Event, RejectReason};
 use proto::media::StreamKey;
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{broadcast, Notify};
 
 use crate::config::{Config, OnDuplicate};
 use crate::conns::Conns;
@@ -29,12 +29,18 @@ pub struct NewStream {
     pub cursor: u64,
 }
 
+/// A subscriber's registration: its new streams wait here until its task takes them, so
+/// that a subscriber busy writing (or not reading) misses none. At most one entry per
+/// stream that is still open, so no more than `--max-streams`.
 #[derive(Debug)]
 struct Subscriber {
     id: u64,
     patterns: Vec<Glob>,
     waker: Arc<Notify>,
-    new_streams: mpsc::Sender<NewStream>,
+    new_streams: Vec<NewStream>,
+    /// Set when `new_streams` has entries; the task checks it on every wakeup without
+    /// taking the registry lock.
+    has_new: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -199,18 +205,20 @@ impl Registry {
         let stream = Arc::new(Stream::new(key.clone(), id, &self.cfg));
         {
             let mut st = stream.lock();
-            inner.subscribers.retain(|sub| !sub.new_streams.is_closed());
-            for sub in &inner.subscribers {
+            for sub in &mut inner.subscribers {
                 if glob::any_matches(&sub.patterns, key.as_str()) {
                     st.add_reader(sub.id, sub.waker.clone());
-                    let note = NewStream {
+                    if sub.new_streams.len() >= self.cfg.max_streams {
+                        // Streams that ended before the subscriber took them need no
+                        // announcement; what stays is bounded by the open streams.
+                        sub.new_streams.retain(|n| !n.stream.lock().closed);
+                    }
+                    sub.new_streams.push(NewStream {
                         stream: stream.clone(),
                         cursor: st.ring.head(),
-                    };
-                    if sub.new_streams.try_send(note).is_err() {
-                        st.remove_reader(sub.id);
-                        tracing::warn!(subscriber = sub.id, key = %key, "subscriber too slow to take a new stream; not sent");
-                    }
+                    });
+                    sub.has_new.store(true, Ordering::Release);
+                    sub.waker.notify_one();
                 }
             }
         }
@@ -354,13 +362,14 @@ impl Registry {
     }
 
     /// A subscriber registers: its waker is added to every matching stream, which are
-    /// returned; streams created later arrive on `new_streams`.
+    /// returned; streams created later are kept for [`Registry::take_new_streams`], with
+    /// `has_new` set and the waker notified.
     pub fn subscribe(
         &self,
         id: u64,
         patterns: Vec<String>,
         waker: Arc<Notify>,
-        new_streams: mpsc::Sender<NewStream>,
+        has_new: Arc<AtomicBool>,
     ) -> Vec<Arc<Stream>> {
         let patterns: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
         let mut inner = self.lock();
@@ -374,9 +383,21 @@ impl Registry {
             id,
             patterns,
             waker,
-            new_streams,
+            new_streams: Vec::new(),
+            has_new,
         });
         existing
+    }
+
+    /// The streams created for subscriber `id` since it last asked, oldest first.
+    pub fn take_new_streams(&self, id: u64) -> Vec<NewStream> {
+        let mut inner = self.lock();
+        inner
+            .subscribers
+            .iter_mut()
+            .find(|s| s.id == id)
+            .map(|s| std::mem::take(&mut s.new_streams))
+            .unwrap_or_default()
     }
 
     /// A subscriber is gone.
@@ -394,6 +415,34 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
+
+    #[test]
+    fn new_streams_wait_for_a_subscriber_that_does_not_take_them() {
+        let mut cfg = Config::for_tests();
+        cfg.max_streams = 1000;
+        let reg = Registry::new(Arc::new(cfg));
+        let has_new = Arc::new(AtomicBool::new(false));
+        let existing = reg.subscribe(9, vec!["live/*".into()], Arc::default(), has_new.clone());
+        assert!(existing.is_empty());
+        // More than the 256 a bounded channel held before: none is lost.
+        let keys: Vec<_> = (0..300)
+            .map(|i| StreamKey::parse(&format!("live/s{i}")).unwrap())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            reg.announce(k, owner(i as u64).0, 1000).unwrap();
+        }
+        reg.announce(&StreamKey::parse("other/x").unwrap(), owner(999).0, 1000)
+            .unwrap();
+        assert!(has_new.load(Ordering::Acquire));
+        let taken: Vec<_> = reg
+            .take_new_streams(9)
+            .into_iter()
+            .map(|n| n.stream.key.clone())
+            .collect();
+        assert_eq!(taken, keys, "every matching stream, in creation order");
+        assert!(reg.take_new_streams(9).is_empty());
+    }
 
     fn owner(conn_id: u64) -> (Owner, mpsc::Receiver<(u32, Revocation)>) {
         let (tx, rx) = mpsc::channel(4);

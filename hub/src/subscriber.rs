@@ -5,24 +5,25 @@
 //! keyframe and is told with `Dropped` (it is never disconnected for lagging).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use proto::iov::Outbox;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, Message};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{broadcast, Notify};
 
 use crate::conns::ConnKind;
 use crate::cursor::{Cursor, LagDecision};
-use crate::registry::{NewStream, Registry};
+use crate::registry::Registry;
 use crate::ring::{Item, Side};
 use crate::server::Opened;
 use crate::stats::HubStats;
 use crate::stream::Stream;
-use crate::write::write_all;
+use crate::write::write_all_within;
 
 /// Entries taken from one stream per pass.
 const BATCH_ENTRIES: usize = 256;
@@ -33,6 +34,8 @@ enum SubscriberError {
     Io(#[from] std::io::Error),
     #[error("ipc: {0}")]
     Ipc(#[from] IpcError),
+    #[error("stalled: the socket took no bytes for --subscriber-write-timeout ({0:?})")]
+    Stalled(Duration),
 }
 
 struct Sub {
@@ -85,17 +88,14 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
             },
         }
     };
-    tracing::info!(ipc_id, ?patterns, media, events, "subscriber attached");
-    let listed = registry.conns().register(
-        ipc_id,
-        ConnKind::Subscriber,
-        &opened.name,
-        "",
-        &patterns.join(" "),
-    );
+    let shown = patterns.join(" ");
+    let listed = registry
+        .conns()
+        .register(ipc_id, ConnKind::Subscriber, &opened.name, "", &shown);
     let reader_id = registry.reader_id();
     let waker = Arc::new(Notify::new());
-    let (new_tx, mut new_rx) = mpsc::channel::<NewStream>(256);
+    let has_new = Arc::new(AtomicBool::new(false));
+    let stall = registry.config().subscriber_write_timeout;
     let (early, mut ev_rx) = match events.then(|| registry.events_with_startup()) {
         Some((early, rx)) => (early, Some(rx)),
         None => (Vec::new(), None),
@@ -111,10 +111,12 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         s.header(&Header::Event((*e).clone()), Bytes::new());
     }
     if media {
-        for stream in registry.subscribe(reader_id, patterns, waker.clone(), new_tx) {
+        for stream in registry.subscribe(reader_id, patterns, waker.clone(), has_new.clone()) {
             s.attach_existing(stream, reader_id, &waker);
         }
     }
+    // Logged once registered: every stream starting from here on reaches the subscriber.
+    tracing::info!(ipc_id, name = %opened.name, patterns = %shown, media, events, "subscriber attached");
     let result: Result<(), SubscriberError> = async {
         loop {
             for m in pending.drain(..) {
@@ -127,8 +129,22 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     registry.on_event(ipc_id, e);
                 }
             }
+            if has_new.swap(false, Ordering::Acquire) {
+                for ns in registry.take_new_streams(reader_id) {
+                    s.subs.push(Sub {
+                        stream: ns.stream,
+                        cursor: Cursor::new(ns.cursor, true, None),
+                        live: false,
+                    });
+                }
+            }
             s.collect();
-            write_all(&mut wr, &mut s.queue).await?;
+            write_all_within(&mut wr, &mut s.queue, Some(stall))
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::TimedOut => SubscriberError::Stalled(stall),
+                    _ => e.into(),
+                })?;
             if s.has_more() {
                 continue;
             }
@@ -143,11 +159,6 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     tracing::info!(ipc_id, "subscriber kicked through the API");
                     return Ok(());
                 }
-                Some(ns) = new_rx.recv() => s.subs.push(Sub {
-                    stream: ns.stream,
-                    cursor: Cursor::new(ns.cursor, true, None),
-                    live: false,
-                }),
                 ev = recv_event(&mut ev_rx) => match ev {
                     Ok(e) => s.header(&Header::Event((*e).clone()), Bytes::new()),
                     Err(broadcast::error::RecvError::Lagged(n)) => {

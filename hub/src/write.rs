@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::time::Duration;
 
 use proto::iov::Outbox;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -99,11 +100,27 @@ pub fn try_write<W: SockWrite>(sock: &W, out: &mut Outbox) -> io::Result<Written
 
 /// Writes all of `out`, waiting for the socket as needed.
 pub async fn write_all<W: AsyncWrite + Unpin>(wr: &mut W, out: &mut Outbox) -> io::Result<()> {
+    write_all_within(wr, out, None).await
+}
+
+/// [`write_all`], failing with `TimedOut` when the socket takes no byte for `stall` (a
+/// peer that stopped reading without closing).
+pub async fn write_all_within<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut Outbox,
+    stall: Option<Duration>,
+) -> io::Result<()> {
     while !out.is_empty() {
         let written = {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let n = out.fill(&mut iov);
-            wr.write_vectored(&iov[..n]).await?
+            let write = wr.write_vectored(&iov[..n]);
+            match stall {
+                Some(stall) => tokio::time::timeout(stall, write)
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+                None => write.await?,
+            }
         };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());

@@ -135,6 +135,7 @@ impl Http {
             "player_queue_bytes": c.player_queue_bytes,
             "max_lag_skips": c.max_lag_skips,
             "player_write_timeout_ms": c.player_write_timeout.as_millis() as u64,
+            "subscriber_write_timeout_ms": c.subscriber_write_timeout.as_millis() as u64,
             "publisher_wait_ms": c.publisher_wait.as_millis() as u64,
             "unpublish_timeout_ms": c.unpublish_timeout.as_millis() as u64,
             "chunk_size": c.chunk_size,
