@@ -12,6 +12,7 @@ use e2e::deadline_in;
 use e2e::flv;
 use e2e::neighbour::Neighbourhood;
 use e2e::rtmp_client::{Message, RtmpClient};
+use e2e::server::Which;
 use e2e::ServerOpts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -252,6 +253,100 @@ fn per_address_limits() {
         hood.server.describe()
     );
     hood.assert_flowing();
+    drop(rt);
+    hood.finish();
+}
+
+/// After the handshake: a 1 MiB chunk size, then 600 000 bytes of a 1 000 000-byte video
+/// message that never completes, held until the server closes the connection. Returns
+/// whether the server closed it within `hold`.
+async fn hold_partial_message(mut s: TcpStream, hold: Duration) -> bool {
+    // Set Chunk Size (type 1) on chunk stream 2: 1 MiB.
+    let mut bytes = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0x10, 0, 0];
+    // Video (type 9), 1 000 000 bytes, message stream 1, on chunk stream 4.
+    bytes.extend([0x04, 0, 0, 0, 0x0F, 0x42, 0x40, 9, 1, 0, 0, 0]);
+    bytes.extend(std::iter::repeat_n(0x17, 600_000));
+    if s.write_all(&bytes).await.is_err() {
+        return true;
+    }
+    let mut rest = [0u8; 4096];
+    let closed = async {
+        loop {
+            match s.read(&mut rest).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(hold, closed).await.is_ok()
+}
+
+/// `--memory-budget 4MiB` driven over its limit: connections each holding 600 KB of a
+/// message that never completes. Past the budget, each one that asks for more is closed
+/// with the documented `memory budget exhausted` line while those already holding keep
+/// it; the established neighbour publisher and its player are undisturbed, and a new
+/// publisher and player (whose messages are small) still get in.
+#[test]
+fn memory_budget_refuses_new_work() {
+    const HOSTILE: usize = 16;
+    // 4 MiB holds at most six connections with 600 KB each.
+    const MOST_HELD: usize = 6;
+    let mut hood = Neighbourhood::start(without_deadlines().ingest(&["--memory-budget", "4MiB"]));
+    let addr = hood.server.addr();
+    let marks = hood.server.log_marks();
+    let rt = attacker();
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let tally = Arc::new(Tally::default());
+    // One after another: the first ones fit under the budget, the later ones cannot.
+    for _ in 0..HOSTILE {
+        let sock = rt
+            .block_on(handshake_from(local, addr))
+            .expect("hostile handshake");
+        tally.handshaken.fetch_add(1, Ordering::Relaxed);
+        let tally = tally.clone();
+        rt.spawn(async move {
+            if hold_partial_message(sock, Duration::from_secs(600)).await {
+                tally.closed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let refused = tally.wait_closed(HOSTILE - MOST_HELD);
+    assert!(
+        refused >= HOSTILE - MOST_HELD,
+        "4 MiB holds at most {MOST_HELD} of the 600 KB partial messages, yet only {refused} \
+         of {HOSTILE} connections were refused\n{}",
+        hood.server.describe()
+    );
+    // Only a connection asking for more while the total is over the budget is closed,
+    // so whoever holds the memory that put it over stays.
+    assert!(
+        tally.closed.load(Ordering::Relaxed) < HOSTILE,
+        "every connection was closed, none kept what it held under the budget\n{}",
+        hood.server.describe()
+    );
+    let exhausted =
+        |l: &str| l.contains("memory budget exhausted") && l.contains("--memory-budget 4194304");
+    assert!(
+        hood.server
+            .log(Which::Ingest)
+            .wait_count(refused, deadline_in(10.0), exhausted),
+        "a `memory budget exhausted` line per refused connection ({refused})\n{}",
+        hood.server.describe()
+    );
+    eprintln!("memory budget: {refused} of {HOSTILE} hostile connections refused");
+    let (_pub, _) = publisher(addr, "legit");
+    player(addr, "legit");
+    hood.assert_flowing();
+    // The neighbour's publisher was never closed.
+    assert!(
+        hood.server
+            .wait_log(marks, Duration::ZERO, |l| l.contains("publisher left")
+                || (l.contains("closing connection")
+                    && !l.contains("memory budget")))
+            .is_none(),
+        "{}",
+        hood.server.describe()
+    );
     drop(rt);
     hood.finish();
 }
