@@ -6,10 +6,14 @@ use std::process::Command;
 use crate::bins::bin;
 use crate::deadline_in;
 use crate::proc::Proc;
+use crate::server::Which;
 use crate::Server;
 
-/// Starts `recorder --hub <server> --dir <dir> <extra>` and waits until it is subscribed.
+/// Starts `recorder --hub <server> --dir <dir> <extra>` and waits until it is subscribed:
+/// the hub logs `subscriber attached` with the recorder's name once every stream that
+/// starts afterwards reaches it.
 pub fn recorder(server: &Server, dir: &Path, extra: &[&str]) -> Proc {
+    let mark = server.log(Which::Hub).len();
     let mut cmd = Command::new(bin("recorder"));
     cmd.arg("--hub")
         .arg(server.socket())
@@ -22,6 +26,19 @@ pub fn recorder(server: &Server, dir: &Path, extra: &[&str]) -> Proc {
     rec.stderr
         .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
         .unwrap_or_else(|| panic!("recorder never connected\n{}", rec.describe()));
+    let name = format!("name=recorder/{}", rec.pid());
+    server
+        .log(Which::Hub)
+        .wait_for(mark, deadline_in(20.0), |l| {
+            l.contains("subscriber attached") && l.contains(&name)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the hub never attached the recorder\n{}\n{}",
+                rec.describe(),
+                server.describe()
+            )
+        });
     rec
 }
 
