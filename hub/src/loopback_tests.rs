@@ -91,6 +91,7 @@ pub(crate) fn handoff_for(conn_id: u64, key: &str) -> PlayerHandoff {
         receive_audio: true,
         receive_video: true,
         transaction_id: 0.0,
+        caps_ex: 0,
     }
 }
 

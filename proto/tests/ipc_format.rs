@@ -225,6 +225,7 @@ fn player() -> PlayerHandoff {
         receive_audio: true,
         receive_video: true,
         transaction_id: 0.0,
+        caps_ex: 0,
     }
 }
 

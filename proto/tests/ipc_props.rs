@@ -98,7 +98,7 @@ fn player() -> impl Strategy<Value = PlayerHandoff> {
         (any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>()),
         prop::collection::vec(chunk_state(), 0..4),
         prop::collection::vec(any::<u8>(), 0..16),
-        (f.clone(), f.clone(), f, any::<[bool; 3]>()),
+        (f.clone(), f.clone(), f, any::<[bool; 3]>(), any::<u32>()),
     )
         .prop_map(
             |(
@@ -106,7 +106,7 @@ fn player() -> impl Strategy<Value = PlayerHandoff> {
                 (out_chunk_size, window_ack_size, bytes_received, last_ack_sent),
                 in_chunk_streams,
                 pending_input,
-                (start, duration, transaction_id, [reset, receive_audio, receive_video]),
+                (start, duration, transaction_id, [reset, receive_audio, receive_video], caps_ex),
             )| PlayerHandoff {
                 conn_id,
                 remote,
@@ -125,6 +125,7 @@ fn player() -> impl Strategy<Value = PlayerHandoff> {
                 receive_audio,
                 receive_video,
                 transaction_id,
+                caps_ex,
             },
         )
 }

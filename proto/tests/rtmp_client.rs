@@ -14,6 +14,7 @@ use proto::rtmp::message::{types, Command, ControlMessage, UserControl};
 use proto::rtmp::session::{
     ClientConfig, ClientError, ClientEvent, ClientMode, ClientRequest, ClientSession, MediaKind,
     MessageStreamId, RtmpUrl, ServerCaps, ServerSession, SessionConfig, SessionEvent,
+    CAPS_EX_MODEX, CAPS_EX_MULTITRACK, CAPS_EX_RECONNECT,
 };
 
 fn request(mode: ClientMode) -> ClientRequest {
@@ -594,5 +595,58 @@ proptest! {
         let _ = c.handle_input(&mut buf);
         prop_assert!(buf.len() <= before);
         while c.poll_event().is_some() {}
+    }
+}
+
+#[test]
+fn a_client_announcing_reconnect_gets_the_request_as_an_event() {
+    let config = ClientConfig {
+        caps_ex: CAPS_EX_RECONNECT | CAPS_EX_MULTITRACK | CAPS_EX_MODEX,
+        ..ClientConfig::default()
+    };
+    let mut c = ClientSession::new(config, request(ClientMode::Publish), [1; RANDOM_SIZE], 0);
+    let mut s = ServerSession::new(server_reconnecting(), [2; RANDOM_SIZE], 0);
+    let (ce, _) = pump(&mut c, &mut s);
+    let ClientEvent::Connected(caps) = &ce[0] else {
+        panic!("first event {:?}", ce[0]);
+    };
+    assert_eq!(
+        caps.caps_ex,
+        CAPS_EX_RECONNECT | CAPS_EX_MULTITRACK | CAPS_EX_MODEX
+    );
+    assert!(s.request_reconnect(Some("rtmp://b.example/live"), Some("restarting")));
+    let (ce, _) = pump(&mut c, &mut s);
+    assert_eq!(
+        ce,
+        vec![ClientEvent::ReconnectRequest {
+            tc_url: Some("rtmp://b.example/live".into()),
+            description: "restarting".into(),
+        }]
+    );
+    // The connection goes on: media still reaches the server.
+    c.send_media(MediaKind::Audio, 10, &[0xaf, 1, 2]).unwrap();
+    let (_, se) = pump(&mut c, &mut s);
+    assert!(matches!(&se[..], [SessionEvent::Media(_)]), "{se:?}");
+
+    // The default client does not announce it, and is never asked.
+    let mut c = ClientSession::new(
+        ClientConfig::default(),
+        request(ClientMode::Publish),
+        [1; RANDOM_SIZE],
+        0,
+    );
+    let mut s = ServerSession::new(server_reconnecting(), [2; RANDOM_SIZE], 0);
+    let (ce, _) = pump(&mut c, &mut s);
+    let ClientEvent::Connected(caps) = &ce[0] else {
+        panic!("first event {:?}", ce[0]);
+    };
+    assert_eq!(caps.caps_ex & CAPS_EX_RECONNECT, 0);
+    assert!(!s.request_reconnect(None, None));
+}
+
+fn server_reconnecting() -> SessionConfig {
+    SessionConfig {
+        reconnect: true,
+        ..SessionConfig::default()
     }
 }

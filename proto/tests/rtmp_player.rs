@@ -32,6 +32,7 @@ fn handoff(window: u32, stream_id: u32) -> PlayerHandoff {
         receive_audio: true,
         receive_video: true,
         transaction_id: 0.0,
+        caps_ex: 0,
     }
 }
 
@@ -357,4 +358,38 @@ fn media_is_counted_and_rewritten_for_another_stream_id() {
     let status = s.queued_bytes();
     s.queue_media(&shared);
     assert_eq!(s.queued_bytes(), status + shared.len());
+}
+
+#[test]
+fn reconnect_request_only_to_a_player_that_announced_it() {
+    let t0 = Instant::now();
+    let mut legacy = PlayerSession::new(&handoff(0, 1), config(), t0);
+    assert!(!legacy.can_reconnect());
+    assert!(!legacy.request_reconnect(None, Some("maintenance")));
+    assert!(Client::new().received(&mut legacy).is_empty());
+
+    let mut h = handoff(0, 3);
+    h.caps_ex = proto::rtmp::session::CAPS_EX_RECONNECT | 0x04;
+    let mut s = PlayerSession::new(&h, config(), t0);
+    let mut c = Client::new();
+    s.accept();
+    c.received(&mut s);
+    assert!(s.request_reconnect(Some("rtmp://b.example/live"), Some("maintenance")));
+    let msgs = c.received(&mut s);
+    assert_eq!(msgs.len(), 1);
+    // On the NetConnection (stream 0), not the play's stream 3.
+    assert_eq!(msgs[0].stream_id, 0);
+    assert_eq!(
+        status_code(&msgs[0]),
+        "NetConnection.Connect.ReconnectRequest"
+    );
+    let cmd = Command::parse(msgs[0].type_id, &msgs[0].payload, &Default::default()).unwrap();
+    assert_eq!(
+        cmd.args[0].get("tcUrl").and_then(|v| v.as_str()),
+        Some("rtmp://b.example/live")
+    );
+    // A closed session sends nothing more.
+    s.reject("NetStream.Play.Failed", "gone");
+    c.received(&mut s);
+    assert!(!s.request_reconnect(None, None));
 }

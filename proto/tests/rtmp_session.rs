@@ -770,9 +770,6 @@ fn ping_and_acknowledgements() {
 
 #[test]
 fn erpmt_connect_negotiation() {
-    let mut srv = session();
-    feed(&mut srv, &client_handshake()).unwrap();
-    let mut c = Client::new();
     let obj = Amf0Value::object([
         ("app", s("live")),
         ("objectEncoding", n(3.0)),
@@ -783,13 +780,8 @@ fn erpmt_connect_negotiation() {
         ("videoFourCcInfoMap", Amf0Value::object([("*", n(4.0))])),
         ("capsEx", n(15.0)),
     ]);
-    let b = c.command(3, 0, &[s("connect"), n(1.0), obj]);
-    feed(&mut srv, &b).unwrap();
-    let mut tx = BytesMut::new();
-    srv.poll_transmit(&mut tx);
-    c.rx = tx.split_off(S0S1S2);
-    let msgs = c.receive(&mut srv);
-    let r = command(msgs.last().unwrap());
+    let (_, _, answer) = connect_with(SessionConfig::default(), obj);
+    let r = Command::parse(types::COMMAND_AMF0, &answer, &AmfLimits::default()).unwrap();
     assert_eq!(
         r.object.get("fourCcList"),
         Some(&Amf0Value::StrictArray(vec![
@@ -804,8 +796,137 @@ fn erpmt_connect_negotiation() {
     }
     let audio = r.object.get("audioFourCcInfoMap").unwrap();
     assert_eq!(audio, &Amf0Value::object([("Opus", n(4.0))]));
-    assert_eq!(r.object.get("capsEx"), Some(&n(6.0)));
+    // Multitrack, ModEx and nano offsets; not Reconnect: this session does not send it.
+    assert_eq!(r.object.get("capsEx"), Some(&n(14.0)));
     assert_eq!(r.args[0].get("objectEncoding"), Some(&n(3.0)));
+}
+
+/// Connects a client whose `connect` command object is `obj` to a session made with
+/// `config`; returns the session, the client and the `connect` answer's payload.
+fn connect_with(config: SessionConfig, obj: Amf0Value) -> (ServerSession, Client, Bytes) {
+    let mut srv = ServerSession::new(config, [7; RANDOM_SIZE], 0);
+    feed(&mut srv, &client_handshake()).unwrap();
+    let mut c = Client::new();
+    let b = c.command(3, 0, &[s("connect"), n(1.0), obj]);
+    feed(&mut srv, &b).unwrap();
+    let mut tx = BytesMut::new();
+    srv.poll_transmit(&mut tx);
+    c.rx = tx.split_off(S0S1S2);
+    let msgs = c.receive(&mut srv);
+    let result = msgs.last().unwrap().payload.clone();
+    (srv, c, result)
+}
+
+fn reconnecting() -> SessionConfig {
+    SessionConfig {
+        reconnect: true,
+        ..SessionConfig::default()
+    }
+}
+
+/// The AMF0 bytes of the `capsEx` property with value `v`: name length, name, number
+/// marker, big-endian double.
+fn caps_ex_property(double: [u8; 8]) -> Vec<u8> {
+    let mut b = vec![0x00, 0x06];
+    b.extend_from_slice(b"capsEx");
+    b.push(0x00);
+    b.extend_from_slice(&double);
+    b
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn caps_ex_answer_is_what_both_sides_announced() {
+    // 15.0, 14.0, 1.0 and 2.0 as IEEE 754 doubles.
+    const FIFTEEN: [u8; 8] = [0x40, 0x2E, 0, 0, 0, 0, 0, 0];
+    const FOURTEEN: [u8; 8] = [0x40, 0x2C, 0, 0, 0, 0, 0, 0];
+    const ONE: [u8; 8] = [0x3F, 0xF0, 0, 0, 0, 0, 0, 0];
+    const TWO: [u8; 8] = [0x40, 0x00, 0, 0, 0, 0, 0, 0];
+    let obj = |caps: f64| Amf0Value::object([("app", s("live")), ("capsEx", n(caps))]);
+
+    // Everything announced, to a server that sends reconnect requests: all four bits.
+    let (srv, _, answer) = connect_with(reconnecting(), obj(15.0));
+    assert!(
+        contains(&answer, &caps_ex_property(FIFTEEN)),
+        "{answer:02x?}"
+    );
+    assert!(srv.can_reconnect());
+    assert_eq!(srv.connect_info().unwrap().caps_ex, 15);
+
+    // The same client, to a server that does not send them: no Reconnect.
+    let (srv, _, answer) = connect_with(SessionConfig::default(), obj(15.0));
+    assert!(
+        contains(&answer, &caps_ex_property(FOURTEEN)),
+        "{answer:02x?}"
+    );
+    assert!(!srv.can_reconnect());
+
+    // Only Reconnect announced: only Reconnect answered (no ModEx claimed toward it).
+    let (srv, _, answer) = connect_with(reconnecting(), obj(1.0));
+    assert!(contains(&answer, &caps_ex_property(ONE)), "{answer:02x?}");
+    assert!(srv.can_reconnect());
+
+    // Multitrack only (and an unknown bit): multitrack only, Reconnect not claimed.
+    let (mut srv, mut c, answer) = connect_with(reconnecting(), obj(f64::from(0x22)));
+    assert!(contains(&answer, &caps_ex_property(TWO)), "{answer:02x?}");
+    assert!(!srv.can_reconnect());
+    assert!(!srv.request_reconnect(None, Some("maintenance")));
+    assert!(c.receive(&mut srv).is_empty());
+
+    // A legacy client: no capsEx at all in the answer, and no request ever.
+    let (mut srv, mut c, answer) =
+        connect_with(reconnecting(), Amf0Value::object([("app", s("live"))]));
+    assert!(!contains(&answer, b"capsEx"), "{answer:02x?}");
+    assert!(!srv.request_reconnect(Some("rtmp://elsewhere/live"), None));
+    assert!(c.receive(&mut srv).is_empty());
+}
+
+/// `onStatus`, transaction 0, null, then the info object: level, code, and the optional
+/// description and tcUrl, written out byte by byte.
+fn reconnect_request_golden(description: Option<&str>, tc_url: Option<&str>) -> Vec<u8> {
+    let mut b = vec![0x02, 0x00, 0x08];
+    b.extend_from_slice(b"onStatus");
+    b.extend_from_slice(&[0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x05, 0x03]);
+    let mut prop = |name: &str, value: &str| {
+        b.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.push(0x02);
+        b.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        b.extend_from_slice(value.as_bytes());
+    };
+    prop("level", "status");
+    prop("code", "NetConnection.Connect.ReconnectRequest");
+    if let Some(d) = description {
+        prop("description", d);
+    }
+    if let Some(u) = tc_url {
+        prop("tcUrl", u);
+    }
+    b.extend_from_slice(&[0x00, 0x00, 0x09]);
+    b
+}
+
+#[test]
+fn reconnect_request_bytes() {
+    let obj = Amf0Value::object([("app", s("live")), ("capsEx", n(1.0))]);
+    let (mut srv, mut c, _) = connect_with(reconnecting(), obj);
+    let url = "rtmp://127.0.0.1:1935/live";
+    assert!(srv.request_reconnect(Some(url), Some("The server is restarting.")));
+    assert!(srv.request_reconnect(None, None));
+    let msgs = c.receive(&mut srv);
+    assert_eq!(msgs.len(), 2);
+    for m in &msgs {
+        assert_eq!((m.type_id, m.stream_id), (types::COMMAND_AMF0, 0));
+    }
+    let golden = reconnect_request_golden(Some("The server is restarting."), Some(url));
+    assert_eq!(&msgs[0].payload[..], &golden[..]);
+    assert_eq!(
+        &msgs[1].payload[..],
+        &reconnect_request_golden(None, None)[..]
+    );
 }
 
 #[test]

@@ -323,6 +323,9 @@ fn decode_values(
     Ok(values)
 }
 
+/// The `code` of an E-RTMP reconnect request (`onStatus` on message stream 0).
+pub const RECONNECT_REQUEST: &str = "NetConnection.Connect.ReconnectRequest";
+
 impl Command {
     /// Parses a command body (type 20, or 17). A missing transaction id reads as 0 and a
     /// missing command object as Null.
@@ -371,6 +374,29 @@ impl Command {
                 ("code", Amf0Value::String(code.to_owned())),
                 ("description", Amf0Value::String(description.to_owned())),
             ])],
+        }
+    }
+
+    /// An E-RTMP `onStatus` `NetConnection.Connect.ReconnectRequest` (level `status`, for
+    /// message stream 0), with `tcUrl` in the info object when the client is to reconnect
+    /// elsewhere and `description` when one is given.
+    pub fn reconnect_request(tc_url: Option<&str>, description: Option<&str>) -> Command {
+        let s = |v: &str| Amf0Value::String(v.to_owned());
+        let mut info = vec![
+            ("level".to_owned(), s("status")),
+            ("code".to_owned(), s(RECONNECT_REQUEST)),
+        ];
+        if let Some(d) = description {
+            info.push(("description".to_owned(), s(d)));
+        }
+        if let Some(url) = tc_url {
+            info.push(("tcUrl".to_owned(), s(url)));
+        }
+        Command {
+            name: "onStatus".to_owned(),
+            transaction_id: 0.0,
+            object: Amf0Value::Null,
+            args: vec![Amf0Value::Object(info)],
         }
     }
 }

@@ -16,9 +16,30 @@ pub const AUDIO_FOURCCS: [&str; 6] = ["mp4a", "Opus", "fLaC", ".mp3", "ac-3", "e
 
 /// FourCcInfoMask.CanForward: the server passes the codec through untouched.
 const CAN_FORWARD: f64 = 4.0;
-/// CapsExMask.Multitrack | CapsExMask.ModEx: parsed by the FLV layer. Reconnect (a server
-/// request) and TimestampNanoOffset (dropped, milliseconds are kept) are not claimed.
-const CAPS_EX: u32 = 0x02 | 0x04;
+
+/// CapsExMask.Reconnect: `NetConnection.Connect.ReconnectRequest` is understood (client)
+/// or may be sent (server).
+pub const CAPS_EX_RECONNECT: u32 = 0x01;
+/// CapsExMask.Multitrack: multitrack audio/video messages.
+pub const CAPS_EX_MULTITRACK: u32 = 0x02;
+/// CapsExMask.ModEx: ModEx packets are parsed.
+pub const CAPS_EX_MODEX: u32 = 0x04;
+/// CapsExMask.TimestampNanoOffset: ModEx nanosecond offsets are kept.
+pub const CAPS_EX_NANO_OFFSET: u32 = 0x08;
+
+/// What the server always takes and passes on: multitrack and ModEx are parsed by the FLV
+/// layer, and nano offsets travel through the hub to players. Reconnect is added when the
+/// application sends reconnect requests ([`super::SessionConfig::reconnect`]).
+const CAPS_EX_MEDIA: u32 = CAPS_EX_MULTITRACK | CAPS_EX_MODEX | CAPS_EX_NANO_OFFSET;
+
+/// The `capsEx` bits the client announced in its `connect` command object (0 when it sent
+/// none or a value that is not a `u32`).
+pub(super) fn client_caps_ex(obj: &Amf0Value) -> u32 {
+    match obj.get("capsEx").and_then(|v| v.as_f64()) {
+        Some(c) if c.is_finite() && c >= 0.0 && c <= f64::from(u32::MAX) => c as u32,
+        _ => 0,
+    }
+}
 
 /// Which of `ours` the client declared, in our order; `*` means all of them.
 fn intersect<'a>(ours: &[&'a str], theirs: &[&str]) -> Vec<&'a str> {
@@ -56,8 +77,11 @@ fn info_map(codecs: &[&str]) -> Amf0Value {
     )
 }
 
-/// Appends the E-RTMP answer for the `connect` command object `obj` to `props`.
-pub(super) fn negotiate(obj: &Amf0Value, props: &mut Vec<(String, Amf0Value)>) {
+/// Appends the E-RTMP answer for the `connect` command object `obj` to `props`. The
+/// answer's `capsEx` is what both sides announced: the client's bits that this server
+/// supports (with Reconnect only when `reconnect`), so nothing the client did not announce
+/// is claimed.
+pub(super) fn negotiate(obj: &Amf0Value, reconnect: bool, props: &mut Vec<(String, Amf0Value)>) {
     let list = obj
         .get("fourCcList")
         .map(|_| strings(obj.get("fourCcList")));
@@ -86,15 +110,11 @@ pub(super) fn negotiate(obj: &Amf0Value, props: &mut Vec<(String, Amf0Value)>) {
     let audio = intersect(&AUDIO_FOURCCS, audio_map.as_deref().unwrap_or(from_list));
     props.push(("videoFourCcInfoMap".to_owned(), info_map(&video)));
     props.push(("audioFourCcInfoMap".to_owned(), info_map(&audio)));
-    if let Some(c) = caps_ex {
-        let theirs = if c.is_finite() && c >= 0.0 {
-            c as u32
-        } else {
-            0
-        };
+    if caps_ex.is_some() {
+        let ours = CAPS_EX_MEDIA | if reconnect { CAPS_EX_RECONNECT } else { 0 };
         props.push((
             "capsEx".to_owned(),
-            Amf0Value::Number(f64::from(theirs & CAPS_EX)),
+            Amf0Value::Number(f64::from(client_caps_ex(obj) & ours)),
         ));
     }
 }

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use super::caps::{AUDIO_FOURCCS, VIDEO_FOURCCS};
+use super::caps::{self, AUDIO_FOURCCS, CAPS_EX_MODEX, CAPS_EX_MULTITRACK, VIDEO_FOURCCS};
 use super::output::{data_message, DataMessage, Output};
 use super::{Media, MediaKind, MessageStreamId};
 use crate::flv::{audio_fourcc, video_fourcc};
@@ -31,7 +31,7 @@ use crate::rtmp::amf0::{self, Amf0Value, AmfLimits};
 use crate::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
 use crate::rtmp::handshake::{ClientHandshake, HandshakeStatus, RANDOM_SIZE};
 use crate::rtmp::message::{
-    parse_aggregate, types, Command, ControlMessage, MessageError, UserControl,
+    parse_aggregate, types, Command, ControlMessage, MessageError, UserControl, RECONNECT_REQUEST,
 };
 
 use super::error::ClientError;
@@ -40,11 +40,6 @@ use super::error::ClientError;
 const CSID_AUDIO: u32 = 4;
 const CSID_DATA: u32 = 5;
 const CSID_VIDEO: u32 = 6;
-
-/// CapsExMask.Multitrack: the server takes multitrack audio/video messages.
-pub const CAPS_EX_MULTITRACK: u32 = 0x02;
-/// CapsExMask.ModEx: the server parses ModEx packets.
-pub const CAPS_EX_MODEX: u32 = 0x04;
 
 /// Whether the client publishes or plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +80,13 @@ pub struct ClientConfig {
     pub digest_handshake: bool,
     /// The `flashVer` of `connect`.
     pub flash_ver: String,
-    /// Enhanced RTMP FourCCs announced in `connect`'s `fourCcList` (with `capsEx`
-    /// multitrack and ModEx). Empty: a legacy client that announces nothing. Default: every
-    /// codec proto knows.
+    /// Enhanced RTMP FourCCs announced in `connect`'s `fourCcList` (with [`Self::caps_ex`]).
+    /// Empty: a legacy client that announces nothing. Default: every codec proto knows.
     pub fourccs: Vec<String>,
+    /// The `capsEx` bits announced with `fourccs` (`CAPS_EX_*`). Default multitrack and
+    /// ModEx; add [`super::CAPS_EX_RECONNECT`] for a client that acts on
+    /// [`ClientEvent::ReconnectRequest`].
+    pub caps_ex: u32,
     /// Buffer length announced to the server after `play` (milliseconds). Default 1000.
     pub play_buffer_ms: u32,
 }
@@ -107,6 +105,7 @@ impl Default for ClientConfig {
                 .chain(AUDIO_FOURCCS.iter())
                 .map(|s| (*s).to_owned())
                 .collect(),
+            caps_ex: CAPS_EX_MULTITRACK | CAPS_EX_MODEX,
             play_buffer_ms: 1000,
         }
     }
@@ -149,13 +148,9 @@ impl ServerCaps {
                 }
             }
         }
-        if let Some(c) = props.get("capsEx").and_then(|v| v.as_f64()) {
+        if props.get("capsEx").is_some() {
             caps.enhanced = true;
-            caps.caps_ex = if c.is_finite() && c >= 0.0 && c <= f64::from(u32::MAX) {
-                c as u32
-            } else {
-                0
-            };
+            caps.caps_ex = caps::client_caps_ex(props);
         }
         caps
     }
@@ -214,6 +209,15 @@ impl Status {
     }
 }
 
+/// Whether `cmd` (an `onStatus`) is an E-RTMP reconnect request.
+fn reconnect_request(cmd: &Command) -> bool {
+    cmd.args
+        .first()
+        .and_then(|i| i.get("code"))
+        .and_then(|v| v.as_str())
+        == Some(RECONNECT_REQUEST)
+}
+
 /// What the client session reports, from [`ClientSession::poll_event`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -228,6 +232,16 @@ pub enum ClientEvent {
     Playing,
     /// Any other `onStatus` that is not an error (e.g. `NetStream.Play.Reset`).
     Status(Status),
+    /// `NetConnection.Connect.ReconnectRequest` (E-RTMP): the server asks the client to
+    /// go on up to a media boundary, connect again (to `tc_url` when given, else to the
+    /// same URL) and then leave this connection, which keeps working meanwhile.
+    ReconnectRequest {
+        /// Where to reconnect (absolute or relative to the current `tcUrl`); `None`: the
+        /// same URL.
+        tc_url: Option<String>,
+        /// Why, for people (empty when absent).
+        description: String,
+    },
     /// `onMetaData` of the played stream: the AMF0 values `"onMetaData"` and its object.
     Metadata {
         /// RTMP timestamp of the data message.
@@ -499,6 +513,19 @@ impl ClientSession {
                     description: status.description,
                 });
             }
+            "onStatus" if reconnect_request(&cmd) => {
+                let tc_url = cmd
+                    .args
+                    .first()
+                    .and_then(|i| i.get("tcUrl"))
+                    .and_then(|v| v.as_str())
+                    .map(Into::into);
+                let description = Status::from_command(&cmd).description;
+                self.events.push_back(ClientEvent::ReconnectRequest {
+                    tc_url,
+                    description,
+                });
+            }
             "onStatus" => self.on_status(Status::from_command(&cmd))?,
             "close" => {
                 return Err(ClientError::Rejected {
@@ -602,7 +629,7 @@ impl ClientSession {
             props.push(("fourCcList".to_owned(), Amf0Value::StrictArray(list)));
             props.push((
                 "capsEx".to_owned(),
-                Amf0Value::Number(f64::from(CAPS_EX_MULTITRACK | CAPS_EX_MODEX)),
+                Amf0Value::Number(f64::from(self.config.caps_ex)),
             ));
         }
         self.send_command(

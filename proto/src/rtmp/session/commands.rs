@@ -137,6 +137,7 @@ impl ServerSession {
             tc_url: str_prop(obj, "tcUrl"),
             flash_ver: str_prop(obj, "flashVer"),
             object_encoding,
+            caps_ex: caps::client_caps_ex(obj),
         };
 
         // The order nginx-rtmp and SRS use, which FFmpeg, OBS and librtmp all accept.
@@ -156,7 +157,7 @@ impl ServerSession {
             ("capabilities".to_owned(), Amf0Value::Number(31.0)),
             ("mode".to_owned(), Amf0Value::Number(1.0)),
         ];
-        caps::negotiate(obj, &mut props);
+        caps::negotiate(obj, self.config.reconnect, &mut props);
         let status = Amf0Value::object([
             ("level", Amf0Value::String("status".into())),
             (

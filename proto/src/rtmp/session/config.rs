@@ -20,6 +20,10 @@ pub struct SessionConfig {
     pub window_ack_size: u32,
     /// Most message streams one connection may create. Default 8.
     pub max_streams: usize,
+    /// Whether the application sends E-RTMP reconnect requests
+    /// ([`super::ServerSession::request_reconnect`]): `connect`'s answer then announces
+    /// the Reconnect capability to clients that announced it. Default false.
+    pub reconnect: bool,
 }
 
 impl Default for SessionConfig {
@@ -31,6 +35,7 @@ impl Default for SessionConfig {
             chunk_size: 4096,
             window_ack_size: 2_500_000,
             max_streams: 8,
+            reconnect: false,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct ConnectInfo {
     pub flash_ver: Option<String>,
     /// The `objectEncoding` property (0 when absent).
     pub object_encoding: f64,
+    /// The E-RTMP `capsEx` bits the client announced (`CAPS_EX_*`; 0 for a legacy client).
+    pub caps_ex: u32,
 }
 
 /// A `publish` command waiting for [`super::ServerSession::accept_publish`] or

@@ -44,4 +44,7 @@ pub struct PlayerHandoff {
     pub receive_video: bool,
     /// Transaction id of the play command (0 normally).
     pub transaction_id: f64,
+    /// The E-RTMP `capsEx` bits both sides announced in `connect`: the client's, without
+    /// Reconnect unless the server announced it too.
+    pub caps_ex: u32,
 }

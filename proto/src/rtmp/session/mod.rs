@@ -47,10 +47,13 @@ mod output;
 mod player;
 mod server;
 
-pub use caps::{AUDIO_FOURCCS, VIDEO_FOURCCS};
+pub use caps::{
+    AUDIO_FOURCCS, CAPS_EX_MODEX, CAPS_EX_MULTITRACK, CAPS_EX_NANO_OFFSET, CAPS_EX_RECONNECT,
+    VIDEO_FOURCCS,
+};
 pub use client::{
     ClientConfig, ClientEvent, ClientMode, ClientRequest, ClientSession, RtmpUrl, ServerCaps,
-    Status, CAPS_EX_MODEX, CAPS_EX_MULTITRACK,
+    Status,
 };
 pub use config::SessionConfig;
 pub use error::{ClientError, SessionError};

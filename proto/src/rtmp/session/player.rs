@@ -156,6 +156,8 @@ pub struct PlayerSession {
     ping_sent: Option<Instant>,
     receive_audio: bool,
     receive_video: bool,
+    /// The `capsEx` both sides announced (from the handoff).
+    caps_ex: u32,
     paused: bool,
     closed: bool,
     events: VecDeque<PlayerEvent>,
@@ -187,6 +189,7 @@ impl PlayerSession {
             ping_sent: None,
             receive_audio: h.receive_audio,
             receive_video: h.receive_video,
+            caps_ex: h.caps_ex,
             paused: false,
             closed: false,
             events: VecDeque::new(),
@@ -277,12 +280,34 @@ impl PlayerSession {
         self.status("status", "NetStream.Play.UnpublishNotify", &d);
     }
 
+    /// Whether the player announced the E-RTMP Reconnect capability (and ingest answered
+    /// it): only then may it be sent [`Self::request_reconnect`].
+    pub fn can_reconnect(&self) -> bool {
+        self.caps_ex & super::CAPS_EX_RECONNECT != 0
+    }
+
+    /// Queues an E-RTMP `NetConnection.Connect.ReconnectRequest` (an `onStatus` on message
+    /// stream 0) when [`Self::can_reconnect`]; returns whether it did. Media goes on as
+    /// before until the player leaves.
+    pub fn request_reconnect(&mut self, tc_url: Option<&str>, description: Option<&str>) -> bool {
+        if !self.can_reconnect() || self.closed {
+            return false;
+        }
+        self.command_message(0, &Command::reconnect_request(tc_url, description));
+        true
+    }
+
     /// Queues an `onStatus` on the play's message stream.
     pub fn status(&mut self, level: &str, code: &str, description: &str) {
+        let cmd = Command::on_status(level, code, description);
+        self.command_message(self.stream_id, &cmd);
+    }
+
+    fn command_message(&mut self, stream_id: u32, cmd: &Command) {
         self.scratch.clear();
-        Command::on_status(level, code, description).write_body(&mut self.scratch);
+        cmd.write_body(&mut self.scratch);
         let body = self.scratch.split();
-        self.write(CSID_COMMAND, types::COMMAND_AMF0, self.stream_id, &body);
+        self.write(CSID_COMMAND, types::COMMAND_AMF0, stream_id, &body);
     }
 
     /// Queues media bytes built once for every player (FMT 0 + continuations, for

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
+use super::caps::CAPS_EX_RECONNECT;
 use super::handoff::PlayerHandoff;
 use super::output::{data_message, DataMessage, Output};
 use super::{
@@ -359,6 +360,29 @@ impl ServerSession {
         self.send_command(stream_id.0, &Command::on_status(level, code, description));
     }
 
+    /// Whether the client may be sent a reconnect request: it announced the E-RTMP
+    /// Reconnect capability in `connect`, and [`SessionConfig::reconnect`] is on (so the
+    /// answer announced it back).
+    pub fn can_reconnect(&self) -> bool {
+        self.config.reconnect
+            && self
+                .connect
+                .as_ref()
+                .is_some_and(|c| c.caps_ex & CAPS_EX_RECONNECT != 0)
+    }
+
+    /// Queues an E-RTMP `NetConnection.Connect.ReconnectRequest` (an `onStatus` on message
+    /// stream 0) when [`Self::can_reconnect`]; returns whether it did. `tc_url` sends the
+    /// client elsewhere (else it reconnects to the URL it used). The session goes on as
+    /// before: the client streams on up to a media boundary, connects again, then leaves.
+    pub fn request_reconnect(&mut self, tc_url: Option<&str>, description: Option<&str>) -> bool {
+        if !self.can_reconnect() {
+            return false;
+        }
+        self.send_command(0, &Command::reconnect_request(tc_url, description));
+        true
+    }
+
     // ---- handoff ----
 
     /// Exports what the hub needs to continue serving an accepted player. `pending_input`
@@ -391,6 +415,7 @@ impl ServerSession {
                 reason: "a message is half received",
             });
         }
+        let announced = self.connect.as_ref().map_or(0, |c| c.caps_ex);
         Ok(PlayerHandoff {
             conn_id,
             remote,
@@ -409,6 +434,11 @@ impl ServerSession {
             receive_audio: self.receive_audio,
             receive_video: self.receive_video,
             transaction_id: play.transaction_id,
+            caps_ex: if self.config.reconnect {
+                announced
+            } else {
+                announced & !CAPS_EX_RECONNECT
+            },
         })
     }
 }
