@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 
 use crate::access;
 use crate::cli::Config;
+use crate::metrics::{ConnMetrics, Role, SrtMetrics};
 use crate::passphrase::Book;
 use crate::player::{self, Out, PlayerArgs};
 use crate::publisher::{self, Msg};
@@ -66,6 +67,8 @@ struct Conn {
     player: Option<PlayerConn>,
     next_stats: Instant,
     queue_dropped: u64,
+    /// Its share of the series; dropping it removes the connection's own.
+    metrics: ConnMetrics,
 }
 
 /// The endpoint's side of a player.
@@ -128,6 +131,7 @@ pub(crate) struct Endpoint {
     play_tx: mpsc::UnboundedSender<(u32, Out)>,
     play: mpsc::UnboundedReceiver<(u32, Out)>,
     next_conn_id: u64,
+    metrics: Arc<SrtMetrics>,
 }
 
 impl Endpoint {
@@ -136,6 +140,7 @@ impl Endpoint {
         cfg: Arc<Config>,
         book: Arc<RwLock<Book>>,
         auth: auth::Authenticator,
+        metrics: Arc<SrtMetrics>,
     ) -> Self {
         let listener = Listener::new(Instant::now(), cfg.srt.clone(), &mut OsRandom);
         let (decisions_tx, decisions) = mpsc::channel(64);
@@ -161,11 +166,14 @@ impl Endpoint {
             play_tx,
             play,
             next_conn_id: 1,
+            metrics,
         }
     }
 
     pub(crate) async fn run(mut self) -> io::Result<()> {
         let mut buf = BytesMut::with_capacity(1 << 16);
+        let mut metrics_tick = tokio::time::interval(telemetry::REPORT_INTERVAL);
+        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self
                 .conns
@@ -215,6 +223,11 @@ impl Endpoint {
                     }
                     self.flush(id).await;
                 }
+                _ = metrics_tick.tick() => {
+                    for c in self.conns.values_mut() {
+                        c.metrics.update(&c.conn.stats());
+                    }
+                }
                 _ = sleep => {}
             }
             self.timers().await;
@@ -241,6 +254,8 @@ impl Endpoint {
                             stats: c.conn.stats(),
                             last: false,
                         });
+                    } else {
+                        self.cfg.events.send(player_stats(c));
                     }
                 }
             }
@@ -282,6 +297,7 @@ impl Endpoint {
                 reply,
             } => {
                 tracing::warn!(%from, %reason, detail, "caller refused");
+                self.metrics.refused(reason);
                 self.send(from, &reply).await;
             }
             ListenerOutput::Request(req) => self.request(now, *req).await,
@@ -572,6 +588,7 @@ impl Endpoint {
                     Ok((conn, reply)) => (p.conn, p.reply) = (conn, reply),
                     Err(rej) => {
                         tracing::warn!(conn_id = p.conn_id, key = %p.key, reason = %rej.reason, detail = %rej.detail, "caller refused");
+                        self.metrics.refused(rej.reason);
                         self.send(p.req.peer, &rej.reply).await;
                         return;
                     }
@@ -647,6 +664,7 @@ impl Endpoint {
 
     async fn refuse(&self, now: Instant, req: &ConnectRequest, reason: RejectReason, why: &str) {
         tracing::warn!(%reason, why, "caller refused");
+        self.metrics.refused(reason);
         let reply = self.listener.reject(now, req, reason);
         self.send(req.peer, &reply).await;
     }
@@ -691,11 +709,14 @@ impl Endpoint {
             publisher::run(
                 link,
                 rx,
-                key,
-                p.conn_id,
-                p.req.peer.to_string(),
-                id,
+                publisher::Ident {
+                    key,
+                    conn_id: p.conn_id,
+                    remote: p.req.peer.to_string(),
+                    local_id: id,
+                },
                 self.closed_tx.clone(),
+                self.metrics.ts_errors.clone(),
             ),
             span,
         ));
@@ -714,6 +735,12 @@ impl Endpoint {
     ) {
         self.by_peer
             .insert((p.req.peer, p.req.peer_socket_id()), id);
+        let role = if player.is_some() {
+            Role::Player
+        } else {
+            Role::Publisher
+        };
+        let metrics = self.metrics.connection(&p.key, role, p.conn_id);
         self.conns.insert(
             id,
             Conn {
@@ -727,6 +754,7 @@ impl Endpoint {
                 accepted: Instant::now(),
                 next_stats: Instant::now() + self.cfg.stats_interval,
                 queue_dropped: 0,
+                metrics,
             },
         );
     }
@@ -797,8 +825,10 @@ impl Endpoint {
         if let Some(reason) = closed {
             if let Some(mut c) = self.conns.remove(&id) {
                 self.by_peer.remove(&(c.peer, c.peer_socket));
+                c.metrics.update(&c.conn.stats());
                 tracing::info!(conn_id = c.conn_id, key = %c.key, ?reason, "SRT connection closed");
                 if let Some(mut p) = c.player.take() {
+                    self.cfg.events.send(player_stats(&c));
                     let reason = p.ending.take().unwrap_or_else(|| match reason {
                         proto::srt::CloseReason::PeerShutdown => "closed".into(),
                         proto::srt::CloseReason::Timeout => "idle".into(),
@@ -839,6 +869,19 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The `srt_stats` event of a player connection (a publisher's goes through its link, in
+/// order with its stream).
+fn player_stats(c: &Conn) -> ipc::Event {
+    let key = proto::media::StreamKey::parse(&c.key).expect("a granted key");
+    publisher::stats_event(
+        &c.conn.stats(),
+        Role::Player,
+        &key,
+        c.conn_id,
+        &c.peer.to_string(),
+    )
 }
 
 /// How long a player's connection may take to deliver its last packets after the stream

@@ -14,6 +14,7 @@
 mod access;
 mod cli;
 mod endpoint;
+mod metrics;
 mod passphrase;
 mod player;
 mod publisher;
@@ -52,6 +53,8 @@ type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let mut cfg = cli.config();
+    let registry = Arc::new(telemetry::Metrics::new());
+    let metrics = metrics::SrtMetrics::new(registry.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,13 +69,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             cfg.events = ingest_link::events::Events::to_pipe(&pipe);
             cfg.pipe = Some(pipe);
         } else {
-            // Not reported to /metrics yet: ingest-srt has no counter report.
-            let metrics = telemetry::Metrics::new();
             cfg.events = ingest_link::events::Events::to_hub(
                 cfg.hub.clone(),
                 "ingest-srt",
-                metrics.counter("mediaserver_events_dropped_total", &[]),
+                registry.counter("mediaserver_events_dropped_total", &[]),
             );
+            tokio::spawn(telemetry::report(cfg.hub.clone(), "ingest-srt", registry));
         }
         let book = match &cli.passphrase_file {
             Some(f) => passphrase::Book::load(f)
@@ -105,7 +107,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         auth.warn_if_open(addr, "srt");
         let _refresh = auth.spawn_refresh();
         tokio::spawn(reload_auth_on_hup(auth.clone()));
-        let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth);
+        let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth, metrics);
         tokio::select! {
             r = endpoint.run() => r.context("receiving datagrams").map_err(Failure::Failed),
             signal = runtime::signal::shutdown() => {

@@ -15,6 +15,8 @@ use proto::srt::Stats;
 use proto::ts::{FrameReader, ReaderOptions, TsEvent};
 use tokio::sync::mpsc;
 
+use crate::metrics::Role;
+
 /// Payloads queued from the endpoint before they are dropped (about 1.3 MB at 1316 bytes).
 pub(crate) const QUEUE: usize = 1024;
 
@@ -27,17 +29,32 @@ pub(crate) enum Msg {
     Stats { stats: Stats, last: bool },
 }
 
+/// How the endpoint and the logs know a publisher.
+pub(crate) struct Ident {
+    pub(crate) key: StreamKey,
+    pub(crate) conn_id: u64,
+    /// The caller's address.
+    pub(crate) remote: String,
+    /// The endpoint's id of the connection (sent back through `closed`).
+    pub(crate) local_id: u32,
+}
+
 /// Runs until the endpoint drops its sender (the SRT connection ended) or the hub takes
-/// the key away; then tells the endpoint through `closed`.
+/// the key away; then tells the endpoint through `closed`. `ts_errors` counts the TS
+/// damage contained.
 pub(crate) async fn run(
     mut link: Link,
     mut rx: mpsc::Receiver<Msg>,
-    key: StreamKey,
-    conn_id: u64,
-    remote: String,
-    local_id: u32,
+    ident: Ident,
     closed: mpsc::Sender<u32>,
+    ts_errors: telemetry::Counter,
 ) {
+    let Ident {
+        key,
+        conn_id,
+        remote,
+        local_id,
+    } = ident;
     let mut reader = FrameReader::new(ReaderOptions::default());
     let mut errors = 0u64;
     let mut warned_unsupported = Vec::new();
@@ -46,10 +63,10 @@ pub(crate) async fn run(
             msg = rx.recv() => match msg {
                 Some(Msg::Payload(b)) => {
                     reader.handle_input(&b);
-                    drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported);
+                    drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported, &ts_errors);
                 }
                 Some(Msg::Stats { stats, last }) => {
-                    link.send(Header::Event(stats_event(&stats, &key, conn_id, &remote)), Bytes::new());
+                    link.send(Header::Event(stats_event(&stats, Role::Publisher, &key, conn_id, &remote)), Bytes::new());
                     if last {
                         log_stats(&stats, &key, errors);
                     }
@@ -79,7 +96,13 @@ pub(crate) async fn run(
     if partial > 0 {
         tracing::debug!(%key, partial, "unfinished frames at the end of the stream dropped");
     }
-    drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported);
+    drain(
+        &mut reader,
+        &mut link,
+        &mut errors,
+        &mut warned_unsupported,
+        &ts_errors,
+    );
     link.send(
         Header::EndOfStream {
             stream: STREAM,
@@ -90,7 +113,13 @@ pub(crate) async fn run(
     tracing::info!(%key, "publisher disconnected");
 }
 
-fn drain(reader: &mut FrameReader, link: &mut Link, errors: &mut u64, unsupported: &mut Vec<u16>) {
+fn drain(
+    reader: &mut FrameReader,
+    link: &mut Link,
+    errors: &mut u64,
+    unsupported: &mut Vec<u16>,
+    ts_errors: &telemetry::Counter,
+) {
     while let Some(ev) = reader.poll_event() {
         match ev {
             TsEvent::Config {
@@ -128,14 +157,22 @@ fn drain(reader: &mut FrameReader, link: &mut Link, errors: &mut u64, unsupporte
             }
             TsEvent::Error(e) => {
                 *errors += 1;
+                ts_errors.inc();
                 tracing::debug!(error = %e, "TS damage contained");
             }
         }
     }
 }
 
-fn stats_event(s: &Stats, key: &StreamKey, conn_id: u64, remote: &str) -> Event {
-    let fields = [
+/// The `srt_stats` event of a connection (proto/FORMAT.md section 3.1).
+pub(crate) fn stats_event(
+    s: &Stats,
+    role: Role,
+    key: &StreamKey,
+    conn_id: u64,
+    remote: &str,
+) -> Event {
+    let numbers = [
         ("rtt_us", u64::from(s.rtt_us)),
         ("recv_packets", s.recv_packets),
         ("recv_bytes", s.recv_bytes),
@@ -145,16 +182,24 @@ fn stats_event(s: &Stats, key: &StreamKey, conn_id: u64, remote: &str) -> Event 
         ("recv_undecrypted", s.recv_undecrypted),
         ("recv_rate_bps", u64::from(s.recv_rate_bps)),
         ("link_capacity_pps", u64::from(s.link_capacity_pps)),
+        ("recv_buffer_packets", u64::from(s.recv_buffer_packets)),
+        ("recv_buffer_ms", u64::from(s.recv_buffer_ms)),
+        ("naks_sent", s.naks_sent),
+        ("sent_packets", s.sent_packets),
+        ("sent_bytes", s.sent_bytes),
+        ("sent_retransmitted", s.sent_retransmitted),
+        ("sent_dropped", s.sent_dropped),
+        ("naks_received", s.naks_received),
+        ("send_buffer_packets", u64::from(s.send_buffer_packets)),
     ];
+    let mut fields = vec![("role".to_string(), role.as_str().to_string())];
+    fields.extend(numbers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Event {
         kind: "srt_stats".into(),
         key: key.to_string(),
         conn_id,
         remote: remote.to_string(),
-        fields: fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        fields,
     }
 }
 

@@ -177,6 +177,78 @@ pub const CATALOG: &[(&str, &str)] = &[
         "mediaserver_srt_ts_errors_total",
         "MPEG-TS damage contained by ingest-srt.",
     ),
+    (
+        "mediaserver_srt_connection_packets_received_total",
+        "Data packets received on one SRT connection, retransmissions and duplicates included.",
+    ),
+    (
+        "mediaserver_srt_connection_bytes_received_total",
+        "Payload bytes received on one SRT connection.",
+    ),
+    (
+        "mediaserver_srt_connection_packets_lost_total",
+        "Packets one SRT connection detected missing.",
+    ),
+    (
+        "mediaserver_srt_connection_packets_retransmitted_total",
+        "Retransmitted packets received on one SRT connection.",
+    ),
+    (
+        "mediaserver_srt_connection_packets_dropped_total",
+        "Packets one SRT connection gave up on (too late or dropped by the sender).",
+    ),
+    (
+        "mediaserver_srt_connection_packets_undecrypted_total",
+        "Packets one SRT connection could not decrypt.",
+    ),
+    (
+        "mediaserver_srt_connection_naks_sent_total",
+        "Loss reports (NAKs) one SRT connection sent.",
+    ),
+    (
+        "mediaserver_srt_connection_packets_sent_total",
+        "Data packets sent on one SRT connection for the first time.",
+    ),
+    (
+        "mediaserver_srt_connection_bytes_sent_total",
+        "Payload bytes sent on one SRT connection for the first time.",
+    ),
+    (
+        "mediaserver_srt_connection_packets_resent_total",
+        "Retransmissions sent on one SRT connection.",
+    ),
+    (
+        "mediaserver_srt_connection_packets_send_dropped_total",
+        "Packets one SRT connection dropped from its send buffer unacknowledged (too late).",
+    ),
+    (
+        "mediaserver_srt_connection_naks_received_total",
+        "Loss reports (NAKs) one SRT connection received.",
+    ),
+    (
+        "mediaserver_srt_connection_rtt_microseconds",
+        "Round-trip time estimate of one SRT connection.",
+    ),
+    (
+        "mediaserver_srt_connection_rtt_var_microseconds",
+        "Round-trip time variance of one SRT connection.",
+    ),
+    (
+        "mediaserver_srt_connection_receive_buffer_packets",
+        "Packets in one SRT connection's receive buffer now (holes included).",
+    ),
+    (
+        "mediaserver_srt_connection_receive_buffer_milliseconds",
+        "Span of sender timestamps in one SRT connection's receive buffer now.",
+    ),
+    (
+        "mediaserver_srt_connection_send_buffer_packets",
+        "Packets in one SRT connection's send buffer now (unacknowledged or not sent yet).",
+    ),
+    (
+        "mediaserver_srt_connection_bandwidth_bits_per_second",
+        "Link capacity estimate of one SRT connection (packet pairs, times a full packet).",
+    ),
     // relayer
     (
         "mediaserver_relay_destinations",

@@ -94,13 +94,7 @@ impl Metrics {
     }
 
     fn slot(&self, name: &str, labels: &[(&str, &str)], counter: bool) -> Slot {
-        let series = Series {
-            name: name.to_string(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
+        let series = series(name, labels);
         debug_assert!(series.validate().is_ok(), "invalid series {series}");
         debug_assert_eq!(proto::metrics::is_counter(name), counter, "{name}");
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,6 +125,16 @@ impl Metrics {
         }
     }
 
+    /// Removes the series `name{labels}` (a connection's series when it ends): the next
+    /// report leaves it out, so the hub stops serving it. Handles still held keep working
+    /// but count into nothing; taking the series again starts it at 0. Returns whether it
+    /// was there.
+    pub fn remove(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        let series = series(name, labels);
+        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&series).is_some()
+    }
+
     /// Every series with its current value, in series order.
     pub fn snapshot(&self) -> Vec<(Series, f64)> {
         let map = self.series.lock().unwrap_or_else(|p| p.into_inner());
@@ -143,6 +147,16 @@ impl Metrics {
                 (s.clone(), v)
             })
             .collect()
+    }
+}
+
+fn series(name: &str, labels: &[(&str, &str)]) -> Series {
+    Series {
+        name: name.to_string(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     }
 }
 
@@ -171,5 +185,33 @@ mod tests {
                 (Series::new("x_total").label("protocol", "rtmp"), 3.0)
             ]
         );
+    }
+
+    #[test]
+    fn removed_series_leave_the_snapshot_and_come_back_at_zero() {
+        let m = Metrics::new();
+        let conn = [("key", "live/a"), ("conn_id", "7")];
+        let other = [("key", "live/b"), ("conn_id", "8")];
+        let c = m.counter("srt_x_total", &conn);
+        c.add(5);
+        m.gauge("srt_rtt", &conn).set(20);
+        m.counter("srt_x_total", &other).add(1);
+        assert!(m.remove("srt_x_total", &conn));
+        assert!(m.remove("srt_rtt", &conn));
+        assert!(!m.remove("srt_rtt", &conn), "already gone");
+        // Same name, other labels: kept.
+        assert_eq!(
+            m.snapshot(),
+            [(
+                Series::new("srt_x_total")
+                    .label("key", "live/b")
+                    .label("conn_id", "8"),
+                1.0
+            )]
+        );
+        // A stale handle changes nothing served; the series taken again starts over.
+        c.add(3);
+        assert_eq!(m.snapshot().len(), 1);
+        assert_eq!(m.counter("srt_x_total", &conn).get(), 0);
     }
 }

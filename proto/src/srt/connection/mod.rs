@@ -242,6 +242,8 @@ impl Connection {
         s.rtt_var_us = self.rtt.var_us();
         s.recv_rate_bps = self.recv.rate().1;
         s.link_capacity_pps = self.recv.link_capacity();
+        (s.recv_buffer_packets, s.recv_buffer_ms) = self.recv.buffered();
+        s.send_buffer_packets = self.send.buffered() as u32;
         s
     }
 
@@ -822,6 +824,23 @@ mod tests {
         c.handle_datagram(now, data(1, 0, true));
         assert_eq!(delivered(&mut c), Vec::<u8>::new());
         assert_eq!(c.stats().recv_belated, 1);
+    }
+
+    #[test]
+    fn receive_buffer_counts_held_packets_with_holes_and_their_time_span() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = receiver(t0);
+        let buffer = |c: &Connection| (c.stats().recv_buffer_packets, c.stats().recv_buffer_ms);
+        assert_eq!(buffer(&c), (0, 0));
+        c.handle_datagram(t0, data(0, 0, false));
+        c.handle_datagram(t0 + ms(40), data(2, 40, false));
+        assert_eq!(buffer(&c), (3, 40));
+        // Packet 0 is played out at 120 ms; the hole and packet 2 stay.
+        let mut now = t0;
+        run_until(&mut c, &mut now, t0 + ms(121));
+        assert_eq!(delivered(&mut c), vec![0]);
+        assert_eq!(buffer(&c), (2, 0));
     }
 
     #[test]

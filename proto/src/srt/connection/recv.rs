@@ -180,6 +180,16 @@ impl Receiver {
         self.loss.first().unwrap_or(self.next_expected)
     }
 
+    /// Packets held (holes included) and the span of their timestamps in milliseconds.
+    pub(crate) fn buffered(&self) -> (u32, u32) {
+        let mut present = self.buf.iter().flatten();
+        let span = match (present.next(), self.buf.iter().rev().flatten().next()) {
+            (Some(first), Some(last)) => last.ts.wrapping_sub(first.ts) / 1000,
+            _ => 0,
+        };
+        (self.buf.len() as u32, span)
+    }
+
     pub(crate) fn available_buffer(&self) -> u32 {
         (self.capacity.saturating_sub(self.buf.len())) as u32
     }

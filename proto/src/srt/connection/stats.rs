@@ -43,4 +43,11 @@ pub struct Stats {
     pub link_capacity_pps: u32,
     /// Received rate over the last ACK period, bytes/s.
     pub recv_rate_bps: u32,
+    /// Packets the receive buffer holds now, from the first not yet delivered to the
+    /// highest received, holes included (pktRcvBuf).
+    pub recv_buffer_packets: u32,
+    /// Span of sender timestamps in the receive buffer now, milliseconds (msRcvBuf).
+    pub recv_buffer_ms: u32,
+    /// Packets in the send buffer now: unacknowledged or not sent yet (pktSndBuf).
+    pub send_buffer_packets: u32,
 }
