@@ -236,6 +236,16 @@ impl Link {
                     s.on_track_metadata(track, &msg.payload);
                 }
             }
+            Header::TimestampOffset {
+                stream,
+                track,
+                video,
+                nanos,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.on_timestamp_offset(track, video, nanos);
+                }
+            }
             Header::Frame { .. } => {
                 if let Some((stream, frame)) = msg.frame() {
                     if let Some(s) = self.streams.get_mut(&stream) {

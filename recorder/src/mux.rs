@@ -26,6 +26,10 @@ pub struct TrackInfo {
     pub frame_rate: f64,
     /// Colour description from the publisher's E-RTMP `colorInfo` (video).
     pub color: Option<ColorInfo>,
+    /// ISO 639-2/T language from the publisher's track info map (`mdhd` language).
+    pub language: Option<[u8; 3]>,
+    /// Track name from the publisher's track info map (MP4 `udta` title).
+    pub name: Option<String>,
 }
 
 impl TrackInfo {
@@ -40,6 +44,8 @@ impl TrackInfo {
             channels: 0,
             frame_rate: 0.0,
             color: None,
+            language: None,
+            name: None,
         }
     }
 

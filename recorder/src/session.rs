@@ -20,9 +20,11 @@ use crate::writer::{next_file_id, Command, FileId};
 /// Which container to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// FLV when every track fits legacy FLV (H.264, AAC, MP3), else fragmented MP4.
+    /// FLV when every track fits legacy FLV (H.264, AAC, MP3; at most one video and one
+    /// audio track, no nanosecond offsets), else fragmented MP4.
     Auto,
-    /// FLV where possible (falls back to MP4 for codecs FLV does not carry).
+    /// FLV where possible (falls back to MP4 for codecs FLV does not carry, for
+    /// multitrack streams and for nanosecond offsets).
     Flv,
     /// Fragmented MP4 always.
     Mp4,
@@ -43,20 +45,38 @@ pub struct Settings {
     pub retry_after: Duration,
 }
 
+/// Nanosecond offsets (E-RTMP ModEx TimestampOffsetNano) are kept in MP4 files by
+/// writing them in this many ticks per stream tick (microseconds for RTMP's milliseconds).
+const FINE_SCALE: u64 = 1000;
+
 #[derive(Debug, Clone)]
 struct Track {
+    kind: TrackKind,
     number: u8,
     info: TrackInfo,
+    /// ModEx TimestampOffsetNano for this track's next frame.
+    nanos: u32,
+}
+
+impl Track {
+    fn is(&self, kind: TrackKind, number: u8) -> bool {
+        self.kind == kind && self.number == number
+    }
 }
 
 struct OpenFile {
     id: FileId,
     muxer: Box<dyn Muxer>,
     origin: i64,
-    /// Muxer track index of video and audio.
-    index: [Option<usize>; 2],
-    last: [u64; 2],
-    video_started: bool,
+    /// Per stream track (the order of `StreamRecorder::tracks`): its muxer track index,
+    /// or `None` when the container does not carry it.
+    index: Vec<Option<usize>>,
+    /// Per stream track: decode time of its last sample, in file ticks.
+    last: Vec<u64>,
+    /// Per stream track: whether its samples started (video waits for a keyframe).
+    started: Vec<bool>,
+    /// File ticks per stream tick: [`FINE_SCALE`] when nanosecond offsets are written.
+    scale: u64,
     end: u64,
     failed: bool,
 }
@@ -66,12 +86,15 @@ pub struct StreamRecorder {
     key: String,
     timescale: u32,
     settings: Arc<Settings>,
-    video: Option<Track>,
-    audio: Option<Track>,
+    /// Every track seen, video before audio, each kind by track number; muxer tracks
+    /// keep this order.
+    tracks: Vec<Track>,
     source: SourceInfo,
     file: Option<OpenFile>,
     seq: u32,
     video_seen: bool,
+    /// The publisher sends nanosecond offsets: MP4 files get the finer timescale.
+    nanos_seen: bool,
     blocked_until: Option<Instant>,
     unsupported_logged: bool,
 }
@@ -85,8 +108,10 @@ impl std::fmt::Debug for StreamRecorder {
     }
 }
 
-const V: usize = 0;
-const A: usize = 1;
+/// Sort key of a track: video first, then by track number.
+fn order(kind: TrackKind, number: u8) -> (bool, u8) {
+    (kind != TrackKind::Video, number)
+}
 
 impl StreamRecorder {
     /// A stream announced with `key` and `timescale`.
@@ -95,12 +120,12 @@ impl StreamRecorder {
             key,
             timescale: timescale.max(1),
             settings,
-            video: None,
-            audio: None,
+            tracks: Vec::new(),
             source: SourceInfo::default(),
             file: None,
             seq: 0,
             video_seen: false,
+            nanos_seen: false,
             blocked_until: None,
             unsupported_logged: false,
         }
@@ -116,8 +141,13 @@ impl StreamRecorder {
         self.file.as_ref().filter(|f| !f.failed).map(|f| f.id)
     }
 
-    /// A track's decoder configuration. Only track 0 of each kind is recorded. A change
-    /// of an existing track ends the current file; the next one starts with the new config.
+    fn position(&self, kind: TrackKind, number: u8) -> Option<usize> {
+        self.tracks.iter().position(|t| t.is(kind, number))
+    }
+
+    /// A track's decoder configuration. Every track of the stream is recorded (E-RTMP
+    /// multitrack ids included). A change of an existing track, or a new track, ends the
+    /// current file; the next one starts with the new set.
     pub fn on_track_config(
         &mut self,
         track: u8,
@@ -125,39 +155,41 @@ impl StreamRecorder {
         config: Bytes,
         out: &mut Vec<Command>,
     ) {
-        if track != 0 {
-            tracing::debug!(key = %self.key, track, "extra track not recorded");
-            return;
-        }
-        let slot = match codec.kind() {
-            TrackKind::Video => &mut self.video,
-            TrackKind::Audio => &mut self.audio,
-        };
-        if let Some(t) = slot {
+        let kind = codec.kind();
+        let existing = self.position(kind, track);
+        if let Some(t) = existing.map(|i| &self.tracks[i]) {
             if t.info.codec == codec && t.info.config == config {
                 return;
             }
         }
         let mut info = TrackInfo::new(codec, config);
         // The colour description outlives a new sequence start of the same codec.
-        info.color = slot
-            .as_ref()
-            .filter(|t| t.info.codec == codec)
-            .and_then(|t| t.info.color);
+        info.color = existing
+            .map(|i| &self.tracks[i].info)
+            .filter(|i| i.codec == codec)
+            .and_then(|i| i.color);
         codecs::describe_from_config(&mut info);
-        let changed = slot.is_some();
-        *slot = Some(Track {
+        let t = Track {
+            kind,
             number: track,
             info,
-        });
-        if self.file.is_some() {
-            let reason = if changed {
+            nanos: 0,
+        };
+        let reason = match existing {
+            Some(i) => {
+                self.tracks[i] = t;
                 "config_change"
-            } else {
+            }
+            None => {
+                let at = self
+                    .tracks
+                    .partition_point(|t| order(t.kind, t.number) < order(kind, track));
+                self.tracks.insert(at, t);
                 "track_added"
-            };
-            self.close(reason, out);
-        }
+            }
+        };
+        // The open file's track list no longer matches (indexes shift on insertion).
+        self.close(reason, out);
     }
 
     /// E-RTMP video metadata of a track (`colorInfo`): the colour boxes of the files
@@ -165,15 +197,25 @@ impl StreamRecorder {
     /// object after its first keyframe and repeats it; splitting files on it would cut
     /// every recording in two).
     pub fn on_track_metadata(&mut self, track: u8, payload: &[u8]) {
-        let Some(t) = self.video.as_mut().filter(|t| t.number == track) else {
+        let Some(i) = self.position(TrackKind::Video, track) else {
             return;
         };
         let Some(color) = codecs::color::parse(payload) else {
             tracing::debug!(key = %self.key, track, "video metadata other than colorInfo ignored");
             return;
         };
-        let color = (!color.is_empty()).then_some(color);
-        t.info.color = color;
+        self.tracks[i].info.color = (!color.is_empty()).then_some(color);
+    }
+
+    /// E-RTMP ModEx TimestampOffsetNano: the next frame of the track is presented
+    /// `nanos` after its timestamp. MP4 files opened once this was seen write it (their
+    /// timescale is [`FINE_SCALE`] times the stream's); FLV and files opened before keep
+    /// the stream's resolution.
+    pub fn on_timestamp_offset(&mut self, track: u8, video: bool, nanos: u32) {
+        self.nanos_seen = true;
+        if let Some(i) = self.position(TrackKind::from_video(video), track) {
+            self.tracks[i].nanos = nanos.min(999_999);
+        }
     }
 
     /// The stream's `onMetaData` (used by the files opened after it).
@@ -232,22 +274,17 @@ impl StreamRecorder {
         let (keyframe, video) = (frame.is_keyframe(), frame.is_video());
         let Frame {
             track,
+            kind,
             dts,
             cts,
             payload: data,
             ..
         } = frame;
-        let k = if video { V } else { A };
-        let Some(t) = (if video {
-            self.video.as_mut()
-        } else {
-            self.audio.as_mut()
-        }) else {
+        let Some(ti) = self.position(kind, track) else {
             return;
         };
-        if t.number != track {
-            return;
-        }
+        let t = &mut self.tracks[ti];
+        let nanos = std::mem::take(&mut t.nanos);
         if keyframe || !video {
             // Sizes and AC-3 configs the config record did not give (used by later files).
             let _ = codecs::describe_from_frame(&mut t.info, &data);
@@ -255,10 +292,16 @@ impl StreamRecorder {
         if video {
             self.video_seen = true;
         }
-        let has_video = self.video.is_some();
+        let has_video = self
+            .tracks
+            .first()
+            .is_some_and(|t| t.kind == TrackKind::Video);
+        // Files and segments start at keyframes of the first video track; the others
+        // join at their own next keyframe.
+        let primary = video && ti == 0;
         // Segment boundary: at a video keyframe (or any frame of an audio-only stream).
         if let (Some(f), Some(seg)) = (&self.file, self.settings.segment) {
-            let boundary = if has_video { video && keyframe } else { true };
+            let boundary = if has_video { primary && keyframe } else { true };
             let seg_ticks = seg.as_millis() as u64 * u64::from(self.timescale) / 1000;
             let rel = dts.saturating_sub(f.origin).max(0) as u64;
             if boundary && rel >= seg_ticks {
@@ -272,7 +315,7 @@ impl StreamRecorder {
             // A file starts at a video keyframe, or on audio before the stream's first
             // video frame (audio that precedes video is kept), or on anything audio-only.
             let may_open = if video {
-                keyframe
+                primary && keyframe
             } else {
                 !has_video || !self.video_seen
             };
@@ -280,22 +323,34 @@ impl StreamRecorder {
                 return;
             }
         }
+        let timescale = u64::from(self.timescale);
         let Some(f) = self.file.as_mut() else { return };
-        let Some(index) = f.index[k] else { return };
-        if video && !f.video_started {
-            if !keyframe {
+        let Some(index) = f.index[ti] else { return };
+        if !f.started[ti] {
+            if video && !keyframe {
                 return;
             }
-            f.video_started = true;
+            f.started[ti] = true;
         }
-        let rel = (dts.saturating_sub(f.origin).max(0) as u64).max(f.last[k]);
-        f.last[k] = rel;
+        let rel = dts.saturating_sub(f.origin).max(0) as u64;
+        let offset = if f.scale > 1 {
+            u64::from(nanos) * timescale * f.scale / 1_000_000_000
+        } else {
+            0
+        };
+        let at = (rel * f.scale + offset).max(f.last[ti]);
+        f.last[ti] = at;
         f.end = f.end.max(rel);
+        let cts = i32::try_from(i64::from(cts) * f.scale as i64).unwrap_or(if cts < 0 {
+            i32::MIN
+        } else {
+            i32::MAX
+        });
         let mut chunks = Vec::new();
         let sync = f.muxer.push(
             index,
             Sample {
-                dts: rel,
+                dts: at,
                 cts,
                 keyframe,
                 data,
@@ -311,37 +366,50 @@ impl StreamRecorder {
         }
     }
 
-    fn open(&mut self, wall: SystemTime, dts: i64, out: &mut Vec<Command>) -> bool {
-        let mut video = self.video.as_ref().map(|t| t.info.clone());
-        let mut audio = self.audio.as_ref().map(|t| t.info.clone());
-        let s = &self.source;
-        if let Some(v) = video.as_mut() {
-            if let (Some(w), Some(h)) = (s.width, s.height) {
-                if w >= 1.0 && h >= 1.0 && w < 65536.0 && h < 65536.0 {
-                    v.width = w as u32;
-                    v.height = h as u32;
+    /// What a new file knows of track `t`: its configuration with the source's
+    /// description (size, rate, language, name) applied.
+    fn describe(&self, t: &Track) -> TrackInfo {
+        let mut info = t.info.clone();
+        let s = self.source.track(t.kind, t.number);
+        match t.kind {
+            TrackKind::Video => {
+                if let (Some(w), Some(h)) = (s.width, s.height) {
+                    if w >= 1.0 && h >= 1.0 && w < 65536.0 && h < 65536.0 {
+                        info.width = w as u32;
+                        info.height = h as u32;
+                    }
+                }
+                info.frame_rate = s
+                    .frame_rate
+                    .filter(|f| *f > 0.0 && *f < 1000.0)
+                    .unwrap_or(0.0);
+            }
+            TrackKind::Audio => {
+                if info.sample_rate == 0 {
+                    info.sample_rate =
+                        s.audio_rate.filter(|r| *r > 0.0 && *r < 1e6).unwrap_or(0.0) as u32;
+                }
+                if info.channels == 0 {
+                    info.channels = s
+                        .audio_channels
+                        .filter(|c| *c >= 1.0 && *c < 256.0)
+                        .unwrap_or(0.0) as u16;
                 }
             }
-            v.frame_rate = s
-                .frame_rate
-                .filter(|f| *f > 0.0 && *f < 1000.0)
-                .unwrap_or(0.0);
         }
-        if let Some(a) = audio.as_mut() {
-            if a.sample_rate == 0 {
-                a.sample_rate = s.audio_rate.filter(|r| *r > 0.0 && *r < 1e6).unwrap_or(0.0) as u32;
-            }
-            if a.channels == 0 {
-                a.channels = s
-                    .audio_channels
-                    .filter(|c| *c >= 1.0 && *c < 256.0)
-                    .unwrap_or(0.0) as u16;
-            }
-        }
-        let all_flv = video
+        info.language = s.language;
+        info.name = s.name;
+        info
+    }
+
+    fn open(&mut self, wall: SystemTime, dts: i64, out: &mut Vec<Command>) -> bool {
+        let infos: Vec<TrackInfo> = self.tracks.iter().map(|t| self.describe(t)).collect();
+        // Legacy FLV holds one track of each kind; more tracks need MP4.
+        let one_each = [TrackKind::Video, TrackKind::Audio]
             .iter()
-            .chain(audio.iter())
-            .all(|t| flv::supported(t.codec));
+            .all(|k| self.tracks.iter().filter(|t| t.kind == *k).count() <= 1);
+        // FLV would also lose nanosecond offsets.
+        let all_flv = one_each && !self.nanos_seen && infos.iter().all(|t| flv::supported(t.codec));
         let use_flv = all_flv && self.settings.format != Format::Mp4;
         let fits = |t: &TrackInfo| {
             if use_flv {
@@ -350,32 +418,34 @@ impl StreamRecorder {
                 mp4::entry::supported(t.codec)
             }
         };
-        let video = video.filter(fits);
-        let audio = audio.filter(fits);
-        if video.is_none() && audio.is_none() {
+        let mut index = Vec::with_capacity(infos.len());
+        let mut tracks = Vec::new();
+        for info in infos {
+            if fits(&info) {
+                index.push(Some(tracks.len()));
+                tracks.push(info);
+            } else {
+                index.push(None);
+            }
+        }
+        if tracks.is_empty() {
             if !self.unsupported_logged {
                 tracing::warn!(key = %self.key, "no track of this stream can be recorded");
                 self.unsupported_logged = true;
             }
             return false;
         }
-        let mut index = [None, None];
-        let mut tracks = Vec::new();
-        if let Some(v) = video {
-            index[V] = Some(tracks.len());
-            tracks.push(v);
-        }
-        if let Some(a) = audio {
-            index[A] = Some(tracks.len());
-            tracks.push(a);
-        }
+        let fine = u32::try_from(u64::from(self.timescale) * FINE_SCALE).ok();
+        let scale = match fine {
+            Some(_) if self.nanos_seen && !use_flv => FINE_SCALE,
+            _ => 1,
+        };
         let mut muxer: Box<dyn Muxer> = if use_flv {
             Box::new(FlvMuxer::new(tracks, self.timescale))
         } else {
-            let mut o = Mp4Options::new(self.timescale);
-            o.fragment = (self.settings.fragment.as_millis() as u64 * u64::from(self.timescale)
-                / 1000)
-                .max(1);
+            let file_scale = u64::from(self.timescale) * scale;
+            let mut o = Mp4Options::new(file_scale as u32);
+            o.fragment = (self.settings.fragment.as_millis() as u64 * file_scale / 1000).max(1);
             Box::new(Mp4Muxer::new(tracks, o))
         };
         let path = match self.settings.namer.path(&NameInput {
@@ -402,13 +472,15 @@ impl StreamRecorder {
             chunks,
         });
         self.blocked_until = None;
+        let n = index.len();
         self.file = Some(OpenFile {
             id,
             muxer,
             origin: dts,
             index,
-            last: [0, 0],
-            video_started: false,
+            last: vec![0; n],
+            started: vec![false; n],
+            scale,
             end: 0,
             failed: false,
         });
@@ -589,5 +661,179 @@ mod tests {
             panic!()
         };
         assert_eq!(duration_ms, 0);
+    }
+
+    /// Every chunk of every command, applied to one in-memory file.
+    fn file_bytes(cmds: &[Command]) -> Vec<u8> {
+        let mut file = Vec::new();
+        for c in cmds {
+            match c {
+                Command::Open { chunks, .. }
+                | Command::Write { chunks, .. }
+                | Command::Close { chunks, .. } => crate::mux::apply(&mut file, chunks),
+            }
+        }
+        file
+    }
+
+    fn frame(kind: TrackKind, track: u8, dts: i64, key: bool) -> Frame {
+        Frame {
+            track,
+            kind,
+            dts,
+            cts: 0,
+            flags: FrameFlags::new(key, false),
+            payload: Bytes::from_static(&[7; 5]),
+        }
+    }
+
+    fn count(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len()).filter(|w| *w == needle).count()
+    }
+
+    #[test]
+    fn every_track_of_a_multitrack_stream_is_recorded() {
+        let mut s = StreamRecorder::new("live/mt".into(), 1000, settings(None));
+        let mut out = Vec::new();
+        let avc = Bytes::from_static(&[1, 0x64, 0, 0x1f]);
+        let aac = Bytes::from_static(&[0x12, 0x10]);
+        // Out of order on purpose: the file lists video 0, video 1, audio 0, audio 2.
+        s.on_track_config(2, Codec::Aac, aac.clone(), &mut out);
+        s.on_track_config(1, Codec::H264, avc.clone(), &mut out);
+        s.on_track_config(0, Codec::Aac, aac, &mut out);
+        s.on_track_config(0, Codec::H264, avc, &mut out);
+        let mut meta = vec![0x02, 0, 10];
+        meta.extend_from_slice(b"onMetaData\x03\x00\x13audioTrackIdInfoMap\x03\x00\x012\x03");
+        meta.extend_from_slice(b"\x00\x08language\x02\x00\x03fra\x00\x04name\x02\x00\x02FR");
+        meta.extend_from_slice(b"\x00\x00\x09\x00\x00\x09\x00\x00\x09");
+        s.on_metadata(&meta);
+        assert!(out.is_empty());
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        // Video 1 starts with an inter frame: it waits for its own keyframe.
+        s.on_frame(now, wall, frame(TrackKind::Video, 1, 0, false), &mut out);
+        assert!(out.is_empty(), "no file before the first track's keyframe");
+        for i in 0..10 {
+            let key = i % 5 == 0;
+            s.on_frame(now, wall, frame(TrackKind::Video, 0, i * 40, key), &mut out);
+            s.on_frame(
+                now,
+                wall,
+                frame(TrackKind::Video, 1, i * 40, i == 3),
+                &mut out,
+            );
+            s.on_frame(
+                now,
+                wall,
+                frame(TrackKind::Audio, 0, i * 40, true),
+                &mut out,
+            );
+            s.on_frame(
+                now,
+                wall,
+                frame(TrackKind::Audio, 2, i * 40, true),
+                &mut out,
+            );
+            s.on_frame(
+                now,
+                wall,
+                frame(TrackKind::Audio, 7, i * 40, true),
+                &mut out,
+            );
+        }
+        s.on_end("unpublish", &mut out);
+        assert_eq!(
+            out.iter()
+                .filter(|c| matches!(c, Command::Open { .. }))
+                .count(),
+            1
+        );
+        let Some(Command::Open { path, .. }) = out.first() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(path.extension().unwrap(), "mp4", "multitrack needs MP4");
+        let file = file_bytes(&out);
+        assert_eq!(count(&file, b"trak"), 4);
+        assert_eq!(count(&file, b"trex"), 4);
+        assert_eq!(count(&file, b"avc1"), 2);
+        assert_eq!(count(&file, b"mp4a"), 2);
+        // Track ids 1..4 in the order above; audio 2 carries its language and name.
+        let mdhd: Vec<usize> = file
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"mdhd")
+            .map(|(i, _)| i)
+            .collect();
+        let langs: Vec<&[u8]> = mdhd.iter().map(|i| &file[i + 24..i + 26]).collect();
+        assert_eq!(
+            langs,
+            [[0x55, 0xc4], [0x55, 0xc4], [0x55, 0xc4], [0x1a, 0x41]]
+        );
+        assert_eq!(count(&file, b"\xa9nam\x00\x02\x55\xc4FR"), 1);
+        // Every sample of every track is there once: 10 + 7 (video 1 from its keyframe)
+        // + 10 + 10 samples of 5 bytes (track 7 was never configured).
+        let samples: u32 = file
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"trun")
+            .map(|(i, _)| u32::from_be_bytes(file[i + 8..i + 12].try_into().unwrap()))
+            .sum();
+        assert_eq!(samples, 37);
+    }
+
+    #[test]
+    fn nanosecond_offsets_refine_mp4_timing() {
+        let mut s = StreamRecorder::new("live/ns".into(), 1000, settings(None));
+        let mut out = Vec::new();
+        s.on_track_config(
+            0,
+            Codec::H264,
+            Bytes::from_static(&[1, 0x64, 0, 0x1f]),
+            &mut out,
+        );
+        let now = Instant::now();
+        // 30 fps: 0, 33.333333, 66.666667, 100 ms as milliseconds plus nanoseconds.
+        for (i, (ms, nanos)) in [(0, 0), (33, 333_333), (66, 666_667), (100, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            if nanos > 0 {
+                s.on_timestamp_offset(0, true, nanos);
+            } else if i == 0 {
+                s.on_timestamp_offset(0, true, 1);
+            }
+            let f = frame(TrackKind::Video, 0, 5000 + ms, i == 0);
+            s.on_frame(now, SystemTime::now(), f, &mut out);
+        }
+        s.on_end("unpublish", &mut out);
+        let file = file_bytes(&out);
+        assert!(!file.is_empty(), "{out:?}");
+        let mvhd = file.windows(4).position(|w| w == b"mvhd").unwrap();
+        assert_eq!(&file[mvhd + 16..mvhd + 20], &1_000_000u32.to_be_bytes());
+        let trun = file.windows(4).position(|w| w == b"trun").unwrap();
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            b't', b'r', b'u', b'n', 1, 0, 0x0f, 0x01, 0, 0, 0, 4, 0, 0, 0, 0,
+            0, 0, 0x82, 0x35, 0, 0, 0, 5, 2, 0, 0, 0, 0, 0, 0, 0, // 33 333 us
+            0, 0, 0x82, 0x35, 0, 0, 0, 5, 1, 1, 0, 0, 0, 0, 0, 0, // 33 333 us
+            0, 0, 0x82, 0x36, 0, 0, 0, 5, 1, 1, 0, 0, 0, 0, 0, 0, // 33 334 us
+        ];
+        let got = &file[trun..trun + want.len()];
+        assert_eq!(&got[..12], &want[..12]);
+        assert_eq!(&got[16..], &want[16..], "durations: {got:02x?}");
+        let tfdt = file.windows(4).position(|w| w == b"tfdt").unwrap();
+        assert_eq!(&file[tfdt + 8..tfdt + 16], &0u64.to_be_bytes());
+    }
+
+    #[test]
+    fn offsets_seen_after_a_file_opened_wait_for_the_next_file() {
+        let mut h = H::new(None, true);
+        h.v(0, true);
+        h.s.on_timestamp_offset(0, true, 500_000);
+        assert_eq!(
+            h.v(40, false),
+            vec![K::Write],
+            "the file keeps its timescale"
+        );
     }
 }

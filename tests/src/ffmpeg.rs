@@ -509,6 +509,37 @@ pub fn list_file(path: &Path) -> Listing {
     input_listing(&proc.stderr.lines())
 }
 
+/// Decodes every stream of a media file (`-map 0`, FFmpeg alone picks one per kind).
+/// Returns the decoded frames per stream index and the lines logged at error level;
+/// bounded to two minutes.
+pub fn decode_every_stream(path: &Path) -> (Vec<usize>, Vec<String>) {
+    let mut cmd = Command::new(ffmpeg_path());
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "level+error",
+        "-threads",
+        "1",
+    ]);
+    cmd.arg("-i").arg(path);
+    cmd.args(["-map", "0", "-f", "framemd5", "-"]);
+    let mut proc = Proc::spawn("ffmpeg decode every stream", &mut cmd);
+    let (status, killed) = proc.wait_or_kill(Instant::now() + Duration::from_secs(120));
+    assert!(status.success() && !killed, "{}", proc.describe());
+    let mut counts = Vec::new();
+    for line in proc.stdout.lines().iter().filter(|l| !l.starts_with('#')) {
+        let Some(Ok(idx)) = line.split_once(',').map(|(i, _)| i.trim().parse::<usize>()) else {
+            continue;
+        };
+        if counts.len() <= idx {
+            counts.resize(idx + 1, 0);
+        }
+        counts[idx] += 1;
+    }
+    (counts, error_lines(&proc.stderr.lines()))
+}
+
 /// Stream index -> is video, from `#media_type N: video` header lines.
 fn stream_kinds(lines: &[String]) -> Vec<(String, bool)> {
     lines

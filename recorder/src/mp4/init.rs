@@ -81,7 +81,7 @@ fn write_trak(o: &mut BytesMut, id: u32, t: &TrackInfo, timescale: u32) {
                 o.put_u32(0);
                 o.put_u32(timescale);
                 o.put_u32(0);
-                o.put_u16(0x55c4); // "und"
+                o.put_u16(packed_language(t.language.unwrap_or(*b"und")));
                 o.put_u16(0);
             });
             write_full_box(o, b"hdlr", 0, 0, |o| {
@@ -118,12 +118,55 @@ fn write_trak(o: &mut BytesMut, id: u32, t: &TrackInfo, timescale: u32) {
                 });
             });
         });
+        if let Some(name) = &t.name {
+            write_title(o, name);
+        }
     });
+}
+
+/// ISO 639-2/T code as `mdhd` packs it: three 5-bit letters (each minus 0x60).
+fn packed_language(l: [u8; 3]) -> u16 {
+    l.iter().fold(0u16, |acc, c| {
+        (acc << 5) | u16::from(c.wrapping_sub(0x60) & 0x1f)
+    })
+}
+
+/// `udta` with a QuickTime-style `\xa9nam` text item (length, language, UTF-8 text):
+/// the track's title, as FFmpeg and other players read it.
+fn write_title(o: &mut BytesMut, name: &str) {
+    write_box(o, b"udta", |o| {
+        write_box(o, b"\xa9nam", |o| {
+            o.put_u16(name.len() as u16);
+            o.put_u16(0x55c4); // "und"
+            o.put_slice(name.as_bytes());
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn language_and_title_golden() {
+        assert_eq!(packed_language(*b"und"), 0x55c4);
+        assert_eq!(packed_language(*b"deu"), 0x10b5);
+        let mut t = TrackInfo::new(Codec::Aac, Bytes::from_static(&[0x12, 0x10]));
+        t.language = Some(*b"deu");
+        t.name = Some("Deutsch".into());
+        let mut b = BytesMut::new();
+        write_trak(&mut b, 2, &t, 1000);
+        let mdhd = b.windows(4).position(|w| w == b"mdhd").unwrap();
+        assert_eq!(&b[mdhd + 24..mdhd + 28], &[0x10, 0xb5, 0, 0]);
+        #[rustfmt::skip]
+        let udta: &[u8] = &[
+            0, 0, 0, 27, b'u', b'd', b't', b'a',
+            0, 0, 0, 19, 0xa9, b'n', b'a', b'm', 0, 7, 0x55, 0xc4,
+            b'D', b'e', b'u', b't', b's', b'c', b'h',
+        ];
+        assert!(b.ends_with(udta), "{:02x?}", &b[b.len() - 27..]);
+    }
 
     #[test]
     fn trex_golden() {
