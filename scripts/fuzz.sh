@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target (proto/fuzz and recorder/fuzz) for a given time each, one
-# after another, and prints how many inputs each one executed.
+# Runs every cargo-fuzz target (proto/fuzz, recorder/fuzz and auth/fuzz) for a given time
+# each, one after another, and prints how many inputs each one executed.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s, every target
 #
@@ -33,7 +33,7 @@ if ! "${fuzz[@]}" --version >/dev/null 2>&1; then
 fi
 
 summary=()
-for dir in proto/fuzz recorder/fuzz; do
+for dir in proto/fuzz recorder/fuzz auth/fuzz; do
     cd "$root/$dir"
     mapfile -t targets < <(ls fuzz_targets | sed -n 's/\.rs$//p' | sort)
     if [ "${#wanted[@]}" -gt 0 ]; then

@@ -55,7 +55,10 @@ pub fn outcome(req: &Request, status: u16, body: &[u8]) -> Outcome {
     let reply = if trimmed.first() == Some(&b'{') {
         match serde_json::from_slice::<Reply>(trimmed) {
             Ok(r) => r,
-            Err(e) => return Outcome::Deny(Denial::CallbackReply(format!("invalid JSON: {e}"))),
+            Err(e) => {
+                let e = crate::redact::hide_strings(&e.to_string());
+                return Outcome::Deny(Denial::CallbackReply(format!("invalid JSON: {e}")));
+            }
         }
     } else {
         // A bare "OK" or an empty body: allowed as asked.
@@ -115,6 +118,56 @@ mod tests {
             serde_json::json!({"action": "publish", "protocol": "rtmp", "key": "live/cam",
                 "remote": "127.0.0.1:5000", "conn_id": 7, "params": {"token": "t"}})
         );
+    }
+
+    proptest::proptest! {
+        /// Only a 2xx allows; a valid key in the reply is the key granted, a passphrase
+        /// within SRT's limits is granted to SRT callers only; a reply that cannot be used
+        /// denies and its error shows no value of the reply.
+        #[test]
+        fn reply_decides(
+            status in 100u16..600,
+            key in proptest::option::of("[a-z]{1,6}/[a-z0-9]{1,6}|\\PC{0,12}"),
+            passphrase in proptest::option::of("[ -~]{0,90}"),
+            srt in proptest::bool::ANY,
+            junk in proptest::option::of("\\PC{0,40}"),
+        ) {
+            let r = req(if srt { Protocol::Srt } else { Protocol::Rtmp });
+            let body = match &junk {
+                Some(j) => j.clone(),
+                None => serde_json::json!({"key": key, "passphrase": passphrase}).to_string(),
+            };
+            let out = outcome(&r, status, body.as_bytes());
+            if !(200..300).contains(&status) {
+                proptest::prop_assert_eq!(out, Outcome::Deny(Denial::CallbackStatus(status)));
+                return Ok(());
+            }
+            if junk.is_some() {
+                if let Outcome::Allow { key, passphrase } = out {
+                    proptest::prop_assert_eq!(key, "live/cam");
+                    proptest::prop_assert!(passphrase.is_none());
+                }
+                return Ok(());
+            }
+            let key_ok = key.as_deref().is_none_or(|k| StreamKey::parse(k).is_ok());
+            let pass_ok = !srt || passphrase.as_ref().is_none_or(|p| PASSPHRASE_LEN.contains(&p.len()));
+            match out {
+                Outcome::Allow { key: granted, passphrase: granted_pass } => {
+                    proptest::prop_assert!(key_ok && pass_ok);
+                    let expected = key.map_or("live/cam".to_owned(), |k| StreamKey::parse(&k).unwrap().as_str().to_owned());
+                    proptest::prop_assert_eq!(granted, expected);
+                    let expected = passphrase.filter(|_| srt).map(Secret::new);
+                    proptest::prop_assert_eq!(granted_pass, expected);
+                }
+                Outcome::Deny(d) => {
+                    proptest::prop_assert!(!(key_ok && pass_ok), "{}", d);
+                    // (A key error may quote the key, which the passphrase could be part of.)
+                    if let Some(p) = passphrase.filter(|p| key_ok && p.len() >= 4) {
+                        proptest::prop_assert!(!d.to_string().contains(&p), "{}", d);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

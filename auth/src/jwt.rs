@@ -321,6 +321,70 @@ mod tests {
         assert!(verify(&keys, &p, &bad, Action::Play, "a/b", 0.0).is_err());
     }
 
+    proptest::proptest! {
+        /// A signed token's verdict follows its claims: expiry and not-before with the
+        /// leeway, then the grant of the action on the key.
+        #[test]
+        fn verdict_follows_the_claims(
+            exp in proptest::option::of(-200i64..200),
+            nbf in proptest::option::of(-200i64..200),
+            grant in proptest::option::of(proptest::collection::vec("[a-c*]{1,4}(/[a-c*]{1,4})?", 1..3)),
+            key in "[a-c]{1,3}/[a-c]{1,3}",
+            publish in proptest::bool::ANY,
+        ) {
+            let now = 1_000_000.0;
+            let mut claims = serde_json::Map::new();
+            if let Some(e) = exp {
+                claims.insert("exp".into(), (now as i64 + e).into());
+            }
+            if let Some(n) = nbf {
+                claims.insert("nbf".into(), (now as i64 + n).into());
+            }
+            let action = if publish { Action::Publish } else { Action::Play };
+            if let Some(g) = &grant {
+                claims.insert(action.as_str().into(), serde_json::json!(g));
+            }
+            let token = hs(serde_json::Value::Object(claims), b"k");
+            let keys = Keys::hs256(b"k").unwrap();
+            let expected = if exp.is_some_and(|e| e as f64 + LEEWAY_SECS < 0.0) {
+                Err(Denial::Expired)
+            } else if nbf.is_some_and(|n| n as f64 > LEEWAY_SECS) {
+                Err(Denial::NotYetValid)
+            } else if grant.is_some_and(|g| g.iter().any(|p| glob::matches(p, &key))) {
+                Ok(())
+            } else {
+                Err(Denial::NotGranted { action })
+            };
+            proptest::prop_assert_eq!(verify(&keys, &Policy::default(), &token, action, &key, now), expected);
+        }
+
+        /// Anything that is not a token signed with the key is refused, and never panics;
+        /// so is a valid token with one character of its signature changed.
+        #[test]
+        fn forgeries_are_refused(junk in "\\PC{0,200}", at in 0usize..40) {
+            let keys = Keys::hs256(b"k").unwrap();
+            let p = Policy::default();
+            proptest::prop_assert!(verify(&keys, &p, &junk, Action::Play, "a/b", 0.0).is_err());
+            let good = hs(serde_json::json!({"play": "*"}), b"k");
+            let sig = good.rfind('.').unwrap() + 1;
+            let i = sig + at % (good.len() - sig - 1);
+            let mut forged = good.into_bytes();
+            forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(forged).unwrap();
+            proptest::prop_assert!(verify(&keys, &p, &forged, Action::Play, "a/b", 0.0).is_err());
+        }
+
+        /// A JWK set of any shape loads keys or says why, never panics.
+        #[test]
+        fn any_jwk_set(doc in "\\PC{0,120}") {
+            let text = format!(r#"{{"keys":[{doc}]}}"#);
+            if let Ok(k) = Keys::from_jwks(text.as_bytes()) {
+                proptest::prop_assert!(!k.is_empty());
+            }
+            let _ = Keys::from_file_contents(doc.as_bytes());
+        }
+    }
+
     #[test]
     fn alg_none_is_refused() {
         let keys = Keys::hs256(b"k").unwrap();

@@ -33,6 +33,35 @@ pub fn params(params: &[(String, String)]) -> String {
         .join("&")
 }
 
+/// serde's messages quote a string value of the wrong type (`invalid type: string
+/// "..."`), which may be a secret in the wrong place: every double-quoted run (escaped
+/// quotes inside it included) becomes `"<redacted>"`. Field names stay (in backticks).
+pub(crate) fn hide_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in message.chars() {
+        if quoted {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    quoted = false;
+                    out.push_str(REDACTED);
+                    out.push('"');
+                }
+                _ => escaped = false,
+            }
+        } else {
+            out.push(c);
+            quoted = c == '"';
+        }
+    }
+    if quoted {
+        out.push_str(REDACTED);
+    }
+    out
+}
+
 /// Parses `a=1&b=x%20y` into decoded (name, value) pairs; `+` is a space. Malformed
 /// percent escapes are kept as they are.
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
@@ -43,6 +72,11 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
             (percent_decode(n), percent_decode(v))
         })
         .collect()
+}
+
+/// The parameters of several queries in order (an RTMP stream name's, then its app's).
+pub fn parse_queries<'a>(queries: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
+    queries.into_iter().flat_map(parse_query).collect()
 }
 
 fn percent_decode(s: &str) -> String {
@@ -96,12 +130,52 @@ mod tests {
         );
     }
 
+    /// Percent-encodes every byte but unreserved ones, as a client would.
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
     proptest::proptest! {
         #[test]
         fn redacted_never_contains_values(v in "[a-zA-Z0-9]{6,20}") {
             let q = format!("a=1&token={v}&b");
             proptest::prop_assert!(!query(&q).contains(&v));
             let _ = parse_query(&q);
+        }
+
+        /// Any names and values a client encodes come back decoded, in order, across a
+        /// stream name's and an app's query; the redacted forms keep the names only.
+        #[test]
+        fn encoded_pairs_round_trip(
+            name_pairs in proptest::collection::vec(("[^=&]{1,12}", "\\PC{0,24}"), 0..6),
+            app_pairs in proptest::collection::vec(("[a-z]{1,8}", "\\PC{0,24}"), 0..3),
+        ) {
+            let join = |pairs: &[(String, String)]| {
+                pairs.iter().map(|(n, v)| format!("{}={}", encode(n), encode(v))).collect::<Vec<_>>().join("&")
+            };
+            let (nq, aq) = (join(&name_pairs), join(&app_pairs));
+            let all: Vec<_> = name_pairs.iter().chain(&app_pairs).cloned().collect();
+            proptest::prop_assert_eq!(parse_queries([nq.as_str(), aq.as_str()]), all.clone());
+            let shown = format!("{}&{}", query(&nq), params(&all));
+            for part in shown.split('&').filter(|p| !p.is_empty()) {
+                proptest::prop_assert!(part.ends_with(&format!("={REDACTED}")), "{}", part);
+            }
+            let named = name_with_query(&format!("cam?{nq}"));
+            proptest::prop_assert!(named.starts_with("cam?"));
+        }
+
+        /// Arbitrary text never panics and yields one pair per non-empty `&` part.
+        #[test]
+        fn any_text_parses(q in "\\PC{0,64}") {
+            let n = q.split('&').filter(|p| !p.is_empty()).count();
+            proptest::prop_assert_eq!(parse_query(&q).len(), n);
         }
     }
 }

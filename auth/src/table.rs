@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::redact::hide_strings;
 use crate::request::{Action, Denial};
 use crate::secret::Secret;
 use proto::glob;
@@ -110,8 +111,8 @@ impl Table {
     /// Parses an auth file; `json` picks the syntax.
     pub fn parse_file(text: &str, json: bool) -> Result<Table, TableError> {
         let file: File = if json {
-            // serde_json's messages name line and column, never the offending value.
-            serde_json::from_str(text).map_err(|e| TableError::Json(e.to_string()))?
+            serde_json::from_str(text)
+                .map_err(|e| TableError::Json(hide_strings(&e.to_string())))?
         } else {
             toml::from_str(text).map_err(|e| TableError::Toml(toml_message(&e)))?
         };
@@ -204,9 +205,10 @@ fn specificity(pattern: &str) -> usize {
 /// toml's error display quotes the offending line, which may hold a secret: keep only the
 /// message and the position.
 fn toml_message(e: &toml::de::Error) -> String {
+    let message = hide_strings(e.message());
     match e.span() {
-        Some(span) => format!("{} (at byte {})", e.message(), span.start),
-        None => e.message().to_owned(),
+        Some(span) => format!("{message} (at byte {})", span.start),
+        None => message,
     }
 }
 
@@ -261,6 +263,85 @@ publish = "wild"
             .unwrap_err()
             .to_string();
         assert!(!e.contains("topsecret"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// The same table written as TOML and as JSON parses to the same decisions, which
+        /// follow the rule: the most specific pattern with a secret for the action decides.
+        #[test]
+        fn toml_and_json_decide_alike(
+            entries in proptest::collection::btree_map(
+                "[a-c*]{1,3}/[a-c*]{1,3}",
+                (proptest::collection::vec("[ -~]{1,6}", 0..3), proptest::collection::vec("[ -~]{1,6}", 0..3)),
+                1..5,
+            ),
+            key in "[a-c]{1,2}/[a-c]{1,2}",
+            token in proptest::option::of("[ -~]{1,6}"),
+        ) {
+            let doc: serde_json::Map<String, serde_json::Value> = entries
+                .iter()
+                .map(|(pat, (publish, play))| (pat.clone(), serde_json::json!({"publish": publish, "play": play})))
+                .collect();
+            let doc = serde_json::json!({"keys": doc});
+            let json = Table::parse_file(&doc.to_string(), true).unwrap();
+            let toml = Table::parse_file(&toml::to_string(&doc).unwrap(), false).unwrap();
+            for action in [Action::Publish, Action::Play] {
+                let secrets = |(publish, play): &(Vec<String>, Vec<String>)| match action {
+                    Action::Publish => publish.clone(),
+                    Action::Play => play.clone(),
+                };
+                let best = entries
+                    .iter()
+                    .filter(|(p, e)| !secrets(e).is_empty() && glob::matches(p, &key))
+                    .max_by_key(|(p, _)| specificity(p));
+                let expected = match (&token, best) {
+                    (None, _) => Err(Denial::MissingToken),
+                    (Some(t), Some((_, e))) if secrets(e).contains(t) => Ok(()),
+                    _ => Err(Denial::InvalidToken),
+                };
+                let (j, t) = (json.check(action, &key, token.as_deref()), toml.check(action, &key, token.as_deref()));
+                proptest::prop_assert_eq!(&j, &t);
+                // Equally specific patterns may tie: then only "some secret of a best one" holds.
+                let tie = entries.iter().filter(|(p, e)| {
+                    !secrets(e).is_empty() && glob::matches(p, &key) && best.is_some_and(|(b, _)| specificity(p) == specificity(b))
+                }).count() > 1;
+                if !tie {
+                    proptest::prop_assert_eq!(j, expected);
+                }
+            }
+        }
+
+        /// A malformed file's error names where and what, never a value in it (a value
+        /// may be a secret in the wrong place).
+        #[test]
+        fn errors_hide_values(secret in "[a-zA-Z0-9]{8,16}", shape in 0usize..6, json in proptest::bool::ANY) {
+            let json_shapes = [
+                r#"{"keys":{"a/b":"S"}}"#,
+                r#"{"keys":{"a/b":{"publish":"S","play":1}}}"#,
+                r#"{"keys":{"a/b":{"publish":["S",2]}}}"#,
+                r#"{"keys":"S"}"#,
+                r#"{"keys":{"a/b":{"publish":"S"}}"#,
+                r#"{"keys":{"a/b":{"publish":"S",}}}"#,
+            ];
+            let toml_shapes = [
+                "keys = \"S\"",
+                "[keys]\n\"a/b\" = \"S\"",
+                "[keys.\"a/b\"]\npublish = \"S\"\nplay = 1",
+                "[keys.\"a/b\"]\npublish = [\"S\", 2]",
+                "[keys.\"a/b\"]\npublish = \"S\"\nplay = { x = 1 }",
+                "[keys.\"a/b\"]\npublish = \"S",
+            ];
+            let shapes = if json { json_shapes } else { toml_shapes };
+            let text = shapes[shape].replace('S', &secret);
+            let e = Table::parse_file(&text, json).expect_err("malformed").to_string();
+            proptest::prop_assert!(!e.contains(&secret), "{}", e);
+        }
+
+        /// Any text, read as TOML or JSON, gives a table or an error, never a panic.
+        #[test]
+        fn any_file_text(text in "\\PC{0,160}", json in proptest::bool::ANY) {
+            let _ = Table::parse_file(&text, json);
+        }
     }
 
     #[test]

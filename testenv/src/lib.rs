@@ -1,9 +1,12 @@
 //! What the test suites of every crate need from the machine: the one FFmpeg locator, and
 //! the rule for a missing tool: a test skips (saying so) on a developer machine and fails
 //! under CI (`CI` set, as `.ci/run` does), where every tool is installed, so a suite can
-//! never pass there without having run.
+//! never pass there without having run. Also the stable runner of fuzz target bodies
+//! ([`fuzz`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
