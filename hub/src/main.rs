@@ -319,9 +319,18 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         };
         let _refresh = play_auth.as_ref().and_then(|a| a.spawn_refresh());
-        if let Some(a) = play_auth.clone() {
-            tokio::spawn(reload_on_hangup(a));
-        }
+        // Without play auth there is nothing to reload, but SIGHUP (which the supervisor
+        // forwards) must not end the hub either.
+        let auth = play_auth.clone();
+        runtime::signal::on_hangup(move || {
+            let auth = auth.clone();
+            async move {
+                match auth {
+                    Some(auth) => auth.reload().await,
+                    None => tracing::info!("SIGHUP: nothing to reload (no play auth)"),
+                }
+            }
+        });
         let http_server = async {
             match http_listener {
                 Some((l, listen)) => {
@@ -352,16 +361,4 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&socket);
         result
     })
-}
-
-/// SIGHUP reloads the play auth's file and keys (what fails to load keeps its previous
-/// version, and the log says why).
-async fn reload_on_hangup(auth: auth::Authenticator) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        auth.reload().await;
-    }
 }

@@ -139,7 +139,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         auth.log_summary();
         auth.warn_if_open(addr, "rtmp");
         let _refresh = auth.spawn_refresh();
-        tokio::spawn(reload_on_hangup(auth, tls));
+        runtime::signal::on_hangup(move || reload(auth.clone(), tls.clone()));
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on rtmp://{addr}"),
             None => {
@@ -186,21 +186,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 /// SIGHUP reloads what can change without a restart: the auth file, JWT keys and the
 /// RTMPS certificate.
-async fn reload_on_hangup(auth: auth::Authenticator, tls: Option<Arc<tls::Tls>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("SIGHUP handler unavailable: reloading is off");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading");
-        auth.reload().await;
-        if let Some(tls) = &tls {
-            match tls.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the previous one")
-                }
+async fn reload(auth: auth::Authenticator, tls: Option<Arc<tls::Tls>>) {
+    tracing::info!("SIGHUP: reloading");
+    auth.reload().await;
+    if let Some(tls) = &tls {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the previous one")
             }
         }
     }

@@ -84,7 +84,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         };
         let book = Arc::new(RwLock::new(book));
         if let Some(f) = cli.passphrase_file.clone() {
-            tokio::spawn(reload_on_hup(f, book.clone()));
+            let book = book.clone();
+            runtime::signal::on_hangup(move || reload_passphrases(f.clone(), book.clone()));
         }
         let auth = auth::Authenticator::load(&cli.auth)
             .await
@@ -99,6 +100,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .local_addr()
             .context("local address")
             .map_err(Failure::CannotStart)?;
+        let reloading = auth.clone();
+        runtime::signal::on_hangup(move || {
+            let auth = reloading.clone();
+            async move { auth.reload().await }
+        });
         match &cli.out {
             Some(out) => tracing::info!(?out, "listening on srt://{addr}"),
             None => tracing::info!(hub = %cfg.hub.display(), "listening on srt://{addr}"),
@@ -106,7 +112,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
         auth.log_summary();
         auth.warn_if_open(addr, "srt");
         let _refresh = auth.spawn_refresh();
-        tokio::spawn(reload_auth_on_hup(auth.clone()));
         let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth, metrics);
         tokio::select! {
             r = endpoint.run() => r.context("receiving datagrams").map_err(Failure::Failed),
@@ -118,30 +123,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })
 }
 
-/// Reloads the passphrase file on SIGHUP; a file that does not parse keeps the old one.
-async fn reload_on_hup(path: std::path::PathBuf, book: Arc<RwLock<passphrase::Book>>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        match passphrase::Book::load(&path) {
-            Ok(b) => {
-                tracing::info!(entries = b.len(), file = %path.display(), "passphrase file reloaded");
-                *book.write().expect("passphrase book lock") = b;
-            }
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "passphrase file not reloaded, keeping the previous one")
-            }
+/// Reloads the passphrase file (on SIGHUP); a file that does not parse keeps the old one.
+async fn reload_passphrases(path: std::path::PathBuf, book: Arc<RwLock<passphrase::Book>>) {
+    match passphrase::Book::load(&path) {
+        Ok(b) => {
+            tracing::info!(entries = b.len(), file = %path.display(), "passphrase file reloaded");
+            *book.write().expect("passphrase book lock") = b;
         }
-    }
-}
-
-/// Reloads the auth file and JWT keys on SIGHUP (what fails to load is kept and logged).
-async fn reload_auth_on_hup(auth: auth::Authenticator) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        auth.reload().await;
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "passphrase file not reloaded, keeping the previous one")
+        }
     }
 }

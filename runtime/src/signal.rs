@@ -41,3 +41,24 @@ pub async fn shutdown() -> Shutdown {
         _ = recv(&mut int) => Shutdown::Interrupt,
     }
 }
+
+/// Runs `action` on every SIGHUP. The handler is installed before this returns (not when
+/// a task first runs), so a SIGHUP that arrives once the caller has logged that it is
+/// ready never gets the default action, which would end the process.
+pub fn on_hangup<F, Fut>(mut action: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    action().await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!("SIGHUP handler unavailable ({e}): reloading is off"),
+    }
+}

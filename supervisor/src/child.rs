@@ -26,7 +26,7 @@ pub(crate) enum Event {
     /// The child exited; it is not reaped yet, so its pid stays ours until the main
     /// thread waits on it.
     Exited(RunId),
-    /// The supervisor received a shutdown signal.
+    /// The supervisor received a signal (shutdown or reload).
     Signal(Signal),
 }
 

@@ -43,6 +43,10 @@ pub struct Component {
     /// (`socket` for the hub itself, `hub` for everyone else). Profiles may not set it
     /// while the profile runs the hub.
     pub socket_flag: &'static str,
+    /// Whether it reloads files in place on SIGHUP (auth files, keys, certificates,
+    /// passphrase files); the supervisor forwards its SIGHUP only to these (SIGHUP would
+    /// end the others).
+    pub reloads_on_hangup: bool,
 }
 
 /// Every component the supervisor knows, in start order. A component whose crate has not
@@ -54,36 +58,42 @@ pub static COMPONENTS: [Component; 6] = [
         role: Role::Hub,
         readiness: Readiness::LogLine("listening on unix:"),
         socket_flag: "socket",
+        reloads_on_hangup: true,
     },
     Component {
         name: "recorder",
         role: Role::Subscriber,
         readiness: Readiness::LogLine("connected to the hub"),
         socket_flag: "hub",
+        reloads_on_hangup: false,
     },
     Component {
         name: "relayer",
         role: Role::Subscriber,
         readiness: Readiness::LogLine("connected to the hub"),
         socket_flag: "hub",
+        reloads_on_hangup: false,
     },
     Component {
         name: "hookd",
         role: Role::Subscriber,
         readiness: Readiness::LogLine("subscribed to the hub's events"),
         socket_flag: "hub",
+        reloads_on_hangup: false,
     },
     Component {
         name: "ingest-rtmp",
         role: Role::Ingest,
         readiness: Readiness::LogLine("listening on rtmp://"),
         socket_flag: "hub",
+        reloads_on_hangup: true,
     },
     Component {
         name: "ingest-srt",
         role: Role::Ingest,
         readiness: Readiness::LogLine("listening on srt://"),
         socket_flag: "hub",
+        reloads_on_hangup: true,
     },
 ];
 

@@ -38,4 +38,6 @@ pub use profile::{
 };
 pub use runtime_dir::{RuntimeDir, RuntimeDirError, LOCK_FILE};
 pub use signals::block as block_signals;
-pub use supervise::{run, run_reporting, run_with_metrics, Outcome, Planned};
+pub use supervise::{
+    run, run_reloading, run_reporting, run_with_metrics, Outcome, Planned, Reload,
+};

@@ -5,12 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use supervisor::{Outcome, Planned, Profile, RuntimeDir};
+use supervisor::{Outcome, Planned, Profile, RuntimeDir, Settings};
 
 /// Starts, monitors, restarts and stops the media server's processes from a profile.
 ///
 /// Without --profile it runs the built-in default profile (hub, ingest-rtmp on
 /// 0.0.0.0:1935 and ingest-srt on UDP 0.0.0.0:4200). A profile section is exactly that component's flags written as TOML.
+///
+/// Signals: SIGINT/SIGTERM stop the components in order (a second one kills them);
+/// SIGHUP reloads the profile, restarting only the components whose flags changed and
+/// sending SIGHUP to the others that reload files in place (docs/supervisor.md).
 #[derive(Debug, Parser)]
 #[command(name = "supervisor", version)]
 struct Cli {
@@ -125,18 +129,19 @@ fn check(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let (origin, text) = match &cli.profile {
+/// The profile's text and where it came from (its path, or the built-in default).
+fn profile_text(cli: &Cli) -> anyhow::Result<(String, String)> {
+    Ok(match &cli.profile {
         Some(file) => (file.display().to_string(), read_profile(file)?),
         None => (
             "built-in default profile".to_string(),
             supervisor::DEFAULT_PROFILE.to_string(),
         ),
-    };
-    let Some(profile) = load(&origin, &text) else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let bin_dir = bin_dir(cli, &profile)?;
+    })
+}
+
+/// The binaries of `profile` that are not in `bin_dir`, as an error.
+fn find_binaries(profile: &Profile, bin_dir: &Path) -> anyhow::Result<()> {
     let missing: Vec<String> = profile
         .sections
         .iter()
@@ -147,14 +152,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() {
         bail!("component binaries not found: {}", missing.join(", "));
     }
-    let runtime = RuntimeDir::prepare(&runtime_dir(cli, &profile))?;
-    let socket = runtime.hub_socket();
-    let hub_socket = profile.runs_hub().then_some(socket.as_path());
-    tracing::info!(
-        "running {origin} with runtime directory {}",
-        runtime.path().display()
-    );
-    let plan = profile
+    Ok(())
+}
+
+fn plan(profile: &Profile, bin_dir: &Path, hub_socket: Option<&Path>) -> Vec<Planned> {
+    profile
         .sections
         .iter()
         .map(|section| Planned {
@@ -162,7 +164,61 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             bin: bin_dir.join(section.component.name),
             args: section.args(hub_socket),
         })
-        .collect();
+        .collect()
+}
+
+/// The profile read again for SIGHUP and validated like `check` does (the profile, then
+/// each component's flags), or every reason it cannot replace the running one.
+fn reload(
+    cli: &Cli,
+    running: &Profile,
+    runtime: &Path,
+    hub_socket: Option<&Path>,
+) -> Result<(Vec<Planned>, Settings), Vec<String>> {
+    let one = |e: anyhow::Error| vec![format!("{e:#}")];
+    let (origin, text) = profile_text(cli).map_err(one)?;
+    let profile = supervisor::parse_profile(&text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("{origin}: {e}"))
+            .collect::<Vec<_>>()
+    })?;
+    if profile.runs_hub() != running.runs_hub() {
+        return Err(vec![format!(
+            "{origin}: adding or removing [hub] takes a supervisor restart"
+        )]);
+    }
+    if runtime_dir(cli, &profile) != runtime {
+        tracing::warn!(
+            "{origin}: runtime_dir changed; the components stay in {} until the supervisor \
+             restarts",
+            runtime.display()
+        );
+    }
+    let bin_dir = bin_dir(cli, &profile).map_err(one)?;
+    find_binaries(&profile, &bin_dir).map_err(one)?;
+    let problems = supervisor::check_components(&profile, &bin_dir, hub_socket);
+    if !problems.is_empty() {
+        return Err(problems.iter().map(|p| format!("{origin}: {p}")).collect());
+    }
+    Ok((plan(&profile, &bin_dir, hub_socket), profile.settings))
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let (origin, text) = profile_text(cli)?;
+    let Some(profile) = load(&origin, &text) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let bin_dir = bin_dir(cli, &profile)?;
+    find_binaries(&profile, &bin_dir)?;
+    let runtime = RuntimeDir::prepare(&runtime_dir(cli, &profile))?;
+    let socket = runtime.hub_socket();
+    let hub_socket = profile.runs_hub().then_some(socket.as_path());
+    tracing::info!(
+        "running {origin} with runtime directory {}",
+        runtime.path().display()
+    );
+    let plan = plan(&profile, &bin_dir, hub_socket);
     let metrics = std::sync::Arc::new(telemetry::Metrics::new());
     let mut events = telemetry::Emitter::discard();
     if let Some(hub) = hub_socket {
@@ -176,7 +232,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         )
         .context("starting the event sender")?;
     }
-    let outcome = supervisor::run_reporting(plan, &profile.settings, &metrics, events)
+    let mut reload = || reload(cli, &profile, runtime.path(), hub_socket);
+    let outcome = supervisor::run_reloading(plan, &profile.settings, &metrics, events, &mut reload)
         .context("supervising")?;
     Ok(match outcome {
         Outcome::Stopped => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! Shutdown signals turned into events: SIGINT, SIGTERM and SIGHUP are blocked in every
-//! thread and collected by one thread with sigwait, so no async signal handler is needed.
+//! Signals turned into events: SIGINT and SIGTERM (shutdown) and SIGHUP (reload) are
+//! blocked in every thread and collected by one thread with sigwait, so no async signal
+//! handler is needed.
 
 use std::io;
 use std::sync::mpsc::SyncSender;
@@ -8,7 +9,8 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::child::Event;
 
-/// The signals that start a shutdown (a second one forces it).
+/// The signals the supervisor acts on: SIGINT and SIGTERM start a shutdown (a second one
+/// forces it), SIGHUP reloads the profile.
 const SHUTDOWN: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 fn shutdown_set() -> SigSet {
@@ -19,14 +21,14 @@ fn shutdown_set() -> SigSet {
     set
 }
 
-/// Blocks the shutdown signals in the calling thread. Call it first thing in `main`,
+/// Blocks the supervisor's signals in the calling thread. Call it first thing in `main`,
 /// before any thread exists, so every later thread inherits the mask. Children would
 /// inherit it too (a mask survives exec), so the spawn hook clears it.
 pub fn block() -> io::Result<()> {
     shutdown_set().thread_block().map_err(io::Error::from)
 }
 
-/// Starts the thread that reports each shutdown signal as an event.
+/// Starts the thread that reports each of the supervisor's signals as an event.
 pub(crate) fn spawn_listener(events: SyncSender<Event>) -> io::Result<()> {
     let set = shutdown_set();
     std::thread::Builder::new()

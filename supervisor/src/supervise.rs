@@ -1,5 +1,6 @@
-//! The supervising loop: starts the children in order, restarts the ones that exit, and
-//! stops them in order on a signal. Runs on the main thread, which is the only thread that
+//! The supervising loop: starts the children in order, restarts the ones that exit, applies
+//! a reloaded profile on SIGHUP (restarting only what changed), and stops them in order on
+//! SIGINT/SIGTERM. Runs on the main thread, which is the only thread that
 //! spawns children (see [`crate::child`]); helper threads only report events to it.
 
 use std::io;
@@ -53,10 +54,15 @@ struct Running {
     started: Instant,
     ready: bool,
     killed: bool,
+    /// Sent SIGTERM by a reload (its flags changed, or it left the profile); SIGKILL at
+    /// this instant if it is still running.
+    replacing: Option<Instant>,
 }
 
 struct Slot {
     plan: Planned,
+    /// Taken out of the profile by a reload: stopped, never started again.
+    retired: bool,
     state: State,
     restart: RestartState,
     restarts: u64,
@@ -97,12 +103,32 @@ pub fn run_with_metrics(
 
 /// [`run_with_metrics`], also sending `component_start`, `component_exit`,
 /// `component_restart` and `component_gave_up` events (proto/FORMAT.md 3.1) to `events`,
-/// which keeps them while the hub is down.
+/// which keeps them while the hub is down. SIGHUP has no profile to reload here: the plan
+/// stays, and the components that reload in place are sent SIGHUP.
 pub fn run_reporting(
     plan: Vec<Planned>,
     settings: &Settings,
     metrics: &telemetry::Metrics,
     events: telemetry::Emitter,
+) -> io::Result<Outcome> {
+    let fixed = (plan.clone(), settings.clone());
+    run_reloading(plan, settings, metrics, events, &mut || Ok(fixed.clone()))
+}
+
+/// Reads the profile again for SIGHUP: the new plan and settings, or every reason the
+/// profile cannot be used (then the running one stays).
+pub type Reload<'a> = dyn FnMut() -> Result<(Vec<Planned>, Settings), Vec<String>> + 'a;
+
+/// [`run_reporting`], calling `reload` on SIGHUP: components whose command line changed
+/// are restarted with the new one, components that left the profile are stopped, new
+/// ones are started, the others are sent SIGHUP when they reload in place
+/// ([`Component::reloads_on_hangup`]); a refused profile changes nothing.
+pub fn run_reloading(
+    plan: Vec<Planned>,
+    settings: &Settings,
+    metrics: &telemetry::Metrics,
+    events: telemetry::Emitter,
+    reload: &mut Reload<'_>,
 ) -> io::Result<Outcome> {
     let (tx, rx) = mpsc::sync_channel(256);
     crate::signals::spawn_listener(tx.clone())?;
@@ -111,19 +137,10 @@ pub fn run_reporting(
     let mut sup = Supervisor {
         slots: plan
             .into_iter()
-            .map(|plan| {
-                let label = [("component", plan.component.name)];
-                Slot {
-                    restarts_total: metrics.counter("mediaserver_component_restarts_total", &label),
-                    up: metrics.gauge("mediaserver_component_up", &label),
-                    plan,
-                    state: State::Pending(now),
-                    restart: RestartState::new(&policy),
-                    restarts: 0,
-                    runs: 0,
-                }
-            })
+            .map(|plan| new_slot(plan, metrics, &policy, now))
             .collect(),
+        metrics,
+        reload_due: false,
         phase: Phase::Normal,
         outcome: Outcome::Stopped,
         policy,
@@ -137,6 +154,22 @@ pub fn run_reporting(
         sup.tick(now);
         if sup.finished() {
             break;
+        }
+        if std::mem::take(&mut sup.reload_due) {
+            match reload() {
+                Ok((plan, settings)) => sup.apply(plan, &settings, now),
+                Err(problems) => {
+                    for problem in &problems {
+                        tracing::error!("reload: {problem}");
+                    }
+                    tracing::error!(
+                        "SIGHUP: the profile was not reloaded ({} problems); the running \
+                         configuration stays",
+                        problems.len()
+                    );
+                }
+            }
+            continue;
         }
         let event = match sup.next_deadline() {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(now)) {
@@ -160,8 +193,30 @@ pub fn run_reporting(
     Ok(sup.outcome)
 }
 
-struct Supervisor {
+fn new_slot(
+    plan: Planned,
+    metrics: &telemetry::Metrics,
+    policy: &RestartPolicy,
+    now: Instant,
+) -> Slot {
+    let label = [("component", plan.component.name)];
+    Slot {
+        restarts_total: metrics.counter("mediaserver_component_restarts_total", &label),
+        up: metrics.gauge("mediaserver_component_up", &label),
+        plan,
+        retired: false,
+        state: State::Pending(now),
+        restart: RestartState::new(policy),
+        restarts: 0,
+        runs: 0,
+    }
+}
+
+struct Supervisor<'m> {
     slots: Vec<Slot>,
+    metrics: &'m telemetry::Metrics,
+    /// A SIGHUP arrived: reload the profile before waiting again.
+    reload_due: bool,
     phase: Phase,
     outcome: Outcome,
     policy: RestartPolicy,
@@ -172,7 +227,7 @@ struct Supervisor {
     emitter: telemetry::Emitter,
 }
 
-impl Supervisor {
+impl Supervisor<'_> {
     fn hub_ready(&self) -> bool {
         self.slots
             .iter()
@@ -214,6 +269,7 @@ impl Supervisor {
                 }
                 for slot in &mut self.slots {
                     check_readiness(slot, now, self.ready_timeout);
+                    check_replacing(slot, now);
                 }
             }
             Phase::Stopping { .. } => self.tick_stopping(now),
@@ -306,7 +362,12 @@ impl Supervisor {
                         {
                             Some(*at)
                         }
-                        State::Running(r) if !r.ready && !r.killed => {
+                        State::Running(r) if r.killed => None,
+                        State::Running(Running {
+                            replacing: Some(at),
+                            ..
+                        }) => Some(*at),
+                        State::Running(r) if !r.ready => {
                             Some(match slot.plan.component.readiness {
                                 Readiness::Running(settle) => r.started + settle,
                                 Readiness::LogLine(_) => r.started + self.ready_timeout,
@@ -362,6 +423,7 @@ impl Supervisor {
                     started: now,
                     ready: false,
                     killed: false,
+                    replacing: None,
                 });
             }
             Err(e) => {
@@ -377,6 +439,13 @@ impl Supervisor {
 
     fn handle(&mut self, event: Event, now: Instant) {
         match event {
+            Event::Signal(Signal::SIGHUP) => match self.phase {
+                Phase::Normal => {
+                    tracing::info!("received SIGHUP: reloading the profile");
+                    self.reload_due = true;
+                }
+                _ => tracing::info!("received SIGHUP while shutting down: ignored"),
+            },
             Event::Signal(signal) => match self.phase {
                 Phase::Normal => {
                     tracing::info!(
@@ -425,13 +494,14 @@ impl Supervisor {
                 };
                 let uptime = now.duration_since(r.started);
                 let ready = r.ready;
+                let replaced = r.replacing.is_some();
                 let fields = [
                     ("pid", r.child.id().to_string()),
                     ("status", status.clone()),
                     ("uptime_ms", uptime.as_millis().to_string()),
                     (
                         "expected",
-                        (!matches!(self.phase, Phase::Normal)).to_string(),
+                        (replaced || !matches!(self.phase, Phase::Normal)).to_string(),
                     ),
                 ];
                 let name = slot.plan.component.name;
@@ -441,7 +511,14 @@ impl Supervisor {
                 slot.state = State::Stopped;
                 slot.up.set(0);
                 let normal = matches!(self.phase, Phase::Normal);
-                if normal && first_start && code == Some(CANNOT_START.into()) {
+                if normal && replaced {
+                    if slot.retired {
+                        tracing::info!("{name} stopped ({status}): no longer in the profile");
+                    } else {
+                        tracing::info!("{name} stopped ({status}); starting it with its new flags");
+                        slot.state = State::Pending(now);
+                    }
+                } else if normal && first_start && code == Some(CANNOT_START.into()) {
                     // Its own error line says why; restarting would fail the same way,
                     // and running on without it would look up while serving nothing.
                     tracing::error!(
@@ -462,6 +539,41 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Applies a reloaded profile: `plan` replaces the running one component by component.
+    fn apply(&mut self, plan: Vec<Planned>, settings: &Settings, now: Instant) {
+        self.policy = RestartPolicy::from_settings(settings);
+        self.ready_timeout = settings.ready_timeout;
+        self.shutdown_timeout = settings.shutdown_timeout;
+        let mut report = Vec::new();
+        let mut new: Vec<Option<Planned>> = plan.into_iter().map(Some).collect();
+        for slot in self.slots.iter_mut().filter(|s| !s.retired) {
+            let name = slot.plan.component.name;
+            let wanted = new
+                .iter_mut()
+                .find(|p| p.as_ref().is_some_and(|p| p.component.name == name))
+                .and_then(Option::take);
+            let change = match wanted {
+                None => {
+                    slot.retired = true;
+                    Change::Removed
+                }
+                Some(p) if p.bin == slot.plan.bin && p.args == slot.plan.args => Change::Same,
+                Some(p) => {
+                    slot.plan = p;
+                    Change::Changed
+                }
+            };
+            let done = change.apply(slot, &self.policy, self.shutdown_timeout, now);
+            report.push(format!("{name} {done}"));
+        }
+        for plan in new.into_iter().flatten() {
+            report.push(format!("{} added", plan.component.name));
+            self.slots
+                .push(new_slot(plan, self.metrics, &self.policy, now));
+        }
+        tracing::info!("SIGHUP: profile reloaded: {}", report.join("; "));
     }
 
     /// Applies the restart policy to slot `index`, whose run just ended.
@@ -510,6 +622,54 @@ impl Supervisor {
     }
 }
 
+/// What a reload does to one component.
+enum Change {
+    Same,
+    Changed,
+    Removed,
+}
+
+impl Change {
+    /// Acts on `slot` (its plan already updated); says what was done, for the log.
+    fn apply(
+        self,
+        slot: &mut Slot,
+        policy: &RestartPolicy,
+        shutdown_timeout: Duration,
+        now: Instant,
+    ) -> &'static str {
+        let component = slot.plan.component;
+        match (self, &mut slot.state) {
+            (Change::Same, State::Running(r)) if component.reloads_on_hangup => {
+                signal(r, Signal::SIGHUP);
+                "unchanged (sent SIGHUP)"
+            }
+            (Change::Same, _) => "unchanged",
+            (change, State::Running(r)) => {
+                if r.replacing.is_none() && !r.killed {
+                    signal(r, Signal::SIGTERM);
+                    r.replacing = Some(now + shutdown_timeout);
+                }
+                match change {
+                    Change::Removed => "removed (stopping)",
+                    _ => "changed (restarting)",
+                }
+            }
+            (Change::Removed, state) => {
+                *state = State::Stopped;
+                "removed"
+            }
+            (_, state @ State::GaveUp) => {
+                // New flags deserve a new try.
+                *state = State::Pending(now);
+                slot.restart = RestartState::new(policy);
+                "changed (starting again)"
+            }
+            (_, _) => "changed (starts with the new flags)",
+        }
+    }
+}
+
 /// A supervisor event about `component`: its name first, then `fields`.
 fn component_event<const N: usize>(
     kind: &str,
@@ -551,6 +711,22 @@ fn check_readiness(slot: &mut Slot, now: Instant, ready_timeout: Duration) {
         }
         _ => {}
     }
+}
+
+/// A component a reload stopped that has not exited by its deadline is killed.
+fn check_replacing(slot: &mut Slot, now: Instant) {
+    let State::Running(r) = &mut slot.state else {
+        return;
+    };
+    if r.killed || r.replacing.is_none_or(|at| now < at) {
+        return;
+    }
+    tracing::warn!(
+        "{} did not stop for the reload in time; killing it",
+        slot.plan.component.name
+    );
+    r.killed = true;
+    signal(r, Signal::SIGKILL);
 }
 
 fn signal_kill(r: &Running) {
