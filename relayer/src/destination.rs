@@ -20,7 +20,7 @@ use proto::rtmp::session::{ClientConfig, ClientMode};
 use tokio::sync::{mpsc, Notify};
 
 use crate::backoff::Backoff;
-use crate::media::{frame_kind, tag_body, Item};
+use crate::media::{frame_kind, tag_head, Item};
 use crate::queue::GopQueue;
 use crate::rtmp_conn::{ConnError, RtmpConn};
 use crate::rules::redact;
@@ -346,7 +346,8 @@ impl Destination {
                     Item::Config { codec, track, data } => {
                         self.mux_config(&mut mux, &mut blocked, codec, track, &data)
                     }
-                    Item::Metadata(_) => {}
+                    // MPEG-TS has no place for AMF data messages.
+                    Item::Metadata(_) | Item::Data { .. } => {}
                     Item::Frame(f) => {
                         let video = f.codec.kind() == TrackKind::Video;
                         if blocked.contains(&(video, f.track)) {
@@ -421,7 +422,7 @@ impl Destination {
 
     /// Feeds a live connection until the stream ends (Ok) or the connection fails.
     async fn serve(&mut self, mut conn: RtmpConn) -> Result<(), ConnError> {
-        let mut body = BytesMut::new();
+        let mut head = BytesMut::new();
         let mut blocked: HashSet<(bool, u8)> = HashSet::new();
         let mut last_ts = 0u32;
         // Metadata, then every track's configuration, then frames from a sync point.
@@ -435,7 +436,7 @@ impl Destination {
         for (codec, track, data) in configs {
             self.send(
                 &mut conn,
-                &mut body,
+                &mut head,
                 &mut blocked,
                 &mut last_ts,
                 Item::Config { codec, track, data },
@@ -448,7 +449,7 @@ impl Destination {
             loop {
                 let item = self.shared.lock().pop();
                 let Some(item) = item else { break };
-                self.send(&mut conn, &mut body, &mut blocked, &mut last_ts, item)?;
+                self.send(&mut conn, &mut head, &mut blocked, &mut last_ts, item)?;
                 // One write per item, so a backlog never builds one huge buffer.
                 self.wrote(conn.flush().await?);
             }
@@ -474,7 +475,7 @@ impl Destination {
     fn send(
         &self,
         conn: &mut RtmpConn,
-        body: &mut BytesMut,
+        head: &mut BytesMut,
         blocked: &mut HashSet<(bool, u8)>,
         last_ts: &mut u32,
         item: Item,
@@ -489,17 +490,19 @@ impl Destination {
                     return Ok(());
                 }
                 blocked.remove(&(video, track));
-                let kind = tag_body(codec, track, PacketKind::Config, &data, body);
-                conn.session.send_media(kind, *last_ts, body)?;
+                let kind = tag_head(codec, track, PacketKind::Config, head);
+                conn.session
+                    .send_media_shared(kind, *last_ts, head, &data)?;
             }
             Item::Metadata(m) => conn.session.send_metadata(*last_ts, &m)?,
+            Item::Data { ts, body } => conn.session.send_data(ts, &body)?,
             Item::Frame(f) => {
                 let video = f.codec.kind() == TrackKind::Video;
                 if blocked.contains(&(video, f.track)) || !conn.caps.accepts(f.codec, f.track) {
                     return Ok(());
                 }
-                let kind = tag_body(f.codec, f.track, frame_kind(&f), &f.data, body);
-                conn.session.send_media(kind, f.ts, body)?;
+                let kind = tag_head(f.codec, f.track, frame_kind(&f), head);
+                conn.session.send_media_shared(kind, f.ts, head, &f.data)?;
                 *last_ts = f.ts;
             }
         }

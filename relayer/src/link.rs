@@ -247,6 +247,14 @@ impl Link {
                     s.push(&Item::Metadata(msg.payload));
                 }
             }
+            Header::Data { stream, dts } => {
+                if let Some(s) = self.streams.get(&stream) {
+                    s.push(&Item::Data {
+                        ts: to_ms(dts, s.timescale).max(0) as u32,
+                        body: msg.payload,
+                    });
+                }
+            }
             Header::Frame {
                 stream,
                 track,

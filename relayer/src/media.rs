@@ -20,6 +20,14 @@ pub enum Item {
     },
     /// `onMetaData` AMF0 values.
     Metadata(Bytes),
+    /// A data message other than `onMetaData` (`onCuePoint`, `onTextData`, ...), in
+    /// order with the frames around it.
+    Data {
+        /// RTMP milliseconds (wrapping).
+        ts: u32,
+        /// Its AMF0 values, handler name first.
+        body: Bytes,
+    },
     /// A coded frame.
     Frame(Frame),
 }
@@ -48,7 +56,9 @@ impl Item {
     /// Bytes the item holds (for queue budgets).
     pub fn len(&self) -> usize {
         match self {
-            Item::Config { data, .. } | Item::Metadata(data) => data.len(),
+            Item::Config { data, .. } | Item::Metadata(data) | Item::Data { body: data, .. } => {
+                data.len()
+            }
             Item::Frame(f) => f.data.len(),
         }
     }
@@ -59,25 +69,18 @@ impl Item {
     }
 }
 
-/// Builds the FLV tag body of a config or frame into `body` (cleared first); returns
+/// Builds the FLV tag header of a config or frame into `head` (cleared first): the tag
+/// body is `head` followed by the shared payload, which is never copied into it. Returns
 /// audio or video.
-pub fn tag_body(
-    codec: Codec,
-    track: u8,
-    kind: PacketKind,
-    data: &[u8],
-    body: &mut BytesMut,
-) -> MediaKind {
-    body.clear();
-    let media = if codec.kind() == TrackKind::Video {
-        write_video_header(codec, track, kind, body);
+pub fn tag_head(codec: Codec, track: u8, kind: PacketKind, head: &mut BytesMut) -> MediaKind {
+    head.clear();
+    if codec.kind() == TrackKind::Video {
+        write_video_header(codec, track, kind, head);
         MediaKind::Video
     } else {
-        write_audio_header(codec, track, kind, body);
+        write_audio_header(codec, track, kind, head);
         MediaKind::Audio
-    };
-    body.extend_from_slice(data);
-    media
+    }
 }
 
 /// The packet kind of a frame.
@@ -103,10 +106,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn golden_tag_bodies() {
+    fn golden_tag_heads() {
         let mut b = BytesMut::new();
-        let k = tag_body(Codec::Aac, 0, PacketKind::Config, &[0x12, 0x10], &mut b);
-        assert_eq!((k, &b[..]), (MediaKind::Audio, &[0xaf, 0, 0x12, 0x10][..]));
+        let k = tag_head(Codec::Aac, 0, PacketKind::Config, &mut b);
+        assert_eq!((k, &b[..]), (MediaKind::Audio, &[0xaf, 0][..]));
+        let k = tag_head(Codec::Opus, 1, PacketKind::Config, &mut b);
+        assert_eq!(
+            (k, &b[..]),
+            (MediaKind::Audio, &b"\x95\x00Opus\x01"[..]),
+            "multitrack: the track id follows the FourCC"
+        );
         let f = Frame {
             codec: Codec::H264,
             track: 0,
@@ -116,11 +125,8 @@ mod tests {
             sync: true,
             data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
         };
-        let k = tag_body(f.codec, 0, frame_kind(&f), &f.data, &mut b);
-        assert_eq!(
-            (k, &b[..]),
-            (MediaKind::Video, &[0x17, 1, 0, 0, 40, 0, 0, 0, 1, 0x65][..])
-        );
+        let k = tag_head(f.codec, 0, frame_kind(&f), &mut b);
+        assert_eq!((k, &b[..]), (MediaKind::Video, &[0x17, 1, 0, 0, 40][..]));
     }
 
     #[test]

@@ -64,6 +64,13 @@ impl GopQueue {
 
     /// Appends an item, dropping whole GOPs to stay within the budget.
     pub fn push(&mut self, item: Item) {
+        // A data message belongs with the frames around it: it goes where they go, and
+        // never grows the queue past its budget.
+        if let Item::Data { .. } = item {
+            if self.waiting_sync || self.bytes + item.len() > self.max_bytes {
+                return;
+            }
+        }
         if let Item::Frame(f) = &item {
             if self.waiting_sync && !f.sync {
                 if self.started {
@@ -91,6 +98,8 @@ impl GopQueue {
     fn skip_gop(&mut self, incoming_sync: bool) -> bool {
         // The first sync point after the oldest queued frame, if any.
         let Some(first) = self.items.iter().position(|i| matches!(i, Item::Frame(_))) else {
+            // Data messages queued before any frame go with the GOP that follows.
+            self.drop_data();
             if !incoming_sync {
                 self.waiting_sync = true;
             }
@@ -106,7 +115,7 @@ impl GopQueue {
         let keep_from = next.unwrap_or(self.items.len());
         let mut kept = VecDeque::with_capacity(self.items.len() - keep_from + 4);
         for (n, item) in std::mem::take(&mut self.items).into_iter().enumerate() {
-            if n < keep_from && matches!(item, Item::Frame(_)) {
+            if n < keep_from && in_gop(&item) {
                 self.drop_item(&item);
             } else {
                 kept.push_back(item);
@@ -117,6 +126,22 @@ impl GopQueue {
             self.waiting_sync = true;
         }
         next.is_some()
+    }
+
+    /// Forgets the queued data messages (there is no frame they could stay with).
+    fn drop_data(&mut self) {
+        let before = self.items.len();
+        let mut freed = 0;
+        self.items.retain(|i| {
+            let data = matches!(i, Item::Data { .. });
+            if data {
+                freed += i.len();
+            }
+            !data
+        });
+        if self.items.len() != before {
+            self.bytes -= freed;
+        }
     }
 
     /// Takes the oldest item.
@@ -138,7 +163,7 @@ impl GopQueue {
         let cut = first_sync.unwrap_or(self.items.len());
         let mut kept = VecDeque::new();
         for (n, item) in std::mem::take(&mut self.items).into_iter().enumerate() {
-            if n < cut && matches!(item, Item::Frame(_)) {
+            if n < cut && in_gop(&item) {
                 if count {
                     self.drop_item(&item);
                 } else {
@@ -156,6 +181,12 @@ impl GopQueue {
             self.started = false;
         }
     }
+}
+
+/// Whether an item goes with its GOP when that is skipped (frames and data messages;
+/// configurations and metadata describe the stream and stay).
+fn in_gop(item: &Item) -> bool {
+    matches!(item, Item::Frame(_) | Item::Data { .. })
 }
 
 #[cfg(test)]
@@ -225,6 +256,41 @@ mod tests {
         assert_eq!(items.len(), 3);
         assert_eq!(q.dropped_frames, 5);
         assert_eq!(q.dropped_bytes, 150);
+    }
+
+    #[test]
+    fn data_messages_stay_in_order_and_go_with_their_gop() {
+        let mut q = GopQueue::new(100);
+        let cue = |ts| Item::Data {
+            ts,
+            body: Bytes::from_static(b"cue"),
+        };
+        q.push(cue(0));
+        q.push(frame(0, true, 30));
+        q.push(cue(1));
+        q.push(frame(1, false, 30));
+        q.push(frame(2, true, 30));
+        q.push(cue(2));
+        // The first cue came before any keyframe: refused. 3 x 30 + 2 x 3 = 96 bytes, so
+        // one more cue fits; the next frame makes room by dropping the first GOP with
+        // the cue inside it, and a cue that does not fit is refused.
+        q.push(cue(3));
+        q.push(frame(3, false, 30));
+        q.push(Item::Data {
+            ts: 4,
+            body: Bytes::from(vec![0; 40]),
+        });
+        let items: Vec<Item> = std::iter::from_fn(|| q.pop()).collect();
+        let order: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                Item::Data { ts, .. } => format!("d{ts}"),
+                Item::Frame(f) => format!("f{}", f.ts),
+                _ => "?".into(),
+            })
+            .collect();
+        assert_eq!(order, ["f2", "d2", "d3", "f3"]);
+        assert_eq!(q.bytes(), 0);
     }
 
     #[test]

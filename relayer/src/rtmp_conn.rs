@@ -2,10 +2,11 @@
 //! `rtmps://`) to another RTMP server, driven through connect, createStream and publish
 //! or play.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use proto::iov::Outbox;
 use proto::rtmp::session::{
     ClientConfig, ClientError, ClientEvent, ClientMode, ClientSession, RtmpUrl, ServerCaps,
 };
@@ -44,6 +45,22 @@ pub enum ConnError {
     Timeout(&'static str),
 }
 
+/// Writes `out` to `wr` with vectored writes until it is empty.
+async fn write_outbox(wr: &mut WriteHalf, out: &mut Outbox) -> io::Result<()> {
+    while !out.is_empty() {
+        let n = {
+            let mut iov = [IoSlice::new(&[]); 64];
+            let k = out.fill(&mut iov);
+            wr.write_vectored(&iov[..k]).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        out.advance(n);
+    }
+    Ok(())
+}
+
 /// A connected, started RTMP client connection.
 pub struct RtmpConn {
     /// Read half of the socket.
@@ -53,7 +70,6 @@ pub struct RtmpConn {
     pub session: ClientSession,
     /// Bytes read, not yet consumed.
     pub rbuf: BytesMut,
-    out: BytesMut,
     /// What the server said it takes.
     pub caps: ServerCaps,
     write_timeout: Duration,
@@ -104,7 +120,6 @@ impl RtmpConn {
             wr,
             session: ClientSession::new(config, url.request, random, epoch),
             rbuf: BytesMut::with_capacity(64 * 1024),
-            out: BytesMut::new(),
             caps: ServerCaps::default(),
             write_timeout,
         };
@@ -140,15 +155,15 @@ impl RtmpConn {
     }
 
     /// Writes everything the session has queued, within the write timeout; returns the
-    /// number of bytes written.
+    /// number of bytes written. Vectored: frames go out of the buffers the hub link
+    /// decoded them into, shared by every destination.
     pub async fn flush(&mut self) -> Result<usize, ConnError> {
-        self.session.poll_transmit(&mut self.out);
-        let n = self.out.len();
+        let out = self.session.poll_transmit_vectored();
+        let n = out.bytes();
         if n > 0 {
-            tokio::time::timeout(self.write_timeout, self.wr.write_all(&self.out))
+            tokio::time::timeout(self.write_timeout, write_outbox(&mut self.wr, out))
                 .await
                 .map_err(|_| ConnError::Timeout("writing (the server stopped reading)"))??;
-            self.out.clear();
         }
         Ok(n)
     }

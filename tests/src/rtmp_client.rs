@@ -17,6 +17,16 @@ use rand::RngCore;
 pub use amf0::Amf0;
 pub use chunk::Message;
 
+/// Whether a player message is one a publisher sent (media, or a data message other than
+/// the server's own `|RtmpSampleAccess`).
+pub fn is_stream_message(m: &Message) -> bool {
+    match m.type_id {
+        msg_type::AUDIO | msg_type::VIDEO => true,
+        msg_type::DATA => !m.payload.windows(17).any(|w| w == b"|RtmpSampleAccess"),
+        _ => false,
+    }
+}
+
 /// RTMP message type ids used by the tests.
 pub mod msg_type {
     /// Set Chunk Size.
@@ -505,6 +515,21 @@ impl RtmpClient {
     /// Sends an AMF0 data message (its values, handler name first) on csid 5.
     pub fn send_data(&mut self, stream_id: u32, timestamp: u32, body: &[u8]) -> Result<()> {
         self.send_message(5, msg_type::DATA, stream_id, timestamp, body)
+    }
+
+    /// Reads until `n` messages a publisher sent ([`is_stream_message`]) arrived; returns
+    /// them as (type, body). Panics with what came so far when one does not arrive in time.
+    pub fn collect_stream(&mut self, n: usize, deadline: Instant) -> Vec<(u8, Vec<u8>)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let m = self
+                .next_message(deadline)
+                .unwrap_or_else(|e| panic!("after {} messages {got:?}: {e}", got.len()));
+            if is_stream_message(&m) {
+                got.push((m.type_id, m.payload));
+            }
+        }
+        got
     }
 
     /// Sends a video tag body on csid 6.

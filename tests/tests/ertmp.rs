@@ -4,13 +4,13 @@
 //! and in order; late joiners get the colour and channel layout as stream state. FFmpeg's
 //! HDR colour description reaches players and the recorded MP4.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PublishOpts};
 use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::amf0::{encode_all, Amf0};
-use e2e::rtmp_client::{msg_type, Message, RtmpClient};
+use e2e::rtmp_client::{is_stream_message, msg_type, RtmpClient};
 use e2e::{Server, ServerOpts};
 
 /// `colorInfo` as an E-RTMP video Metadata body (after the 5-byte header).
@@ -97,35 +97,12 @@ fn script() -> Vec<(u8, u32, Vec<u8>)> {
     ]
 }
 
-/// Whether a player message is one a publisher sent (media or a data message other than
-/// the server's own `|RtmpSampleAccess` and `onMetaData`).
-fn is_stream_message(m: &Message) -> bool {
-    match m.type_id {
-        msg_type::AUDIO | msg_type::VIDEO => true,
-        msg_type::DATA => !m.payload.windows(17).any(|w| w == b"|RtmpSampleAccess"),
-        _ => false,
-    }
-}
-
 fn csid(type_id: u8) -> u32 {
     match type_id {
         msg_type::AUDIO => 4,
         msg_type::DATA => 5,
         _ => 6,
     }
-}
-
-fn collect(c: &mut RtmpClient, n: usize, deadline: Instant) -> Vec<(u8, Vec<u8>)> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let m = c
-            .next_message(deadline)
-            .unwrap_or_else(|e| panic!("after {} messages {got:?}: {e}", got.len()));
-        if is_stream_message(&m) {
-            got.push((m.type_id, m.payload));
-        }
-    }
-    got
 }
 
 fn player(server: &Server, name: &str) -> RtmpClient {
@@ -148,7 +125,7 @@ fn everything_a_publisher_sends_reaches_players_in_order() {
             .send_message(csid(*type_id), *type_id, sid, *ts, body)
             .expect("send");
     }
-    let got = collect(&mut early, script.len(), deadline_in(20.0));
+    let got = early.collect_stream(script.len(), deadline_in(20.0));
     let want: Vec<(u8, Vec<u8>)> = script.iter().map(|(t, _, b)| (*t, b.clone())).collect();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "message {i} differs");

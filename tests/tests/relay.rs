@@ -702,3 +702,81 @@ fn pushes_to_an_rtmps_destination() {
     );
     publisher.kill();
 }
+
+/// Data messages other than `onMetaData` (cue points, text) reach a destination in order
+/// with the media around them, byte for byte; frames larger than the chunk size (sent from
+/// the shared frame buffers as chunk slices) arrive whole.
+#[test]
+fn data_messages_reach_the_destination_in_order_with_media() {
+    use e2e::rtmp_client::amf0::{encode_all, Amf0};
+    use e2e::rtmp_client::{is_stream_message, msg_type, RtmpClient};
+
+    let origin = Server::start(ServerOpts::default());
+    let second = Server::start_second(ServerOpts::default());
+    let rule = format!("live/*=rtmp://{}/live/{{name}}", second.addr());
+    let relay = relayer(origin.socket(), &[rule], &[]);
+    // This player waits for the relayed stream, so it sees it from the first message.
+    let (mut player, psid) = RtmpClient::open(second.addr(), "live").expect("player");
+    player.play(psid, "cues").expect("play");
+
+    let (v, d) = (msg_type::VIDEO, msg_type::DATA);
+    let avcc = b"\x01\x64\x00\x1f\xff\xe1\x00\x04\x67\x64\x00\x1f\x01\x00\x02\x68\xee";
+    let frame = |key: bool, len: usize, fill: u8| {
+        let mut b = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        b.extend_from_slice(&(len as u32 - 4).to_be_bytes());
+        b.push(if key { 0x65 } else { 0x41 });
+        b.resize(5 + len, fill);
+        b
+    };
+    let data = |name: &str, text: &str| {
+        encode_all(&[Amf0::str(name), Amf0::object(&[("text", Amf0::str(text))])])
+    };
+    let script: Vec<(u8, u32, Vec<u8>)> = vec![
+        (v, 0, [&b"\x17\x00\x00\x00\x00"[..], &avcc[..]].concat()),
+        (v, 0, frame(true, 10_000, 1)),
+        (d, 10, data("onCuePoint", "cue1")),
+        (v, 40, frame(false, 300, 2)),
+        (d, 50, data("onTextData", "hello")),
+        (v, 80, frame(false, 5_000, 3)),
+        (d, 80, data("onCaptionInfo", "cc")),
+        (v, 120, frame(true, 9_000, 4)),
+        (d, 130, data("onCuePoint", "cue2")),
+        (v, 160, frame(false, 200, 5)),
+    ];
+    let (mut publisher, sid) = RtmpClient::open(origin.addr(), "live").expect("publisher");
+    publisher.publish(sid, "cues").expect("publish");
+    for (type_id, ts, body) in &script {
+        let csid = if *type_id == d { 5 } else { 6 };
+        publisher
+            .send_message(csid, *type_id, sid, *ts, body)
+            .expect("send");
+    }
+    wait_destination_live(&relay);
+    // The relayer sends a destination the stream's configurations first, so the sequence
+    // header may come twice in a row; everything else comes once, in order.
+    let deadline = deadline_in(30.0);
+    let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
+    while got.len() < script.len() {
+        let m = player
+            .next_message(deadline)
+            .unwrap_or_else(|e| panic!("after {} messages: {e}\n{}", got.len(), relay.describe()));
+        if !is_stream_message(&m) {
+            continue;
+        }
+        let m = (m.type_id, m.payload);
+        if got.len() == 1 && got[0] == m {
+            continue;
+        }
+        got.push(m);
+    }
+    for (i, ((t, body), (wt, _, wbody))) in got.iter().zip(&script).enumerate() {
+        assert_eq!(
+            (t, body.len()),
+            (wt, wbody.len()),
+            "message {i}\n{}",
+            relay.describe()
+        );
+        assert!(body == wbody, "message {i} differs\n{}", relay.describe());
+    }
+    drop(publisher);
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, MAX_CSID, MIN_CSID};
+use crate::iov::Outbox;
 
 /// The last header written on one chunk stream.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +67,67 @@ impl ChunkEncoder {
     ) {
         let csid = csid.clamp(MIN_CSID, MAX_CSID);
         let payload = &payload[..payload.len().min(0xFF_FFFF)];
-        let length = payload.len() as u32;
+        let extended = self.header(csid, timestamp, type_id, stream_id, payload.len(), out);
+        put_continuations(csid, payload, self.chunk_size, extended, out);
+    }
+
+    /// Queues one message whose body is `head` followed by `payload` (an FLV tag header
+    /// and a frame shared by every destination) on `out`: the chunk headers and `head`
+    /// are written into the outbox's own buffer, `payload` is queued as slices of itself,
+    /// never copied. The bytes are those [`ChunkEncoder::write`] gives for the
+    /// concatenated body.
+    pub fn write_shared(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        (head, payload): (&[u8], &Bytes),
+        out: &mut Outbox,
+    ) {
+        let csid = csid.clamp(MIN_CSID, MAX_CSID);
+        let head = &head[..head.len().min(0xFF_FFFF)];
+        let payload = payload.slice(..payload.len().min(0xFF_FFFF - head.len()));
+        let len = head.len() + payload.len();
+        let chunk = self.chunk_size as usize;
+        let mut extended = None;
+        out.append(|b| extended = self.header(csid, timestamp, type_id, stream_id, len, b));
+        // Walk the body in chunk-sized pieces; `at` counts body bytes already placed.
+        let mut at = 0;
+        while at < len {
+            let end = (at + chunk).min(len);
+            out.append(|b| {
+                if at > 0 {
+                    put_basic_header(3, csid, b);
+                    if let Some(ts) = extended {
+                        b.put_u32(ts);
+                    }
+                }
+                if at < head.len() {
+                    b.put_slice(&head[at..end.min(head.len())]);
+                }
+            });
+            if end > head.len() {
+                let from = at.max(head.len()) - head.len();
+                out.push(payload.slice(from..end - head.len()));
+            }
+            at = end;
+        }
+    }
+
+    /// Appends the header of a `length`-byte message, choosing the format from the last
+    /// header on `csid`, and records it; returns the extended timestamp continuation
+    /// chunks repeat, if any.
+    fn header(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        length: usize,
+        out: &mut BytesMut,
+    ) -> Option<u32> {
+        let length = length as u32;
         let prev = self.last.get(&csid).copied();
         // Backwards timestamps cannot be a delta, so they need a full header.
         let delta = prev
@@ -109,13 +170,7 @@ impl ChunkEncoder {
                 stream_id,
             },
         );
-        put_continuations(
-            csid,
-            payload,
-            self.chunk_size,
-            extended.then_some(field),
-            out,
-        );
+        extended.then_some(field)
     }
 }
 
@@ -216,5 +271,65 @@ pub(crate) fn put_basic_header(fmt: u8, csid: u32, out: &mut BytesMut) {
             out.put_u8((v & 0xFF) as u8);
             out.put_u8((v >> 8) as u8);
         }
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    /// The outbox's bytes, in order.
+    fn drain(out: &mut Outbox) -> Vec<u8> {
+        let mut all = Vec::new();
+        while !out.is_empty() {
+            let before = all.len();
+            let mut iov = [std::io::IoSlice::new(&[]); 64];
+            let n = out.fill(&mut iov);
+            for s in &iov[..n] {
+                all.extend_from_slice(s);
+            }
+            out.advance(all.len() - before);
+        }
+        all
+    }
+
+    #[test]
+    fn shared_payloads_give_the_same_bytes_as_copies() {
+        let payload = Bytes::from((0..700u32).map(|i| i as u8).collect::<Vec<u8>>());
+        for chunk in [1, 2, 5, 128, 300, 4096] {
+            for (head_len, len) in [(0, 0), (5, 0), (5, 700), (0, 700), (2, 1), (130, 128)] {
+                let head: Vec<u8> = (0..head_len).map(|i| 0xf0 ^ i as u8).collect();
+                let body = payload.slice(..len);
+                let (mut copy, mut shared) = (ChunkEncoder::new(), ChunkEncoder::new());
+                copy.set_chunk_size(chunk);
+                shared.set_chunk_size(chunk);
+                let mut want = BytesMut::new();
+                let mut out = Outbox::new();
+                // Three messages: FMT 0, then compressed headers, then an extended one.
+                for ts in [10, 50, 0x0100_0000] {
+                    let whole = [&head[..], &body[..]].concat();
+                    copy.write(6, ts, 9, 1, &whole, &mut want);
+                    shared.write_shared(6, ts, 9, 1, (&head, &body), &mut out);
+                }
+                assert_eq!(
+                    drain(&mut out),
+                    &want[..],
+                    "chunk {chunk} head {head_len} len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn payload_is_sliced_not_copied() {
+        let payload = Bytes::from(vec![7u8; 1000]);
+        let mut enc = ChunkEncoder::new();
+        enc.set_chunk_size(4096);
+        let mut out = Outbox::new();
+        enc.write_shared(6, 0, 9, 1, (&[0x17, 1, 0, 0, 0], &payload), &mut out);
+        let mut iov = [std::io::IoSlice::new(&[]); 4];
+        let n = out.fill(&mut iov);
+        assert_eq!(n, 2, "header buffer, then the payload itself");
+        assert_eq!(iov[1].as_ptr(), payload.as_ptr());
     }
 }

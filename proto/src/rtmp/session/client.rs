@@ -19,6 +19,7 @@
 //! connect and idle timeouts belong to the driver.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 
 use bytes::{Bytes, BytesMut};
 
@@ -26,6 +27,7 @@ use super::caps::{self, AUDIO_FOURCCS, CAPS_EX_MODEX, CAPS_EX_MULTITRACK, VIDEO_
 use super::output::{data_message, DataMessage, Output};
 use super::{Media, MediaKind, MessageStreamId};
 use crate::flv::{audio_fourcc, video_fourcc};
+use crate::iov::Outbox;
 use crate::media::Codec;
 use crate::rtmp::amf0::{self, Amf0Value, AmfLimits};
 use crate::rtmp::chunk::{ChunkDecoder, ChunkLimits, RtmpMessage};
@@ -296,6 +298,9 @@ pub struct ClientSession {
     phase: Phase,
     decoder: ChunkDecoder,
     output: Output,
+    /// Output for vectored writes: `output`'s bytes sealed in order, with media payloads
+    /// queued as shared slices ([`ClientSession::send_media_shared`]).
+    vectored: Outbox,
     scratch: BytesMut,
     events: VecDeque<ClientEvent>,
     aggregate: Vec<RtmpMessage>,
@@ -323,6 +328,7 @@ impl ClientSession {
             request,
             phase: Phase::Handshake(Box::new(hs)),
             output: Output::new(),
+            vectored: Outbox::new(),
             scratch: BytesMut::new(),
             events: VecDeque::new(),
             aggregate: Vec::new(),
@@ -718,6 +724,56 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Sends one data message (RTMP type 18) as it came: `data` holds its AMF0 values,
+    /// the handler name (`onCuePoint`, `onTextData`, ...) first.
+    pub fn send_data(&mut self, timestamp: u32, data: &[u8]) -> Result<(), ClientError> {
+        let id = self.publishing()?;
+        self.output
+            .message(CSID_DATA, timestamp, types::DATA_AMF0, id, data);
+        Ok(())
+    }
+
+    /// Sends one audio or video message whose body is `head` (an FLV tag header built
+    /// for this message) followed by `payload`, without copying `payload`: it is queued
+    /// as slices of itself for [`ClientSession::poll_transmit_vectored`], so one frame
+    /// serves any number of sessions.
+    pub fn send_media_shared(
+        &mut self,
+        kind: MediaKind,
+        timestamp: u32,
+        head: &[u8],
+        payload: &Bytes,
+    ) -> Result<(), ClientError> {
+        let id = self.publishing()?;
+        let (csid, type_id) = match kind {
+            MediaKind::Audio => (CSID_AUDIO, types::AUDIO),
+            MediaKind::Video => (CSID_VIDEO, types::VIDEO),
+        };
+        self.seal();
+        let before = self.vectored.bytes();
+        self.output.encoder.write_shared(
+            csid,
+            timestamp,
+            type_id,
+            id,
+            (head, payload),
+            &mut self.vectored,
+        );
+        self.bytes_sent += (self.vectored.bytes() - before) as u64;
+        Ok(())
+    }
+
+    /// Moves the pending bytes behind what is queued for vectored writes.
+    fn seal(&mut self) {
+        if let Phase::Handshake(hs) = &mut self.phase {
+            hs.poll_transmit(&mut self.output.bytes);
+        }
+        if !self.output.bytes.is_empty() {
+            self.bytes_sent += self.output.bytes.len() as u64;
+            self.vectored.push(self.output.bytes.split().freeze());
+        }
+    }
+
     fn publishing(&self) -> Result<u32, ClientError> {
         match (self.request.mode, &self.phase, self.stream_id) {
             (ClientMode::Publish, Phase::Streaming, Some(id)) => Ok(id),
@@ -741,8 +797,24 @@ impl ClientSession {
         self.phase = Phase::Closed;
     }
 
-    /// Appends every byte due to the server to `out`.
+    /// Appends every byte due to the server to `out` (copying what
+    /// [`ClientSession::send_media_shared`] queued; writers that can, use
+    /// [`ClientSession::poll_transmit_vectored`] instead).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) {
+        if !self.vectored.is_empty() {
+            self.seal();
+            while !self.vectored.is_empty() {
+                let mut iov = [IoSlice::new(&[]); 16];
+                let n = self.vectored.fill(&mut iov);
+                let before = out.len();
+                for s in &iov[..n] {
+                    out.extend_from_slice(s);
+                }
+                let took = out.len() - before;
+                self.vectored.advance(took);
+            }
+            return;
+        }
         if let Phase::Handshake(hs) = &mut self.phase {
             hs.poll_transmit(&mut self.output.bytes);
         }
@@ -750,9 +822,17 @@ impl ClientSession {
         self.output.take(out);
     }
 
+    /// Everything due to the server, in order, as shared buffers: write from it with
+    /// vectored writes ([`Outbox::fill`]) and [`Outbox::advance`] it by what the socket
+    /// took. Media sent with [`ClientSession::send_media_shared`] is in it uncopied.
+    pub fn poll_transmit_vectored(&mut self) -> &mut Outbox {
+        self.seal();
+        &mut self.vectored
+    }
+
     /// Whether output waits for [`ClientSession::poll_transmit`].
     pub fn has_transmit(&self) -> bool {
-        !self.output.bytes.is_empty()
+        !self.output.bytes.is_empty() || !self.vectored.is_empty()
     }
 
     /// The next event, if any. Drain after every [`ClientSession::handle_input`].
