@@ -26,6 +26,7 @@ pub mod http;
 pub mod jwt;
 pub mod limiter;
 pub mod redact;
+mod refusal;
 pub mod request;
 pub mod secret;
 mod service;
@@ -33,6 +34,7 @@ pub mod srt;
 pub mod table;
 
 pub use config::{AuthArgs, Mode};
+pub use refusal::{Refusal, RefusalReason};
 pub use request::{Action, Denial, Outcome, Protocol, Request};
 pub use secret::Secret;
 pub use service::{Authenticator, LoadError};

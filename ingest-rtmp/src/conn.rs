@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant as StdInstant;
 
-use auth::{Action, Outcome, Protocol, Request};
+use auth::{Action, Protocol, Request};
 use bytes::BytesMut;
 use proto::ipc::{Header, RejectReason};
 use proto::media::StreamKey;
@@ -624,25 +624,16 @@ impl Conn {
             key: key.to_string(),
             remote: self.remote,
             conn_id: self.conn_id,
-            params: [query, self.app_query.as_deref()]
-                .into_iter()
-                .flatten()
-                .flat_map(auth::redact::parse_query)
-                .collect(),
+            params: auth::redact::parse_queries(
+                [query, self.app_query.as_deref()].into_iter().flatten(),
+            ),
         };
-        let outcome = self.cfg.auth.authorize(&req).await;
-        self.cfg.events.send(self.cfg.auth.event(&req, &outcome));
-        let verb = match action {
-            Action::Publish => "publishing",
-            Action::Play => "playing",
-        };
-        match outcome {
-            Outcome::Allow { key: granted, .. } if granted == req.key => Ok(key),
-            // The callback checked the new key's syntax; parse cannot fail, but stays safe.
-            Outcome::Allow { key: granted, .. } => StreamKey::parse(&granted)
-                .map_err(|e| format!("{verb} {key} is not authorized: renamed key: {e}")),
-            Outcome::Deny(d) => Err(format!("{verb} {key} is not authorized: {d}")),
-        }
+        let events = &self.cfg.events;
+        self.cfg
+            .auth
+            .authorize_key(key, &req, |e| events.send(e))
+            .await
+            .map_err(|r| r.to_string())
     }
 
     async fn publish(&mut self, req: PublishRequest) -> Result<Flow, Close> {

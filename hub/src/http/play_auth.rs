@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use auth::{Action, Denial, Outcome, Protocol, Request};
+use auth::{Action, Denial, Protocol, Request};
 use hyper::{Response, StatusCode};
 use proto::media::StreamKey;
 
@@ -17,11 +17,11 @@ use super::body::Body;
 use super::router::error;
 use super::Http;
 
-/// The status a refused player gets.
-fn status(d: &Denial) -> StatusCode {
+/// The status a refused player gets (an unusable rename by the callback: 403).
+fn status(d: Option<&Denial>) -> StatusCode {
     match d {
-        Denial::MissingToken => StatusCode::UNAUTHORIZED,
-        Denial::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Some(Denial::MissingToken) => StatusCode::UNAUTHORIZED,
+        Some(Denial::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::FORBIDDEN,
     }
 }
@@ -48,20 +48,10 @@ impl Http {
             key: key.to_string(),
             remote,
             conn_id,
-            params: query.map(auth::redact::parse_query).unwrap_or_default(),
+            params: auth::redact::parse_queries(query),
         };
-        let outcome = auth.authorize(&req).await;
-        self.registry.publish_event(auth.event(&req, &outcome));
-        match outcome {
-            Outcome::Allow { key: granted, .. } if granted == req.key => Ok(key),
-            Outcome::Allow { key: granted, .. } => StreamKey::parse(&granted).map_err(|e| {
-                let why = format!("playing {key} is not authorized: renamed key: {e}");
-                error(StatusCode::FORBIDDEN, why)
-            }),
-            Outcome::Deny(d) => Err(error(
-                status(&d),
-                format!("playing {key} is not authorized: {d}"),
-            )),
-        }
+        auth.authorize_key(key, &req, |e| self.registry.publish_event(e))
+            .await
+            .map_err(|r| error(status(r.denial()), r.to_string()))
     }
 }
