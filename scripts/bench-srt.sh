@@ -6,22 +6,25 @@
 #
 #   scripts/bench-srt.sh                  # 20 s at about 8 Mbit/s per case
 #   SECS=10 scripts/bench-srt.sh
+#   MBITS=2.5 SECS=30 scripts/bench-srt.sh  # a 2.5 Mbit/s stream
+#   PERF=1 ...                            # also a perf profile of ingest-srt per case
 #
 # Prints a Markdown table (BENCHMARKS.md); the ratio column is ingest-srt / libsrt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${SECS:-20}"
+MBITS="${MBITS:-8}"
 FF=${FFMPEG:-$(python3 -c "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())")}
 cargo build --release -q -p ingest-srt
 BIN=target/release/ingest-srt
 out=target/bench-srt
 mkdir -p "$out"
-TS="$out/source.ts"
+TS="$out/source-${MBITS}M-${SECS}s.ts"
 PASS=bench-srt-passphrase
 if [ ! -s "$TS" ]; then
     "$FF" -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=1280x720:rate=30" \
         -f lavfi -i "sine=frequency=440:sample_rate=48000" -t "$SECS" -pix_fmt yuv420p \
-        -c:v libx264 -preset ultrafast -b:v 8M -maxrate 8M -bufsize 4M -g 60 -c:a aac \
+        -c:v libx264 -preset ultrafast -b:v "${MBITS}M" -maxrate "${MBITS}M" -bufsize "${MBITS}M" -g 60 -c:a aac \
         -f mpegts "$TS"
 fi
 relay="$out/lossy-relay.py"
@@ -61,6 +64,10 @@ run() { # name receiver(ours|libsrt) encrypted(0|1) loss
     fi
     pid=$!
     sleep 0.5
+    local perfpid=""
+    if [ "$2" = ours ] && [ -n "${PERF:-}" ]; then
+        perf record -q -F 999 -g -p "$pid" -o "$out/$1.perf.data" 2>/dev/null & perfpid=$!
+    fi
     local target=$port
     if [ "$4" != 0 ]; then
         python3 "$relay" "$rport" "$port" "$4" & rpid=$!
@@ -71,6 +78,7 @@ run() { # name receiver(ours|libsrt) encrypted(0|1) loss
     "$FF" -hide_banner -loglevel error -re -i "$TS" -c copy -f mpegts \
         "srt://127.0.0.1:$target?streamid=live/bench$copt&linger=5" || true
     local c1; c1=$(cpu "$pid")
+    if [ -n "$perfpid" ]; then kill -INT "$perfpid" 2>/dev/null; wait "$perfpid" 2>/dev/null || true; fi
     kill "$pid" 2>/dev/null || true
     [ -n "$rpid" ] && kill "$rpid" 2>/dev/null || true
     wait 2>/dev/null || true
