@@ -11,6 +11,7 @@ use hookd::queue::Queue;
 use hookd::rule::Rule;
 use hookd::shell::{self, ShellOptions};
 use hookd::webhook::{self, WebhookOptions};
+use runtime::start::Threads;
 
 /// Delivers the hub's events (publish, play, record, relay, ...; proto/FORMAT.md section
 /// 3.1) to webhooks, programs and stdout. A rule is `KINDS[@KEYGLOB]=TARGET`: KINDS a
@@ -63,19 +64,15 @@ struct Cli {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     exec_timeout: Duration,
     #[command(flatten)]
-    log: runtime::log::LogArgs,
-    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
-    /// the flag. Nothing is started (used by `supervisor check`).
-    #[arg(long)]
-    check: bool,
+    common: runtime::start::CommonArgs,
 }
 
-impl Cli {
-    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
-    fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Some(problem) = self.log.problem() {
-            return Some(problem);
-        }
+impl runtime::start::Command for Cli {
+    fn common(&self) -> &runtime::start::CommonArgs {
+        &self.common
+    }
+
+    fn problems(&self) -> Option<runtime::start::Problem> {
         for (flag, rules) in [("webhook", &self.webhook), ("exec", &self.exec)] {
             for r in rules {
                 match Rule::parse(r) {
@@ -113,17 +110,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some((flag, value, why)) = cli.problems() {
-        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
-        std::process::exit(2);
-    }
-    if cli.check {
-        return ExitCode::SUCCESS;
-    }
-    cli.log.init();
-    runtime::fds::raise_limit();
-    runtime::exit_code!(run(cli))
+    runtime::exit_code!(run(runtime::start::parse()))
 }
 
 type Failure = runtime::exit::Failure<anyhow::Error>;
@@ -144,13 +131,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     } else {
         None
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(anyhow::anyhow!("starting the runtime: {e}")))?;
     tracing::info!(hub = %cli.hub.display(), webhooks = cli.webhook.len(), programs = cli.exec.len(), stdout = cli.stdout, "hookd starting");
-    rt.block_on(async move {
+    runtime::start::block_on(Threads::Workers(2), async move {
         let mut sinks = Sinks::default();
         if cli.stdout {
             let q = Arc::new(Queue::new(cli.queue));
@@ -191,6 +173,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
             _ = link::run(cli.hub, sinks) => {}
             signal = runtime::signal::shutdown() => tracing::info!(%signal, "shutting down"),
         }
-    });
-    Ok(())
+        Ok(())
+    })
 }

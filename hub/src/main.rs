@@ -112,11 +112,7 @@ struct Cli {
     #[command(flatten, next_help_heading = "Auth of HTTP players")]
     auth: auth::AuthArgs,
     #[command(flatten)]
-    log: runtime::log::LogArgs,
-    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
-    /// the flag. Nothing is started (used by `supervisor check`).
-    #[arg(long)]
-    check: bool,
+    common: runtime::start::CommonArgs,
 }
 
 /// Where the HTTP listener binds, if anywhere.
@@ -138,12 +134,12 @@ fn parse_http(v: &str) -> Result<HttpListen, String> {
 /// Longest path a Unix socket address holds (`sun_path` less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
-impl Cli {
-    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
-    fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Some(problem) = self.log.problem() {
-            return Some(problem);
-        }
+impl runtime::start::Command for Cli {
+    fn common(&self) -> &runtime::start::CommonArgs {
+        &self.common
+    }
+
+    fn problems(&self) -> Option<runtime::start::Problem> {
         let socket = self
             .socket
             .clone()
@@ -222,16 +218,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some((flag, value, why)) = cli.problems() {
-        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
-        std::process::exit(2);
-    }
-    if cli.check {
-        return ExitCode::SUCCESS;
-    }
-    cli.log.init();
-    runtime::exit_code!(run(&cli))
+    runtime::exit_code!(run(&runtime::start::parse()))
 }
 
 /// Why a run ended in error: which exit status it gets.
@@ -239,7 +226,7 @@ type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     // A player or a producer link is one descriptor each.
-    let fd_budget = runtime::fds::budget(runtime::fds::raise_limit(), 1);
+    let fd_budget = runtime::fds::budget(runtime::fds::limit(), 1);
     let cfg = Arc::new(Config {
         socket_group: match &cli.socket_group {
             Some(g) => Some(hub::peer::resolve_group(g).map_err(|why| {
@@ -268,12 +255,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         max_streams: cli.max_streams,
         max_players: cli.max_players.min(fd_budget),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-        .map_err(Failure::Failed)?;
-    runtime.block_on(async move {
+    runtime::start::block_on(runtime::start::Threads::PerCore, async move {
         // HTTP first: a taken port fails the start before the hub socket (the readiness
         // signal) exists.
         let http_listener = match cli.http {

@@ -98,11 +98,7 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]
-    pub(crate) log: runtime::log::LogArgs,
-    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
-    /// the flag. Nothing is started (used by `supervisor check`).
-    #[arg(long)]
-    pub(crate) check: bool,
+    common: runtime::start::CommonArgs,
 }
 
 /// Everything a connection needs to know, shared read-only.
@@ -149,11 +145,8 @@ impl Cli {
             .unwrap_or_else(runtime::dir::default_hub_socket)
     }
 
-    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
-    pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Some(problem) = self.log.problem() {
-            return Some(problem);
-        }
+    /// What is wrong with its own flags beyond their syntax, as (flag, value, why).
+    fn own_problems(&self) -> Option<runtime::start::Problem> {
         let positive = [
             ("max-connections", self.max_connections as u64),
             ("max-connections-per-ip", self.max_connections_per_ip as u64),
@@ -249,5 +242,15 @@ impl Cli {
             auth,
             events,
         }
+    }
+}
+
+impl runtime::start::Command for Cli {
+    fn common(&self) -> &runtime::start::CommonArgs {
+        &self.common
+    }
+
+    fn problems(&self) -> Option<runtime::start::Problem> {
+        self.own_problems()
     }
 }

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 
 use cli::Cli;
 use ingest_link::{pipe, Origin};
@@ -40,16 +39,7 @@ pub(crate) const ORIGIN: Origin = Origin {
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some((flag, value, why)) = cli.problems() {
-        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
-        std::process::exit(2);
-    }
-    if cli.check {
-        return ExitCode::SUCCESS;
-    }
-    cli.log.init();
-    runtime::exit_code!(run(cli))
+    runtime::exit_code!(run(runtime::start::parse()))
 }
 
 /// Longest wait at shutdown for connections to end their streams and for the hub links to
@@ -63,13 +53,8 @@ const EVENTS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let fd_limit = runtime::fds::raise_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-        .map_err(Failure::Failed)?;
-    runtime.block_on(async move {
+    let fd_limit = runtime::fds::limit();
+    runtime::start::block_on(runtime::start::Threads::PerCore, async move {
         let drain = drain::Drain::new();
         let auth = auth::Authenticator::load(&cli.auth)
             .await
@@ -92,7 +77,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         };
         let events = match &pipe {
             Some(p) => ingest_link::events::Events::to_pipe(p),
-            None => ingest_link::events::Events::to_hub(cli.hub_path(), "ingest-rtmp", cfg_stats.events_dropped.clone()),
+            None => ingest_link::events::Events::to_hub(
+                cli.hub_path(),
+                "ingest-rtmp",
+                cfg_stats.events_dropped.clone(),
+            ),
         };
         let cfg = Arc::new(cli.config(fd_limit, pipe, auth.clone(), events, cfg_stats));
         let accepting = listener::Accepting::new(&cfg);
@@ -103,20 +92,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .context("RTMPS")
                         .map_err(Failure::CannotStart)?,
                 );
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| {
-                        Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
-                            "rtmps", addr, e
-                        )))
-                    })?;
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
+                        "rtmps", addr, e
+                    )))
+                })?;
                 let bound = l
                     .local_addr()
                     .context("local address")
                     .map_err(Failure::CannotStart)?;
                 auth.warn_if_open(bound, "rtmps");
                 tracing::info!("listening on rtmps://{bound}");
-                let serving = listener::serve(l, cfg.clone(), accepting.clone(), Some(tls.clone()), drain.token());
+                let serving = listener::serve(
+                    l,
+                    cfg.clone(),
+                    accepting.clone(),
+                    Some(tls.clone()),
+                    drain.token(),
+                );
                 Some((tls, serving))
             }
             _ => None,

@@ -86,11 +86,7 @@ pub(crate) struct Cli {
     #[command(flatten, next_help_heading = "Auth")]
     pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]
-    pub(crate) log: runtime::log::LogArgs,
-    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
-    /// the flag. Nothing is started (used by `supervisor check`).
-    #[arg(long)]
-    pub(crate) check: bool,
+    common: runtime::start::CommonArgs,
 }
 
 /// Everything the endpoint and the publishers need, shared read-only.
@@ -115,11 +111,8 @@ pub(crate) struct Config {
 }
 
 impl Cli {
-    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
-    pub(crate) fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Some(problem) = self.log.problem() {
-            return Some(problem);
-        }
+    /// What is wrong with its own flags beyond their syntax, as (flag, value, why).
+    fn own_problems(&self) -> Option<runtime::start::Problem> {
         if let Some(problem) = self.auth.problems() {
             return Some(problem);
         }
@@ -208,5 +201,15 @@ impl Cli {
             pipe: None,
             events: ingest_link::events::Events::discard(),
         }
+    }
+}
+
+impl runtime::start::Command for Cli {
+    fn common(&self) -> &runtime::start::CommonArgs {
+        &self.common
+    }
+
+    fn problems(&self) -> Option<runtime::start::Problem> {
+        self.own_problems()
     }
 }

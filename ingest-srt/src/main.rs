@@ -23,7 +23,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
-use clap::Parser;
 
 use cli::Cli;
 use ingest_link::{pipe, Origin};
@@ -35,17 +34,7 @@ pub(crate) const ORIGIN: Origin = Origin {
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some((flag, value, why)) = cli.problems() {
-        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
-        std::process::exit(2);
-    }
-    if cli.check {
-        return ExitCode::SUCCESS;
-    }
-    cli.log.init();
-    runtime::fds::raise_limit();
-    runtime::exit_code!(run(cli))
+    runtime::exit_code!(run(runtime::start::parse()))
 }
 
 /// Why a run ended in error: which exit status it gets.
@@ -55,12 +44,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let mut cfg = cli.config();
     let registry = Arc::new(telemetry::Metrics::new());
     let metrics = metrics::SrtMetrics::new(registry.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-        .map_err(Failure::Failed)?;
-    runtime.block_on(async move {
+    runtime::start::block_on(runtime::start::Threads::PerCore, async move {
         if let Some(target) = &cli.out {
             let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, ORIGIN, Box::new(()))
                 .await

@@ -12,7 +12,8 @@ use recorder::hub_link::{self, LinkOptions};
 use recorder::naming::{Namer, DEFAULT_PATTERN};
 use recorder::session::{Format, Settings};
 use recorder::writer::{self, WriterOptions};
-use tokio::sync::{mpsc, watch};
+use runtime::start::Threads;
+use tokio::sync::mpsc;
 
 /// Records live streams from the hub to disk.
 #[derive(Debug, Parser)]
@@ -60,19 +61,15 @@ struct Cli {
     #[arg(long, default_value_t = 1024)]
     writer_queue: usize,
     #[command(flatten)]
-    log: runtime::log::LogArgs,
-    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
-    /// the flag. Nothing is started (used by `supervisor check`).
-    #[arg(long)]
-    check: bool,
+    common: runtime::start::CommonArgs,
 }
 
-impl Cli {
-    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
-    fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Some(problem) = self.log.problem() {
-            return Some(problem);
-        }
+impl runtime::start::Command for Cli {
+    fn common(&self) -> &runtime::start::CommonArgs {
+        &self.common
+    }
+
+    fn problems(&self) -> Option<runtime::start::Problem> {
         if let Err(e) = Namer::new(&self.dir, &self.pattern) {
             return Some(("pattern", self.pattern.clone(), e.to_string()));
         }
@@ -119,17 +116,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some((flag, value, why)) = cli.problems() {
-        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
-        std::process::exit(2);
-    }
-    if cli.check {
-        return ExitCode::SUCCESS;
-    }
-    cli.log.init();
-    runtime::fds::raise_limit();
-    runtime::exit_code!(run(cli))
+    runtime::exit_code!(run(runtime::start::parse()))
 }
 
 /// Why a run ended in error: which exit status it gets.
@@ -169,28 +156,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .spawn(move || writer::run(wopts, cmd_rx, rep_tx, wstats))
         .context("starting the writer thread")
         .map_err(Failure::Failed)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-        .map_err(Failure::Failed)?;
     tracing::info!(dir = %cli.dir.display(), hub = %socket.display(), "recorder starting");
-    rt.block_on(async move {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let signal = runtime::signal::shutdown().await;
-            tracing::info!(%signal, "shutting down");
-            let _ = stop_tx.send(true);
-        });
+    runtime::start::block_on(Threads::Current, async move {
+        let stop = runtime::signal::stop_flag(|signal| tracing::info!(%signal, "shutting down"));
         let reporter = tokio::spawn(telemetry::report(socket.clone(), "recorder", metrics));
         let opts = LinkOptions {
             socket,
             patterns: cli.patterns,
             settings,
         };
-        hub_link::run(opts, cmd_tx, rep_rx, stop_rx).await;
+        hub_link::run(opts, cmd_tx, rep_rx, stop).await;
         reporter.abort();
-    });
+        Ok(())
+    })?;
     writer
         .join()
         .map_err(|_| Failure::Failed(anyhow::anyhow!("writer thread panicked")))?;

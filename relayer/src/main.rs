@@ -12,7 +12,7 @@ use relayer::destination::DestOptions;
 use relayer::link::{self, LinkOptions};
 use relayer::pull::PullOptions;
 use relayer::rules::Rule;
-use tokio::sync::watch;
+use runtime::start::Threads;
 
 /// Pushes live streams to other RTMP servers (YouTube, Twitch, a CDN, another server of
 /// ours), each destination with its own connection, bounded queue and reconnect loop.
@@ -79,19 +79,15 @@ struct Cli {
     #[arg(long, default_value_t = 4096)]
     chunk_size: u32,
     #[command(flatten)]
-    log: runtime::log::LogArgs,
-    /// Check the flags and exit: 0 when they are valid, else 2 with an `error:` line naming
-    /// the flag. Nothing is started (used by `supervisor check`).
-    #[arg(long)]
-    check: bool,
+    common: runtime::start::CommonArgs,
 }
 
-impl Cli {
-    /// What is wrong with the flags beyond their syntax, as (flag, value, why).
-    fn problems(&self) -> Option<(&'static str, String, String)> {
-        if let Some(problem) = self.log.problem() {
-            return Some(problem);
-        }
+impl runtime::start::Command for Cli {
+    fn common(&self) -> &runtime::start::CommonArgs {
+        &self.common
+    }
+
+    fn problems(&self) -> Option<runtime::start::Problem> {
         for r in &self.push {
             if let Err(e) = Rule::parse(r) {
                 return Some(("push", r.clone(), e.to_string()));
@@ -143,17 +139,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some((flag, value, why)) = cli.problems() {
-        eprintln!("error: invalid value '{value}' for '--{flag}': {why}");
-        std::process::exit(2);
-    }
-    if cli.check {
-        return ExitCode::SUCCESS;
-    }
-    cli.log.init();
-    runtime::fds::raise_limit();
-    runtime::exit_code!(run(cli))
+    runtime::exit_code!(run(runtime::start::parse()))
 }
 
 type Failure = runtime::exit::Failure<anyhow::Error>;
@@ -200,23 +186,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         dest,
         pull,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(anyhow::anyhow!("starting the runtime: {e}")))?;
     tracing::info!(hub = %opts.socket.display(), rules = opts.rules.len(), "relayer starting");
-    rt.block_on(async move {
+    runtime::start::block_on(Threads::Workers(2), async move {
         tokio::spawn(telemetry::report(opts.socket.clone(), "relayer", metrics));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let signal = runtime::signal::shutdown().await;
-            tracing::info!(%signal, "shutting down");
-            let _ = stop_tx.send(true);
-        });
-        link::run(opts, stop_rx).await;
+        let stop = runtime::signal::stop_flag(|signal| tracing::info!(%signal, "shutting down"));
+        link::run(opts, stop).await;
         // Let destinations send their last bytes and close politely.
         tokio::time::sleep(Duration::from_millis(200)).await;
-    });
-    Ok(())
+        Ok(())
+    })
 }

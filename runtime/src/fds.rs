@@ -47,6 +47,12 @@ pub fn raise_limit() -> u64 {
     now
 }
 
+/// The soft `RLIMIT_NOFILE` in force (after [`raise_limit`], the limit it returned); on a
+/// system that does not report it, [`LOW`].
+pub fn limit() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(LOW, |(soft, _)| soft)
+}
+
 /// How many connections fit in `limit` descriptors when each one needs `per_connection`
 /// of them, after [`RESERVED`]; at least 1.
 pub fn budget(limit: u64, per_connection: u64) -> usize {
@@ -73,6 +79,7 @@ mod tests {
     fn raising_is_idempotent() {
         let first = raise_limit();
         assert_eq!(raise_limit(), first);
+        assert_eq!(limit(), first);
         let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
         assert_eq!(soft, first);
         assert_eq!(soft, hard);

@@ -62,3 +62,18 @@ where
         Err(e) => tracing::warn!("SIGHUP handler unavailable ({e}): reloading is off"),
     }
 }
+
+/// A flag that turns true at the first SIGTERM or SIGINT, for work that winds down on its
+/// own (ends its files, closes its connections politely) instead of being dropped.
+/// `on_signal` runs first, so the caller logs the signal under its own target. Must be
+/// called inside a tokio runtime.
+pub fn stop_flag(
+    on_signal: impl FnOnce(Shutdown) + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        on_signal(shutdown().await);
+        let _ = tx.send(true);
+    });
+    rx
+}
