@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use proto::ipc::{
     check_hello, encode, encode_frame, encode_header, header_bytes, Event, FrameDecoder, Header,
     IpcError, Message, RejectReason, Role, DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, FORMAT_VERSION,
-    PREFIX_LEN,
+    KNOWN_HEADERS, PREFIX_LEN,
 };
 use proto::media::{Codec, Frame, FrameFlags, TrackKind};
 use proto::rtmp::chunk::ChunkStreamState;
@@ -460,6 +460,60 @@ fn variant_indices_match_the_document() {
 }
 
 #[test]
+fn known_headers_is_one_past_the_last_variant() {
+    let all = every_variant();
+    assert_eq!(all.len() as u32, KNOWN_HEADERS);
+    assert_eq!(all.last().unwrap().0, KNOWN_HEADERS - 1);
+}
+
+#[test]
+fn unknown_message_types_are_skipped() {
+    // A newer sender's variant 18 and 4 000 000 000 (header bytes this version cannot
+    // read, and a payload), between two known messages.
+    let unknown_18: [u8; 19] = [
+        0x07, 0x00, 0x00, 0x00, // header_len = 7
+        0x04, 0x00, 0x00, 0x00, // payload_len = 4
+        0x12, 0x00, 0x00, 0x00, // variant 18
+        0xff, 0xfe, 0xfd, // its fields
+        0xde, 0xad, 0xbe, 0xef, // its payload
+    ];
+    let unknown_big: [u8; 12] = [
+        0x04, 0x00, 0x00, 0x00, // header_len = 4
+        0x00, 0x00, 0x00, 0x00, // payload_len = 0
+        0x00, 0x28, 0x6b, 0xee, // variant 4 000 000 000
+    ];
+    let mut wire = HELLO_BYTES.to_vec();
+    wire.extend_from_slice(&unknown_18);
+    wire.extend_from_slice(&unknown_big);
+    wire.extend_from_slice(&FRAME_BYTES);
+    let got = decode_all(&wire).unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.header.clone()).collect::<Vec<_>>(),
+        vec![hello(), frame()]
+    );
+    assert_eq!(got[1].payload, &FRAME_PAYLOAD[..]);
+
+    // Byte by byte: an unknown message is only dropped once it is whole, and then the
+    // next one comes out as soon as it is whole.
+    let dec = FrameDecoder::default();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for b in &wire[HELLO_BYTES.len()..] {
+        buf.extend_from_slice(&[*b]);
+        if let Some(m) = dec.decode(&mut buf).unwrap() {
+            out.push(m.header);
+        }
+    }
+    assert_eq!(out, vec![frame()]);
+    assert!(buf.is_empty());
+
+    // An unknown message alone leaves nothing behind.
+    let mut buf = BytesMut::from(&unknown_18[..]);
+    assert!(dec.decode(&mut buf).unwrap().is_none());
+    assert!(buf.is_empty());
+}
+
+#[test]
 fn limits() {
     assert_eq!(DEFAULT_MAX_HEADER, 64 * 1024);
     assert_eq!(DEFAULT_MAX_PAYLOAD, 32 * 1024 * 1024);
@@ -497,8 +551,10 @@ fn bad_header(header: &[u8]) -> IpcError {
 
 #[test]
 fn malformed_headers_are_refused() {
-    // Unknown variant 13.
+    // Variant 13 (TrackMetadata) without its fields.
     assert!(matches!(bad_header(&[13, 0, 0, 0]), IpcError::BadHeader(_)));
+    // Fewer than 4 bytes: not even a variant index.
+    assert!(matches!(bad_header(&[99, 0]), IpcError::BadHeader(_)));
     // Header cut short (Metadata needs its u32 stream).
     assert!(matches!(
         bad_header(&[5, 0, 0, 0, 1]),

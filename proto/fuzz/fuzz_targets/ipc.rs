@@ -1,6 +1,7 @@
 //! The framed IPC decoder: any bytes, fed whole and split at a data-chosen offset, give the
-//! same messages and the same error; every decoded header encodes back to the bytes it came
-//! from.
+//! same messages and the same error; every decoded message encodes back to bytes that decode
+//! to it again. (Not to the input's bytes in a row: messages of an unknown header variant
+//! are skipped on the way.)
 #![no_main]
 
 use bytes::BytesMut;
@@ -34,6 +35,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for m in &whole {
         encode(&m.header, &m.payload, &mut again);
     }
-    let consumed: usize = again.len();
-    assert_eq!(&again[..], &data[..consumed]);
+    let (round, err3) = run(&again, again.len().max(1));
+    assert_eq!(err3, None);
+    assert_eq!(format!("{whole:?}"), format!("{round:?}"));
 });

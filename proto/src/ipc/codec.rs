@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::header::Header;
+use super::header::{Header, KNOWN_HEADERS};
 use crate::media::{Frame, TrackKind};
 
 /// Bytes before the header: the two little-endian lengths.
@@ -170,10 +170,22 @@ impl FrameDecoder {
     }
 
     /// Takes one whole message off the front of `buf`, or returns `Ok(None)` when more bytes
-    /// are needed. The payload is split off `buf` without copying.
+    /// are needed. The payload is split off `buf` without copying. Whole messages of a
+    /// header variant this version does not know (index [`KNOWN_HEADERS`] or above: a
+    /// newer sender's) are dropped on the way, as FORMAT.md section 3 tells readers to.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Message>, IpcError> {
+        loop {
+            match self.decode_one(buf)? {
+                Decoded::Message(m) => return Ok(Some(m)),
+                Decoded::Partial => return Ok(None),
+                Decoded::Skipped => {}
+            }
+        }
+    }
+
+    fn decode_one(&self, buf: &mut BytesMut) -> Result<Decoded, IpcError> {
         if buf.len() < PREFIX_LEN {
-            return Ok(None);
+            return Ok(Decoded::Partial);
         }
         let hlen = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
         let plen = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
@@ -194,17 +206,33 @@ impl FrameDecoder {
         let total = PREFIX_LEN + hlen as usize + plen as usize;
         if buf.len() < total {
             buf.reserve(total - buf.len());
-            return Ok(None);
+            return Ok(Decoded::Partial);
         }
-        let (header, used) = decode_header(&buf[PREFIX_LEN..PREFIX_LEN + hlen as usize])
-            .map_err(|e| IpcError::BadHeader(e.to_string()))?;
+        let header_bytes = &buf[PREFIX_LEN..PREFIX_LEN + hlen as usize];
+        if let Some(index) = header_bytes.get(..4) {
+            if u32::from_le_bytes(index.try_into().expect("4 bytes")) >= KNOWN_HEADERS {
+                buf.advance(total);
+                return Ok(Decoded::Skipped);
+            }
+        }
+        let (header, used) =
+            decode_header(header_bytes).map_err(|e| IpcError::BadHeader(e.to_string()))?;
         if used != hlen as usize {
             return Err(IpcError::TrailingHeaderBytes(hlen as usize - used));
         }
         buf.advance(PREFIX_LEN + hlen as usize);
         let payload = buf.split_to(plen as usize).freeze();
-        Ok(Some(Message { header, payload }))
+        Ok(Decoded::Message(Message { header, payload }))
     }
+}
+
+/// What one step of [`FrameDecoder::decode`] found at the front of the buffer.
+enum Decoded {
+    Message(Message),
+    /// A whole message of an unknown header variant, now dropped.
+    Skipped,
+    /// Not a whole message yet.
+    Partial,
 }
 
 /// Checks a received hello against this side's version.

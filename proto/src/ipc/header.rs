@@ -49,6 +49,11 @@ pub struct Event {
     pub fields: Vec<(String, String)>,
 }
 
+/// How many [`Header`] variants this format version has (indices 0 to 17). A message
+/// whose header starts with a higher variant index comes from a newer sender and is
+/// skipped whole by [`crate::ipc::FrameDecoder`] (FORMAT.md section 3).
+pub const KNOWN_HEADERS: u32 = 18;
+
 /// A message header. The payload that follows depends on the variant (FORMAT.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Header {
