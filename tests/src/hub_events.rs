@@ -96,3 +96,11 @@ pub fn subscribe(socket: &Path) -> Arc<LineLog> {
     });
     log
 }
+
+/// Waits up to 10 s for an event line satisfying `pred` and returns it; panics naming
+/// `what`, with the last events, when none comes.
+pub fn wait_event(events: &LineLog, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    events
+        .wait_for(0, crate::deadline_in(10.0), pred)
+        .unwrap_or_else(|| panic!("no {what} event; events:\n{}", events.tail(30)))
+}

@@ -165,6 +165,18 @@ impl LineLog {
     }
 }
 
+/// Panics when a line of any of `logs` (each named for the message) contains any of
+/// `secrets`: credentials must reach neither a process's log nor an event.
+pub fn assert_no_secrets(logs: &[(&str, &LineLog)], secrets: &[&str]) {
+    for (name, log) in logs {
+        for line in log.lines() {
+            for s in secrets {
+                assert!(!line.contains(s), "{name} shows a secret: {line}");
+            }
+        }
+    }
+}
+
 /// Removes ANSI CSI escape sequences (colors) from a log line.
 pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());

@@ -66,6 +66,14 @@ impl Server {
         Server::start_with(opts, Some(crate::serial()))
     }
 
+    /// [`Server::start`], then subscribes to the hub's events ([`crate::hub_events`]), so
+    /// that every event of the test is in the returned log.
+    pub fn start_with_events(opts: ServerOpts) -> (Server, std::sync::Arc<LineLog>) {
+        let server = Server::start(opts);
+        let events = crate::hub_events::subscribe(server.socket());
+        (server, events)
+    }
+
     /// Another server in a test that already runs one (a relay destination, an edge):
     /// does not take the [`crate::serial`] lock, which the first server holds.
     pub fn start_second(opts: ServerOpts) -> Server {

@@ -9,7 +9,7 @@ use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
 use e2e::gst;
 use e2e::http_stub::HttpStub;
-use e2e::hub_events;
+use e2e::hub_events::wait_event;
 use e2e::jwt::{jwks, now, SigningKey};
 use e2e::log::LineLog;
 use e2e::proc::Proc;
@@ -73,34 +73,24 @@ fn play_ok(url: &str, what: &str) {
 
 /// No line of either process's log, and no event, contains any of `secrets`.
 fn assert_no_secrets(server: &Server, events: &LineLog, secrets: &[&str]) {
-    for (name, log) in [
-        ("hub", server.log(Which::Hub)),
-        ("ingest-rtmp", server.log(Which::Ingest)),
-        ("events", events),
-    ] {
-        for line in log.lines() {
-            for s in secrets {
-                assert!(!line.contains(s), "{name} shows a secret: {line}");
-            }
-        }
-    }
-}
-
-fn wait_event(events: &LineLog, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    events
-        .wait_for(0, deadline_in(10.0), pred)
-        .unwrap_or_else(|| panic!("no {what} event; events:\n{}", events.tail(30)))
+    e2e::log::assert_no_secrets(
+        &[
+            ("hub", server.log(Which::Hub)),
+            ("ingest-rtmp", server.log(Which::Ingest)),
+            ("events", events),
+        ],
+        secrets,
+    );
 }
 
 #[test]
 fn token_mode_ffmpeg_publish_and_play() {
-    let server = Server::start(ServerOpts::default().ingest(&[
+    let (server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=token",
         "--publish-token=live/*=pubSecret1",
         "--play-auth=token",
         "--play-token=live/cam=viewSecret2",
     ]));
-    let events = hub_events::subscribe(server.socket());
     let url = |q: &str| format!("{}{q}", server.url("cam"));
 
     assert_refused(
@@ -179,12 +169,11 @@ fn file_mode_reloads_on_sighup_without_dropping_anyone() {
         "[keys.\"live/*\"]\npublish = \"firstSecret1\"\nplay = [\"watch1\", \"watch2\"]\n",
     )
     .unwrap();
-    let mut server = Server::start(ServerOpts::default().ingest(&[
+    let (mut server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=file",
         "--play-auth=file",
         &format!("--auth-file={}", file.display()),
     ]));
-    let events = hub_events::subscribe(server.socket());
     let base = server.url("filecam");
     let url = |q: &str| format!("{base}{q}");
 
@@ -259,13 +248,12 @@ fn callback_mode_allows_denies_renames_and_times_out() {
             _ => Some((403, "{}".into())),
         }
     });
-    let server = Server::start(ServerOpts::default().ingest(&[
+    let (server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=callback",
         "--play-auth=callback",
         &format!("--auth-callback={}", stub.url("/auth")),
         "--auth-callback-timeout=1s",
     ]));
-    let events = hub_events::subscribe(server.socket());
 
     assert_refused(
         publish(&format!("{}?token=nope3", server.url("cb")), 5),
@@ -330,13 +318,12 @@ fn jwt_mode_secret_file_and_jwks_url() {
     let jwks = jwks(&[&ec]);
     let stub =
         HttpStub::start(move |_, path, _| (path == "/jwks.json").then(|| (200, jwks.clone())));
-    let server = Server::start(ServerOpts::default().ingest(&[
+    let (server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=jwt",
         "--play-auth=jwt",
         &format!("--jwt-secret-file={}", secret_file.display()),
         &format!("--jwt-jwks={}", stub.url("/jwks.json")),
     ]));
-    let events = hub_events::subscribe(server.socket());
     let url = |t: &str| format!("{}?token={t}", server.url("jwtcam"));
     let t = now();
 
@@ -399,13 +386,12 @@ fn jwt_mode_secret_file_and_jwks_url() {
 
 #[test]
 fn failed_attempts_lock_the_address_out_at_connect() {
-    let server = Server::start(ServerOpts::default().ingest(&[
+    let (server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=token",
         "--publish-token=live/*=rightOne1",
         "--auth-max-failures=2",
         "--auth-failure-window=1m",
     ]));
-    let events = hub_events::subscribe(server.socket());
     let url = |q: &str| format!("{}{q}", server.url("limited"));
     assert_refused(
         publish(&url("?token=a"), 5),
@@ -440,13 +426,12 @@ fn failed_attempts_lock_the_address_out_at_connect() {
 fn token_in_the_app_part_like_obs() {
     // OBS puts the server URL's query on the app: `rtmp://host/live?token=X` with stream
     // key `appcam` connects to app `live?token=X`; FFmpeg does the same for this URL.
-    let server = Server::start(ServerOpts::default().ingest(&[
+    let (server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=token",
         "--publish-token=live/appcam=appSecret7",
         "--play-auth=token",
         "--play-token=live/appcam=appView8",
     ]));
-    let events = hub_events::subscribe(server.socket());
     let at = |token: &str| format!("rtmp://{}/live?token={token}/appcam", server.addr());
     assert_refused(
         publish(&at("wrongApp9"), 5),
@@ -469,8 +454,8 @@ fn http_flv_players_need_the_play_token() {
         "--play-token=live/*=httpView1",
         "--auth-max-failures=3",
     ];
-    let server = Server::start(ServerOpts::default().hub(&play).ingest(&play));
-    let events = hub_events::subscribe(server.socket());
+    let (server, events) =
+        Server::start_with_events(ServerOpts::default().hub(&play).ingest(&play));
     let _publisher = publish(&server.url("hcam"), 30);
     server.wait_live("hcam");
     let addr = server.http_addr();
@@ -610,7 +595,7 @@ fn jwt_rs256_and_es256_from_key_file_and_jwks_url() {
     std::fs::write(&key_file, file_key.public_pem()).unwrap();
     let set = jwks(&[&url_rsa, &url_ec]);
     let stub = HttpStub::start(move |_, path, _| (path == "/jwks").then(|| (200, set.clone())));
-    let mut server = Server::start(ServerOpts::default().ingest(&[
+    let (mut server, events) = Server::start_with_events(ServerOpts::default().ingest(&[
         "--publish-auth=jwt",
         "--play-auth=jwt",
         &format!("--jwt-key={}", key_file.display()),
@@ -618,7 +603,6 @@ fn jwt_rs256_and_es256_from_key_file_and_jwks_url() {
         // Many refusals in a row here: no lockout.
         "--auth-max-failures=0",
     ]));
-    let events = hub_events::subscribe(server.socket());
     let base = server.url("rs");
     let url = |t: &str| format!("{base}?token={t}");
     let t = now();

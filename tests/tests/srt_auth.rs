@@ -8,17 +8,12 @@
 
 use e2e::ffmpeg::{PlayOpts, Player};
 use e2e::http_stub::HttpStub;
+use e2e::hub_events::wait_event;
 use e2e::jwt::{jwks, now, SigningKey};
 use e2e::log::LineLog;
 use e2e::server::Which;
 use e2e::srt::{ffmpeg_refused, ffmpeg_send, make_ts, url_with_stream_id, SrtIngest, TsCodecs};
-use e2e::{deadline_in, hub_events, Server, ServerOpts};
-
-fn wait_event(events: &LineLog, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    events
-        .wait_for(0, deadline_in(10.0), pred)
-        .unwrap_or_else(|| panic!("no {what} event; events:\n{}", events.tail(30)))
-}
+use e2e::{deadline_in, Server, ServerOpts};
 
 /// A TS file of `secs` seconds in the server's directory.
 fn ts(server: &Server, secs: u32) -> std::path::PathBuf {
@@ -52,24 +47,19 @@ fn assert_caller_rejected(p: &e2e::proc::Proc, what: &str) {
 
 /// No line of ingest-srt's or the hub's log, and no event, contains any of `secrets`.
 fn assert_no_secrets(server: &Server, ingest: &SrtIngest, events: &LineLog, secrets: &[&str]) {
-    let logs = [
-        ("hub", server.log(Which::Hub).lines()),
-        ("ingest-srt", ingest.proc.stderr.lines()),
-        ("events", events.lines()),
-    ];
-    for (name, lines) in logs {
-        for line in lines {
-            for s in secrets {
-                assert!(!line.contains(s), "{name} shows a secret: {line}");
-            }
-        }
-    }
+    e2e::log::assert_no_secrets(
+        &[
+            ("hub", server.log(Which::Hub)),
+            ("ingest-srt", &ingest.proc.stderr),
+            ("events", events),
+        ],
+        secrets,
+    );
 }
 
 #[test]
 fn token_mode_publish_and_play_in_the_stream_id() {
-    let server = Server::start(ServerOpts::default());
-    let events = hub_events::subscribe(server.socket());
+    let (server, events) = Server::start_with_events(ServerOpts::default());
     let ingest = SrtIngest::start(
         &server,
         &[
@@ -155,8 +145,7 @@ fn token_mode_publish_and_play_in_the_stream_id() {
 
 #[test]
 fn file_mode_with_a_token_item() {
-    let server = Server::start(ServerOpts::default());
-    let events = hub_events::subscribe(server.socket());
+    let (server, events) = Server::start_with_events(ServerOpts::default());
     let file = server.dir().join("auth.toml");
     std::fs::write(&file, "[keys.\"live/f*\"]\npublish = \"fileSecret4\"\n").unwrap();
     let ingest = SrtIngest::start(
@@ -197,8 +186,7 @@ fn callback_chooses_the_passphrase_and_a_stalled_one_blocks_nobody() {
             _ => Some((403, "{}".into())),
         }
     });
-    let server = Server::start(ServerOpts::default());
-    let events = hub_events::subscribe(server.socket());
+    let (server, events) = Server::start_with_events(ServerOpts::default());
     let ingest = SrtIngest::start(
         &server,
         &[
@@ -301,7 +289,7 @@ fn callback_chooses_the_passphrase_and_a_stalled_one_blocks_nobody() {
 /// saying why.
 #[test]
 fn jwt_rs256_and_es256_in_the_stream_id() {
-    let server = Server::start(ServerOpts::default());
+    let (server, events) = Server::start_with_events(ServerOpts::default());
     let dir = server.dir();
     let file_key = SigningKey::rsa(dir, "file");
     let url_rsa = SigningKey::rsa(dir, "url").with_kid("rsa-1");
@@ -311,7 +299,6 @@ fn jwt_rs256_and_es256_in_the_stream_id() {
     std::fs::write(&key_file, file_key.public_pem()).unwrap();
     let set = jwks(&[&url_rsa, &url_ec]);
     let stub = HttpStub::start(move |_, path, _| (path == "/jwks").then(|| (200, set.clone())));
-    let events = hub_events::subscribe(server.socket());
     let mut ingest = SrtIngest::start(
         &server,
         &[
