@@ -2,14 +2,13 @@
 //! A lost hub is reconnected with backoff and subscribed again; the hub sends only events
 //! routed after the new subscription, so nothing is delivered twice by a reconnect.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use proto::ipc::{self, Event, FrameDecoder, Header};
+use proto::ipc::{Event, FrameDecoder, Header};
+use telemetry::hub_conn::{self, HubConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 
 use crate::json::{field, to_json};
 use crate::queue::Queue;
@@ -101,15 +100,13 @@ pub async fn run(socket: PathBuf, sinks: Sinks) {
 }
 
 /// One subscription: returns when the hub closes it.
-async fn session(socket: &PathBuf, sinks: &Sinks) -> anyhow::Result<()> {
-    let mut sock = UnixStream::connect(socket).await?;
-    let mut out = BytesMut::new();
+async fn session(socket: &Path, sinks: &Sinks) -> anyhow::Result<()> {
     let name = format!("hookd/{}", std::process::id());
-    ipc::encode_subscription(name, Vec::new(), false, true, &mut out);
-    sock.write_all(&out).await?;
+    let HubConn { mut sock, mut buf } =
+        hub_conn::subscribe(socket, name, Vec::new(), false, true).await?;
+    buf.reserve(64 * 1024);
     tracing::info!(socket = %socket.display(), "subscribed to the hub's events");
     let decoder = FrameDecoder::default();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         while let Some(msg) = decoder.decode(&mut buf)? {
             match msg.header {

@@ -24,7 +24,8 @@ use bytes::{Bytes, BytesMut};
 use proto::iov::Outbox;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, RejectReason, Role, FORMAT_VERSION};
 use proto::media::{StreamKey, TrackKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use telemetry::hub_conn::{self, HubConn, OpenError};
+use tokio::io::AsyncReadExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -63,6 +64,20 @@ pub enum LinkError {
     Hub(String),
     #[error("unexpected message from the hub: {0}")]
     Unexpected(&'static str),
+}
+
+impl From<OpenError> for LinkError {
+    fn from(e: OpenError) -> LinkError {
+        match e {
+            OpenError::Io(e) => LinkError::Io(e),
+            OpenError::Ipc(e) => LinkError::Ipc(e),
+            OpenError::Hub(message) => LinkError::Hub(message),
+            OpenError::Role(role) => LinkError::Role(role),
+            OpenError::Closed => LinkError::Closed,
+            // Any later kind of failure to open.
+            e => LinkError::Io(io::Error::other(e)),
+        }
+    }
 }
 
 /// What the writer task tells the connection.
@@ -393,7 +408,6 @@ async fn announce(
     origin: Origin,
 ) -> Result<(UnixStream, BytesMut, Option<RejectReason>), LinkError> {
     let exchange = async {
-        let mut sock = UnixStream::connect(hub).await?;
         let mut out = BytesMut::new();
         ipc::encode(
             &Header::Hello {
@@ -413,30 +427,25 @@ async fn announce(
             &[],
             &mut out,
         );
-        sock.write_all(&out).await?;
+        let HubConn {
+            mut sock,
+            buf: mut rbuf,
+        } = hub_conn::open(hub, &out).await?;
         let decoder = FrameDecoder::default();
-        let mut rbuf = BytesMut::with_capacity(4096);
-        let mut hello = false;
-        loop {
-            while let Some(msg) = decoder.decode(&mut rbuf)? {
-                match msg.header {
-                    Header::Error { message } => return Err(LinkError::Hub(message)),
-                    h if !hello => {
-                        let role = ipc::check_hello(&h)?;
-                        if role != Role::Hub {
-                            return Err(LinkError::Role(role));
-                        }
-                        hello = true;
-                    }
-                    Header::AnnounceReply { stream, rejected } if stream == STREAM => {
-                        return Ok((sock, rbuf, rejected));
-                    }
-                    _ => return Err(LinkError::Unexpected("expected AnnounceReply")),
-                }
+        let msg = loop {
+            if let Some(msg) = decoder.decode(&mut rbuf)? {
+                break msg;
             }
             if sock.read_buf(&mut rbuf).await? == 0 {
                 return Err(LinkError::Closed);
             }
+        };
+        match msg.header {
+            Header::Error { message } => Err(LinkError::Hub(message)),
+            Header::AnnounceReply { stream, rejected } if stream == STREAM => {
+                Ok((sock, rbuf, rejected))
+            }
+            _ => Err(LinkError::Unexpected("expected AnnounceReply")),
         }
     };
     tokio::time::timeout(HUB_TIMEOUT, exchange)
@@ -685,6 +694,7 @@ impl Writer {
 mod tests {
     use proto::ipc::Message;
     use proto::media::FrameFlags;
+    use tokio::io::AsyncWriteExt;
     use tokio::net::UnixListener;
 
     use super::*;

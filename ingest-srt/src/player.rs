@@ -26,6 +26,7 @@ use proto::ipc::{self, Event, FrameDecoder, Header, Message};
 use proto::media::{StreamKey, TrackKind};
 use proto::srt::Stats;
 use proto::ts::{MuxOptions, Muxer};
+use telemetry::hub_conn::{self, HubConn, OpenError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
@@ -101,6 +102,8 @@ enum HubError {
     Ipc(#[from] ipc::IpcError),
     #[error("hub error: {0}")]
     Hub(String),
+    #[error(transparent)]
+    Open(#[from] OpenError),
 }
 
 struct Player {
@@ -227,9 +230,11 @@ async fn subscribe(
     decoder: &FrameDecoder,
     buf: &mut BytesMut,
 ) -> Result<(UnixStream, u32, u32), HubError> {
-    let mut sock = UnixStream::connect(&args.hub).await?;
-    let mut out = BytesMut::new();
-    ipc::encode_subscription(
+    let HubConn {
+        mut sock,
+        buf: rest,
+    } = hub_conn::subscribe(
+        &args.hub,
         ipc::hello_name(
             crate::ORIGIN.component,
             std::process::id(),
@@ -238,18 +243,13 @@ async fn subscribe(
         vec![args.key.to_string()],
         true,
         false,
-        &mut out,
-    );
-    sock.write_all(&out).await?;
-    let mut greeted = false;
+    )
+    .await?;
+    buf.extend_from_slice(&rest);
     loop {
         while let Some(msg) = decoder.decode(buf)? {
             match msg.header {
                 Header::Error { message } => return Err(HubError::Hub(message)),
-                h if !greeted => {
-                    ipc::check_hello(&h)?;
-                    greeted = true;
-                }
                 Header::Announce {
                     stream,
                     key,

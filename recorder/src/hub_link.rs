@@ -14,8 +14,8 @@ use bytes::BytesMut;
 use proto::glob::{self, Glob};
 use proto::ipc::{self, Event, FrameDecoder, Header, Message};
 use proto::media::TrackKind;
+use telemetry::hub_conn::{self, HubConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::session::{Settings, StreamRecorder};
@@ -74,12 +74,23 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        match UnixStream::connect(&link.opts.socket).await {
-            Ok(sock) => {
+        let opening = hub_conn::subscribe(
+            &link.opts.socket,
+            format!("recorder/{}", std::process::id()),
+            link.opts.patterns.clone(),
+            true,
+            false,
+        );
+        let opened = tokio::select! {
+            r = opening => r,
+            _ = shutdown.changed() => break,
+        };
+        match opened {
+            Ok(conn) => {
                 failures = 0;
                 tracing::info!(socket = %link.opts.socket.display(), "connected to the hub");
                 let started = Instant::now();
-                let r = link.session(sock, &mut shutdown).await;
+                let r = link.session(conn, &mut shutdown).await;
                 link.end_all("hub_disconnected").await;
                 match r {
                     Ok(()) if *shutdown.borrow() => break,
@@ -123,32 +134,16 @@ pub async fn run(
 impl Link {
     async fn session(
         &mut self,
-        sock: UnixStream,
+        conn: HubConn,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkError> {
+        let HubConn { sock, mut buf } = conn;
+        buf.reserve(256 * 1024);
         let (mut rd, mut wr) = sock.into_split();
-        let mut out = BytesMut::new();
-        ipc::encode_subscription(
-            format!("recorder/{}", std::process::id()),
-            self.opts.patterns.clone(),
-            true,
-            false,
-            &mut out,
-        );
-        wr.write_all(&out).await?;
         let decoder = FrameDecoder::default();
-        let mut buf = BytesMut::with_capacity(256 * 1024);
-        let mut greeted = false;
         loop {
             self.flush_events(&mut wr).await?;
             while let Some(msg) = decoder.decode(&mut buf)? {
-                if !greeted {
-                    greeted = true;
-                    if matches!(msg.header, Header::Hello { .. }) {
-                        ipc::check_hello(&msg.header)?;
-                        continue;
-                    }
-                }
                 self.on_message(msg).await?;
             }
             self.flush_events(&mut wr).await?;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use proto::ipc::{self, Event, FrameDecoder, Header, Message};
 use proto::media::{Codec, TrackKind};
+use telemetry::hub_conn::{self, HubConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::callback;
@@ -106,12 +106,23 @@ pub async fn run(opts: LinkOptions, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(100);
     let mut failures = 0u32;
     while !*shutdown.borrow() {
-        match UnixStream::connect(&link.opts.socket).await {
-            Ok(sock) => {
+        let opening = hub_conn::subscribe(
+            &link.opts.socket,
+            format!("relayer/{}", std::process::id()),
+            link.patterns(),
+            link.wants_media(),
+            link.opts.pull.is_some(),
+        );
+        let opened = tokio::select! {
+            r = opening => r,
+            _ = shutdown.changed() => break,
+        };
+        match opened {
+            Ok(conn) => {
                 failures = 0;
                 backoff = Duration::from_millis(100);
                 tracing::info!(socket = %link.opts.socket.display(), "connected to the hub");
-                let r = link.session(sock, &mut shutdown).await;
+                let r = link.session(conn, &mut shutdown).await;
                 link.end_all();
                 match r {
                     Ok(()) if *shutdown.borrow() => break,
@@ -160,31 +171,16 @@ impl Link {
 
     async fn session(
         &mut self,
-        sock: UnixStream,
+        conn: HubConn,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkError> {
+        let HubConn { sock, mut buf } = conn;
+        buf.reserve(256 * 1024);
         let (mut rd, mut wr) = sock.into_split();
         let mut out = BytesMut::new();
-        ipc::encode_subscription(
-            format!("relayer/{}", std::process::id()),
-            self.patterns(),
-            self.wants_media(),
-            self.opts.pull.is_some(),
-            &mut out,
-        );
-        wr.write_all(&out).await?;
         let decoder = FrameDecoder::default();
-        let mut buf = BytesMut::with_capacity(256 * 1024);
-        let mut greeted = false;
         loop {
             while let Some(msg) = decoder.decode(&mut buf)? {
-                if !greeted {
-                    greeted = true;
-                    if matches!(msg.header, Header::Hello { .. }) {
-                        ipc::check_hello(&msg.header)?;
-                        continue;
-                    }
-                }
                 self.on_message(msg);
             }
             tokio::select! {

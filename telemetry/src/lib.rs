@@ -8,6 +8,7 @@
 //! ```
 //!
 //! Events go the same way through an [`Emitter`], which keeps them while the hub is away.
+//! Every client of the hub opens its connection with [`hub_conn`].
 //!
 //! The report format is `proto::metrics` (proto/FORMAT.md section 9); the names are listed
 //! with their meaning in docs/metrics.md.
@@ -16,7 +17,7 @@
 
 pub mod catalog;
 pub mod events;
-mod hub_conn;
+pub mod hub_conn;
 mod registry;
 mod report;
 
