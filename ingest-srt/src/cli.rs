@@ -18,7 +18,7 @@ pub(crate) struct Cli {
     #[arg(long, default_value = "0.0.0.0:4200")]
     pub(crate) listen: SocketAddr,
     /// The hub's Unix socket [default: $XDG_RUNTIME_DIR/mediaserver/hub.sock, else
-    /// /tmp/mediaserver-$USER/hub.sock].
+    /// /run/user/UID/mediaserver/hub.sock or ~/.local/state/mediaserver/hub.sock].
     #[arg(long)]
     hub: Option<PathBuf>,
     /// Write published streams in the framed format (proto/FORMAT.md) to this file or FIFO,
