@@ -1,7 +1,8 @@
 //! Slow players: one that falls behind skips whole GOPs (never part of one) and is
-//! disconnected when it stays behind; one that stops reading is disconnected by the write
-//! timeout (RTMP and HTTP-FLV). The publisher and a neighbour player on the same stream
-//! never notice.
+//! disconnected when it stays behind; an HTTP-FLV player that reads, only slower than the
+//! stream, skips whole GOPs and keeps playing (not closed, hub memory flat); one that stops
+//! reading is disconnected by the write timeout (RTMP and HTTP-FLV). The publisher and a
+//! neighbour player on the same stream never notice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,12 +33,15 @@ fn indexed_frame(index: u32) -> Vec<u8> {
 
 /// The index [`indexed_frame`] wrote, for coded video messages.
 fn frame_index(m: &Message) -> Option<u32> {
-    if m.type_id != msg_type::VIDEO
-        || !matches!(flv::video_packet(&m.payload), Packet::Coded { .. })
-    {
+    tag_frame_index(m.type_id, &m.payload)
+}
+
+/// The index [`indexed_frame`] wrote, for a coded video message or FLV tag body.
+fn tag_frame_index(type_id: u8, body: &[u8]) -> Option<u32> {
+    if type_id != msg_type::VIDEO || !matches!(flv::video_packet(body), Packet::Coded { .. }) {
         return None;
     }
-    let b = m.payload.get(10..14)?;
+    let b = body.get(10..14)?;
     Some(u32::from_be_bytes(b.try_into().ok()?))
 }
 
@@ -124,6 +128,18 @@ fn assert_contiguous(what: &str, seen: &[u32]) {
     }
 }
 
+/// Panics unless every run of consecutive indices in `seen` starts at a keyframe and has
+/// no holes: skips drop whole GOPs only.
+fn assert_whole_gop_runs(what: &str, seen: &[u32]) {
+    let mut run_start = 0;
+    for i in 1..=seen.len() {
+        if i == seen.len() || seen[i] != seen[i - 1] + 1 {
+            assert_contiguous(&format!("{what} run"), &seen[run_start..i]);
+            run_start = i;
+        }
+    }
+}
+
 /// Where the indices first stop being consecutive.
 fn first_gap(seen: &[u32]) -> Option<usize> {
     seen.windows(2).position(|w| w[1] != w[0] + 1)
@@ -171,14 +187,7 @@ fn lagging_player_skips_whole_gops_then_is_dropped() {
 
     let seen: Vec<u32> = received.iter().filter_map(frame_index).collect();
     let gap = first_gap(&seen).unwrap_or_else(|| panic!("slow player saw no skip: {seen:?}"));
-    // Every run of frames starts at a keyframe and has no holes: whole GOPs only.
-    let mut run_start = 0;
-    for i in 1..=seen.len() {
-        if i == seen.len() || seen[i] != seen[i - 1] + 1 {
-            assert_contiguous("slow player run", &seen[run_start..i]);
-            run_start = i;
-        }
-    }
+    assert_whole_gop_runs("slow player", &seen);
     // The first frame after a skip comes after a fresh sequence header.
     let after = seen[gap + 1];
     let at = received
@@ -283,6 +292,93 @@ fn http_flv_player_that_stops_reading_is_dropped_by_write_timeout() {
             Err(_) => break,
         }
     }
+    assert_undisturbed(&stop, publisher, healthy);
+    server.assert_alive();
+}
+
+#[test]
+fn http_flv_player_that_reads_slowly_skips_whole_gops_and_keeps_playing() {
+    let mut server = Server::start(ServerOpts::default().hub(&[
+        "--player-queue-bytes",
+        "1MiB",
+        // The policy under test: skip whole GOPs, never close a player that reads.
+        "--max-lag-skips",
+        "1000000",
+    ]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let healthy = neighbour(&server, "hslow", stop.clone());
+    let marks = server.log_marks();
+    let publisher = publish(&server, "hslow", Duration::from_millis(3), stop.clone());
+    server.wait_live("hslow");
+    let mut slow = std::net::TcpStream::connect(server.http_addr()).expect("connect");
+    std::io::Write::write_all(
+        &mut slow,
+        b"GET /live/hslow.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("request");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+
+    // Reads 4 KiB every 10 ms (at most 400 KB/s, the stream is several MB/s) until the
+    // hub has skipped it three times and 2 MB more arrived; bounded by time and bytes.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut after_skips = None;
+    let mut rss_at_skip = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && raw.len() < 64 << 20 {
+        match std::io::Read::read(&mut slow, &mut buf) {
+            Ok(0) => panic!("the slow HTTP-FLV player was closed\n{}", server.describe()),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("slow HTTP-FLV player: {e}\n{}", server.describe()),
+        }
+        if after_skips.is_none() {
+            let skips = server.log(e2e::server::Which::Hub).lines()[marks.0..]
+                .iter()
+                .filter(|l| l.contains("player fell behind"))
+                .count();
+            if skips >= 3 {
+                after_skips = Some(raw.len());
+                rss_at_skip = e2e::load::procstat::rss_bytes(server.hub_pid()).unwrap_or(0);
+            }
+        } else if after_skips.is_some_and(|at| raw.len() >= at + (2 << 20)) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let at = after_skips.unwrap_or_else(|| panic!("no skips logged\n{}", server.describe()));
+    assert!(
+        raw.len() >= at + (2 << 20),
+        "the player stopped getting data after the skips"
+    );
+    let rss_end = e2e::load::procstat::rss_bytes(server.hub_pid()).unwrap_or(0);
+    assert!(
+        rss_end < rss_at_skip + (24 << 20),
+        "hub memory grew from {rss_at_skip} to {rss_end} bytes while the player lagged"
+    );
+    assert!(
+        server
+            .wait_log(marks, Duration::ZERO, |l| l.contains("closing connection"))
+            .is_none(),
+        "a player was closed\n{}",
+        server.describe()
+    );
+
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers")
+        + 4;
+    let body = e2e::http::dechunk(&raw[head_end..]).expect("chunked body");
+    let (tags, _) = flv::read_tags(&body).expect("FLV");
+    let seen: Vec<u32> = tags
+        .iter()
+        .filter_map(|t| tag_frame_index(t.kind, &t.body))
+        .collect();
+    let gap =
+        first_gap(&seen).unwrap_or_else(|| panic!("no skip in what the player got: {seen:?}"));
+    assert_whole_gop_runs("slow HTTP-FLV player", &seen);
+    assert!(seen.len() > gap + 1, "no frames after the first skip");
     assert_undisturbed(&stop, publisher, healthy);
     server.assert_alive();
 }
