@@ -139,7 +139,9 @@ pub fn is_transient(e: &io::Error) -> bool {
 }
 
 async fn handle(mut sock: UnixStream, ipc_id: u64, registry: Arc<Registry>) {
-    let opened = match tokio::time::timeout(HELLO_TIMEOUT, open(&sock)).await {
+    // Boxed: the hello's receive buffer is freed once it is done, rather than kept in every
+    // connection's task (a player's lives as long as the player).
+    let opened = match tokio::time::timeout(HELLO_TIMEOUT, Box::pin(open(&sock))).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             tracing::warn!(ipc_id, layer = "hello", error = %e, "closing connection");
@@ -183,13 +185,36 @@ async fn handle(mut sock: UnixStream, ipc_id: u64, registry: Arc<Registry>) {
         tracing::warn!(ipc_id, layer = "hello", error = %e, "closing connection");
         return;
     }
+    // Each role's future is boxed, so a task holds the state of its own role only (a
+    // player's task is most of the hub's memory per player).
     match opened.role {
-        Role::Publisher => crate::publisher::run(sock, ipc_id, opened, registry.clone()).await,
-        Role::Subscriber => crate::subscriber::run(sock, ipc_id, opened, registry.clone()).await,
+        Role::Publisher => {
+            Box::pin(crate::publisher::run(
+                sock,
+                ipc_id,
+                opened,
+                registry.clone(),
+            ))
+            .await
+        }
+        Role::Subscriber => {
+            Box::pin(crate::subscriber::run(
+                sock,
+                ipc_id,
+                opened,
+                registry.clone(),
+            ))
+            .await
+        }
         Role::PlayerHandoff => {
             // The handoff is complete once our hello is written; the UDS is done.
             drop(sock);
-            crate::player::handoff::run(ipc_id, opened, registry.clone()).await
+            Box::pin(crate::player::handoff::run(
+                ipc_id,
+                opened,
+                registry.clone(),
+            ))
+            .await
         }
         Role::Hub => unreachable_role(ipc_id),
     }

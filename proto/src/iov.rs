@@ -37,6 +37,10 @@ pub fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
     }
 }
 
+/// Queue slots an emptied [`Outbox`] keeps: a backlog may have grown the queue to
+/// hundreds of slots, which a connection that then keeps up would hold for its lifetime.
+const KEEP_SLOTS: usize = 32;
+
 /// A queue of shared buffers waiting for a socket, that knows how many bytes it holds:
 /// the one place where a connection's pending output (media and control replies alike) is
 /// counted, so that a bound on it is a bound on everything.
@@ -117,6 +121,9 @@ impl Outbox {
         self.tail.advance(n - in_queue);
         self.bytes -= n;
         self.written += n as u64;
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_SLOTS {
+            self.queue.shrink_to(KEEP_SLOTS);
+        }
     }
 
     /// Bytes taken by writes ([`Outbox::advance`]) over the outbox's life.
@@ -198,6 +205,19 @@ mod tests {
         assert!(o.is_empty());
         assert_eq!(o.written(), 8);
         assert_eq!(o.buffers(), 0);
+    }
+
+    #[test]
+    fn a_drained_backlog_gives_its_slots_back() {
+        let mut o = Outbox::new();
+        for _ in 0..1000 {
+            o.push(Bytes::from_static(b"frame"));
+        }
+        o.advance(5 * 999);
+        assert!(o.queue.capacity() >= 1000, "still one buffer queued");
+        o.advance(5);
+        assert!(o.is_empty());
+        assert!(o.queue.capacity() <= KEEP_SLOTS);
     }
 
     #[test]

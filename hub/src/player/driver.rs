@@ -23,6 +23,10 @@ use crate::write::{write_all, PlayerSock, SockWrite};
 
 /// Largest message a player may send (commands are small).
 const MAX_PLAYER_MESSAGE: u32 = 64 * 1024;
+/// Room kept for each read from the player. A player sends little (acknowledgements,
+/// pongs, a few commands), and the buffer lives as long as the player, so it is small:
+/// a larger message simply takes several reads.
+const READ_ROOM: usize = 512;
 
 /// Why the task stopped, beyond what [`PlayerEnd`] says.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +227,7 @@ async fn drive<W: SockWrite>(
         }
         let Pass { blocked, .. } = pass;
         let deadline = output.lock().next_deadline();
-        buf.reserve(4096);
+        buf.reserve(READ_ROOM);
         tokio::select! {
             r = rd.read_buf(buf) => match r {
                 Ok(0) => return Stop::Eof,

@@ -11,7 +11,13 @@ use crate::server::Opened;
 
 /// Takes the player socket from a completed handoff and serves it.
 pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
-    let Some(fd) = opened.fd else {
+    // Only the descriptor and the handoff message are kept: the rest (the hello's receive
+    // buffer) would otherwise live as long as the player.
+    let Opened {
+        fd, messages, buf, ..
+    } = opened;
+    drop(buf);
+    let Some(fd) = fd else {
         tracing::warn!(
             conn_id = ipc_id,
             layer = "handoff",
@@ -20,7 +26,7 @@ pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
         );
         return;
     };
-    let session = match opened.messages.into_iter().next().map(|m| m.header) {
+    let session = match messages.into_iter().next().map(|m| m.header) {
         Some(Header::PlayerHandoff(s)) => s,
         other => {
             tracing::warn!(conn_id = ipc_id, layer = "handoff", error = ?other, "closing connection: expected PlayerHandoff");
