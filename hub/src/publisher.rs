@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, Message, RejectReason};
@@ -15,15 +15,16 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::conns::{ConnGuard, ConnKind};
-use crate::deadline::sleep_until;
 use crate::events::{describe_stream, event};
 use crate::registry::Registry;
 use crate::ring::Side;
 use crate::server::Opened;
 use crate::stream::{Delivery, Owner, PublisherId, Revocation, Stream, StreamError};
 
-/// Free space ensured before each read from the connection: a burst of frames arrives
-/// in few large reads rather than many small ones.
+/// Size of the receive buffers: a burst of frames arrives in few large reads rather than
+/// many small ones. Frames are slices of these buffers (the ring holds them), so a new
+/// one is taken only when less than a quarter is left: taking one per read would pin a
+/// whole buffer for every read's frame still in the GOP cache.
 const READ_BUF: usize = 64 * 1024;
 
 /// Most streams one publisher connection may hold at once.
@@ -89,7 +90,11 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     let coalesce = p.registry.config().write_coalesce;
     // When players must write what they held back for coalescing: the stream went quiet
     // for a coalescing window (while frames flow, the next frame's delivery writes them).
-    let mut quiet_at: Option<Instant> = None;
+    // One timer, moved only when it fires early, rather than a new timer per read.
+    let quiet = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(quiet);
+    let mut quiet_armed = false;
+    let mut last_delivery = Instant::now();
     let result: Result<(), PublisherError> = async {
         for msg in opened.messages {
             p.on_message(msg)?;
@@ -99,10 +104,16 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                 p.on_message(msg)?;
             }
             if std::mem::take(&mut p.delivered) && !coalesce.is_zero() {
-                quiet_at = Some(Instant::now() + coalesce);
+                last_delivery = Instant::now();
+                if !quiet_armed {
+                    quiet.as_mut().reset((last_delivery + coalesce).into());
+                    quiet_armed = true;
+                }
             }
             p.flush(&mut wr).await?;
-            buf.reserve(READ_BUF);
+            if buf.capacity() - buf.len() < READ_BUF / 4 {
+                buf.reserve(READ_BUF);
+            }
             tokio::select! {
                 n = rd.read_buf(&mut buf) => {
                     if n? == 0 {
@@ -110,10 +121,15 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     }
                 }
                 Some((handle, why)) = revoke_rx.recv() => p.revoked(handle, why),
-                _ = sleep_until(quiet_at) => {
-                    quiet_at = None;
-                    for published in p.streams.values() {
-                        published.stream.flush_readers();
+                _ = &mut quiet, if quiet_armed => {
+                    let due = last_delivery + coalesce;
+                    if Instant::now() < due {
+                        quiet.as_mut().reset(due.into());
+                    } else {
+                        quiet_armed = false;
+                        for published in p.streams.values() {
+                            published.stream.flush_readers();
+                        }
                     }
                 }
             }
