@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proto::flv::{write_media_header, PacketKind, TAG_AUDIO, TAG_VIDEO};
 use proto::media::{Codec, Frame};
 use proto::rtmp::amf0::{self, Amf0Value};
-use proto::rtmp::chunk::write_fmt0;
+use proto::rtmp::chunk::{write_fmt0, write_fmt0_parts};
 use proto::rtmp::message::{types, Command, ControlMessage, UserControl};
 
 /// Chunk stream of protocol control and user control messages.
@@ -44,14 +44,29 @@ impl MediaWriter {
     }
 
     fn finish(&mut self, csid: u32, ts: u32, type_id: u8, stream_id: u32) -> Bytes {
-        let chunks = self.body.len() / self.chunk_size.max(1) as usize;
-        let mut out = BytesMut::with_capacity(self.body.len() + 16 + chunks * 5);
-        write_fmt0(
+        self.finish_with(csid, ts, type_id, stream_id, &[])
+    }
+
+    /// The message whose body is what `body` holds followed by `rest` (a frame's bytes,
+    /// chunked straight from where they are).
+    fn finish_with(
+        &mut self,
+        csid: u32,
+        ts: u32,
+        type_id: u8,
+        stream_id: u32,
+        rest: &[u8],
+    ) -> Bytes {
+        let len = self.body.len() + rest.len();
+        let chunks = len / self.chunk_size.max(1) as usize;
+        let mut out = BytesMut::with_capacity(len + 16 + chunks * 5);
+        write_fmt0_parts(
             csid,
             ts,
             type_id,
             stream_id,
             &self.body,
+            rest,
             self.chunk_size,
             &mut out,
         );
@@ -146,13 +161,12 @@ impl MediaWriter {
     ) -> Bytes {
         let video = codec.kind() == proto::media::TrackKind::Video;
         let rest = write_media_header(codec, track, kind, nanos, payload, &mut self.body);
-        self.body.extend_from_slice(&rest);
         let (csid, type_id) = if video {
             (CSID_VIDEO, types::VIDEO)
         } else {
             (CSID_AUDIO, types::AUDIO)
         };
-        self.finish(csid, ts, type_id, stream_id)
+        self.finish_with(csid, ts, type_id, stream_id, &rest)
     }
 
     /// An `onMetaData` data message; `payload` holds the AMF0 values as published.

@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use proto::rtmp::chunk::{
-    write_fmt0, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RtmpMessage,
+    write_fmt0, write_fmt0_parts, ChunkDecoder, ChunkEncoder, ChunkError, ChunkLimits, RtmpMessage,
 };
 
 fn decode_all(dec: &mut ChunkDecoder, input: &[u8]) -> Result<Vec<RtmpMessage>, ChunkError> {
@@ -532,6 +532,25 @@ fn fmt0_chunks(csid: u32, ts: u32, type_id: u8, payload: &[u8], cs: u32) -> Vec<
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A payload given as a header part and a body part is chunked exactly as the joined
+    /// payload, wherever the parts meet relative to the chunk boundaries.
+    #[test]
+    fn parts_chunk_as_the_joined_payload(
+        chunk_size in 1u32..300,
+        csid in prop::sample::select(vec![3u32, 64, 400]),
+        ts in prop_oneof![0u32..1000, 0xFF_FFF0u32..0x0100_0010],
+        head_len in 0usize..40,
+        body_len in 0usize..900,
+    ) {
+        let payload: Vec<u8> = (0..head_len + body_len).map(|i| (i * 7) as u8).collect();
+        let (head, body) = payload.split_at(head_len);
+        let mut joined = BytesMut::new();
+        write_fmt0(csid, ts, 9, 1, &payload, chunk_size, &mut joined);
+        let mut parts = BytesMut::new();
+        write_fmt0_parts(csid, ts, 9, 1, head, body, chunk_size, &mut parts);
+        prop_assert_eq!(joined, parts);
+    }
 
     #[test]
     fn encoder_decoder_round_trip(

@@ -68,7 +68,7 @@ impl ChunkEncoder {
         let csid = csid.clamp(MIN_CSID, MAX_CSID);
         let payload = &payload[..payload.len().min(0xFF_FFFF)];
         let extended = self.header(csid, timestamp, type_id, stream_id, payload.len(), out);
-        put_continuations(csid, payload, self.chunk_size, extended, out);
+        put_continuations(csid, &[], payload, self.chunk_size, extended, out);
     }
 
     /// Queues one message whose body is `head` followed by `payload` (an FLV tag header
@@ -186,12 +186,39 @@ pub fn write_fmt0(
     chunk_size: u32,
     out: &mut BytesMut,
 ) {
+    write_fmt0_parts(
+        csid,
+        timestamp,
+        type_id,
+        stream_id,
+        &[],
+        payload,
+        chunk_size,
+        out,
+    );
+}
+
+/// As [`write_fmt0`] for the payload `head` followed by `body` (a tag header built for
+/// the message and the frame's bytes): the chunks are filled from both parts directly, so
+/// the frame is copied once, not joined to its header first.
+#[allow(clippy::too_many_arguments)]
+pub fn write_fmt0_parts(
+    csid: u32,
+    timestamp: u32,
+    type_id: u8,
+    stream_id: u32,
+    head: &[u8],
+    body: &[u8],
+    chunk_size: u32,
+    out: &mut BytesMut,
+) {
     let csid = csid.clamp(MIN_CSID, MAX_CSID);
-    let payload = &payload[..payload.len().min(0xFF_FFFF)];
+    let head = &head[..head.len().min(0xFF_FFFF)];
+    let body = &body[..body.len().min(0xFF_FFFF - head.len())];
     let extended = timestamp >= EXTENDED_TIMESTAMP;
     put_basic_header(0, csid, out);
     put_u24(timestamp.min(EXTENDED_TIMESTAMP), out);
-    put_u24(payload.len() as u32, out);
+    put_u24((head.len() + body.len()) as u32, out);
     out.put_u8(type_id);
     out.put_u32_le(stream_id);
     if extended {
@@ -199,7 +226,8 @@ pub fn write_fmt0(
     }
     put_continuations(
         csid,
-        payload,
+        head,
+        body,
         chunk_size.clamp(1, MAX_CHUNK_SIZE),
         extended.then_some(timestamp),
         out,
@@ -229,26 +257,36 @@ pub fn rewrite_fmt0_stream_id(shared: &Bytes, stream_id: u32, hdr: &mut BytesMut
     Some(shared.slice(id_at + 4..))
 }
 
-/// Writes the payload after a message header: the first piece directly, then each
-/// further piece behind a FMT 3 basic header (and the extended timestamp if any).
+/// Writes the payload `head` then `body` after a message header: the first piece
+/// directly, then each further `chunk_size` bytes behind a FMT 3 basic header (and the
+/// extended timestamp if any).
 fn put_continuations(
     csid: u32,
-    payload: &[u8],
+    head: &[u8],
+    body: &[u8],
     chunk_size: u32,
     extended: Option<u32>,
     out: &mut BytesMut,
 ) {
-    let mut pieces = payload.chunks(chunk_size as usize);
-    if let Some(first) = pieces.next() {
-        out.reserve(payload.len() + (payload.len() / chunk_size as usize) * 8);
-        out.put_slice(first);
-    }
-    for piece in pieces {
-        put_basic_header(3, csid, out);
-        if let Some(ts) = extended {
-            out.put_u32(ts);
+    let len = head.len() + body.len();
+    let size = chunk_size as usize;
+    out.reserve(len + (len / size) * 8);
+    let mut at = 0;
+    while at < len {
+        if at > 0 {
+            put_basic_header(3, csid, out);
+            if let Some(ts) = extended {
+                out.put_u32(ts);
+            }
         }
-        out.put_slice(piece);
+        let end = (at + size).min(len);
+        if at < head.len() {
+            out.put_slice(&head[at..end.min(head.len())]);
+        }
+        if end > head.len() {
+            out.put_slice(&body[at.max(head.len()) - head.len()..end - head.len()]);
+        }
+        at = end;
     }
 }
 
