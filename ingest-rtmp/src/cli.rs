@@ -95,6 +95,12 @@ pub(crate) struct Cli {
     /// RTMPS private key, PEM (PKCS#8, PKCS#1 or SEC1); reloaded on SIGHUP [default: none].
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Runtime worker threads. One thread serves hundreds of publishers (each costs a
+    /// fraction of a percent of a core) and wakes no sibling thread per frame, which a
+    /// second worker does; raise it when many RTMPS clients connect at once (their TLS
+    /// handshakes and decryption then spread over cores).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) threads: u16,
     #[command(flatten)]
     pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]

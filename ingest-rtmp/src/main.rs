@@ -54,7 +54,8 @@ type Failure = runtime::exit::Failure<anyhow::Error>;
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let fd_limit = runtime::fds::limit();
-    runtime::start::block_on(runtime::start::Threads::PerCore, async move {
+    let threads = runtime::start::Threads::Workers(cli.threads.into());
+    runtime::start::block_on(threads, async move {
         let drain = drain::Drain::new();
         let auth = auth::Authenticator::load(&cli.auth)
             .await
