@@ -10,7 +10,8 @@
 #   SERVERS="ours ours0 null" scripts/bench.sh   # skip nginx-rtmp
 #
 # Servers: null (the floor), ours (hub + ingest-rtmp, default flags), ours0 (the same with
-# --write-coalesce 0ms, the zero-latency mode), nginx (nginx-rtmp). The 1-minute load
+# --write-coalesce 0ms, the zero-latency mode), ours-N (--write-coalesce Nms, to compare
+# windows: SERVERS="ours0 ours-25 ours-50 ours ours-200" PUBLISHERS= ...), nginx (nginx-rtmp). The 1-minute load
 # average before each run is kept next to its report (the machine is shared).
 #
 # Needs: FFmpeg (imageio-ffmpeg) to make the source once; nginx + libnginx-mod-rtmp for
@@ -73,9 +74,10 @@ start_server() {
         pids+=($!)
         SERVER_PIDS="$!"
         ;;
-    ours | ours0)
+    ours | ours0 | ours-*)
         local hub_args=()
         [ "$name" = ours0 ] && hub_args=(--write-coalesce 0ms)
+        [[ "$name" = ours-* ]] && hub_args=(--write-coalesce "${name#ours-}ms")
         "$bin/hub" --socket "$tmp/hub.sock" --http off --log-level warn "${hub_args[@]}" 2>"$tmp/hub.log" &
         local hub=$!
         pids+=($hub)
@@ -159,7 +161,7 @@ done
 for n in $PUBLISHERS; do
     for s in $SERVERS; do
         [ "$s" = null ] && continue  # one stream only
-        [ "$s" = ours0 ] && continue # coalescing does not touch ingest
+        [[ "$s" = ours0 || "$s" = ours-* ]] && continue # coalescing does not touch ingest
         if [ "$s" = nginx ] && ! have_nginx; then continue; fi
         run "$s" publishers "$n"
     done

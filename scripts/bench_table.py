@@ -10,6 +10,13 @@ NAMES = {"ours": "this server", "ours0": "this server, zero-latency", "null": "n
          "nginx": "nginx-rtmp"}
 
 
+def name(server):
+    # ours-N: this server with --write-coalesce Nms (scripts/bench.sh).
+    if server.startswith("ours-"):
+        return f"this server, {server[5:]} ms coalescing"
+    return NAMES.get(server, server)
+
+
 def load(server, kind, n):
     path = os.path.join(out, f"{server}-{kind}-{n}.json")
     try:
@@ -54,7 +61,7 @@ for n in players:
             continue
         rss = r.get("rss_per_player")
         both = per_gbps_both(r)
-        print(f"| {n} | {NAMES.get(s, s)} | {num(load_avg(s, 'players', n), '{:.1f}')} | "
+        print(f"| {n} | {name(s)} | {num(load_avg(s, 'players', n), '{:.1f}')} | "
               f"{num(r['delivered_gbps'], '{:.3f}')} | "
               f"{num(r['server_cpu_cores'])} | {num(r['server_cpu_per_gbps'], '{:.3f}')} | "
               f"{num(ratio(r.get('server_cpu_per_gbps'), null.get('server_cpu_per_gbps')))} | "
@@ -76,7 +83,11 @@ for n in publishers:
         per = r["server_cpu_cores"] / max(r["publishers"], 1)
         ng = load("nginx", "publishers", n)
         ng_per = ng["server_cpu_cores"] / max(ng["publishers"], 1) if ng else None
-        rss = (r["server_rss_end"] - r["server_rss_base"]) / max(r["publishers"], 1) / 1024
-        print(f"| {n} | {NAMES.get(s, s)} | {num(load_avg(s, 'publishers', n), '{:.1f}')} | "
+        # Per stream from the servers' idle RSS (older reports: from 1 s after publishing).
+        per_stream = r.get("rss_per_stream")
+        if per_stream is None:
+            per_stream = (r["server_rss_end"] - r["server_rss_base"]) / max(r["publishers"], 1)
+        rss = per_stream / 1024
+        print(f"| {n} | {name(s)} | {num(load_avg(s, 'publishers', n), '{:.1f}')} | "
               f"{num(r['server_cpu_cores'])} | {num(per, '{:.4f}')} | {num(ratio(per, ng_per))} | "
               f"{rss:.0f} KiB | {r['publish_errors']} |")

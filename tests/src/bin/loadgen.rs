@@ -113,6 +113,8 @@ async fn run(cli: Cli) -> i32 {
         + Duration::from_secs_f64(cli.players as f64 / cli.ramp)
         + Duration::from_secs(30);
     let hard_end = Instant::now() + total;
+    // Before any stream exists: what the streams themselves hold is measured from here.
+    let (_, rss_idle) = procstat::sample(&cli.pids);
     let clock = (!cli.no_publish).then(SendClock::new);
     let mut publishers = Vec::new();
     if let Some(src) = &source {
@@ -200,6 +202,7 @@ async fn run(cli: Cli) -> i32 {
         server_cpu_cores: server_cpu / secs,
         server_cpu_per_gbps: (gbits > 0.0).then(|| server_cpu / secs / (gbits / secs)),
         loadgen_cpu_cores: (own1 - own0) / secs,
+        rss_idle,
         rss_base,
         rss_end: rss1,
         reports,
@@ -232,6 +235,9 @@ struct Report {
     server_cpu_cores: f64,
     server_cpu_per_gbps: Option<f64>,
     loadgen_cpu_cores: f64,
+    /// Before any publisher.
+    rss_idle: u64,
+    /// After --settle, before the players.
     rss_base: u64,
     rss_end: u64,
     reports: Vec<PlayerReport>,
@@ -275,6 +281,18 @@ impl Report {
             .then(|| (self.rss_end as f64 - self.rss_base as f64) / self.players as f64)
     }
 
+    /// What one stream holds: with players, the growth from idle to just before they
+    /// join (after --settle, when its buffers are full); without, to the end.
+    fn rss_per_stream(&self) -> Option<f64> {
+        let with_streams = if self.players > 0 {
+            self.rss_base
+        } else {
+            self.rss_end
+        };
+        (self.publishers > 0 && self.rss_idle > 0 && with_streams > 0)
+            .then(|| (with_streams as f64 - self.rss_idle as f64) / self.publishers as f64)
+    }
+
     fn print(&self) {
         let (j50, j99, jmax) = self.join();
         let (l50, l99, lmax) = self.latency_ms();
@@ -282,7 +300,7 @@ impl Report {
         eprintln!(
             "loadgen: {} players, {} publishers, {:.1} s measured\n\
              delivered {:.3} Gbit/s; server CPU {:.3} cores ({} per Gbit/s); loadgen CPU {:.3} cores\n\
-             server RSS {:.1} MiB -> {:.1} MiB ({} bytes per player)\n\
+             server RSS {:.1} MiB idle, {:.1} MiB -> {:.1} MiB ({} bytes per player, {} per stream)\n\
              join to first keyframe ms: p50 {} p99 {} max {}\n\
              delivery latency ms: p50 {} p99 {} max {}\n\
              errors {} violations {} missed frames {} publish errors {}",
@@ -293,9 +311,11 @@ impl Report {
             self.server_cpu_cores,
             f(self.server_cpu_per_gbps),
             self.loadgen_cpu_cores,
+            self.rss_idle as f64 / 1048576.0,
             self.rss_base as f64 / 1048576.0,
             self.rss_end as f64 / 1048576.0,
             f(self.rss_per_player()),
+            f(self.rss_per_stream()),
             f(j50),
             f(j99),
             f(jmax),
@@ -330,7 +350,7 @@ impl Report {
             "{{\"players\":{},\"publishers\":{},\"source_mbps\":{},\"seconds\":{:.3},\
              \"delivered_gbps\":{:.6},\"server_cpu_cores\":{:.4},\"server_cpu_per_gbps\":{},\
              \"loadgen_cpu_cores\":{:.4},\"server_rss_base\":{},\"server_rss_end\":{},\
-             \"rss_per_player\":{},\"join_ms\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\
+             \"rss_per_player\":{},\"server_rss_idle\":{},\"rss_per_stream\":{},\"join_ms\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\
              \"latency_ms\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\"player_bytes\":{},\
              \"video_frames\":{},\"errors\":{},\"violations\":{},\"missed_frames\":{},\
              \"publish_errors\":{}}}\n",
@@ -345,6 +365,8 @@ impl Report {
             self.rss_base,
             self.rss_end,
             json_num(self.rss_per_player()),
+            self.rss_idle,
+            json_num(self.rss_per_stream()),
             json_num(j50),
             json_num(j99),
             json_num(jmax),
