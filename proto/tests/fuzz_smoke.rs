@@ -14,65 +14,8 @@ use proto::rtmp::chunk::{write_fmt0, ChunkEncoder};
 use proto::rtmp::handshake::{ClientHandshake, RANDOM_SIZE};
 use proto::rtmp::message::{Command, UserControl};
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-    fn mutate(&mut self, seed: &[u8]) -> Vec<u8> {
-        let mut v = seed.to_vec();
-        for _ in 0..1 + self.below(4) {
-            match self.below(4) {
-                0 if !v.is_empty() => {
-                    let i = self.below(v.len());
-                    v[i] ^= 1 << self.below(8);
-                }
-                1 if !v.is_empty() => {
-                    let i = self.below(v.len());
-                    v[i] = self.next() as u8;
-                }
-                2 => {
-                    let n = self.below(v.len() + 1);
-                    v.truncate(n);
-                }
-                _ => {
-                    let i = self.below(v.len() + 1);
-                    let n = 1 + self.below(8);
-                    let extra = self.bytes(n);
-                    v.splice(i..i, extra);
-                }
-            }
-        }
-        v
-    }
-}
-
 fn run(target: fn(&[u8]), seeds: &[Vec<u8>], iterations: usize, seed: u64) {
-    let mut rng = Rng(seed);
-    for s in seeds {
-        target(s);
-    }
-    for i in 0..iterations {
-        let input = if seeds.is_empty() || i % 4 == 0 {
-            let len = rng.below(256);
-            rng.bytes(len)
-        } else {
-            let s = &seeds[rng.below(seeds.len())];
-            rng.mutate(s)
-        };
-        target(&input);
-    }
+    testenv::fuzz::run_seeded(target, seeds, iterations, seed);
 }
 
 fn amf0_seeds() -> Vec<Vec<u8>> {
@@ -464,4 +407,20 @@ fn fuzz_websocket() {
         vec![0x88, 0x82, 9, 9, 9, 9, 0x0a, 0xe1],
     ];
     run(targets::websocket, &seeds, 4000, 21);
+}
+
+#[test]
+fn fuzz_ipc() {
+    use proto::ipc::{encode, Header, Role, FORMAT_VERSION};
+    let mut hello = BytesMut::new();
+    encode(
+        &Header::Hello {
+            version: FORMAT_VERSION,
+            role: Role::Subscriber,
+            name: "fuzz".into(),
+        },
+        &[],
+        &mut hello,
+    );
+    run(targets::ipc, &[hello.to_vec()], 3000, 22);
 }

@@ -57,16 +57,22 @@ impl Rng {
 /// Runs `target` on each seed, then on `iterations` inputs: every fourth random bytes,
 /// the others mutated seeds.
 pub fn run(target: fn(&[u8]), seeds: &[&[u8]], iterations: usize) {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    run_seeded(target, seeds, iterations, 0x9E37_79B9_7F4A_7C15);
+}
+
+/// [`run`] with the generator started from `seed`, so that targets sharing seeds get
+/// different inputs.
+pub fn run_seeded<S: AsRef<[u8]>>(target: fn(&[u8]), seeds: &[S], iterations: usize, seed: u64) {
+    let mut rng = Rng(seed.max(1));
     for s in seeds {
-        target(s);
+        target(s.as_ref());
     }
     for i in 0..iterations {
         let input = if seeds.is_empty() || i % 4 == 0 {
             let len = rng.below(256);
             rng.bytes(len)
         } else {
-            let seed = seeds[rng.below(seeds.len())];
+            let seed = seeds[rng.below(seeds.len())].as_ref();
             rng.mutate(seed)
         };
         target(&input);
