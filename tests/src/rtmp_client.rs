@@ -487,6 +487,25 @@ impl RtmpClient {
         self.send_message(2, msg_type::USER_CONTROL, 0, 0, &set_buffer)
     }
 
+    /// [`Self::play`], then waits for `NetStream.Play.Start` (other messages stay queued
+    /// for the caller). The server sends it once the player is attached to the stream,
+    /// waiting for a publisher if there is none yet, so everything a publisher sends
+    /// after this returns reaches the player. An error status is a
+    /// [`ClientError::Protocol`] naming it.
+    pub fn play_started(&mut self, stream_id: u32, name: &str) -> Result<()> {
+        self.play(stream_id, name)?;
+        let status = self.wait_status(Instant::now() + STEP, |s| {
+            s.code == "NetStream.Play.Start" || s.level == "error"
+        })?;
+        if status.level == "error" {
+            return Err(ClientError::Protocol(format!(
+                "play refused: {} ({})",
+                status.code, status.description
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads until an `onStatus` whose status satisfies `pred`.
     pub fn wait_status(
         &mut self,

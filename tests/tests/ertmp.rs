@@ -105,9 +105,11 @@ fn csid(type_id: u8) -> u32 {
     }
 }
 
+/// A player of `name`, attached to the stream (or waiting for its publisher) once this
+/// returns.
 fn player(server: &Server, name: &str) -> RtmpClient {
     let (mut c, sid) = RtmpClient::open(server.addr(), "live").expect("player connects");
-    c.play(sid, name).expect("play");
+    c.play_started(sid, name).expect("play starts");
     c
 }
 

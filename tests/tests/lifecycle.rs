@@ -26,7 +26,7 @@ fn first_coded_after(rx: &Received, from: usize) -> Option<Packet> {
 fn raw_publisher_leaves_and_returns() {
     let mut server = Server::start(ServerOpts::default());
     let (mut player, sid) = RtmpClient::open(server.addr(), "live").expect("player connects");
-    player.play(sid, "ret").expect("play");
+    player.play_started(sid, "ret").expect("play starts");
     let mut rx = Received::default();
 
     // One GOP of 20 frames: whether the player gets them live or from the GOP cache, it gets
@@ -71,7 +71,7 @@ fn ffmpeg_publisher_leaves_and_returns() {
     let mut server = Server::start(ServerOpts::default());
     let url = server.url("again");
     let (mut player, sid) = RtmpClient::open(server.addr(), "live").expect("player connects");
-    player.play(sid, "again").expect("play");
+    player.play_started(sid, "again").expect("play starts");
     let mut rx = Received::default();
 
     let mut first = ffmpeg::publish(

@@ -378,7 +378,7 @@ fn recorder_falling_behind_starts_a_new_file() {
     let (mut publisher, sid) = raw_publisher(server.addr(), "fast");
     // A raw player of the same stream counts the frames it gets.
     let (mut player, psid) = RtmpClient::open(server.addr(), "live").expect("player");
-    player.play(psid, "fast").expect("play");
+    player.play_started(psid, "fast").expect("play starts");
     let watching = std::thread::spawn(move || {
         let deadline = deadline_in(90.0);
         let mut coded = 0usize;

@@ -717,7 +717,7 @@ fn data_messages_reach_the_destination_in_order_with_media() {
     let relay = relayer(origin.socket(), &[rule], &[]);
     // This player waits for the relayed stream, so it sees it from the first message.
     let (mut player, psid) = RtmpClient::open(second.addr(), "live").expect("player");
-    player.play(psid, "cues").expect("play");
+    player.play_started(psid, "cues").expect("play starts");
 
     let (v, d) = (msg_type::VIDEO, msg_type::DATA);
     let avcc = b"\x01\x64\x00\x1f\xff\xe1\x00\x04\x67\x64\x00\x1f\x01\x00\x02\x68\xee";
