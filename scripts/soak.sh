@@ -7,8 +7,9 @@
 #
 #   scripts/soak.sh [SECONDS] [INTERVAL]          default: 3600 s, every 30 s
 #   PLAYERS=200 CHURN=20s OUT=target/soak scripts/soak.sh 600 10
+#   INGEST_ARGS="--threads 2" scripts/soak.sh 900        (extra ingest-rtmp flags)
 #
-# Uses the debug binaries (`cargo build --workspace --bins` first) and FFmpeg (imageio-ffmpeg
+# Uses the debug binaries (`cargo build --workspace --bins` first; BIN=DIR for others) and FFmpeg (imageio-ffmpeg
 # or $FFMPEG). Exit status 1 if a server process died, or loadgen reported a protocol
 # violation. Every process it starts is stopped on exit; the recordings are deleted, the
 # CSV and the logs' warn/error lines are kept in OUT (target/soak).
@@ -20,7 +21,7 @@ interval="${2:-30}"
 players="${PLAYERS:-200}"
 churn="${CHURN:-20s}"
 out="${OUT:-target/soak}"
-bin=target/debug
+bin="${BIN:-target/debug}"
 ffmpeg="${FFMPEG:-$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')}"
 for b in hub ingest-rtmp recorder loadgen; do
     [ -x "$bin/$b" ] || { echo "error: $bin/$b missing (cargo build --workspace --bins)" >&2; exit 2; }
@@ -62,7 +63,7 @@ rtmp_port="$(free_port)"
 "$bin/hub" --socket "$tmp/hub.sock" --http "127.0.0.1:$http_port" 2>"$tmp/hub.log" &
 hub=$!; pids+=("$hub")
 wait_line "$tmp/hub.log" "listening on unix:"
-"$bin/ingest-rtmp" --listen "127.0.0.1:$rtmp_port" --hub "$tmp/hub.sock" 2>"$tmp/ingest.log" &
+"$bin/ingest-rtmp" --listen "127.0.0.1:$rtmp_port" --hub "$tmp/hub.sock" ${INGEST_ARGS:-} 2>"$tmp/ingest.log" &
 ingest=$!; pids+=("$ingest")
 wait_line "$tmp/ingest.log" "listening on rtmp://"
 "$bin/recorder" --hub "$tmp/hub.sock" --dir "$tmp/rec" --segment 5m 2>"$tmp/recorder.log" &

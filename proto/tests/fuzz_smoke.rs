@@ -13,6 +13,7 @@ use proto::rtmp::amf3::{self, Amf3Value};
 use proto::rtmp::chunk::{write_fmt0, ChunkEncoder};
 use proto::rtmp::handshake::{ClientHandshake, RANDOM_SIZE};
 use proto::rtmp::message::{Command, UserControl};
+use proto::rtmp::session::SessionEvent;
 
 fn run(target: fn(&[u8]), seeds: &[Vec<u8>], iterations: usize, seed: u64) {
     testenv::fuzz::run_seeded(target, seeds, iterations, seed);
@@ -379,10 +380,12 @@ fn fuzz_server_session() {
     let mut input = vec![3u8];
     input.extend_from_slice(&[0u8; 2 * 1536]);
     input.extend_from_slice(&seed[1..]);
-    let (events, error) = targets::run_server_session(&input, &[input.len()]);
+    let (events, error) = targets::run_server_session([&input[..]]);
     assert!(
-        events.iter().any(|e| e.starts_with("PublishRequest"))
-            && events.iter().any(|e| e.starts_with("Media")),
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::PublishRequest(_)))
+            && events.iter().any(|e| matches!(e, SessionEvent::Media(_))),
         "the seed publishes: {events:?} {error:?}"
     );
     run(
