@@ -20,6 +20,11 @@
 # it was stopped before printing them. `--totals` sums executions and seconds per target
 # over every line of summary.tsv and shows the latest coverage.
 #
+# The targets are built optimized with debug assertions and overflow checks (an overflow
+# is a finding) and without a sanitizer: every fuzzed crate forbids unsafe code, so
+# AddressSanitizer finds nothing there and made executions 3-8 times dearer.
+# FUZZ_SANITIZER=address builds with it (each sanitizer in its own fuzz/target/NAME).
+#
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain; without nightly
 # the stable compiler is used with RUSTC_BOOTSTRAP=1. The targets run at the production
 # limits (see proto/fuzz/src/lib.rs). A crash stops the script with libFuzzer's report;
@@ -63,6 +68,8 @@ else
     export RUSTC_BOOTSTRAP=1
     fuzz=(cargo fuzz)
 fi
+sanitizer="${FUZZ_SANITIZER:-none}"
+build_flags=(-O --debug-assertions --sanitizer "$sanitizer" --target-dir "target/$sanitizer")
 if ! "${fuzz[@]}" --version >/dev/null 2>&1; then
     echo "error: cargo-fuzz is not installed (cargo install cargo-fuzz)" >&2
     exit 2
@@ -108,7 +115,7 @@ for dir in proto/fuzz recorder/fuzz auth/fuzz; do
         mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -Fx -f <(printf '%s\n' "${wanted[@]}") || true)
     fi
     [ "${#targets[@]}" -gt 0 ] || continue
-    "${fuzz[@]}" build -O
+    "${fuzz[@]}" build "${build_flags[@]}"
     for t in "${targets[@]}"; do
         log="$state/logs/$t.log"
         echo "== $dir $t: ${secs}s, corpus $state/corpus/$t"
@@ -117,7 +124,7 @@ for dir in proto/fuzz recorder/fuzz auth/fuzz; do
         current=("$dir" "$t" "$start" "$log")
         # In its own process group, in the background, so that a signal reaches the trap
         # at once and the trap can stop the whole run.
-        setsid "${fuzz[@]}" run -O "$t" "$state/corpus/$t" -- -max_total_time="$secs" \
+        setsid "${fuzz[@]}" run "${build_flags[@]}" "$t" "$state/corpus/$t" -- -max_total_time="$secs" \
             ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
             -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 &
         pgid=$!
