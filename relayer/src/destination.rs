@@ -91,9 +91,9 @@ impl DestMetrics {
     }
 }
 
-/// The latest decoder configurations and metadata of a stream, sent first on every
-/// (re)connection.
-#[derive(Debug, Default)]
+/// Decoder configurations and metadata of a stream, as of some point in it: sent first
+/// on every (re)connection.
+#[derive(Debug, Default, Clone)]
 pub struct Headers {
     /// `(codec, track, record)`, one per track.
     pub configs: Vec<(Codec, u8, Bytes)>,
@@ -108,6 +108,15 @@ impl Headers {
         self.configs
             .retain(|(c, t, _)| !(*t == track && (c.kind() == TrackKind::Video) == video));
         self.configs.push((codec, track, data));
+    }
+
+    /// Takes in what `item` changes (a configuration or metadata).
+    pub fn apply(&mut self, item: &Item) {
+        match item {
+            Item::Config { codec, track, data } => self.set_config(*codec, *track, data.clone()),
+            Item::Metadata(m) => self.metadata = Some(m.clone()),
+            Item::Data { .. } | Item::Frame(_) => {}
+        }
     }
 }
 
@@ -163,8 +172,10 @@ pub struct Destination {
     pub key: String,
     /// Shared with the link.
     pub shared: Arc<DestShared>,
-    /// The stream's headers.
-    pub headers: Arc<Mutex<Headers>>,
+    /// The stream's headers as of the front of the queue (what the queue holds is not
+    /// in them yet): a new connection starts with these, and the queue follows, so each
+    /// configuration goes out once per connection.
+    headers: Headers,
     /// Settings.
     pub opts: Arc<DestOptions>,
     /// Events to the hub.
@@ -182,7 +193,7 @@ impl Destination {
         url: String,
         key: String,
         shared: Arc<DestShared>,
-        headers: Arc<Mutex<Headers>>,
+        headers: Headers,
         opts: Arc<DestOptions>,
         events: mpsc::Sender<Event>,
     ) -> Destination {
@@ -328,11 +339,7 @@ impl Destination {
         let mut mux = Muxer::new(1000, MuxOptions::default());
         let mut out = BytesMut::new();
         let mut blocked: HashSet<(bool, u8)> = HashSet::new();
-        let configs = {
-            let h = self.headers.lock().unwrap_or_else(|p| p.into_inner());
-            h.configs.clone()
-        };
-        for (codec, track, data) in configs {
+        for (codec, track, data) in self.headers.configs.clone() {
             self.mux_config(&mut mux, &mut blocked, codec, track, &data);
         }
         self.shared.lock().restart_at_sync(self.connects > 1);
@@ -340,8 +347,7 @@ impl Destination {
         stats.tick().await;
         loop {
             loop {
-                let item = self.shared.lock().pop();
-                let Some(item) = item else { break };
+                let Some(item) = self.pop() else { break };
                 match item {
                     Item::Config { codec, track, data } => {
                         self.mux_config(&mut mux, &mut blocked, codec, track, &data)
@@ -411,6 +417,14 @@ impl Destination {
         );
     }
 
+    /// Takes the next queued item; the headers a later connection starts with take in
+    /// what it changes.
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.shared.lock().pop()?;
+        self.headers.apply(&item);
+        Some(item)
+    }
+
     /// Resolves once the stream has ended.
     async fn wait_end(&self) {
         while !self.ended() {
@@ -426,14 +440,10 @@ impl Destination {
         let mut blocked: HashSet<(bool, u8)> = HashSet::new();
         let mut last_ts = 0u32;
         // Metadata, then every track's configuration, then frames from a sync point.
-        let (metadata, configs) = {
-            let h = self.headers.lock().unwrap_or_else(|p| p.into_inner());
-            (h.metadata.clone(), h.configs.clone())
-        };
-        if let Some(m) = metadata {
-            conn.session.send_metadata(0, &m)?;
+        if let Some(m) = &self.headers.metadata {
+            conn.session.send_metadata(0, m)?;
         }
-        for (codec, track, data) in configs {
+        for (codec, track, data) in self.headers.configs.clone() {
             self.send(
                 &mut conn,
                 &mut head,
@@ -447,8 +457,7 @@ impl Destination {
         stats.tick().await;
         loop {
             loop {
-                let item = self.shared.lock().pop();
-                let Some(item) = item else { break };
+                let Some(item) = self.pop() else { break };
                 self.send(&mut conn, &mut head, &mut blocked, &mut last_ts, item)?;
                 // One write per item, so a backlog never builds one huge buffer.
                 self.wrote(conn.flush().await?);

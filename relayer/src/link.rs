@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -50,7 +50,8 @@ struct StreamState {
     timescale: u32,
     codecs: HashMap<(bool, u8), Codec>,
     has_video: bool,
-    headers: Arc<Mutex<Headers>>,
+    /// The latest headers: where a destination added mid-stream starts.
+    headers: Headers,
     dests: Vec<(String, Arc<DestShared>)>,
 }
 
@@ -225,10 +226,7 @@ impl Link {
                     let video = codec.kind() == TrackKind::Video;
                     s.codecs.insert((video, track), codec);
                     s.has_video |= video;
-                    s.headers
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .set_config(codec, track, msg.payload.clone());
+                    s.headers.set_config(codec, track, msg.payload.clone());
                     s.push(&Item::Config {
                         codec,
                         track,
@@ -238,8 +236,7 @@ impl Link {
             }
             Header::Metadata { stream } => {
                 if let Some(s) = self.streams.get_mut(&stream) {
-                    s.headers.lock().unwrap_or_else(|p| p.into_inner()).metadata =
-                        Some(msg.payload.clone());
+                    s.headers.metadata = Some(msg.payload.clone());
                     s.push(&Item::Metadata(msg.payload));
                 }
             }
@@ -347,7 +344,7 @@ impl Link {
             timescale,
             codecs: HashMap::new(),
             has_video: false,
-            headers: Arc::new(Mutex::new(Headers::default())),
+            headers: Headers::default(),
             dests: Vec::new(),
         };
         for url in urls {
