@@ -80,13 +80,9 @@ fn prometheus_text_parses_and_counters_move_with_publish_and_play() {
         &server.url("m"),
         &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(30)),
     );
-    let player = Player::spawn(
-        &server.url("m"),
-        &PlayOpts {
-            duration: Some(Duration::from_secs(2)),
-            ..PlayOpts::default()
-        },
-    );
+    // The player plays until the test has seen it in the gauges: a player that ends on
+    // its own could be gone before a loaded machine gets a scrape in.
+    let mut player = Player::spawn(&server.url("m"), &PlayOpts::default());
     let playing = wait_for(
         addr,
         "a publisher and a player",
@@ -108,9 +104,15 @@ fn prometheus_text_parses_and_counters_move_with_publish_and_play() {
         1.0
     );
     assert!(playing.get("mediaserver_rtmp_connections_total") >= 2.0);
-    player
-        .finish(deadline_in(60.0))
-        .assert_decoded("rtmp player", 20, 20);
+    player.wait_frames(20, 20, deadline_in(60.0));
+    let report = player.stop();
+    assert!(
+        report.errors.is_empty() && report.counts.video >= 20 && report.counts.audio >= 20,
+        "rtmp player: decoded {:?}, errors {:#?}\n{}",
+        report.counts,
+        report.errors,
+        report.description
+    );
 
     let after = wait_for(
         addr,
