@@ -163,7 +163,15 @@ pub struct PlayerSession {
     events: VecDeque<PlayerEvent>,
     out: Outbox,
     scratch: BytesMut,
+    /// Media message headers rewritten for this player's stream id, cut from one buffer
+    /// (see [`PlayerSession::queue_media`]).
+    heads: BytesMut,
 }
+
+/// Longest FMT 0 message header: a 3-byte basic header and 11 bytes.
+const FMT0_HEAD_MAX: usize = 14;
+/// Bytes reserved at a time for rewritten media headers: a few hundred frames' worth.
+const HEADS_BUFFER: usize = 4096;
 
 impl PlayerSession {
     /// Continues the connection `h` describes. Its `pending_input` is not consumed: the
@@ -195,6 +203,7 @@ impl PlayerSession {
             events: VecDeque::new(),
             out: Outbox::new(),
             scratch: BytesMut::new(),
+            heads: BytesMut::new(),
             cfg,
         }
     }
@@ -311,13 +320,22 @@ impl PlayerSession {
     }
 
     /// Queues media bytes built once for every player (FMT 0 + continuations, for
-    /// `cfg.media_stream_id`), without copying them unless the stream id differs.
+    /// `cfg.media_stream_id`), without copying them. For another stream id only the FMT 0
+    /// header is rewritten, into a buffer shared by a few hundred frames' headers and
+    /// reused in place once they were written: no allocation per frame.
     pub fn queue_media(&mut self, shared: &Bytes) {
         if self.stream_id == self.cfg.media_stream_id {
             self.out.push(shared.clone());
-        } else if let Some(rest) = rewrite_fmt0_stream_id(shared, self.stream_id, &mut self.scratch)
-        {
-            self.out.push(self.scratch.split().freeze());
+            return;
+        }
+        // With the outbox empty no header cut from the buffer is alive, so this reuses it
+        // in place; a player with a backlog gets a new one every few hundred frames.
+        let room = self.heads.capacity();
+        if room < FMT0_HEAD_MAX || (self.out.is_empty() && room < HEADS_BUFFER / 2) {
+            self.heads.reserve(HEADS_BUFFER);
+        }
+        if let Some(rest) = rewrite_fmt0_stream_id(shared, self.stream_id, &mut self.heads) {
+            self.out.push(self.heads.split().freeze());
             self.out.push(rest);
         }
     }
