@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
 use crate::config::Config;
 use crate::conns::ConnKind;
-use crate::deadline::sleep_until;
+use crate::deadline::Timer;
 use crate::events::{player_event, stop_fields};
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
@@ -214,6 +214,9 @@ async fn drive<W: SockWrite>(
     if let Err(stop) = input(output, buf) {
         return finish(output, stop).await;
     }
+    // One timer for the player's life: most wakes (a frame, a write) leave the deadline
+    // where it was.
+    let mut timer = Timer::new();
     loop {
         let pass = output.pass(Instant::now());
         let pass = match pass {
@@ -226,7 +229,7 @@ async fn drive<W: SockWrite>(
             continue;
         }
         let Pass { blocked, .. } = pass;
-        let deadline = output.lock().next_deadline();
+        timer.set(output.lock().next_deadline());
         buf.reserve(READ_ROOM);
         tokio::select! {
             r = rd.read_buf(buf) => match r {
@@ -244,7 +247,7 @@ async fn drive<W: SockWrite>(
                 }
             }
             _ = output.notified(), if !blocked => {}
-            _ = sleep_until(deadline) => {
+            _ = timer.wait() => {
                 let due = output.lock().handle_timeout(Instant::now());
                 if let Err(end) = due {
                     return finish(output, end.into()).await;
