@@ -6,6 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::SyncSender;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
@@ -94,6 +96,60 @@ pub(crate) fn spawn(
     Ok(child)
 }
 
+/// How many log forwarders are still copying a child's output. They are detached
+/// threads, so without this count the supervisor could exit before a component's last
+/// lines (written just before it exited) were copied.
+struct Forwarders {
+    live: Mutex<usize>,
+    changed: Condvar,
+}
+
+static FORWARDERS: Forwarders = Forwarders {
+    live: Mutex::new(0),
+    changed: Condvar::new(),
+};
+
+impl Forwarders {
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, n: isize) {
+        let mut live = self.lock();
+        *live = live.saturating_add_signed(n);
+        self.changed.notify_all();
+    }
+}
+
+/// Counts one forwarder out when its thread ends, however it ends.
+struct ForwarderDone;
+
+impl Drop for ForwarderDone {
+    fn drop(&mut self) {
+        FORWARDERS.add(-1);
+    }
+}
+
+/// Waits until every child's output has been copied to its end (a pipe ends once the
+/// child and whatever it started have exited), for at most `timeout`. Returns whether
+/// all of it was.
+pub(crate) fn drain_output(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut live = FORWARDERS.lock();
+    while *live > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        live = FORWARDERS
+            .changed
+            .wait_timeout(live, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    true
+}
+
 /// Copies `pipe` to our stderr line by line as `[name] line`, reporting the first line
 /// containing `ready_line`.
 fn forward(
@@ -103,9 +159,11 @@ fn forward(
     id: RunId,
     events: SyncSender<Event>,
 ) {
+    FORWARDERS.add(1);
     let spawned = std::thread::Builder::new()
         .name(format!("log-{name}"))
         .spawn(move || {
+            let _done = ForwarderDone;
             let mut reader = BufReader::new(pipe);
             let mut line = Vec::new();
             let mut ready_sent = false;
@@ -121,6 +179,7 @@ fn forward(
             }
         });
     if let Err(e) = spawned {
+        FORWARDERS.add(-1);
         tracing::error!(component = name, "cannot start log forwarder: {e}");
     }
 }
@@ -147,5 +206,36 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> bool {
         if done {
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drained_output_was_copied_to_the_last_line() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let id = RunId { slot: 0, run: 1 };
+        // The ready marker is the child's last line: its event proves that line was read.
+        let script = "i=0; while [ $i -lt 50 ]; do echo \"line $i\"; i=$((i+1)); done";
+        let mut child = spawn(
+            "lines",
+            Path::new("/bin/sh"),
+            &["-c".to_owned(), script.to_owned()],
+            Some("line 49"),
+            id,
+            &tx,
+        )
+        .expect("spawn sh");
+        child.wait().expect("wait");
+        assert!(drain_output(Duration::from_secs(60)), "output drained");
+        let events: Vec<Event> = rx.try_iter().collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Ready(r) if *r == id)),
+            "the last line was copied before drain_output returned: {events:?}"
+        );
     }
 }

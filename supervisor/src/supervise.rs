@@ -18,6 +18,10 @@ use crate::component::{Component, Readiness, Role};
 use crate::policy::{Decision, RestartPolicy, RestartState};
 use crate::profile::Settings;
 
+/// How long the supervisor waits, once every component has exited, for their last output
+/// lines to be copied (only a process a component left behind holds a pipe longer).
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
 /// One component to run: which, where its binary is and its full command line.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -183,6 +187,13 @@ pub fn run_reloading(
             },
         };
         sup.handle(event, Instant::now());
+    }
+    // The components' last lines (a recording finished, a clean exit) come before ours.
+    if !child::drain_output(OUTPUT_DRAIN) {
+        tracing::warn!(
+            "a component's output was still open {OUTPUT_DRAIN:?} after it exited; its \
+             last lines may be missing"
+        );
     }
     let counts: Vec<String> = sup
         .slots
