@@ -92,6 +92,7 @@ pub(crate) fn handoff_for(conn_id: u64, key: &str) -> PlayerHandoff {
         receive_video: true,
         transaction_id: 0.0,
         caps_ex: 0,
+        announced: Default::default(),
     }
 }
 
@@ -169,7 +170,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     out.clear();
     hello(Role::PlayerHandoff, &mut out);
     ipc::encode(
-        &Header::PlayerHandoff(handoff_for(77, "live/t")),
+        &Header::PlayerHandoff(Box::new(handoff_for(77, "live/t"))),
         &[],
         &mut out,
     );

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use proto::media::{Codec, Frame};
+use proto::rtmp::session::Needs;
 
 /// How much audio an audio-only stream keeps for joiners (they start up to this far
 /// behind the live edge, which fills their buffer at once).
@@ -184,6 +185,11 @@ pub struct Entry {
     pub out_ms: i64,
     /// The RTMP chunks of this entry for message stream id 1 (empty for events).
     pub rtmp: Bytes,
+    /// Which RTMP players may get `rtmp` (decided once, when the entry is made).
+    pub needs: Needs,
+    /// `rtmp` without its ModEx prefix, for players that cannot parse ModEx (empty
+    /// unless `needs.modex`).
+    pub plain: Bytes,
     /// Ring byte offset where this entry starts.
     start: u64,
 }
@@ -212,7 +218,7 @@ impl Entry {
             Item::Side { body, .. } => body.len(),
             _ => 0,
         };
-        (self.rtmp.len() + payload) as u64 + ENTRY_OVERHEAD
+        (self.rtmp.len() + self.plain.len() + payload) as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -248,6 +254,8 @@ pub struct Ring {
     /// Bytes ever pushed (the offset of the next entry).
     end: u64,
     has_video: bool,
+    /// Whether the default track (0) carries video.
+    default_video: bool,
     /// Newest video keyframe still in the ring.
     last_key: Option<u64>,
     /// Whether the GOP from `last_key` is within the cache bounds (joiners start there).
@@ -268,6 +276,7 @@ impl Ring {
             first_seq: 0,
             end: 0,
             has_video: false,
+            default_video: false,
             last_key: None,
             gop_valid: false,
             audio_join: None,
@@ -328,7 +337,7 @@ impl Ring {
     }
 
     /// Where a reader joining now starts so that it decodes at once: the newest video
-    /// keyframe (if its GOP is within the cache bounds), or for audio-only streams the
+    /// keyframe, of the default track when it carries video (if its GOP is within the cache bounds), or for audio-only streams the
     /// last second of audio. `None`: start at the head and wait for a keyframe.
     pub fn join_point(&self) -> Option<u64> {
         if self.has_video {
@@ -342,18 +351,35 @@ impl Ring {
     /// joined through the previous publisher's GOP.
     pub fn reset_join(&mut self) {
         self.has_video = false;
+        self.default_video = false;
         self.last_key = None;
         self.gop_valid = false;
         self.audio_join = None;
     }
 
-    /// Appends an entry and trims the front; returns its sequence number.
+    /// Appends an entry that every RTMP player may get and trims the front; returns its
+    /// sequence number.
     pub fn push(&mut self, item: Item, out_ms: i64, rtmp: Bytes) -> u64 {
+        self.push_for(item, out_ms, rtmp, Needs::default(), Bytes::new())
+    }
+
+    /// Appends an entry whose RTMP form `rtmp` goes to the players that meet `needs`
+    /// (`plain` to those without ModEx) and trims the front; returns its sequence number.
+    pub fn push_for(
+        &mut self,
+        item: Item,
+        out_ms: i64,
+        rtmp: Bytes,
+        needs: Needs,
+        plain: Bytes,
+    ) -> u64 {
         let seq = self.head();
         let entry = Entry {
             item,
             out_ms,
             rtmp,
+            needs,
+            plain,
             start: self.end,
         };
         self.end += entry.size();
@@ -362,6 +388,7 @@ impl Ring {
             entry.is_video(),
             entry.is_video_keyframe(),
         );
+        let default_track = matches!(&entry.item, Item::Frame(f) if f.track == 0);
         if matches!(entry.item, Item::Published { .. }) {
             self.reset_join();
         }
@@ -369,8 +396,11 @@ impl Ring {
         if is_video {
             self.has_video = true;
             self.audio_join = None;
+            self.default_video |= default_track;
         }
-        if is_key {
+        // With video on the default track, joiners and skips start at its keyframes:
+        // a player that takes only that track (a legacy one) must start at one.
+        if is_key && (default_track || !self.default_video) {
             self.last_key = Some(seq);
             self.gop_valid = true;
         } else if is_frame && !self.has_video {
@@ -517,6 +547,27 @@ mod tests {
         assert_eq!(r.join_point(), Some(k2));
         r.push(frame(false, true, 10), 90, Bytes::new());
         assert_eq!(r.join_point(), Some(k2));
+    }
+
+    #[test]
+    fn with_video_on_the_default_track_joiners_start_at_its_keyframes() {
+        let on = |track, item: Item| match item {
+            Item::Frame(f) => Item::Frame(Frame { track, ..f }),
+            other => other,
+        };
+        let mut r = Ring::new(limits(1 << 20, 1 << 20));
+        // Video only on track 1 so far: its keyframes are the join points.
+        let k1 = r.push(on(1, frame(true, true, 100)), 0, Bytes::new());
+        assert_eq!(r.join_point(), Some(k1));
+        let k0 = r.push(on(0, frame(true, true, 100)), 40, Bytes::new());
+        assert_eq!(r.join_point(), Some(k0));
+        // A later keyframe of track 1 does not move it: a player of the default track
+        // alone would start at an inter frame of its own.
+        r.push(on(1, frame(true, true, 100)), 41, Bytes::new());
+        r.push(on(0, frame(true, false, 100)), 80, Bytes::new());
+        assert_eq!(r.join_point(), Some(k0));
+        let k0b = r.push(on(0, frame(true, true, 100)), 120, Bytes::new());
+        assert_eq!(r.join_point(), Some(k0b));
     }
 
     #[test]

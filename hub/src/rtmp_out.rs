@@ -98,20 +98,24 @@ impl MediaWriter {
         nanos: u32,
         stream_id: u32,
     ) -> Bytes {
-        let kind = PacketKind::Frame {
-            keyframe: frame.flags.keyframe(),
-            disposable: frame.flags.disposable(),
-            cts: cts_ms,
-        };
         self.media(
             codec,
             frame.track,
-            kind,
+            Self::frame_kind(frame, cts_ms),
             nanos,
             &frame.payload,
             ts,
             stream_id,
         )
+    }
+
+    /// The packet kind `frame` goes out as, with its composition offset `cts_ms`.
+    pub fn frame_kind(frame: &Frame, cts_ms: i32) -> PacketKind {
+        PacketKind::Frame {
+            keyframe: frame.flags.keyframe(),
+            disposable: frame.flags.disposable(),
+            cts: cts_ms,
+        }
     }
 
     /// A decoder configuration (sequence header) message.

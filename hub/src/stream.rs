@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use proto::media::{Codec, Frame, StreamKey, TrackKind};
+use proto::rtmp::session::{Needs, PlayerCaps};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::Config;
@@ -202,6 +203,10 @@ pub struct NewEntry {
     pub frame: bool,
     /// The serialized chunks (message stream [`SHARED_STREAM_ID`]).
     pub rtmp: Bytes,
+    /// Which RTMP players may get it (see [`crate::ring::Entry::needs`]).
+    pub needs: Needs,
+    /// `rtmp` without ModEx, for players that cannot parse it.
+    pub plain: Bytes,
     /// When it was offered (read once per delivery, not once per reader).
     pub at: Instant,
 }
@@ -441,7 +446,8 @@ impl StreamState {
                 payload: payload.clone(),
             },
         );
-        let seq = self.ring.push(
+        let needs = Needs::media(codec, track, PacketKind::Config, 0);
+        let seq = self.ring.push_for(
             Item::Config {
                 track,
                 codec,
@@ -449,12 +455,16 @@ impl StreamState {
             },
             ms,
             rtmp.clone(),
+            needs,
+            Bytes::new(),
         );
         Ok(self.delivery(NewEntry {
             seq,
             video: video.then_some(false),
             frame: false,
             rtmp,
+            needs,
+            plain: Bytes::new(),
             at: Instant::now(),
         }))
     }
@@ -471,6 +481,8 @@ impl StreamState {
             video: None,
             frame: false,
             rtmp,
+            needs: Needs::default(),
+            plain: Bytes::new(),
             at: Instant::now(),
         }))
     }
@@ -483,7 +495,7 @@ impl StreamState {
         self.check_owner(id)?;
         let ms = self.out_ms();
         let dts = self.timeline.last_out();
-        let (side, tag, body) = match side {
+        let (side, tag, body, needs) = match side {
             Side::TimestampOffset {
                 track,
                 video,
@@ -508,7 +520,8 @@ impl StreamState {
                     dts,
                     payload,
                 };
-                (side, media_tag(codec), body)
+                let needs = Needs::media(codec, track, PacketKind::Metadata, 0);
+                (side, media_tag(codec), body, needs)
             }
             Side::EndOfSequence { track, codec, .. } => {
                 let body =
@@ -517,6 +530,7 @@ impl StreamState {
                     Side::EndOfSequence { track, codec, dts },
                     media_tag(codec),
                     body,
+                    Needs::media(codec, track, PacketKind::EndOfSequence, 0),
                 )
             }
             Side::ChannelConfig {
@@ -531,7 +545,8 @@ impl StreamState {
                     codec,
                     payload,
                 };
-                (side, media_tag(codec), body)
+                let needs = Needs::media(codec, track, PacketKind::ChannelConfig, 0);
+                (side, media_tag(codec), body, needs)
             }
             Side::Data { payload, .. } => {
                 if clears_metadata(&payload) {
@@ -544,20 +559,24 @@ impl StreamState {
                     },
                     TAG_SCRIPT,
                     payload,
+                    Needs::default(),
                 )
             }
         };
         let rtmp = self
             .media
             .tag(tag, &body, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
+        let item = Item::Side { side, tag, body };
         let seq = self
             .ring
-            .push(Item::Side { side, tag, body }, ms, rtmp.clone());
+            .push_for(item, ms, rtmp.clone(), needs, Bytes::new());
         Ok(Some(self.delivery(NewEntry {
             seq,
             video: None,
             frame: false,
             rtmp,
+            needs,
+            plain: Bytes::new(),
             at: Instant::now(),
         })))
     }
@@ -598,37 +617,50 @@ impl StreamState {
             }
             _ => 0,
         };
-        let rtmp = self.media.frame_offset(
-            codec,
-            &frame,
-            Timeline::rtmp_ts(ms),
-            cts_ms,
-            nanos,
-            SHARED_STREAM_ID,
-        );
+        let ts = Timeline::rtmp_ts(ms);
+        let rtmp = (self.media).frame_offset(codec, &frame, ts, cts_ms, nanos, SHARED_STREAM_ID);
+        let needs = Needs::media(codec, track, MediaWriter::frame_kind(&frame, cts_ms), nanos);
+        // Players that cannot parse ModEx get the frame without its offset.
+        let plain = if needs.modex {
+            (self.media).frame(codec, &frame, ts, cts_ms, SHARED_STREAM_ID)
+        } else {
+            Bytes::new()
+        };
         let video = video.then_some(frame.is_keyframe());
         if self.ring.head().is_multiple_of(LOW_WATER_EVERY) {
             self.update_low_water();
         }
-        let seq = self.ring.push(Item::Frame(frame), ms, rtmp.clone());
+        let item = Item::Frame(frame);
+        let seq = (self.ring).push_for(item, ms, rtmp.clone(), needs, plain.clone());
         Ok(self.delivery(NewEntry {
             seq,
             video,
             frame: true,
             rtmp,
+            needs,
+            plain,
             at: Instant::now(),
         }))
     }
 
-    /// Serializes the current metadata and sequence headers for one reader that starts
-    /// (or resumes after a skip) at output time `ms`, on message stream `stream_id`.
-    pub fn headers_for(&mut self, ms: i64, stream_id: u32, out: &mut Vec<Bytes>) {
+    /// Serializes the current metadata and sequence headers for one player that starts
+    /// (or resumes after a skip) at output time `ms`, on message stream `stream_id`:
+    /// those that `caps` can take.
+    pub fn headers_for(
+        &mut self,
+        ms: i64,
+        stream_id: u32,
+        caps: &PlayerCaps,
+        out: &mut Vec<Bytes>,
+    ) {
         let ts = Timeline::rtmp_ts(ms);
         if let Some(m) = &self.metadata {
             out.push(self.media.metadata(m, METADATA_TS, stream_id));
         }
         for (&(_, track), t) in &self.tracks {
-            out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));
+            if caps.takes(&Needs::media(t.codec, track, PacketKind::Config, 0)) {
+                out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));
+            }
         }
         let state = self
             .track_metadata
@@ -640,6 +672,9 @@ impl StreamState {
                     .map(|(&track, (codec, p))| (track, *codec, PacketKind::ChannelConfig, p)),
             );
         for (track, codec, kind, payload) in state {
+            if !caps.takes(&Needs::media(codec, track, kind, 0)) {
+                continue;
+            }
             let body = MediaWriter::tag_body(codec, track, kind, payload);
             out.push(self.media.tag(media_tag(codec), &body, ts, stream_id));
         }

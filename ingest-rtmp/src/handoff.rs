@@ -41,7 +41,7 @@ pub(crate) async fn hand_over(
 ) -> Result<(), LinkError> {
     let mut out = BytesMut::new();
     encode_hello(Role::PlayerHandoff, Some(state.conn_id), &mut out);
-    ipc::encode(&Header::PlayerHandoff(state), &[], &mut out);
+    ipc::encode(&Header::PlayerHandoff(Box::new(state)), &[], &mut out);
     let fd = player.as_raw_fd();
     let exchange = async {
         let sent = loop {

@@ -10,7 +10,7 @@ use proto::ipc::{
 };
 use proto::media::{Codec, Frame, FrameFlags, TrackKind};
 use proto::rtmp::chunk::ChunkStreamState;
-use proto::rtmp::session::PlayerHandoff;
+use proto::rtmp::session::{Announced, PlayerHandoff};
 
 /// Hex dump as FORMAT.md prints it: 16 bytes a line, lowercase, space separated.
 fn dump(bytes: &[u8]) -> String {
@@ -226,6 +226,7 @@ fn player() -> PlayerHandoff {
         receive_video: true,
         transaction_id: 0.0,
         caps_ex: 0,
+        announced: Announced::default(),
     }
 }
 
@@ -274,7 +275,7 @@ fn every_variant() -> Vec<(u32, Header)> {
                 events: false,
             },
         ),
-        (9, Header::PlayerHandoff(player())),
+        (9, Header::PlayerHandoff(Box::new(player()))),
         (
             10,
             Header::Dropped {

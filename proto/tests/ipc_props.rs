@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use proto::ipc::{encode, encode_header, Event, FrameDecoder, Header, Message, RejectReason, Role};
 use proto::media::{Codec, FrameFlags};
 use proto::rtmp::chunk::ChunkStreamState;
-use proto::rtmp::session::PlayerHandoff;
+use proto::rtmp::session::{Announced, FourCcSet, PlayerHandoff};
 
 fn text() -> impl Strategy<Value = String> {
     "[a-z/_\\-\u{e9}\u{1f600}]{0,12}"
@@ -99,6 +99,10 @@ fn player() -> impl Strategy<Value = PlayerHandoff> {
         prop::collection::vec(chunk_state(), 0..4),
         prop::collection::vec(any::<u8>(), 0..16),
         (f.clone(), f.clone(), f, any::<[bool; 3]>(), any::<u32>()),
+        (
+            prop::option::of(fourcc_set()),
+            prop::option::of(fourcc_set()),
+        ),
     )
         .prop_map(
             |(
@@ -107,6 +111,7 @@ fn player() -> impl Strategy<Value = PlayerHandoff> {
                 in_chunk_streams,
                 pending_input,
                 (start, duration, transaction_id, [reset, receive_audio, receive_video], caps_ex),
+                (video, audio),
             )| PlayerHandoff {
                 conn_id,
                 remote,
@@ -126,8 +131,14 @@ fn player() -> impl Strategy<Value = PlayerHandoff> {
                 receive_video,
                 transaction_id,
                 caps_ex,
+                announced: Announced { video, audio },
             },
         )
+}
+
+fn fourcc_set() -> impl Strategy<Value = FourCcSet> {
+    (any::<bool>(), prop::collection::vec(any::<[u8; 4]>(), 0..4))
+        .prop_map(|(any, codes)| FourCcSet { any, codes })
 }
 
 fn header() -> impl Strategy<Value = Header> {
@@ -182,7 +193,7 @@ fn header() -> impl Strategy<Value = Header> {
                 media,
                 events
             }),
-        player().prop_map(Header::PlayerHandoff),
+        player().prop_map(|p| Header::PlayerHandoff(Box::new(p))),
         (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(stream, frames, bytes)| {
             Header::Dropped {
                 stream,

@@ -33,6 +33,7 @@ fn handoff(window: u32, stream_id: u32) -> PlayerHandoff {
         receive_video: true,
         transaction_id: 0.0,
         caps_ex: 0,
+        announced: Default::default(),
     }
 }
 

@@ -84,6 +84,7 @@ fn handoff(stream_id: u32) -> PlayerHandoff {
         receive_video: true,
         transaction_id: 0.0,
         caps_ex: 0,
+        announced: Default::default(),
     }
 }
 

@@ -3,13 +3,15 @@
 //! every offset.
 
 use bytes::{Bytes, BytesMut};
+use proto::flv::PacketKind;
+use proto::media::Codec;
 use proto::rtmp::amf0::{self, Amf0Value, AmfLimits};
 use proto::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, RtmpMessage};
 use proto::rtmp::handshake::{ClientHandshake, HandshakeKind, HANDSHAKE_SIZE, RANDOM_SIZE};
 use proto::rtmp::message::{types, Command};
 use proto::rtmp::session::{
-    MediaKind, MessageStreamId, PublishType, ServerSession, SessionConfig, SessionError,
-    SessionEvent, UnpublishReason,
+    Announced, FourCcSet, MediaKind, MessageStreamId, Needs, PlayerCaps, PublishType,
+    ServerSession, SessionConfig, SessionError, SessionEvent, UnpublishReason,
 };
 
 /// What FFmpeg 9 sends after its handshake when publishing to
@@ -882,6 +884,94 @@ fn caps_ex_answer_is_what_both_sides_announced() {
     assert!(!contains(&answer, b"capsEx"), "{answer:02x?}");
     assert!(!srv.request_reconnect(Some("rtmp://elsewhere/live"), None));
     assert!(c.receive(&mut srv).is_empty());
+}
+
+/// What a player announced in `connect` decides what the hub sends it: unknown FourCCs
+/// only when named, multitrack packets only with the Multitrack bit, ModEx only with the
+/// ModEx bit (the plain form otherwise); a legacy player gets known codecs only.
+#[test]
+fn announced_codecs_decide_what_a_player_takes() {
+    let frame = PacketKind::Frame {
+        keyframe: true,
+        disposable: false,
+        cts: 0,
+    };
+    let ipcm = Codec::Unknown {
+        video: false,
+        fourcc: *b"ipcm",
+    };
+    let other = Codec::Unknown {
+        video: true,
+        fourcc: *b"xyz1",
+    };
+    let caps_of = |obj: Amf0Value| {
+        let (srv, _, _) = connect_with(SessionConfig::default(), obj);
+        let info = srv.connect_info().unwrap().clone();
+        (
+            info.announced.clone(),
+            PlayerCaps::new(info.caps_ex, info.announced),
+        )
+    };
+
+    // fourCcList names both kinds; capsEx Multitrack without ModEx.
+    let (announced, caps) = caps_of(Amf0Value::object([
+        ("app", s("live")),
+        (
+            "fourCcList",
+            Amf0Value::StrictArray(vec![s("hvc1"), s("ipcm"), s("toolong")]),
+        ),
+        ("capsEx", n(2.0)),
+    ]));
+    let set = FourCcSet {
+        any: false,
+        codes: vec![*b"hvc1", *b"ipcm"],
+    };
+    assert_eq!(announced.video.as_ref(), Some(&set));
+    assert_eq!(announced.audio.as_ref(), Some(&set));
+    assert!(caps.takes(&Needs::media(ipcm, 1, frame, 0)));
+    assert!(caps.takes(&Needs::media(Codec::H265, 0, frame, 0)));
+    assert!(!caps.takes(&Needs::media(other, 0, frame, 0)));
+    assert!(!caps.takes(&Needs::media(Codec::Av1, 0, frame, 0)));
+    // Legacy codec tags need no announcement.
+    assert!(caps.takes(&Needs::media(Codec::H264, 0, frame, 0)));
+    assert!(caps.takes(&Needs::media(Codec::Aac, 0, PacketKind::Config, 0)));
+    // A nanosecond offset: the plain form, as the player did not announce ModEx.
+    let needs = Needs::media(Codec::H265, 0, frame, 500);
+    assert!(needs.modex);
+    assert_eq!(caps.pick(&needs, &"modex", &"plain"), Some(&"plain"));
+
+    // The info maps win over the list; a codec it can only encode is not taken.
+    let (announced, caps) = caps_of(Amf0Value::object([
+        ("app", s("live")),
+        ("fourCcList", Amf0Value::StrictArray(vec![s("hvc1")])),
+        ("videoFourCcInfoMap", Amf0Value::object([("*", n(4.0))])),
+        (
+            "audioFourCcInfoMap",
+            Amf0Value::object([("Opus", n(1.0)), ("mp4a", n(2.0))]),
+        ),
+        ("capsEx", n(6.0)),
+    ]));
+    assert!(announced.video.as_ref().is_some_and(|v| v.any));
+    assert!(caps.takes(&Needs::media(other, 1, frame, 0)));
+    assert!(caps.takes(&Needs::media(Codec::Opus, 1, frame, 0)));
+    assert!(!caps.takes(&Needs::media(ipcm, 0, frame, 0)));
+    assert!(!caps.takes(&Needs::media(Codec::Aac, 1, frame, 0)));
+    let needs = Needs::media(Codec::Opus, 0, frame, 500);
+    assert_eq!(caps.pick(&needs, &"modex", &"plain"), Some(&"modex"));
+
+    // A legacy player: known codecs on the default track, never an unknown FourCC nor
+    // another track, and no ModEx.
+    let (announced, caps) = caps_of(Amf0Value::object([("app", s("live"))]));
+    assert_eq!(announced, Announced::default());
+    assert!(caps.takes(&Needs::media(Codec::H265, 0, frame, 0)));
+    assert!(caps.takes(&Needs::media(Codec::Opus, 0, PacketKind::ChannelConfig, 0)));
+    assert!(!caps.takes(&Needs::media(ipcm, 0, frame, 0)));
+    assert!(!caps.takes(&Needs::media(Codec::H264, 1, frame, 0)));
+    let needs = Needs::media(Codec::H264, 0, frame, 7);
+    assert_eq!(caps.pick(&needs, &"modex", &"plain"), Some(&"plain"));
+    // Legacy FLV codecs carry no track and no ModEx.
+    let needs = Needs::media(Codec::LegacyAudio { header: 0x2e }, 1, frame, 7);
+    assert_eq!(needs, Needs::default());
 }
 
 /// `onStatus`, transaction 0, null, then the info object: level, code, and the optional

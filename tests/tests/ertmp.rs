@@ -1,8 +1,10 @@
 //! Enhanced RTMP v2 beyond frames and configurations: video metadata (colorInfo),
 //! SequenceEnd, audio MultichannelConfig, ModEx nanosecond offsets, data messages other
 //! than onMetaData and an unknown FourCC travel from a publisher to players byte for byte
-//! and in order; late joiners get the colour and channel layout as stream state. FFmpeg's
-//! HDR colour description reaches players and the recorded MP4.
+//! and in order; late joiners get the colour and channel layout as stream state. What a
+//! player announced in `connect` decides what it gets: the unknown FourCC only when it named
+//! it, ModEx only when it announced ModEx (the plain frame otherwise), other tracks only
+//! with Multitrack. FFmpeg's HDR colour description reaches players and the recorded MP4.
 
 use std::time::Duration;
 
@@ -105,19 +107,76 @@ fn csid(type_id: u8) -> u32 {
     }
 }
 
-/// A player of `name`, attached to the stream (or waiting for its publisher) once this
-/// returns.
-fn player(server: &Server, name: &str) -> RtmpClient {
-    let (mut c, sid) = RtmpClient::open(server.addr(), "live").expect("player connects");
+/// What a player announces in `connect`.
+#[derive(Clone, Copy, Debug)]
+enum Announces {
+    /// `fourCcList` with the unknown FourCC `ipcm`, capsEx Multitrack | ModEx.
+    Ipcm,
+    /// `fourCcList` without it, capsEx Multitrack | ModEx.
+    KnownOnly,
+    /// Nothing (FFmpeg's default, rtmpdump).
+    Legacy,
+}
+
+/// A player of `name` announcing `what`, attached to the stream (or waiting for its
+/// publisher) once this returns.
+fn player(server: &Server, name: &str, what: Announces) -> RtmpClient {
+    let mut c = RtmpClient::connect_tcp(server.addr()).expect("player connects");
+    c.handshake().expect("handshake");
+    let list = |codes: &[&str]| Amf0::StrictArray(codes.iter().map(|c| Amf0::str(c)).collect());
+    let extra = match what {
+        Announces::Ipcm => vec![
+            ("fourCcList", list(&["hvc1", "Opus", "ipcm"])),
+            ("capsEx", Amf0::Number(6.0)),
+        ],
+        Announces::KnownOnly => vec![
+            ("fourCcList", list(&["hvc1", "Opus"])),
+            ("capsEx", Amf0::Number(6.0)),
+        ],
+        Announces::Legacy => vec![],
+    };
+    c.connect_with("live", &extra).expect("connect");
+    let sid = c.create_stream().expect("createStream");
     c.play_started(sid, name).expect("play starts");
     c
 }
 
+/// The script's ModEx messages without their ModEx prefix: what a player that did not
+/// announce ModEx gets (an HEVC keyframe without composition offset is CodedFramesX).
+const PLAIN: [(&[u8], &[u8]); 2] = [
+    (
+        b"\x97\x02\x01\xe2\x40\x03hvc1\x00\x00\x00\x02\x26\x01",
+        b"\x93hvc1\x00\x00\x00\x02\x26\x01",
+    ),
+    (b"\x97\x02\x00\x03\xe8\x01Opus\xfc\x05", b"\x91Opus\xfc\x05"),
+];
+
+/// `messages` as a player announcing `what` gets them: the unknown FourCC only when
+/// announced, ModEx only when announced (else the plain form).
+fn as_seen_by(what: Announces, messages: &[(u8, u32, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
+    messages
+        .iter()
+        .filter(|(_, _, b)| matches!(what, Announces::Ipcm) || find(b, b"ipcm").is_none())
+        .map(|(t, _, b)| {
+            let plain = PLAIN.iter().find(|(m, _)| *m == &b[..]);
+            match (what, plain) {
+                (Announces::Legacy, Some((_, p))) => (*t, p.to_vec()),
+                _ => (*t, b.clone()),
+            }
+        })
+        .collect()
+}
+
+const EVERY_KIND: [Announces; 3] = [Announces::Ipcm, Announces::KnownOnly, Announces::Legacy];
+
 #[test]
 fn everything_a_publisher_sends_reaches_players_in_order() {
     let server = Server::start(ServerOpts::default());
-    // This player waits for the publisher, so it sees every message from the first.
-    let mut early = player(&server, "hdr");
+    // These players wait for the publisher, so they see every message from the first.
+    let mut early: Vec<_> = EVERY_KIND
+        .iter()
+        .map(|&what| (what, player(&server, "hdr", what)))
+        .collect();
     let (mut publisher, sid) = RtmpClient::open(server.addr(), "live").expect("publisher");
     let status = publisher.publish(sid, "hdr").expect("publish");
     assert_eq!(status.code, "NetStream.Publish.Start");
@@ -127,38 +186,56 @@ fn everything_a_publisher_sends_reaches_players_in_order() {
             .send_message(csid(*type_id), *type_id, sid, *ts, body)
             .expect("send");
     }
-    let got = early.collect_stream(script.len(), deadline_in(20.0));
-    let want: Vec<(u8, Vec<u8>)> = script.iter().map(|(t, _, b)| (*t, b.clone())).collect();
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g, w, "message {i} differs");
+    for (what, p) in &mut early {
+        let want = as_seen_by(*what, &script);
+        let got = p.collect_stream(want.len(), deadline_in(20.0));
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{what:?}: message {i} differs");
+        }
+        // The stream ends with a SequenceEnd; nothing the player must not get came after.
+        assert_eq!(
+            got.last(),
+            script.last().map(|(t, _, b)| (*t, b.clone())).as_ref()
+        );
     }
 
-    // A late joiner starts at the keyframe with the stream's state in front of it: the
-    // configurations, the colour description and the channel layout.
-    let mut late = player(&server, "hdr");
-    let deadline = deadline_in(20.0);
-    let mut head = Vec::new();
-    loop {
-        let m = late.next_message(deadline).expect("late joiner message");
-        if !is_stream_message(&m) {
-            continue;
+    // A late joiner starts at the keyframe (script[4]) with the stream's state in front
+    // of it: the configurations (the unknown FourCC's only when announced), the colour
+    // description and the channel layout; then the rest in order, to the SequenceEnd.
+    let key = 4;
+    for what in EVERY_KIND {
+        let mut late = player(&server, "hdr", what);
+        let deadline = deadline_in(20.0);
+        let mut got = Vec::new();
+        while got.last() != Some(&script[script.len() - 1].2) {
+            let m = late.next_message(deadline).expect("late joiner message");
+            if is_stream_message(&m) {
+                got.push(m.payload);
+            }
         }
-        let keyframe = m.payload.starts_with(b"\x97\x02\x01\xe2\x40");
-        head.push(m.payload);
-        if keyframe {
-            break;
+        let tail: Vec<Vec<u8>> = as_seen_by(what, &script[key..])
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        assert!(got.len() > tail.len(), "{what:?}: {got:?}");
+        let (head, rest) = got.split_at(got.len() - tail.len());
+        assert_eq!(rest, &tail[..], "{what:?}: from the keyframe on");
+        for (what_state, body) in [
+            ("HEVC sequence start", &script[0].2),
+            ("colorInfo", &script[1].2),
+            ("Opus sequence start", &script[2].2),
+            ("MultichannelConfig", &script[3].2),
+        ] {
+            assert!(
+                head.contains(body),
+                "{what:?}: late joiner lacks the {what_state}: {head:?}"
+            );
         }
-    }
-    for (what, body) in [
-        ("HEVC sequence start", &script[0].2),
-        ("colorInfo", &script[1].2),
-        ("Opus sequence start", &script[2].2),
-        ("MultichannelConfig", &script[3].2),
-        ("unknown FourCC sequence start", &script[8].2),
-    ] {
-        assert!(
-            head.contains(body),
-            "late joiner lacks the {what}: {head:?}"
+        let unknown = head.contains(&script[8].2);
+        assert_eq!(
+            unknown,
+            matches!(what, Announces::Ipcm),
+            "{what:?}: unknown FourCC sequence start in the joiner's state: {head:?}"
         );
     }
 }

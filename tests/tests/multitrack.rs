@@ -8,13 +8,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use e2e::ffmpeg::{self, decode_every_stream};
+use e2e::deadline_in;
+use e2e::ffmpeg::{self, decode_every_stream, PlayOpts, Player};
 use e2e::proc::Proc;
 use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::amf0::Amf0;
 use e2e::rtmp_client::RtmpClient;
 use e2e::{Server, ServerOpts};
-use proto::flv::read_file;
+use proto::flv::{read_file, FlvFile};
 
 /// FFmpeg writes a multitrack FLV: video 320x240 and 160x120 (H.264), audio 440 Hz and
 /// 880 Hz (AAC); the second track of each kind goes out as E-RTMP multitrack id 1.
@@ -48,6 +49,31 @@ fn encode_multitrack(path: &Path, seconds: u32) {
     assert!(status.success() && !killed, "{}", proc.describe());
 }
 
+/// A 3-second multitrack FLV made by FFmpeg in `dir`: the frames FFmpeg decodes of each of
+/// its four streams, and the file's tags.
+fn source(dir: &Path) -> (Vec<usize>, FlvFile) {
+    let path = dir.join("source.flv");
+    encode_multitrack(&path, 3);
+    let (want, errors) = decode_every_stream(&path);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(want.len(), 4, "FFmpeg's own file: {want:?}");
+    let flv = read_file(&Bytes::from(std::fs::read(&path).expect("read source")))
+        .expect("FFmpeg's FLV parses");
+    (want, flv)
+}
+
+/// Publishes the audio and video tags of `flv` as fast as the socket takes them.
+fn send_tags(publisher: &mut RtmpClient, sid: u32, flv: &FlvFile) {
+    for tag in &flv.tags {
+        match tag.tag_type {
+            8 => publisher.send_audio(sid, tag.timestamp_ms, &tag.body),
+            9 => publisher.send_video(sid, tag.timestamp_ms, &tag.body),
+            _ => Ok(()),
+        }
+        .expect("send");
+    }
+}
+
 /// FFmpeg's `Stream #0:N...` lines and the `title` lines under them, from its listing of
 /// `path`.
 fn stream_lines(path: &Path) -> Vec<String> {
@@ -71,14 +97,8 @@ fn every_track_of_a_multitrack_publish_is_recorded() {
     let rec_dir = dir.path().join("rec");
     std::fs::create_dir(&rec_dir).expect("mkdir");
     let rec = recorder(&server, &rec_dir, &[]);
-    let source = dir.path().join("source.flv");
-    encode_multitrack(&source, 3);
-    let (want, errors) = decode_every_stream(&source);
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(want.len(), 4, "FFmpeg's own file: {want:?}");
+    let (want, flv) = source(dir.path());
 
-    let flv = read_file(&Bytes::from(std::fs::read(&source).expect("read source")))
-        .expect("FFmpeg's FLV parses");
     let (mut publisher, sid) = RtmpClient::open(server.addr(), "live").expect("publisher");
     publisher.publish(sid, "mt").expect("publish");
     publisher
@@ -115,14 +135,7 @@ fn every_track_of_a_multitrack_publish_is_recorded() {
             ],
         )
         .expect("metadata");
-    for tag in &flv.tags {
-        match tag.tag_type {
-            8 => publisher.send_audio(sid, tag.timestamp_ms, &tag.body),
-            9 => publisher.send_video(sid, tag.timestamp_ms, &tag.body),
-            _ => Ok(()),
-        }
-        .expect("send");
-    }
+    send_tags(&mut publisher, sid, &flv);
     drop(publisher);
     wait_done(&rec, 1);
 
@@ -162,4 +175,64 @@ fn every_track_of_a_multitrack_publish_is_recorded() {
     let (got, errors) = decode_every_stream(file);
     assert!(errors.is_empty(), "decoding the recording: {errors:?}");
     assert_eq!(got, want, "frames per track, recording vs. source");
+}
+
+/// FFmpeg 9 as a legacy player (its `connect` announces no FourCC and no capsEx) of a
+/// multitrack E-RTMP publish: the hub sends it the default tracks only, in legacy tags,
+/// and it decodes every frame of them without an error.
+#[test]
+fn ffmpeg_as_a_legacy_player_gets_the_default_tracks() {
+    let server = Server::start(ServerOpts::default().hub(&["--unpublish-timeout", "1s"]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (want, flv) = source(dir.path());
+    let multitrack = flv.tags.iter().filter(|t| is_multitrack(&t.body)).count();
+    assert!(
+        multitrack > 100,
+        "the source has other tracks: {multitrack}"
+    );
+
+    // The player waits for the publisher, so it gets the stream from its first frame.
+    let marks = server.log_marks();
+    let player = Player::spawn(&server.url("legacy"), &PlayOpts::default());
+    server
+        .wait_log(marks, Duration::from_secs(30), |l| {
+            l.contains("player waiting for a publisher")
+        })
+        .unwrap_or_else(|| panic!("the player never waited\n{}", server.describe()));
+    let (mut publisher, sid) = RtmpClient::open(server.addr(), "live").expect("publisher");
+    publisher.publish(sid, "legacy").expect("publish");
+    send_tags(&mut publisher, sid, &flv);
+    drop(publisher);
+
+    // The hub ends the stream a second after the publisher left; the player then ends.
+    let report = player.finish(deadline_in(60.0));
+    assert!(
+        report.errors.is_empty() && report.success,
+        "the legacy player: {:#?}\n{}",
+        report.errors,
+        report.description
+    );
+    assert_eq!(
+        report.spans.len(),
+        2,
+        "one video and one audio stream: {:?}\n{}",
+        report.spans,
+        report.description
+    );
+    // Every frame of the default tracks (FFmpeg's streams 0 and 2), none of the others.
+    assert_eq!(
+        (report.counts.video, report.counts.audio),
+        (want[0], want[2]),
+        "{}",
+        report.description
+    );
+}
+
+/// Whether an FLV audio or video tag body is an E-RTMP Multitrack packet.
+fn is_multitrack(body: &[u8]) -> bool {
+    match body.first() {
+        Some(b) if b >> 4 == 9 => b & 0x0f == 5,
+        Some(b) if b & 0x80 != 0 => b & 0x0f == 6,
+        _ => false,
+    }
 }

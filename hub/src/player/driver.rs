@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use proto::media::StreamKey;
-use proto::rtmp::session::{PlayerConfig, PlayerError, PlayerHandoff, PlayerSession};
+use proto::rtmp::session::{PlayerCaps, PlayerConfig, PlayerError, PlayerHandoff, PlayerSession};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
@@ -60,6 +60,7 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
     let cfg = registry.config().clone();
     let conn_id = h.conn_id;
     let mut session = PlayerSession::new(&h, player_config(&cfg), Instant::now());
+    let caps = PlayerCaps::new(h.caps_ex, h.announced.clone());
     let mut buf = BytesMut::from(&h.pending_input[..]);
     let (mut rd, mut wr) = sock.split();
     let refused = match StreamKey::parse(&h.key) {
@@ -96,7 +97,7 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
                 .and_then(|j| st.ring.get(j))
                 .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
             let mut headers = Vec::new();
-            st.headers_for(ms, session.stream_id(), &mut headers);
+            st.headers_for(ms, session.stream_id(), &caps, &mut headers);
             for b in headers {
                 session.queue_bytes(b);
             }
@@ -129,6 +130,7 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
             conn_id,
             &cfg,
             session,
+            caps,
             start,
             Instant::now(),
             registry.stats().clone(),

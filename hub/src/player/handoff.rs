@@ -27,7 +27,7 @@ pub async fn run(ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
         return;
     };
     let session = match messages.into_iter().next().map(|m| m.header) {
-        Some(Header::PlayerHandoff(s)) => s,
+        Some(Header::PlayerHandoff(s)) => *s,
         other => {
             tracing::warn!(conn_id = ipc_id, layer = "handoff", error = ?other, "closing connection: expected PlayerHandoff");
             return;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::rtmp::session::{CloseReason, PlayerEvent, PlayerSession};
+use proto::rtmp::session::{CloseReason, PlayerCaps, PlayerEvent, PlayerSession};
 use tokio::sync::Notify;
 
 use crate::config::{Config, LAG_WINDOW};
@@ -201,10 +201,12 @@ impl<W: SockWrite> Reader for Output<W> {
         // At the head, so the lag policy has nothing to say.
         p.cursor.step();
         self.position.store(p.cursor.at(), Ordering::Relaxed);
-        if new.frame {
-            p.take_frame(new.video, &new.rtmp);
-        } else {
-            p.session.queue_media(&new.rtmp);
+        if let Some(rtmp) = p.caps.pick(&new.needs, &new.rtmp, &new.plain) {
+            if new.frame {
+                p.take_frame(new.video, rtmp);
+            } else {
+                p.session.queue_media(rtmp);
+            }
         }
         if p.session.outbox().is_empty() || p.hold(new) {
             return;
@@ -248,6 +250,8 @@ pub struct Player {
     conn_id: u64,
     /// The RTMP session: requests in, replies and every queued byte out.
     pub session: PlayerSession,
+    /// What the player announced it takes (codecs, multitrack, ModEx).
+    caps: PlayerCaps,
     cursor: Cursor,
     /// A publisher is live for this player.
     live: bool,
@@ -276,11 +280,13 @@ pub struct Player {
 
 impl Player {
     /// A player of `stream` whose accepted session is `session`, starting as `start` says.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: Arc<Stream>,
         conn_id: u64,
         cfg: &Config,
         session: PlayerSession,
+        caps: PlayerCaps,
         start: Start,
         now: Instant,
         stats: Arc<HubStats>,
@@ -290,6 +296,7 @@ impl Player {
             stream,
             conn_id,
             session,
+            caps,
             cursor: Cursor::new(start.cursor, start.waiting_key, Some(lag)),
             live: start.live,
             unpublished: false,
@@ -463,19 +470,19 @@ impl Player {
             let Some(entry) = self.cursor.next(&st.ring) else {
                 return (None, false);
             };
+            let picked = self.caps.pick(&entry.needs, &entry.rtmp, &entry.plain);
             match &entry.item {
+                // What this player did not announce it takes is not sent (nor does a
+                // keyframe of it end a wait for one).
+                Item::Frame(_) | Item::Config { .. } | Item::Side { .. } if picked.is_none() => {}
                 Item::Frame(frame) => {
                     let video = frame.is_video().then_some(frame.is_keyframe());
-                    let rtmp = entry.rtmp.clone();
+                    let rtmp = picked.cloned().unwrap_or_default();
                     self.take_frame(video, &rtmp);
-                }
-                Item::Config { .. } | Item::Metadata { .. } => {
-                    let rtmp = entry.rtmp.clone();
-                    self.session.queue_media(&rtmp);
                 }
                 // A nanosecond offset has no message of its own (it rides on its frame).
                 Item::Side { .. } if entry.rtmp.is_empty() => {}
-                Item::Side { .. } => {
+                Item::Config { .. } | Item::Metadata { .. } | Item::Side { .. } => {
                     let rtmp = entry.rtmp.clone();
                     self.session.queue_media(&rtmp);
                 }
@@ -551,7 +558,7 @@ impl Player {
             .get(at)
             .map_or_else(|| st.timeline.to_ms(st.timeline.last_out()), |e| e.out_ms);
         self.headers.clear();
-        st.headers_for(ms, self.session.stream_id(), &mut self.headers);
+        st.headers_for(ms, self.session.stream_id(), &self.caps, &mut self.headers);
         for h in self.headers.drain(..) {
             self.session.queue_bytes(h);
         }
@@ -578,7 +585,8 @@ mod tests {
             waiting_key: false,
         };
         let stats = Arc::new(HubStats::default());
-        Player::new(stream, 1, &cfg, session, start, t0, stats)
+        let caps = PlayerCaps::default();
+        Player::new(stream, 1, &cfg, session, caps, start, t0, stats)
     }
 
     fn entry(video: Option<bool>, frame: bool, at: Instant) -> NewEntry {
@@ -587,6 +595,8 @@ mod tests {
             video,
             frame,
             rtmp: Bytes::from_static(b"x"),
+            needs: Default::default(),
+            plain: Bytes::new(),
             at,
         }
     }

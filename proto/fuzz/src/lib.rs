@@ -480,6 +480,7 @@ pub fn player_session(data: &[u8]) {
         receive_video: true,
         transaction_id: 0.0,
         caps_ex: 0,
+        announced: Default::default(),
     };
     let t0 = Instant::now();
     let mut now = t0;

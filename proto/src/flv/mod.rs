@@ -49,7 +49,8 @@ pub use file::{
 pub use file_reader::{read_file, FileTag, FlvFile, FlvFileError};
 pub use video::parse_video;
 pub use write::{
-    audio_fourcc, video_fourcc, write_audio_header, write_media_header, write_video_header,
+    audio_fourcc, legacy_form, video_fourcc, write_audio_header, write_media_header,
+    write_video_header,
 };
 
 /// The FourCC codes of Enhanced RTMP v2.

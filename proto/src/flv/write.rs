@@ -40,6 +40,21 @@ pub fn audio_fourcc(codec: Codec) -> Option<[u8; 4]> {
     })
 }
 
+/// Whether a message of `codec` on `track` of `kind` (without a nanosecond offset) goes
+/// out with a legacy FLV codec tag rather than an E-RTMP FourCC header: H.264 on the
+/// default track (but its video metadata), AAC configurations and frames and MP3 frames
+/// on the default track, and the legacy FLV codecs.
+pub fn legacy_form(codec: Codec, track: u8, kind: PacketKind) -> bool {
+    match (codec, track, kind) {
+        (Codec::LegacyVideo { .. } | Codec::LegacyAudio { .. }, _, _) => true,
+        (Codec::H264, 0, PacketKind::Metadata | PacketKind::ChannelConfig) => false,
+        (Codec::H264, 0, _) => true,
+        (Codec::Aac, 0, PacketKind::Config | PacketKind::Frame { .. }) => true,
+        (Codec::Mp3, 0, PacketKind::Frame { .. }) => true,
+        _ => false,
+    }
+}
+
 const MODEX: u8 = 7;
 const VIDEO_MULTITRACK: u8 = 6;
 const AUDIO_MULTITRACK: u8 = 5;
@@ -132,8 +147,7 @@ fn video_header(
         return;
     };
     let cts_field = super::video::has_cts(codec);
-    let legacy_form = codec == Codec::H264 && track == 0 && nanos == 0;
-    if legacy_form && kind != PacketKind::Metadata && kind != PacketKind::ChannelConfig {
+    if codec == Codec::H264 && nanos == 0 && legacy_form(codec, track, kind) {
         let (packet_type, cts) = match kind {
             PacketKind::Frame { cts, .. } => (1, cts),
             PacketKind::EndOfSequence => (2, 0),
@@ -194,24 +208,17 @@ fn audio_header(
     raw_type: Option<u8>,
     out: &mut BytesMut,
 ) {
-    match (codec, track, kind, nanos) {
-        (Codec::LegacyAudio { header }, _, _, _) => {
-            out.put_u8(header);
-            return;
+    if let Codec::LegacyAudio { header } = codec {
+        out.put_u8(header);
+        return;
+    }
+    if nanos == 0 && legacy_form(codec, track, kind) {
+        match (codec, kind) {
+            (Codec::Aac, PacketKind::Config) => return out.put_slice(&[0xaf, 0]),
+            (Codec::Aac, _) => return out.put_slice(&[0xaf, 1]),
+            (Codec::Mp3, _) => return out.put_u8(0x2f),
+            _ => {}
         }
-        (Codec::Aac, 0, PacketKind::Config, _) => {
-            out.put_slice(&[0xaf, 0]);
-            return;
-        }
-        (Codec::Aac, 0, PacketKind::Frame { .. }, 0) => {
-            out.put_slice(&[0xaf, 1]);
-            return;
-        }
-        (Codec::Mp3, 0, PacketKind::Frame { .. }, 0) => {
-            out.put_u8(0x2f);
-            return;
-        }
-        _ => {}
     }
     let Some(code) = audio_fourcc(codec) else {
         return;

@@ -134,7 +134,7 @@ pub enum Header {
     },
     /// An RTMP player handed to the hub; the TCP socket arrives with it (SCM_RIGHTS).
     /// Payload: none.
-    PlayerHandoff(PlayerHandoff),
+    PlayerHandoff(Box<PlayerHandoff>),
     /// The hub dropped data for this subscriber on this stream (it fell behind). The next
     /// video frame it receives for the stream is a keyframe. Payload: none.
     Dropped {

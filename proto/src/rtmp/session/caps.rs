@@ -7,6 +7,10 @@
 //! Nothing is added for a client that sent none of these, so legacy clients see a legacy
 //! answer.
 
+use serde::{Deserialize, Serialize};
+
+use crate::flv::{audio_fourcc, legacy_form, video_fourcc, PacketKind};
+use crate::media::{Codec, TrackKind};
 use crate::rtmp::amf0::Amf0Value;
 
 /// Video FourCCs this server forwards.
@@ -116,5 +120,163 @@ pub(super) fn negotiate(obj: &Amf0Value, reconnect: bool, props: &mut Vec<(Strin
             "capsEx".to_owned(),
             Amf0Value::Number(f64::from(client_caps_ex(obj) & ours)),
         ));
+    }
+}
+
+/// FourCcInfoMask.CanDecode.
+const CAN_DECODE: f64 = 1.0;
+
+/// The FourCCs a client announced for one kind of media (audio or video).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FourCcSet {
+    /// The wildcard `*`: every codec.
+    pub any: bool,
+    /// The FourCCs named.
+    pub codes: Vec<[u8; 4]>,
+}
+
+impl FourCcSet {
+    /// Whether `code` is in the set.
+    pub fn contains(&self, code: [u8; 4]) -> bool {
+        self.any || self.codes.contains(&code)
+    }
+
+    fn from_names<'a>(names: impl Iterator<Item = &'a str>) -> FourCcSet {
+        let mut set = FourCcSet::default();
+        for name in names {
+            match <[u8; 4]>::try_from(name.as_bytes()) {
+                _ if name == "*" => set.any = true,
+                Ok(code) if !set.codes.contains(&code) => set.codes.push(code),
+                _ => {}
+            }
+        }
+        set
+    }
+}
+
+/// The codecs a client announced in `connect`, per kind of media: from
+/// `videoFourCcInfoMap` / `audioFourCcInfoMap` (entries that can be decoded or forwarded)
+/// where sent, else from `fourCcList`. `None` for a kind the client announced nothing
+/// for: a legacy client, which is sent the codecs this server knows but no unknown FourCC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announced {
+    /// Video codecs.
+    pub video: Option<FourCcSet>,
+    /// Audio codecs.
+    pub audio: Option<FourCcSet>,
+}
+
+impl Announced {
+    /// What the `connect` command object `obj` announces.
+    pub(super) fn from_connect(obj: &Amf0Value) -> Announced {
+        let list = obj
+            .get("fourCcList")
+            .map(|v| FourCcSet::from_names(strings(Some(v)).into_iter()));
+        let map = |name| match obj.get(name) {
+            Some(Amf0Value::Object(p)) | Some(Amf0Value::EcmaArray(p)) => {
+                Some(FourCcSet::from_names(p.iter().filter_map(|(k, v)| {
+                    // A value that is not a number still names the codec.
+                    let usable = v
+                        .as_f64()
+                        .is_none_or(|f| f as u32 & (CAN_DECODE as u32 | CAN_FORWARD as u32) != 0);
+                    usable.then_some(k.as_str())
+                })))
+            }
+            _ => None,
+        };
+        Announced {
+            video: map("videoFourCcInfoMap").or_else(|| list.clone()),
+            audio: map("audioFourCcInfoMap").or(list),
+        }
+    }
+}
+
+/// What a message sent to players needs a player to have announced, decided once per
+/// message: the FourCC in its E-RTMP header (none for legacy FLV codec tags), whether it
+/// is a multitrack packet, and whether it carries a ModEx prefix (a player that cannot
+/// parse ModEx gets the message without it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `(video, FourCC, known)`: the FourCC its header names; `known` when this server
+    /// knows the codec (legacy players are sent those).
+    pub fourcc: Option<(bool, [u8; 4], bool)>,
+    /// A Multitrack packet (a track other than the default one).
+    pub multitrack: bool,
+    /// A ModEx form exists (and a plain one for players without ModEx).
+    pub modex: bool,
+}
+
+impl Needs {
+    /// What a message of `codec` on `track` of `kind` needs; `nanos` > 0 when it has a
+    /// ModEx TimestampOffsetNano (its plain form decides the rest).
+    pub fn media(codec: Codec, track: u8, kind: PacketKind, nanos: u32) -> Needs {
+        let video = codec.kind() == TrackKind::Video;
+        let legacy = matches!(codec, Codec::LegacyVideo { .. } | Codec::LegacyAudio { .. });
+        let code = if legacy_form(codec, track, kind) {
+            None
+        } else if video {
+            video_fourcc(codec)
+        } else {
+            audio_fourcc(codec)
+        };
+        Needs {
+            fourcc: code.map(|c| (video, c, !matches!(codec, Codec::Unknown { .. }))),
+            multitrack: track != 0 && !legacy,
+            modex: nanos > 0 && !legacy && matches!(kind, PacketKind::Frame { .. }),
+        }
+    }
+}
+
+/// What one player can take, from its handoff: a cheap check per message and player.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlayerCaps {
+    caps_ex: u32,
+    announced: Announced,
+}
+
+impl PlayerCaps {
+    /// The capabilities of a player that announced `caps_ex` and `announced`.
+    pub fn new(caps_ex: u32, announced: Announced) -> PlayerCaps {
+        PlayerCaps { caps_ex, announced }
+    }
+
+    /// Whether a message that `needs` this may be sent to the player: a multitrack
+    /// packet only to one that announced Multitrack, a FourCC only to one that announced
+    /// it (or, having announced nothing for that kind of media, when this server knows it).
+    pub fn takes(&self, needs: &Needs) -> bool {
+        if needs.multitrack && self.caps_ex & CAPS_EX_MULTITRACK == 0 {
+            return false;
+        }
+        match needs.fourcc {
+            None => true,
+            Some((video, code, known)) => {
+                let set = if video {
+                    &self.announced.video
+                } else {
+                    &self.announced.audio
+                };
+                match set {
+                    Some(set) => set.contains(code),
+                    None => known,
+                }
+            }
+        }
+    }
+
+    /// Whether the player parses ModEx packets (else it gets their plain form).
+    pub fn modex(&self) -> bool {
+        self.caps_ex & CAPS_EX_MODEX != 0
+    }
+
+    /// Which form of a message that `needs` this the player gets: `full` (with ModEx),
+    /// `plain` (without, for a player that cannot parse ModEx), or none.
+    pub fn pick<'a, T>(&self, needs: &Needs, full: &'a T, plain: &'a T) -> Option<&'a T> {
+        if !self.takes(needs) {
+            None
+        } else if needs.modex && !self.modex() {
+            Some(plain)
+        } else {
+            Some(full)
+        }
     }
 }

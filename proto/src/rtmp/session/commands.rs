@@ -138,6 +138,7 @@ impl ServerSession {
             flash_ver: str_prop(obj, "flashVer"),
             object_encoding,
             caps_ex: caps::client_caps_ex(obj),
+            announced: caps::Announced::from_connect(obj),
         };
 
         // The order nginx-rtmp and SRS use, which FFmpeg, OBS and librtmp all accept.

@@ -84,6 +84,9 @@ pub struct ConnectInfo {
     pub object_encoding: f64,
     /// The E-RTMP `capsEx` bits the client announced (`CAPS_EX_*`; 0 for a legacy client).
     pub caps_ex: u32,
+    /// The codecs the client announced (`fourCcList`, `videoFourCcInfoMap`,
+    /// `audioFourCcInfoMap`).
+    pub announced: super::Announced,
 }
 
 /// A `publish` command waiting for [`super::ServerSession::accept_publish`] or

@@ -47,4 +47,6 @@ pub struct PlayerHandoff {
     /// The E-RTMP `capsEx` bits both sides announced in `connect`: the client's, without
     /// Reconnect unless the server announced it too.
     pub caps_ex: u32,
+    /// The codecs the player announced in `connect` (what the hub may send it).
+    pub announced: super::Announced,
 }

@@ -48,8 +48,8 @@ mod player;
 mod server;
 
 pub use caps::{
-    AUDIO_FOURCCS, CAPS_EX_MODEX, CAPS_EX_MULTITRACK, CAPS_EX_NANO_OFFSET, CAPS_EX_RECONNECT,
-    VIDEO_FOURCCS,
+    Announced, FourCcSet, Needs, PlayerCaps, AUDIO_FOURCCS, CAPS_EX_MODEX, CAPS_EX_MULTITRACK,
+    CAPS_EX_NANO_OFFSET, CAPS_EX_RECONNECT, VIDEO_FOURCCS,
 };
 pub use client::{
     ClientConfig, ClientEvent, ClientMode, ClientRequest, ClientSession, RtmpUrl, ServerCaps,

@@ -415,7 +415,7 @@ impl ServerSession {
                 reason: "a message is half received",
             });
         }
-        let announced = self.connect.as_ref().map_or(0, |c| c.caps_ex);
+        let caps_ex = self.connect.as_ref().map_or(0, |c| c.caps_ex);
         Ok(PlayerHandoff {
             conn_id,
             remote,
@@ -435,10 +435,15 @@ impl ServerSession {
             receive_video: self.receive_video,
             transaction_id: play.transaction_id,
             caps_ex: if self.config.reconnect {
-                announced
+                caps_ex
             } else {
-                announced & !CAPS_EX_RECONNECT
+                caps_ex & !CAPS_EX_RECONNECT
             },
+            announced: self
+                .connect
+                .as_ref()
+                .map(|c| c.announced.clone())
+                .unwrap_or_default(),
         })
     }
 }
