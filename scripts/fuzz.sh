@@ -27,7 +27,8 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain; without nightly
 # the stable compiler is used with RUSTC_BOOTSTRAP=1. The targets run at the production
-# limits (see proto/fuzz/src/lib.rs). A crash stops the script with libFuzzer's report;
+# limits (see proto/fuzz/src/lib.rs). A crash stops the script with libFuzzer's report
+# (with FUZZ_KEEP_GOING=1 it goes on with the next target and fails at the end);
 # the input is saved under DIR/fuzz/artifacts/TARGET/: copy it to
 # DIR/tests/fuzz_regressions/TARGET-what.bin, where fuzz_smoke runs it on every test run.
 set -euo pipefail
@@ -108,6 +109,7 @@ on_signal() {
 trap on_signal INT TERM
 
 ran=()
+failed=()
 for dir in proto/fuzz recorder/fuzz auth/fuzz; do
     cd "$root/$dir"
     mapfile -t targets < <(ls fuzz_targets | sed -n 's/\.rs$//p' | sort)
@@ -135,7 +137,9 @@ for dir in proto/fuzz recorder/fuzz auth/fuzz; do
             record "$dir" "$t" "$start" "$log" "crash:${artifact:-?}"
             tail -n 60 "$log" >&2
             echo "error: fuzz target $t failed (input saved under $dir/artifacts/$t/)" >&2
-            exit 1
+            [ -n "${FUZZ_KEEP_GOING:-}" ] || exit 1
+            failed+=("$t")
+            continue
         fi
         pgid=
         current=()
@@ -144,5 +148,9 @@ for dir in proto/fuzz recorder/fuzz auth/fuzz; do
     done
 done
 echo "== this run (summary.tsv: $summary)"
-grep -F -f <(printf '\t%s\t\n' "${ran[@]}") "$summary" | tail -n "${#ran[@]}" |
-    cut -f3-9 | column -t
+[ "${#ran[@]}" -eq 0 ] || grep -F -f <(printf '\t%s\t\n' "${ran[@]}") "$summary" |
+    tail -n "${#ran[@]}" | cut -f3-9 | column -t
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "error: failed: ${failed[*]}" >&2
+    exit 1
+fi

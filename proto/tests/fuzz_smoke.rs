@@ -236,6 +236,19 @@ fn fuzz_srt_connection() {
 }
 
 #[test]
+fn fuzz_flv() {
+    let seeds = vec![
+        // AVC sequence header, AAC sequence header (legacy tags).
+        vec![0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e],
+        vec![0xaf, 0, 0x12, 0x10],
+        // E-RTMP: AV1 SequenceStart (av1C), AV1 MPEG2TSSequenceStart (descriptor).
+        b"\x90av01\x81\x00\x0c\x00".to_vec(),
+        b"\x95av01\x80\x04\x81\x00\x0c\xe0".to_vec(),
+    ];
+    run(targets::flv, &seeds, 4000, 22);
+}
+
+#[test]
 fn fuzz_flv_file() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/flv");
     let seeds: Vec<Vec<u8>> = ["av1_opus.flv", "h263.flv"]
@@ -298,6 +311,7 @@ fn fuzz_regressions() {
             "srt_packet" => targets::srt_packet,
             "srt_handshake" => targets::srt_handshake,
             "srt_connection" => targets::srt_connection,
+            "flv" => targets::flv,
             "flv_file" => targets::flv_file,
             "player_session" => targets::player_session,
             "server_session" => targets::server_session,

@@ -204,6 +204,46 @@ pub fn command(data: &[u8]) {
     }
 }
 
+/// FLV / E-RTMP tag bodies: any bytes, as video and as audio. Parsing never panics, an
+/// error appends nothing, and every payload is a slice of the body, but for the two
+/// packets the parser builds: an unknown FourCC's frame (its packet type in front of the
+/// body) and the AV1CodecConfigurationRecord translated from an `MPEG2TSSequenceStart`'s
+/// AV1 video descriptor (four bytes, marker and version first).
+pub fn flv(data: &[u8]) {
+    use proto::flv::{parse_audio, parse_video, MediaPacket};
+    use proto::media::Codec;
+    let body = Bytes::copy_from_slice(data);
+    let range = body.as_ptr_range();
+    for parse in [parse_video, parse_audio] {
+        let mut out = Vec::new();
+        if parse(&body, &mut out).is_err() {
+            assert!(out.is_empty());
+        }
+        for p in &out {
+            let payload = match p {
+                MediaPacket::Config {
+                    codec: Codec::Av1,
+                    config,
+                    ..
+                } if !config.is_empty() && !range.contains(&config.as_ptr()) => {
+                    assert!(config.len() == 4 && config[0] == 0x81, "{config:?}");
+                    continue;
+                }
+                MediaPacket::Config { config, .. } | MediaPacket::ChannelConfig { config, .. } => {
+                    config
+                }
+                MediaPacket::Frame {
+                    codec: Codec::Unknown { .. },
+                    ..
+                } => continue,
+                MediaPacket::Frame { data, .. } | MediaPacket::VideoMetadata { data, .. } => data,
+                MediaPacket::EndOfSequence { .. } | MediaPacket::TimestampOffset { .. } => continue,
+            };
+            assert!(payload.is_empty() || range.contains(&payload.as_ptr()));
+        }
+    }
+}
+
 /// Client session: what a server sends after the handshake (first byte picks publish or
 /// play and the split). Never panics; an error ends the input; the session only consumes.
 pub fn client_session(data: &[u8]) {
