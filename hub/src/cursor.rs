@@ -289,7 +289,7 @@ mod tests {
                     payload: Bytes::from(vec![0; FRAME]),
                 }),
                 *ms,
-                Bytes::new(),
+                crate::wire::Wire::default(),
             );
             if i == 0 {
                 key = seq;

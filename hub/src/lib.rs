@@ -37,6 +37,7 @@ pub mod stats;
 pub mod stream;
 pub mod subscriber;
 pub mod timeline;
+pub mod wire;
 pub mod write;
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use bytes::Bytes;
 use proto::media::{Codec, Frame};
 use proto::rtmp::session::Needs;
 
+use crate::wire::Wire;
+
 /// How much audio an audio-only stream keeps for joiners (they start up to this far
 /// behind the live edge, which fills their buffer at once).
 pub const AUDIO_JOIN_MS: i64 = 1000;
@@ -184,12 +186,12 @@ pub struct Entry {
     /// Output timestamp in milliseconds (before wrapping to the 32-bit RTMP field).
     pub out_ms: i64,
     /// The RTMP chunks of this entry for message stream id 1 (empty for events).
-    pub rtmp: Bytes,
+    pub rtmp: Wire,
     /// Which RTMP players may get `rtmp` (decided once, when the entry is made).
     pub needs: Needs,
     /// `rtmp` without its ModEx prefix, for players that cannot parse ModEx (empty
     /// unless `needs.modex`).
-    pub plain: Bytes,
+    pub plain: Wire,
     /// Ring byte offset where this entry starts.
     start: u64,
 }
@@ -210,6 +212,9 @@ impl Entry {
         matches!(self.item, Item::Frame(_))
     }
 
+    /// What the entry costs a reader and the ring: the larger of its chunk bytes (what an
+    /// RTMP player writes) and its payload (what an HTTP player or subscriber writes).
+    /// A frame's payload and chunks share their bytes, so this is also about what it holds.
     fn size(&self) -> u64 {
         let payload = match &self.item {
             Item::Frame(Frame { payload, .. })
@@ -218,7 +223,7 @@ impl Entry {
             Item::Side { body, .. } => body.len(),
             _ => 0,
         };
-        (self.rtmp.len() + self.plain.len() + payload) as u64 + ENTRY_OVERHEAD
+        (self.rtmp.len().max(payload) + self.plain.own_bytes()) as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -359,8 +364,8 @@ impl Ring {
 
     /// Appends an entry that every RTMP player may get and trims the front; returns its
     /// sequence number.
-    pub fn push(&mut self, item: Item, out_ms: i64, rtmp: Bytes) -> u64 {
-        self.push_for(item, out_ms, rtmp, Needs::default(), Bytes::new())
+    pub fn push(&mut self, item: Item, out_ms: i64, rtmp: Wire) -> u64 {
+        self.push_for(item, out_ms, rtmp, Needs::default(), Wire::default())
     }
 
     /// Appends an entry whose RTMP form `rtmp` goes to the players that meet `needs`
@@ -369,9 +374,9 @@ impl Ring {
         &mut self,
         item: Item,
         out_ms: i64,
-        rtmp: Bytes,
+        rtmp: Wire,
         needs: Needs,
-        plain: Bytes,
+        plain: Wire,
     ) -> u64 {
         let seq = self.head();
         let entry = Entry {
@@ -538,14 +543,14 @@ mod tests {
     fn join_point_is_newest_keyframe() {
         let mut r = Ring::new(limits(1 << 20, 1 << 20));
         assert_eq!(r.join_point(), None);
-        r.push(frame(false, true, 10), 0, Bytes::new());
+        r.push(frame(false, true, 10), 0, Wire::default());
         assert_eq!(r.join_point(), Some(0), "audio-only join point");
-        let k1 = r.push(frame(true, true, 100), 0, Bytes::new());
+        let k1 = r.push(frame(true, true, 100), 0, Wire::default());
         assert_eq!(r.join_point(), Some(k1));
-        r.push(frame(true, false, 100), 40, Bytes::new());
-        let k2 = r.push(frame(true, true, 100), 80, Bytes::new());
+        r.push(frame(true, false, 100), 40, Wire::default());
+        let k2 = r.push(frame(true, true, 100), 80, Wire::default());
         assert_eq!(r.join_point(), Some(k2));
-        r.push(frame(false, true, 10), 90, Bytes::new());
+        r.push(frame(false, true, 10), 90, Wire::default());
         assert_eq!(r.join_point(), Some(k2));
     }
 
@@ -557,38 +562,38 @@ mod tests {
         };
         let mut r = Ring::new(limits(1 << 20, 1 << 20));
         // Video only on track 1 so far: its keyframes are the join points.
-        let k1 = r.push(on(1, frame(true, true, 100)), 0, Bytes::new());
+        let k1 = r.push(on(1, frame(true, true, 100)), 0, Wire::default());
         assert_eq!(r.join_point(), Some(k1));
-        let k0 = r.push(on(0, frame(true, true, 100)), 40, Bytes::new());
+        let k0 = r.push(on(0, frame(true, true, 100)), 40, Wire::default());
         assert_eq!(r.join_point(), Some(k0));
         // A later keyframe of track 1 does not move it: a player of the default track
         // alone would start at an inter frame of its own.
-        r.push(on(1, frame(true, true, 100)), 41, Bytes::new());
-        r.push(on(0, frame(true, false, 100)), 80, Bytes::new());
+        r.push(on(1, frame(true, true, 100)), 41, Wire::default());
+        r.push(on(0, frame(true, false, 100)), 80, Wire::default());
         assert_eq!(r.join_point(), Some(k0));
-        let k0b = r.push(on(0, frame(true, true, 100)), 120, Bytes::new());
+        let k0b = r.push(on(0, frame(true, true, 100)), 120, Wire::default());
         assert_eq!(r.join_point(), Some(k0b));
     }
 
     #[test]
     fn gop_over_bounds_has_no_join_point() {
         let mut r = Ring::new(limits(sz(100) * 3, 0));
-        r.push(frame(true, true, 100), 0, Bytes::new());
-        r.push(frame(true, false, 100), 10, Bytes::new());
-        r.push(frame(true, false, 100), 20, Bytes::new());
+        r.push(frame(true, true, 100), 0, Wire::default());
+        r.push(frame(true, false, 100), 10, Wire::default());
+        r.push(frame(true, false, 100), 20, Wire::default());
         assert_eq!(r.join_point(), Some(0));
-        r.push(frame(true, false, 100), 30, Bytes::new());
+        r.push(frame(true, false, 100), 30, Wire::default());
         assert_eq!(r.join_point(), None, "GOP exceeds gop_bytes");
         // With no join point and queue_bytes 0, nothing older than the head is kept.
         assert_eq!(r.len(), 0);
-        let k = r.push(frame(true, true, 100), 40, Bytes::new());
+        let k = r.push(frame(true, true, 100), 40, Wire::default());
         assert_eq!(r.join_point(), Some(k));
 
         let mut r = Ring::new(limits(1 << 20, 0));
-        r.push(frame(true, true, 1), 0, Bytes::new());
-        r.push(frame(true, false, 1), 10_000, Bytes::new());
+        r.push(frame(true, true, 1), 0, Wire::default());
+        r.push(frame(true, false, 1), 10_000, Wire::default());
         assert_eq!(r.join_point(), Some(0));
-        r.push(frame(true, false, 1), 10_001, Bytes::new());
+        r.push(frame(true, false, 1), 10_001, Wire::default());
         assert_eq!(r.join_point(), None, "GOP exceeds gop_ms");
     }
 
@@ -596,11 +601,11 @@ mod tests {
     fn trim_keeps_gop_and_queue_bytes() {
         let mut r = Ring::new(limits(1 << 20, sz(100) * 4));
         for i in 0..10 {
-            r.push(frame(true, i == 0, 100), i * 10, Bytes::new());
+            r.push(frame(true, i == 0, 100), i * 10, Wire::default());
         }
         // The GOP (all 10) is the join point: all kept.
         assert_eq!(r.len(), 10);
-        r.push(frame(true, true, 100), 100, Bytes::new());
+        r.push(frame(true, true, 100), 100, Wire::default());
         // Join point moved to 10: older entries kept only within queue_bytes.
         assert_eq!(r.first(), 7);
         assert_eq!(r.bytes(), sz(100) * 4);
@@ -615,25 +620,25 @@ mod tests {
         let mut r = Ring::new(limits(1 << 20, 1 << 20));
         r.set_low_water(Some(u64::MAX));
         for i in 0..10 {
-            r.push(frame(true, i % 5 == 0, 100), i * 10, Bytes::new());
+            r.push(frame(true, i % 5 == 0, 100), i * 10, Wire::default());
         }
         // The GOP from the keyframe at 5 is all there is, though the window allows more.
         assert_eq!((r.first(), r.len()), (5, 5));
         // A reader at 6 holds the ring back to its cursor when the next GOP starts.
         r.set_low_water(Some(6));
         for i in 10..13 {
-            r.push(frame(true, i == 10, 100), i * 10, Bytes::new());
+            r.push(frame(true, i == 10, 100), i * 10, Wire::default());
         }
         assert_eq!(r.first(), 6);
         // Unknown readers keep the whole window.
         r.set_low_water(None);
-        r.push(frame(true, false, 100), 130, Bytes::new());
+        r.push(frame(true, false, 100), 130, Wire::default());
         assert_eq!(r.first(), 6);
         // Beyond the window even a reader's entries go (it will skip).
         let mut r = Ring::new(limits(1 << 20, sz(100) * 3));
         r.set_low_water(Some(0));
         for i in 0..10 {
-            r.push(frame(true, i % 5 == 0, 100), i * 10, Bytes::new());
+            r.push(frame(true, i % 5 == 0, 100), i * 10, Wire::default());
         }
         assert_eq!(
             r.first(),
@@ -646,7 +651,7 @@ mod tests {
     fn audio_only_keeps_about_a_second() {
         let mut r = Ring::new(limits(1 << 20, 0));
         for i in 0..100 {
-            r.push(frame(false, true, 10), i * 100, Bytes::new());
+            r.push(frame(false, true, 10), i * 100, Wire::default());
         }
         let j = r.join_point().unwrap();
         assert_eq!(r.get(j).unwrap().out_ms, 9900 - AUDIO_JOIN_MS);
@@ -660,10 +665,10 @@ mod tests {
     #[test]
     fn published_resets_join_point() {
         let mut r = Ring::new(limits(1 << 20, 1 << 20));
-        r.push(frame(true, true, 10), 0, Bytes::new());
-        r.push(Item::Published { timescale: 1000 }, 0, Bytes::new());
+        r.push(frame(true, true, 10), 0, Wire::default());
+        r.push(Item::Published { timescale: 1000 }, 0, Wire::default());
         assert_eq!(r.join_point(), None);
-        let k = r.push(frame(true, true, 10), 5, Bytes::new());
+        let k = r.push(frame(true, true, 10), 5, Wire::default());
         assert_eq!(r.join_point(), Some(k));
     }
 
@@ -672,11 +677,11 @@ mod tests {
         let q = sz(100) * 5;
         let mut r = Ring::new(limits(1 << 20, q));
         for i in 0..4 {
-            r.push(frame(true, i == 0, 100), i * 10, Bytes::new());
+            r.push(frame(true, i == 0, 100), i * 10, Wire::default());
         }
         assert_eq!(r.check_lag(0), Lag::Fine);
         for i in 4..8 {
-            r.push(frame(true, i == 4, 100), i * 10, Bytes::new());
+            r.push(frame(true, i == 4, 100), i * 10, Wire::default());
         }
         // Cursor 0 is 8 entries behind (> 5): jump to the keyframe at 4 (4 behind).
         assert_eq!(r.check_lag(0), Lag::SkipTo(4));
@@ -685,13 +690,13 @@ mod tests {
         assert_eq!(r.frames_between(0, 4), (4, 100));
         // A GOP longer than the queue: the keyframe is too far back, go to the head.
         for i in 8..20 {
-            r.push(frame(true, false, 100), i * 10, Bytes::new());
+            r.push(frame(true, false, 100), i * 10, Wire::default());
         }
         assert_eq!(r.check_lag(4), Lag::SkipToHead(20));
         // A cursor that fell off the ring.
         let mut r = Ring::new(limits(0, 0));
-        r.push(frame(true, false, 100), 0, Bytes::new());
-        r.push(frame(true, false, 100), 10, Bytes::new());
+        r.push(frame(true, false, 100), 0, Wire::default());
+        r.push(frame(true, false, 100), 10, Wire::default());
         assert_eq!(r.behind(0), None);
         assert_eq!(r.check_lag(0), Lag::SkipToHead(2));
     }
@@ -701,7 +706,7 @@ mod tests {
         let q = sz(100) * 5;
         let mut r = Ring::new(limits(1 << 20, q));
         for i in 0..8 {
-            r.push(frame(true, i == 4, 100), i * 10, Bytes::new());
+            r.push(frame(true, i == 4, 100), i * 10, Wire::default());
         }
         // 4 entries behind is fine alone; with two entries' worth queued it is not.
         assert_eq!(r.check_lag_queued(4, 0), Lag::Fine);

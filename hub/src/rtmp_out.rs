@@ -3,7 +3,8 @@
 //!
 //! Media is always written as one FMT 0 chunk plus FMT 3 continuations
 //! ([`proto::rtmp::chunk::write_fmt0`]), so its bytes depend only on the message stream
-//! id, the chunk size and the frame. The shared bytes use [`SHARED_STREAM_ID`]; a player
+//! id, the chunk size and the frame; frames and sequence headers become a [`Wire`], which
+//! leaves the payload of a message longer than a chunk where it is. The shared bytes use [`SHARED_STREAM_ID`]; a player
 //! on another message stream id gets the same bytes with the first header rewritten
 //! ([`rewrite_stream_id`]), because FMT 3 continuations do not carry the stream id.
 
@@ -11,8 +12,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proto::flv::{write_media_header, PacketKind, TAG_AUDIO, TAG_VIDEO};
 use proto::media::{Codec, Frame};
 use proto::rtmp::amf0::{self, Amf0Value};
-use proto::rtmp::chunk::{write_fmt0, write_fmt0_parts};
+use proto::rtmp::chunk::write_fmt0;
 use proto::rtmp::message::{types, Command, ControlMessage, UserControl};
+
+use crate::wire::{Built, Wire};
 
 /// Chunk stream of protocol control and user control messages.
 pub const CSID_CONTROL: u32 = 2;
@@ -44,29 +47,15 @@ impl MediaWriter {
     }
 
     fn finish(&mut self, csid: u32, ts: u32, type_id: u8, stream_id: u32) -> Bytes {
-        self.finish_with(csid, ts, type_id, stream_id, &[])
-    }
-
-    /// The message whose body is what `body` holds followed by `rest` (a frame's bytes,
-    /// chunked straight from where they are).
-    fn finish_with(
-        &mut self,
-        csid: u32,
-        ts: u32,
-        type_id: u8,
-        stream_id: u32,
-        rest: &[u8],
-    ) -> Bytes {
-        let len = self.body.len() + rest.len();
+        let len = self.body.len();
         let chunks = len / self.chunk_size.max(1) as usize;
         let mut out = BytesMut::with_capacity(len + 16 + chunks * 5);
-        write_fmt0_parts(
+        write_fmt0(
             csid,
             ts,
             type_id,
             stream_id,
             &self.body,
-            rest,
             self.chunk_size,
             &mut out,
         );
@@ -83,7 +72,7 @@ impl MediaWriter {
         ts: u32,
         cts_ms: i32,
         stream_id: u32,
-    ) -> Bytes {
+    ) -> Built {
         self.frame_offset(codec, frame, ts, cts_ms, 0, stream_id)
     }
 
@@ -97,7 +86,7 @@ impl MediaWriter {
         cts_ms: i32,
         nanos: u32,
         stream_id: u32,
-    ) -> Bytes {
+    ) -> Built {
         self.media(
             codec,
             frame.track,
@@ -126,7 +115,7 @@ impl MediaWriter {
         payload: &Bytes,
         ts: u32,
         stream_id: u32,
-    ) -> Bytes {
+    ) -> Built {
         self.media(codec, track, PacketKind::Config, 0, payload, ts, stream_id)
     }
 
@@ -162,7 +151,7 @@ impl MediaWriter {
         payload: &Bytes,
         ts: u32,
         stream_id: u32,
-    ) -> Bytes {
+    ) -> Built {
         let video = codec.kind() == proto::media::TrackKind::Video;
         let rest = write_media_header(codec, track, kind, nanos, payload, &mut self.body);
         let (csid, type_id) = if video {
@@ -170,7 +159,16 @@ impl MediaWriter {
         } else {
             (CSID_AUDIO, types::AUDIO)
         };
-        self.finish_with(csid, ts, type_id, stream_id, &rest)
+        let skip = payload.len() - rest.len();
+        let built = Wire::build(
+            (csid, ts, type_id, stream_id),
+            &self.body,
+            payload,
+            skip,
+            self.chunk_size,
+        );
+        self.body.clear();
+        built
     }
 
     /// An `onMetaData` data message; `payload` holds the AMF0 values as published.
@@ -272,7 +270,11 @@ mod tests {
             flags: proto::media::FrameFlags::NONE,
             payload: Bytes::copy_from_slice(&nalu),
         };
-        let b = w.frame(Codec::H264, &frame, 0x10203, 0, 1);
+        let built = w.frame(Codec::H264, &frame, 0x10203, 0, 1);
+        let b = Bytes::from(built.wire.to_vec());
+        // The wire holds the chunk headers; the payload stays in the frame's buffer.
+        assert_eq!(built.wire.own_bytes(), 12 + 5 + 1);
+        assert_eq!(built.payload.as_ptr(), frame.payload.as_ptr());
         // Legacy AVC tag header: 0x27 (inter, AVC), packet type 1, cts 0 (3 bytes).
         let expected: &[u8] = &[
             0x06, // FMT 0, csid 6
@@ -295,7 +297,11 @@ mod tests {
     #[test]
     fn golden_aac_config_and_metadata() {
         let mut w = MediaWriter::new(4096);
-        let b = w.config(Codec::Aac, 0, &Bytes::from_static(&[0x12, 0x10]), 0, 1);
+        let built = w.config(Codec::Aac, 0, &Bytes::from_static(&[0x12, 0x10]), 0, 1);
+        let b = built.wire.to_vec();
+        // One chunk: the payload kept is the end of the chunk bytes.
+        assert_eq!(&built.payload[..], &[0x12, 0x10]);
+        assert_eq!(built.payload.as_ptr(), built.wire.first()[14..].as_ptr());
         assert_eq!(
             &b[..],
             &[0x04, 0, 0, 0, 0, 0, 4, 0x08, 1, 0, 0, 0, 0xAF, 0x00, 0x12, 0x10]

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::ring::{Item, Ring, RingLimits, Side};
 use crate::rtmp_out::{MediaWriter, SHARED_STREAM_ID};
 use crate::timeline::Timeline;
+use crate::wire::{Built, Wire};
 use proto::flv::{PacketKind, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 
 /// The media bitrate of a stream, measured over windows of one second of media time
@@ -202,11 +203,11 @@ pub struct NewEntry {
     /// A frame (filtered by receiveAudio/receiveVideo) rather than a header or metadata.
     pub frame: bool,
     /// The serialized chunks (message stream [`SHARED_STREAM_ID`]).
-    pub rtmp: Bytes,
+    pub rtmp: Wire,
     /// Which RTMP players may get it (see [`crate::ring::Entry::needs`]).
     pub needs: Needs,
     /// `rtmp` without ModEx, for players that cannot parse it.
-    pub plain: Bytes,
+    pub plain: Wire,
     /// When it was offered (read once per delivery, not once per reader).
     pub at: Instant,
 }
@@ -384,7 +385,7 @@ impl StreamState {
                 timescale: self.timeline.timescale(),
             },
             ms,
-            Bytes::new(),
+            Wire::default(),
         );
         self.wake();
         previous
@@ -403,7 +404,7 @@ impl StreamState {
                 reason: reason.into(),
             },
             ms,
-            Bytes::new(),
+            Wire::default(),
         );
         self.wake();
         true
@@ -417,7 +418,7 @@ impl StreamState {
         self.closed = true;
         self.owner = None;
         let ms = self.out_ms();
-        self.ring.push(Item::Closed, ms, Bytes::new());
+        self.ring.push(Item::Closed, ms, Wire::default());
         self.wake();
     }
 
@@ -432,7 +433,10 @@ impl StreamState {
         self.check_owner(id)?;
         let video = codec.kind() == TrackKind::Video;
         let ms = self.out_ms();
-        let rtmp = self.media.config(
+        let Built {
+            wire: rtmp,
+            payload,
+        } = self.media.config(
             codec,
             track,
             &payload,
@@ -456,7 +460,7 @@ impl StreamState {
             ms,
             rtmp.clone(),
             needs,
-            Bytes::new(),
+            Wire::default(),
         );
         Ok(self.delivery(NewEntry {
             seq,
@@ -464,7 +468,7 @@ impl StreamState {
             frame: false,
             rtmp,
             needs,
-            plain: Bytes::new(),
+            plain: Wire::default(),
             at: Instant::now(),
         }))
     }
@@ -473,7 +477,7 @@ impl StreamState {
     pub fn metadata(&mut self, id: PublisherId, payload: Bytes) -> Result<Delivery, StreamError> {
         self.check_owner(id)?;
         let ms = self.out_ms();
-        let rtmp = self.media.metadata(&payload, METADATA_TS, SHARED_STREAM_ID);
+        let rtmp = Wire::one(self.media.metadata(&payload, METADATA_TS, SHARED_STREAM_ID));
         self.metadata = Some(payload.clone());
         let seq = self.ring.push(Item::Metadata { payload }, ms, rtmp.clone());
         Ok(self.delivery(NewEntry {
@@ -482,7 +486,7 @@ impl StreamState {
             frame: false,
             rtmp,
             needs: Needs::default(),
-            plain: Bytes::new(),
+            plain: Wire::default(),
             at: Instant::now(),
         }))
     }
@@ -563,20 +567,21 @@ impl StreamState {
                 )
             }
         };
-        let rtmp = self
-            .media
-            .tag(tag, &body, Timeline::rtmp_ts(ms), SHARED_STREAM_ID);
+        let rtmp = Wire::one(
+            self.media
+                .tag(tag, &body, Timeline::rtmp_ts(ms), SHARED_STREAM_ID),
+        );
         let item = Item::Side { side, tag, body };
         let seq = self
             .ring
-            .push_for(item, ms, rtmp.clone(), needs, Bytes::new());
+            .push_for(item, ms, rtmp.clone(), needs, Wire::default());
         Ok(Some(self.delivery(NewEntry {
             seq,
             video: None,
             frame: false,
             rtmp,
             needs,
-            plain: Bytes::new(),
+            plain: Wire::default(),
             at: Instant::now(),
         })))
     }
@@ -612,20 +617,27 @@ impl StreamState {
                     tag: media_tag(codec),
                     body: Bytes::new(),
                 };
-                self.ring.push(item, ms, Bytes::new());
+                self.ring.push(item, ms, Wire::default());
                 nanos
             }
             _ => 0,
         };
         let ts = Timeline::rtmp_ts(ms);
-        let rtmp = (self.media).frame_offset(codec, &frame, ts, cts_ms, nanos, SHARED_STREAM_ID);
+        let Built {
+            wire: rtmp,
+            payload,
+        } = (self.media).frame_offset(codec, &frame, ts, cts_ms, nanos, SHARED_STREAM_ID);
         let needs = Needs::media(codec, track, MediaWriter::frame_kind(&frame, cts_ms), nanos);
         // Players that cannot parse ModEx get the frame without its offset.
         let plain = if needs.modex {
-            (self.media).frame(codec, &frame, ts, cts_ms, SHARED_STREAM_ID)
+            (self.media)
+                .frame(codec, &frame, ts, cts_ms, SHARED_STREAM_ID)
+                .wire
         } else {
-            Bytes::new()
+            Wire::default()
         };
+        // The ring keeps the payload once: within the chunk bytes, or as the chunks' slices.
+        frame.payload = payload;
         let video = video.then_some(frame.is_keyframe());
         if self.ring.head().is_multiple_of(LOW_WATER_EVERY) {
             self.update_low_water();
@@ -659,7 +671,12 @@ impl StreamState {
         }
         for (&(_, track), t) in &self.tracks {
             if caps.takes(&Needs::media(t.codec, track, PacketKind::Config, 0)) {
-                out.push(self.media.config(t.codec, track, &t.payload, ts, stream_id));
+                let wire = self
+                    .media
+                    .config(t.codec, track, &t.payload, ts, stream_id)
+                    .wire;
+                out.push(wire.first().clone());
+                wire.for_each_rest(|b| out.push(b));
             }
         }
         let state = self

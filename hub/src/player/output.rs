@@ -35,6 +35,7 @@ use crate::cursor::{Cursor, LagCounter, LagDecision, StallTimer};
 use crate::ring::Item;
 use crate::stats::{HubStats, Protocol};
 use crate::stream::{NewEntry, Reader, Stream, StreamState};
+use crate::wire::Wire;
 use crate::write::{try_write, SockWrite, Written};
 
 /// Most entries taken from the ring per pass.
@@ -205,7 +206,7 @@ impl<W: SockWrite> Reader for Output<W> {
             if new.frame {
                 p.take_frame(new.video, rtmp);
             } else {
-                p.session.queue_media(rtmp);
+                p.queue_wire(rtmp);
             }
         }
         if p.session.outbox().is_empty() || p.hold(new) {
@@ -484,7 +485,7 @@ impl Player {
                 Item::Side { .. } if entry.rtmp.is_empty() => {}
                 Item::Config { .. } | Item::Metadata { .. } | Item::Side { .. } => {
                     let rtmp = entry.rtmp.clone();
-                    self.session.queue_media(&rtmp);
+                    self.queue_wire(&rtmp);
                 }
                 Item::Published { .. } => {
                     self.cursor.wait_for_keyframe();
@@ -513,7 +514,7 @@ impl Player {
 
     /// Queues a frame unless this player skips it (`video`: `Some(keyframe)` for video):
     /// video waiting for a keyframe, or a track it asked not to receive.
-    fn take_frame(&mut self, video: Option<bool>, rtmp: &Bytes) {
+    fn take_frame(&mut self, video: Option<bool>, rtmp: &Wire) {
         if !self.cursor.admit(video) {
             return;
         }
@@ -522,8 +523,15 @@ impl Player {
             None => self.session.receive_audio(),
         };
         if wanted {
-            self.session.queue_media(rtmp);
+            self.queue_wire(rtmp);
         }
+    }
+
+    /// Queues a shared message's buffers (the first one carries the header the session
+    /// rewrites for another message stream id).
+    fn queue_wire(&mut self, rtmp: &Wire) {
+        self.session.queue_media(rtmp.first());
+        rtmp.for_each_rest(|b| self.session.queue_bytes(b));
     }
 
     /// The lag policy (see [`Cursor::check_lag_queued`]), counting what the outbox holds;
@@ -594,9 +602,9 @@ mod tests {
             seq: 0,
             video,
             frame,
-            rtmp: Bytes::from_static(b"x"),
+            rtmp: Wire::one(Bytes::from_static(b"x")),
             needs: Default::default(),
-            plain: Bytes::new(),
+            plain: Wire::default(),
             at,
         }
     }

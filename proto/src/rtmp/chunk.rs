@@ -16,7 +16,10 @@ mod encoder;
 mod types;
 
 pub use decoder::ChunkDecoder;
-pub use encoder::{rewrite_fmt0_stream_id, write_fmt0, write_fmt0_parts, ChunkEncoder};
+pub use encoder::{
+    rewrite_fmt0_stream_id, write_continuation_header, write_fmt0, write_fmt0_header,
+    write_fmt0_parts, ChunkEncoder,
+};
 pub use types::{
     ChunkError, ChunkLimits, ChunkStreamState, RtmpMessage, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP,
     MAX_CHUNK_SIZE, MAX_CSID, MIN_CSID,

@@ -215,23 +215,50 @@ pub fn write_fmt0_parts(
     let csid = csid.clamp(MIN_CSID, MAX_CSID);
     let head = &head[..head.len().min(0xFF_FFFF)];
     let body = &body[..body.len().min(0xFF_FFFF - head.len())];
-    let extended = timestamp >= EXTENDED_TIMESTAMP;
-    put_basic_header(0, csid, out);
-    put_u24(timestamp.min(EXTENDED_TIMESTAMP), out);
-    put_u24((head.len() + body.len()) as u32, out);
-    out.put_u8(type_id);
-    out.put_u32_le(stream_id);
-    if extended {
-        out.put_u32(timestamp);
-    }
+    let len = head.len() + body.len();
+    let extended = write_fmt0_header(csid, timestamp, type_id, stream_id, len, out);
     put_continuations(
         csid,
         head,
         body,
         chunk_size.clamp(1, MAX_CHUNK_SIZE),
-        extended.then_some(timestamp),
+        extended,
         out,
     );
+}
+
+/// Appends the FMT 0 header of a `length`-byte message (capped at the 24-bit field) and
+/// returns the extended timestamp that every continuation header of the message repeats
+/// ([`write_continuation_header`]), if the timestamp needs one. With them a message's
+/// chunks can be written around a payload that stays where it is.
+pub fn write_fmt0_header(
+    csid: u32,
+    timestamp: u32,
+    type_id: u8,
+    stream_id: u32,
+    length: usize,
+    out: &mut BytesMut,
+) -> Option<u32> {
+    let csid = csid.clamp(MIN_CSID, MAX_CSID);
+    let extended = timestamp >= EXTENDED_TIMESTAMP;
+    put_basic_header(0, csid, out);
+    put_u24(timestamp.min(EXTENDED_TIMESTAMP), out);
+    put_u24(length.min(0xFF_FFFF) as u32, out);
+    out.put_u8(type_id);
+    out.put_u32_le(stream_id);
+    if extended {
+        out.put_u32(timestamp);
+    }
+    extended.then_some(timestamp)
+}
+
+/// Appends the header of a message's next chunk (FMT 3 on `csid`, then `extended`, what
+/// [`write_fmt0_header`] returned).
+pub fn write_continuation_header(csid: u32, extended: Option<u32>, out: &mut BytesMut) {
+    put_basic_header(3, csid.clamp(MIN_CSID, MAX_CSID), out);
+    if let Some(ts) = extended {
+        out.put_u32(ts);
+    }
 }
 
 /// Copies the FMT 0 header that starts `shared` (a message from [`write_fmt0`]) into
@@ -274,10 +301,7 @@ fn put_continuations(
     let mut at = 0;
     while at < len {
         if at > 0 {
-            put_basic_header(3, csid, out);
-            if let Some(ts) = extended {
-                out.put_u32(ts);
-            }
+            write_continuation_header(csid, extended, out);
         }
         let end = (at + size).min(len);
         if at < head.len() {
