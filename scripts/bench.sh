@@ -32,7 +32,9 @@ out=target/bench
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --bins -q
+# BUILD=0 uses the release binaries as they are (to measure a build made earlier).
+[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p hub -p ingest-rtmp -p tests \
+    --bin hub --bin ingest-rtmp --bin loadgen --bin nullserver
 bin=target/release
 
 src="$out/source-2500k.flv"
