@@ -98,7 +98,13 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Option<()> {
     let (mut last, mut next) = (8i32, 8i32);
     for _ in 0..size {
         if next != 0 {
-            next = (last + r.se()? + 256) % 256;
+            // delta_scale is -128..=127 (H.264 7.4.2.1.1.1); anything else is no SPS, and
+            // would overflow the sum.
+            let delta = r.se()?;
+            if !(-128..=127).contains(&delta) {
+                return None;
+            }
+            next = (last + delta + 256) % 256;
         }
         if next != 0 {
             last = next;
