@@ -331,6 +331,20 @@ impl Player {
         }
     }
 
+    /// An FFmpeg player (decoding, no duration) of stream `name` on `server`, which has no
+    /// publisher yet: returns once the hub says the player waits for one, so it gets the
+    /// stream from its first message.
+    pub fn waiting(server: &crate::Server, name: &str) -> Player {
+        let marks = server.log_marks();
+        let player = Player::spawn(&server.url(name), &PlayOpts::default());
+        server
+            .wait_log(marks, Duration::from_secs(30), |l| {
+                l.contains("player waiting for a publisher")
+            })
+            .unwrap_or_else(|| panic!("the player never waited\n{}", server.describe()));
+        player
+    }
+
     /// The underlying process.
     pub fn proc(&mut self) -> &mut Proc {
         &mut self.proc

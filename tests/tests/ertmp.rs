@@ -4,16 +4,20 @@
 //! and in order; late joiners get the colour and channel layout as stream state. What a
 //! player announced in `connect` decides what it gets: the unknown FourCC only when it named
 //! it, ModEx only when it announced ModEx (the plain frame otherwise), other tracks only
-//! with Multitrack. FFmpeg's HDR colour description reaches players and the recorded MP4.
+//! with Multitrack. FFmpeg's HDR colour description reaches players and the recorded MP4;
+//! a full HDR description (mastering display, light level) and nano offsets reach the
+//! recorded MP4's boxes and timing.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use e2e::deadline_in;
-use e2e::ffmpeg::{self, Codecs, PublishOpts};
+use e2e::ffmpeg::{self, Codecs, Player, PublishOpts};
 use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::amf0::{encode_all, Amf0};
 use e2e::rtmp_client::{is_stream_message, msg_type, RtmpClient};
 use e2e::{Server, ServerOpts};
+use proto::flv::read_file;
 
 /// `colorInfo` as an E-RTMP video Metadata body (after the 5-byte header).
 fn color_info() -> Vec<u8> {
@@ -297,4 +301,160 @@ fn ffmpeg_hdr_colour_reaches_players_and_recordings() {
     let listing = ffmpeg::list_file(file);
     let video = listing.stream("Video").expect("recorded video");
     assert!(video.contains("bt2020nc"), "{video}");
+}
+
+/// `colorInfo` with a mastering display and content light level, as an E-RTMP video
+/// Metadata body (after the 5-byte header).
+fn hdr_color_info() -> Vec<u8> {
+    let n = Amf0::Number;
+    encode_all(&[
+        Amf0::str("colorInfo"),
+        Amf0::object(&[
+            (
+                "colorConfig",
+                Amf0::object(&[
+                    ("bitDepth", n(8.0)),
+                    ("colorPrimaries", n(9.0)),
+                    ("transferCharacteristics", n(16.0)),
+                    ("matrixCoefficients", n(9.0)),
+                ]),
+            ),
+            (
+                "hdrCll",
+                Amf0::object(&[("maxFall", n(400.0)), ("maxCLL", n(1000.0))]),
+            ),
+            (
+                "hdrMdcv",
+                Amf0::object(&[
+                    ("redX", n(0.708)),
+                    ("redY", n(0.292)),
+                    ("greenX", n(0.17)),
+                    ("greenY", n(0.797)),
+                    ("blueX", n(0.131)),
+                    ("blueY", n(0.046)),
+                    ("whitePointX", n(0.3127)),
+                    ("whitePointY", n(0.329)),
+                    ("maxLuminance", n(1000.0)),
+                    ("minLuminance", n(0.0001)),
+                ]),
+            ),
+        ]),
+    ])
+}
+
+/// An E-RTMP video tag body (HEVC coded frames) under a ModEx TimestampOffsetNano of
+/// `nanos`: the packet type moves behind the ModEx data.
+fn with_nanos(body: &[u8], nanos: u32) -> Vec<u8> {
+    let mut out = vec![(body[0] & 0xf0) | 7, 2];
+    out.extend_from_slice(&nanos.to_be_bytes()[1..]);
+    out.push(body[0] & 0x0f);
+    out.extend_from_slice(&body[1..]);
+    out
+}
+
+/// The `size` bytes after the first box named `name` in `mp4`.
+fn box_body<'a>(mp4: &'a [u8], name: &[u8], size: usize) -> &'a [u8] {
+    let at = find(mp4, name).unwrap_or_else(|| panic!("no {} box", String::from_utf8_lossy(name)));
+    &mp4[at + 4..at + 4 + size]
+}
+
+/// A byte-level E-RTMP publisher sends FFmpeg's HEVC with a full HDR `colorInfo` and every
+/// video frame under a ModEx nanosecond offset. The recording carries `colr`, `mdcv` and
+/// `clli` and microsecond timing, and decodes to every frame; FFmpeg 9 as a legacy player
+/// (no ModEx announced: it gets the frames without it) decodes every frame too.
+#[test]
+fn hdr_description_and_nano_offsets_reach_recordings_and_legacy_players() {
+    let server = Server::start(ServerOpts::default().hub(&["--unpublish-timeout", "1s"]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = dir.path().join("source.flv");
+    ffmpeg::encode_file(
+        &source,
+        &PublishOpts::new(Codecs::HevcAac, Duration::from_secs(2)),
+    );
+    let (want, errors) = ffmpeg::decode_every_stream(&source);
+    assert!(errors.is_empty() && want.len() == 2, "{want:?} {errors:?}");
+    let flv = read_file(&Bytes::from(std::fs::read(&source).expect("read source")))
+        .expect("FFmpeg's FLV parses");
+    let rec_dir = dir.path().join("rec");
+    std::fs::create_dir(&rec_dir).expect("mkdir");
+    let rec = recorder(&server, &rec_dir, &[]);
+    let player = Player::waiting(&server, "nano");
+
+    let (mut publisher, sid) = RtmpClient::open(server.addr(), "live").expect("publisher");
+    publisher.publish(sid, "nano").expect("publish");
+    let mut wrapped = 0;
+    // AAC frames that precede the first video frame wait for it: a recording opened on such
+    // audio, before the first offset arrived, would keep millisecond timing (as
+    // docs/recording.md says).
+    let mut held = Vec::new();
+    for tag in &flv.tags {
+        let body = &tag.body;
+        let ts = tag.timestamp_ms;
+        match tag.tag_type {
+            8 if wrapped == 0 && body.get(1) == Some(&1) => held.push(tag),
+            8 => publisher.send_audio(sid, ts, body).expect("send"),
+            // HEVC SequenceStart, then the colour description.
+            9 if body[0] & 0x8f == 0x80 => {
+                publisher.send_video(sid, ts, body).expect("send");
+                let meta = [&b"\xd4hvc1"[..], &hdr_color_info()].concat();
+                publisher.send_video(sid, ts, &meta).expect("send");
+            }
+            // FFmpeg's own colorInfo (after its first keyframe): ours replaces it.
+            9 if body[0] & 0x8f == 0x84 => {}
+            // Coded frames (CodedFrames, CodedFramesX), each 250 µs late.
+            9 if matches!(body[0] & 0x8f, 0x81 | 0x83) => {
+                wrapped += 1;
+                let body = with_nanos(body, 250_000);
+                publisher.send_video(sid, ts, &body).expect("send");
+                for a in held.drain(..) {
+                    (publisher.send_audio(sid, a.timestamp_ms, &a.body)).expect("send");
+                }
+            }
+            9 => publisher.send_video(sid, ts, body).expect("send"),
+            _ => {}
+        }
+    }
+    assert_eq!(wrapped, want[0], "every video frame went out under ModEx");
+    drop(publisher);
+    wait_done(&rec, 1);
+
+    let report = player.finish(deadline_in(60.0));
+    assert!(
+        report.errors.is_empty() && report.success,
+        "legacy player: {:#?}\n{}",
+        report.errors,
+        report.description
+    );
+    assert_eq!(
+        (report.counts.video, report.counts.audio),
+        (want[0], want[1]),
+        "{}",
+        report.description
+    );
+
+    let files = files_under(&rec_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mp4 = std::fs::read(&files[0]).expect("read recording");
+    assert_eq!(
+        box_body(&mp4, b"colr", 11),
+        b"nclx\x00\x09\x00\x10\x00\x09\x00"
+    );
+    // maxCLL 1000, maxFALL 400.
+    assert_eq!(box_body(&mp4, b"clli", 4), [0x03, 0xe8, 0x01, 0x90]);
+    // Green x 0.17 (8500 in 0.00002 units) leads; max luminance 1000 cd/m2 (1e7 units).
+    let mdcv = box_body(&mp4, b"mdcv", 24);
+    assert_eq!(&mdcv[..2], &8500u16.to_be_bytes());
+    assert_eq!(&mdcv[16..20], &10_000_000u32.to_be_bytes());
+    // The video track's timescale: microseconds (the stream's milliseconds x 1000).
+    let mdhd = box_body(&mp4, b"mdhd", 16);
+    assert_eq!(mdhd[0], 0, "mdhd version 0");
+    assert_eq!(
+        &mdhd[12..16],
+        &1_000_000u32.to_be_bytes(),
+        "{}",
+        rec.describe()
+    );
+    let (got, errors) = ffmpeg::decode_every_stream(&files[0]);
+    assert!(errors.is_empty(), "decoding the recording: {errors:?}");
+    assert_eq!(got, want, "frames per track, recording vs. source");
 }

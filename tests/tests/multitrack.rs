@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use e2e::deadline_in;
-use e2e::ffmpeg::{self, decode_every_stream, PlayOpts, Player};
+use e2e::ffmpeg::{self, decode_every_stream, Player};
 use e2e::proc::Proc;
 use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::amf0::Amf0;
@@ -192,13 +192,7 @@ fn ffmpeg_as_a_legacy_player_gets_the_default_tracks() {
     );
 
     // The player waits for the publisher, so it gets the stream from its first frame.
-    let marks = server.log_marks();
-    let player = Player::spawn(&server.url("legacy"), &PlayOpts::default());
-    server
-        .wait_log(marks, Duration::from_secs(30), |l| {
-            l.contains("player waiting for a publisher")
-        })
-        .unwrap_or_else(|| panic!("the player never waited\n{}", server.describe()));
+    let player = Player::waiting(&server, "legacy");
     let (mut publisher, sid) = RtmpClient::open(server.addr(), "live").expect("publisher");
     publisher.publish(sid, "legacy").expect("publish");
     send_tags(&mut publisher, sid, &flv);
