@@ -3,11 +3,15 @@
 # srt-live-transmit receiving the same stream in the same run, with and without
 # encryption, clean and at 5% random loss (both directions, through a Python UDP relay).
 # The sender is FFmpeg (libsrt) copying one pre-encoded MPEG-TS file in real time.
+# ingest-srt hands its frames to a hub (its production path; the hub's CPU is not counted),
+# srt-live-transmit writes the payloads to /dev/null.
 #
 #   scripts/bench-srt.sh                  # 20 s at about 8 Mbit/s per case
 #   SECS=10 scripts/bench-srt.sh
 #   MBITS=2.5 SECS=30 scripts/bench-srt.sh  # a 2.5 Mbit/s stream
 #   PERF=1 ...                            # also a perf profile of ingest-srt per case
+#   OUT=1 ...                             # ingest-srt writes --out /dev/null, no hub
+#   INGEST_ARGS="--threads 2" ...         # extra ingest-srt flags
 #
 # Prints a Markdown table (BENCHMARKS.md); the ratio column is ingest-srt / libsrt.
 set -euo pipefail
@@ -15,8 +19,9 @@ cd "$(dirname "$0")/.."
 SECS="${SECS:-20}"
 MBITS="${MBITS:-8}"
 FF=${FFMPEG:-$(python3 -c "import imageio_ffmpeg;print(imageio_ffmpeg.get_ffmpeg_exe())")}
-cargo build --release -q -p ingest-srt
+cargo build --release -q -p ingest-srt -p hub
 BIN=target/release/ingest-srt
+HUB=target/release/hub
 out=target/bench-srt
 mkdir -p "$out"
 TS="$out/source-${MBITS}M-${SECS}s.ts"
@@ -53,12 +58,21 @@ run() { # name receiver(ours|libsrt) encrypted(0|1) loss
     local port=$((20000 + RANDOM % 20000)) rport=$((40000 + RANDOM % 20000)) pid rpid=""
     local lopt="" copt="&latency=200000"
     if [ "$3" = 1 ]; then lopt="&passphrase=$PASS"; copt="$copt&passphrase=$PASS&pbkeylen=16"; fi
+    local hubpid=""
     if [ "$2" = ours ]; then
-        if [ "$3" = 1 ]; then
-            "$BIN" --listen "127.0.0.1:$port" --out /dev/null --passphrase "$PASS" --latency 200ms 2>"$out/$1.log" &
+        local args=(--listen "127.0.0.1:$port" --latency 200ms)
+        [ "$3" = 1 ] && args+=(--passphrase "$PASS")
+        if [ -n "${OUT:-}" ]; then
+            args+=(--out /dev/null)
         else
-            "$BIN" --listen "127.0.0.1:$port" --out /dev/null --latency 200ms 2>"$out/$1.log" &
+            local sock="$out/hub-$1.sock"
+            rm -f "$sock"
+            "$HUB" --socket "$sock" --http off --log-level warn 2>"$out/$1.hub.log" & hubpid=$!
+            for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+            args+=(--hub "$sock")
         fi
+        # shellcheck disable=SC2086
+        "$BIN" "${args[@]}" ${INGEST_ARGS:-} 2>"$out/$1.log" &
     else
         srt-live-transmit "srt://127.0.0.1:$port?mode=listener&latency=200$lopt" file://con >/dev/null 2>"$out/$1.log" &
     fi
@@ -81,6 +95,7 @@ run() { # name receiver(ours|libsrt) encrypted(0|1) loss
     if [ -n "$perfpid" ]; then kill -INT "$perfpid" 2>/dev/null; wait "$perfpid" 2>/dev/null || true; fi
     kill "$pid" 2>/dev/null || true
     [ -n "$rpid" ] && kill "$rpid" 2>/dev/null || true
+    [ -n "$hubpid" ] && kill "$hubpid" 2>/dev/null || true
     wait 2>/dev/null || true
     local mbits; mbits=$(awk -v b="$(stat -c %s "$TS")" -v s="$SECS" 'BEGIN{print b*8/1e6/s}')
     awk -v c0="$c0" -v c1="$c1" -v m="$mbits" -v s="$SECS" 'BEGIN{printf "%.4f", (c1-c0)/s/m}'

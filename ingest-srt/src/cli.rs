@@ -78,6 +78,19 @@ pub(crate) struct Cli {
     /// disconnected as too slow.
     #[arg(long, default_value_t = 3)]
     play_max_skips: u32,
+    /// Receive and send buffer of the UDP socket: what arrives while ingest-srt is busy
+    /// (a burst, a flood of junk, a moment without CPU) waits there instead of being
+    /// dropped by the kernel. Capped by the kernel's `net.core.rmem_max`/`wmem_max`; the
+    /// size granted is logged at start.
+    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
+    pub(crate) udp_buffer: usize,
+    /// Runtime threads. With 1 one thread does everything (the socket, every SRT
+    /// connection, each publisher's demuxing) and no thread wakes another per packet;
+    /// with more, the endpoint stays on the main thread and the publishers' demuxing and
+    /// hand-off to the hub spread over that many workers (each batch of payloads then
+    /// crosses threads).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) threads: u16,
     /// Interval of the `srt_stats` event each connection sends (also sent on close).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     stats_interval: Duration,

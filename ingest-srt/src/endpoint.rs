@@ -52,8 +52,11 @@ impl Random for OsRandom {
 /// player is taken to be behind and skips to the next keyframe.
 const BEHIND_DROPS: u64 = 16;
 
-/// Datagrams handled per wake-up before timers and other connections get a turn.
+/// Player outputs handled per wake-up before timers and datagrams get a turn.
 const BATCH: usize = 64;
+
+/// Datagrams read per wake-up at most before timers and other events get a turn.
+const DRAIN: usize = 1024;
 
 struct Conn {
     conn: Connection,
@@ -171,39 +174,23 @@ impl Endpoint {
     }
 
     pub(crate) async fn run(mut self) -> io::Result<()> {
-        let mut buf = BytesMut::with_capacity(1 << 16);
         let mut metrics_tick = tokio::time::interval(telemetry::REPORT_INTERVAL);
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer, moved only when the earliest deadline moves (most wake-ups leave it
+        // where it was): re-arming a timer costs a trip through the runtime's timer wheel.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed = None;
         loop {
-            let deadline = self
-                .conns
-                .values()
-                .filter_map(|c| c.conn.poll_timeout())
-                .min()
-                .map(tokio::time::Instant::from_std);
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let deadline = self.next_deadline();
+            if let Some(d) = deadline.filter(|d| armed != Some(*d)) {
+                sleep.as_mut().reset(d.into());
+                armed = Some(d);
+            }
             tokio::select! {
-                r = self.socket.recv_buf_from(&mut buf) => {
-                    let (_, from) = r?;
-                    let d = buf.split().freeze();
-                    self.datagram(from, d).await;
-                    for _ in 1..BATCH {
-                        buf.reserve(1 << 16);
-                        match self.socket.try_recv_buf_from(&mut buf) {
-                            Ok((_, from)) => {
-                                let d = buf.split().freeze();
-                                self.datagram(from, d).await;
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    buf.reserve(1 << 16);
+                r = self.socket.readable() => {
+                    r?;
+                    self.drain().await?;
                 }
                 Some((peer, d)) = self.decisions.recv() => self.decided(peer, d).await,
                 Some((id, out)) = self.play.recv() => {
@@ -228,10 +215,53 @@ impl Endpoint {
                         c.metrics.update(&c.conn.stats());
                     }
                 }
-                _ = sleep => {}
+                _ = &mut sleep, if deadline.is_some() => {}
             }
-            self.timers().await;
+            // Connections' timers run only when the earliest of them is due (whatever
+            // the wake-up changed shows in the next deadline). Everything that arrived
+            // is read first: TSBPD gives up on a gap whose next packet is due, and the
+            // retransmission that fills it may be waiting in the socket (a process that
+            // was not scheduled for a while wakes to both at once).
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                self.drain().await?;
+                self.timers().await;
+            }
         }
+    }
+
+    /// Reads and handles datagrams until the socket has none left (or [`DRAIN`] of
+    /// them, so a flood cannot hold off the timers): one wake-up for all that arrived.
+    /// Each datagram gets a buffer of the MTU of its own: a data packet's payload then
+    /// owns its memory alone while it waits for TSBPD (decrypted in place, nothing
+    /// larger held), and anything longer than an SRT packet can be is dropped.
+    async fn drain(&mut self) -> io::Result<()> {
+        let size = self.cfg.srt.mtu as usize;
+        for _ in 0..DRAIN {
+            let mut buf = BytesMut::with_capacity(size);
+            match self.socket.try_recv_buf_from(&mut buf) {
+                Ok((len, from)) => {
+                    if len < size {
+                        self.datagram(from, buf.freeze()).await;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if transient(&e) => tracing::debug!(error = %e, "receive failed"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest timer of any connection (its protocol timer or its next `srt_stats`).
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns
+            .values()
+            .map(|c| {
+                c.conn
+                    .poll_timeout()
+                    .map_or(c.next_stats, |t| t.min(c.next_stats))
+            })
+            .min()
     }
 
     async fn timers(&mut self) {
@@ -771,7 +801,7 @@ impl Endpoint {
             out.push(d);
         }
         if let Some(p) = &mut c.player {
-            let dropped = c.conn.stats().sent_dropped;
+            let dropped = c.conn.sent_dropped();
             let behind = dropped >= p.dropped_seen + BEHIND_DROPS;
             if behind {
                 p.shared
@@ -784,20 +814,14 @@ impl Endpoint {
             }
         }
         let mut closed = None;
+        // What TSBPD released in this wake-up goes to the publisher in one message: one
+        // wake-up of its task, and one write toward the hub for all the frames in it.
+        let mut released = Vec::new();
         while let Some(ev) = c.conn.poll_event() {
             match ev {
                 Event::Message { payload, .. } => {
-                    if let Some(tx) = &c.tx {
-                        if tx.try_send(Msg::Payload(payload)).is_err() {
-                            c.queue_dropped += 1;
-                            if c.queue_dropped.is_power_of_two() {
-                                tracing::warn!(
-                                    conn_id = c.conn_id,
-                                    dropped = c.queue_dropped,
-                                    "publisher queue full, payloads dropped"
-                                );
-                            }
-                        }
+                    if c.tx.is_some() {
+                        released.push(payload);
                     }
                 }
                 Event::Dropped { first, count } => {
@@ -817,6 +841,20 @@ impl Endpoint {
                     tracing::warn!(conn_id = c.conn_id, error = %e, "key refresh failed")
                 }
                 Event::Closed(reason) => closed = Some(reason),
+            }
+        }
+        if let (Some(tx), false) = (&c.tx, released.is_empty()) {
+            let n = released.len() as u64;
+            if tx.try_send(Msg::Payloads(released)).is_err() {
+                let before = c.queue_dropped;
+                c.queue_dropped += n;
+                if before.leading_zeros() != c.queue_dropped.leading_zeros() {
+                    tracing::warn!(
+                        conn_id = c.conn_id,
+                        dropped = c.queue_dropped,
+                        "publisher queue full, payloads dropped"
+                    );
+                }
             }
         }
         for d in out {
@@ -888,4 +926,13 @@ fn player_stats(c: &Conn) -> ipc::Event {
 /// ended: its latency twice (retransmissions, then the player's TSBPD) and a second.
 fn linger(conn: &Connection) -> std::time::Duration {
     conn.send_latency() * 2 + std::time::Duration::from_secs(1)
+}
+
+/// A receive error about one earlier datagram (an ICMP error a peer's host sent back),
+/// not about the socket: the endpoint goes on.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
 }

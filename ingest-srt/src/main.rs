@@ -44,7 +44,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let mut cfg = cli.config();
     let registry = Arc::new(telemetry::Metrics::new());
     let metrics = metrics::SrtMetrics::new(registry.clone());
-    runtime::start::block_on(runtime::start::Threads::PerCore, async move {
+    // The endpoint is this function's future, which `block_on` polls on the main thread.
+    // With one thread that thread also drives the socket and runs the publishers: with a
+    // worker pool, every datagram would cross from the worker that drives the socket to
+    // the main thread, and every batch of payloads back to a worker.
+    let threads = match cli.threads {
+        1 => runtime::start::Threads::Current,
+        n => runtime::start::Threads::Workers(n.into()),
+    };
+    runtime::start::block_on(threads, async move {
         if let Some(target) = &cli.out {
             let pipe = pipe::Pipe::start(target, cfg.hub_queue_bytes, ORIGIN, Box::new(()))
                 .await
@@ -80,6 +88,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "srt", cli.listen, e
             )))
         })?;
+        let (recv_buffer, send_buffer) = udp_buffers(&socket, cli.udp_buffer);
         let addr = socket
             .local_addr()
             .context("local address")
@@ -90,8 +99,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             async move { auth.reload().await }
         });
         match &cli.out {
-            Some(out) => tracing::info!(?out, "listening on srt://{addr}"),
-            None => tracing::info!(hub = %cfg.hub.display(), "listening on srt://{addr}"),
+            Some(out) => {
+                tracing::info!(?out, recv_buffer, send_buffer, "listening on srt://{addr}")
+            }
+            None => tracing::info!(
+                hub = %cfg.hub.display(),
+                recv_buffer,
+                send_buffer,
+                "listening on srt://{addr}"
+            ),
+        }
+        if recv_buffer < cli.udp_buffer {
+            tracing::warn!(
+                asked = cli.udp_buffer,
+                granted = recv_buffer,
+                "the kernel capped the UDP receive buffer (net.core.rmem_max): bursts beyond it are dropped"
+            );
         }
         auth.log_summary();
         auth.warn_if_open(addr, "srt");
@@ -105,6 +128,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     })
+}
+
+/// Asks for `size`-byte receive and send buffers on the socket; returns what the kernel
+/// granted (Linux reports twice what it reserves for data, as its own bookkeeping is
+/// counted, so the figure is halved to compare with the request).
+fn udp_buffers(socket: &tokio::net::UdpSocket, size: usize) -> (usize, usize) {
+    let s = socket2::SockRef::from(socket);
+    if let Err(e) = s.set_recv_buffer_size(size) {
+        tracing::warn!(error = %e, size, "cannot set the UDP receive buffer");
+    }
+    if let Err(e) = s.set_send_buffer_size(size) {
+        tracing::warn!(error = %e, size, "cannot set the UDP send buffer");
+    }
+    let granted = |r: std::io::Result<usize>| r.map(|n| n / 2).unwrap_or(0);
+    (granted(s.recv_buffer_size()), granted(s.send_buffer_size()))
 }
 
 /// Reloads the passphrase file (on SIGHUP); a file that does not parse keeps the old one.

@@ -2,7 +2,7 @@
 //! connection, through `proto::ts::FrameReader` into hub frames on the publisher's link.
 //!
 //! ```text
-//!  endpoint --Msg::Payload (bounded)--> FrameReader --TrackConfig/Frame--> Link --> hub
+//!  endpoint --Msg::Payloads (bounded)--> FrameReader --TrackConfig/Frame--> Link --> hub
 //!           --Msg::Stats-------------------------------> Event srt_stats --^
 //! ```
 
@@ -17,14 +17,15 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Role;
 
-/// Payloads queued from the endpoint before they are dropped (about 1.3 MB at 1316 bytes).
+/// Batches queued from the endpoint before they are dropped (a batch is what one wake-up
+/// of the endpoint released: usually a few payloads of 1316 bytes).
 pub(crate) const QUEUE: usize = 1024;
 
 /// What the endpoint sends a publisher.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// A TS payload released by TSBPD.
-    Payload(Bytes),
+    /// TS payloads released by TSBPD, in order.
+    Payloads(Vec<Bytes>),
     /// Connection statistics; `last` on close.
     Stats { stats: Stats, last: bool },
 }
@@ -61,9 +62,13 @@ pub(crate) async fn run(
     let reason = loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Payload(b)) => {
-                    reader.handle_input(&b);
-                    drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported, &ts_errors);
+                Some(Msg::Payloads(batch)) => {
+                    for b in &batch {
+                        reader.handle_input(b);
+                        drain(&mut reader, &mut link, &mut errors, &mut warned_unsupported, &ts_errors);
+                    }
+                    // The batch's frames share one write toward the hub.
+                    link.flush();
                 }
                 Some(Msg::Stats { stats, last }) => {
                     link.send(Header::Event(stats_event(&stats, Role::Publisher, &key, conn_id, &remote)), Bytes::new());
@@ -113,6 +118,7 @@ pub(crate) async fn run(
     tracing::info!(%key, "publisher disconnected");
 }
 
+/// Queues what the reader has for the hub; the caller flushes.
 fn drain(
     reader: &mut FrameReader,
     link: &mut Link,
@@ -126,7 +132,7 @@ fn drain(
                 track,
                 codec,
                 config,
-            } => link.send(
+            } => link.queue(
                 Header::TrackConfig {
                     stream: STREAM,
                     track,
@@ -134,7 +140,7 @@ fn drain(
                 },
                 config,
             ),
-            TsEvent::Frame(f) => link.send(
+            TsEvent::Frame(f) => link.queue(
                 Header::Frame {
                     stream: STREAM,
                     track: f.track,

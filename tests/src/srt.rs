@@ -203,6 +203,10 @@ pub fn slt_send(file: &Path, srt_url: &str) -> Proc {
     Proc::spawn("srt-live-transmit publish", &mut cmd)
 }
 
+/// The longest a proxy thread waits for a datagram with nothing queued (how soon it
+/// notices it was stopped).
+const IDLE_WAIT: Duration = Duration::from_millis(20);
+
 /// One direction's impairments.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Impairment {
@@ -255,49 +259,15 @@ impl ImpairProxy {
                 } else {
                     (&back, &front)
                 };
-                src.set_read_timeout(Some(Duration::from_millis(1)))
-                    .unwrap();
                 let mut queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>> = BinaryHeap::new();
                 let mut n = 0u64;
                 let mut burst_left = 0u32;
                 let mut buf = [0u8; 2048];
                 let mut first: Option<Instant> = None;
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok((len, from)) = src.recv_from(&mut buf) {
-                        if i == 0 {
-                            *client.lock().unwrap() = Some(from);
-                        }
-                        let since = first.get_or_insert_with(Instant::now).elapsed();
-                        let lossy = imp.loss_for.is_none_or(|d| since < d);
-                        let lost = if !lossy {
-                            false
-                        } else if burst_left > 0 {
-                            burst_left -= 1;
-                            true
-                        } else if imp.burst > 0.0 && rng.gen_bool(imp.burst) {
-                            burst_left = rng.gen_range(1..10);
-                            true
-                        } else {
-                            imp.loss > 0.0 && rng.gen_bool(imp.loss)
-                        };
-                        if lost {
-                            dropped.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            let jitter = if imp.jitter.is_zero() {
-                                Duration::ZERO
-                            } else {
-                                Duration::from_micros(
-                                    rng.gen_range(0..imp.jitter.as_micros() as u64),
-                                )
-                            };
-                            n += 1;
-                            queue.push(Reverse((
-                                Instant::now() + imp.delay + jitter,
-                                n,
-                                buf[..len].to_vec(),
-                            )));
-                        }
-                    }
+                    // Delivery happens when each datagram is due, not on a polling tick:
+                    // the receive waits exactly until the earliest one (bounded so a
+                    // stop is noticed).
                     let now = Instant::now();
                     while let Some(Reverse((t, ..))) = queue.peek() {
                         if *t > now {
@@ -310,6 +280,47 @@ impl ImpairProxy {
                             let _ = front.send_to(&d, c);
                         }
                     }
+                    let wait = queue
+                        .peek()
+                        .map_or(IDLE_WAIT, |Reverse((t, ..))| {
+                            t.saturating_duration_since(now)
+                        })
+                        .clamp(Duration::from_micros(50), IDLE_WAIT);
+                    src.set_read_timeout(Some(wait)).unwrap();
+                    let Ok((len, from)) = src.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if i == 0 {
+                        *client.lock().unwrap() = Some(from);
+                    }
+                    let since = first.get_or_insert_with(Instant::now).elapsed();
+                    let lossy = imp.loss_for.is_none_or(|d| since < d);
+                    let lost = if !lossy {
+                        false
+                    } else if burst_left > 0 {
+                        burst_left -= 1;
+                        true
+                    } else if imp.burst > 0.0 && rng.gen_bool(imp.burst) {
+                        burst_left = rng.gen_range(1..10);
+                        true
+                    } else {
+                        imp.loss > 0.0 && rng.gen_bool(imp.loss)
+                    };
+                    if lost {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let jitter = if imp.jitter.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_micros(rng.gen_range(0..imp.jitter.as_micros() as u64))
+                    };
+                    n += 1;
+                    queue.push(Reverse((
+                        Instant::now() + imp.delay + jitter,
+                        n,
+                        buf[..len].to_vec(),
+                    )));
                 }
             });
         }

@@ -97,7 +97,10 @@ pub struct Rejected {
 
 /// The listening endpoint's handshake logic.
 pub struct Listener {
-    secret: [u8; 32],
+    /// The HMAC keyed with the cookie secret, cloned per cookie: the key schedule is
+    /// computed once, not once per handshake datagram (a flood of them is the case
+    /// cookies exist for).
+    mac: Hmac<Sha256>,
     epoch: Instant,
     config: Config,
 }
@@ -114,7 +117,7 @@ impl Listener {
         let mut secret = [0u8; 32];
         rng.fill(&mut secret);
         Listener {
-            secret,
+            mac: Hmac::<Sha256>::new_from_slice(&secret).expect("any key length"),
             epoch: now,
             config,
         }
@@ -126,7 +129,7 @@ impl Listener {
     }
 
     fn cookie(&self, peer: SocketAddr, period: u64) -> u32 {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
+        let mut mac = self.mac.clone();
         match peer.ip() {
             std::net::IpAddr::V4(a) => mac.update(&a.octets()),
             std::net::IpAddr::V6(a) => mac.update(&a.octets()),

@@ -247,6 +247,12 @@ impl Connection {
         s
     }
 
+    /// Packets dropped from the send buffer unacknowledged so far ([`Stats::sent_dropped`]
+    /// without computing the rest of the statistics, which walks the receive buffer).
+    pub fn sent_dropped(&self) -> u64 {
+        self.stats.sent_dropped
+    }
+
     /// Packets in the send buffer (unacknowledged or waiting for the window).
     pub fn send_buffered(&self) -> usize {
         self.send.buffered()
