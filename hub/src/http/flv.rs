@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -60,6 +61,9 @@ struct Wake {
     /// Closes the HTTP connection of a player whose socket stopped taking bytes (hyper no
     /// longer asks the body, so the body cannot end itself).
     abort: Arc<Notify>,
+    /// The player's cursor as of its last pass, so that the ring keeps entries back to it
+    /// and no further (a stream whose HTTP players keep up holds only its GOP cache).
+    position: AtomicU64,
 }
 
 impl Wake {
@@ -81,6 +85,10 @@ impl Reader for Wake {
 
     fn wake(&self) {
         self.wake_task();
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.position.load(Ordering::Relaxed))
     }
 }
 
@@ -165,6 +173,7 @@ impl Http {
             last_poll: Mutex::new(Instant::now()),
             stall_timeout: cfg.player_write_timeout,
             abort,
+            position: AtomicU64::new(0),
         });
         let reader_id = self.registry.reader_id();
         let mut body = FlvBody {
@@ -212,6 +221,7 @@ impl Http {
                 join.is_none(),
                 Some(LagCounter::new(cfg.max_lag_skips, LAG_WINDOW)),
             );
+            wake.position.store(start, Ordering::Relaxed);
             // Registered under the lock that fixed the cursor: no entry falls between.
             st.add_reader(reader_id, wake);
         }
@@ -389,6 +399,9 @@ impl FlvBody {
                 Item::Closed => return false,
             }
         }
+        self.wake
+            .position
+            .store(self.cursor.at(), Ordering::Relaxed);
         if self.pending.is_empty() {
             // Registered under the stream lock: an entry pushed after it wakes us.
             *self.wake.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
