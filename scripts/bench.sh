@@ -10,7 +10,7 @@
 #   SERVERS="ours ours0 null" scripts/bench.sh   # skip nginx-rtmp
 #
 # Servers: null (the floor), ours (hub + ingest-rtmp, default flags), ours0 (the same with
-# --write-coalesce 0ms, the zero-latency mode), ours-N (--write-coalesce Nms, to compare
+# --write-coalesce 0ms and ingest-rtmp's --read-coalesce 0ms, the zero-latency mode), ours-N (--write-coalesce Nms, to compare
 # windows: SERVERS="ours0 ours-25 ours-50 ours ours-200" PUBLISHERS= ...), nginx (nginx-rtmp). The 1-minute load
 # average before each run is kept next to its report (the machine is shared).
 #
@@ -77,8 +77,8 @@ start_server() {
         SERVER_PIDS="$!"
         ;;
     ours | ours0 | ours-*)
-        local hub_args=()
-        [ "$name" = ours0 ] && hub_args=(--write-coalesce 0ms)
+        local hub_args=() ingest_args=()
+        [ "$name" = ours0 ] && hub_args=(--write-coalesce 0ms) && ingest_args=(--read-coalesce 0ms)
         [[ "$name" = ours-* ]] && hub_args=(--write-coalesce "${name#ours-}ms")
         "$bin/hub" --socket "$tmp/hub.sock" --http off --log-level warn "${hub_args[@]}" 2>"$tmp/hub.log" &
         local hub=$!
@@ -86,7 +86,7 @@ start_server() {
         for _ in $(seq 100); do [ -S "$tmp/hub.sock" ] && break; sleep 0.05; done
         "$bin/ingest-rtmp" --listen "127.0.0.1:$port" --hub "$tmp/hub.sock" \
             --log-level warn --max-connections 10000 --max-connections-per-ip 10000 \
-            --max-new-connections-per-ip 100000 2>"$tmp/ingest.log" &
+            --max-new-connections-per-ip 100000 "${ingest_args[@]}" 2>"$tmp/ingest.log" &
         pids+=($!)
         SERVER_PIDS="$hub,$!"
         ;;
@@ -163,7 +163,7 @@ done
 for n in $PUBLISHERS; do
     for s in $SERVERS; do
         [ "$s" = null ] && continue  # one stream only
-        [[ "$s" = ours0 || "$s" = ours-* ]] && continue # coalescing does not touch ingest
+        [[ "$s" = ours-* ]] && continue # write coalescing does not touch ingest
         if [ "$s" = nginx ] && ! have_nginx; then continue; fi
         run "$s" publishers "$n"
     done

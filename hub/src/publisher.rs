@@ -54,7 +54,7 @@ struct Publisher {
     peer: String,
     revoke_tx: mpsc::Sender<(u32, Revocation)>,
     out: BytesMut,
-    /// Frames were delivered since the last read (players may hold some back).
+    /// Frames were delivered to players since the last read (they may hold some back).
     delivered: bool,
 }
 
@@ -288,7 +288,8 @@ impl Publisher {
                     p.frames += 1;
                     p.bytes += frame.payload.len() as u64;
                     let r = p.stream.lock().frame(id, frame);
-                    self.delivered |= r.is_ok();
+                    // Without players nothing is held back: no flush timer to arm.
+                    self.delivered |= r.as_ref().is_ok_and(Delivery::has_readers);
                     note(&p.stream, r);
                     if !p.announced {
                         p.announced = true;

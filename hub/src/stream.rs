@@ -234,6 +234,11 @@ const SHARD_READERS: usize = 256;
 const METADATA_TS: u32 = 0;
 
 impl Delivery {
+    /// Whether any reader is offered the entry (one that may hold it back to coalesce).
+    pub fn has_readers(&self) -> bool {
+        !self.readers.is_empty()
+    }
+
     /// Offers the new entry to every reader. Many readers are split across the runtime's
     /// worker threads (the caller takes the first share, spawned tasks the rest), so the
     /// last reader of a large audience does not wait for every other socket write. Order

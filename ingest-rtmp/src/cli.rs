@@ -15,6 +15,9 @@ use crate::slots::SlotLimits;
 /// overflows the clock.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest `--read-coalesce`: beyond it the delay shows in players' latency for little gain.
+const MAX_READ_COALESCE: Duration = Duration::from_millis(200);
+
 /// The RTMPS port when only a certificate is given.
 const DEFAULT_RTMPS_PORT: u16 = 1936;
 
@@ -101,6 +104,14 @@ pub(crate) struct Cli {
     /// handshakes and decryption then spread over cores).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub(crate) threads: u16,
+    /// Up to how long a publisher's frames wait in the kernel before they are read and
+    /// sent to the hub together (0ms to 200ms). The sockets of all publishers are read on
+    /// one shared tick of this period: one wake-up of this process and of the hub serves
+    /// every publisher's frames of the period, instead of one each per arriving frame.
+    /// A publisher's first frames (up to its first video keyframe) and a burst of 64 KiB
+    /// are read at once; 0ms reads every frame as it arrives (the zero-latency mode).
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    read_coalesce: Duration,
     #[command(flatten)]
     pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]
@@ -119,6 +130,8 @@ pub(crate) struct Config {
     pub(crate) memory_budget: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub_queue_bytes: usize,
+    /// `--read-coalesce`: the tick publishers' sockets are read on (zero: at once).
+    pub(crate) read_coalesce: Duration,
     /// `--out`: streams go to this pipe instead of the hub (set once it is open).
     pub(crate) pipe: Option<ingest_link::pipe::Pipe>,
     /// Counters reported to the hub.
@@ -185,6 +198,10 @@ impl Cli {
                 "RTMPS needs --tls-cert and --tls-key".into(),
             ));
         }
+        if self.read_coalesce > MAX_READ_COALESCE {
+            let value = humantime::format_duration(self.read_coalesce).to_string();
+            return Some(("read-coalesce", value, "must be at most 200ms".into()));
+        }
         if let Some((flag, d)) = timeouts.iter().find(|(_, d)| *d > MAX_TIMEOUT) {
             let value = humantime::format_duration(*d).to_string();
             return Some((flag, value, "must be at most 1day".into()));
@@ -243,6 +260,7 @@ impl Cli {
                 ..SessionConfig::default()
             },
             hub_queue_bytes: self.config_queue_bytes(),
+            read_coalesce: self.read_coalesce,
             pipe,
             stats,
             auth,

@@ -26,6 +26,7 @@ use crate::cli::Config;
 use crate::convert::{Converter, STREAM};
 use crate::drain::Token;
 use crate::handoff;
+use crate::pace::Pace;
 use crate::slots::Slot;
 use crate::tls::ClientSock;
 use ingest_link::link::{self, Link, LinkEvent, Opened};
@@ -91,6 +92,10 @@ struct Publisher {
     link: Link,
     convert: Converter,
     bad_tags: u64,
+    /// A video track was configured: reads are paced from its first keyframe on.
+    video: bool,
+    /// The first frames players wait for went out: reads may be paced from now on.
+    started: bool,
 }
 
 struct Conn {
@@ -99,6 +104,8 @@ struct Conn {
     remote: SocketAddr,
     protocol: Protocol,
     sock: ClientSock,
+    /// When the publisher's socket is read (`--read-coalesce`).
+    pace: Pace,
     session: ServerSession,
     inbuf: BytesMut,
     outbuf: BytesMut,
@@ -165,6 +172,7 @@ pub(crate) async fn run(
         );
     }
     let now = Instant::now();
+    let read_coalesce = cfg.read_coalesce;
     let mut conn = Conn {
         slot,
         memory,
@@ -178,6 +186,7 @@ pub(crate) async fn run(
         remote,
         protocol,
         sock,
+        pace: Pace::new(read_coalesce),
         inbuf: BytesMut::with_capacity(SETUP_READ_CHUNK),
         outbuf: BytesMut::new(),
         publisher: None,
@@ -274,6 +283,25 @@ impl Ended {
     }
 }
 
+/// Whether a stream has a video track and whether its first frames went out with
+/// `header`, given whether a video track was configured before it: up to the first video
+/// keyframe (or the first frame of a stream without video) players wait for every frame,
+/// so until then reads are not paced.
+fn first_frames(header: &Header, video: bool) -> (bool, bool) {
+    match header {
+        Header::TrackConfig { codec, .. } => (
+            video || codec.kind() == proto::media::TrackKind::Video,
+            false,
+        ),
+        Header::Frame {
+            video: is_video,
+            flags,
+            ..
+        } => (video, !video || (*is_video && flags.keyframe())),
+        _ => (video, false),
+    }
+}
+
 fn is_reset(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
@@ -314,6 +342,12 @@ impl Conn {
                     }
                 }
                 decided |= paused && !self.session.is_paused();
+            }
+            if self.pace.waiting_until().is_some() {
+                // Paced: every publisher read on this tick writes to the hub after all of
+                // them have read (a yielding task resumes once the others have run), so
+                // the hub wakes once for all of their writes rather than once for each.
+                tokio::task::yield_now().await;
             }
             self.flush().await?;
             if decided {
@@ -376,8 +410,12 @@ impl Conn {
     }
 
     /// Reads once (or handles a hub event). An empty input buffer afterwards means EOF.
+    /// A publisher's reads are paced (`--read-coalesce`): between ticks its frames wait in
+    /// the kernel.
     async fn read(&mut self, handshake_deadline: Instant) -> Result<(), Close> {
         let (deadline, what) = self.deadline(handshake_deadline);
+        // Input may wait up to a tick unread: it counts as arrived in time.
+        let deadline = deadline + self.pace.grace();
         let established = self.publisher.is_some();
         let chunk = if established {
             READ_CHUNK
@@ -387,50 +425,62 @@ impl Conn {
         if self.inbuf.capacity() - self.inbuf.len() < chunk / 4 {
             self.inbuf.reserve(chunk);
         }
-        let link_event = async {
-            match &mut self.publisher {
-                Some(p) => p.link.event().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = self.sock.read_buf(&mut self.inbuf) => match r {
-                Ok(0) if self.session.is_handshaking() => {
-                    Err(Close::new("handshake", "client closed the connection during the handshake"))
+        loop {
+            let tick = self.pace.waiting_until().filter(|t| *t < deadline);
+            let link_event = async {
+                match &mut self.publisher {
+                    Some(p) => p.link.event().await,
+                    None => std::future::pending().await,
                 }
-                Ok(0) => {
-                    // Leave whatever partial input there is; the caller sees EOF.
+            };
+            tokio::select! {
+                r = self.sock.read_buf(&mut self.inbuf) => return match r {
+                    Ok(0) if self.session.is_handshaking() => {
+                        Err(Close::new("handshake", "client closed the connection during the handshake"))
+                    }
+                    Ok(0) => {
+                        // Leave whatever partial input there is; the caller sees EOF.
+                        self.inbuf.clear();
+                        Ok(())
+                    }
+                    Ok(n) => {
+                        self.cfg.stats.bytes_in.add(n as u64);
+                        let paced = self.publisher.as_ref().is_some_and(|p| p.started);
+                        self.pace
+                            .after_read(self.sock.tcp(), paced)
+                            .map_err(|e| Close::new("tcp", e))
+                    }
+                    Err(e) if is_reset(&e) => {
+                        // A client that leaves abruptly is not a protocol violation.
+                        tracing::debug!(error = %e, "client reset the connection");
+                        self.inbuf.clear();
+                        Ok(())
+                    }
+                    Err(e) => Err(Close::new("tcp", e)),
+                },
+                _ = tokio::time::sleep_until(tick.unwrap_or(deadline)) => {
+                    if tick.is_none() {
+                        return Err(self.expired(what));
+                    }
+                    // The tick: what arrived since the last read becomes readable.
+                    self.pace.lower(self.sock.tcp()).map_err(|e| Close::new("tcp", e))?;
+                }
+                _ = self.slot.evicted(), if !established => return Err(Close::new(
+                    "listener",
+                    "evicted: every connection slot was taken and this connection had not yet \
+                     published or played",
+                )),
+                event = link_event => {
+                    self.on_link_event(event).await?;
+                    // The publisher is being closed: report EOF to the caller.
                     self.inbuf.clear();
-                    Ok(())
+                    return Ok(());
                 }
-                Ok(n) => {
-                    self.cfg.stats.bytes_in.add(n as u64);
-                    Ok(())
-                }
-                Err(e) if is_reset(&e) => {
-                    // A client that leaves abruptly is not a protocol violation.
-                    tracing::debug!(error = %e, "client reset the connection");
+                _ = self.drain.stopping() => {
+                    self.shut_down().await?;
                     self.inbuf.clear();
-                    Ok(())
+                    return Ok(());
                 }
-                Err(e) => Err(Close::new("tcp", e)),
-            },
-            _ = tokio::time::sleep_until(deadline) => Err(self.expired(what)),
-            _ = self.slot.evicted(), if !established => Err(Close::new(
-                "listener",
-                "evicted: every connection slot was taken and this connection had not yet \
-                 published or played",
-            )),
-            event = link_event => {
-                self.on_link_event(event).await?;
-                // The publisher is being closed: report EOF to the caller.
-                self.inbuf.clear();
-                Ok(())
-            }
-            _ = self.drain.stopping() => {
-                self.shut_down().await?;
-                self.inbuf.clear();
-                Ok(())
             }
         }
     }
@@ -573,8 +623,14 @@ impl Conn {
             }
             SessionEvent::Media(m) => {
                 if let Some(p) = &mut self.publisher {
-                    let link = &mut p.link;
-                    if let Err(e) = p.convert.media(&m, |h, b| link.queue(h, b)) {
+                    let (link, video, started) = (&mut p.link, &mut p.video, &mut p.started);
+                    let queue = |h: Header, b| {
+                        if !*started {
+                            (*video, *started) = first_frames(&h, *video);
+                        }
+                        link.queue(h, b);
+                    };
+                    if let Err(e) = p.convert.media(&m, queue) {
                         p.bad_tags += 1;
                         // Per message, so not at info; the count shows in the unpublish line.
                         tracing::debug!(error = %e, "dropping a malformed FLV tag body");
@@ -683,6 +739,8 @@ impl Conn {
                     link,
                     convert: Converter::default(),
                     bad_tags: 0,
+                    video: false,
+                    started: false,
                 });
                 Ok(Flow::Continue)
             }

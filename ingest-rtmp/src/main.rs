@@ -19,6 +19,7 @@ mod convert;
 mod drain;
 mod handoff;
 mod listener;
+mod pace;
 mod slots;
 mod stats;
 mod tls;

@@ -105,6 +105,16 @@ pub(crate) enum ClientSock {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl ClientSock {
+    /// The TCP socket underneath (for socket options).
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientSock::Tcp(s) => s,
+            ClientSock::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
 impl AsyncRead for ClientSock {
     fn poll_read(
         self: Pin<&mut Self>,
