@@ -190,10 +190,12 @@ pub fn ffmpeg_send(file: &Path, srt_url: &str) -> Proc {
 }
 
 /// `srt-live-transmit` sends a TS file to `srt_url`, fed in real time by FFmpeg through a
-/// pipe.
+/// pipe. The pipe stays open two seconds after FFmpeg is done: srt-live-transmit closes
+/// its connection as soon as its input ends, so this lets it send (and have
+/// acknowledged) everything first.
 pub fn slt_send(file: &Path, srt_url: &str) -> Proc {
     let script = format!(
-        "'{}' -hide_banner -nostdin -loglevel error -re -i '{}' -c copy -f mpegts - | srt-live-transmit -a:no file://con '{}'",
+        "('{}' -hide_banner -nostdin -loglevel error -re -i '{}' -c copy -f mpegts -; sleep 2) | srt-live-transmit -a:no file://con '{}'",
         ffmpeg_path().display(),
         file.display(),
         srt_url
