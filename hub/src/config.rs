@@ -53,6 +53,9 @@ pub struct Config {
     pub max_streams: usize,
     /// Most players at once (all streams).
     pub max_players: usize,
+    /// The `tcUrl` of reconnect requests (`--reconnect-tc-url`); `None`: clients
+    /// reconnect to the URL they used.
+    pub reconnect_tc_url: Option<String>,
 }
 
 /// The largest `--write-coalesce`: beyond it the hold would rival what players buffer.
@@ -83,6 +86,7 @@ impl Config {
             write_coalesce: Duration::ZERO,
             max_streams: 100,
             max_players: 100,
+            reconnect_tc_url: None,
         }
     }
 }

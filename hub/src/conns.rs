@@ -49,6 +49,9 @@ pub struct ConnInfo {
     pub key: String,
     /// When it started.
     pub since: SystemTime,
+    /// Whether the client announced the E-RTMP Reconnect capability (RTMP players; the
+    /// hub does not know it of publishers, whose ingest decides).
+    pub reconnect: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,13 @@ impl ConnGuard {
     /// What [`ConnGuard::kicked`] waits on, for a connection that polls by hand.
     pub fn kick_handle(&self) -> Arc<Notify> {
         self.kick.clone()
+    }
+
+    /// Records that the client announced the E-RTMP Reconnect capability.
+    pub fn set_reconnect(&self) {
+        if let Some(e) = self.conns.lock().get_mut(&self.id) {
+            e.info.reconnect = true;
+        }
     }
 
     /// Completes when the connection is kicked through the API.
@@ -120,6 +130,7 @@ impl Conns {
             remote: remote.to_string(),
             key: key.to_string(),
             since: SystemTime::now(),
+            reconnect: false,
         };
         self.lock().insert(
             id,

@@ -7,6 +7,8 @@
 //!                       player/output.rs <----------------------------+----> subscriber.rs
 //!                       (proto PlayerSession + cursor.rs)                  (cursor.rs)
 //!  ingest-rtmp --fd + PlayerHandoff--> player/handoff.rs --> player/driver.rs (the task)
+//!  supervisor, ingest-rtmp --Control--> control.rs --> reconnect.rs (orders to players
+//!                                                      and publishers)
 //! ```
 //!
 //! Every frame is serialized into RTMP chunks once (rtmp_out.rs) and appended to its
@@ -21,6 +23,7 @@
 pub mod auth_counts;
 pub mod config;
 pub mod conns;
+pub mod control;
 pub mod cursor;
 pub mod deadline;
 pub mod events;
@@ -28,6 +31,7 @@ pub mod http;
 pub mod peer;
 pub mod player;
 pub mod publisher;
+pub mod reconnect;
 pub mod registry;
 pub mod reports;
 pub mod ring;

@@ -107,6 +107,12 @@ struct Cli {
     /// page then asks for it).
     #[arg(long)]
     api_protect_reads: bool,
+    /// Where clients asked to reconnect (E-RTMP `NetConnection.Connect.ReconnectRequest`:
+    /// SIGUSR1 to the supervisor, the API, ingest-rtmp's --reconnect-grace) are told to
+    /// go: the request's `tcUrl`, an `rtmp://` or `rtmps://` URL up to the app
+    /// (`rtmp://new-host:1935/live`) [default: none: they reconnect to the URL they used].
+    #[arg(long, value_name = "URL")]
+    reconnect_tc_url: Option<String>,
     /// Who may play over HTTP (HTTP-FLV): `--play-auth` and the flags of its mode, as for
     /// ingest-rtmp (README "Auth"). Publish auth is the ingests' and is refused here.
     #[command(flatten, next_help_heading = "Auth of HTTP players")]
@@ -193,6 +199,11 @@ impl runtime::start::Command for Cli {
                 ),
             ));
         }
+        if let Some(url) = &self.reconnect_tc_url {
+            if let Err(why) = check_tc_url(url) {
+                return Some(("reconnect-tc-url", url.clone(), why));
+            }
+        }
         if let Some(problem) = self.auth.problems() {
             return Some(problem);
         }
@@ -215,6 +226,22 @@ impl runtime::start::Command for Cli {
         }
         None
     }
+}
+
+/// Whether `url` can be a reconnect request's `tcUrl`: `rtmp[s]://HOST[:PORT]/APP`.
+fn check_tc_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("rtmp://")
+        .or_else(|| url.strip_prefix("rtmps://"))
+        .ok_or("must start with rtmp:// or rtmps://")?;
+    let (host, app) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() || app.trim_matches('/').is_empty() {
+        return Err("must name a host and an app: rtmp://HOST[:PORT]/APP".into());
+    }
+    if url.len() > 1024 || url.chars().any(char::is_control) {
+        return Err("must be at most 1024 characters, without control characters".into());
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -254,6 +281,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         write_coalesce: cli.write_coalesce,
         max_streams: cli.max_streams,
         max_players: cli.max_players.min(fd_budget),
+        reconnect_tc_url: cli.reconnect_tc_url.clone(),
     });
     runtime::start::block_on(runtime::start::Threads::PerCore, async move {
         // HTTP first: a taken port fails the start before the hub socket (the readiness

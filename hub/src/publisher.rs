@@ -95,6 +95,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     tokio::pin!(quiet);
     let mut quiet_armed = false;
     let mut last_delivery = Instant::now();
+    let mut orders = p.registry.reconnect_orders();
     let result: Result<(), PublisherError> = async {
         for msg in opened.messages {
             p.on_message(msg)?;
@@ -121,6 +122,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     }
                 }
                 Some((handle, why)) = revoke_rx.recv() => p.revoked(handle, why),
+                order = orders.next() => p.reconnect(&order),
                 _ = &mut quiet, if quiet_armed => {
                     let due = last_delivery + coalesce;
                     if Instant::now() < due {
@@ -233,6 +235,31 @@ impl Publisher {
                 &Header::Revoke {
                     stream: handle,
                     reason: why.reason().into(),
+                },
+                &[],
+                &mut self.out,
+            );
+        }
+    }
+
+    /// Passes a reconnect request on to the ingest of each stream it applies to.
+    fn reconnect(&mut self, order: &crate::reconnect::Order) {
+        for (&handle, published) in &self.streams {
+            let key = published.stream.key.as_str();
+            if !order.applies_to(key) {
+                continue;
+            }
+            tracing::info!(
+                conn_id = self.conn_id,
+                key,
+                "reconnect request passed to the publisher"
+            );
+            ipc::encode(
+                &Header::Reconnect {
+                    stream: handle,
+                    key: Some(key.to_owned()),
+                    tc_url: order.tc_url.clone(),
+                    description: Some(order.description.clone()),
                 },
                 &[],
                 &mut self.out,

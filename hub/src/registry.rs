@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, Notify};
 use crate::config::{Config, OnDuplicate};
 use crate::conns::Conns;
 use crate::events::EventBus;
+use crate::reconnect::{Order, Orders, Requested};
 use crate::reports::Reports;
 use crate::stats::HubStats;
 use crate::stream::{Owner, PublisherId, Revocation, Stream};
@@ -78,6 +79,7 @@ pub struct Registry {
     stats: Arc<HubStats>,
     reports: Reports,
     conns: Arc<Conns>,
+    orders: Orders,
 }
 
 impl Registry {
@@ -92,6 +94,7 @@ impl Registry {
             stats: Arc::new(HubStats::new()),
             reports: Reports::default(),
             conns: Arc::default(),
+            orders: Orders::default(),
         }
     }
 
@@ -160,6 +163,54 @@ impl Registry {
             Some(o) => o.revoke.try_send((o.id.handle, Revocation::Kicked)).is_ok(),
             None => false,
         }
+    }
+
+    /// A receiver of every reconnect request from now on (RTMP players, publishers).
+    pub fn reconnect_orders(&self) -> crate::reconnect::Receiver {
+        self.orders.subscribe()
+    }
+
+    /// Asks the RTMP clients of `key` (every stream's when `None`) to reconnect: players
+    /// that announced the capability get `NetConnection.Connect.ReconnectRequest`, and
+    /// every publisher's ingest a `Reconnect` message. `tc_url` defaults to
+    /// `--reconnect-tc-url`. `by` names the requester in the `reconnect_request` event.
+    pub fn request_reconnect(
+        &self,
+        key: Option<StreamKey>,
+        tc_url: Option<String>,
+        description: Option<String>,
+        by: &str,
+    ) -> Requested {
+        let order = Order {
+            key,
+            tc_url: tc_url.or_else(|| self.cfg.reconnect_tc_url.clone()),
+            description: description
+                .unwrap_or_else(|| crate::reconnect::DEFAULT_DESCRIPTION.to_owned()),
+        };
+        let r = Requested::count(&order, &self.conns.list());
+        let key = order.key.as_ref().map_or("", |k| k.as_str()).to_owned();
+        tracing::info!(
+            key = if key.is_empty() { "*" } else { &key },
+            by,
+            players = r.players,
+            skipped_players = r.skipped_players,
+            publishers = r.publishers,
+            tc_url = order.tc_url.as_deref().unwrap_or(""),
+            "reconnect requested"
+        );
+        let mut e = crate::events::event("reconnect_request", &key, 0, "");
+        e.fields = vec![
+            ("by".to_owned(), by.to_owned()),
+            ("players".to_owned(), r.players.to_string()),
+            ("skipped_players".to_owned(), r.skipped_players.to_string()),
+            ("publishers".to_owned(), r.publishers.to_string()),
+        ];
+        if let Some(url) = &order.tc_url {
+            e.fields.push(("tc_url".to_owned(), url.clone()));
+        }
+        self.publish_event(e);
+        self.orders.send(order);
+        r
     }
 
     /// The other components' counter reports.

@@ -216,6 +216,7 @@ async fn handle(mut sock: UnixStream, ipc_id: u64, registry: Arc<Registry>) {
             ))
             .await
         }
+        Role::Control => Box::pin(crate::control::run(sock, opened, registry.clone())).await,
         Role::Hub => unreachable_role(ipc_id),
     }
     registry.connection_closed(ipc_id);

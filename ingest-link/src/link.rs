@@ -7,7 +7,7 @@
 //!                          the next video keyframe      | waits for the socket and writes
 //!                                                       | the rest; on a lost hub it
 //!                                                       | reconnects with backoff, announces,
-//!  conn task <--LinkEvent (Revoked / Rejected)----------+ replays configs, metadata, GOP
+//!  conn task <--LinkEvent (Revoked / Rejected / Reconnect)+ replays configs, metadata, GOP
 //! ```
 //!
 //! A frame does not change tasks on its way to the hub: the connection's task encodes its
@@ -87,6 +87,14 @@ pub enum LinkEvent {
     Revoked(String),
     /// After a reconnect the hub refused the stream.
     Rejected(RejectReason),
+    /// The hub asks the publishing client to reconnect (E-RTMP reconnect request); the
+    /// stream goes on.
+    Reconnect {
+        /// Where the client is to reconnect; `None`: where it is.
+        tc_url: Option<String>,
+        /// Why, for people.
+        description: Option<String>,
+    },
 }
 
 /// The result of opening a link.
@@ -654,6 +662,19 @@ impl Writer {
                     Header::Revoke { reason, .. } => {
                         let _ = self.events.send(LinkEvent::Revoked(reason)).await;
                         return Step::Done;
+                    }
+                    Header::Reconnect {
+                        tc_url,
+                        description,
+                        ..
+                    } => {
+                        let event = LinkEvent::Reconnect {
+                            tc_url,
+                            description,
+                        };
+                        // Never waits: the connection takes one event at a time, and a
+                        // request it cannot take now is one it has just been sent.
+                        let _ = self.events.try_send(event);
                     }
                     Header::Error { message } => {
                         return Step::Lost(format!("hub error: {message}"))

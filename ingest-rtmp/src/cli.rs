@@ -112,6 +112,19 @@ pub(crate) struct Cli {
     /// are read at once; 0ms reads every frame as it arrives (the zero-latency mode).
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     read_coalesce: Duration,
+    /// At shutdown (SIGTERM), first stop accepting, have the hub send every RTMP client
+    /// that announced the E-RTMP Reconnect capability `NetConnection.Connect.ReconnectRequest`
+    /// (with the hub's --reconnect-tc-url), and wait up to this long for those publishers
+    /// to reconnect elsewhere and leave; then end the rest as usual. `0s`: no requests.
+    /// Clients reconnecting to the same address need another instance listening there
+    /// (--reuse-port); see docs/reconnect.md.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub(crate) reconnect_grace: Duration,
+    /// Set SO_REUSEPORT on the RTMP and RTMPS listeners, so that a new instance can listen
+    /// on the same address while this one drains (with --reconnect-grace); without it a
+    /// second server on the address is refused at start.
+    #[arg(long)]
+    reuse_port: bool,
     #[command(flatten)]
     pub(crate) auth: auth::AuthArgs,
     #[command(flatten)]
@@ -122,6 +135,8 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
+    /// `--reuse-port`.
+    pub(crate) reuse_port: bool,
     pub(crate) hub: PathBuf,
     pub(crate) handshake_timeout: Duration,
     pub(crate) setup_timeout: Duration,
@@ -140,6 +155,8 @@ pub(crate) struct Config {
     pub(crate) auth: auth::Authenticator,
     /// Where auth decisions are reported.
     pub(crate) events: ingest_link::events::Events,
+    /// Open publishers that announced the Reconnect capability (the grace waits for them).
+    pub(crate) capable: std::sync::Arc<crate::grace::Capable>,
 }
 
 impl Cli {
@@ -187,6 +204,10 @@ impl Cli {
             ("setup-timeout", self.setup_timeout),
             ("idle-timeout", self.idle_timeout),
         ];
+        if self.reconnect_grace > MAX_TIMEOUT {
+            let value = humantime::format_duration(self.reconnect_grace).to_string();
+            return Some(("reconnect-grace", value, "must be at most 1day".into()));
+        }
         if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
             return Some((flag, "0s".into(), "must be more than 0".into()));
         }
@@ -240,6 +261,7 @@ impl Cli {
         };
         Config {
             listen: self.listen,
+            reuse_port: self.reuse_port,
             hub: self.hub_path(),
             handshake_timeout: self.handshake_timeout,
             setup_timeout: self.setup_timeout,
@@ -257,6 +279,8 @@ impl Cli {
                 data_limits,
                 chunk_size: self.chunk_size,
                 window_ack_size: self.window_ack_size,
+                // Requests come from the hub; a pipe has nobody to send them.
+                reconnect: pipe.is_none(),
                 ..SessionConfig::default()
             },
             hub_queue_bytes: self.config_queue_bytes(),
@@ -265,6 +289,7 @@ impl Cli {
             stats,
             auth,
             events,
+            capable: Default::default(),
         }
     }
 }

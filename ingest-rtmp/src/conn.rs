@@ -96,6 +96,8 @@ struct Publisher {
     video: bool,
     /// The first frames players wait for went out: reads may be paced from now on.
     started: bool,
+    /// Counted while open when the client announced the Reconnect capability.
+    _capable: Option<crate::grace::CapableGuard>,
 }
 
 struct Conn {
@@ -470,18 +472,41 @@ impl Conn {
                     "evicted: every connection slot was taken and this connection had not yet \
                      published or played",
                 )),
-                event = link_event => {
-                    self.on_link_event(event).await?;
-                    // The publisher is being closed: report EOF to the caller.
-                    self.inbuf.clear();
-                    return Ok(());
-                }
+                event = link_event => match event {
+                    LinkEvent::Reconnect { tc_url, description } => {
+                        // Not an end: the connection reads on.
+                        self.request_reconnect(tc_url.as_deref(), description.as_deref()).await?;
+                    }
+                    event => {
+                        self.on_link_event(event).await?;
+                        // The publisher is being closed: report EOF to the caller.
+                        self.inbuf.clear();
+                        return Ok(());
+                    }
+                },
                 _ = self.drain.stopping() => {
                     self.shut_down().await?;
                     self.inbuf.clear();
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// The hub asks the publishing client to reconnect: it gets the E-RTMP request if it
+    /// announced the capability, and is left alone otherwise.
+    async fn request_reconnect(
+        &mut self,
+        tc_url: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), Close> {
+        let key = self.published.clone();
+        if self.session.request_reconnect(tc_url, description) {
+            tracing::info!(%key, tc_url = tc_url.unwrap_or(""), "reconnect request sent to the publisher");
+            self.flush().await
+        } else {
+            tracing::info!(%key, "publisher did not announce Reconnect; left alone");
+            Ok(())
         }
     }
 
@@ -553,6 +578,11 @@ impl Conn {
                 self.session
                     .send_status(p.stream_id, "status", "NetStream.Unpublish.Success", &d);
                 tracing::info!(key = %p.key, %reason, "publisher taken over by another publisher; closing");
+            }
+            LinkEvent::Reconnect { .. } => {
+                // Not an end: handled by the caller.
+                self.publisher = Some(p);
+                return Ok(());
             }
             LinkEvent::Rejected(reason) => {
                 let d = format!("{} is no longer accepted by the hub ({reason:?})", p.key);
@@ -741,6 +771,10 @@ impl Conn {
                     bad_tags: 0,
                     video: false,
                     started: false,
+                    _capable: self
+                        .session
+                        .can_reconnect()
+                        .then(|| self.cfg.capable.track()),
                 });
                 Ok(Flow::Continue)
             }

@@ -36,6 +36,21 @@ impl Accepting {
     }
 }
 
+/// Binds a listener on `addr` (SO_REUSEADDR as usual; SO_REUSEPORT with `reuse_port`,
+/// so that another instance may listen there too).
+pub(crate) fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let sock = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    sock.set_reuseaddr(true)?;
+    if reuse_port {
+        sock.set_reuseport(true)?;
+    }
+    sock.bind(addr)?;
+    sock.listen(1024)
+}
+
 /// Accepts until the listener fails for good; one task per connection. With `tls`, each
 /// connection first completes a TLS handshake within the handshake timeout.
 pub(crate) async fn serve(

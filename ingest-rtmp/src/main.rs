@@ -12,11 +12,15 @@
 //!                           link.rs: bounded queue -> writer task -> hub.sock
 //!                                    (reconnects, re-announces configs, metadata, GOP)
 //! ```
+//!
+//! At SIGTERM: listeners closed, grace.rs (reconnect requests, when configured), then
+//! drain.rs (every stream ended in order).
 
 mod cli;
 mod conn;
 mod convert;
 mod drain;
+mod grace;
 mod handoff;
 mod listener;
 mod pace;
@@ -94,7 +98,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .context("RTMPS")
                         .map_err(Failure::CannotStart)?,
                 );
-                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                let l = listener::bind(addr, cfg.reuse_port).map_err(|e| {
                     Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
                         "rtmps", addr, e
                     )))
@@ -120,13 +124,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some((t, s)) => (Some(t), Some(s)),
             None => (None, None),
         };
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| {
-                Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
-                    "rtmp", cfg.listen, e
-                )))
-            })?;
+        let listener = listener::bind(cfg.listen, cfg.reuse_port).map_err(|e| {
+            Failure::CannotStart(anyhow::anyhow!(ingest_link::listen_error(
+                "rtmp", cfg.listen, e
+            )))
+        })?;
         let addr = listener
             .local_addr()
             .context("local address")
@@ -164,6 +166,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             }
         };
+        // The listeners are closed (another instance on the address gets the clients
+        // from now on); clients that can reconnect are asked to first.
+        if !cli.reconnect_grace.is_zero() && result.is_ok() {
+            match &cli.out {
+                None => grace::run(&cfg.hub, &cfg.capable, cli.reconnect_grace).await,
+                Some(_) => tracing::info!("--reconnect-grace: no hub (--out), nobody to ask"),
+            }
+        }
         // The pipe writer (if any) ends once the last connection let go of the config.
         // (Only the hub's emitter is kept: a pipe's sender would hold the pipe open.)
         let events = cfg.events.emitter();

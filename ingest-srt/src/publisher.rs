@@ -82,6 +82,11 @@ pub(crate) async fn run(
                 match ev {
                     LinkEvent::Revoked(why) => tracing::info!(%key, reason = %why, "the hub gave the key to another publisher"),
                     LinkEvent::Rejected(r) => tracing::warn!(%key, reason = ?r, "the hub refused the stream after a reconnect"),
+                    LinkEvent::Reconnect { .. } => {
+                        // SRT has no way to ask a caller to reconnect.
+                        tracing::debug!(%key, "reconnect request ignored: not an RTMP client");
+                        continue;
+                    }
                 }
                 let _ = closed.send(local_id).await;
                 // Keep taking what the endpoint still sends until it lets go.

@@ -333,6 +333,15 @@ fn every_variant() -> Vec<(u32, Header)> {
                 nanos: 500,
             },
         ),
+        (
+            18,
+            Header::Reconnect {
+                stream: 1,
+                key: Some("live/a".into()),
+                tc_url: Some("rtmp://b/live".into()),
+                description: None,
+            },
+        ),
     ]
 }
 
@@ -375,6 +384,29 @@ fn side_messages_golden() {
         header_bytes(&h),
         [17, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x3f, 0x42, 0x0f, 0]
     );
+    // A control peer's request for every client, then the hub's to one publisher.
+    let h = Header::Reconnect {
+        stream: 0,
+        key: None,
+        tc_url: None,
+        description: Some("go".into()),
+    };
+    assert_eq!(
+        header_bytes(&h),
+        [18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, b'g', b'o']
+    );
+    let h = Header::Reconnect {
+        stream: 3,
+        key: Some("a/b".into()),
+        tc_url: Some("rtmp://h/a".into()),
+        description: None,
+    };
+    let mut want = vec![18, 0, 0, 0, 3, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0];
+    want.extend_from_slice(b"a/b");
+    want.extend_from_slice(&[1, 10, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(b"rtmp://h/a");
+    want.push(0);
+    assert_eq!(header_bytes(&h), want);
     let h = Header::TrackConfig {
         stream: 1,
         track: 0,
@@ -409,6 +441,7 @@ fn variant_indices_match_the_document() {
         Role::PlayerHandoff,
         Role::Subscriber,
         Role::Hub,
+        Role::Control,
     ];
     for (i, role) in roles.into_iter().enumerate() {
         let h = Header::Hello {
@@ -469,12 +502,12 @@ fn known_headers_is_one_past_the_last_variant() {
 
 #[test]
 fn unknown_message_types_are_skipped() {
-    // A newer sender's variant 18 and 4 000 000 000 (header bytes this version cannot
+    // A newer sender's variant 19 and 4 000 000 000 (header bytes this version cannot
     // read, and a payload), between two known messages.
-    let unknown_18: [u8; 19] = [
+    let unknown_19: [u8; 19] = [
         0x07, 0x00, 0x00, 0x00, // header_len = 7
         0x04, 0x00, 0x00, 0x00, // payload_len = 4
-        0x12, 0x00, 0x00, 0x00, // variant 18
+        0x13, 0x00, 0x00, 0x00, // variant 19
         0xff, 0xfe, 0xfd, // its fields
         0xde, 0xad, 0xbe, 0xef, // its payload
     ];
@@ -484,7 +517,7 @@ fn unknown_message_types_are_skipped() {
         0x00, 0x28, 0x6b, 0xee, // variant 4 000 000 000
     ];
     let mut wire = HELLO_BYTES.to_vec();
-    wire.extend_from_slice(&unknown_18);
+    wire.extend_from_slice(&unknown_19);
     wire.extend_from_slice(&unknown_big);
     wire.extend_from_slice(&FRAME_BYTES);
     let got = decode_all(&wire).unwrap();
@@ -509,7 +542,7 @@ fn unknown_message_types_are_skipped() {
     assert!(buf.is_empty());
 
     // An unknown message alone leaves nothing behind.
-    let mut buf = BytesMut::from(&unknown_18[..]);
+    let mut buf = BytesMut::from(&unknown_19[..]);
     assert!(dec.decode(&mut buf).unwrap().is_none());
     assert!(buf.is_empty());
 }

@@ -10,7 +10,8 @@
 //!                          |   ingest-rtmp/ingest-srt --hub DIR/hub.sock
 //!                          v
 //!   per child: log threads ("[name] line" -> stderr, ready line -> event),
-//!              waiter thread (exit -> event); signal thread (SIGINT/SIGTERM -> event)
+//!              waiter thread (exit -> event); signal thread (SIGINT/SIGTERM/SIGHUP/
+//!              SIGUSR1 -> event); SIGUSR1: reconnect.rs asks the hub over hub.sock
 //!                          |
 //!                          v  bounded channel
 //!   supervise loop: start due children, restart with backoff, stop in order
@@ -24,6 +25,7 @@ mod component;
 mod flags;
 mod policy;
 mod profile;
+pub mod reconnect;
 mod runtime_dir;
 mod signals;
 mod supervise;
@@ -39,5 +41,5 @@ pub use profile::{
 pub use runtime_dir::{RuntimeDir, RuntimeDirError, LOCK_FILE};
 pub use signals::block as block_signals;
 pub use supervise::{
-    run, run_reloading, run_reporting, run_with_metrics, Outcome, Planned, Reload,
+    run, run_reloading, run_reporting, run_with_metrics, OnUser1, Outcome, Planned, Reload,
 };

@@ -14,7 +14,9 @@ use supervisor::{Outcome, Planned, Profile, RuntimeDir, Settings};
 ///
 /// Signals: SIGINT/SIGTERM stop the components in order (a second one kills them);
 /// SIGHUP reloads the profile, restarting only the components whose flags changed and
-/// sending SIGHUP to the others that reload files in place (docs/supervisor.md).
+/// sending SIGHUP to the others that reload files in place; SIGUSR1 asks every RTMP
+/// client that announced the E-RTMP Reconnect capability to reconnect (`supervisor
+/// reconnect KEY` for one stream's clients) (docs/supervisor.md).
 #[derive(Debug, Parser)]
 #[command(name = "supervisor", version)]
 struct Cli {
@@ -46,6 +48,17 @@ enum Cmd {
         /// The profile to check.
         file: PathBuf,
     },
+    /// Asks the running supervisor (the one on --runtime-dir, else on the profile's or
+    /// the default runtime directory) to send `NetConnection.Connect.ReconnectRequest`
+    /// to the RTMP clients of KEYs, or to every RTMP client without a KEY: queues them
+    /// in RUNTIME_DIR/reconnect.request and sends it SIGUSR1. Only clients that
+    /// announced the E-RTMP Reconnect capability are asked; the hub's log and its
+    /// `reconnect_request` event say how many.
+    Reconnect {
+        /// Stream keys (`live/cam`) whose publishers and players are asked [default:
+        /// every RTMP client].
+        keys: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +73,7 @@ fn main() -> ExitCode {
     runtime::fds::raise_limit();
     let result = match &cli.command {
         Some(Cmd::Check { file }) => check(&cli, file),
+        Some(Cmd::Reconnect { keys }) => reconnect(&cli, keys),
         None => run(&cli),
     };
     match result {
@@ -127,6 +141,27 @@ fn check(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
         eprintln!("{origin}: {problem}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+fn reconnect(cli: &Cli, keys: &[String]) -> anyhow::Result<ExitCode> {
+    let dir = match &cli.runtime_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let (origin, text) = profile_text(cli)?;
+            let Some(profile) = load(&origin, &text) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            runtime_dir(cli, &profile)
+        }
+    };
+    let pid = supervisor::reconnect::queue(&dir, keys)?;
+    let what = if keys.is_empty() {
+        "every RTMP client".to_owned()
+    } else {
+        keys.join(", ")
+    };
+    println!("asked supervisor pid {pid} to request reconnects of {what} (see its log)");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The profile's text and where it came from (its path, or the built-in default).
@@ -233,8 +268,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .context("starting the event sender")?;
     }
     let mut reload = || reload(cli, &profile, runtime.path(), hub_socket);
-    let outcome = supervisor::run_reloading(plan, &profile.settings, &metrics, events, &mut reload)
-        .context("supervising")?;
+    let hub = hub_socket
+        .map(Path::to_path_buf)
+        .unwrap_or_else(runtime::dir::default_hub_socket);
+    let mut on_user1 = || {
+        let targets = supervisor::reconnect::take(runtime.path());
+        supervisor::reconnect::send(hub.clone(), targets);
+    };
+    let outcome = supervisor::run_reloading(
+        plan,
+        &profile.settings,
+        &metrics,
+        events,
+        &mut reload,
+        &mut on_user1,
+    )
+    .context("supervising")?;
     Ok(match outcome {
         Outcome::Stopped => ExitCode::SUCCESS,
         Outcome::ComponentFailed => ExitCode::FAILURE,

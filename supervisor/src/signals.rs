@@ -1,4 +1,5 @@
-//! Signals turned into events: SIGINT and SIGTERM (shutdown) and SIGHUP (reload) are
+//! Signals turned into events: SIGINT and SIGTERM (shutdown), SIGHUP (reload) and
+//! SIGUSR1 (reconnect requests) are
 //! blocked in every thread and collected by one thread with sigwait, so no async signal
 //! handler is needed.
 
@@ -10,8 +11,13 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::child::Event;
 
 /// The signals the supervisor acts on: SIGINT and SIGTERM start a shutdown (a second one
-/// forces it), SIGHUP reloads the profile.
-const SHUTDOWN: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// forces it), SIGHUP reloads the profile, SIGUSR1 asks RTMP clients to reconnect.
+const SHUTDOWN: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+];
 
 fn shutdown_set() -> SigSet {
     let mut set = SigSet::empty();

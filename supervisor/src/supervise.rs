@@ -116,23 +116,37 @@ pub fn run_reporting(
     events: telemetry::Emitter,
 ) -> io::Result<Outcome> {
     let fixed = (plan.clone(), settings.clone());
-    run_reloading(plan, settings, metrics, events, &mut || Ok(fixed.clone()))
+    let mut no_hub = || tracing::warn!("received SIGUSR1: no hub socket known; ignored");
+    run_reloading(
+        plan,
+        settings,
+        metrics,
+        events,
+        &mut || Ok(fixed.clone()),
+        &mut no_hub,
+    )
 }
 
 /// Reads the profile again for SIGHUP: the new plan and settings, or every reason the
 /// profile cannot be used (then the running one stays).
 pub type Reload<'a> = dyn FnMut() -> Result<(Vec<Planned>, Settings), Vec<String>> + 'a;
 
+/// What SIGUSR1 does (asks the hub for reconnect requests); called on the supervising
+/// loop, so it must not wait.
+pub type OnUser1<'a> = dyn FnMut() + 'a;
+
 /// [`run_reporting`], calling `reload` on SIGHUP: components whose command line changed
 /// are restarted with the new one, components that left the profile are stopped, new
 /// ones are started, the others are sent SIGHUP when they reload in place
-/// ([`Component::reloads_on_hangup`]); a refused profile changes nothing.
+/// ([`Component::reloads_on_hangup`]); a refused profile changes nothing. SIGUSR1 calls
+/// `on_user1` unless the supervisor is shutting down.
 pub fn run_reloading(
     plan: Vec<Planned>,
     settings: &Settings,
     metrics: &telemetry::Metrics,
     events: telemetry::Emitter,
     reload: &mut Reload<'_>,
+    on_user1: &mut OnUser1<'_>,
 ) -> io::Result<Outcome> {
     let (tx, rx) = mpsc::sync_channel(256);
     crate::signals::spawn_listener(tx.clone())?;
@@ -145,6 +159,7 @@ pub fn run_reloading(
             .collect(),
         metrics,
         reload_due: false,
+        user1_due: false,
         phase: Phase::Normal,
         outcome: Outcome::Stopped,
         policy,
@@ -158,6 +173,9 @@ pub fn run_reloading(
         sup.tick(now);
         if sup.finished() {
             break;
+        }
+        if std::mem::take(&mut sup.user1_due) {
+            on_user1();
         }
         if std::mem::take(&mut sup.reload_due) {
             match reload() {
@@ -228,6 +246,8 @@ struct Supervisor<'m> {
     metrics: &'m telemetry::Metrics,
     /// A SIGHUP arrived: reload the profile before waiting again.
     reload_due: bool,
+    /// A SIGUSR1 arrived: ask for reconnect requests before waiting again.
+    user1_due: bool,
     phase: Phase,
     outcome: Outcome,
     policy: RestartPolicy,
@@ -339,15 +359,17 @@ impl Supervisor<'_> {
 
     fn enter_phase(&mut self, index: usize, now: Instant) {
         let role = Role::STOP_ORDER[index];
+        let mut grace = Duration::ZERO;
         for slot in self.slots.iter().filter(|s| s.plan.component.role == role) {
             if let State::Running(r) = &slot.state {
                 tracing::info!("stopping {} (SIGTERM)", slot.plan.component.name);
                 signal(r, Signal::SIGTERM);
+                grace = grace.max(reconnect_grace(&slot.plan));
             }
         }
         self.phase = Phase::Stopping {
             index,
-            deadline: now + self.shutdown_timeout,
+            deadline: now + grace + self.shutdown_timeout,
             killed: false,
         };
     }
@@ -456,6 +478,13 @@ impl Supervisor<'_> {
                     self.reload_due = true;
                 }
                 _ => tracing::info!("received SIGHUP while shutting down: ignored"),
+            },
+            Event::Signal(Signal::SIGUSR1) => match self.phase {
+                Phase::Normal => {
+                    tracing::info!("received SIGUSR1: asking RTMP clients to reconnect");
+                    self.user1_due = true;
+                }
+                _ => tracing::info!("received SIGUSR1 while shutting down: ignored"),
             },
             Event::Signal(signal) => match self.phase {
                 Phase::Normal => {
@@ -696,6 +725,16 @@ fn component_event<const N: usize>(
         remote: String::new(),
         fields: all,
     }
+}
+
+/// The `--reconnect-grace` a component was given (ingest-rtmp): at shutdown it first waits
+/// up to that long for clients asked to reconnect, so its phase's deadline grows by it.
+fn reconnect_grace(plan: &Planned) -> Duration {
+    plan.args
+        .iter()
+        .find_map(|a| a.strip_prefix("--reconnect-grace="))
+        .and_then(|v| humantime::parse_duration(v).ok())
+        .unwrap_or(Duration::ZERO)
 }
 
 fn check_readiness(slot: &mut Slot, now: Instant, ready_timeout: Duration) {

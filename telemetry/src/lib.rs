@@ -16,6 +16,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod catalog;
+pub mod control;
 pub mod events;
 pub mod hub_conn;
 mod registry;

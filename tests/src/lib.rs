@@ -26,6 +26,7 @@ pub mod log;
 pub mod neighbour;
 pub mod proc;
 pub mod prom;
+pub mod reconnect;
 pub mod recorder;
 pub mod rtmp_client;
 pub mod scenario;

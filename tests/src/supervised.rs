@@ -18,7 +18,7 @@ pub struct Supervised {
     pub sup: Proc,
     addr: SocketAddr,
     dir: tempfile::TempDir,
-    _serial: MutexGuard<'static, ()>,
+    _serial: Option<MutexGuard<'static, ()>>,
 }
 
 /// A loopback port that was free a moment ago.
@@ -53,11 +53,28 @@ impl Supervised {
     /// free loopback address ingest-rtmp must listen on; waits until ingest-rtmp is ready.
     pub fn start_profile(profile: impl FnOnce(SocketAddr) -> String) -> Supervised {
         let serial = crate::serial();
+        Supervised::start_at(free_port(), Some(serial), profile)
+    }
+
+    /// A second supervisor beside `first`, whose ingest-rtmp listens on the same address
+    /// (both need `reuse-port`): a new instance taking over from an old one. It does not
+    /// take the [`crate::serial`] lock, which `first` holds.
+    pub fn start_beside(
+        first: &Supervised,
+        profile: impl FnOnce(SocketAddr) -> String,
+    ) -> Supervised {
+        Supervised::start_at(first.addr, None, profile)
+    }
+
+    fn start_at(
+        addr: SocketAddr,
+        serial: Option<MutexGuard<'static, ()>>,
+        profile: impl FnOnce(SocketAddr) -> String,
+    ) -> Supervised {
         let dir = tempfile::Builder::new()
             .prefix("mediaserver-sup-")
             .tempdir()
             .expect("temp dir");
-        let addr = free_port();
         let profile = private_http(profile(addr));
         let path = dir.path().join("profile.toml");
         std::fs::write(&path, profile).expect("write profile");

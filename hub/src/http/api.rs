@@ -1,5 +1,5 @@
-//! The JSON API under `/api/v1` (docs/api.md): streams, connections, kicks and the
-//! effective configuration. Mutating calls need `Authorization: Bearer <--api-token>`;
+//! The JSON API under `/api/v1` (docs/api.md): streams, connections, kicks, reconnect
+//! requests and the effective configuration. Mutating calls need `Authorization: Bearer <--api-token>`;
 //! reads need it too with `--api-protect-reads`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,6 +35,13 @@ impl Http {
             (["streams", app, name, "publisher"], _) if method == Method::DELETE => {
                 self.kick_publisher(app, name)
             }
+            (["streams", app, name, "reconnect"], _) if method == Method::POST => {
+                match StreamKey::new(app, name) {
+                    Ok(key) => self.reconnect(Some(key)),
+                    Err(_) => error(StatusCode::BAD_REQUEST, "invalid stream key"),
+                }
+            }
+            (["reconnect"], _) if method == Method::POST => self.reconnect(None),
             (["connections"], true) => self.list_connections(),
             (["connections", id], _) if method == Method::DELETE => self.kick_connection(id),
             (["config"], true) => self.config(),
@@ -44,6 +51,7 @@ impl Http {
             (["streams", _, _, "publisher"] | ["connections", _], _) => {
                 method_not_allowed("DELETE")
             }
+            (["streams", _, _, "reconnect"] | ["reconnect"], _) => method_not_allowed("POST"),
             _ => error(StatusCode::NOT_FOUND, format!("no API route /api/v1{rest}")),
         }
     }
@@ -83,6 +91,28 @@ impl Http {
         json_response(
             StatusCode::OK,
             &json!({ "kicked": "publisher", "key": key.as_str() }),
+        )
+    }
+
+    /// Asks the RTMP clients of `key` (every one when `None`) that announced the E-RTMP
+    /// Reconnect capability to reconnect.
+    fn reconnect(&self, key: Option<StreamKey>) -> Response<Body> {
+        let asked = key.as_ref().map(|k| k.to_string());
+        if let Some(k) = &key {
+            if self.registry.stream(k).is_none() {
+                return error(StatusCode::NOT_FOUND, format!("no stream {k}"));
+            }
+        }
+        let r = self.registry.request_reconnect(key, None, None, "api");
+        json_response(
+            StatusCode::OK,
+            &json!({ "reconnect": {
+                "key": asked,
+                "players": r.players,
+                "skipped_players": r.skipped_players,
+                "publishers": r.publishers,
+                "tc_url": self.registry.config().reconnect_tc_url,
+            }}),
         )
     }
 
@@ -142,6 +172,7 @@ impl Http {
             "write_coalesce_ms": c.write_coalesce.as_millis() as u64,
             "max_streams": c.max_streams,
             "max_players": c.max_players,
+            "reconnect_tc_url": c.reconnect_tc_url,
             "http": {
                 "listen": self.cfg.listen.to_string(),
                 "max_connections": self.cfg.max_connections,
@@ -201,6 +232,7 @@ fn describe_conn(c: &ConnInfo) -> Value {
         "remote": c.remote,
         "key": c.key,
         "since": unix(c.since),
+        "reconnect": c.reconnect,
     })
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use proto::media::StreamKey;
-use proto::rtmp::session::{PlayerCaps, PlayerConfig, PlayerError, PlayerHandoff, PlayerSession};
+use proto::rtmp::session::{
+    PlayerCaps, PlayerConfig, PlayerError, PlayerHandoff, PlayerSession, CAPS_EX_RECONNECT,
+};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::output::{Output, Pass, Player, PlayerEnd, Start};
@@ -19,6 +21,7 @@ use crate::events::{player_event, stop_fields};
 use crate::registry::Registry;
 use crate::rtmp_out::SHARED_STREAM_ID;
 use crate::stats::Protocol;
+use crate::stream::Reader;
 use crate::write::{write_all, PlayerSock, SockWrite};
 
 /// Largest message a player may send (commands are small).
@@ -59,6 +62,8 @@ pub fn player_config(cfg: &Config) -> PlayerConfig {
 pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registry>) {
     let cfg = registry.config().clone();
     let conn_id = h.conn_id;
+    // Before the player is listed, so that no request counted for it is missed.
+    let mut orders = registry.reconnect_orders();
     let mut session = PlayerSession::new(&h, player_config(&cfg), Instant::now());
     let caps = PlayerCaps::new(h.caps_ex, h.announced.clone());
     let mut buf = BytesMut::from(&h.pending_input[..]);
@@ -150,11 +155,15 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
         &h.remote,
         &h.key,
     );
+    if h.caps_ex & CAPS_EX_RECONNECT != 0 {
+        listed.set_reconnect();
+    }
     let since = Instant::now();
     play_event(&registry, "play", &h, Vec::new());
     let stop = tokio::select! {
         stop = drive(&output, &mut rd, &mut buf) => stop,
         _ = listed.kicked() => Stop::Kicked,
+        never = reconnect_requests(&output, &mut orders, &h.key, conn_id) => match never {},
     };
     let reason = match &stop {
         Stop::Eof => "eof".to_owned(),
@@ -196,6 +205,36 @@ pub async fn run<S: PlayerSock>(sock: S, h: PlayerHandoff, registry: Arc<Registr
     }
     stream.lock().remove_reader(reader_id);
     registry.detach_player(&stream);
+}
+
+/// Sends the player every reconnect request that applies to its key (when it announced
+/// the capability), and wakes its task to write it. Runs as long as the player.
+async fn reconnect_requests<W: SockWrite>(
+    output: &Output<W>,
+    orders: &mut crate::reconnect::Receiver,
+    key: &str,
+    conn_id: u64,
+) -> std::convert::Infallible {
+    loop {
+        let order = orders.next().await;
+        if !order.applies_to(key) {
+            continue;
+        }
+        let sent = output
+            .lock()
+            .session
+            .request_reconnect(order.tc_url.as_deref(), Some(&order.description));
+        if sent {
+            tracing::info!(conn_id, key, "reconnect request sent to the player");
+            output.wake();
+        } else {
+            tracing::debug!(
+                conn_id,
+                key,
+                "player did not announce Reconnect; left alone"
+            );
+        }
+    }
 }
 
 /// A `play` or `stop` event of this RTMP player.

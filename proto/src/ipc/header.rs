@@ -20,6 +20,9 @@ pub enum Role {
     Subscriber,
     /// The hub itself, answering a hello.
     Hub,
+    /// Asks the hub to do something for an operator (the supervisor, ingest-rtmp at a
+    /// graceful shutdown): today [`Header::Reconnect`]. The hub answers each request.
+    Control,
 }
 
 /// Why a publish was refused by the hub.
@@ -49,10 +52,10 @@ pub struct Event {
     pub fields: Vec<(String, String)>,
 }
 
-/// How many [`Header`] variants this format version has (indices 0 to 17). A message
+/// How many [`Header`] variants this format version has (indices 0 to 18). A message
 /// whose header starts with a higher variant index comes from a newer sender and is
 /// skipped whole by [`crate::ipc::FrameDecoder`] (FORMAT.md section 3).
-pub const KNOWN_HEADERS: u32 = 18;
+pub const KNOWN_HEADERS: u32 = 19;
 
 /// A message header. The payload that follows depends on the variant (FORMAT.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +217,21 @@ pub enum Header {
         /// 1 to 999 999.
         nanos: u32,
     },
+    /// E-RTMP reconnect request. From a `Control` peer to the hub: ask the RTMP clients
+    /// of `key` (every RTMP client when `None`) that announced the Reconnect capability to
+    /// reconnect; the hub answers with an `Event` of kind `reconnect_request`. From the
+    /// hub to a publisher: send the client publishing stream `stream` a
+    /// `NetConnection.Connect.ReconnectRequest`. Payload: none.
+    Reconnect {
+        /// Stream handle (hub to publisher); 0 from a `Control` peer.
+        stream: u32,
+        /// The stream key; `None` from a `Control` peer: every stream.
+        key: Option<String>,
+        /// Where the client is to reconnect (the request's `tcUrl`); `None`: where it is.
+        tc_url: Option<String>,
+        /// Why, for people (the request's `description`).
+        description: Option<String>,
+    },
 }
 
 impl Header {
@@ -246,7 +264,8 @@ impl Header {
             | Header::EndOfSequence { stream, .. }
             | Header::ChannelConfig { stream, .. }
             | Header::Data { stream, .. }
-            | Header::TimestampOffset { stream, .. } => Some(stream),
+            | Header::TimestampOffset { stream, .. }
+            | Header::Reconnect { stream, .. } => Some(stream),
             Header::Hello { .. }
             | Header::Event(_)
             | Header::Subscribe { .. }
