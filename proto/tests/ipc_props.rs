@@ -18,6 +18,7 @@ fn role() -> impl Strategy<Value = Role> {
         Just(Role::PlayerHandoff),
         Just(Role::Subscriber),
         Just(Role::Hub),
+        Just(Role::Control),
     ]
 }
 
@@ -235,6 +236,18 @@ fn header() -> impl Strategy<Value = Header> {
                 nanos
             }
         ),
+        (
+            any::<u32>(),
+            prop::option::of(text()),
+            prop::option::of(text()),
+            prop::option::of(text())
+        )
+            .prop_map(|(stream, key, tc_url, description)| Header::Reconnect {
+                stream,
+                key,
+                tc_url,
+                description
+            }),
     ]
 }
 

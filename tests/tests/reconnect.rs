@@ -85,7 +85,26 @@ impl Clients {
         let publisher = std::thread::spawn(move || publisher(addr, "re", s));
         published(sup, 0, "live/re");
         let player = std::thread::spawn(move || player(addr, "re", AFTER, deadline_in(60.0)));
-        wait(sup, 0, "the player", |l| l.contains("player started"));
+        // Listed by the hub (so counted by a request): both publishers and the player,
+        // which announced the capability.
+        let deadline = deadline_in(30.0);
+        loop {
+            let v = http::get(sup.http_addr(), "/api/v1/connections").json();
+            let conns = v["connections"].as_array().cloned().unwrap_or_default();
+            let kind = |k: &str| conns.iter().filter(|c| c["kind"] == k).count();
+            let capable = conns
+                .iter()
+                .any(|c| c["kind"] == "player" && c["reconnect"] == true);
+            if kind("publisher") == 2 && capable {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "clients not listed: {v}\n{}",
+                sup.describe()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Clients {
             legacy,
             stop,
