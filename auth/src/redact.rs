@@ -24,13 +24,31 @@ pub fn name_with_query(name: &str) -> String {
     }
 }
 
-/// Parameters as `name=<redacted>` pairs joined by `&` (for logs and events).
+/// Parameters as `name=<redacted>` pairs joined by `&` (for logs and events). Names are
+/// decoded, so `%`, `=` and `&` in them are escaped again: a name that decoded to
+/// `token=abc` must not read as a shown value.
 pub fn params(params: &[(String, String)]) -> String {
     params
         .iter()
-        .map(|(n, _)| format!("{n}={REDACTED}"))
+        .map(|(n, _)| format!("{}={REDACTED}", escape_name(n)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+fn escape_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.contains(['%', '=', '&']) {
+        return name.into();
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '=' => out.push_str("%3D"),
+            '&' => out.push_str("%26"),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// serde's messages quote a string value of the wrong type (`invalid type: string
@@ -114,6 +132,16 @@ mod tests {
         );
         assert_eq!(name_with_query("cam?token=abc"), "cam?token=<redacted>");
         assert_eq!(name_with_query("cam"), "cam");
+    }
+
+    #[test]
+    fn decoded_names_are_escaped_again() {
+        // "?%%3D", found by the auth_query fuzz target: the name decodes to "%=".
+        let shown = params(&parse_query("%%3D"));
+        assert_eq!(shown, "%25%3D=<redacted>");
+        let shown = params(&parse_query("token%3Dabc%26x=1"));
+        assert_eq!(shown, "token%3Dabc%26x=<redacted>");
+        assert_eq!(params(&parse_query("token=abc")), "token=<redacted>");
     }
 
     #[test]
