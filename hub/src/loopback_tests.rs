@@ -73,27 +73,7 @@ fn status_code(m: &RtmpMessage) -> Option<String> {
 
 /// The handoff of a player of `key` that ingest accepted with default settings.
 pub(crate) fn handoff_for(conn_id: u64, key: &str) -> PlayerHandoff {
-    PlayerHandoff {
-        conn_id,
-        remote: "127.0.0.1:1".into(),
-        key: key.into(),
-        stream_id: 1,
-        in_chunk_size: 128,
-        out_chunk_size: 4096,
-        window_ack_size: 0,
-        bytes_received: 0,
-        last_ack_sent: 0,
-        in_chunk_streams: vec![],
-        pending_input: vec![],
-        start: -2.0,
-        duration: -1.0,
-        reset: false,
-        receive_audio: true,
-        receive_video: true,
-        transaction_id: 0.0,
-        caps_ex: 0,
-        announced: Default::default(),
-    }
+    PlayerHandoff::for_tests(conn_id, key, 1)
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use proto::ipc::{
 };
 use proto::media::{Codec, Frame, FrameFlags, TrackKind};
 use proto::rtmp::chunk::ChunkStreamState;
-use proto::rtmp::session::{Announced, PlayerHandoff};
+use proto::rtmp::session::PlayerHandoff;
 
 /// Hex dump as FORMAT.md prints it: 16 bytes a line, lowercase, space separated.
 fn dump(bytes: &[u8]) -> String {
@@ -200,15 +200,7 @@ fn event() -> Event {
 
 fn player() -> PlayerHandoff {
     PlayerHandoff {
-        conn_id: 1,
-        remote: "127.0.0.1:5000".into(),
-        key: "live/a".into(),
-        stream_id: 1,
-        in_chunk_size: 128,
-        out_chunk_size: 4096,
-        window_ack_size: 0,
         bytes_received: 3500,
-        last_ack_sent: 0,
         in_chunk_streams: vec![ChunkStreamState {
             csid: 3,
             timestamp: 0,
@@ -219,14 +211,7 @@ fn player() -> PlayerHandoff {
             extended: false,
         }],
         pending_input: vec![1, 2],
-        start: -2.0,
-        duration: -1.0,
-        reset: false,
-        receive_audio: true,
-        receive_video: true,
-        transaction_id: 0.0,
-        caps_ex: 0,
-        announced: Announced::default(),
+        ..PlayerHandoff::for_tests(1, "live/a", 1)
     }
 }
 

@@ -15,25 +15,11 @@ use proto::rtmp::session::{
 
 fn handoff(window: u32, stream_id: u32) -> PlayerHandoff {
     PlayerHandoff {
-        conn_id: 7,
-        remote: "127.0.0.1:5000".into(),
-        key: "live/cam".into(),
-        stream_id,
-        in_chunk_size: 128,
-        out_chunk_size: 4096,
         window_ack_size: window,
         bytes_received: 3000,
         last_ack_sent: 3000,
-        in_chunk_streams: Vec::new(),
-        pending_input: Vec::new(),
-        start: -2.0,
-        duration: -1.0,
         reset: true,
-        receive_audio: true,
-        receive_video: true,
-        transaction_id: 0.0,
-        caps_ex: 0,
-        announced: Default::default(),
+        ..PlayerHandoff::for_tests(7, "live/cam", stream_id)
     }
 }
 

@@ -65,27 +65,7 @@ fn allocations(f: impl FnOnce()) -> usize {
 }
 
 fn handoff(stream_id: u32) -> PlayerHandoff {
-    PlayerHandoff {
-        conn_id: 1,
-        remote: "127.0.0.1:5000".into(),
-        key: "live/cam".into(),
-        stream_id,
-        in_chunk_size: 128,
-        out_chunk_size: 4096,
-        window_ack_size: 0,
-        bytes_received: 0,
-        last_ack_sent: 0,
-        in_chunk_streams: Vec::new(),
-        pending_input: Vec::new(),
-        start: -2.0,
-        duration: -1.0,
-        reset: false,
-        receive_audio: true,
-        receive_video: true,
-        transaction_id: 0.0,
-        caps_ex: 0,
-        announced: Default::default(),
-    }
+    PlayerHandoff::for_tests(1, "live/cam", stream_id)
 }
 
 /// Writes everything queued into `sink` (cleared first), as a socket that takes it all

@@ -502,25 +502,8 @@ pub fn player_session(data: &[u8]) {
         return;
     };
     let handoff = PlayerHandoff {
-        conn_id: 1,
-        remote: String::new(),
-        key: "live/fuzz".into(),
-        stream_id: 1,
-        in_chunk_size: 128,
-        out_chunk_size: 4096,
         window_ack_size: 64,
-        bytes_received: 0,
-        last_ack_sent: 0,
-        in_chunk_streams: Vec::new(),
-        pending_input: Vec::new(),
-        start: -2.0,
-        duration: -1.0,
-        reset: false,
-        receive_audio: true,
-        receive_video: true,
-        transaction_id: 0.0,
-        caps_ex: 0,
-        announced: Default::default(),
+        ..PlayerHandoff::for_tests(1, "live/fuzz", 1)
     };
     let t0 = Instant::now();
     let mut now = t0;

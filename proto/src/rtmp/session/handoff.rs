@@ -50,3 +50,34 @@ pub struct PlayerHandoff {
     /// The codecs the player announced in `connect` (what the hub may send it).
     pub announced: super::Announced,
 }
+
+impl PlayerHandoff {
+    /// A live play of `key` just handed over: default chunk sizes, no window, nothing
+    /// received yet, audio and video wanted. For tests and fuzz targets, which change
+    /// the fields they exercise with struct update syntax; real handoffs come from
+    /// [`super::ServerSession::into_player_state`].
+    #[doc(hidden)]
+    pub fn for_tests(conn_id: u64, key: &str, stream_id: u32) -> PlayerHandoff {
+        PlayerHandoff {
+            conn_id,
+            remote: "127.0.0.1:5000".into(),
+            key: key.into(),
+            stream_id,
+            in_chunk_size: 128,
+            out_chunk_size: 4096,
+            window_ack_size: 0,
+            bytes_received: 0,
+            last_ack_sent: 0,
+            in_chunk_streams: Vec::new(),
+            pending_input: Vec::new(),
+            start: -2.0,
+            duration: -1.0,
+            reset: false,
+            receive_audio: true,
+            receive_video: true,
+            transaction_id: 0.0,
+            caps_ex: 0,
+            announced: super::Announced::default(),
+        }
+    }
+}
