@@ -98,10 +98,7 @@ impl ChunkEncoder {
             let end = (at + chunk).min(len);
             out.append(|b| {
                 if at > 0 {
-                    put_basic_header(3, csid, b);
-                    if let Some(ts) = extended {
-                        b.put_u32(ts);
-                    }
+                    write_continuation_header(csid, extended, b);
                 }
                 if at < head.len() {
                     b.put_slice(&head[at..end.min(head.len())]);
@@ -139,26 +136,24 @@ impl ChunkEncoder {
             Some((p, d)) if p.delta != d => (2, d),
             Some((_, d)) => (3, d),
         };
-        let extended = field >= EXTENDED_TIMESTAMP;
-        put_basic_header(fmt, csid, out);
-        let ts_field = field.min(EXTENDED_TIMESTAMP);
+        let extended = (field >= EXTENDED_TIMESTAMP).then_some(field);
         match fmt {
             0 => {
-                put_u24(ts_field, out);
-                put_u24(length, out);
-                out.put_u8(type_id);
-                out.put_u32_le(stream_id);
+                write_fmt0_header(csid, timestamp, type_id, stream_id, length as usize, out);
             }
-            1 => {
-                put_u24(ts_field, out);
-                put_u24(length, out);
-                out.put_u8(type_id);
+            // A header that repeats everything is a continuation header to the byte.
+            3 => write_continuation_header(csid, extended, out),
+            _ => {
+                put_basic_header(fmt, csid, out);
+                put_u24(field.min(EXTENDED_TIMESTAMP), out);
+                if fmt == 1 {
+                    put_u24(length, out);
+                    out.put_u8(type_id);
+                }
+                if let Some(ts) = extended {
+                    out.put_u32(ts);
+                }
             }
-            2 => put_u24(ts_field, out),
-            _ => {}
-        }
-        if extended {
-            out.put_u32(field);
         }
         self.last.insert(
             csid,
@@ -170,7 +165,7 @@ impl ChunkEncoder {
                 stream_id,
             },
         );
-        extended.then_some(field)
+        extended
     }
 }
 
