@@ -8,6 +8,12 @@
 #   scripts/bench.sh                          # players 100 500 1000 2000, 10 s each
 #   PLAYERS="100 500" DURATION=20s SETTLE=15s scripts/bench.sh
 #   SERVERS="ours ours0 null" scripts/bench.sh   # skip nginx-rtmp
+#   PLAYERS= PUBLISHERS="10 50" scripts/bench.sh # publishers only
+#   BIN=target/debug BUILD=0 PLAYERS=100 PUBLISHERS= DURATION=3s SETTLE=3s scripts/bench.sh
+#                                             # a quick check of the script itself
+#
+# PLAYERS and PUBLISHERS are lists of counts; unset gives the default, set but empty skips
+# those runs.
 #
 # Servers: null (the floor), ours (hub + ingest-rtmp, default flags), ours0 (the same with
 # --write-coalesce 0ms and ingest-rtmp's --read-coalesce 0ms, the zero-latency mode), ours-N (--write-coalesce Nms, to compare
@@ -19,8 +25,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PLAYERS="${PLAYERS:-100 500 1000 2000}"
-PUBLISHERS="${PUBLISHERS:-10 50}"
+# No colon: an empty value is kept (skip), only an unset one takes the default.
+PLAYERS="${PLAYERS-100 500 1000 2000}"
+PUBLISHERS="${PUBLISHERS-10 50}"
 DURATION="${DURATION:-10s}"
 SERVERS="${SERVERS:-null ours ours0 nginx}"
 RAMP="${RAMP:-250}"
@@ -28,44 +35,19 @@ RAMP="${RAMP:-250}"
 # of recent frames plus the GOP at 2.5 Mbit/s) fill in about 14 s, so the RSS growth
 # measured after it is the players' own.
 SETTLE="${SETTLE:-15s}"
-out=target/bench
+# Where hub, ingest-rtmp, loadgen and nullserver are run from (the build, skipped with
+# BUILD=0, writes target/release).
+BIN="${BIN:-target/release}"
+source scripts/lib/bench-common.sh
+out="$(dirname "$BENCH_SRC")"
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-# BUILD=0 uses the release binaries as they are (to measure a build made earlier).
-[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p hub -p ingest-rtmp -p tests \
-    --bin hub --bin ingest-rtmp --bin loadgen --bin nullserver
-bin=target/release
-
-src="$out/source-2500k.flv"
-if [ ! -s "$src" ]; then
-    ffmpeg="${FFMPEG:-$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')}"
-    # 720p30 H.264 at 2.3 Mbit/s CBR, 2 s GOPs, AAC 128 kbit/s: about 2.5 Mbit/s in all.
-    "$ffmpeg" -hide_banner -loglevel error -y \
-        -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-        -t 30 -pix_fmt yuv420p -c:v libx264 -preset veryfast -b:v 2300k -maxrate 2300k \
-        -bufsize 2300k -x264-params nal-hrd=cbr -g 60 -c:a aac -b:a 128k -ac 2 -f flv "$src"
-fi
-
-tmp="$(mktemp -d -t mediaserver-bench-XXXXXX)"
-pids=()
-cleanup() {
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
+bench_build -p hub -p ingest-rtmp -p tests --bin hub --bin ingest-rtmp --bin loadgen --bin nullserver
+bin="$BIN"
+bench_source
+src="$BENCH_SRC"
+bench_tmp bench
 
 # start_server NAME PORT: starts it, sets SERVER_PIDS (comma-separated) and pids.
 start_server() {
@@ -77,18 +59,12 @@ start_server() {
         SERVER_PIDS="$!"
         ;;
     ours | ours0 | ours-*)
-        local hub_args=() ingest_args=()
-        [ "$name" = ours0 ] && hub_args=(--write-coalesce 0ms) && ingest_args=(--read-coalesce 0ms)
-        [[ "$name" = ours-* ]] && hub_args=(--write-coalesce "${name#ours-}ms")
-        "$bin/hub" --socket "$tmp/hub.sock" --http off --log-level warn "${hub_args[@]}" 2>"$tmp/hub.log" &
-        local hub=$!
-        pids+=($hub)
-        for _ in $(seq 100); do [ -S "$tmp/hub.sock" ] && break; sleep 0.05; done
-        "$bin/ingest-rtmp" --listen "127.0.0.1:$port" --hub "$tmp/hub.sock" \
-            --log-level warn --max-connections 10000 --max-connections-per-ip 10000 \
-            --max-new-connections-per-ip 100000 "${ingest_args[@]}" 2>"$tmp/ingest.log" &
-        pids+=($!)
-        SERVER_PIDS="$hub,$!"
+        local args=()
+        [ "$name" = ours0 ] && args=(--write-coalesce 0ms -- --read-coalesce 0ms)
+        [[ "$name" = ours-* ]] && args=(--write-coalesce "${name#ours-}ms")
+        start_ours "$bin" "$port" "${args[@]}"
+        SERVER_PIDS="$HUB_PID,$INGEST_PID"
+        return
         ;;
     nginx)
         mkdir -p "$tmp/nginx/logs"
@@ -122,14 +98,7 @@ CONF
     wait_port "$port"
 }
 
-stop_server() {
-    for p in ${SERVER_PIDS//,/ }; do kill "$p" 2>/dev/null || true; done
-    for p in ${SERVER_PIDS//,/ }; do
-        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    rm -f "$tmp/hub.sock"
-}
+stop_server() { stop_pids ${SERVER_PIDS//,/ }; }
 
 have_nginx() { command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]; }
 

@@ -50,44 +50,48 @@ def num(v, fmt="{:.2f}"):
     return "-" if v is None else fmt.format(v)
 
 
-print("| players | server | load | delivered Gbit/s | server CPU cores | CPU cores per Gbit/s | x null | x nginx | with loadgen, per Gbit/s | x nginx | RSS per player | join p50 / p99 ms | latency p50 / p99 ms | errors / missed frames |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for n in players:
-    null = load("null", "players", n) or {}
-    nginx = load("nginx", "players", n) or {}
-    for s in servers:
-        r = load(s, "players", n)
-        if r is None:
-            continue
-        rss = r.get("rss_per_player")
-        both = per_gbps_both(r)
-        print(f"| {n} | {name(s)} | {num(load_avg(s, 'players', n), '{:.1f}')} | "
-              f"{num(r['delivered_gbps'], '{:.3f}')} | "
-              f"{num(r['server_cpu_cores'])} | {num(r['server_cpu_per_gbps'], '{:.3f}')} | "
-              f"{num(ratio(r.get('server_cpu_per_gbps'), null.get('server_cpu_per_gbps')))} | "
-              f"{num(ratio(r.get('server_cpu_per_gbps'), nginx.get('server_cpu_per_gbps')))} | "
-              f"{num(both, '{:.3f}')} | {num(ratio(both, per_gbps_both(nginx)))} | "
-              f"{num(None if rss is None else rss / 1024, '{:.1f} KiB')} | "
-              f"{num(r['join_ms']['p50'])} / {num(r['join_ms']['p99'])} | "
-              f"{num(r['latency_ms']['p50'])} / {num(r['latency_ms']['p99'])} | "
-              f"{r['errors']} / {r['missed_frames']} |")
+# An empty list (PLAYERS= or PUBLISHERS= given empty) skips that table.
+if players:
+    print("| players | server | load | delivered Gbit/s | server CPU cores | CPU cores per Gbit/s | x null | x nginx | with loadgen, per Gbit/s | x nginx | RSS per player | join p50 / p99 ms | latency p50 / p99 ms | errors / missed frames |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in players:
+        null = load("null", "players", n) or {}
+        nginx = load("nginx", "players", n) or {}
+        for s in servers:
+            r = load(s, "players", n)
+            if r is None:
+                continue
+            rss = r.get("rss_per_player")
+            both = per_gbps_both(r)
+            print(f"| {n} | {name(s)} | {num(load_avg(s, 'players', n), '{:.1f}')} | "
+                  f"{num(r['delivered_gbps'], '{:.3f}')} | "
+                  f"{num(r['server_cpu_cores'])} | {num(r['server_cpu_per_gbps'], '{:.3f}')} | "
+                  f"{num(ratio(r.get('server_cpu_per_gbps'), null.get('server_cpu_per_gbps')))} | "
+                  f"{num(ratio(r.get('server_cpu_per_gbps'), nginx.get('server_cpu_per_gbps')))} | "
+                  f"{num(both, '{:.3f}')} | {num(ratio(both, per_gbps_both(nginx)))} | "
+                  f"{num(None if rss is None else rss / 1024, '{:.1f} KiB')} | "
+                  f"{num(r['join_ms']['p50'])} / {num(r['join_ms']['p99'])} | "
+                  f"{num(r['latency_ms']['p50'])} / {num(r['latency_ms']['p99'])} | "
+                  f"{r['errors']} / {r['missed_frames']} |")
 
-print()
-print("| publishers | server | load | server CPU cores | CPU cores per publisher | x nginx | RSS per publisher (stream) | publish errors |")
-print("|---|---|---|---|---|---|---|---|")
-for n in publishers:
-    for s in servers:
-        r = load(s, "publishers", n)
-        if r is None:
-            continue
-        per = r["server_cpu_cores"] / max(r["publishers"], 1)
-        ng = load("nginx", "publishers", n)
-        ng_per = ng["server_cpu_cores"] / max(ng["publishers"], 1) if ng else None
-        # Per stream from the servers' idle RSS (older reports: from 1 s after publishing).
-        per_stream = r.get("rss_per_stream")
-        if per_stream is None:
-            per_stream = (r["server_rss_end"] - r["server_rss_base"]) / max(r["publishers"], 1)
-        rss = per_stream / 1024
-        print(f"| {n} | {name(s)} | {num(load_avg(s, 'publishers', n), '{:.1f}')} | "
-              f"{num(r['server_cpu_cores'])} | {num(per, '{:.4f}')} | {num(ratio(per, ng_per))} | "
-              f"{rss:.0f} KiB | {r['publish_errors']} |")
+if players and publishers:
+    print()
+if publishers:
+    print("| publishers | server | load | server CPU cores | CPU cores per publisher | x nginx | RSS per publisher (stream) | publish errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in publishers:
+        for s in servers:
+            r = load(s, "publishers", n)
+            if r is None:
+                continue
+            per = r["server_cpu_cores"] / max(r["publishers"], 1)
+            ng = load("nginx", "publishers", n)
+            ng_per = ng["server_cpu_cores"] / max(ng["publishers"], 1) if ng else None
+            # Per stream from the servers' idle RSS (older reports: from 1 s after publishing).
+            per_stream = r.get("rss_per_stream")
+            if per_stream is None:
+                per_stream = (r["server_rss_end"] - r["server_rss_base"]) / max(r["publishers"], 1)
+            rss = per_stream / 1024
+            print(f"| {n} | {name(s)} | {num(load_avg(s, 'publishers', n), '{:.1f}')} | "
+                  f"{num(r['server_cpu_cores'])} | {num(per, '{:.4f}')} | {num(ratio(per, ng_per))} | "
+                  f"{rss:.0f} KiB | {r['publish_errors']} |")
