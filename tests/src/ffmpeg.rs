@@ -407,6 +407,28 @@ impl Report {
     /// Panics unless the player exited cleanly, logged no error and decoded at least the
     /// given numbers of video and audio frames.
     pub fn assert_decoded(&self, what: &str, min_video: usize, min_audio: usize) {
+        self.assert_clean(what);
+        assert!(
+            self.counts.video >= min_video && self.counts.audio >= min_audio,
+            "{what}: decoded {:?}, wanted at least {min_video} video and {min_audio} audio frames\n{}",
+            self.counts,
+            self.description
+        );
+    }
+
+    /// Panics unless the player exited cleanly, logged no error and decoded exactly
+    /// `video` video and `audio` audio frames (every frame of a stream it played whole).
+    pub fn assert_decoded_exactly(&self, what: &str, video: usize, audio: usize) {
+        self.assert_clean(what);
+        assert_eq!(
+            (self.counts.video, self.counts.audio),
+            (video, audio),
+            "{what}: decoded (video, audio) frames\n{}",
+            self.description
+        );
+    }
+
+    fn assert_clean(&self, what: &str) {
         assert!(
             self.errors.is_empty(),
             "{what}: FFmpeg logged errors: {:#?}\n{}",
@@ -417,12 +439,6 @@ impl Report {
             self.success && !self.killed,
             "{what}: player did not finish cleanly (killed at deadline: {})\n{}",
             self.killed,
-            self.description
-        );
-        assert!(
-            self.counts.video >= min_video && self.counts.audio >= min_audio,
-            "{what}: decoded {:?}, wanted at least {min_video} video and {min_audio} audio frames\n{}",
-            self.counts,
             self.description
         );
     }

@@ -418,19 +418,9 @@ fn hdr_description_and_nano_offsets_reach_recordings_and_legacy_players() {
     drop(publisher);
     wait_done(&rec, 1);
 
-    let report = player.finish(deadline_in(60.0));
-    assert!(
-        report.errors.is_empty() && report.success,
-        "legacy player: {:#?}\n{}",
-        report.errors,
-        report.description
-    );
-    assert_eq!(
-        (report.counts.video, report.counts.audio),
-        (want[0], want[1]),
-        "{}",
-        report.description
-    );
+    player
+        .finish(deadline_in(60.0))
+        .assert_decoded_exactly("legacy player", want[0], want[1]);
 
     let files = files_under(&rec_dir);
     assert_eq!(files.len(), 1, "{files:?}");
