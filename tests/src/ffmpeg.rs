@@ -204,6 +204,9 @@ pub struct PlayOpts {
     pub copy: bool,
     /// Options placed before `-i` (e.g. `-ca_file` for an `rtmps://` input).
     pub input_args: Vec<String>,
+    /// Decode every stream FFmpeg finds in the input (`-map 0`), not only the one video
+    /// and one audio stream it picks by default: what the player was sent, not its choice.
+    pub every_stream: bool,
 }
 
 /// Decoded frame counts.
@@ -322,6 +325,9 @@ impl Player {
         if let Some(d) = opts.duration {
             cmd.args(["-t", &format!("{:.3}", d.as_secs_f64())]);
         }
+        if opts.every_stream {
+            cmd.args(["-map", "0"]);
+        }
         if opts.copy {
             cmd.args(["-c", "copy"]);
         }
@@ -335,8 +341,13 @@ impl Player {
     /// publisher yet: returns once the hub says the player waits for one, so it gets the
     /// stream from its first message.
     pub fn waiting(server: &crate::Server, name: &str) -> Player {
+        Player::waiting_with(server, name, &PlayOpts::default())
+    }
+
+    /// As [`Player::waiting`], with `opts`.
+    pub fn waiting_with(server: &crate::Server, name: &str, opts: &PlayOpts) -> Player {
         let marks = server.log_marks();
-        let player = Player::spawn(&server.url(name), &PlayOpts::default());
+        let player = Player::spawn(&server.url(name), opts);
         server
             .wait_log(marks, Duration::from_secs(30), |l| {
                 l.contains("player waiting for a publisher")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use e2e::deadline_in;
-use e2e::ffmpeg::{self, decode_every_stream, Player};
+use e2e::ffmpeg::{self, decode_every_stream, PlayOpts, Player};
 use e2e::proc::Proc;
 use e2e::recorder::{files_under, recorder, wait_done};
 use e2e::rtmp_client::amf0::Amf0;
@@ -191,8 +191,14 @@ fn ffmpeg_as_a_legacy_player_gets_the_default_tracks() {
         "the source has other tracks: {multitrack}"
     );
 
-    // The player waits for the publisher, so it gets the stream from its first frame.
-    let player = Player::waiting(&server, "legacy");
+    // The player waits for the publisher, so it gets the stream from its first frame. It
+    // decodes every stream it finds: FFmpeg 9 reads multitrack packets, so a player sent
+    // the other tracks would have four, where by default it would pick two of them.
+    let every_stream = PlayOpts {
+        every_stream: true,
+        ..PlayOpts::default()
+    };
+    let player = Player::waiting_with(&server, "legacy", &every_stream);
     let (mut publisher, sid) = RtmpClient::open(server.addr(), "live").expect("publisher");
     publisher.publish(sid, "legacy").expect("publish");
     send_tags(&mut publisher, sid, &flv);
