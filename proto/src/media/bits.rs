@@ -70,11 +70,12 @@ impl<'a> BitReader<'a> {
         Some(((1u64 << zeros) - 1 + u64::from(rest)) as u32)
     }
 
-    /// Exp-Golomb signed (`se(v)`).
+    /// Exp-Golomb signed (`se(v)`): codes 0, 1, 2, 3, 4... are 0, 1, -1, 2, -2...; `None`
+    /// for a value outside `i32` (checked, so it holds whatever code length `ue` accepts).
     pub fn se(&mut self) -> Option<i32> {
         let k = i64::from(self.ue()?);
         let v = if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) };
-        Some(v as i32)
+        i32::try_from(v).ok()
     }
 
     /// AV1 `uvlc()`.
@@ -131,6 +132,45 @@ mod tests {
         assert_eq!(r.se(), Some(-2));
         assert_eq!(r.bits(8), None);
         assert_eq!(BitReader::new(&[0, 0, 0, 0, 0]).ue(), None);
+    }
+
+    /// The Exp-Golomb code of `k` (`k + 1` in binary after as many zeros as it has bits
+    /// less one), padded to whole bytes with ones.
+    fn ue_code(k: u64) -> Vec<u8> {
+        let len = 64 - (k + 1).leading_zeros();
+        let bits: Vec<bool> = (0..len - 1)
+            .map(|_| false)
+            .chain((0..len).rev().map(|i| (k + 1) >> i & 1 == 1))
+            .collect();
+        bits.chunks(8)
+            .map(|c| (0..8).fold(0u8, |b, i| b << 1 | u8::from(*c.get(i).unwrap_or(&true))))
+            .collect()
+    }
+
+    #[test]
+    fn se_at_the_ends_of_i32() {
+        // The longest codes ue takes: 31 zeros, then 32 bits.
+        assert_eq!(BitReader::new(&ue_code((1 << 32) - 3)).se(), Some(i32::MAX));
+        assert_eq!(
+            BitReader::new(&ue_code((1 << 32) - 2)).se(),
+            Some(-i32::MAX)
+        );
+        // i32::MIN and i32::MAX + 1 need 32 zeros: refused, not wrapped.
+        assert_eq!(BitReader::new(&ue_code(1 << 32)).se(), None);
+        assert_eq!(BitReader::new(&ue_code((1 << 32) - 1)).se(), None);
+    }
+
+    proptest::proptest! {
+        /// Every code ue takes decodes to its exact signed value (compared in i64, so a
+        /// wrapped one would show); longer codes are refused.
+        #[test]
+        fn se_is_exact_or_none(k in 0u64..(1 << 33)) {
+            let k_signed = k as i64;
+            let want = (k < (1 << 32) - 1)
+                .then(|| if k % 2 == 1 { (k_signed + 1) / 2 } else { -(k_signed / 2) });
+            let got = BitReader::new(&ue_code(k)).se().map(i64::from);
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
