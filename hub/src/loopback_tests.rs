@@ -1,6 +1,7 @@
 //! In-process tests of the whole hub over real sockets: a publisher over the UDS, a
 //! player handed over with SCM_RIGHTS, and the RTMP bytes it receives.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,15 +77,50 @@ pub(crate) fn handoff_for(conn_id: u64, key: &str) -> PlayerHandoff {
     PlayerHandoff::for_tests(conn_id, key, 1)
 }
 
-#[tokio::test]
-async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
-    let dir = std::env::temp_dir().join(format!("hub-test-{}", std::process::id()));
+/// Starts a hub with `cfg` on a socket in a fresh directory `name` (removed by the
+/// caller); returns the directory and the socket's path.
+fn start_hub(name: &str, mut cfg: Config) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hub-test-{name}-{}", std::process::id()));
     let path = dir.join("hub.sock");
-    let mut cfg = Config::for_tests();
     cfg.socket = path.clone();
     let listener = crate::server::bind(&path, None).unwrap();
     let registry = Arc::new(Registry::new(Arc::new(cfg)));
     tokio::spawn(crate::server::serve(listener, registry));
+    (dir, path)
+}
+
+/// A player of `key`: the server end of a TCP pair handed to the hub at `path` as ingest
+/// would; returns the client end once the hub has answered the handoff.
+async fn hand_over_player(path: &Path, conn_id: u64, key: &str) -> TcpStream {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(tcp.local_addr().unwrap()).await.unwrap();
+    let (server_end, _) = tcp.accept().await.unwrap();
+    let server_end = server_end.into_std().unwrap();
+    let mut handoff = UnixStream::connect(path).await.unwrap();
+    let mut out = BytesMut::new();
+    hello(Role::PlayerHandoff, &mut out);
+    ipc::encode(
+        &Header::PlayerHandoff(Box::new(handoff_for(conn_id, key))),
+        &[],
+        &mut out,
+    );
+    handoff.writable().await.unwrap();
+    let n = handoff
+        .send_with_fd(&out, &[server_end.as_raw_fd()])
+        .unwrap();
+    assert_eq!(n, out.len());
+    drop(server_end);
+    let mut hbuf = BytesMut::new();
+    assert!(matches!(
+        read_ipc(&mut handoff, &mut hbuf).await,
+        Header::Hello { .. }
+    ));
+    client
+}
+
+#[tokio::test]
+async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
+    let (dir, path) = start_hub("keyframe", Config::for_tests());
 
     // Publisher: hello, announce, config, keyframe.
     let mut publisher = UnixStream::connect(&path).await.unwrap();
@@ -141,31 +177,7 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     );
     publisher.write_all(&out).await.unwrap();
 
-    // Player: a TCP pair, the server end handed to the hub.
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut client = TcpStream::connect(tcp.local_addr().unwrap()).await.unwrap();
-    let (server_end, _) = tcp.accept().await.unwrap();
-    let server_end = server_end.into_std().unwrap();
-    let handoff = UnixStream::connect(&path).await.unwrap();
-    out.clear();
-    hello(Role::PlayerHandoff, &mut out);
-    ipc::encode(
-        &Header::PlayerHandoff(Box::new(handoff_for(77, "live/t"))),
-        &[],
-        &mut out,
-    );
-    handoff.writable().await.unwrap();
-    let n = handoff
-        .send_with_fd(&out, &[server_end.as_raw_fd()])
-        .unwrap();
-    assert_eq!(n, out.len());
-    drop(server_end);
-    let mut handoff = handoff;
-    let mut hbuf = BytesMut::new();
-    assert!(matches!(
-        read_ipc(&mut handoff, &mut hbuf).await,
-        Header::Hello { .. }
-    ));
+    let mut client = hand_over_player(&path, 77, "live/t").await;
 
     let mut dec = ChunkDecoder::new(ChunkLimits::default());
     let mut buf = BytesMut::new();
@@ -226,5 +238,45 @@ async fn publish_then_handed_over_player_gets_headers_and_keyframe() {
     proto::rtmp::chunk::write_fmt0(6, 0, types::VIDEO, 1, &[0x17, 1], 128, &mut bad);
     client.write_all(&bad).await.unwrap();
     assert!(next_rtmp(&mut client, &mut dec, &mut buf).await.is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The player task wakes for each message the player sends; while it waits for a
+/// publisher (and sends no pings), none of those wakes moves its deadline, so its one
+/// timer is not armed again. A task that made a timer per wake would arm one each time.
+#[tokio::test]
+async fn wakes_that_leave_the_deadline_arm_no_timer() {
+    let mut cfg = Config::for_tests();
+    cfg.player_ping_interval = None;
+    let (dir, path) = start_hub("timer", cfg);
+    let mut client = hand_over_player(&path, 78, "live/nobody").await;
+    let mut dec = ChunkDecoder::new(ChunkLimits::default());
+    let mut buf = BytesMut::new();
+    // One ping answered: the task has run and armed the publisher wait. The player task
+    // runs on this thread (a current-thread runtime), so the thread's count is its own.
+    let mut armed = 0;
+    for round in 0..=100u32 {
+        if round == 1 {
+            armed = crate::deadline::armed_on_this_thread();
+        }
+        let mut ping = BytesMut::new();
+        let body = [&[0u8, 6][..], &round.to_be_bytes()].concat();
+        proto::rtmp::chunk::write_fmt0(2, 0, types::USER_CONTROL, 0, &body, 128, &mut ping);
+        client.write_all(&ping).await.unwrap();
+        loop {
+            let m = next_rtmp(&mut client, &mut dec, &mut buf).await.unwrap();
+            if m.type_id == types::USER_CONTROL
+                && UserControl::parse(&m.payload).ok() == Some(UserControl::PingResponse(round))
+            {
+                break;
+            }
+        }
+    }
+    assert!(armed > 0, "the publisher wait was armed");
+    assert_eq!(
+        crate::deadline::armed_on_this_thread(),
+        armed,
+        "100 wakes with the same deadline armed timers"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
