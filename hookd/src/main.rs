@@ -1,6 +1,6 @@
 //! `hookd`: delivers the hub's events to webhooks, programs and stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,12 @@ struct Cli {
     /// event, fields in HOOK_* variables and the JSON on stdin. Repeatable. Default: none.
     #[arg(long = "exec", value_name = "RULE")]
     exec: Vec<String>,
+    /// TOML file of more rules, `webhook = [RULE, ...]` and `exec = [RULE, ...]`, re-read
+    /// on SIGHUP: the next events go by the new rules; webhooks that stayed keep their
+    /// queues, removed ones deliver what they had queued. A file that does not load keeps
+    /// the rules in force (the log says why). Default: none.
+    #[arg(long, value_name = "FILE")]
+    rules_file: Option<PathBuf>,
     /// HMAC-SHA256 key signing webhook bodies (header `X-Hook-Signature: sha256=HEX`).
     /// Prefer the environment variable HOOKD_SECRET to keep it off the command line.
     /// Default: none (no signature header).
@@ -75,17 +81,14 @@ impl runtime::start::Command for Cli {
     fn problems(&self) -> Option<runtime::start::Problem> {
         for (flag, rules) in [("webhook", &self.webhook), ("exec", &self.exec)] {
             for r in rules {
-                match Rule::parse(r) {
-                    Err(e) => return Some((flag, r.clone(), e.to_string())),
-                    Ok(rule) if flag == "webhook" && webhook::split_url(&rule.target).is_none() => {
-                        return Some((
-                            flag,
-                            r.clone(),
-                            "the target must be http(s)://host[:port]/path".into(),
-                        ))
-                    }
-                    Ok(_) => {}
+                if let Err(e) = parse_rule(flag, r) {
+                    return Some((flag, r.clone(), e));
                 }
+            }
+        }
+        if let Some(path) = &self.rules_file {
+            if let Err(e) = file_rules(path) {
+                return Some(("rules-file", path.display().to_string(), e));
             }
         }
         for (flag, n) in [
@@ -115,15 +118,58 @@ fn main() -> ExitCode {
 
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
+/// A webhook (`flag` = `webhook`) or program rule, or why it is unusable.
+fn parse_rule(flag: &str, text: &str) -> Result<Rule, String> {
+    let rule = Rule::parse(text).map_err(|e| e.to_string())?;
+    if flag == "webhook" && webhook::split_url(&rule.target).is_none() {
+        return Err("the target must be http(s)://host[:port]/path".into());
+    }
+    Ok(rule)
+}
+
+/// The webhook and program rules of a rules file, or why it cannot be used.
+fn file_rules(path: &Path) -> Result<(Vec<Rule>, Vec<Rule>), String> {
+    let [webhooks, programs] = runtime::rules_file::read(path, &["webhook", "exec"])
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .expect("two keys asked");
+    let parse = |flag: &str, rules: Vec<String>| {
+        rules
+            .iter()
+            .map(|r| {
+                parse_rule(flag, r).map_err(|e| format!("{}: {flag} {r:?}: {e}", path.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok((parse("webhook", webhooks)?, parse("exec", programs)?))
+}
+
+/// Every rule in force: the flags', then the file's.
+fn all_rules(cli: &Cli) -> Result<(Vec<Rule>, Vec<Rule>), String> {
+    let flags = |flag: &str, rules: &[String]| {
+        rules
+            .iter()
+            .filter_map(|r| parse_rule(flag, r).ok())
+            .collect::<Vec<_>>()
+    };
+    let (mut webhooks, mut programs) = (flags("webhook", &cli.webhook), flags("exec", &cli.exec));
+    if let Some(path) = &cli.rules_file {
+        let (w, p) = file_rules(path)?;
+        webhooks.extend(w);
+        programs.extend(p);
+    }
+    Ok((webhooks, programs))
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
-    if !cli.stdout && cli.webhook.is_empty() && cli.exec.is_empty() {
+    let (webhooks, programs) = all_rules(&cli)
+        .map_err(|e| Failure::CannotStart(anyhow::anyhow!("cannot load the rules file: {e}")))?;
+    if !cli.stdout && webhooks.is_empty() && programs.is_empty() && cli.rules_file.is_none() {
         tracing::warn!("no --stdout, --webhook or --exec: events are received and dropped");
     }
-    let https = cli
-        .webhook
-        .iter()
-        .any(|r| Rule::parse(r).is_ok_and(|r| r.target.starts_with("https://")));
-    let tls = if https || cli.ca_file.is_some() {
+    let https = webhooks.iter().any(|r| r.target.starts_with("https://"));
+    // A reloaded rules file may bring https webhooks later.
+    let tls = if https || cli.ca_file.is_some() || cli.rules_file.is_some() {
         let client = runtime::tls_client::TlsClient::new(cli.ca_file.as_deref())
             .map_err(|e| Failure::CannotStart(e.into()))?;
         tracing::debug!(roots = client.roots(), "TLS client for https webhooks");
@@ -131,46 +177,62 @@ fn run(cli: Cli) -> Result<(), Failure> {
     } else {
         None
     };
-    tracing::info!(hub = %cli.hub.display(), webhooks = cli.webhook.len(), programs = cli.exec.len(), stdout = cli.stdout, "hookd starting");
+    tracing::info!(hub = %cli.hub.display(), webhooks = webhooks.len(), programs = programs.len(), stdout = cli.stdout, "hookd starting");
     runtime::start::block_on(Threads::Workers(2), async move {
-        let mut sinks = Sinks::default();
-        if cli.stdout {
+        let stdout = cli.stdout.then(|| {
             let q = Arc::new(Queue::new(cli.queue));
             tokio::spawn(link::write_stdout(q.clone()));
-            sinks.stdout = Some(q);
-        }
-        let opts = Arc::new(WebhookOptions {
+            q
+        });
+        let webhook_opts = Arc::new(WebhookOptions {
             tls,
-            secret: cli.secret.map(String::into_bytes),
+            secret: cli.secret.clone().map(String::into_bytes),
             queue: cli.queue,
             timeout: cli.webhook_timeout,
             retry_min: cli.retry_min,
             retry_max: cli.retry_max,
         });
-        for r in &cli.webhook {
-            let rule = Rule::parse(r).expect("checked");
-            let q = Arc::new(Queue::new(opts.queue));
-            tokio::spawn(webhook::run(rule.target.clone(), q.clone(), opts.clone()));
-            sinks.webhooks.push((rule, q));
+        // The runner idles without program rules; a reload may add some.
+        let jobs = Arc::new(Queue::new(cli.queue));
+        tokio::spawn(shell::run(
+            jobs.clone(),
+            ShellOptions {
+                concurrency: cli.exec_concurrency,
+                timeout: cli.exec_timeout,
+            },
+        ));
+        let mut sinks = Sinks {
+            stdout,
+            webhooks: Vec::new(),
+            programs,
+            jobs,
+            webhook_opts,
+        };
+        for rule in webhooks {
+            sinks.add_webhook(rule);
         }
-        if !cli.exec.is_empty() {
-            sinks.programs = cli
-                .exec
-                .iter()
-                .map(|r| Rule::parse(r).expect("checked"))
-                .collect();
-            let q = Arc::new(Queue::new(cli.queue));
-            tokio::spawn(shell::run(
-                q.clone(),
-                ShellOptions {
-                    concurrency: cli.exec_concurrency,
-                    timeout: cli.exec_timeout,
-                },
-            ));
-            sinks.jobs = Some(q);
-        }
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(4);
+        let cli = Arc::new(cli);
+        let hup = cli.clone();
+        runtime::signal::on_hangup(move || {
+            let (cli, tx) = (hup.clone(), reload_tx.clone());
+            async move {
+                if cli.rules_file.is_none() {
+                    tracing::info!("SIGHUP: no --rules-file; nothing to reload");
+                    return;
+                }
+                match all_rules(&cli) {
+                    Ok(rules) => {
+                        let _ = tx.send(rules).await;
+                    }
+                    Err(e) => tracing::warn!(
+                        "SIGHUP: the rules file was not reloaded ({e}); the rules in force stay"
+                    ),
+                }
+            }
+        });
         tokio::select! {
-            _ = link::run(cli.hub, sinks) => {}
+            _ = link::run(cli.hub.clone(), sinks, reloads) => {}
             signal = runtime::signal::shutdown() => tracing::info!(%signal, "shutting down"),
         }
         Ok(())

@@ -14,6 +14,8 @@ pub struct Queue<T> {
     next: std::sync::atomic::AtomicU64,
     cap: usize,
     ready: Notify,
+    /// Set by [`Queue::close`]: no more pushes are coming.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl<T> Queue<T> {
@@ -24,6 +26,7 @@ impl<T> Queue<T> {
             next: std::sync::atomic::AtomicU64::new(0),
             cap: cap.max(1),
             ready: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -62,6 +65,37 @@ impl<T> Queue<T> {
         }
     }
 
+    /// As [`Queue::front`], but `None` once the queue is closed and empty: the sink
+    /// delivers what was queued before its rule was removed, then ends.
+    pub async fn front_until_closed(&self) -> Option<(u64, T)>
+    where
+        T: Clone,
+    {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(item) = self
+                .items
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .front()
+            {
+                return Some(item.clone());
+            }
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return None;
+            }
+            notified.await;
+        }
+    }
+
+    /// No more entries will be pushed (the sink's rule was removed by a reload).
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.ready.notify_one();
+    }
+
     /// Removes the entry of `ticket` after it was delivered (unless a full queue already
     /// dropped it).
     pub fn pop(&self, ticket: u64) {
@@ -94,5 +128,16 @@ mod tests {
         q.pop(t);
         assert_eq!(q.front().await.1, 3);
         assert_eq!(q.dropped(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_hands_out_what_it_holds_then_ends() {
+        let q = Queue::new(4);
+        q.push(1);
+        q.close();
+        let (t, v) = q.front_until_closed().await.unwrap();
+        assert_eq!(v, 1);
+        q.pop(t);
+        assert_eq!(q.front_until_closed().await, None);
     }
 }

@@ -13,6 +13,8 @@ pub struct Rule {
     pub key: Option<Glob>,
     /// The URL or program.
     pub target: String,
+    /// The rule as written (what a reload compares).
+    pub text: String,
 }
 
 /// Why a rule did not parse.
@@ -43,6 +45,7 @@ impl Rule {
             kinds,
             key: key.map(Glob::new),
             target: target.to_owned(),
+            text: text.to_owned(),
         })
     }
 

@@ -193,10 +193,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Delivers `queue` to `url` until the process ends.
+/// Delivers `queue` to `url` until the process ends, or until the queue is closed (its
+/// rule was removed by a reload) and what it held is delivered.
 pub async fn run(url: String, queue: Arc<Queue<Arc<Delivery>>>, opts: Arc<WebhookOptions>) {
     loop {
-        let (ticket, d) = queue.front().await;
+        let Some((ticket, d)) = queue.front_until_closed().await else {
+            tracing::info!(%url, "webhook removed by a reload; its queued events are delivered");
+            return;
+        };
         let mut delay = opts.retry_min;
         let mut failures = 0u32;
         loop {

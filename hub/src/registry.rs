@@ -440,6 +440,43 @@ impl Registry {
         existing
     }
 
+    /// Subscriber `id` changes its patterns (it sent `Subscribe` again), registering as
+    /// [`Registry::subscribe`] does if it had not asked for media before. Returns the
+    /// matching streams it has not been handed yet (the task skips those it already
+    /// reads); waiting new streams that no longer match are forgotten.
+    pub fn resubscribe(
+        &self,
+        id: u64,
+        patterns: Vec<String>,
+        waker: Arc<Notify>,
+        has_new: Arc<AtomicBool>,
+    ) -> Vec<Arc<Stream>> {
+        let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
+        let mut inner = self.lock();
+        let Some(sub) = inner.subscribers.iter_mut().find(|s| s.id == id) else {
+            drop(inner);
+            return self.subscribe(id, patterns, waker, has_new);
+        };
+        sub.patterns = globs;
+        let patterns = &sub.patterns;
+        sub.new_streams.retain(|n| {
+            let keep = glob::any_matches(patterns, n.stream.key.as_str());
+            if !keep {
+                n.stream.lock().remove_reader(id);
+            }
+            keep
+        });
+        let waiting: Vec<Arc<Stream>> = sub.new_streams.iter().map(|n| n.stream.clone()).collect();
+        let patterns = sub.patterns.clone();
+        inner
+            .streams
+            .values()
+            .filter(|s| glob::any_matches(&patterns, s.key.as_str()))
+            .filter(|s| !waiting.iter().any(|w| Arc::ptr_eq(w, s)))
+            .cloned()
+            .collect()
+    }
+
     /// The streams created for subscriber `id` since it last asked, oldest first.
     pub fn take_new_streams(&self, id: u64) -> Vec<NewStream> {
         let mut inner = self.lock();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use proto::glob::{self, Glob};
 use proto::iov::Outbox;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, Message};
 use tokio::io::AsyncReadExt;
@@ -119,15 +120,18 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     tracing::info!(ipc_id, name = %opened.name, patterns = %shown, media, events, "subscriber attached");
     let result: Result<(), SubscriberError> = async {
         loop {
+            let ctx = Ctx {
+                registry: &registry,
+                ipc_id,
+                reader_id,
+                waker: &waker,
+                has_new: &has_new,
+            };
             for m in pending.drain(..) {
-                if let Header::Event(e) = m.header {
-                    registry.on_event(ipc_id, e);
-                }
+                s.on_message(m, &ctx);
             }
             while let Some(m) = decoder.decode(&mut buf)? {
-                if let Header::Event(e) = m.header {
-                    registry.on_event(ipc_id, e);
-                }
+                s.on_message(m, &ctx);
             }
             if has_new.swap(false, Ordering::Acquire) {
                 for ns in registry.take_new_streams(reader_id) {
@@ -189,7 +193,68 @@ async fn recv_event(
     }
 }
 
+/// What handling a message from the subscriber needs.
+struct Ctx<'a> {
+    registry: &'a Arc<Registry>,
+    ipc_id: u64,
+    reader_id: u64,
+    waker: &'a Arc<Notify>,
+    has_new: &'a Arc<AtomicBool>,
+}
+
 impl Subscriber {
+    /// A message from the subscriber: an event to route, or a `Subscribe` sent again,
+    /// which changes the patterns (a relayer whose rules were reloaded): streams that now
+    /// match are announced as to a new subscriber, streams that no longer match end with
+    /// `EndOfStream` (`unsubscribed`), the others go on untouched.
+    fn on_message(&mut self, m: Message, ctx: &Ctx<'_>) {
+        match m.header {
+            Header::Event(e) => ctx.registry.on_event(ctx.ipc_id, e),
+            Header::Subscribe {
+                patterns, media, ..
+            } => {
+                let shown = patterns.join(" ");
+                let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
+                let fresh = if media {
+                    ctx.registry.resubscribe(
+                        ctx.reader_id,
+                        patterns,
+                        ctx.waker.clone(),
+                        ctx.has_new.clone(),
+                    )
+                } else {
+                    ctx.registry.unsubscribe(ctx.reader_id);
+                    Vec::new()
+                };
+                let mut subs = std::mem::take(&mut self.subs);
+                subs.retain(|sub| {
+                    let keep = media && glob::any_matches(&globs, sub.stream.key.as_str());
+                    if !keep {
+                        sub.stream.lock().remove_reader(ctx.reader_id);
+                        if sub.live {
+                            self.header(
+                                &Header::EndOfStream {
+                                    stream: sub.stream.id,
+                                    reason: "unsubscribed".into(),
+                                },
+                                Bytes::new(),
+                            );
+                        }
+                    }
+                    keep
+                });
+                self.subs = subs;
+                for stream in fresh {
+                    if !self.subs.iter().any(|s| Arc::ptr_eq(&s.stream, &stream)) {
+                        self.attach_existing(stream, ctx.reader_id, ctx.waker);
+                    }
+                }
+                tracing::info!(ipc_id = ctx.ipc_id, patterns = %shown, media, "subscriber changed its subscription");
+            }
+            _ => {}
+        }
+    }
+
     fn header(&mut self, h: &Header, payload: Bytes) {
         ipc::encode_header(h, payload.len(), &mut self.out);
         self.queue.push(self.out.split().freeze());

@@ -21,7 +21,7 @@ use crate::callback;
 use crate::destination::{DestOptions, DestShared, Destination, Headers};
 use crate::media::{to_ms, Frame, Item};
 use crate::pull::{self, Pull, PullOptions};
-use crate::rules::{check_template, destinations, redact, Rule};
+use crate::rules::{check_template, destinations, redact, redact_rule, Rule};
 
 /// Longest wait between attempts to reach the hub.
 const MAX_HUB_BACKOFF: Duration = Duration::from_secs(5);
@@ -52,19 +52,27 @@ struct StreamState {
     has_video: bool,
     /// The latest headers: where a destination added mid-stream starts.
     headers: Headers,
-    dests: Vec<(String, Arc<DestShared>)>,
+    dests: Vec<Dest>,
+}
+
+/// One destination of a stream.
+struct Dest {
+    url: String,
+    shared: Arc<DestShared>,
+    /// Given by the callback, not by a rule: a rules reload leaves it alone.
+    from_callback: bool,
 }
 
 impl StreamState {
     fn push(&self, item: &Item) {
-        for (_, d) in &self.dests {
-            d.push(item.clone());
+        for d in &self.dests {
+            d.shared.push(item.clone());
         }
     }
 
     fn end(&self) {
-        for (_, d) in &self.dests {
-            d.end();
+        for d in &self.dests {
+            d.shared.end();
         }
     }
 }
@@ -86,14 +94,22 @@ struct Link {
     pulls: HashMap<String, Pull>,
     pull_done_tx: mpsc::Sender<String>,
     pull_done_rx: mpsc::Receiver<String>,
+    /// New rule sets (SIGHUP): applied in place, see [`Link::reload`].
+    reloads: mpsc::Receiver<Vec<Rule>>,
 }
 
-/// Runs until `shutdown` turns true; then ends every push.
-pub async fn run(opts: LinkOptions, mut shutdown: watch::Receiver<bool>) {
+/// Runs until `shutdown` turns true; then ends every push. Each rule set received on
+/// `reloads` replaces the rules in force without touching the destinations it keeps.
+pub async fn run(
+    opts: LinkOptions,
+    mut shutdown: watch::Receiver<bool>,
+    reloads: mpsc::Receiver<Vec<Rule>>,
+) {
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let (found_tx, found_rx) = mpsc::channel(64);
     let (pull_done_tx, pull_done_rx) = mpsc::channel(64);
     let mut link = Link {
+        reloads,
         pulls: HashMap::new(),
         pull_done_tx,
         pull_done_rx,
@@ -201,6 +217,20 @@ impl Link {
                 Some(f) = self.found_rx.recv() => self.add_found(f),
                 Some(key) = self.pull_done_rx.recv() => {
                     self.pulls.remove(&key);
+                }
+                Some(rules) = self.reloads.recv() => {
+                    if self.reload(rules) {
+                        // The rules need other streams: change the subscription in place
+                        // (FORMAT.md section 7); the streams kept go on without a gap.
+                        out.clear();
+                        let subscribe = Header::Subscribe {
+                            patterns: self.patterns(),
+                            media: self.wants_media(),
+                            events: self.opts.pull.is_some(),
+                        };
+                        ipc::encode(&subscribe, &[], &mut out);
+                        wr.write_all(&out).await?;
+                    }
                 }
                 _ = shutdown.changed() => {
                     self.end_all();
@@ -330,14 +360,58 @@ impl Link {
         }
     }
 
+    /// Replaces the rules in force with `rules` (a SIGHUP reload) and logs what changed:
+    /// every live stream's destinations that the new rules still give keep running
+    /// untouched, those they no longer give send what they have queued and stop, and new
+    /// ones start at the stream's next sync point. Returns whether the hub subscription
+    /// must change (the rules now match other streams).
+    fn reload(&mut self, rules: Vec<Rule>) -> bool {
+        let text = |r: &Rule| format!("{}={}", r.pattern, r.templates.join(" "));
+        let old: Vec<String> = self.opts.rules.iter().map(text).collect();
+        let new: Vec<String> = rules.iter().map(text).collect();
+        let added: Vec<&String> = new.iter().filter(|r| !old.contains(r)).collect();
+        let removed: Vec<&String> = old.iter().filter(|r| !new.contains(r)).collect();
+        let shown = |v: &[&String]| {
+            v.iter()
+                .map(|r| redact_rule(r))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        tracing::info!(
+            added = %shown(&added),
+            removed = %shown(&removed),
+            unchanged = new.len() - added.len(),
+            "SIGHUP: push rules reloaded"
+        );
+        let (patterns, media) = (self.patterns(), self.wants_media());
+        self.opts.rules = rules;
+        let mut streams = std::mem::take(&mut self.streams);
+        for s in streams.values_mut() {
+            let wanted = destinations(&self.opts.rules, &s.key);
+            s.dests.retain(|d| {
+                let keep = d.from_callback || wanted.contains(&d.url);
+                if !keep {
+                    tracing::info!(key = %s.key, dest = %redact(&d.url), "push stopped: its rule was removed");
+                    d.shared.end();
+                }
+                keep
+            });
+            for url in wanted {
+                if !s.dests.iter().any(|d| d.url == url) {
+                    self.start_destination(s, url, false);
+                }
+            }
+        }
+        self.streams = streams;
+        patterns != self.patterns() || media != self.wants_media()
+    }
+
     fn announce(&mut self, handle: u32, key: String, timescale: u32) {
         if let Some(old) = self.streams.remove(&handle) {
             old.end();
         }
         let urls = destinations(&self.opts.rules, &key);
-        if urls.is_empty() && self.opts.callback.is_none() {
-            return;
-        }
+        // Kept even without destinations: a reload may add some while it is live.
         tracing::info!(%key, destinations = urls.len(), "stream announced");
         let mut s = StreamState {
             key: key.clone(),
@@ -348,7 +422,7 @@ impl Link {
             dests: Vec::new(),
         };
         for url in urls {
-            self.start_destination(&mut s, url);
+            self.start_destination(&mut s, url, false);
         }
         self.streams.insert(handle, s);
         if let Some(cb) = self.opts.callback.clone() {
@@ -373,15 +447,15 @@ impl Link {
             for url in f.urls {
                 if let Err(e) = check_template(&url) {
                     tracing::warn!(key = %f.key, error = %e, "callback destination refused");
-                } else if !s.dests.iter().any(|(u, _)| *u == url) {
-                    self.start_destination(&mut s, url);
+                } else if !s.dests.iter().any(|d| d.url == url) {
+                    self.start_destination(&mut s, url, true);
                 }
             }
         }
         self.streams.insert(f.handle, s);
     }
 
-    fn start_destination(&self, s: &mut StreamState, url: String) {
+    fn start_destination(&self, s: &mut StreamState, url: String, from_callback: bool) {
         tracing::info!(key = %s.key, dest = %redact(&url), "pushing");
         let shared = DestShared::new(self.opts.dest.queue_bytes);
         // A destination added mid-stream starts with the current headers (sent at
@@ -395,7 +469,11 @@ impl Link {
             self.events_tx.clone(),
         );
         tokio::spawn(d.run());
-        s.dests.push((url, shared));
+        s.dests.push(Dest {
+            url,
+            shared,
+            from_callback,
+        });
     }
 
     fn end_all(&mut self) {

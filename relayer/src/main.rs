@@ -1,6 +1,6 @@
 //! `relayer`: pushes live streams from the hub to other RTMP servers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,12 @@ struct Cli {
     /// Default: none.
     #[arg(long = "push", value_name = "RULE")]
     push: Vec<String>,
+    /// TOML file of more push rules, `push = ["PATTERN=URL ...", ...]`, re-read on SIGHUP:
+    /// destinations of rules that stayed keep their connections, those of removed rules
+    /// stop, those of added rules start for streams already live. A file that does not
+    /// load keeps the rules in force (the log says why). Default: none.
+    #[arg(long, value_name = "FILE")]
+    rules_file: Option<PathBuf>,
     /// HTTP URL asked for more destinations when a stream starts:
     /// `GET URL?key=..&app=..&name=..`, answered with one destination URL per line.
     /// Default: none.
@@ -93,6 +99,11 @@ impl runtime::start::Command for Cli {
                 return Some(("push", r.clone(), e.to_string()));
             }
         }
+        if let Some(path) = &self.rules_file {
+            if let Err(e) = file_rules(path) {
+                return Some(("rules-file", path.display().to_string(), e));
+            }
+        }
         if let Some(t) = &self.pull {
             if let Err(e) = relayer::rules::check_template(t) {
                 return Some(("pull", t.clone(), e.to_string()));
@@ -144,13 +155,36 @@ fn main() -> ExitCode {
 
 type Failure = runtime::exit::Failure<anyhow::Error>;
 
+/// The push rules of a rules file, or why it cannot be used.
+fn file_rules(path: &Path) -> Result<Vec<Rule>, String> {
+    let [push] = runtime::rules_file::read(path, &["push"])
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .expect("one key asked");
+    push.iter()
+        .map(|r| Rule::parse(r).map_err(|e| format!("{}: push: {e}", path.display())))
+        .collect()
+}
+
+/// Every rule in force: the flags', then the file's.
+fn all_rules(flags: &[Rule], file: Option<&Path>) -> Result<Vec<Rule>, String> {
+    let mut rules = flags.to_vec();
+    if let Some(path) = file {
+        rules.extend(file_rules(path)?);
+    }
+    Ok(rules)
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
-    let rules: Vec<Rule> = cli
+    let flag_rules: Vec<Rule> = cli
         .push
         .iter()
         .filter_map(|r| Rule::parse(r).ok())
         .collect();
-    if rules.is_empty() && cli.callback.is_none() && cli.pull.is_none() {
+    let rules = all_rules(&flag_rules, cli.rules_file.as_deref())
+        .map_err(|e| Failure::CannotStart(anyhow::anyhow!("cannot load the rules file: {e}")))?;
+    if rules.is_empty() && cli.callback.is_none() && cli.pull.is_none() && cli.rules_file.is_none()
+    {
         tracing::warn!("no --push rule, --callback or --pull: nothing will be relayed");
     }
     let tls = runtime::tls_client::TlsClient::new(cli.ca_file.as_deref())
@@ -190,7 +224,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
     runtime::start::block_on(Threads::Workers(2), async move {
         tokio::spawn(telemetry::report(opts.socket.clone(), "relayer", metrics));
         let stop = runtime::signal::stop_flag(|signal| tracing::info!(%signal, "shutting down"));
-        link::run(opts, stop).await;
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(4);
+        let file = cli.rules_file.clone();
+        runtime::signal::on_hangup(move || {
+            let (file, tx) = (file.clone(), reload_tx.clone());
+            let flag_rules = flag_rules.clone();
+            async move {
+                let Some(path) = file else {
+                    tracing::info!("SIGHUP: no --rules-file; nothing to reload");
+                    return;
+                };
+                match all_rules(&flag_rules, Some(&path)) {
+                    Ok(rules) => {
+                        let _ = tx.send(rules).await;
+                    }
+                    Err(e) => tracing::warn!(
+                        "SIGHUP: the rules file was not reloaded ({e}); the rules in force stay"
+                    ),
+                }
+            }
+        });
+        link::run(opts, stop, reloads).await;
         // Let destinations send their last bytes and close politely.
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(())

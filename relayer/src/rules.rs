@@ -143,6 +143,21 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A rule fit for logs: each URL [`redact`]ed.
+pub fn redact_rule(rule: &str) -> String {
+    match rule.split_once('=') {
+        Some((pattern, urls)) => {
+            let urls: Vec<String> = urls
+                .split([' ', ','])
+                .filter(|u| !u.is_empty())
+                .map(redact)
+                .collect();
+            format!("{pattern}={}", urls.join(" "))
+        }
+        None => rule.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +195,9 @@ mod tests {
     fn redacts_the_stream_key() {
         assert_eq!(redact("rtmp://a/live2/secret?x=1"), "rtmp://a/live2/***");
         assert_eq!(redact("rtmp://a"), "rtmp://a");
+        assert_eq!(
+            redact_rule("live/*=rtmp://a/live2/k1 rtmp://b/x/{name}"),
+            "live/*=rtmp://a/live2/*** rtmp://b/x/***"
+        );
     }
 }

@@ -44,9 +44,13 @@ pub struct Component {
     /// while the profile runs the hub.
     pub socket_flag: &'static str,
     /// Whether it reloads files in place on SIGHUP (auth files, keys, certificates,
-    /// passphrase files); the supervisor forwards its SIGHUP only to these (SIGHUP would
-    /// end the others).
+    /// passphrase files, rules files); the supervisor forwards its SIGHUP only to these
+    /// (SIGHUP would end the others).
     pub reloads_on_hangup: bool,
+    /// The flags it also reads from its `--rules-file` and reloads in place on SIGHUP:
+    /// the supervisor writes them to a rules file in the runtime directory instead of
+    /// passing them, so that changing only these reloads instead of restarting.
+    pub rules_keys: &'static [&'static str],
 }
 
 /// Every component the supervisor knows, in start order. A component whose crate has not
@@ -59,6 +63,7 @@ pub static COMPONENTS: [Component; 6] = [
         readiness: Readiness::LogLine("listening on unix:"),
         socket_flag: "socket",
         reloads_on_hangup: true,
+        rules_keys: &[],
     },
     Component {
         name: "recorder",
@@ -66,20 +71,23 @@ pub static COMPONENTS: [Component; 6] = [
         readiness: Readiness::LogLine("connected to the hub"),
         socket_flag: "hub",
         reloads_on_hangup: false,
+        rules_keys: &[],
     },
     Component {
         name: "relayer",
         role: Role::Subscriber,
         readiness: Readiness::LogLine("connected to the hub"),
         socket_flag: "hub",
-        reloads_on_hangup: false,
+        reloads_on_hangup: true,
+        rules_keys: &["push"],
     },
     Component {
         name: "hookd",
         role: Role::Subscriber,
         readiness: Readiness::LogLine("subscribed to the hub's events"),
         socket_flag: "hub",
-        reloads_on_hangup: false,
+        reloads_on_hangup: true,
+        rules_keys: &["webhook", "exec"],
     },
     Component {
         name: "ingest-rtmp",
@@ -87,6 +95,7 @@ pub static COMPONENTS: [Component; 6] = [
         readiness: Readiness::LogLine("listening on rtmp://"),
         socket_flag: "hub",
         reloads_on_hangup: true,
+        rules_keys: &[],
     },
     Component {
         name: "ingest-srt",
@@ -94,6 +103,7 @@ pub static COMPONENTS: [Component; 6] = [
         readiness: Readiness::LogLine("listening on srt://"),
         socket_flag: "hub",
         reloads_on_hangup: true,
+        rules_keys: &[],
     },
 ];
 

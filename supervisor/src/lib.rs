@@ -36,7 +36,7 @@ pub use flags::{key_flags, section_flags, FlagError};
 pub use policy::{Decision, RestartPolicy, RestartState};
 pub use profile::{
     parse as parse_profile, parse_partial as parse_profile_partial, Location, Profile,
-    ProfileError, Section, Settings, DEFAULT_PROFILE, SUPERVISOR_SECTION,
+    ProfileError, RulesFile, Section, Settings, DEFAULT_PROFILE, SUPERVISOR_SECTION,
 };
 pub use runtime_dir::{RuntimeDir, RuntimeDirError, LOCK_FILE};
 pub use signals::block as block_signals;

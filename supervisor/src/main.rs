@@ -190,14 +190,23 @@ fn find_binaries(profile: &Profile, bin_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan(profile: &Profile, bin_dir: &Path, hub_socket: Option<&Path>) -> Vec<Planned> {
+fn plan(
+    profile: &Profile,
+    bin_dir: &Path,
+    hub_socket: Option<&Path>,
+    runtime: &Path,
+) -> Vec<Planned> {
     profile
         .sections
         .iter()
-        .map(|section| Planned {
-            component: section.component,
-            bin: bin_dir.join(section.component.name),
-            args: section.args(hub_socket),
+        .map(|section| {
+            let (args, rules) = section.run_args(hub_socket, runtime);
+            Planned {
+                component: section.component,
+                bin: bin_dir.join(section.component.name),
+                args,
+                rules,
+            }
         })
         .collect()
 }
@@ -236,7 +245,10 @@ fn reload(
     if !problems.is_empty() {
         return Err(problems.iter().map(|p| format!("{origin}: {p}")).collect());
     }
-    Ok((plan(&profile, &bin_dir, hub_socket), profile.settings))
+    Ok((
+        plan(&profile, &bin_dir, hub_socket, runtime),
+        profile.settings,
+    ))
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -253,7 +265,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         "running {origin} with runtime directory {}",
         runtime.path().display()
     );
-    let plan = plan(&profile, &bin_dir, hub_socket);
+    let plan = plan(&profile, &bin_dir, hub_socket, runtime.path());
     let metrics = std::sync::Arc::new(telemetry::Metrics::new());
     let mut events = telemetry::Emitter::discard();
     if let Some(hub) = hub_socket {

@@ -361,11 +361,119 @@ impl Section {
     }
 }
 
+/// A rules file the supervisor writes for a component (see
+/// [`Component::rules_keys`](crate::component::Component::rules_keys)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesFile {
+    /// Where: `RUNTIME_DIR/COMPONENT.rules.toml`.
+    pub path: std::path::PathBuf,
+    /// Its TOML text.
+    pub text: String,
+}
+
+impl Section {
+    /// The command line the component runs with: [`Section::args`], except that the
+    /// flags it reloads from a rules file are moved into one in `runtime_dir` (returned
+    /// with its text, for the caller to write) and `--rules-file` points there. A section
+    /// that sets `rules-file` itself keeps its flags as written.
+    pub fn run_args(
+        &self,
+        hub_socket: Option<&std::path::Path>,
+        runtime_dir: &std::path::Path,
+    ) -> (Vec<String>, Option<RulesFile>) {
+        let keys = self.component.rules_keys;
+        if keys.is_empty() || self.flags.iter().any(|f| f.starts_with("--rules-file=")) {
+            return (self.args(hub_socket), None);
+        }
+        let mut values: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+        let mut kept = Section {
+            component: self.component,
+            flags: Vec::new(),
+        };
+        for flag in &self.flags {
+            let found = keys.iter().enumerate().find_map(|(i, k)| {
+                flag.strip_prefix("--")
+                    .and_then(|f| f.strip_prefix(k))
+                    .and_then(|f| f.strip_prefix('='))
+                    .map(|v| (i, v))
+            });
+            match found {
+                Some((i, v)) => values[i].push(v.to_owned()),
+                None => kept.flags.push(flag.clone()),
+            }
+        }
+        let path = runtime_dir.join(format!("{}.rules.toml", self.component.name));
+        kept.flags.push(format!("--rules-file={}", path.display()));
+        let entries: Vec<(&str, &[String])> = keys
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| (*k, v.as_slice()))
+            .collect();
+        let text = runtime::rules_file::render(&entries);
+        (kept.args(hub_socket), Some(RulesFile { path, text }))
+    }
+}
+
 impl Profile {
     /// Whether the profile runs the hub (and so owns the hub socket).
     pub fn runs_hub(&self) -> bool {
         self.sections
             .iter()
             .any(|s| s.component.role == crate::component::Role::Hub)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn reloadable_flags_move_to_a_rules_file() {
+        let profile = parse(
+            "[relayer]\npush = [\"live/*=rtmp://a/x/{name}\", \"b/*=rtmp://b/y/{name}\"]\n\
+             queue-bytes = 100\n[hookd]\nwebhook = \"publish=http://h/x\"\nstdout = true\n\
+             [recorder]\n",
+        )
+        .unwrap();
+        let run = Path::new("/run/ms");
+        let by = |name: &str| {
+            profile
+                .sections
+                .iter()
+                .find(|s| s.component.name == name)
+                .unwrap()
+        };
+        let (args, rules) = by("relayer").run_args(Some(Path::new("/run/ms/hub.sock")), run);
+        assert_eq!(
+            args,
+            [
+                "--queue-bytes=100",
+                "--rules-file=/run/ms/relayer.rules.toml",
+                "--hub=/run/ms/hub.sock"
+            ]
+        );
+        let rules = rules.unwrap();
+        assert_eq!(
+            runtime::rules_file::parse("f", &rules.text, &["push"]).unwrap(),
+            [vec!["live/*=rtmp://a/x/{name}", "b/*=rtmp://b/y/{name}"]]
+        );
+        let (args, rules) = by("hookd").run_args(None, run);
+        assert_eq!(args, ["--stdout", "--rules-file=/run/ms/hookd.rules.toml"]);
+        assert_eq!(
+            runtime::rules_file::parse("f", &rules.unwrap().text, &["webhook", "exec"]).unwrap(),
+            [vec!["publish=http://h/x".to_owned()], vec![]]
+        );
+        // No rules to move: the recorder runs with its flags as written.
+        assert_eq!(by("recorder").run_args(None, run), (Vec::new(), None));
+        // A section with its own rules file keeps everything as written.
+        let own = parse("[relayer]\nrules-file = \"/etc/r.toml\"\npush = [\"a/*=rtmp://h/a/b\"]\n")
+            .unwrap();
+        let (args, rules) = own.sections[0].run_args(None, run);
+        assert_eq!(
+            args,
+            ["--push=a/*=rtmp://h/a/b", "--rules-file=/etc/r.toml"]
+        );
+        assert_eq!(rules, None);
     }
 }

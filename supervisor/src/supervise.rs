@@ -16,7 +16,7 @@ use runtime::exit::CANNOT_START;
 use crate::child::{self, Event, RunId};
 use crate::component::{Component, Readiness, Role};
 use crate::policy::{Decision, RestartPolicy, RestartState};
-use crate::profile::Settings;
+use crate::profile::{RulesFile, Settings};
 
 /// How long the supervisor waits, once every component has exited, for their last output
 /// lines to be copied (only a process a component left behind holds a pipe longer).
@@ -31,6 +31,22 @@ pub struct Planned {
     pub bin: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// The rules file `args` point it to, written before each start and on a reload
+    /// that changes only it (then the component reloads it in place on SIGHUP).
+    pub rules: Option<RulesFile>,
+}
+
+/// Writes `rules` (atomically: readers see the old file or the new one, never half).
+fn write_rules(name: &str, rules: &RulesFile) {
+    let tmp = rules.path.with_extension("toml.tmp");
+    let written =
+        std::fs::write(&tmp, &rules.text).and_then(|()| std::fs::rename(&tmp, &rules.path));
+    if let Err(e) = written {
+        tracing::error!(
+            "cannot write {name}'s rules file {}: {e}",
+            rules.path.display()
+        );
+    }
 }
 
 /// How the supervisor ended.
@@ -429,6 +445,9 @@ impl Supervisor<'_> {
             Readiness::LogLine(line) => Some(line),
             Readiness::Running(_) => None,
         };
+        if let Some(rules) = &slot.plan.rules {
+            write_rules(component.name, rules);
+        }
         match child::spawn(
             component.name,
             &slot.plan.bin,
@@ -599,7 +618,14 @@ impl Supervisor<'_> {
                     slot.retired = true;
                     Change::Removed
                 }
-                Some(p) if p.bin == slot.plan.bin && p.args == slot.plan.args => Change::Same,
+                Some(p) if p.bin == slot.plan.bin && p.args == slot.plan.args => {
+                    if p.rules == slot.plan.rules {
+                        Change::Same
+                    } else {
+                        slot.plan = p;
+                        Change::Rules
+                    }
+                }
                 Some(p) => {
                     slot.plan = p;
                     Change::Changed
@@ -665,6 +691,8 @@ impl Supervisor<'_> {
 /// What a reload does to one component.
 enum Change {
     Same,
+    /// Only what its rules file holds changed: rewritten, and reloaded in place.
+    Rules,
     Changed,
     Removed,
 }
@@ -685,6 +713,23 @@ impl Change {
                 "unchanged (sent SIGHUP)"
             }
             (Change::Same, _) => "unchanged",
+            (Change::Rules, state) => {
+                if let Some(rules) = &slot.plan.rules {
+                    write_rules(component.name, rules);
+                }
+                match state {
+                    State::Running(r) => {
+                        signal(r, Signal::SIGHUP);
+                        "rules changed (reloaded in place, sent SIGHUP)"
+                    }
+                    State::GaveUp => {
+                        *state = State::Pending(now);
+                        slot.restart = RestartState::new(policy);
+                        "rules changed (starting again)"
+                    }
+                    _ => "rules changed (starts with the new rules)",
+                }
+            }
             (change, State::Running(r)) => {
                 if r.replacing.is_none() && !r.killed {
                     signal(r, Signal::SIGTERM);
