@@ -205,9 +205,76 @@ pub fn slt_send(file: &Path, srt_url: &str) -> Proc {
     Proc::spawn("srt-live-transmit publish", &mut cmd)
 }
 
-/// The longest a proxy thread waits for a datagram with nothing queued (how soon it
-/// notices it was stopped).
+/// The longest a proxy thread waits with nothing to do (how soon it notices it was
+/// stopped).
 const IDLE_WAIT: Duration = Duration::from_millis(20);
+
+/// Asks the kernel to stamp each datagram's arrival (SO_TIMESTAMPNS).
+fn timestamp_arrivals(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+}
+
+/// Receives one datagram (IPv4) with when it reached the socket: the kernel's stamp, so a
+/// proxy thread that ran late does not move the datagram's due time (and its lateness
+/// shows). Falls back to now when the stamp is missing.
+fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr, Instant)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: zeroed plain C structs; recvmsg writes within the lengths given, and the
+    // control messages are walked with the CMSG macros within `control`.
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = (&mut addr as *mut libc::sockaddr_in).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let mut arrived = now;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                let stamp =
+                    std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                if let Ok(age) = wall.duration_since(stamp) {
+                    arrived = now.checked_sub(age).unwrap_or(now);
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        let from = SocketAddr::from((
+            std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+            u16::from_be(addr.sin_port),
+        ));
+        Ok((n as usize, from, arrived))
+    }
+}
+
+/// Datagrams a proxy direction holds: due time, trace index, bytes (earliest first).
+type Queue = BinaryHeap<Reverse<(Instant, usize, Vec<u8>)>>;
 
 /// One direction's impairments.
 #[derive(Clone, Copy, Debug, Default)]
@@ -236,66 +303,123 @@ pub struct ImpairProxy {
     stop: Arc<AtomicBool>,
     /// Datagrams dropped by the proxy, both directions.
     pub dropped: Arc<AtomicU64>,
+    trace: Arc<std::sync::Mutex<Vec<Traced>>>,
+}
+
+/// What the proxy saw of one SRT datagram.
+#[derive(Clone, Debug)]
+enum Seen {
+    Data { seq: u32, rexmit: bool, ts: u32 },
+    Nak(Vec<(u32, u32)>),
+    DropRequest(u32, u32),
+    Other,
+}
+
+/// One datagram through the proxy: direction (0 caller to listener), when it arrived,
+/// what it was, and when it was due and actually sent (`None`: the proxy lost it).
+#[derive(Clone, Debug)]
+struct Traced {
+    dir: usize,
+    arrived: Duration,
+    seen: Seen,
+    due: Option<Duration>,
+    sent: Option<Duration>,
+}
+
+fn classify(d: &[u8]) -> Seen {
+    use proto::srt::packet::{Control, Packet};
+    match Packet::decode(bytes::Bytes::copy_from_slice(d)) {
+        Ok(Packet::Data(p)) => Seen::Data {
+            seq: p.seq.get(),
+            rexmit: p.retransmitted,
+            ts: p.timestamp,
+        },
+        Ok(Packet::Control(c)) => match c.control {
+            Control::Nak(l) => Seen::Nak(l.0.iter().map(|(a, b)| (a.get(), b.get())).collect()),
+            Control::DropRequest { first, last, .. } => Seen::DropRequest(first.get(), last.get()),
+            _ => Seen::Other,
+        },
+        Err(_) => Seen::Other,
+    }
 }
 
 impl ImpairProxy {
     /// Starts the proxy; `up` applies caller to listener, `down` the other way.
+    ///
+    /// Each direction has a receiving thread, which takes each datagram with the kernel's
+    /// arrival stamp, decides its fate and queues it with its due time, and a forwarding
+    /// thread, which sends each when due. The forwarder waits on a condition variable (a futex with a
+    /// high-resolution deadline): a socket receive timeout, which the kernel counts in
+    /// jiffies, made datagrams 4 ms late at the median (15 ms at worst) and added 10 ms to
+    /// a 14 ms round trip.
     pub fn start(target: SocketAddr, up: Impairment, down: Impairment, seed: u64) -> ImpairProxy {
         let front = UdpSocket::bind("127.0.0.1:0").expect("bind proxy");
         let back = UdpSocket::bind("127.0.0.1:0").expect("bind proxy");
         back.connect(target).expect("connect proxy");
+        // A stopped proxy's receivers notice within this.
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(IDLE_WAIT)).unwrap();
+            timestamp_arrivals(s);
+        }
         let addr = front.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
         let client: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+        let trace: Arc<std::sync::Mutex<Vec<Traced>>> = Arc::default();
+        let t0 = Instant::now();
         for (i, imp) in [up, down].into_iter().enumerate() {
-            let front = front.try_clone().unwrap();
-            let back = back.try_clone().unwrap();
-            let stop = stop.clone();
-            let dropped = dropped.clone();
-            let client = client.clone();
+            // Due time, trace index, datagram.
+            let queue: Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)> = Arc::default();
+            {
+                let (front, back) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+                let (stop, client, trace, queue) =
+                    (stop.clone(), client.clone(), trace.clone(), queue.clone());
+                std::thread::spawn(move || {
+                    let (lock, ready) = &*queue;
+                    let mut q = lock.lock().unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = Instant::now();
+                        match q.peek() {
+                            Some(Reverse((due, ..))) if *due <= now => {
+                                let Reverse((_, idx, d)) = q.pop().unwrap();
+                                drop(q);
+                                if i == 0 {
+                                    let _ = back.send(&d);
+                                } else if let Some(c) = *client.lock().unwrap() {
+                                    let _ = front.send_to(&d, c);
+                                }
+                                trace.lock().unwrap()[idx].sent = Some(t0.elapsed());
+                                q = lock.lock().unwrap();
+                            }
+                            Some(Reverse((due, ..))) => {
+                                let wait = *due - now;
+                                q = ready.wait_timeout(q, wait.min(IDLE_WAIT)).unwrap().0;
+                            }
+                            None => q = ready.wait_timeout(q, IDLE_WAIT).unwrap().0,
+                        }
+                    }
+                });
+            }
+            let src = if i == 0 {
+                front.try_clone().unwrap()
+            } else {
+                back.try_clone().unwrap()
+            };
+            let (stop, dropped, client, trace) =
+                (stop.clone(), dropped.clone(), client.clone(), trace.clone());
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
             std::thread::spawn(move || {
-                let (src, _) = if i == 0 {
-                    (&front, &back)
-                } else {
-                    (&back, &front)
-                };
-                let mut queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>> = BinaryHeap::new();
-                let mut n = 0u64;
                 let mut burst_left = 0u32;
                 let mut buf = [0u8; 2048];
                 let mut first: Option<Instant> = None;
                 while !stop.load(Ordering::Relaxed) {
-                    // Delivery happens when each datagram is due, not on a polling tick:
-                    // the receive waits exactly until the earliest one (bounded so a
-                    // stop is noticed).
-                    let now = Instant::now();
-                    while let Some(Reverse((t, ..))) = queue.peek() {
-                        if *t > now {
-                            break;
-                        }
-                        let Reverse((_, _, d)) = queue.pop().unwrap();
-                        if i == 0 {
-                            let _ = back.send(&d);
-                        } else if let Some(c) = *client.lock().unwrap() {
-                            let _ = front.send_to(&d, c);
-                        }
-                    }
-                    let wait = queue
-                        .peek()
-                        .map_or(IDLE_WAIT, |Reverse((t, ..))| {
-                            t.saturating_duration_since(now)
-                        })
-                        .clamp(Duration::from_micros(50), IDLE_WAIT);
-                    src.set_read_timeout(Some(wait)).unwrap();
-                    let Ok((len, from)) = src.recv_from(&mut buf) else {
+                    let Ok((len, from, arrived)) = recv_stamped(&src, &mut buf) else {
                         continue;
                     };
                     if i == 0 {
                         *client.lock().unwrap() = Some(from);
                     }
-                    let since = first.get_or_insert_with(Instant::now).elapsed();
+                    let since = arrived - *first.get_or_insert(arrived);
                     let lossy = imp.loss_for.is_none_or(|d| since < d);
                     let lost = if !lossy {
                         false
@@ -308,8 +432,16 @@ impl ImpairProxy {
                     } else {
                         imp.loss > 0.0 && rng.gen_bool(imp.loss)
                     };
+                    let mut traced = Traced {
+                        dir: i,
+                        arrived: arrived - t0,
+                        seen: classify(&buf[..len]),
+                        due: None,
+                        sent: None,
+                    };
                     if lost {
                         dropped.fetch_add(1, Ordering::Relaxed);
+                        trace.lock().unwrap().push(traced);
                         continue;
                     }
                     let jitter = if imp.jitter.is_zero() {
@@ -317,12 +449,19 @@ impl ImpairProxy {
                     } else {
                         Duration::from_micros(rng.gen_range(0..imp.jitter.as_micros() as u64))
                     };
-                    n += 1;
-                    queue.push(Reverse((
-                        Instant::now() + imp.delay + jitter,
-                        n,
-                        buf[..len].to_vec(),
-                    )));
+                    // Due from when the datagram arrived, however late this thread runs.
+                    let due = arrived + imp.delay + jitter;
+                    traced.due = Some(due - t0);
+                    let idx = {
+                        let mut t = trace.lock().unwrap();
+                        t.push(traced);
+                        t.len() - 1
+                    };
+                    let (lock, ready) = &*queue;
+                    lock.lock()
+                        .unwrap()
+                        .push(Reverse((due, idx, buf[..len].to_vec())));
+                    ready.notify_one();
                 }
             });
         }
@@ -330,7 +469,150 @@ impl ImpairProxy {
             addr,
             stop,
             dropped,
+            trace,
         }
+    }
+
+    /// How late the proxy forwarded datagrams past their due time (its own scheduling on
+    /// a loaded machine): the median, the 99th percentile and the worst, and how many
+    /// were more than 5 ms late.
+    pub fn lateness(&self) -> (Duration, Duration, Duration, usize) {
+        let trace = self.trace.lock().unwrap();
+        let mut late: Vec<Duration> = trace
+            .iter()
+            .filter_map(|t| Some(t.sent?.saturating_sub(t.due?)))
+            .collect();
+        late.sort();
+        if late.is_empty() {
+            return Default::default();
+        }
+        let at = |q: f64| late[((late.len() - 1) as f64 * q) as usize];
+        let over = late
+            .iter()
+            .filter(|l| **l > Duration::from_millis(5))
+            .count();
+        (at(0.5), at(0.99), late[late.len() - 1], over)
+    }
+
+    /// The story of data packet `seq` at the proxy, one line per event: each copy the
+    /// caller sent (original or retransmission, lost or forwarded with its due and actual
+    /// send time), and each NAK from the listener that asked for it, in milliseconds
+    /// since the proxy started.
+    pub fn story(&self, seq: u32) -> String {
+        let trace = self.trace.lock().unwrap();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut out = String::new();
+        for t in trace.iter() {
+            let fate = match (t.due, t.sent) {
+                (None, _) => "LOST by the proxy".to_string(),
+                (Some(due), Some(sent)) => format!("due {:.1} sent {:.1}", ms(due), ms(sent)),
+                (Some(due), None) => format!("due {:.1}, never sent", ms(due)),
+            };
+            let what = match &t.seen {
+                Seen::Data { seq: s, rexmit, .. } if *s == seq => if *rexmit {
+                    "retransmission"
+                } else {
+                    "original"
+                }
+                .to_string(),
+                Seen::Nak(ranges) if ranges.iter().any(|(a, b)| (*a..=*b).contains(&seq)) => {
+                    format!("NAK {ranges:?}")
+                }
+                Seen::DropRequest(a, b) if (*a..=*b).contains(&seq) => {
+                    format!("drop request {a}..={b}")
+                }
+                _ => continue,
+            };
+            let dir = if t.dir == 0 {
+                "caller->listener"
+            } else {
+                "listener->caller"
+            };
+            out += &format!("  {:9.1} ms {dir} {what}: {fate}\n", ms(t.arrived));
+        }
+        out
+    }
+
+    /// How much the machine delayed data packet `seq` (from the caller) beyond the path's
+    /// impairments: the most the proxy forwarded any copy of it or any NAK for it past its
+    /// due time, or how much later than the caller's other packets its original reached
+    /// the proxy for its timestamp (the caller's process ran late). A drop of a packet
+    /// with no such delay is the receiver's own.
+    pub fn stall(&self, seq: u32) -> Duration {
+        let trace = self.trace.lock().unwrap();
+        // Arrival minus sender timestamp: the smallest is the path with no waiting.
+        let offset = |t: &Traced| match t.seen {
+            Seen::Data {
+                ts, rexmit: false, ..
+            } if t.dir == 0 => Some(t.arrived.as_micros() as i64 - i64::from(ts)),
+            _ => None,
+        };
+        let base = trace.iter().filter_map(offset).min().unwrap_or(0);
+        let mut worst = Duration::ZERO;
+        for t in trace.iter() {
+            let mine = match &t.seen {
+                Seen::Data { seq: s, .. } => *s == seq && t.dir == 0,
+                Seen::Nak(ranges) => ranges.iter().any(|(a, b)| (*a..=*b).contains(&seq)),
+                _ => false,
+            };
+            if !mine {
+                continue;
+            }
+            if let (Some(due), Some(sent)) = (t.due, t.sent) {
+                worst = worst.max(sent.saturating_sub(due));
+            }
+            if let Some(o) = offset(t) {
+                worst = worst.max(Duration::from_micros((o - base).max(0) as u64));
+            }
+        }
+        worst
+    }
+
+    /// Data packets sent in direction `dir` (0: caller to listener) that never got
+    /// through, and those whose first copy to get through was forwarded more than `late`
+    /// after the first copy reached the proxy (with that delay), in sequence order.
+    pub fn unrecovered(&self, dir: usize, late: Duration) -> (Vec<u32>, Vec<(u32, Duration)>) {
+        let trace = self.trace.lock().unwrap();
+        // Sequence number: (first seen, first forwarded).
+        let mut fate: std::collections::BTreeMap<u32, (Duration, Option<Duration>)> =
+            Default::default();
+        for t in trace.iter().filter(|t| t.dir == dir) {
+            if let Seen::Data { seq, .. } = t.seen {
+                let e = fate.entry(seq).or_insert((t.arrived, None));
+                if let Some(sent) = t.sent {
+                    e.1 = Some(e.1.map_or(sent, |s: Duration| s.min(sent)));
+                }
+            }
+        }
+        let never = fate
+            .iter()
+            .filter(|(_, (_, sent))| sent.is_none())
+            .map(|(seq, _)| *seq)
+            .collect();
+        let slow = fate
+            .iter()
+            .filter_map(|(seq, (seen, sent))| Some((*seq, sent.as_ref()?.saturating_sub(*seen))))
+            .filter(|(_, d)| *d > late)
+            .collect();
+        (never, slow)
+    }
+
+    /// The longest gap between two consecutive data packets from the caller, and how
+    /// many gaps were longer than 40 ms (a frame interval): how bursty the sender is, hence
+    /// how long a loss at a burst's end can go unnoticed.
+    pub fn data_gaps(&self) -> (Duration, usize) {
+        let trace = self.trace.lock().unwrap();
+        let times: Vec<Duration> = trace
+            .iter()
+            .filter(|t| t.dir == 0 && matches!(t.seen, Seen::Data { .. }))
+            .map(|t| t.arrived)
+            .collect();
+        let gaps = times.windows(2).map(|w| w[1] - w[0]);
+        let long = gaps
+            .clone()
+            .filter(|g| *g > Duration::from_millis(40))
+            .count();
+        (gaps.max().unwrap_or_default(), long)
     }
 }
 

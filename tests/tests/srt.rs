@@ -85,6 +85,15 @@ fn play_result(mut player: Player, secs: u32) -> Played {
 
 /// Publishes a file over SRT and plays the stream back over RTMP.
 fn publish_and_play(case: &Case, name: &str) -> (Played, Counts, SrtIngest) {
+    let (played, counts, ingest, _) = publish_and_play_via(case, name);
+    (played, counts, ingest)
+}
+
+/// [`publish_and_play`], also returning the impairment proxy (with its trace).
+fn publish_and_play_via(
+    case: &Case,
+    name: &str,
+) -> (Played, Counts, SrtIngest, Option<ImpairProxy>) {
     let server = server();
     let ingest = SrtIngest::start(&server, case.ingest_args);
     let (file, counts) = ts_file(&server, case.codecs, case.secs);
@@ -128,8 +137,7 @@ fn publish_and_play(case: &Case, name: &str) -> (Played, Counts, SrtIngest) {
         );
     }
     let played = play_result(player, case.secs);
-    drop(proxy);
-    (played, counts, ingest)
+    (played, counts, ingest, proxy)
 }
 
 /// Every frame of the file decoded, no decoder errors, A/V starting within 50 ms.
@@ -242,6 +250,36 @@ fn srt_live_transmit_publishes_encrypted() {
         .contains("undecrypted=0"));
 }
 
+/// What the proxy saw of every packet ingest-srt gave up on (its debug log names them):
+/// when each copy was sent and lost, when each NAK asked for it; and how late the proxy
+/// itself forwarded datagrams, and the sender's longest silence.
+fn explain_drops(ingest: &SrtIngest, proxy: &ImpairProxy) -> String {
+    let (median, p99, worst, over5) = proxy.lateness();
+    let (gap, long_gaps) = proxy.data_gaps();
+    let mut out = format!(
+        "proxy forwarding lateness: median {median:?}, p99 {p99:?}, worst {worst:?}, \
+         {over5} over 5 ms; the caller's data: longest gap {gap:?}, {long_gaps} over 40 ms\n"
+    );
+    for line in ingest.proc.stderr.lines() {
+        if !line.contains("packets dropped (too late)") {
+            continue;
+        }
+        let field = |name: &str| -> Option<u32> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+        };
+        let (Some(first), Some(count)) = (field("first"), field("count")) else {
+            continue;
+        };
+        out += &format!("{line}\n");
+        for seq in first..first.wrapping_add(count).min(first.wrapping_add(5)) {
+            out += &format!(" packet {seq}:\n{}", proxy.story(seq));
+        }
+    }
+    out
+}
+
 /// A field of the `connection statistics` log line.
 fn stat(stats: &str, name: &str) -> u64 {
     stats
@@ -254,20 +292,13 @@ fn stat(stats: &str, name: &str) -> u64 {
 /// The issue's target: 5 % random loss in both directions (data, NAKs, ACKs, ACKACKs and
 /// retransmissions alike) at a 120 ms latency loses nothing. Each NAK and retransmission
 /// round takes an RTT and a tenth of the rounds fail, and a lost packet is only noticed
-/// when the next one arrives, up to a frame interval (40 ms) later in this low-rate
-/// stream; libsrt also ignores a repeated NAK within about an RTT of its retransmission.
-/// So the latency must hold the detection and two or three rounds: the path has a
-/// 10-18 ms RTT (5 ms + up to 4 ms jitter each way), about eight RTTs of latency, and
-/// the claim is for an RTT of at most a fifth of the latency.
+/// when the next one arrives: FFmpeg sends this low-rate stream in bursts, with gaps of
+/// 40-70 ms. The path has a 10-18 ms RTT (5 ms + up to 4 ms jitter each way); the
+/// simulator (`proto/tests/srt_sim.rs`) shows no drop up to a 40 ms RTT with such bursts.
 ///
-/// A loaded machine stretches the RTT: every process in the loop (FFmpeg, the proxy,
-/// ingest-srt) answers late, and at load 19 on two cores this 14 ms path measured 37-58
-/// ms (drops were seen from 31 ms on). A retransmission lost at the tail of a burst then
-/// cannot be asked for again in time, by any receiver. When the measured RTT left the
-/// claim's range, the run says so and checks what can still be promised: what was lost
-/// is counted (at most the 5 % the proxy took), decoder errors only come with drops, and the stream goes
-/// on past the losses. The first four seconds (the part of the file whose frames are
-/// counted) are lossy.
+/// Every drop fails the run, unless the proxy's own trace shows the machine held that
+/// packet back (see the excuse below); the run prints the story of each drop either way.
+/// The first four seconds (the part of the file whose frames are counted) are lossy.
 #[test]
 fn five_percent_loss_at_120_ms_latency_loses_nothing() {
     let imp = Impairment {
@@ -283,13 +314,17 @@ fn five_percent_loss_at_120_ms_latency_loses_nothing() {
         secs: 4,
         params: "&latency=120000",
         impair: Some((imp, imp, 5)),
+        // Each too-late drop is logged (with its sequence number) at debug.
+        ingest_args: &["--log-level", "info,ingest_srt=debug"],
         ..Case::default()
     };
-    let (report, counts, ingest) = publish_and_play(&case, "loss5");
+    let (report, counts, ingest, proxy) = publish_and_play_via(&case, "loss5");
+    let proxy = proxy.expect("a proxy");
     let stats = ingest.expect_log("connection statistics", 10.0);
     eprintln!(
-        "5% loss: decoded {:?} of {counts:?}; {stats}",
-        report.counts
+        "5% loss: decoded {:?} of {counts:?}; {stats}\n{}",
+        report.counts,
+        explain_drops(&ingest, &proxy)
     );
     assert!(stat(&stats, "retransmitted") > 0, "{stats}");
     let rtt_ms: f64 = stats
@@ -297,35 +332,67 @@ fn five_percent_loss_at_120_ms_latency_loses_nothing() {
         .find_map(|w| w.strip_prefix("rtt_ms="))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("rtt_ms missing in {stats}"));
-    if rtt_ms <= 24.0 {
-        assert_eq!(stat(&stats, "dropped"), 0, "unrecovered loss: {stats}");
+    let dropped = dropped_packets(&ingest);
+    assert_eq!(
+        dropped.len() as u64,
+        stat(&stats, "dropped"),
+        "each drop is logged: {stats}"
+    );
+    if dropped.is_empty() {
         assert_eq!(stat(&stats, "ts_errors"), 0, "{stats}");
         assert_complete("5% loss", &report, counts, &ingest);
-    } else {
-        eprintln!(
-            "the machine stretched the RTT to {rtt_ms} ms (the path's is 10-18 ms): \
-             beyond a fifth of the latency, so loss is allowed, and must be counted"
-        );
-        let dropped = stat(&stats, "dropped");
-        // Never more than the proxy took away.
+        return;
+    }
+    // The one excuse: the machine (not the receiver) held the packet back. A process not
+    // scheduled for 100 ms (seen at load 10 on two cores: the proxy forwarded an original
+    // 98 ms past due, and it reached ingest-srt after its play-out time) takes more than
+    // the latency leaves after a lost retransmission. Each drop must come with such a
+    // stall of a quarter of the latency in the proxy's own trace; otherwise it is ours.
+    for seq in &dropped {
+        let stall = proxy.stall(*seq);
         assert!(
-            dropped * 20 <= stat(&stats, "packets"),
-            "more than 5 % dropped: {stats}"
-        );
-        assert!(
-            dropped > 0 || report.errors.is_empty(),
-            "decoder errors with nothing dropped: {:#?}\n{}",
-            report.errors,
-            report.description
-        );
-        // A damaged frame costs the frames that depend on it (up to the GOP's end), so
-        // the check is that the stream went on past the losses.
-        assert!(
-            report.total.video > counts.video / 2,
-            "the stream did not go on: decoded {:?} of {counts:?}",
-            report.total
+            stall >= Duration::from_millis(30),
+            "packet {seq} dropped with no stall on its path (at most {stall:?}): {stats}\n{}",
+            explain_drops(&ingest, &proxy)
         );
     }
+    eprintln!(
+        "the machine stalled the path (measured RTT {rtt_ms} ms): {} dropped, each after a \
+         stall of 30 ms or more",
+        dropped.len()
+    );
+    assert!(
+        report.errors.is_empty() || !dropped.is_empty(),
+        "decoder errors with nothing dropped: {:#?}\n{}",
+        report.errors,
+        report.description
+    );
+    // A damaged frame costs the frames that depend on it (up to the GOP's end), so the
+    // check is that the stream went on past the losses.
+    assert!(
+        report.total.video > counts.video / 2,
+        "the stream did not go on: decoded {:?} of {counts:?}",
+        report.total
+    );
+}
+
+/// The sequence numbers ingest-srt gave up on, from its debug log.
+fn dropped_packets(ingest: &SrtIngest) -> Vec<u32> {
+    let mut out = Vec::new();
+    for line in ingest.proc.stderr.lines() {
+        if !line.contains("packets dropped (too late)") {
+            continue;
+        }
+        let field = |name: &str| -> Option<u32> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+        };
+        if let (Some(first), Some(count)) = (field("first"), field("count")) {
+            out.extend((0..count).map(|i| first.wrapping_add(i)));
+        }
+    }
+    out
 }
 
 #[test]
