@@ -66,6 +66,20 @@ fn finish(mut player: Player, what: &str, ingest: &SrtIngest) -> (Counts, Vec<St
     );
     // libsrt reports the peer's shutdown as a failed read, which FFmpeg logs as the
     // input's end: that line is the expected end of an SRT input, not damage.
+    // Where the decoded stream starts and ends per stream, for a count that falls short.
+    let frames: Vec<String> = player
+        .proc()
+        .stdout
+        .lines()
+        .into_iter()
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let ends = |idx: &str| {
+        let mut it = frames.iter().filter(|l| l.starts_with(idx));
+        let first = it.next().cloned().unwrap_or_default();
+        (first, it.next_back().cloned().unwrap_or_default())
+    };
+    eprintln!("{what}: video {:?}, audio {:?}", ends("0,"), ends("1,"));
     let errors = error_lines(&player.proc().stderr.lines())
         .into_iter()
         .filter(|l| !l.contains("Error during demuxing: Input/output error"))
@@ -284,7 +298,31 @@ fn playback_through_a_lossy_link_decodes_cleanly() {
     assert!(status.success() && !killed, "{}", rtmp.describe());
     let (got, errors) = finish(player, "lossy", &ingest);
     let stopped = ingest.expect_log("SRT player stopped", 10.0);
-    assert_clean("lossy", &errors);
+    // What the proxy saw: every data packet toward the player got through, well within
+    // the player's 1 s latency.
+    let (never, slow) = proxy.unrecovered(1, Duration::from_millis(500));
+    let mut diag = format!(
+        "{stopped}\nnever forwarded to the player: {never:?}\n\
+         forwarded over 500 ms after first sent: {slow:?}\n"
+    );
+    for seq in never.iter().chain(slow.iter().map(|(s, _)| s)).take(10) {
+        diag += &format!(" packet {seq}:\n{}", proxy.story(*seq));
+    }
+    eprintln!("{diag}");
+    // A packet our sender gave up on is reported (dropped=N, and a drop request); the
+    // player may then see damage. Without one, the stream arrives whole: no decoder
+    // error and every video frame, the last one too. (The shutdown used to overtake the
+    // player's TSBPD, which then discards what it still holds: 3 runs in 9 ended 1-3
+    // video frames short, and a cut inside a frame is what FFmpeg reports as "Invalid
+    // level prefix", the error seen here about 1 run in 12.)
+    if stopped.contains(" dropped=0 ") {
+        assert!(never.is_empty(), "{diag}");
+        assert!(
+            errors.is_empty(),
+            "lossy: decoder errors {errors:#?}\n{diag}"
+        );
+        assert_eq!(got.video, 120, "lossy: decoded {got:?}\n{diag}");
+    }
     close_to(
         "lossy",
         got,

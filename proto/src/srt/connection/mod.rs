@@ -43,6 +43,8 @@ use tsbpd::Tsbpd;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// Unanswered KM refreshes are sent this many times.
 const KM_RETRIES: u32 = 10;
+/// Copies of the shutdown sent on close.
+const SHUTDOWN_COPIES: usize = 3;
 /// Largest payload of one data packet: 1500 - 20 (IPv4) - 8 (UDP) - 16 (SRT).
 pub const MAX_PAYLOAD: usize = 1456;
 
@@ -499,9 +501,15 @@ impl Connection {
         }
     }
 
-    /// When the flush of a shutdown is complete, if everything was acknowledged.
+    /// When the flush of a shutdown is complete, if everything was acknowledged: when the
+    /// peer has played the last payload out. The peer's TSBPD clock runs behind ours by
+    /// the one-way delay of our handshake reply, whatever delayed its handling and its
+    /// drift correction: shut down at exactly the latency, FFmpeg players on a loaded
+    /// machine lost up to the last 150 ms of the stream (1 s latency, a 20-30 ms path).
+    /// RTT + 4 RTTVar and a quarter of the latency cover that, within the linger.
     fn flushed_at(&self) -> Option<Instant> {
-        (self.send.buffered() == 0).then(|| self.last_payload + self.send_latency)
+        (self.send.buffered() == 0)
+            .then(|| self.last_payload + self.send_latency * 5 / 4 + self.rtt.timeout())
     }
 
     // ---- mutators ----
@@ -556,7 +564,11 @@ impl Connection {
     /// Sends a shutdown and closes.
     pub fn close(&mut self, _now: Instant) {
         if !self.closed {
-            self.queue(Control::Shutdown);
+            // Nothing answers a shutdown, and a lost one leaves the peer waiting for its
+            // idle timeout: a few copies (a closed peer ignores the rest).
+            for _ in 0..SHUTDOWN_COPIES {
+                self.queue(Control::Shutdown);
+            }
             self.close_with(CloseReason::Local);
         }
     }
