@@ -180,6 +180,9 @@ fn h264_aac_plain() {
 #[test]
 fn hevc_aac_encrypted_aes128_with_key_rotation() {
     let params = format!("&passphrase={PASS}&pbkeylen=16&kmrefreshrate=32&kmpreannounce=8");
+    // At debug ingest-srt logs each piece of TS damage: this test fails now and then
+    // under load with ts_errors=13, nothing lost, one video frame short (also with main's
+    // binaries before the loss work); the damage lines say where.
     let args = ["--passphrase", PASS, "--log-level", "info,ingest_srt=debug"];
     let case = Case {
         codecs: TsCodecs::HevcAac,
@@ -233,7 +236,10 @@ fn aes192_and_aes256_with_key_rotation() {
 #[test]
 fn srt_live_transmit_publishes_encrypted() {
     let params = format!("&passphrase={PASS}");
-    let args = ["--passphrase", PASS];
+    // At debug ingest-srt logs each piece of TS damage: this test fails now and then
+    // under load with ts_errors=13, nothing lost, one video frame short (also with main's
+    // binaries before the loss work); the damage lines say where.
+    let args = ["--passphrase", PASS, "--log-level", "info,ingest_srt=debug"];
     let case = Case {
         slt: true,
         params: &params,
