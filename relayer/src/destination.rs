@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use proto::flv::PacketKind;
+use proto::flv::{legacy_form, write_media_header, PacketKind};
 use proto::ipc::Event;
 use proto::media::{Codec, TrackKind};
-use proto::rtmp::session::{ClientConfig, ClientMode};
+use proto::rtmp::session::{ClientConfig, ClientMode, MediaKind, CAPS_EX_MODEX};
 use tokio::sync::{mpsc, Notify};
 
 use crate::backoff::Backoff;
@@ -99,6 +99,9 @@ pub struct Headers {
     pub configs: Vec<(Codec, u8, Bytes)>,
     /// `onMetaData` values.
     pub metadata: Option<Bytes>,
+    /// The latest video Metadata and MultichannelConfig of each track: `(codec, track,
+    /// kind, body)`.
+    pub track_state: Vec<(Codec, u8, PacketKind, Bytes)>,
 }
 
 impl Headers {
@@ -115,7 +118,20 @@ impl Headers {
         match item {
             Item::Config { codec, track, data } => self.set_config(*codec, *track, data.clone()),
             Item::Metadata(m) => self.metadata = Some(m.clone()),
-            Item::Data { .. } | Item::Frame(_) => {}
+            Item::Side {
+                codec,
+                track,
+                kind: kind @ (PacketKind::Metadata | PacketKind::ChannelConfig),
+                body,
+                ..
+            } => {
+                let video = codec.kind() == TrackKind::Video;
+                self.track_state.retain(|(c, t, k, _)| {
+                    !(*t == *track && (c.kind() == TrackKind::Video) == video && k == kind)
+                });
+                self.track_state.push((*codec, *track, *kind, body.clone()));
+            }
+            Item::Side { .. } | Item::Data { .. } | Item::Frame(_) => {}
         }
     }
 }
@@ -353,7 +369,7 @@ impl Destination {
                         self.mux_config(&mut mux, &mut blocked, codec, track, &data)
                     }
                     // MPEG-TS has no place for AMF data messages.
-                    Item::Metadata(_) | Item::Data { .. } => {}
+                    Item::Metadata(_) | Item::Data { .. } | Item::Side { .. } => {}
                     Item::Frame(f) => {
                         let video = f.codec.kind() == TrackKind::Video;
                         if blocked.contains(&(video, f.track)) {
@@ -452,6 +468,17 @@ impl Destination {
                 Item::Config { codec, track, data },
             )?;
         }
+        // The colour description and speaker layout in force, after the configurations.
+        for (codec, track, kind, body) in self.headers.track_state.clone() {
+            let item = Item::Side {
+                codec,
+                track,
+                kind,
+                ts: 0,
+                body,
+            };
+            self.send(&mut conn, &mut head, &mut blocked, &mut last_ts, item)?;
+        }
         self.shared.lock().restart_at_sync(self.connects > 1);
         let mut stats = tokio::time::interval(self.opts.stats_interval);
         stats.tick().await;
@@ -510,11 +537,86 @@ impl Destination {
                 if blocked.contains(&(video, f.track)) || !conn.caps.accepts(f.codec, f.track) {
                     return Ok(());
                 }
-                let kind = tag_head(f.codec, f.track, frame_kind(&f), head);
-                conn.session.send_media_shared(kind, f.ts, head, &f.data)?;
+                if f.nanos > 0 && conn.caps.caps_ex & CAPS_EX_MODEX != 0 {
+                    // The offset goes to servers that parse ModEx; others get the frame.
+                    head.clear();
+                    let rest = write_media_header(
+                        f.codec,
+                        f.track,
+                        frame_kind(&f),
+                        f.nanos,
+                        &f.data,
+                        head,
+                    );
+                    let kind = if video {
+                        MediaKind::Video
+                    } else {
+                        MediaKind::Audio
+                    };
+                    conn.session.send_media_shared(kind, f.ts, head, &rest)?;
+                } else {
+                    let kind = tag_head(f.codec, f.track, frame_kind(&f), head);
+                    conn.session.send_media_shared(kind, f.ts, head, &f.data)?;
+                }
                 *last_ts = f.ts;
+            }
+            Item::Side {
+                codec,
+                track,
+                kind,
+                ts,
+                body,
+            } => {
+                let video = codec.kind() == TrackKind::Video;
+                // Only in a form the server declared: E-RTMP packets to servers that
+                // answered with E-RTMP (an H.264 end of sequence has a legacy form).
+                let form = legacy_form(codec, track, kind) || conn.caps.enhanced;
+                if blocked.contains(&(video, track)) || !conn.caps.accepts(codec, track) || !form {
+                    return Ok(());
+                }
+                let media = tag_head(codec, track, kind, head);
+                conn.session.send_media_shared(media, ts, head, &body)?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(codec: Codec, track: u8, kind: PacketKind, body: &'static [u8]) -> Item {
+        Item::Side {
+            codec,
+            track,
+            kind,
+            ts: 0,
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn headers_keep_the_latest_colour_and_layout_per_track() {
+        let mut h = Headers::default();
+        h.apply(&side(Codec::H265, 0, PacketKind::Metadata, b"hdr1"));
+        h.apply(&side(Codec::Opus, 0, PacketKind::ChannelConfig, b"2ch"));
+        h.apply(&side(Codec::H265, 0, PacketKind::EndOfSequence, b""));
+        h.apply(&side(Codec::H265, 0, PacketKind::Metadata, b"hdr2"));
+        h.apply(&side(Codec::H265, 1, PacketKind::Metadata, b"t1"));
+        let kept: Vec<(u8, PacketKind, &[u8])> = h
+            .track_state
+            .iter()
+            .map(|(_, t, k, b)| (*t, *k, &b[..]))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (0, PacketKind::ChannelConfig, &b"2ch"[..]),
+                (0, PacketKind::Metadata, &b"hdr2"[..]),
+                (1, PacketKind::Metadata, &b"t1"[..]),
+            ],
+            "a SequenceEnd is no state; a newer colorInfo replaces the older"
+        );
     }
 }

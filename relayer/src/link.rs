@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use proto::flv::PacketKind;
 use proto::ipc::{self, Event, FrameDecoder, Header, Message};
 use proto::media::{Codec, TrackKind};
 use telemetry::hub_conn::{self, HubConn};
@@ -53,6 +54,11 @@ struct StreamState {
     /// The latest headers: where a destination added mid-stream starts.
     headers: Headers,
     dests: Vec<Dest>,
+    /// A ModEx nanosecond offset for the next frame of `(video, track)`.
+    pending_nanos: Option<(bool, u8, u32)>,
+    /// RTMP time of the latest frame: where a MultichannelConfig (which has no time of
+    /// its own) goes.
+    last_ts: u32,
 }
 
 /// One destination of a stream.
@@ -270,6 +276,54 @@ impl Link {
                     s.push(&Item::Metadata(msg.payload));
                 }
             }
+            Header::TrackMetadata {
+                stream,
+                track,
+                codec,
+                dts,
+            } => self.side(
+                stream,
+                codec,
+                track,
+                PacketKind::Metadata,
+                Some(dts),
+                msg.payload,
+            ),
+            Header::EndOfSequence {
+                stream,
+                track,
+                codec,
+                dts,
+            } => self.side(
+                stream,
+                codec,
+                track,
+                PacketKind::EndOfSequence,
+                Some(dts),
+                msg.payload,
+            ),
+            Header::ChannelConfig {
+                stream,
+                track,
+                codec,
+            } => self.side(
+                stream,
+                codec,
+                track,
+                PacketKind::ChannelConfig,
+                None,
+                msg.payload,
+            ),
+            Header::TimestampOffset {
+                stream,
+                track,
+                video,
+                nanos,
+            } => {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.pending_nanos = Some((video, track, nanos));
+                }
+            }
             Header::Data { stream, dts } => {
                 if let Some(s) = self.streams.get(&stream) {
                     s.push(&Item::Data {
@@ -286,15 +340,23 @@ impl Link {
                 cts,
                 flags,
             } => {
-                let Some(s) = self.streams.get(&stream) else {
+                let Some(s) = self.streams.get_mut(&stream) else {
                     return;
                 };
                 // A frame of a track without a configuration has no known codec.
                 let Some(&codec) = s.codecs.get(&(video, track)) else {
                     return;
                 };
+                let nanos = match s.pending_nanos {
+                    Some((v, t, n)) if v == video && t == track => {
+                        s.pending_nanos = None;
+                        n
+                    }
+                    _ => 0,
+                };
                 let keyframe = flags.keyframe();
                 let ts = to_ms(dts, s.timescale).max(0) as u32;
+                s.last_ts = ts;
                 let cts = to_ms(i64::from(cts), s.timescale) as i32;
                 s.push(&Item::Frame(Frame {
                     codec,
@@ -308,6 +370,7 @@ impl Link {
                         !video
                     },
                     data: msg.payload,
+                    nanos,
                 }));
             }
             Header::EndOfStream { stream, reason } => {
@@ -328,6 +391,33 @@ impl Link {
             }
             _ => {}
         }
+    }
+
+    /// An E-RTMP packet besides frames and configurations (FORMAT.md variants 13 to
+    /// 15): in order with the frames, and, for video metadata and the speaker layout, in
+    /// the headers a destination added later starts with.
+    fn side(
+        &mut self,
+        stream: u32,
+        codec: Codec,
+        track: u8,
+        kind: PacketKind,
+        dts: Option<i64>,
+        body: bytes::Bytes,
+    ) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let ts = dts.map_or(s.last_ts, |d| to_ms(d, s.timescale).max(0) as u32);
+        let item = Item::Side {
+            codec,
+            track,
+            kind,
+            ts,
+            body,
+        };
+        s.headers.apply(&item);
+        s.push(&item);
     }
 
     /// A key's player count changed on the hub: start a pull for players waiting for a
@@ -420,6 +510,8 @@ impl Link {
             has_video: false,
             headers: Headers::default(),
             dests: Vec::new(),
+            pending_nanos: None,
+            last_ts: 0,
         };
         for url in urls {
             self.start_destination(&mut s, url, false);

@@ -30,6 +30,25 @@ pub enum Item {
     },
     /// A coded frame.
     Frame(Frame),
+    /// An Enhanced RTMP packet of a track that is neither a frame nor a configuration:
+    /// video Metadata (`colorInfo`), SequenceEnd or audio MultichannelConfig. Metadata
+    /// and MultichannelConfig describe the track from here on (kept in [`Headers`] for
+    /// later connections).
+    ///
+    /// [`Headers`]: crate::destination::Headers
+    Side {
+        /// Codec of the track.
+        codec: Codec,
+        /// Track id.
+        track: u8,
+        /// [`PacketKind::Metadata`], [`PacketKind::EndOfSequence`] or
+        /// [`PacketKind::ChannelConfig`].
+        kind: PacketKind,
+        /// RTMP milliseconds (wrapping).
+        ts: u32,
+        /// The packet's body after its header (AMF0 values, the channel layout, nothing).
+        body: Bytes,
+    },
 }
 
 /// A coded frame.
@@ -50,15 +69,19 @@ pub struct Frame {
     pub sync: bool,
     /// The frame in normalized form.
     pub data: Bytes,
+    /// E-RTMP ModEx TimestampOffsetNano (0: none): the frame is presented this many
+    /// nanoseconds after its timestamps say.
+    pub nanos: u32,
 }
 
 impl Item {
     /// Bytes the item holds (for queue budgets).
     pub fn len(&self) -> usize {
         match self {
-            Item::Config { data, .. } | Item::Metadata(data) | Item::Data { body: data, .. } => {
-                data.len()
-            }
+            Item::Config { data, .. }
+            | Item::Metadata(data)
+            | Item::Data { body: data, .. }
+            | Item::Side { body: data, .. } => data.len(),
             Item::Frame(f) => f.data.len(),
         }
     }
@@ -124,6 +147,7 @@ mod tests {
             flags: FrameFlags::KEYFRAME,
             sync: true,
             data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            nanos: 0,
         };
         let k = tag_head(f.codec, 0, frame_kind(&f), &mut b);
         assert_eq!((k, &b[..]), (MediaKind::Video, &[0x17, 1, 0, 0, 40][..]));

@@ -207,6 +207,7 @@ mod tests {
             flags: FrameFlags::new(sync, false),
             sync,
             data: Bytes::from(vec![0; len]),
+            nanos: 0,
         })
     }
 

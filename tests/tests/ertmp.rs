@@ -448,3 +448,45 @@ fn hdr_description_and_nano_offsets_reach_recordings_and_legacy_players() {
     assert!(errors.is_empty(), "decoding the recording: {errors:?}");
     assert_eq!(got, want, "frames per track, recording vs. source");
 }
+
+/// The relayer pushes a byte-level E-RTMP publish to a second server of ours: colorInfo,
+/// MultichannelConfig, ModEx nano offsets (the second server announces ModEx), SequenceEnd
+/// and data messages reach a player there unchanged and in order. The unknown FourCC is
+/// not among what our server's `connect` answer lists, so the relayer leaves it out (and
+/// says so with `relay_codec_unsupported`).
+#[test]
+fn the_relayer_forwards_everything_to_our_servers_in_order() {
+    let origin = Server::start(ServerOpts::default());
+    let second = Server::start_second(ServerOpts::default());
+    let mut cmd = std::process::Command::new(e2e::bins::bin("relayer"));
+    cmd.arg("--hub")
+        .arg(origin.socket())
+        .arg("--push")
+        .arg(format!("live/*=rtmp://{}/live/{{name}}", second.addr()))
+        .env("NO_COLOR", "1");
+    let relayer = e2e::proc::Proc::spawn("relayer", &mut cmd);
+    relayer
+        .stderr
+        .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
+        .unwrap_or_else(|| panic!("relayer never connected\n{}", relayer.describe()));
+    let mut far = player(&second, "hdr", Announces::Ipcm);
+    let (mut publisher, sid) = RtmpClient::open(origin.addr(), "live").expect("publisher");
+    publisher.publish(sid, "hdr").expect("publish");
+    let script = script();
+    for (type_id, ts, body) in &script {
+        publisher
+            .send_message(csid(*type_id), *type_id, sid, *ts, body)
+            .expect("send");
+    }
+    let want = as_seen_by(Announces::KnownOnly, &script);
+    let got = far.collect_stream(want.len(), deadline_in(30.0));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "message {i} differs\n{}", relayer.describe());
+    }
+    relayer
+        .stderr
+        .wait_for(0, deadline_in(10.0), |l| {
+            l.contains("destination does not take this codec") && l.contains("track=1")
+        })
+        .unwrap_or_else(|| panic!("no word about ipcm\n{}", relayer.describe()));
+}
