@@ -14,6 +14,7 @@
 #   INGEST_ARGS="--threads 2" ...         # extra ingest-srt flags
 #
 # Prints a Markdown table (BENCHMARKS.md); the ratio column is ingest-srt / libsrt.
+# CPU is the receiver's threads' on-CPU time (schedstat): the threads alive at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${SECS:-20}"
@@ -51,8 +52,10 @@ while True:
         elif client:
             s.sendto(d, client)
 PY
-cpu() { # utime+stime of a pid, seconds
-    awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"
+cpu() { # CPU time of a pid's threads, seconds: the scheduler's nanosecond count
+    # (/proc/PID/task/*/schedstat), not utime+stime, which count 10 ms ticks (a 10 s run
+    # of a receiver using 0.1-0.2 s would be measured to +-10 %)
+    cat /proc/"$1"/task/*/schedstat | awk '{ns += $1} END {printf "%.6f\n", ns / 1e9}'
 }
 run() { # name receiver(ours|libsrt) encrypted(0|1) loss
     local port=$((20000 + RANDOM % 20000)) rport=$((40000 + RANDOM % 20000)) pid rpid=""
