@@ -26,7 +26,7 @@ use crate::cli::Config;
 use crate::convert::{Converter, STREAM};
 use crate::drain::Token;
 use crate::handoff;
-use crate::pace::Pace;
+use crate::pace::{self, Pace};
 use crate::slots::Slot;
 use crate::tls::ClientSock;
 use ingest_link::link::{self, Link, LinkEvent, Opened};
@@ -174,7 +174,7 @@ pub(crate) async fn run(
         );
     }
     let now = Instant::now();
-    let read_coalesce = cfg.read_coalesce;
+    let pace = Pace::new(cfg.read_coalesce, matches!(sock, ClientSock::Tcp(_)));
     let mut conn = Conn {
         slot,
         memory,
@@ -188,7 +188,7 @@ pub(crate) async fn run(
         remote,
         protocol,
         sock,
-        pace: Pace::new(read_coalesce),
+        pace,
         inbuf: BytesMut::with_capacity(SETUP_READ_CHUNK),
         outbuf: BytesMut::new(),
         publisher: None,
@@ -427,6 +427,7 @@ impl Conn {
         if self.inbuf.capacity() - self.inbuf.len() < chunk / 4 {
             self.inbuf.reserve(chunk);
         }
+        let room = self.inbuf.capacity() - self.inbuf.len();
         loop {
             let tick = self.pace.waiting_until().filter(|t| *t < deadline);
             let link_event = async {
@@ -445,13 +446,7 @@ impl Conn {
                         self.inbuf.clear();
                         Ok(())
                     }
-                    Ok(n) => {
-                        self.cfg.stats.bytes_in.add(n as u64);
-                        let paced = self.publisher.as_ref().is_some_and(|p| p.started);
-                        self.pace
-                            .after_read(self.sock.tcp(), paced)
-                            .map_err(|e| Close::new("tcp", e))
-                    }
+                    Ok(n) => self.after_read(n, room),
                     Err(e) if is_reset(&e) => {
                         // A client that leaves abruptly is not a protocol violation.
                         tracing::debug!(error = %e, "client reset the connection");
@@ -464,8 +459,25 @@ impl Conn {
                     if tick.is_none() {
                         return Err(self.expired(what));
                     }
-                    // The tick: what arrived since the last read becomes readable.
-                    self.pace.lower(self.sock.tcp()).map_err(|e| Close::new("tcp", e))?;
+                    if !self.pace.reads_on_tick() {
+                        // The tick: what arrived since the last read becomes readable.
+                        self.pace.lower(self.sock.tcp()).map_err(|e| Close::new("tcp", e))?;
+                        continue;
+                    }
+                    match pace::read_now(self.sock.tcp(), &mut self.inbuf) {
+                        Ok(None) => self.pace.idle_tick(),
+                        Ok(Some(0)) => {
+                            self.inbuf.clear();
+                            return Ok(());
+                        }
+                        Ok(Some(n)) => return self.after_read(n, room),
+                        Err(e) if is_reset(&e) => {
+                            tracing::debug!(error = %e, "client reset the connection");
+                            self.inbuf.clear();
+                            return Ok(());
+                        }
+                        Err(e) => return Err(Close::new("tcp", e)),
+                    }
                 }
                 _ = self.slot.evicted(), if !established => return Err(Close::new(
                     "listener",
@@ -491,6 +503,16 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Accounts a read of `n` bytes into `room` bytes of buffer and sets when the socket
+    /// is read next.
+    fn after_read(&mut self, n: usize, room: usize) -> Result<(), Close> {
+        self.cfg.stats.bytes_in.add(n as u64);
+        let paced = self.publisher.as_ref().is_some_and(|p| p.started);
+        self.pace
+            .after_read(self.sock.tcp(), paced, n < room)
+            .map_err(|e| Close::new("tcp", e))
     }
 
     /// The hub asks the publishing client to reconnect: it gets the E-RTMP request if it

@@ -2,10 +2,10 @@
 //! shared by every connection of the process, instead of each time a frame arrives.
 //!
 //! ```text
-//!  frames arrive ---> kernel receive buffer (SO_RCVLOWAT raised: no wake-up per frame)
+//!  frames arrive ---> kernel receive buffer (SO_RCVLOWAT raised once: no wake-up per frame)
 //!  tick (every --read-coalesce, the same instant for all publishers):
-//!      SO_RCVLOWAT lowered -> readable -> one read of everything that arrived ->
-//!      one vectored write of all its frames to the hub -> SO_RCVLOWAT raised again
+//!      one non-blocking recv of everything that arrived (the low-water mark does not
+//!      hold back a read that does not wait) -> one vectored write of its frames to the hub
 //! ```
 //!
 //! Every arriving frame used to cost a wake-up of this process, a read, a write to the hub
@@ -16,14 +16,21 @@
 //! receives all their writes together. A frame waits at most one tick in the kernel; a
 //! burst of [`LOW_WATER`] bytes (a large keyframe) is read as soon as it is there, and the
 //! end of the connection or an error is seen at once.
+//!
+//! A plain TCP socket is read on the tick with one `recv` that bypasses the runtime's
+//! readiness (which the raised mark keeps clear); an RTMPS socket, whose bytes must go
+//! through TLS, has its mark lowered on the tick instead, which makes it readable, and
+//! raised again after the read (two `setsockopt` and a wake-up more per tick).
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use nix::libc;
 use nix::{setsockopt_impl, sockopt_impl};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Bytes that wake a paced reader before its tick: a read's worth.
@@ -42,16 +49,20 @@ sockopt_impl!(
 #[derive(Debug)]
 pub(crate) struct Pace {
     every: Duration,
+    /// The tick reads the socket itself (plain TCP) rather than lowering the mark (TLS).
+    direct: bool,
     /// The low-water mark is raised: the socket is read at `tick` (or after a burst).
     raised: bool,
     tick: Instant,
 }
 
 impl Pace {
-    /// Pacing at `every` (zero: off, every frame is read as it arrives).
-    pub(crate) fn new(every: Duration) -> Pace {
+    /// Pacing at `every` (zero: off, every frame is read as it arrives); `direct`: the
+    /// connection's bytes are the socket's (no TLS), so a tick reads with [`read_now`].
+    pub(crate) fn new(every: Duration, direct: bool) -> Pace {
         Pace {
             every,
+            direct,
             raised: false,
             tick: Instant::now(),
         }
@@ -61,6 +72,11 @@ impl Pace {
     /// tick.
     pub(crate) fn waiting_until(&self) -> Option<Instant> {
         self.raised.then_some(self.tick)
+    }
+
+    /// Whether the tick reads with [`read_now`] (otherwise it calls [`Pace::lower`]).
+    pub(crate) fn reads_on_tick(&self) -> bool {
+        self.direct
     }
 
     /// How long input may wait unread: a deadline for input is this much later.
@@ -74,15 +90,39 @@ impl Pace {
 
     /// After a read: with `on`, the next frames wait in the kernel until the next tick.
     /// Without it (not publishing, or not yet), every byte wakes the reader again.
-    pub(crate) fn after_read(&mut self, sock: &impl AsFd, on: bool) -> io::Result<()> {
+    /// `drained`: the read took less than it had room for, so the socket was empty.
+    pub(crate) fn after_read(
+        &mut self,
+        sock: &TcpStream,
+        on: bool,
+        drained: bool,
+    ) -> io::Result<()> {
         let on = on && !self.every.is_zero();
-        if on && !self.raised {
+        if !on {
+            if self.raised {
+                self.lower(sock)?;
+            }
+            return Ok(());
+        }
+        if !self.direct {
+            if !self.raised {
+                set_low_water(sock, LOW_WATER)?;
+                self.raised = true;
+                self.tick = next_tick(Instant::now(), self.every);
+            }
+            return Ok(());
+        }
+        if !self.raised {
             set_low_water(sock, LOW_WATER)?;
             self.raised = true;
-            self.tick = next_tick(Instant::now(), self.every);
-        } else if !on && self.raised {
-            self.lower(sock)?;
         }
+        // A short read emptied the socket (the runtime then waits for the kernel's next
+        // signal too); a full one may have left more, read at once.
+        self.tick = if drained {
+            next_tick(Instant::now(), self.every)
+        } else {
+            Instant::now()
+        };
         Ok(())
     }
 
@@ -93,6 +133,41 @@ impl Pace {
         self.raised = false;
         Ok(())
     }
+
+    /// A tick found nothing to read: wait for the next one.
+    pub(crate) fn idle_tick(&mut self) {
+        self.tick = next_tick(Instant::now(), self.every);
+    }
+}
+
+/// Reads what `sock` holds into the spare room of `buf` without waiting: a read that does
+/// not wait returns what is there even below the low-water mark, and going around the
+/// runtime's readiness (clear while the mark holds input back) saves lowering the mark to
+/// make the socket readable and raising it again. `None`: nothing arrived; `Some(0)`:
+/// the peer closed its side.
+pub(crate) fn read_now(sock: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: recv writes at most `spare.len()` bytes into the memory it is given, which
+    // is `buf`'s own allocated and unused capacity; it does not keep the pointer.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialized the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(Some(n))
 }
 
 fn set_low_water(sock: &impl AsFd, bytes: i32) -> io::Result<()> {
@@ -130,36 +205,31 @@ mod tests {
         assert_eq!((d - a).as_nanos() % every.as_nanos(), 0);
     }
 
-    #[tokio::test]
-    async fn a_raised_low_water_mark_holds_small_writes_until_lowered() {
+    /// A publisher's connection, paced: some input was read before pacing starts, with a
+    /// short read (less than asked for), which leaves the socket not readable until the
+    /// kernel signals it again, as after every read of a publisher's connection.
+    async fn paced(direct: bool) -> (TcpStream, TcpStream, Pace) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(l.local_addr().unwrap())
-            .await
-            .unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (mut server, _) = l.accept().await.unwrap();
-        let mut buf = [0u8; 16];
-        // As a publisher's connection: some input was read before pacing starts.
         client.write_all(b"hello").await.unwrap();
-        // A short read (less than asked for) leaves the socket not readable until the
-        // kernel signals it again, as after every read of a publisher's connection.
+        let mut buf = [0u8; 16];
         assert_eq!(server.read(&mut buf).await.unwrap(), 5);
-        let mut pace = Pace::new(Duration::from_millis(10));
-        pace.after_read(&server, true).unwrap();
+        let mut pace = Pace::new(Duration::from_millis(10), direct);
+        pace.after_read(&server, true, true).unwrap();
         assert!(pace.waiting_until().is_some());
-        client.write_all(b"frame").await.unwrap();
-        // Below the low-water mark the socket does not become readable ...
-        let held = tokio::time::timeout(Duration::from_millis(50), server.readable()).await;
-        assert!(held.is_err(), "a small write woke the paced reader");
-        // ... until the tick lowers it.
-        pace.lower(&server).unwrap();
-        let n = tokio::time::timeout(Duration::from_secs(5), server.read(&mut buf))
+        (client, server, pace)
+    }
+
+    async fn not_readable(server: &TcpStream) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), server.readable())
             .await
-            .expect("readable once lowered")
-            .unwrap();
-        assert_eq!(&buf[..n], b"frame");
-        // A burst of the low-water mark is readable without a tick.
-        pace.after_read(&server, true).unwrap();
+            .is_err()
+    }
+
+    async fn wakes_on_a_burst(client: &mut TcpStream, server: &TcpStream) {
+        use tokio::io::AsyncWriteExt;
         client
             .write_all(&vec![7u8; LOW_WATER as usize])
             .await
@@ -168,5 +238,79 @@ mod tests {
             .await
             .expect("a burst wakes the reader")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_raised_low_water_mark_holds_small_writes_until_lowered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, mut server, mut pace) = paced(false).await;
+        assert!(!pace.reads_on_tick());
+        client.write_all(b"frame").await.unwrap();
+        // Below the low-water mark the socket does not become readable ...
+        assert!(
+            not_readable(&server).await,
+            "a small write woke the paced reader"
+        );
+        // ... until the tick lowers it.
+        pace.lower(&server).unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), server.read(&mut buf))
+            .await
+            .expect("readable once lowered")
+            .unwrap();
+        assert_eq!(&buf[..n], b"frame");
+        // A burst of the low-water mark is readable without a tick.
+        pace.after_read(&server, true, true).unwrap();
+        wakes_on_a_burst(&mut client, &server).await;
+    }
+
+    #[tokio::test]
+    async fn a_tick_reads_below_the_low_water_mark_without_lowering_it() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server, mut pace) = paced(true).await;
+        assert!(pace.reads_on_tick());
+        let mut buf = BytesMut::with_capacity(64);
+        assert_eq!(
+            read_now(&server, &mut buf).unwrap(),
+            None,
+            "nothing arrived yet"
+        );
+        client.write_all(b"frame").await.unwrap();
+        assert!(
+            not_readable(&server).await,
+            "a small write woke the paced reader"
+        );
+        // The tick's read takes what is there, and the mark stays raised.
+        assert_eq!(read_now(&server, &mut buf).unwrap(), Some(5));
+        assert_eq!(&buf[..], b"frame");
+        pace.after_read(&server, true, true).unwrap();
+        let next = pace.waiting_until().expect("paced");
+        assert!(
+            next > Instant::now(),
+            "a short read waits for the next tick"
+        );
+        client.write_all(b"again").await.unwrap();
+        assert!(not_readable(&server).await, "the mark was lowered");
+        assert_eq!(read_now(&server, &mut buf).unwrap(), Some(5));
+        assert_eq!(&buf[..], b"frameagain");
+        // A full read reads again at once.
+        pace.after_read(&server, true, false).unwrap();
+        assert!(pace.waiting_until().unwrap() <= Instant::now());
+        wakes_on_a_burst(&mut client, &server).await;
+        // The end of the connection is seen by a tick's read too.
+        drop(client);
+        let mut rest = BytesMut::with_capacity(2 * LOW_WATER as usize);
+        let eof = async {
+            loop {
+                match read_now(&server, &mut rest).unwrap() {
+                    Some(0) => break,
+                    Some(_) => rest.clear(),
+                    None => server.readable().await.unwrap(),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), eof)
+            .await
+            .expect("the end of the connection is read");
     }
 }
