@@ -35,6 +35,8 @@ pub const SHARED_STREAM_ID: u32 = 1;
 pub struct MediaWriter {
     chunk_size: u32,
     body: BytesMut,
+    /// Where frames' chunk headers (and one-chunk messages) are written and split off.
+    wire: BytesMut,
 }
 
 impl MediaWriter {
@@ -43,6 +45,7 @@ impl MediaWriter {
         MediaWriter {
             chunk_size,
             body: BytesMut::new(),
+            wire: BytesMut::new(),
         }
     }
 
@@ -166,6 +169,7 @@ impl MediaWriter {
             payload,
             skip,
             self.chunk_size,
+            &mut self.wire,
         );
         self.body.clear();
         built

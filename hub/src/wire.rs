@@ -12,6 +12,11 @@ use proto::rtmp::chunk::{write_continuation_header, write_fmt0_header, write_fmt
 /// The largest message body RTMP's 24-bit length field can announce.
 const MAX_MESSAGE: usize = 0xFF_FFFF;
 
+/// Room a scratch buffer is grown by: messages are split off it, so it is reallocated
+/// once per this many bytes of headers and one-chunk messages rather than per message.
+/// What it pins is released with the ring entries, which go in order.
+const SCRATCH_ROOM: usize = 16 * 1024;
+
 /// One message's chunks for the shared message stream, as buffers to queue in order.
 #[derive(Debug, Clone, Default)]
 pub struct Wire {
@@ -57,6 +62,7 @@ impl Wire {
         payload: &Bytes,
         skip: usize,
         chunk_size: u32,
+        scratch: &mut BytesMut,
     ) -> Built {
         let chunk = chunk_size.max(1) as usize;
         let head = &head[..head.len().min(MAX_MESSAGE)];
@@ -64,11 +70,9 @@ impl Wire {
         let body = body.slice(..body.len().min(MAX_MESSAGE - head.len()));
         let len = head.len() + body.len();
         if len <= chunk || head.len() >= chunk {
-            let mut out = BytesMut::with_capacity(len + 16 + (len / chunk) * 5);
-            write_fmt0_parts(
-                csid, ts, type_id, stream_id, head, &body, chunk_size, &mut out,
-            );
-            let first = out.freeze();
+            let out = room(scratch, len + 16 + (len / chunk) * 5);
+            write_fmt0_parts(csid, ts, type_id, stream_id, head, &body, chunk_size, out);
+            let first = out.split().freeze();
             // One chunk: the payload is the end of the buffer (unless bytes were skipped
             // into the header or cut by the length field).
             let payload = if len <= chunk && skip == 0 && body.len() == payload.len() {
@@ -81,12 +85,12 @@ impl Wire {
                 payload,
             };
         }
-        let mut out = BytesMut::with_capacity(head.len() + 32);
-        let extended = write_fmt0_header(csid, ts, type_id, stream_id, len, &mut out);
+        let out = room(scratch, head.len() + 32);
+        let extended = write_fmt0_header(csid, ts, type_id, stream_id, len, out);
         out.extend_from_slice(head);
         let first_len = out.len();
-        write_continuation_header(csid, extended, &mut out);
-        let heads = out.freeze();
+        write_continuation_header(csid, extended, out);
+        let heads = out.split().freeze();
         Built {
             wire: Wire {
                 first: heads.slice(..first_len),
@@ -155,6 +159,14 @@ impl Wire {
     }
 }
 
+/// `scratch`, emptied by the last split, with room for `n` bytes.
+fn room(scratch: &mut BytesMut, n: usize) -> &mut BytesMut {
+    if scratch.capacity() - scratch.len() < n {
+        scratch.reserve(n.max(SCRATCH_ROOM));
+    }
+    scratch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +188,14 @@ mod tests {
             (1005, 7),
             (4096, 1),
         ] {
-            let built = Wire::build((6, ts, 9, 1), &[0x27, 1, 0, 0, 0], &payload, 0, chunk);
+            let built = Wire::build(
+                (6, ts, 9, 1),
+                &[0x27, 1, 0, 0, 0],
+                &payload,
+                0,
+                chunk,
+                &mut BytesMut::new(),
+            );
             assert_eq!(
                 built.wire.to_vec(),
                 contiguous(&[0x27, 1, 0, 0, 0], &payload, chunk, ts),
@@ -191,17 +210,60 @@ mod tests {
     fn the_payload_is_held_once() {
         let payload = Bytes::from(vec![7u8; 1000]);
         // Several chunks: the wire slices the payload and holds only headers.
-        let b = Wire::build((6, 0, 9, 1), &[0x27, 1, 0, 0, 0], &payload, 0, 128);
+        let b = Wire::build(
+            (6, 0, 9, 1),
+            &[0x27, 1, 0, 0, 0],
+            &payload,
+            0,
+            128,
+            &mut BytesMut::new(),
+        );
         assert_eq!(b.wire.own_bytes(), 12 + 5 + 1);
         assert_eq!(b.payload.as_ptr(), payload.as_ptr());
         // One chunk: the payload kept is a slice of the wire bytes.
-        let b = Wire::build((6, 0, 9, 1), &[0x27, 1, 0, 0, 0], &payload, 0, 4096);
+        let b = Wire::build(
+            (6, 0, 9, 1),
+            &[0x27, 1, 0, 0, 0],
+            &payload,
+            0,
+            4096,
+            &mut BytesMut::new(),
+        );
         let first = b.wire.first();
         assert_eq!(b.payload, payload);
         assert_eq!(b.payload.as_ptr(), first[first.len() - 1000..].as_ptr());
         // A payload whose first byte went into the header is kept as it came.
-        let b = Wire::build((6, 0, 9, 1), &[0x90], &payload, 1, 4096);
+        let b = Wire::build(
+            (6, 0, 9, 1),
+            &[0x90],
+            &payload,
+            1,
+            4096,
+            &mut BytesMut::new(),
+        );
         assert_eq!(b.payload.as_ptr(), payload.as_ptr());
         assert_eq!(b.wire.len(), 12 + 1 + 999);
+    }
+
+    #[test]
+    fn messages_built_on_one_scratch_stay_apart() {
+        let mut scratch = BytesMut::new();
+        let mut built = Vec::new();
+        // Enough one-chunk and many-chunk messages to outgrow the scratch several times.
+        for i in 0..200u32 {
+            let len = [10, 1000, 5000][i as usize % 3];
+            let payload = Bytes::from(vec![i as u8; len]);
+            let head = [0x27, 1, 0, 0, i as u8];
+            let b = Wire::build((6, i, 9, 1), &head, &payload, 0, 4096, &mut scratch);
+            built.push((b, head, payload));
+        }
+        for (i, (b, head, payload)) in built.iter().enumerate() {
+            assert_eq!(
+                b.wire.to_vec(),
+                contiguous(head, payload, 4096, i as u32),
+                "message {i}"
+            );
+            assert_eq!(&b.payload, payload);
+        }
     }
 }
