@@ -61,6 +61,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let fd_limit = runtime::fds::limit();
     let threads = runtime::start::Threads::Workers(cli.threads.into());
     runtime::start::block_on(threads, async move {
+        // Before any listener exists: a SIGTERM from then on is a shutdown, never the
+        // default action (which would drop every stream as a disconnect).
+        let shutdown = runtime::signal::shutdown();
         let drain = drain::Drain::new();
         let auth = auth::Authenticator::load(&cli.auth)
             .await
@@ -161,7 +164,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             r = rtmps_serving => {
                 r.context("accepting RTMPS connections").map_err(Failure::Failed)
             }
-            signal = runtime::signal::shutdown() => {
+            signal = shutdown => {
                 tracing::info!(%signal, "shutting down: ending every stream");
                 Ok(())
             }

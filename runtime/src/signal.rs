@@ -21,9 +21,12 @@ impl fmt::Display for Shutdown {
     }
 }
 
-/// Resolves at the first SIGTERM or SIGINT. Must run inside a tokio runtime with signals
-/// enabled; a handler that cannot be installed leaves that signal's default action.
-pub async fn shutdown() -> Shutdown {
+/// Resolves at the first SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: a caller that calls it before it logs
+/// that it is ready can be stopped from then on, never killed by the default action.
+/// Must run inside a tokio runtime with signals enabled; a handler that cannot be
+/// installed leaves that signal's default action.
+pub fn shutdown() -> impl std::future::Future<Output = Shutdown> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -35,10 +38,12 @@ pub async fn shutdown() -> Shutdown {
             Err(_) => std::future::pending().await,
         }
     }
-    let (mut term, mut int) = (term, int);
-    tokio::select! {
-        _ = recv(&mut term) => Shutdown::Terminate,
-        _ = recv(&mut int) => Shutdown::Interrupt,
+    async move {
+        let (mut term, mut int) = (term, int);
+        tokio::select! {
+            _ = recv(&mut term) => Shutdown::Terminate,
+            _ = recv(&mut int) => Shutdown::Interrupt,
+        }
     }
 }
 
