@@ -517,6 +517,56 @@ fn amf3_reference_amplification_is_bounded() {
     );
 }
 
+/// An AMF3 array of `n` (2..=8191) elements: one 1000-byte string, then `n - 1`
+/// references to it.
+fn string_and_references(n: usize) -> Vec<u8> {
+    let header = (n << 1) | 1;
+    let mut b = vec![
+        0x09,
+        0x80 | (header >> 7) as u8,
+        (header & 0x7F) as u8,
+        0x01,
+    ];
+    b.extend_from_slice(&[0x06, 0x8F, 0x51]);
+    b.extend_from_slice("q".repeat(1000).as_bytes());
+    for _ in 1..n {
+        b.extend_from_slice(&[0x06, 0x00]);
+    }
+    b
+}
+
+#[test]
+fn amf3_reference_expansion_is_bounded_by_message_size() {
+    // At the production data limits 4000 references to a 1000-byte string (4 MB from
+    // 9 KB) fit the 16 MiB budget, but not 64 units of work per message byte.
+    let limits = AmfLimits::data();
+    let b = string_and_references(4000);
+    assert_eq!(b.len(), 9005);
+    assert_eq!(
+        amf3::decode(&mut &b[..], &limits),
+        Err(AmfError::ExpansionExceeded {
+            input: 9005,
+            max: 64 * 9005
+        })
+    );
+    // 25 references in a 1057-byte message are fine: 27 KB decoded, 54 KB of work with
+    // the array's object-table copy.
+    let b = string_and_references(26);
+    assert_eq!(b.len(), 1057);
+    let Ok(Amf3Value::Array { dense, .. }) = amf3::decode(&mut &b[..], &limits) else {
+        panic!("25 references refused");
+    };
+    assert_eq!(dense.len(), 26);
+    // It applies to the whole message, AMF3 switched to inside AMF0 included.
+    let mut msg = enc0(&Amf0Value::String("onData".into()));
+    msg.push(0x11); // avmplus: the next value is AMF3
+    msg.extend(string_and_references(4000));
+    assert!(matches!(
+        amf0::decode_all(&msg, &limits),
+        Err(AmfError::ExpansionExceeded { .. })
+    ));
+}
+
 #[test]
 fn amf3_reference_tables_are_charged() {
     // Three nested arrays around one 100-byte string: 100 bytes of value, 100 for the

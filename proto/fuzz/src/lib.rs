@@ -88,6 +88,7 @@ fn budget_error(e: &AmfError) -> bool {
             | AmfError::DepthExceeded { .. }
             | AmfError::StringTooLong { .. }
             | AmfError::BudgetExceeded { .. }
+            | AmfError::ExpansionExceeded { .. }
     )
 }
 

@@ -147,12 +147,22 @@ pub struct AmfLimits {
     /// Most bytes of text and byte arrays decoded from one message, counting every copy
     /// made by resolving an AMF3 reference and every AMF3 reference-table entry.
     pub max_total_bytes: usize,
+    /// Most decoding work (values plus bytes, as charged to the budget above) per byte of
+    /// the message, with [`MIN_EXPANSION_BUDGET`] as a floor. An AMF3 reference of one or
+    /// two bytes copies what it points to, so without this a 4 KiB message could make the
+    /// decoder copy the whole 16 MiB budget: a hostile peer would spend a core of CPU
+    /// with a trickle of bytes.
+    pub max_expansion: usize,
 }
+
+/// The decoding work every message may cost whatever its size (see
+/// [`AmfLimits::max_expansion`]): small messages with a few references stay valid.
+pub const MIN_EXPANSION_BUDGET: usize = 4096;
 
 impl AmfLimits {
     /// The budget for a command message (types 17 and 20): a `connect`, `publish` or
     /// `play` is a few hundred bytes, so depth 8, 64 items per container, 1024 values,
-    /// 16 KiB per string and 64 KiB in all.
+    /// 16 KiB per string, 64 KiB in all and at most 64 units of work per message byte.
     pub fn command() -> Self {
         AmfLimits {
             max_depth: 8,
@@ -160,11 +170,13 @@ impl AmfLimits {
             max_total_items: 1024,
             max_string: 16 << 10,
             max_total_bytes: 64 << 10,
+            max_expansion: 64,
         }
     }
 
     /// The budget for a data message (types 15 and 18, e.g. `onMetaData`): depth 32,
-    /// 4096 items per container, 65536 values, 1 MiB per string and 16 MiB in all.
+    /// 4096 items per container, 65536 values, 1 MiB per string, 16 MiB in all and at
+    /// most 64 units of work per message byte.
     pub fn data() -> Self {
         AmfLimits {
             max_depth: 32,
@@ -172,6 +184,7 @@ impl AmfLimits {
             max_total_items: 65536,
             max_string: 1 << 20,
             max_total_bytes: 16 << 20,
+            max_expansion: 64,
         }
     }
 }
@@ -184,13 +197,24 @@ impl Default for AmfLimits {
 }
 
 /// What one message has used of its [`AmfLimits`] budget so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Budget {
     items: usize,
     bytes: usize,
+    /// Length of the message being decoded, which sets the expansion bound.
+    input: usize,
 }
 
 impl Budget {
+    /// The budget of a message of `input` bytes.
+    pub(crate) fn for_input(input: usize) -> Self {
+        Budget {
+            items: 0,
+            bytes: 0,
+            input,
+        }
+    }
+
     /// Charges `items` values and `bytes` bytes, failing once the budget is exceeded.
     pub(crate) fn charge(
         &mut self,
@@ -209,6 +233,16 @@ impl Budget {
             return Err(AmfError::BudgetExceeded {
                 got: self.bytes,
                 max: limits.max_total_bytes,
+            });
+        }
+        let max = limits
+            .max_expansion
+            .saturating_mul(self.input)
+            .max(MIN_EXPANSION_BUDGET);
+        if self.items.saturating_add(self.bytes) > max {
+            return Err(AmfError::ExpansionExceeded {
+                input: self.input,
+                max,
             });
         }
         Ok(())
@@ -281,6 +315,15 @@ pub enum AmfError {
         /// The configured budget.
         max: usize,
     },
+    /// The message costs more decoding work (values plus bytes, references copied) than its
+    /// size allows ([`AmfLimits::max_expansion`]).
+    #[error("AMF message of {input} bytes expands past its budget of {max} values and bytes")]
+    ExpansionExceeded {
+        /// Length of the message.
+        input: usize,
+        /// The work allowed for it.
+        max: usize,
+    },
     /// A declared AMF3 vector or sealed-member count cannot be right.
     #[error("AMF3 invalid length {got}")]
     InvalidLength {
@@ -292,7 +335,7 @@ pub enum AmfError {
 /// Decodes one AMF0 value from the front of `input`, advancing it past the value. The
 /// value has the whole budget of `limits` to itself.
 pub fn decode(input: &mut &[u8], limits: &AmfLimits) -> Result<Amf0Value, AmfError> {
-    let mut budget = Budget::default();
+    let mut budget = Budget::for_input(input.len());
     Decoder {
         limits,
         depth: 0,
@@ -306,7 +349,7 @@ pub fn decode(input: &mut &[u8], limits: &AmfLimits) -> Result<Amf0Value, AmfErr
 pub fn decode_all(input: &[u8], limits: &AmfLimits) -> Result<Vec<Amf0Value>, AmfError> {
     let mut rest = input;
     let mut out = Vec::new();
-    let mut budget = Budget::default();
+    let mut budget = Budget::for_input(input.len());
     while !rest.is_empty() {
         if out.len() >= limits.max_items {
             return Err(AmfError::TooManyItems {

@@ -186,7 +186,7 @@ impl Amf3Value {
 /// Decodes one AMF3 value from the front of `input`, advancing it past the value. The
 /// value has the whole budget of `limits` to itself.
 pub fn decode(input: &mut &[u8], limits: &AmfLimits) -> Result<Amf3Value, AmfError> {
-    decode_in(input, limits, 0, &mut Budget::default())
+    decode_in(input, limits, 0, &mut Budget::for_input(input.len()))
 }
 
 /// Decodes one AMF3 value nested `depth` deep in a message, charging `budget`.
