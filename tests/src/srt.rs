@@ -607,7 +607,9 @@ impl ImpairProxy {
             .filter(|t| t.dir == 0 && matches!(t.seen, Seen::Data { .. }))
             .map(|t| t.arrived)
             .collect();
-        let gaps = times.windows(2).map(|w| w[1] - w[0]);
+        // Arrival stamps are the kernel's; the trace is in the order packets were handled,
+        // which a retransmission can put before a later-stamped original.
+        let gaps = times.windows(2).map(|w| w[1].saturating_sub(w[0]));
         let long = gaps
             .clone()
             .filter(|g| *g > Duration::from_millis(40))

@@ -180,9 +180,8 @@ fn h264_aac_plain() {
 #[test]
 fn hevc_aac_encrypted_aes128_with_key_rotation() {
     let params = format!("&passphrase={PASS}&pbkeylen=16&kmrefreshrate=32&kmpreannounce=8");
-    // At debug ingest-srt logs each piece of TS damage: this test fails now and then
-    // under load with ts_errors=13, nothing lost, one video frame short (also with main's
-    // binaries before the loss work); the damage lines say where.
+    // At debug ingest-srt logs each piece of TS damage (what is left of the cut last
+    // frame, see below).
     let args = ["--passphrase", PASS, "--log-level", "info,ingest_srt=debug"];
     let case = Case {
         codecs: TsCodecs::HevcAac,
@@ -236,9 +235,8 @@ fn aes192_and_aes256_with_key_rotation() {
 #[test]
 fn srt_live_transmit_publishes_encrypted() {
     let params = format!("&passphrase={PASS}");
-    // At debug ingest-srt logs each piece of TS damage: this test fails now and then
-    // under load with ts_errors=13, nothing lost, one video frame short (also with main's
-    // binaries before the loss work); the damage lines say where.
+    // At debug ingest-srt logs each piece of TS damage (what is left of the cut last
+    // frame, see below).
     let args = ["--passphrase", PASS, "--log-level", "info,ingest_srt=debug"];
     let case = Case {
         slt: true,
@@ -247,13 +245,26 @@ fn srt_live_transmit_publishes_encrypted() {
         secs: 3,
         ..Case::default()
     };
-    let (report, counts, ingest) = publish_and_play(&case, "slt");
+    let (report, mut counts, ingest) = publish_and_play(&case, "slt");
+    let stats = ingest.expect_log("connection statistics", 10.0);
+    assert!(stats.contains("undecrypted=0"), "{stats}");
+    // srt-live-transmit sends its input in whole 1456-byte payloads only and, at the end
+    // of its input, closes without sending the partial last one or a shutdown (the
+    // connection ends by timeout; every payload of the failing runs was 1456 bytes). The
+    // file's last video frame then reaches ingest-srt cut, and ingest-srt drops a frame
+    // it cannot know is whole. So when the caller went away without a shutdown, the
+    // last video frame may be missing; nothing else may be.
+    let closed = ingest.expect_log("SRT connection closed", 10.0);
+    if closed.contains("reason=Timeout") && report.counts.video + 1 == counts.video {
+        assert!(
+            stats.contains("lost=0") && stats.contains("dropped=0"),
+            "{stats}"
+        );
+        counts.video -= 1;
+    }
     // libsrt's own sender, counted like FFmpeg's: every frame of the file's first
     // seconds, no decoder error.
     assert_complete("srt-live-transmit", &report, counts, &ingest);
-    assert!(ingest
-        .expect_log("connection statistics", 10.0)
-        .contains("undecrypted=0"));
 }
 
 /// What the proxy saw of every packet ingest-srt gave up on (its debug log names them):
