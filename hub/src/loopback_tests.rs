@@ -79,14 +79,20 @@ pub(crate) fn handoff_for(conn_id: u64, key: &str) -> PlayerHandoff {
 
 /// Starts a hub with `cfg` on a socket in a fresh directory `name` (removed by the
 /// caller); returns the directory and the socket's path.
-fn start_hub(name: &str, mut cfg: Config) -> (PathBuf, PathBuf) {
+fn start_hub(name: &str, cfg: Config) -> (PathBuf, PathBuf) {
+    let (dir, path, _) = start_hub_with_registry(name, cfg);
+    (dir, path)
+}
+
+/// [`start_hub`], also returning the hub's registry to look at its streams.
+fn start_hub_with_registry(name: &str, mut cfg: Config) -> (PathBuf, PathBuf, Arc<Registry>) {
     let dir = std::env::temp_dir().join(format!("hub-test-{name}-{}", std::process::id()));
     let path = dir.join("hub.sock");
     cfg.socket = path.clone();
     let listener = crate::server::bind(&path, None).unwrap();
     let registry = Arc::new(Registry::new(Arc::new(cfg)));
-    tokio::spawn(crate::server::serve(listener, registry));
-    (dir, path)
+    tokio::spawn(crate::server::serve(listener, registry.clone()));
+    (dir, path, registry)
 }
 
 /// A player of `key`: the server end of a TCP pair handed to the hub at `path` as ingest
@@ -277,6 +283,83 @@ async fn wakes_that_leave_the_deadline_arm_no_timer() {
         crate::deadline::armed_on_this_thread(),
         armed,
         "100 wakes with the same deadline armed timers"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A subscriber that keeps up (a recorder, a relayer) reports how far it has read, so the
+/// stream it reads holds its GOP cache and not the whole `--player-queue-bytes` window.
+#[tokio::test]
+async fn a_stream_a_subscriber_keeps_up_with_holds_only_its_gop() {
+    const FRAME: usize = 10_000;
+    const GOP: usize = 30;
+    let (dir, path, registry) = start_hub_with_registry("subpos", Config::for_tests());
+    let mut sub = UnixStream::connect(&path).await.unwrap();
+    let mut out = BytesMut::new();
+    ipc::encode_subscription("rec".into(), vec!["live/*".into()], true, false, &mut out);
+    sub.write_all(&out).await.unwrap();
+    let mut sbuf = BytesMut::new();
+    assert!(matches!(
+        read_ipc(&mut sub, &mut sbuf).await,
+        Header::Hello { .. }
+    ));
+
+    let mut publisher = UnixStream::connect(&path).await.unwrap();
+    out.clear();
+    hello(Role::Publisher, &mut out);
+    let announce = Header::Announce {
+        stream: 1,
+        key: "live/mem".into(),
+        timescale: 1000,
+    };
+    ipc::encode(&announce, &[], &mut out);
+    let config = Header::TrackConfig {
+        stream: 1,
+        track: 0,
+        codec: Codec::H264,
+    };
+    ipc::encode(&config, &[1u8, 0x64, 0, 0x1f, 0xff, 0xe0, 0], &mut out);
+    // Three GOPs of 300 kB; once the subscriber has them, 16 small frames: the ring
+    // learns its readers' positions every 16 frames.
+    let body = vec![0u8; FRAME];
+    let small = [0u8, 0, 0, 1, 0x41];
+    let mut dts = 1000;
+    for (count, size) in [(3 * GOP, FRAME), (16, 0)] {
+        for i in 0..count {
+            let (flags, payload) = match (size, i % GOP) {
+                (0, _) => (FrameFlags::NONE, &small[..]),
+                (_, 0) => (FrameFlags::KEYFRAME, &body[..]),
+                _ => (FrameFlags::NONE, &body[..]),
+            };
+            let frame = Header::Frame {
+                stream: 1,
+                track: 0,
+                video: true,
+                dts,
+                cts: 0,
+                flags,
+            };
+            ipc::encode(&frame, payload, &mut out);
+            dts += 33;
+        }
+        publisher.write_all(&out).await.unwrap();
+        out.clear();
+        let mut seen = 0;
+        while seen < count {
+            let next = tokio::time::timeout(T, read_ipc(&mut sub, &mut sbuf)).await;
+            if let Header::Frame { .. } = next.expect("the subscriber gets every frame") {
+                seen += 1;
+            }
+        }
+    }
+    let key = proto::media::StreamKey::parse("live/mem").unwrap();
+    let held = registry.stream(&key).unwrap().lock().ring.bytes();
+    // The last GOP and the small frames (plus headers), not all three GOPs.
+    let gop = (GOP * FRAME) as u64;
+    assert!(held > gop, "the GOP cache is kept: {held} bytes");
+    assert!(
+        held < 2 * gop,
+        "ring holds {held} bytes after the subscriber read them all"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,7 +19,7 @@ use crate::events::EventBus;
 use crate::reconnect::{Order, Orders, Requested};
 use crate::reports::Reports;
 use crate::stats::HubStats;
-use crate::stream::{Owner, PublisherId, Revocation, Stream};
+use crate::stream::{Owner, PublisherId, Revocation, SharedWaker, Stream};
 
 /// A new stream a subscriber should start reading, and the cursor to start at.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct NewStream {
     pub stream: Arc<Stream>,
     /// Where the subscriber's cursor starts.
     pub cursor: u64,
+    /// The subscriber's reader registered on the stream, to report its position to.
+    pub reader: Arc<SharedWaker>,
 }
 
 /// A subscriber's registration: its new streams wait here until its task takes them, so
@@ -258,7 +260,9 @@ impl Registry {
             let mut st = stream.lock();
             for sub in &mut inner.subscribers {
                 if glob::any_matches(&sub.patterns, key.as_str()) {
-                    st.add_reader(sub.id, sub.waker.clone());
+                    let cursor = st.ring.head();
+                    let reader = SharedWaker::new(sub.waker.clone(), cursor);
+                    st.add_reader(sub.id, reader.clone());
                     if sub.new_streams.len() >= self.cfg.max_streams {
                         // Streams that ended before the subscriber took them need no
                         // announcement; what stays is bounded by the open streams.
@@ -266,7 +270,8 @@ impl Registry {
                     }
                     sub.new_streams.push(NewStream {
                         stream: stream.clone(),
-                        cursor: st.ring.head(),
+                        cursor,
+                        reader,
                     });
                     sub.has_new.store(true, Ordering::Release);
                     sub.waker.notify_one();

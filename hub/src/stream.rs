@@ -8,6 +8,7 @@
 //! another.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -189,6 +190,44 @@ impl Reader for Notify {
 
     fn wake(&self) {
         self.notify_one();
+    }
+}
+
+/// A subscriber's reader of one stream: one task reads many streams, so they share its
+/// [`Notify`], and each reports how far the task has taken its entries, so that a stream a
+/// recorder or relayer keeps up with holds only its GOP cache, as with players.
+#[derive(Debug)]
+pub struct SharedWaker {
+    waker: Arc<Notify>,
+    position: AtomicU64,
+}
+
+impl SharedWaker {
+    /// A reader waking `waker`, whose first entry is `start`.
+    pub fn new(waker: Arc<Notify>, start: u64) -> Arc<SharedWaker> {
+        Arc::new(SharedWaker {
+            waker,
+            position: AtomicU64::new(start),
+        })
+    }
+
+    /// The task has taken every entry before `next`.
+    pub fn taken_to(&self, next: u64) {
+        self.position.store(next, Ordering::Relaxed);
+    }
+}
+
+impl Reader for SharedWaker {
+    fn offer(&self, _: &NewEntry) {
+        self.waker.notify_one();
+    }
+
+    fn wake(&self) {
+        self.waker.notify_one();
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.position.load(Ordering::Relaxed))
     }
 }
 

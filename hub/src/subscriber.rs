@@ -23,7 +23,7 @@ use crate::registry::Registry;
 use crate::ring::{Item, Side};
 use crate::server::Opened;
 use crate::stats::HubStats;
-use crate::stream::Stream;
+use crate::stream::{SharedWaker, Stream};
 use crate::write::write_all_within;
 
 /// Entries taken from one stream per pass.
@@ -43,6 +43,8 @@ struct Sub {
     stream: Arc<Stream>,
     /// Never closed for lagging: a subscriber that falls behind gets `Dropped`.
     cursor: Cursor,
+    /// Where the ring learns how far this subscriber has read.
+    reader: Arc<SharedWaker>,
     live: bool,
 }
 
@@ -138,6 +140,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                     s.subs.push(Sub {
                         stream: ns.stream,
                         cursor: Cursor::new(ns.cursor, true, None),
+                        reader: ns.reader,
                         live: false,
                     });
                 }
@@ -263,10 +266,11 @@ impl Subscriber {
 
     fn attach_existing(&mut self, stream: Arc<Stream>, reader_id: u64, waker: &Arc<Notify>) {
         let mut st = stream.lock();
-        st.add_reader(reader_id, waker.clone());
         let live = st.is_live();
         let join = st.ring.join_point();
         let cursor = join.unwrap_or(st.ring.head());
+        let reader = SharedWaker::new(waker.clone(), cursor);
+        st.add_reader(reader_id, reader.clone());
         if live {
             let id = stream.id;
             self.header(
@@ -322,6 +326,7 @@ impl Subscriber {
         self.subs.push(Sub {
             stream,
             cursor: Cursor::new(cursor, join.is_none(), None),
+            reader,
             live,
         });
     }
@@ -442,6 +447,7 @@ impl Subscriber {
                 }
             }
         }
+        sub.reader.taken_to(sub.cursor.at());
         true
     }
 }
