@@ -277,18 +277,7 @@ fn explain_drops(ingest: &SrtIngest, proxy: &ImpairProxy) -> String {
         "proxy forwarding lateness: median {median:?}, p99 {p99:?}, worst {worst:?}, \
          {over5} over 5 ms; the caller's data: longest gap {gap:?}, {long_gaps} over 40 ms\n"
     );
-    for line in ingest.proc.stderr.lines() {
-        if !line.contains("packets dropped (too late)") {
-            continue;
-        }
-        let field = |name: &str| -> Option<u32> {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .and_then(|v| v.parse().ok())
-        };
-        let (Some(first), Some(count)) = (field("first"), field("count")) else {
-            continue;
-        };
+    for (line, first, count) in drop_runs(ingest) {
         out += &format!("{line}\n");
         for seq in first..first.wrapping_add(count).min(first.wrapping_add(5)) {
             out += &format!(" packet {seq}:\n{}", proxy.story(seq));
@@ -297,13 +286,32 @@ fn explain_drops(ingest: &SrtIngest, proxy: &ImpairProxy) -> String {
     out
 }
 
+/// The runs of packets ingest-srt gave up on, from its debug log: each log line with the
+/// run's first sequence number and length.
+fn drop_runs(ingest: &SrtIngest) -> Vec<(String, u32, u32)> {
+    ingest
+        .proc
+        .stderr
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("packets dropped (too late)"))
+        .filter_map(|l| {
+            let (first, count) = (log_field(&l, "first")?, log_field(&l, "count")?);
+            Some((l, first, count))
+        })
+        .collect()
+}
+
+/// The value of a `name=value` field of a log line.
+fn log_field<T: std::str::FromStr>(line: &str, name: &str) -> Option<T> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
 /// A field of the `connection statistics` log line.
 fn stat(stats: &str, name: &str) -> u64 {
-    stats
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in {stats}"))
+    log_field(stats, name).unwrap_or_else(|| panic!("{name} missing in {stats}"))
 }
 
 /// The issue's target: 5 % random loss in both directions (data, NAKs, ACKs, ACKACKs and
@@ -344,11 +352,8 @@ fn five_percent_loss_at_120_ms_latency_loses_nothing() {
         explain_drops(&ingest, &proxy)
     );
     assert!(stat(&stats, "retransmitted") > 0, "{stats}");
-    let rtt_ms: f64 = stats
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("rtt_ms="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("rtt_ms missing in {stats}"));
+    let rtt_ms: f64 =
+        log_field(&stats, "rtt_ms").unwrap_or_else(|| panic!("rtt_ms missing in {stats}"));
     let dropped = dropped_packets(&ingest);
     assert_eq!(
         dropped.len() as u64,
@@ -395,21 +400,10 @@ fn five_percent_loss_at_120_ms_latency_loses_nothing() {
 
 /// The sequence numbers ingest-srt gave up on, from its debug log.
 fn dropped_packets(ingest: &SrtIngest) -> Vec<u32> {
-    let mut out = Vec::new();
-    for line in ingest.proc.stderr.lines() {
-        if !line.contains("packets dropped (too late)") {
-            continue;
-        }
-        let field = |name: &str| -> Option<u32> {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .and_then(|v| v.parse().ok())
-        };
-        if let (Some(first), Some(count)) = (field("first"), field("count")) {
-            out.extend((0..count).map(|i| first.wrapping_add(i)));
-        }
-    }
-    out
+    drop_runs(ingest)
+        .into_iter()
+        .flat_map(|(_, first, count)| (0..count).map(move |i| first.wrapping_add(i)))
+        .collect()
 }
 
 #[test]
