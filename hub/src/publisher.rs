@@ -1,6 +1,8 @@
 //! A publisher connection (ingest-rtmp, ingest-srt, custom producers): announces, track
 //! configurations, frames, metadata and ends of streams, applied to the registry.
-//! A connection that breaks ends every stream it owns.
+//! A connection that breaks ends every stream it owns. An ingest process sends all its
+//! publishers' streams over one connection (`AnnounceClient` names each stream's client),
+//! so one read here takes the frames of many streams.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,10 +24,11 @@ use crate::server::Opened;
 use crate::stream::{Delivery, Owner, PublisherId, Revocation, Stream, StreamError};
 
 /// Size of the receive buffers: a burst of frames arrives in few large reads rather than
-/// many small ones. Frames are slices of these buffers (the ring holds them), so a new
+/// many small ones (an ingest's shared connection brings every publisher's frames of a
+/// read-coalescing tick at once, hundreds of KiB). Frames are slices of these buffers (the ring holds them), so a new
 /// one is taken only when less than a quarter is left: taking one per read would pin a
 /// whole buffer for every read's frame still in the GOP cache.
-const READ_BUF: usize = 64 * 1024;
+const READ_BUF: usize = 256 * 1024;
 
 /// Most streams one publisher connection may hold at once.
 const MAX_STREAMS_PER_CONN: usize = 1024;
@@ -44,7 +47,9 @@ enum PublisherError {
 struct Publisher {
     /// This IPC connection, in the hub's numbering (identifies the publisher).
     ipc_id: u64,
-    /// The client connection behind it, in the sender's numbering (logged as `conn_id`).
+    /// The client connection behind it, in the sender's numbering (logged as `conn_id`),
+    /// when the connection serves one client; a stream announced with `AnnounceClient`
+    /// has its own.
     conn_id: Option<u64>,
     registry: Arc<Registry>,
     streams: HashMap<u32, Published>,
@@ -61,6 +66,8 @@ struct Publisher {
 /// One live stream of this connection and what its events report.
 struct Published {
     stream: Arc<Stream>,
+    /// The client publishing it, in the sender's numbering.
+    conn_id: Option<u64>,
     since: Instant,
     frames: u64,
     bytes: u64,
@@ -73,7 +80,9 @@ struct Published {
 pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Registry>) {
     let conn_id = opened.conn_id;
     let (mut rd, mut wr) = sock.into_split();
-    let (revoke_tx, mut revoke_rx) = mpsc::channel(64);
+    // Room for a revoke of every stream the connection may hold (an ingest's shared
+    // connection carries hundreds).
+    let (revoke_tx, mut revoke_rx) = mpsc::channel(MAX_STREAMS_PER_CONN);
     let mut p = Publisher {
         ipc_id,
         conn_id,
@@ -183,9 +192,15 @@ impl Publisher {
         );
     }
 
-    /// A hub event about this connection's stream `key`.
-    fn event(&self, kind: &str, key: &str, mut fields: Vec<(String, String)>) {
-        let mut e = event(kind, key, self.conn_id.unwrap_or(0), "");
+    /// A hub event about stream `key` of client `conn_id` on this connection.
+    fn event(
+        &self,
+        conn_id: Option<u64>,
+        kind: &str,
+        key: &str,
+        mut fields: Vec<(String, String)>,
+    ) {
+        let mut e = event(kind, key, conn_id.unwrap_or(0), "");
         fields.push(("publisher".to_owned(), self.peer.clone()));
         e.fields = fields;
         self.registry.publish_event(e);
@@ -196,7 +211,7 @@ impl Publisher {
     fn announce_event(&self, p: &Published) {
         let mut fields = Vec::new();
         describe_stream(&p.stream.lock(), &mut fields);
-        self.event("publish", p.stream.key.as_str(), fields);
+        self.event(p.conn_id, "publish", p.stream.key.as_str(), fields);
     }
 
     /// The `unpublish` event of a publish that ends.
@@ -214,20 +229,21 @@ impl Publisher {
             ("frames".to_owned(), p.frames.to_string()),
             ("bytes".to_owned(), p.bytes.to_string()),
         ]);
-        self.event("unpublish", p.stream.key.as_str(), fields);
+        self.event(p.conn_id, "unpublish", p.stream.key.as_str(), fields);
     }
 
     fn revoked(&mut self, handle: u32, why: Revocation) {
         if let Some(published) = self.streams.remove(&handle) {
             self.listed.remove(&handle);
             let key = &published.stream.key;
+            let conn_id = published.conn_id;
             match why {
                 Revocation::Takeover => {
-                    tracing::info!(conn_id = self.conn_id, key = %key, "stream taken over by another publisher");
+                    tracing::info!(conn_id, key = %key, "stream taken over by another publisher");
                     self.unpublish_event(&published, why.reason());
                 }
                 Revocation::Kicked => {
-                    tracing::info!(conn_id = self.conn_id, key = %key, "publisher kicked through the API");
+                    tracing::info!(conn_id, key = %key, "publisher kicked through the API");
                     self.end(handle, published, why.reason());
                 }
             }
@@ -250,7 +266,7 @@ impl Publisher {
                 continue;
             }
             tracing::info!(
-                conn_id = self.conn_id,
+                conn_id = published.conn_id,
                 key,
                 "reconnect request passed to the publisher"
             );
@@ -271,8 +287,9 @@ impl Publisher {
         self.unpublish_event(&published, reason);
         let stream = &published.stream;
         let id = self.id(handle);
+        let conn_id = published.conn_id;
         if let Some(generation) = self.registry.unpublish(stream, id, reason) {
-            tracing::info!(conn_id = self.conn_id, key = %stream.key, reason, "publisher left; players wait");
+            tracing::info!(conn_id, key = %stream.key, reason, "publisher left; players wait");
             let registry = self.registry.clone();
             let stream = stream.clone();
             let timeout = registry.config().unpublish_timeout;
@@ -281,7 +298,7 @@ impl Publisher {
                 registry.unpublish_expired(&stream, generation);
             });
         } else {
-            tracing::info!(conn_id = self.conn_id, key = %stream.key, reason, "publisher left");
+            tracing::info!(conn_id, key = %stream.key, reason, "publisher left");
         }
     }
 
@@ -291,7 +308,13 @@ impl Publisher {
                 stream: handle,
                 key,
                 timescale,
-            } => self.announce(handle, &key, timescale)?,
+            } => self.announce(handle, &key, timescale, self.conn_id)?,
+            Header::AnnounceClient {
+                stream: handle,
+                key,
+                timescale,
+                conn_id,
+            } => self.announce(handle, &key, timescale, Some(conn_id))?,
             Header::TrackConfig {
                 stream,
                 track,
@@ -415,20 +438,22 @@ impl Publisher {
         }
     }
 
-    fn announce(&mut self, handle: u32, key: &str, timescale: u32) -> Result<(), PublisherError> {
+    fn announce(
+        &mut self,
+        handle: u32,
+        key: &str,
+        timescale: u32,
+        conn_id: Option<u64>,
+    ) -> Result<(), PublisherError> {
         let key = match StreamKey::parse(key) {
             Ok(k) if timescale > 0 => k,
             Ok(_) => {
-                tracing::warn!(
-                    conn_id = self.conn_id,
-                    key,
-                    "announce with timescale 0 refused"
-                );
+                tracing::warn!(conn_id, key, "announce with timescale 0 refused");
                 self.reply(handle, Some(RejectReason::Denied));
                 return Ok(());
             }
             Err(e) => {
-                tracing::warn!(conn_id = self.conn_id, key, error = %e, "announce with an invalid key refused");
+                tracing::warn!(conn_id, key, error = %e, "announce with an invalid key refused");
                 self.reply(handle, Some(RejectReason::Denied));
                 return Ok(());
             }
@@ -448,9 +473,10 @@ impl Publisher {
         };
         match self.registry.announce_over(&key, owner, timescale) {
             Ok((stream, previous)) => {
-                tracing::info!(conn_id = self.conn_id, key = %key, timescale, "publish started");
+                tracing::info!(conn_id, key = %key, timescale, "publish started");
                 if previous.is_some() {
                     self.event(
+                        conn_id,
                         "duplicate_publisher",
                         key.as_str(),
                         vec![("action".to_owned(), "taken_over".to_owned())],
@@ -461,6 +487,7 @@ impl Publisher {
                     handle,
                     Published {
                         stream,
+                        conn_id,
                         since: Instant::now(),
                         frames: 0,
                         bytes: 0,
@@ -468,7 +495,7 @@ impl Publisher {
                     },
                 );
                 let entry = self.registry.conns().register(
-                    self.conn_id.unwrap_or(self.ipc_id),
+                    conn_id.unwrap_or(self.ipc_id),
                     ConnKind::Publisher,
                     &self.peer,
                     "",
@@ -478,7 +505,7 @@ impl Publisher {
                 self.reply(handle, None);
             }
             Err(reason) => {
-                tracing::info!(conn_id = self.conn_id, key = %key, ?reason, "publish refused");
+                tracing::info!(conn_id, key = %key, ?reason, "publish refused");
                 self.registry.stats().publish_refused.inc();
                 self.reply(handle, Some(reason));
                 let reason = match reason {
@@ -487,12 +514,14 @@ impl Publisher {
                     RejectReason::Denied => "denied",
                 };
                 self.event(
+                    conn_id,
                     "publish_refused",
                     key.as_str(),
                     vec![("reason".to_owned(), reason.to_owned())],
                 );
                 if reason == "duplicate" {
                     self.event(
+                        conn_id,
                         "duplicate_publisher",
                         key.as_str(),
                         vec![("action".to_owned(), "refused".to_owned())],

@@ -327,6 +327,15 @@ fn every_variant() -> Vec<(u32, Header)> {
                 description: None,
             },
         ),
+        (
+            19,
+            Header::AnnounceClient {
+                stream: 3,
+                key: "live/a".into(),
+                timescale: 1000,
+                conn_id: 7,
+            },
+        ),
     ]
 }
 
@@ -487,12 +496,12 @@ fn known_headers_is_one_past_the_last_variant() {
 
 #[test]
 fn unknown_message_types_are_skipped() {
-    // A newer sender's variant 19 and 4 000 000 000 (header bytes this version cannot
+    // A newer sender's variant 20 and 4 000 000 000 (header bytes this version cannot
     // read, and a payload), between two known messages.
-    let unknown_19: [u8; 19] = [
+    let unknown_20: [u8; 19] = [
         0x07, 0x00, 0x00, 0x00, // header_len = 7
         0x04, 0x00, 0x00, 0x00, // payload_len = 4
-        0x13, 0x00, 0x00, 0x00, // variant 19
+        0x14, 0x00, 0x00, 0x00, // variant 20
         0xff, 0xfe, 0xfd, // its fields
         0xde, 0xad, 0xbe, 0xef, // its payload
     ];
@@ -502,7 +511,7 @@ fn unknown_message_types_are_skipped() {
         0x00, 0x28, 0x6b, 0xee, // variant 4 000 000 000
     ];
     let mut wire = HELLO_BYTES.to_vec();
-    wire.extend_from_slice(&unknown_19);
+    wire.extend_from_slice(&unknown_20);
     wire.extend_from_slice(&unknown_big);
     wire.extend_from_slice(&FRAME_BYTES);
     let got = decode_all(&wire).unwrap();
@@ -527,7 +536,7 @@ fn unknown_message_types_are_skipped() {
     assert!(buf.is_empty());
 
     // An unknown message alone leaves nothing behind.
-    let mut buf = BytesMut::from(&unknown_19[..]);
+    let mut buf = BytesMut::from(&unknown_20[..]);
     assert!(dec.decode(&mut buf).unwrap().is_none());
     assert!(buf.is_empty());
 }

@@ -248,6 +248,14 @@ fn header() -> impl Strategy<Value = Header> {
                 tc_url,
                 description
             }),
+        (any::<u32>(), text(), any::<u32>(), any::<u64>()).prop_map(
+            |(stream, key, timescale, conn_id)| Header::AnnounceClient {
+                stream,
+                key,
+                timescale,
+                conn_id
+            }
+        ),
     ]
 }
 

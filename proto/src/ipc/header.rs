@@ -52,10 +52,10 @@ pub struct Event {
     pub fields: Vec<(String, String)>,
 }
 
-/// How many [`Header`] variants this format version has (indices 0 to 18). A message
+/// How many [`Header`] variants this format version has (indices 0 to 19). A message
 /// whose header starts with a higher variant index comes from a newer sender and is
 /// skipped whole by [`crate::ipc::FrameDecoder`] (FORMAT.md section 3).
-pub const KNOWN_HEADERS: u32 = 19;
+pub const KNOWN_HEADERS: u32 = 20;
 
 /// A message header. The payload that follows depends on the variant (FORMAT.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +232,20 @@ pub enum Header {
         /// Why, for people (the request's `description`).
         description: Option<String>,
     },
+    /// An `Announce` on behalf of one client connection of the sender, for a connection
+    /// that carries the streams of many clients (an ingest process's shared link): the
+    /// hub logs and reports the stream under `conn_id` rather than under the connection's
+    /// hello name. Answered by `AnnounceReply`. Payload: none.
+    AnnounceClient {
+        /// Sender-chosen handle used by every later message of this stream on this connection.
+        stream: u32,
+        /// Stream key, `app/name`.
+        key: String,
+        /// Ticks per second of every timestamp in this stream (1000 for RTMP, 90000 for TS).
+        timescale: u32,
+        /// The sender's id of the client connection that publishes the stream.
+        conn_id: u64,
+    },
 }
 
 impl Header {
@@ -253,6 +267,7 @@ impl Header {
     pub fn stream_mut(&mut self) -> Option<&mut u32> {
         match self {
             Header::Announce { stream, .. }
+            | Header::AnnounceClient { stream, .. }
             | Header::AnnounceReply { stream, .. }
             | Header::TrackConfig { stream, .. }
             | Header::Frame { stream, .. }
