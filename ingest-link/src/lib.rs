@@ -1,23 +1,28 @@
 //! The part of an ingest process that is the same whatever protocol the publisher speaks
 //! (RTMP in `ingest-rtmp`, SRT in `ingest-srt`): each publisher's stream goes to the hub
-//! through a [`link::Link`] (bounded queue, keyframe resync, reconnect and re-announce
-//! after a hub restart), or with `--out` into one [`pipe::Pipe`] in the framed format.
+//! through a [`link::Link`] (bounded queue, keyframe resync), all of them over one shared
+//! hub connection per process (`mux.rs`: one vectored write per read tick for every
+//! publisher, reconnect and re-announce of every stream after a hub restart), or with
+//! `--out` into one [`pipe::Pipe`] in the framed format.
 //!
 //! ```text
-//!  publisher --> Link (bounded) --writev from the publisher's task--> hub.sock  (link.rs)
-//!                               \-> forwarder --> writer task ------> stdout    (pipe.rs)
+//!  publisher A --> Link (bounded) --+
+//!  publisher B --> Link (bounded) --+--one writev per tick--> hub.sock   (link.rs, mux.rs)
+//!  publisher C --> Link (bounded) --> forwarder --> writer task --> stdout  (pipe.rs)
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod events;
 pub mod link;
+mod mux;
 pub mod pipe;
 
-/// The stream handle every message of a publisher uses (one stream per hub connection).
+/// The stream handle a publisher's messages are given to its [`link::Link`] with; the link
+/// puts the stream's own handle on the connection in its place.
 pub const STREAM: u32 = 1;
 
-/// Held by a link's writer task (and the pipe's) until everything it was given is
-/// written: ingest-rtmp's orderly shutdown waits for these to drop.
+/// Held for each stream by the shared hub connection (and by the pipe's writer) until
+/// everything it was given is written: ingest-rtmp's orderly shutdown waits for these to drop.
 pub type Guard = Box<dyn Send + Sync>;
 
 /// Who is publishing, as the hub and pipe readers see it.

@@ -1,51 +1,38 @@
 //! The publisher's link to the hub: announce, then frames written to the hub socket from
-//! the publisher's own task, with a task per link that survives hub restarts.
+//! the publisher's own task, over one connection that every publisher of the process
+//! shares ([`crate::mux`]) and that survives hub restarts.
 //!
 //! ```text
-//!  conn task --queue()--> [outbox: byte budget] --flush(): one writev--> hub.sock
-//!                          full: drop frames until      ^ would block: the link's task
-//!                          the next video keyframe      | waits for the socket and writes
-//!                                                       | the rest; on a lost hub it
-//!                                                       | reconnects with backoff, announces,
-//!  conn task <--LinkEvent (Revoked / Rejected / Reconnect)+ replays configs, metadata, GOP
+//!  conn task --queue()--> [its stream's queue: byte budget] --flush(): one writev of
+//!                          full: drop frames until             every stream's frames--> hub.sock
+//!                          the next video keyframe
+//!  conn task <--LinkEvent (Revoked / Rejected / Reconnect)-- the shared connection's task
 //! ```
 //!
-//! A frame does not change tasks on its way to the hub: the connection's task encodes its
-//! header, queues header and shared payload, and after each read from the publisher writes
-//! everything that read produced with one vectored write. Only a full socket, the hub's
-//! own messages (revoke, error) and reconnects involve the link's task.
+//! A frame does not change tasks on its way to the hub: the connection's task queues its
+//! header and shared payload, and after each read from the publisher writes everything
+//! queued by then, its own frames and those of every publisher read on the same tick,
+//! with one vectored write. Only a full socket, the hub's own messages (revoke, error)
+//! and reconnects involve the shared connection's task.
 
-use std::io::{self, IoSlice};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use proto::iov::Outbox;
-use proto::ipc::{self, FrameDecoder, Header, IpcError, RejectReason, Role, FORMAT_VERSION};
+use bytes::Bytes;
+use proto::ipc::{Header, IpcError, RejectReason, Role};
 use proto::media::{StreamKey, TrackKind};
-use telemetry::hub_conn::{self, HubConn, OpenError};
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use telemetry::hub_conn::OpenError;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::{Guard, Origin, STREAM};
+use crate::mux::{self, Mux};
+use crate::{Guard, Origin};
 
 /// How long connecting and the hello/announce exchange may take.
 pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queue accounting per message on top of its payload (header, bookkeeping).
-const ITEM_OVERHEAD: usize = 128;
-/// Most slices passed to one `writev` (below every IOV_MAX).
-const MAX_IOV: usize = 64;
-/// Room the header scratch is grown by: headers are split off it, so it is reallocated
-/// once per this many bytes of headers rather than per message.
-const HDR_ROOM: usize = 4096;
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Reconnect attempts to a missing hub are cheap (a failed UDS connect), and the cap bounds
-/// how long after a hub restart the stream is back: a new player must see it within 2 s.
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+pub(crate) const ITEM_OVERHEAD: usize = 128;
 
 /// Why talking to the hub failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +116,12 @@ enum Sink {
         tx: mpsc::Sender<Item>,
         budget: Arc<Semaphore>,
     },
-    /// Straight to the hub socket, written from the publisher's own task.
-    Hub(Arc<HubSide>),
+    /// Straight to the shared hub connection, written from the publisher's own task.
+    Hub {
+        mux: Arc<Mux>,
+        /// The stream's handle on that connection.
+        handle: u32,
+    },
 }
 
 /// The connection's end of the link. Dropping it lets the writer drain and close.
@@ -189,8 +180,8 @@ impl Link {
             // not counted against the media budget.
             let sent = match &self.sink {
                 Sink::Channel { tx, .. } => tx.try_send(Item::control(header)).is_ok(),
-                Sink::Hub(hub) => {
-                    hub.lock().queue(header, payload, None);
+                Sink::Hub { mux, handle } => {
+                    mux.queue(*handle, header, payload, None);
                     true
                 }
             };
@@ -225,7 +216,7 @@ impl Link {
                     Err(_) => false,
                 }
             }
-            Sink::Hub(hub) => hub.lock().queue(header, payload, Some(cost)),
+            Sink::Hub { mux, handle } => mux.queue(*handle, header, payload, Some(cost)),
         };
         if !sent {
             tracing::warn!("hub is not keeping up: dropping frames until the next keyframe");
@@ -234,11 +225,12 @@ impl Link {
         }
     }
 
-    /// Writes what [`Link::queue`] queued toward the hub with one vectored write, as far
-    /// as the socket takes it without blocking; the link's task waits for the rest.
+    /// Writes what [`Link::queue`] queued toward the hub, with what every other publisher
+    /// of the process queued, in one vectored write, as far as the socket takes it without
+    /// blocking; the shared connection's task waits for the rest.
     pub fn flush(&mut self) {
-        if let Sink::Hub(hub) = &self.sink {
-            hub.flush();
+        if let Sink::Hub { mux, .. } = &self.sink {
+            mux.flush();
         }
     }
 
@@ -253,112 +245,16 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let Sink::Hub(hub) = &self.sink {
-            hub.flush();
-            hub.lock().closed = true;
-            hub.wake.notify_one();
+        if let Sink::Hub { mux, handle } = &self.sink {
+            mux.close(*handle);
         }
     }
 }
 
-/// What the publisher's task and the link's task share: the hub socket and every byte
-/// queued for it.
-struct HubSide {
-    state: Mutex<HubState>,
-    /// Wakes the link's task: the socket would block, or the link was dropped.
-    wake: Notify,
-}
-
-struct HubState {
-    /// The hub connection's write half; `None` while reconnecting.
-    sock: Option<Arc<OwnedWriteHalf>>,
-    /// Encoded headers and shared payloads, not yet taken by the socket.
-    out: Outbox,
-    /// Media bytes `out` may hold before frames are dropped.
-    budget: usize,
-    /// The socket would block: the link's task writes the rest when it can.
-    blocked: bool,
-    /// A write failed: the link's task reconnects.
-    failed: Option<io::Error>,
-    /// The publisher's end was dropped.
-    closed: bool,
-    /// Scratch the headers are encoded into (split off per message, reallocated rarely).
-    hdr: BytesMut,
-    replay: Replay,
-}
-
-impl HubSide {
-    fn lock(&self) -> MutexGuard<'_, HubState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn flush(&self) {
-        let mut st = self.lock();
-        if st.blocked || st.failed.is_some() {
-            return;
-        }
-        if st.write_some() {
-            drop(st);
-            self.wake.notify_one();
-        }
-    }
-}
-
-impl HubState {
-    /// Queues a message (remembered for replay); `cost`: media, refused (false) when the
-    /// budget is spent. While reconnecting only the replay state sees it.
-    fn queue(&mut self, header: Header, payload: Bytes, cost: Option<usize>) -> bool {
-        if cost.is_some_and(|c| self.out.bytes() + c > self.budget) {
-            return false;
-        }
-        self.replay.observe(&header, &payload);
-        if self.sock.is_some() {
-            self.push(&header, payload);
-        }
-        true
-    }
-
-    fn push(&mut self, header: &Header, payload: Bytes) {
-        if self.hdr.capacity() - self.hdr.len() < HDR_ROOM / 16 {
-            self.hdr.reserve(HDR_ROOM);
-        }
-        ipc::encode_header(header, payload.len(), &mut self.hdr);
-        self.out.push(self.hdr.split().freeze());
-        self.out.push(payload);
-    }
-
-    /// Writes until `out` is empty or the socket would block; true when the link's task
-    /// must take over (blocked, or failed).
-    fn write_some(&mut self) -> bool {
-        let Some(sock) = self.sock.clone() else {
-            return false;
-        };
-        while !self.out.is_empty() {
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let n = self.out.fill(&mut iov);
-            match sock.try_write_vectored(&iov[..n]) {
-                Ok(0) => {
-                    self.failed = Some(io::ErrorKind::WriteZero.into());
-                    return true;
-                }
-                Ok(w) => self.out.advance(w),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.blocked = true;
-                    return true;
-                }
-                Err(e) => {
-                    self.failed = Some(e);
-                    return true;
-                }
-            }
-        }
-        self.blocked = false;
-        false
-    }
-}
-
-/// Connects to the hub and announces `key`; on acceptance starts the link's task (which
-/// reads the hub's messages, waits out a full socket and reconnects).
+/// Announces `key` for client connection `conn_id` on this process's shared connection to
+/// the hub at `hub` (connecting if needed) and waits for the hub's answer. `queue_bytes`
+/// bounds the stream's queue and the GOP kept to re-announce it after a hub restart;
+/// `guard` is held until the stream's last message is written.
 pub async fn open(
     hub: &Path,
     key: &StreamKey,
@@ -367,362 +263,32 @@ pub async fn open(
     origin: Origin,
     guard: Guard,
 ) -> Result<Opened, LinkError> {
-    let (sock, rbuf, rejected) = announce(hub, key, conn_id, origin).await?;
-    if let Some(reason) = rejected {
-        return Ok(Opened::Rejected(reason));
-    }
-    let (r, w) = sock.into_split();
-    let side = Arc::new(HubSide {
-        state: Mutex::new(HubState {
-            sock: Some(Arc::new(w)),
-            out: Outbox::new(),
-            budget: queue_bytes,
-            blocked: false,
-            failed: None,
-            closed: false,
-            hdr: BytesMut::new(),
-            replay: Replay::new(queue_bytes),
-        }),
-        wake: Notify::new(),
-    });
+    let mux = mux::for_hub(hub, origin);
     let (etx, erx) = mpsc::channel(4);
-    let writer = Writer {
-        hub: hub.to_owned(),
-        key: key.clone(),
-        conn_id,
-        origin,
-        side: side.clone(),
-        events: etx,
-        rbuf,
-    };
-    let span = tracing::info_span!("hub_link", conn_id, key = %key);
-    tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            writer.run(r).await;
-            // Shutdown waits for this: the stream's last messages are written.
-            drop(guard);
+    Ok(
+        match mux.announce(key, conn_id, queue_bytes, etx, guard).await? {
+            Ok(handle) => Opened::Accepted(Link::new(Sink::Hub { mux, handle }, erx)),
+            Err(reason) => Opened::Rejected(reason),
         },
-        span,
-    ));
-    Ok(Opened::Accepted(Link::new(Sink::Hub(side), erx)))
-}
-
-/// Hello (naming the client connection `conn_id`, so the hub logs it under the same id)
-/// + Announce, then the hub's Hello and AnnounceReply.
-async fn announce(
-    hub: &Path,
-    key: &StreamKey,
-    conn_id: u64,
-    origin: Origin,
-) -> Result<(UnixStream, BytesMut, Option<RejectReason>), LinkError> {
-    let exchange = async {
-        let mut out = BytesMut::new();
-        ipc::encode(
-            &Header::Hello {
-                version: FORMAT_VERSION,
-                role: Role::Publisher,
-                name: ipc::hello_name(origin.component, std::process::id(), Some(conn_id)),
-            },
-            &[],
-            &mut out,
-        );
-        ipc::encode(
-            &Header::Announce {
-                stream: STREAM,
-                key: key.to_string(),
-                timescale: origin.timescale,
-            },
-            &[],
-            &mut out,
-        );
-        let HubConn {
-            mut sock,
-            buf: mut rbuf,
-        } = hub_conn::open(hub, &out).await?;
-        let decoder = FrameDecoder::default();
-        let msg = loop {
-            if let Some(msg) = decoder.decode(&mut rbuf)? {
-                break msg;
-            }
-            if sock.read_buf(&mut rbuf).await? == 0 {
-                return Err(LinkError::Closed);
-            }
-        };
-        match msg.header {
-            Header::Error { message } => Err(LinkError::Hub(message)),
-            Header::AnnounceReply { stream, rejected } if stream == STREAM => {
-                Ok((sock, rbuf, rejected))
-            }
-            _ => Err(LinkError::Unexpected("expected AnnounceReply")),
-        }
-    };
-    tokio::time::timeout(HUB_TIMEOUT, exchange)
-        .await
-        .map_err(|_| LinkError::Timeout(HUB_TIMEOUT))?
-}
-
-/// What a re-announce replays: track configs, metadata and the current GOP.
-struct Replay {
-    configs: Vec<(Header, Bytes)>,
-    metadata: Option<Bytes>,
-    gop: Vec<(Header, Bytes)>,
-    gop_bytes: usize,
-    /// The GOP holds everything since a video keyframe (false until one, or after
-    /// overflowing the cap).
-    gop_valid: bool,
-    cap: usize,
-}
-
-impl Replay {
-    fn new(cap: usize) -> Self {
-        Replay {
-            configs: Vec::new(),
-            metadata: None,
-            gop: Vec::new(),
-            gop_bytes: 0,
-            gop_valid: false,
-            cap,
-        }
-    }
-
-    /// What a re-announce sends first, in order.
-    fn items(&self) -> Vec<(Header, Bytes)> {
-        self.configs
-            .iter()
-            .cloned()
-            .chain(
-                self.metadata
-                    .iter()
-                    .map(|m| (Header::Metadata { stream: STREAM }, m.clone())),
-            )
-            .chain(self.gop.iter().cloned())
-            .collect()
-    }
-
-    fn observe(&mut self, header: &Header, payload: &Bytes) {
-        match header {
-            Header::TrackConfig { track, codec, .. } => {
-                let same = |h: &Header| {
-                    matches!(h, Header::TrackConfig { track: t, codec: c, .. }
-                        if t == track && c.kind() == codec.kind())
-                };
-                match self.configs.iter_mut().find(|(h, _)| same(h)) {
-                    Some(entry) => *entry = (header.clone(), payload.clone()),
-                    None => self.configs.push((header.clone(), payload.clone())),
-                }
-            }
-            Header::Metadata { .. } => self.metadata = Some(payload.clone()),
-            Header::Frame { video, flags, .. } => {
-                if *video && flags.keyframe() {
-                    self.gop.clear();
-                    self.gop_bytes = 0;
-                    self.gop_valid = true;
-                }
-                if !self.gop_valid {
-                    return;
-                }
-                self.gop_bytes += payload.len() + ITEM_OVERHEAD;
-                if self.gop_bytes > self.cap {
-                    self.gop.clear();
-                    self.gop_bytes = 0;
-                    self.gop_valid = false;
-                    return;
-                }
-                self.gop.push((header.clone(), payload.clone()));
-            }
-            Header::EndOfStream { .. } => {
-                self.configs.clear();
-                self.metadata = None;
-                self.gop.clear();
-                self.gop_bytes = 0;
-                self.gop_valid = false;
-            }
-            _ => {}
-        }
-    }
-}
-
-struct Writer {
-    hub: PathBuf,
-    key: StreamKey,
-    /// The publisher's connection id, named in every (re-)announce.
-    conn_id: u64,
-    origin: Origin,
-    side: Arc<HubSide>,
-    events: mpsc::Sender<LinkEvent>,
-    rbuf: BytesMut,
-}
-
-enum Step {
-    Continue,
-    Lost(String),
-    Done,
-}
-
-impl Writer {
-    async fn run(mut self, r: OwnedReadHalf) {
-        let mut conn = Some(r);
-        let mut backoff = BACKOFF_MIN;
-        let mut next_attempt = Instant::now();
-        loop {
-            let step = match &mut conn {
-                Some(r) => self.connected(r).await,
-                None => {
-                    tokio::select! {
-                        () = self.side.wake.notified() => {
-                            // The publisher is gone and the hub with it: nothing to deliver.
-                            if self.side.lock().closed { Step::Done } else { Step::Continue }
-                        }
-                        _ = tokio::time::sleep_until(next_attempt) => {
-                            match self.reconnect().await {
-                                Ok(Some(r)) => {
-                                    tracing::info!("reconnected to the hub and re-announced the stream");
-                                    backoff = BACKOFF_MIN;
-                                    conn = Some(r);
-                                }
-                                Ok(None) => return,
-                                Err(e) => {
-                                    tracing::debug!(error = %e, "hub reconnect failed");
-                                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                                    next_attempt = Instant::now() + backoff;
-                                }
-                            }
-                            Step::Continue
-                        }
-                    }
-                }
-            };
-            match step {
-                Step::Continue => {}
-                Step::Done => return,
-                Step::Lost(why) => {
-                    tracing::warn!(error = %why, "hub connection lost; keeping the publisher, reconnecting");
-                    conn = None;
-                    let mut st = self.side.lock();
-                    st.sock = None;
-                    st.out.clear();
-                    st.blocked = false;
-                    st.failed = None;
-                    drop(st);
-                    self.rbuf.clear();
-                    next_attempt = Instant::now() + backoff;
-                }
-            }
-        }
-    }
-
-    /// One step while connected: write what the publisher's task could not, or handle
-    /// what the hub sent.
-    async fn connected(&mut self, r: &mut OwnedReadHalf) -> Step {
-        let (sock, blocked) = {
-            let mut st = self.side.lock();
-            if let Some(e) = &st.failed {
-                return Step::Lost(e.to_string());
-            }
-            if st.closed && st.out.is_empty() {
-                // Dropping the last handle of the write half shuts it down: the hub
-                // reads the end of the connection.
-                st.sock = None;
-                return Step::Done;
-            }
-            (
-                st.sock.clone(),
-                st.blocked || (st.closed && !st.out.is_empty()),
-            )
-        };
-        let Some(sock) = sock else {
-            return Step::Lost("no hub socket".into());
-        };
-        tokio::select! {
-            () = self.side.wake.notified() => Step::Continue,
-            w = sock.writable(), if blocked => match w {
-                Err(e) => Step::Lost(e.to_string()),
-                Ok(()) => {
-                    let mut st = self.side.lock();
-                    st.blocked = false;
-                    st.write_some();
-                    Step::Continue
-                }
-            },
-            n = r.read_buf(&mut self.rbuf) => match n {
-                Ok(0) => Step::Lost("hub closed the connection".into()),
-                Err(e) => Step::Lost(e.to_string()),
-                Ok(_) => self.hub_messages().await,
-            }
-        }
-    }
-
-    async fn hub_messages(&mut self) -> Step {
-        let decoder = FrameDecoder::default();
-        loop {
-            match decoder.decode(&mut self.rbuf) {
-                Ok(None) => return Step::Continue,
-                Err(e) => return Step::Lost(e.to_string()),
-                Ok(Some(msg)) => match msg.header {
-                    Header::Revoke { reason, .. } => {
-                        let _ = self.events.send(LinkEvent::Revoked(reason)).await;
-                        return Step::Done;
-                    }
-                    Header::Reconnect {
-                        tc_url,
-                        description,
-                        ..
-                    } => {
-                        let event = LinkEvent::Reconnect {
-                            tc_url,
-                            description,
-                        };
-                        // Never waits: the connection takes one event at a time, and a
-                        // request it cannot take now is one it has just been sent.
-                        let _ = self.events.try_send(event);
-                    }
-                    Header::Error { message } => {
-                        return Step::Lost(format!("hub error: {message}"))
-                    }
-                    _ => {}
-                },
-            }
-        }
-    }
-
-    /// Announces again and queues the replay (configs, metadata, current GOP) ahead of
-    /// what follows; `Ok(None)` when the hub refused the stream.
-    async fn reconnect(&mut self) -> Result<Option<OwnedReadHalf>, LinkError> {
-        let (sock, rbuf, rejected) =
-            announce(&self.hub, &self.key, self.conn_id, self.origin).await?;
-        if let Some(reason) = rejected {
-            tracing::warn!(?reason, "hub refused the stream after a reconnect");
-            let _ = self.events.send(LinkEvent::Rejected(reason)).await;
-            return Ok(None);
-        }
-        self.rbuf = rbuf;
-        let (r, w) = sock.into_split();
-        let mut st = self.side.lock();
-        let items = st.replay.items();
-        st.out.clear();
-        for (h, p) in items {
-            st.push(&h, p);
-        }
-        st.sock = Some(Arc::new(w));
-        st.blocked = false;
-        st.failed = None;
-        st.write_some();
-        Ok(Some(r))
-    }
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use proto::ipc::Message;
-    use proto::media::FrameFlags;
-    use tokio::io::AsyncWriteExt;
-    use tokio::net::UnixListener;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use bytes::BytesMut;
+    use proto::ipc::{self, FrameDecoder, Message, FORMAT_VERSION};
+    use proto::media::{Codec, FrameFlags};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
 
     use super::*;
 
     fn frame(i: u32, key: bool, len: usize) -> (Header, Bytes) {
         let h = Header::Frame {
-            stream: STREAM,
+            stream: crate::STREAM,
             track: 0,
             video: true,
             dts: i64::from(i),
@@ -736,76 +302,134 @@ mod tests {
         (h, Bytes::from(vec![i as u8; len]))
     }
 
-    /// A fake hub accepting one publisher; returns its socket after the announce.
-    async fn fake_hub(l: &UnixListener) -> (UnixStream, BytesMut) {
-        let (mut s, _) = l.accept().await.unwrap();
-        let mut out = BytesMut::new();
-        ipc::encode(
-            &Header::Hello {
+    fn config() -> (Header, Bytes) {
+        let h = Header::TrackConfig {
+            stream: crate::STREAM,
+            track: 0,
+            codec: Codec::H264,
+        };
+        (h, Bytes::from_static(b"avcC"))
+    }
+
+    const ORIGIN: Origin = Origin {
+        component: "test",
+        timescale: 1000,
+    };
+
+    /// One connection of a fake hub.
+    struct Hub {
+        s: UnixStream,
+        buf: BytesMut,
+    }
+
+    impl Hub {
+        /// Accepts a connection and answers its hello.
+        async fn accept(l: &UnixListener) -> Hub {
+            let (s, _) = l.accept().await.unwrap();
+            let mut hub = Hub {
+                s,
+                buf: BytesMut::new(),
+            };
+            let hello = hub.next().await.expect("hello");
+            assert!(
+                matches!(&hello.header, Header::Hello { role: Role::Publisher, name, .. } if !name.contains("conn_id")),
+                "{hello:?}"
+            );
+            hub.send(Header::Hello {
                 version: FORMAT_VERSION,
                 role: Role::Hub,
                 name: "hub/1".into(),
-            },
-            &[],
-            &mut out,
-        );
-        ipc::encode(
-            &Header::AnnounceReply {
-                stream: STREAM,
-                rejected: None,
-            },
-            &[],
-            &mut out,
-        );
-        s.write_all(&out).await.unwrap();
-        (s, BytesMut::new())
-    }
+            })
+            .await;
+            hub
+        }
 
-    async fn next(s: &mut UnixStream, buf: &mut BytesMut) -> Option<Message> {
-        let dec = FrameDecoder::default();
-        loop {
-            if let Some(m) = dec.decode(buf).unwrap() {
-                return Some(m);
+        async fn send(&mut self, h: Header) {
+            let mut out = BytesMut::new();
+            ipc::encode(&h, &[], &mut out);
+            self.s.write_all(&out).await.unwrap();
+        }
+
+        async fn next(&mut self) -> Option<Message> {
+            let dec = FrameDecoder::default();
+            loop {
+                if let Some(m) = dec.decode(&mut self.buf).unwrap() {
+                    return Some(m);
+                }
+                if self.s.read_buf(&mut self.buf).await.unwrap() == 0 {
+                    return None;
+                }
             }
-            if s.read_buf(buf).await.unwrap() == 0 {
-                return None;
-            }
+        }
+
+        /// Reads an announce, answers it, returns its handle and client id.
+        async fn accept_announce(&mut self, key: &str) -> (u32, u64) {
+            let m = self.next().await.expect("announce");
+            let Header::AnnounceClient {
+                stream,
+                key: k,
+                conn_id,
+                ..
+            } = m.header
+            else {
+                panic!("expected AnnounceClient, got {m:?}");
+            };
+            assert_eq!(k, key);
+            self.send(Header::AnnounceReply {
+                stream,
+                rejected: None,
+            })
+            .await;
+            (stream, conn_id)
         }
     }
 
-    /// A link of `budget` bytes to a fake hub in a fresh directory, past the hello and
-    /// announce.
-    async fn linked(name: &str, budget: usize) -> (PathBuf, UnixStream, BytesMut, Link) {
+    fn hub_path(name: &str) -> (PathBuf, UnixListener) {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hub.sock");
         let _ = std::fs::remove_file(&path);
         let l = UnixListener::bind(&path).unwrap();
-        let key = StreamKey::parse("live/x").unwrap();
-        let origin = Origin {
-            component: "test",
-            timescale: 1000,
-        };
+        (path, l)
+    }
+
+    async fn open_on(path: &Path, l: &UnixListener, key: &str, budget: usize) -> (Hub, Link) {
+        let key = StreamKey::parse(key).unwrap();
         let (hub, link) = tokio::join!(
-            fake_hub(&l),
-            open(&path, &key, budget, 7, origin, Box::new(()))
+            async {
+                let mut hub = Hub::accept(l).await;
+                hub.accept_announce(&key.to_string()).await;
+                hub
+            },
+            open(path, &key, budget, 7, ORIGIN, Box::new(()))
         );
-        let (mut hub, mut buf) = hub;
         let Ok(Opened::Accepted(link)) = link else {
             panic!("not accepted");
         };
-        for _ in 0..2 {
-            next(&mut hub, &mut buf).await.unwrap();
-        }
-        (dir, hub, buf, link)
+        (hub, link)
+    }
+
+    /// Opens `key` on a connection the hub already has.
+    async fn open_more(path: &Path, hub: &mut Hub, key: &str, conn_id: u64) -> (u32, Link) {
+        let k = StreamKey::parse(key).unwrap();
+        let (answer, link) = tokio::join!(
+            hub.accept_announce(key),
+            open(path, &k, 8 << 20, conn_id, ORIGIN, Box::new(()))
+        );
+        assert_eq!(answer.1, conn_id);
+        let Ok(Opened::Accepted(link)) = link else {
+            panic!("not accepted");
+        };
+        (answer.0, link)
     }
 
     #[tokio::test]
     async fn queued_frames_reach_the_hub_in_order_through_a_full_socket() {
-        let (dir, mut hub, mut buf, mut link) = linked("link-test", 64 << 20).await;
+        let (path, l) = hub_path("link-test");
+        let (mut hub, mut link) = open_on(&path, &l, "live/x", 64 << 20).await;
         // Far more than a socket buffer, queued in batches while the hub does not read:
-        // the publisher's writes block, and the link's task writes the rest.
-        const N: u32 = 400;
+        // the publisher's writes block, and the connection's task writes the rest.
+        const N: u32 = 800;
         for i in 0..N {
             let (h, p) = frame(i, i % 50 == 0, 16 * 1024);
             link.queue(h, p);
@@ -815,7 +439,7 @@ mod tests {
         }
         drop(link);
         for i in 0..N {
-            let m = next(&mut hub, &mut buf).await.expect("every frame arrives");
+            let m = hub.next().await.expect("every frame arrives");
             match m.header {
                 Header::Frame { dts, .. } => assert_eq!(dts, i64::from(i)),
                 other => panic!("expected frame {i}, got {other:?}"),
@@ -823,18 +447,15 @@ mod tests {
             assert_eq!(m.payload.len(), 16 * 1024);
             assert!(m.payload.iter().all(|&b| b == i as u8));
         }
-        assert!(
-            next(&mut hub, &mut buf).await.is_none(),
-            "a dropped link closes its hub connection"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[tokio::test]
     async fn past_the_budget_frames_are_dropped_until_a_keyframe() {
-        let (dir, mut hub, mut buf, mut link) = linked("link-budget", 1 << 20).await;
+        let (path, l) = hub_path("link-budget");
+        let (mut hub, mut link) = open_on(&path, &l, "live/x", 1 << 20).await;
         // The hub does not read: the socket buffer and then the 1 MiB budget fill up.
-        for i in 0..200 {
+        for i in 0..400 {
             let (h, p) = frame(i, i == 0, 64 * 1024);
             link.queue(h, p);
             link.flush();
@@ -842,20 +463,101 @@ mod tests {
         let (h, p) = frame(1000, true, 10);
         link.queue(h, p);
         link.flush();
-        drop(link);
         let mut dts = Vec::new();
-        while let Some(m) = next(&mut hub, &mut buf).await {
+        while dts.last() != Some(&1000) {
+            let m = hub.next().await.expect("the keyframe arrives");
             if let Header::Frame { dts: d, .. } = m.header {
                 dts.push(d);
             }
         }
-        let last = dts.pop().unwrap();
-        assert_eq!(last, 1000, "sending resumes at the keyframe");
-        assert!(dts.len() < 199, "frames past the budget were dropped");
+        dts.pop();
+        assert!(dts.len() < 399, "frames past the budget were dropped");
         assert!(
             dts.windows(2).all(|w| w[1] == w[0] + 1),
             "no gap before the drop"
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(link);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// Two publishers share one connection; one is revoked, the other goes on; the hub
+    /// goes away and every stream left is re-announced on the next connection with its
+    /// configuration and current GOP.
+    #[tokio::test]
+    async fn streams_share_one_connection_and_are_re_announced() {
+        let (path, l) = hub_path("link-shared");
+        let (mut hub, mut a) = open_on(&path, &l, "live/a", 8 << 20).await;
+        let (hb, mut b) = open_more(&path, &mut hub, "live/b", 9).await;
+        let (hc, mut c) = open_more(&path, &mut hub, "live/c", 10).await;
+        assert_ne!(hb, hc, "each stream has its own handle");
+        for link in [&mut a, &mut b, &mut c] {
+            let (h, p) = config();
+            link.queue(h, p);
+            for i in 0..3 {
+                let (h, p) = frame(i, i == 0, 1000);
+                link.queue(h, p);
+            }
+        }
+        // One flush writes every stream's messages.
+        a.flush();
+        let mut per_stream: HashMap<u32, Vec<i64>> = HashMap::new();
+        for _ in 0..12 {
+            let m = hub.next().await.unwrap();
+            match m.header {
+                Header::Frame { stream, dts, .. } => {
+                    per_stream.entry(stream).or_default().push(dts)
+                }
+                Header::TrackConfig { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(per_stream.len(), 3);
+        assert!(
+            per_stream.values().all(|d| d == &[0, 1, 2]),
+            "{per_stream:?}"
+        );
+
+        hub.send(Header::Revoke {
+            stream: hb,
+            reason: "takeover".into(),
+        })
+        .await;
+        assert!(matches!(b.event().await, LinkEvent::Revoked(r) if r == "takeover"));
+        let (h, p) = frame(3, false, 1000);
+        c.queue(h, p);
+        c.flush();
+        let m = hub.next().await.unwrap();
+        assert!(
+            matches!(m.header, Header::Frame { stream, dts: 3, .. } if stream == hc),
+            "{m:?}"
+        );
+
+        // The hub goes away; the streams still open come back on a new connection.
+        drop(hub);
+        drop(b);
+        let mut hub = Hub::accept(&l).await;
+        let mut announced = HashMap::new();
+        let mut frames: HashMap<u32, Vec<i64>> = HashMap::new();
+        while frames.values().map(Vec::len).sum::<usize>() < 7 {
+            let m = hub.next().await.unwrap();
+            match m.header {
+                Header::AnnounceClient {
+                    stream, conn_id, ..
+                } => {
+                    announced.insert(stream, conn_id);
+                }
+                Header::TrackConfig { stream, .. } => {
+                    assert!(announced.contains_key(&stream), "config after the announce")
+                }
+                Header::Frame { stream, dts, .. } => frames.entry(stream).or_default().push(dts),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(announced.len(), 2, "{announced:?}");
+        assert_eq!(announced[&hc], 10);
+        assert_eq!(frames[&hc], [0, 1, 2, 3], "the current GOP is replayed");
+        assert_eq!(frames.len(), 2);
+        drop((a, c));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

@@ -346,9 +346,10 @@ impl Conn {
                 decided |= paused && !self.session.is_paused();
             }
             if self.pace.waiting_until().is_some() {
-                // Paced: every publisher read on this tick writes to the hub after all of
-                // them have read (a yielding task resumes once the others have run), so
-                // the hub wakes once for all of their writes rather than once for each.
+                // Paced: every publisher read on this tick queues its frames before any
+                // writes (a yielding task resumes once the others have run), so the first
+                // flush writes all of them to the shared hub connection with one writev
+                // and the hub wakes once for them all; the later flushes find it done.
                 tokio::task::yield_now().await;
             }
             self.flush().await?;

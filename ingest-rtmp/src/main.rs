@@ -9,8 +9,9 @@
 //!                           convert.rs (FLV -> frames)          handoff.rs (fd + state
 //!                                   |                                   over a fresh UDS)
 //!                                   v
-//!                           link.rs: bounded queue -> writer task -> hub.sock
-//!                                    (reconnects, re-announces configs, metadata, GOP)
+//!                  ingest_link: bounded queue per stream -> one hub.sock connection
+//!                  shared by every publisher (one writev per read tick; reconnects,
+//!                  re-announces every stream's configs, metadata, GOP)
 //! ```
 //!
 //! At SIGTERM: listeners closed, grace.rs (reconnect requests, when configured), then

@@ -68,9 +68,9 @@ async fn ffmpeg_publish_reaches_the_hub() {
         .spawn()
         .unwrap();
 
-    // ingest-rtmp opens one connection per publisher, and one for its counter reports
-    // (proto/FORMAT.md section 9): every connection is served, and the one that carried a
-    // stream to its end is examined.
+    // ingest-rtmp opens one connection for its publishers' streams, one for its events and
+    // one for its counter reports (proto/FORMAT.md section 9): every connection is served,
+    // and the one that carried a stream to its end is examined.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(1);
     let reports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = reports.clone();
@@ -88,7 +88,9 @@ async fn ffmpeg_publish_reaches_the_hub() {
     let _ = publisher.wait().await;
 
     assert!(
-        matches!(&got[1].header, Header::Announce { key, timescale: 1000, .. } if key == "live/test")
+        matches!(&got[1].header, Header::AnnounceClient { key, timescale: 1000, conn_id, .. } if key == "live/test" && *conn_id > 0),
+        "{:?}",
+        got[1]
     );
     let configs: Vec<Codec> = got
         .iter()
@@ -177,7 +179,7 @@ async fn serve(mut hub: tokio::net::UnixStream, (done, reports, auth): Sinks) {
                         name: "fake".into(),
                     })
                 }
-                Header::Announce { stream, .. } => Some(Header::AnnounceReply {
+                Header::AnnounceClient { stream, .. } => Some(Header::AnnounceReply {
                     stream: *stream,
                     rejected: None,
                 }),
