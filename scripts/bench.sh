@@ -17,7 +17,9 @@
 #
 # Servers: null (the floor), ours (hub + ingest-rtmp, default flags), ours0 (the same with
 # --write-coalesce 0ms and ingest-rtmp's --read-coalesce 0ms, the zero-latency mode), ours-N (--write-coalesce Nms, to compare
-# windows: SERVERS="ours0 ours-25 ours-50 ours ours-200" PUBLISHERS= ...), nginx (nginx-rtmp). The 1-minute load
+# windows: SERVERS="ours0 ours-25 ours-50 ours ours-200" PUBLISHERS= ...), base (hub + ingest-rtmp
+# from BASE_BIN, default flags: an earlier build measured in the same run, e.g.
+# BASE_BIN=target/base SERVERS="ours base nginx"), nginx (nginx-rtmp). The 1-minute load
 # average before each run is kept next to its report (the machine is shared).
 #
 # Needs: FFmpeg (imageio-ffmpeg) to make the source once; nginx + libnginx-mod-rtmp for
@@ -63,6 +65,11 @@ start_server() {
         [ "$name" = ours0 ] && args=(--write-coalesce 0ms -- --read-coalesce 0ms)
         [[ "$name" = ours-* ]] && args=(--write-coalesce "${name#ours-}ms")
         start_ours "$bin" "$port" "${args[@]}"
+        SERVER_PIDS="$HUB_PID,$INGEST_PID"
+        return
+        ;;
+    base)
+        start_ours "${BASE_BIN:?BASE_BIN: the directory of the build to compare}" "$port"
         SERVER_PIDS="$HUB_PID,$INGEST_PID"
         return
         ;;

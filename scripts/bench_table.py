@@ -7,7 +7,7 @@ import sys
 
 out, players, publishers, servers = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
 NAMES = {"ours": "this server", "ours0": "this server, zero-latency", "null": "null server",
-         "nginx": "nginx-rtmp"}
+         "nginx": "nginx-rtmp", "base": "this server, base build (BASE_BIN)"}
 
 
 def name(server):
