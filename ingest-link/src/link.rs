@@ -251,6 +251,18 @@ impl Drop for Link {
     }
 }
 
+/// What a link keeps of its stream to announce it again after a hub restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replay {
+    /// Track configurations, metadata and the frames since the last video keyframe (up to
+    /// the queue bound): players see the stream again at once, for one GOP of memory.
+    #[default]
+    Gop,
+    /// Track configurations and metadata only (a few KiB): after a hub restart players
+    /// wait for the publisher's next keyframe.
+    Headers,
+}
+
 /// Announces `key` for client connection `conn_id` on this process's shared connection to
 /// the hub at `hub` (connecting if needed) and waits for the hub's answer. `queue_bytes`
 /// bounds the stream's queue and the GOP kept to re-announce it after a hub restart;
@@ -263,10 +275,30 @@ pub async fn open(
     origin: Origin,
     guard: Guard,
 ) -> Result<Opened, LinkError> {
+    open_with(hub, key, queue_bytes, Replay::Gop, conn_id, origin, guard).await
+}
+
+/// [`open`], keeping `replay` of the stream for a re-announce.
+pub async fn open_with(
+    hub: &Path,
+    key: &StreamKey,
+    queue_bytes: usize,
+    replay: Replay,
+    conn_id: u64,
+    origin: Origin,
+    guard: Guard,
+) -> Result<Opened, LinkError> {
     let mux = mux::for_hub(hub, origin);
     let (etx, erx) = mpsc::channel(4);
+    let gop = match replay {
+        Replay::Gop => queue_bytes,
+        Replay::Headers => 0,
+    };
     Ok(
-        match mux.announce(key, conn_id, queue_bytes, etx, guard).await? {
+        match mux
+            .announce(key, conn_id, queue_bytes, gop, etx, guard)
+            .await?
+        {
             Ok(handle) => Opened::Accepted(Link::new(Sink::Hub { mux, handle }, erx)),
             Err(reason) => Opened::Rejected(reason),
         },
@@ -558,6 +590,60 @@ mod tests {
         assert_eq!(frames[&hc], [0, 1, 2, 3], "the current GOP is replayed");
         assert_eq!(frames.len(), 2);
         drop((a, c));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// With `Replay::Headers` a re-announce carries the configuration but no frames.
+    #[tokio::test]
+    async fn headers_only_replay_keeps_no_frames() {
+        let (path, l) = hub_path("link-headers");
+        let key = StreamKey::parse("live/h").unwrap();
+        let (hub, link) = tokio::join!(
+            async {
+                let mut hub = Hub::accept(&l).await;
+                hub.accept_announce("live/h").await;
+                hub
+            },
+            open_with(
+                &path,
+                &key,
+                8 << 20,
+                Replay::Headers,
+                7,
+                ORIGIN,
+                Box::new(())
+            )
+        );
+        let (mut hub, Ok(Opened::Accepted(mut link))) = (hub, link) else {
+            panic!("not accepted");
+        };
+        let (h, p) = config();
+        link.queue(h, p);
+        for i in 0..3 {
+            let (h, p) = frame(i, i == 0, 1000);
+            link.queue(h, p);
+        }
+        link.flush();
+        for _ in 0..4 {
+            hub.next().await.unwrap();
+        }
+        drop(hub);
+        let mut hub = Hub::accept(&l).await;
+        assert!(matches!(
+            hub.next().await.unwrap().header,
+            Header::AnnounceClient { .. }
+        ));
+        assert!(matches!(
+            hub.next().await.unwrap().header,
+            Header::TrackConfig { .. }
+        ));
+        // The next frame sent is the next thing the hub gets: nothing was kept.
+        let (h, p) = frame(3, false, 10);
+        link.queue(h, p);
+        link.flush();
+        let m = hub.next().await.unwrap();
+        assert!(matches!(m.header, Header::Frame { dts: 3, .. }), "{m:?}");
+        drop(link);
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

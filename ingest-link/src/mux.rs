@@ -149,13 +149,15 @@ impl Mux {
     }
 
     /// Announces `key` for client `conn_id` and waits for the hub's answer; on acceptance
-    /// the returned handle names the stream from then on. `guard` is held until the
-    /// stream's last message is written.
+    /// the returned handle names the stream from then on. `budget` bounds its queue, `gop`
+    /// the GOP kept for a re-announce (0: none). `guard` is held until the stream's last
+    /// message is written.
     pub(crate) async fn announce(
         self: &Arc<Self>,
         key: &StreamKey,
         conn_id: u64,
         budget: usize,
+        gop: usize,
         events: mpsc::Sender<LinkEvent>,
         guard: Guard,
     ) -> Result<Result<u32, RejectReason>, LinkError> {
@@ -173,7 +175,7 @@ impl Mux {
                 queue: VecDeque::new(),
                 queued: 0,
                 budget,
-                replay: Replay::new(budget),
+                replay: Replay::new(gop),
                 events,
                 reply: Some(tx),
                 ready: false,
@@ -634,6 +636,7 @@ struct Replay {
     /// The GOP holds everything since a video keyframe (false until one, or after
     /// overflowing the cap).
     gop_valid: bool,
+    /// Bytes the GOP may hold; 0: no GOP is kept.
     cap: usize,
 }
 
@@ -676,6 +679,7 @@ impl Replay {
                 }
             }
             Header::Metadata { .. } => self.metadata = Some(payload.clone()),
+            Header::Frame { .. } if self.cap == 0 => {}
             Header::Frame { video, flags, .. } => {
                 if *video && flags.keyframe() {
                     self.gop.clear();

@@ -775,7 +775,8 @@ impl Conn {
             None => {
                 let (hub, bytes) = (&self.cfg.hub, self.cfg.hub_queue_bytes);
                 let guard = Box::new(self.drain.clone());
-                link::open(hub, &key, bytes, self.conn_id, crate::ORIGIN, guard).await
+                let replay = self.cfg.hub_replay;
+                link::open_with(hub, &key, bytes, replay, self.conn_id, crate::ORIGIN, guard).await
             }
         };
         match opened {
