@@ -26,6 +26,11 @@ use e2e::{Server, ServerOpts};
 const GOP: u32 = 25;
 /// Media time between frames (and the pace they are sent at).
 const STEP_MS: u32 = 40;
+/// Frames the flooding publisher sends while the hub is stopped, and their size: 48 MiB
+/// in frames small enough that its full queue leaves no room a neighbour could use, were
+/// the budget shared.
+const FLOOD: u32 = 3072;
+const FLOOD_SIZE: usize = 16 << 10;
 
 /// A video tag body carrying `index` in its NAL unit, `size` bytes of NAL unit in all.
 fn indexed(index: u32, keyframe: bool, size: usize) -> Vec<u8> {
@@ -127,15 +132,17 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
             .unwrap_or_else(|| panic!("player of {n} never waited\n{}", server.describe()));
     }
 
-    // The steady publishers send FRAMES frames at their pace; the first of them is
-    // released in step with the test below.
+    // The steady publishers send FRAMES frames at their pace, counting them in `sent`.
+    let sent = Arc::new(AtomicU32::new(0));
     let steady: Vec<JoinHandle<()>> = (0..STEADY)
         .map(|i| {
             let (mut client, sid) = raw_publisher(addr, &names[i as usize]);
+            let sent = sent.clone();
             thread::spawn(move || {
                 start(&mut client, sid);
                 for f in 0..FRAMES {
                     send_frame(&mut client, sid, f, 2_000).expect("steady publisher sends");
+                    sent.fetch_add(1, Ordering::Relaxed);
                     thread::sleep(Duration::from_millis(u64::from(STEP_MS)));
                 }
                 // Kept open until every frame was read: the players' check decides.
@@ -177,14 +184,22 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
     let marks = server.log_marks();
     Supervised::send(hub, libc::SIGSTOP);
     let flooded = (|| {
-        for f in GOP..GOP + 48 {
-            send_frame(&mut flood, flood_sid, f, 1 << 20)?;
+        for f in GOP..GOP + FLOOD {
+            send_frame(&mut flood, flood_sid, f, FLOOD_SIZE)?;
         }
         Ok::<(), ClientError>(())
     })();
     let dropping = server.wait_log(marks, Duration::from_secs(30), |l| {
         l.contains("hub is not keeping up")
     });
+    // The hub stays stopped while the flooder's queue is full and the steady publishers
+    // send ten frames each more: those wait in ingest beside the full queue.
+    let from = sent.load(Ordering::Relaxed);
+    let deadline = deadline_in(30.0);
+    while sent.load(Ordering::Relaxed) < from + 10 * STEADY && std::time::Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(10));
+    }
     Supervised::send(hub, libc::SIGCONT);
     flooded.expect("flooding publisher sends");
     assert!(
@@ -193,7 +208,7 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
         server.describe()
     );
     // After the flood, a keyframe: the flooded stream resumes there.
-    let resume = (GOP + 48).next_multiple_of(GOP);
+    let resume = (GOP + FLOOD).next_multiple_of(GOP);
     send_frame(&mut flood, flood_sid, resume, 2_000).expect("keyframe after the flood");
 
     for t in steady {
@@ -236,7 +251,7 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
     let (flood_frames, _) = &got[STEADY as usize + 2];
     let distinct: BTreeSet<u32> = flood_frames.iter().copied().collect();
     assert!(
-        flood_frames.len() < (GOP + 48 + 1) as usize,
+        flood_frames.len() < (GOP + FLOOD + 1) as usize,
         "ingest dropped some of the flood: {flood_frames:?}"
     );
     assert_eq!(distinct.len(), flood_frames.len(), "no frame twice");
