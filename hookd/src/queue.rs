@@ -52,14 +52,8 @@ impl<T> Queue<T> {
     {
         loop {
             let notified = self.ready.notified();
-            if let Some(item) = self
-                .items
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .0
-                .front()
-            {
-                return item.clone();
+            if let Some(item) = self.peek() {
+                return item;
             }
             notified.await;
         }
@@ -73,20 +67,28 @@ impl<T> Queue<T> {
     {
         loop {
             let notified = self.ready.notified();
-            if let Some(item) = self
-                .items
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .0
-                .front()
-            {
-                return Some(item.clone());
+            if let Some(item) = self.peek() {
+                return Some(item);
             }
             if self.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return None;
             }
             notified.await;
         }
+    }
+
+    /// A copy of the oldest entry and its ticket, if any; the lock is released before the
+    /// caller awaits.
+    fn peek(&self) -> Option<(u64, T)>
+    where
+        T: Clone,
+    {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .front()
+            .cloned()
     }
 
     /// No more entries will be pushed (the sink's rule was removed by a reload).
