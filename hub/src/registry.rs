@@ -417,9 +417,11 @@ impl Registry {
         self.players_event(stream.key.as_str(), count, live);
     }
 
-    /// A subscriber registers: its waker is added to every matching stream, which are
-    /// returned; streams created later are kept for [`Registry::take_new_streams`], with
-    /// `has_new` set and the waker notified.
+    /// Subscriber `id` registers, or changes its patterns (it sent `Subscribe` again).
+    /// Returns the matching streams it has not been handed yet (a subscriber that changes
+    /// its patterns skips those it already reads); waiting new streams that no longer
+    /// match are forgotten. Streams created later are kept for
+    /// [`Registry::take_new_streams`], with `has_new` set and the waker notified.
     pub fn subscribe(
         &self,
         id: u64,
@@ -429,40 +431,28 @@ impl Registry {
     ) -> Vec<Arc<Stream>> {
         let patterns: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
         let mut inner = self.lock();
-        let existing = inner
-            .streams
-            .values()
-            .filter(|s| glob::any_matches(&patterns, s.key.as_str()))
-            .cloned()
-            .collect();
-        inner.subscribers.push(Subscriber {
-            id,
-            patterns,
-            waker,
-            new_streams: Vec::new(),
-            has_new,
-        });
-        existing
-    }
-
-    /// Subscriber `id` changes its patterns (it sent `Subscribe` again), registering as
-    /// [`Registry::subscribe`] does if it had not asked for media before. Returns the
-    /// matching streams it has not been handed yet (the task skips those it already
-    /// reads); waiting new streams that no longer match are forgotten.
-    pub fn resubscribe(
-        &self,
-        id: u64,
-        patterns: Vec<String>,
-        waker: Arc<Notify>,
-        has_new: Arc<AtomicBool>,
-    ) -> Vec<Arc<Stream>> {
-        let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
-        let mut inner = self.lock();
-        let Some(sub) = inner.subscribers.iter_mut().find(|s| s.id == id) else {
-            drop(inner);
-            return self.subscribe(id, patterns, waker, has_new);
+        let Inner {
+            streams,
+            subscribers,
+            ..
+        } = &mut *inner;
+        let at = match subscribers.iter().position(|s| s.id == id) {
+            Some(at) => {
+                subscribers[at].patterns = patterns;
+                at
+            }
+            None => {
+                subscribers.push(Subscriber {
+                    id,
+                    patterns,
+                    waker,
+                    new_streams: Vec::new(),
+                    has_new,
+                });
+                subscribers.len() - 1
+            }
         };
-        sub.patterns = globs;
+        let sub = &mut subscribers[at];
         let patterns = &sub.patterns;
         sub.new_streams.retain(|n| {
             let keep = glob::any_matches(patterns, n.stream.key.as_str());
@@ -471,13 +461,11 @@ impl Registry {
             }
             keep
         });
-        let waiting: Vec<Arc<Stream>> = sub.new_streams.iter().map(|n| n.stream.clone()).collect();
-        let patterns = sub.patterns.clone();
-        inner
-            .streams
+        let waiting = &sub.new_streams;
+        streams
             .values()
-            .filter(|s| glob::any_matches(&patterns, s.key.as_str()))
-            .filter(|s| !waiting.iter().any(|w| Arc::ptr_eq(w, s)))
+            .filter(|s| glob::any_matches(patterns, s.key.as_str()))
+            .filter(|s| !waiting.iter().any(|w| Arc::ptr_eq(&w.stream, s)))
             .cloned()
             .collect()
     }
@@ -535,6 +523,41 @@ mod tests {
             .collect();
         assert_eq!(taken, keys, "every matching stream, in creation order");
         assert!(reg.take_new_streams(9).is_empty());
+    }
+
+    /// A second `Subscribe` (a relayer's rules reloaded): the streams that match the new
+    /// patterns come back (the task skips those it reads), waiting new streams that no
+    /// longer match are forgotten, and later streams follow the new patterns.
+    #[test]
+    fn subscribing_again_changes_the_patterns_in_place() {
+        let reg = Registry::new(Arc::new(Config::for_tests()));
+        let k = |s: &str| StreamKey::parse(s).unwrap();
+        let keys = |v: Vec<Arc<Stream>>| {
+            let mut v: Vec<String> = v.iter().map(|s| s.key.as_str().to_owned()).collect();
+            v.sort();
+            v
+        };
+        reg.announce(&k("live/a"), owner(1).0, 1000).unwrap();
+        let has_new = Arc::new(AtomicBool::new(false));
+        let waker = Arc::new(Notify::new());
+        let first = reg.subscribe(9, vec!["live/*".into()], waker.clone(), has_new.clone());
+        assert_eq!(keys(first), ["live/a"]);
+        reg.announce(&k("live/b"), owner(2).0, 1000).unwrap();
+        reg.announce(&k("tv/c"), owner(3).0, 1000).unwrap();
+        let again = reg.subscribe(9, vec!["tv/*".into(), "live/a".into()], waker, has_new);
+        assert_eq!(keys(again), ["live/a", "tv/c"]);
+        assert!(
+            reg.take_new_streams(9).is_empty(),
+            "live/b waited and no longer matches"
+        );
+        reg.announce(&k("tv/d"), owner(4).0, 1000).unwrap();
+        reg.announce(&k("live/e"), owner(5).0, 1000).unwrap();
+        let taken: Vec<_> = reg
+            .take_new_streams(9)
+            .into_iter()
+            .map(|n| n.stream.key.as_str().to_owned())
+            .collect();
+        assert_eq!(taken, ["tv/d"]);
     }
 
     fn owner(conn_id: u64) -> (Owner, mpsc::Receiver<(u32, Revocation)>) {

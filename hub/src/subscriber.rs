@@ -219,7 +219,7 @@ impl Subscriber {
                 let shown = patterns.join(" ");
                 let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
                 let fresh = if media {
-                    ctx.registry.resubscribe(
+                    ctx.registry.subscribe(
                         ctx.reader_id,
                         patterns,
                         ctx.waker.clone(),
