@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use proto::ipc::{self, FrameDecoder, Header, IpcError, Message, RejectReason};
+use bytes::{Bytes, BytesMut};
+use proto::flv::PacketKind;
+use proto::ipc::{self, FrameDecoder, Header, IpcError, Message, RejectReason, SidePacket};
 use proto::media::StreamKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::OwnedWriteHalf;
@@ -303,6 +304,10 @@ impl Publisher {
     }
 
     fn on_message(&mut self, msg: Message) -> Result<(), PublisherError> {
+        if let Some(p) = msg.header.side_packet() {
+            self.side(p.stream, track_side(p, msg.payload));
+            return Ok(());
+        }
         match msg.header {
             Header::Announce {
                 stream: handle,
@@ -355,38 +360,6 @@ impl Publisher {
                     note(s, r);
                 }
             }
-            Header::TrackMetadata {
-                stream,
-                track,
-                codec,
-                dts,
-            } => self.side(
-                stream,
-                Side::TrackMetadata {
-                    track,
-                    codec,
-                    dts,
-                    payload: msg.payload,
-                },
-            ),
-            Header::EndOfSequence {
-                stream,
-                track,
-                codec,
-                dts,
-            } => self.side(stream, Side::EndOfSequence { track, codec, dts }),
-            Header::ChannelConfig {
-                stream,
-                track,
-                codec,
-            } => self.side(
-                stream,
-                Side::ChannelConfig {
-                    track,
-                    codec,
-                    payload: msg.payload,
-                },
-            ),
             Header::Data { stream, dts } => self.side(
                 stream,
                 Side::Data {
@@ -530,6 +503,26 @@ impl Publisher {
             }
         }
         Ok(())
+    }
+}
+
+/// A track's side packet and its body as the stream takes them.
+fn track_side(p: SidePacket, payload: Bytes) -> Side {
+    let (track, codec) = (p.track, p.codec);
+    match (p.kind, p.dts) {
+        (PacketKind::Metadata, Some(dts)) => Side::TrackMetadata {
+            track,
+            codec,
+            dts,
+            payload,
+        },
+        (PacketKind::EndOfSequence, Some(dts)) => Side::EndOfSequence { track, codec, dts },
+        // The speaker layout, the one side packet without a time.
+        _ => Side::ChannelConfig {
+            track,
+            codec,
+            payload,
+        },
     }
 }
 

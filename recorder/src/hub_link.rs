@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
+use proto::flv::PacketKind;
 use proto::glob::{self, Glob};
 use proto::ipc::{self, Event, FrameDecoder, Header, Message};
 use proto::media::TrackKind;
@@ -191,6 +192,16 @@ impl Link {
     }
 
     async fn on_message(&mut self, msg: Message) -> Result<(), LinkError> {
+        if let Some(p) = msg.header.side_packet() {
+            // Of a track's side packets only a video track's colour description is used
+            // (see StreamRecorder::on_track_metadata); the others are not recorded.
+            if p.kind == PacketKind::Metadata && p.codec.kind() == TrackKind::Video {
+                if let Some(s) = self.streams.get_mut(&p.stream) {
+                    s.on_track_metadata(p.track, &msg.payload);
+                }
+            }
+            return Ok(());
+        }
         let mut cmds = Vec::new();
         match msg.header {
             Header::Announce {
@@ -219,16 +230,6 @@ impl Link {
             Header::Metadata { stream } => {
                 if let Some(s) = self.streams.get_mut(&stream) {
                     s.on_metadata(&msg.payload);
-                }
-            }
-            Header::TrackMetadata {
-                stream,
-                track,
-                codec,
-                ..
-            } if codec.kind() == TrackKind::Video => {
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    s.on_track_metadata(track, &msg.payload);
                 }
             }
             Header::TimestampOffset {

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use proto::flv::PacketKind;
-use proto::ipc::{self, Event, FrameDecoder, Header, Message};
+use proto::ipc::{self, Event, FrameDecoder, Header, Message, SidePacket};
 use proto::media::{Codec, TrackKind};
 use telemetry::hub_conn::{self, HubConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -247,6 +246,10 @@ impl Link {
     }
 
     fn on_message(&mut self, msg: Message) {
+        if let Some(p) = msg.header.side_packet() {
+            self.side(p, msg.payload);
+            return;
+        }
         match msg.header {
             Header::Announce {
                 stream,
@@ -276,44 +279,6 @@ impl Link {
                     s.push(&Item::Metadata(msg.payload));
                 }
             }
-            Header::TrackMetadata {
-                stream,
-                track,
-                codec,
-                dts,
-            } => self.side(
-                stream,
-                codec,
-                track,
-                PacketKind::Metadata,
-                Some(dts),
-                msg.payload,
-            ),
-            Header::EndOfSequence {
-                stream,
-                track,
-                codec,
-                dts,
-            } => self.side(
-                stream,
-                codec,
-                track,
-                PacketKind::EndOfSequence,
-                Some(dts),
-                msg.payload,
-            ),
-            Header::ChannelConfig {
-                stream,
-                track,
-                codec,
-            } => self.side(
-                stream,
-                codec,
-                track,
-                PacketKind::ChannelConfig,
-                None,
-                msg.payload,
-            ),
             Header::TimestampOffset {
                 stream,
                 track,
@@ -396,23 +361,17 @@ impl Link {
     /// An E-RTMP packet besides frames and configurations (FORMAT.md variants 13 to
     /// 15): in order with the frames, and, for video metadata and the speaker layout, in
     /// the headers a destination added later starts with.
-    fn side(
-        &mut self,
-        stream: u32,
-        codec: Codec,
-        track: u8,
-        kind: PacketKind,
-        dts: Option<i64>,
-        body: bytes::Bytes,
-    ) {
-        let Some(s) = self.streams.get_mut(&stream) else {
+    fn side(&mut self, p: SidePacket, body: bytes::Bytes) {
+        let Some(s) = self.streams.get_mut(&p.stream) else {
             return;
         };
-        let ts = dts.map_or(s.last_ts, |d| to_ms(d, s.timescale).max(0) as u32);
+        let ts = p
+            .dts
+            .map_or(s.last_ts, |d| to_ms(d, s.timescale).max(0) as u32);
         let item = Item::Side {
-            codec,
-            track,
-            kind,
+            codec: p.codec,
+            track: p.track,
+            kind: p.kind,
             ts,
             body,
         };

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::flv::PacketKind;
 use crate::media::{Codec, Frame, FrameFlags};
 use crate::rtmp::session::PlayerHandoff;
 
@@ -248,6 +249,25 @@ pub enum Header {
     },
 }
 
+/// A track's E-RTMP packet that is neither a configuration nor a frame, as
+/// [`Header::TrackMetadata`], [`Header::EndOfSequence`] or [`Header::ChannelConfig`]
+/// carries it (see [`Header::side_packet`]); the message's payload is the packet's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SidePacket {
+    /// Stream handle.
+    pub stream: u32,
+    /// Track number.
+    pub track: u8,
+    /// Codec of the track.
+    pub codec: Codec,
+    /// [`PacketKind::Metadata`], [`PacketKind::EndOfSequence`] or
+    /// [`PacketKind::ChannelConfig`].
+    pub kind: PacketKind,
+    /// Decode timestamp in the stream's timescale; `None` for a speaker layout, which has
+    /// no time of its own.
+    pub dts: Option<i64>,
+}
+
 impl Header {
     /// The header that carries `frame` on stream handle `stream`; its payload is
     /// `frame.payload`.
@@ -260,6 +280,38 @@ impl Header {
             cts: frame.cts,
             flags: frame.flags,
         }
+    }
+
+    /// The track packet a `TrackMetadata`, `EndOfSequence` or `ChannelConfig` header
+    /// announces; `None` for any other header.
+    pub fn side_packet(&self) -> Option<SidePacket> {
+        let (stream, track, codec, kind, dts) = match *self {
+            Header::TrackMetadata {
+                stream,
+                track,
+                codec,
+                dts,
+            } => (stream, track, codec, PacketKind::Metadata, Some(dts)),
+            Header::EndOfSequence {
+                stream,
+                track,
+                codec,
+                dts,
+            } => (stream, track, codec, PacketKind::EndOfSequence, Some(dts)),
+            Header::ChannelConfig {
+                stream,
+                track,
+                codec,
+            } => (stream, track, codec, PacketKind::ChannelConfig, None),
+            _ => return None,
+        };
+        Some(SidePacket {
+            stream,
+            track,
+            codec,
+            kind,
+            dts,
+        })
     }
 
     /// The stream handle this message is about, for the messages that carry one.
@@ -317,5 +369,55 @@ mod stream_mut_tests {
             message: "x".into(),
         };
         assert!(e.stream_mut().is_none());
+    }
+
+    #[test]
+    fn side_packets_of_the_three_track_headers_only() {
+        let (stream, track, codec) = (3, 1, Codec::Opus);
+        let p = |kind, dts| Some((kind, dts));
+        let cases = [
+            (
+                Header::TrackMetadata {
+                    stream,
+                    track,
+                    codec,
+                    dts: 9,
+                },
+                p(PacketKind::Metadata, Some(9)),
+            ),
+            (
+                Header::EndOfSequence {
+                    stream,
+                    track,
+                    codec,
+                    dts: 10,
+                },
+                p(PacketKind::EndOfSequence, Some(10)),
+            ),
+            (
+                Header::ChannelConfig {
+                    stream,
+                    track,
+                    codec,
+                },
+                p(PacketKind::ChannelConfig, None),
+            ),
+            (
+                Header::TimestampOffset {
+                    stream,
+                    track,
+                    video: false,
+                    nanos: 5,
+                },
+                None,
+            ),
+            (Header::Data { stream, dts: 9 }, None),
+        ];
+        for (h, want) in cases {
+            let got = h.side_packet();
+            assert_eq!(got.map(|s| (s.kind, s.dts)), want, "{h:?}");
+            let handle = got.map(|s| (s.stream, s.track, s.codec));
+            assert_eq!(handle, want.map(|_| (stream, track, codec)), "{h:?}");
+        }
     }
 }

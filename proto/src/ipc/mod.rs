@@ -8,5 +8,5 @@ pub use codec::{
     check_hello, encode, encode_frame, encode_header, encode_subscription, header_bytes,
     FrameDecoder, IpcError, Message, DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, PREFIX_LEN,
 };
-pub use header::{Event, Header, RejectReason, Role, FORMAT_VERSION, KNOWN_HEADERS};
+pub use header::{Event, Header, RejectReason, Role, SidePacket, FORMAT_VERSION, KNOWN_HEADERS};
 pub use peer_name::{hello_conn_id, hello_name};
