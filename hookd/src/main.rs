@@ -99,16 +99,11 @@ impl runtime::start::Command for Cli {
                 return Some((flag, "0".into(), "must be at least 1".into()));
             }
         }
-        for (flag, d) in [
+        runtime::start::zero_duration(&[
             ("webhook-timeout", self.webhook_timeout),
             ("retry-min", self.retry_min),
             ("exec-timeout", self.exec_timeout),
-        ] {
-            if d.is_zero() {
-                return Some((flag, "0s".into(), "must be more than 0".into()));
-            }
-        }
-        None
+        ])
     }
 }
 

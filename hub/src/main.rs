@@ -216,15 +216,10 @@ impl runtime::start::Command for Cli {
                     .into(),
             ));
         }
-        for (flag, value) in [
+        runtime::start::zero_duration(&[
             ("player-write-timeout", self.player_write_timeout),
             ("subscriber-write-timeout", self.subscriber_write_timeout),
-        ] {
-            if value.is_zero() {
-                return Some((flag, "0s".into(), "must be more than 0".into()));
-            }
-        }
-        None
+        ])
     }
 }
 

@@ -132,20 +132,13 @@ impl runtime::start::Command for Cli {
                 "must be 128 to 2147483647".into(),
             ));
         }
-        if self.reconnect_min.is_zero() {
-            return Some(("reconnect-min", "0s".into(), "must be more than 0".into()));
-        }
-        for (flag, d) in [
+        runtime::start::zero_duration(&[
+            ("reconnect-min", self.reconnect_min),
             ("connect-timeout", self.connect_timeout),
             ("write-timeout", self.write_timeout),
             ("stats-interval", self.stats_interval),
             ("callback-timeout", self.callback_timeout),
-        ] {
-            if d.is_zero() {
-                return Some((flag, "0s".into(), "must be more than 0".into()));
-            }
-        }
-        None
+        ])
     }
 }
 

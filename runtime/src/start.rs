@@ -4,12 +4,21 @@
 //! ([`block_on`]).
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::exit::Failure;
 use crate::log::LogArgs;
 
 /// A flag that is wrong beyond its syntax, as (flag without `--`, value, why).
 pub type Problem = (&'static str, String, String);
+
+/// The first of `flags` (name without `--`, value) whose duration is zero, as the problem
+/// of a duration that must be more than 0 (a zero timeout or interval would spin or give
+/// up at once).
+pub fn zero_duration(flags: &[(&'static str, Duration)]) -> Option<Problem> {
+    let (flag, _) = flags.iter().find(|(_, d)| d.is_zero())?;
+    Some((flag, "0s".into(), "must be more than 0".into()))
+}
 
 /// The flags every component has, flattened last into its command line.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -99,6 +108,16 @@ mod tests {
             });
             assert_eq!(r.unwrap(), 7);
         }
+    }
+
+    #[test]
+    fn the_first_zero_duration_is_the_problem() {
+        let s = Duration::from_secs(1);
+        assert_eq!(zero_duration(&[("a", s), ("b", s)]), None);
+        assert_eq!(
+            zero_duration(&[("a", s), ("b", Duration::ZERO), ("c", Duration::ZERO)]),
+            Some(("b", "0s".into(), "must be more than 0".into()))
+        );
     }
 
     impl From<RuntimeError> for String {
