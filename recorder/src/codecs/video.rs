@@ -374,14 +374,7 @@ mod tests {
         bits += "1111";
         bits += &format!("{:016b}", 1279);
         bits += &format!("{:016b}", 719);
-        while bits.len() % 8 != 0 {
-            bits.push('0');
-        }
-        let body: Vec<u8> = bits
-            .as_bytes()
-            .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect();
+        let body = bytes_of(&bits);
         let mut obu = vec![0x0a, body.len() as u8];
         obu.extend_from_slice(&body);
         assert_eq!(av1_size(&obu), Some((1280, 720)));
@@ -404,14 +397,18 @@ mod tests {
         bits += "0010";
         bits += &format!("{:016b}", 319);
         bits += &format!("{:016b}", 239);
-        while bits.len() % 8 != 0 {
-            bits.push('0');
-        }
-        let b: Vec<u8> = bits
-            .as_bytes()
+        assert_eq!(vp9_keyframe_size(&bytes_of(&bits)), Some((320, 240)));
+    }
+
+    /// The bytes a string of `0` and `1` spells, most significant bit first, its last
+    /// byte padded with zero bits.
+    fn bytes_of(bits: &str) -> Vec<u8> {
+        bits.as_bytes()
             .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect();
-        assert_eq!(vp9_keyframe_size(&b), Some((320, 240)));
+            .map(|c| {
+                let byte = c.iter().fold(0u8, |b, &bit| b << 1 | (bit - b'0'));
+                byte << (8 - c.len())
+            })
+            .collect()
     }
 }
