@@ -15,13 +15,9 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The label value.
+    /// The label value: the name the auth crate (and the events) give it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Rtmp => "rtmp",
-            Protocol::HttpFlv => "http-flv",
-            Protocol::WsFlv => "ws-flv",
-        }
+        self.auth().as_str()
     }
 
     /// The protocol as the auth crate names it (in `auth_allowed`/`auth_denied`).
@@ -142,5 +138,19 @@ impl HubStats {
 impl Default for HubStats {
     fn default() -> HubStats {
         HubStats::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `protocol` label values are part of the metrics and API output.
+    #[test]
+    fn protocol_labels() {
+        assert_eq!(
+            Protocol::ALL.map(Protocol::as_str),
+            ["rtmp", "http-flv", "ws-flv"]
+        );
     }
 }
