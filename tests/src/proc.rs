@@ -25,7 +25,13 @@ impl Proc {
     /// Spawns `cmd` with stdin closed and stdout/stderr captured, as the leader of a new
     /// process group. Panics with the program name if it cannot be started.
     pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        cmd.stdin(Stdio::null())
+        Proc::spawn_with_stdin(name, cmd, Stdio::null())
+    }
+
+    /// [`Proc::spawn`] with `stdin` as the child's standard input (e.g. a pipe the test
+    /// writes to).
+    pub fn spawn_with_stdin(name: &str, cmd: &mut Command, stdin: Stdio) -> Proc {
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);

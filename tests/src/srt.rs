@@ -189,20 +189,84 @@ pub fn ffmpeg_send(file: &Path, srt_url: &str) -> Proc {
     Proc::spawn("ffmpeg srt publish", &mut cmd)
 }
 
-/// `srt-live-transmit` sends a TS file to `srt_url`, fed in real time by FFmpeg through a
-/// pipe. The pipe stays open two seconds after FFmpeg is done: srt-live-transmit closes
-/// its connection as soon as its input ends, so this lets it send (and have
-/// acknowledged) everything first.
-pub fn slt_send(file: &Path, srt_url: &str) -> Proc {
-    let script = format!(
-        "('{}' -hide_banner -nostdin -loglevel error -re -i '{}' -c copy -f mpegts -; sleep 2) | srt-live-transmit -a:no file://con '{}'",
-        ffmpeg_path().display(),
-        file.display(),
-        srt_url
-    );
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &script]);
-    Proc::spawn("srt-live-transmit publish", &mut cmd)
+/// `srt-live-transmit` sends a TS file to `srt_url` (a stream id for `key` on `ingest`),
+/// fed in real time by FFmpeg through a pipe, so that every packet of the file reaches
+/// ingest-srt. srt-live-transmit (libsrt 1.5.1) needs three things for that:
+/// - It drops what it reads from its input while its connection is not up yet, so FFmpeg
+///   starts only once ingest-srt has sent its handshake answer (it logs `publishing` for
+///   the key after sending it).
+/// - It reads its input in whole chunks and drops a partial last one, so it reads chunks
+///   of 1316 bytes (7 TS packets) and the input ends with 7 null packets (PID 0x1FFF):
+///   the file's last TS packets go out in a whole chunk, and what is dropped is padding.
+/// - It does not end at the end of its input (it would keep the connection up until
+///   killed, and ingest-srt would end the stream only at its idle timeout), so it is
+///   interrupted (SIGINT, which it handles by closing its connection with a shutdown)
+///   once it has read the whole input.
+pub fn slt_send(file: &Path, srt_url: &str, ingest: &SrtIngest, key: &str) -> Proc {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let (input, mut feed) = std::io::pipe().expect("a pipe");
+    let mut cmd = Command::new("srt-live-transmit");
+    cmd.args(["-a:no", "-chunk:1316", "file://con", srt_url]);
+    let slt = Proc::spawn_with_stdin("srt-live-transmit publish", &mut cmd, input.into());
+    ingest
+        .proc
+        .stderr
+        .wait_for(0, crate::deadline_in(20.0), |l| {
+            l.contains("publishing") && l.contains(&format!("key={key} "))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "ingest-srt never accepted srt-live-transmit\n{}\n{}",
+                ingest.proc.describe(),
+                slt.describe()
+            )
+        });
+    let ffmpeg_out = feed.try_clone().expect("dup the pipe");
+    let file = file.to_path_buf();
+    let pid = slt.pid() as libc::pid_t;
+    std::thread::spawn(move || {
+        let status = Command::new(ffmpeg_path())
+            .args([
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-re",
+                "-i",
+            ])
+            .arg(&file)
+            .args(["-c", "copy", "-f", "mpegts", "-"])
+            .stdin(std::process::Stdio::null())
+            .stdout(ffmpeg_out)
+            .status();
+        eprintln!("FFmpeg feeding srt-live-transmit: {status:?}");
+        let mut null = [0xFFu8; 188];
+        null[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
+        for _ in 0..7 {
+            if feed.write_all(&null).is_err() {
+                return; // srt-live-transmit is gone
+            }
+        }
+        // Interrupted before it read everything, it would leave the rest unsent.
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int; the descriptor is our open pipe.
+            let r = unsafe { libc::ioctl(feed.as_raw_fd(), libc::FIONREAD, &mut unread) };
+            if r != 0 || unread == 0 || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(feed);
+        // SAFETY: kill takes plain integers; `pid` is the test's child, reaped only by
+        // the test's Proc after it exits (this signal is what makes it exit).
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+    });
+    slt
 }
 
 /// The longest a proxy thread waits with nothing to do (how soon it notices it was
