@@ -29,7 +29,6 @@ use proto::srt::{
     RejectReason,
 };
 use rand::RngCore;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::access;
@@ -38,6 +37,7 @@ use crate::metrics::{ConnMetrics, Role, SrtMetrics};
 use crate::passphrase::Book;
 use crate::player::{self, Out, PlayerArgs};
 use crate::publisher::{self, Msg};
+use crate::udp::{Datagram, Udp};
 
 /// Randomness from the operating system for ids, cookies and keys.
 pub(crate) struct OsRandom;
@@ -57,6 +57,15 @@ const BATCH: usize = 64;
 
 /// Datagrams read per wake-up at most before timers and other events get a turn.
 const DRAIN: usize = 1024;
+
+/// The grid the endpoint's wake-ups fall on: timers are run at the first grid step at or
+/// after their deadline, and while datagrams flow the socket is read once per step. One
+/// wake-up then serves a full ACK (every 10 ms), the TSBPD releases due since the last
+/// step, what arrived meanwhile (ACKACKs included) and the hand-off to the publishers.
+const GRID: Duration = Duration::from_millis(10);
+
+/// Grid steps in a row that read nothing before the endpoint waits for readiness again.
+const IDLE_STEPS: u32 = 10;
 
 struct Conn {
     conn: Connection,
@@ -115,7 +124,16 @@ enum Decision {
 }
 
 pub(crate) struct Endpoint {
-    socket: UdpSocket,
+    socket: Udp,
+    /// Datagrams of the current read, kept for its buffer.
+    batch: Vec<Datagram>,
+    /// Connections that datagrams of the current read went to, flushed after it.
+    touched: Vec<u32>,
+    /// Time zero of [`GRID`].
+    origin: Instant,
+    /// The latest `now` given to the connections: a datagram's kernel arrival time is
+    /// never taken as earlier than that.
+    clock: Instant,
     cfg: Arc<Config>,
     book: Arc<RwLock<Book>>,
     listener: Listener,
@@ -139,19 +157,25 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub(crate) fn new(
-        socket: UdpSocket,
+        socket: tokio::net::UdpSocket,
         cfg: Arc<Config>,
         book: Arc<RwLock<Book>>,
         auth: auth::Authenticator,
         metrics: Arc<SrtMetrics>,
-    ) -> Self {
+    ) -> io::Result<Self> {
+        let socket = Udp::new(socket, cfg.srt.mtu as usize)?;
         let listener = Listener::new(Instant::now(), cfg.srt.clone(), &mut OsRandom);
         let (decisions_tx, decisions) = mpsc::channel(64);
         let (authorized_tx, authorized) = mpsc::channel(64);
         let (closed_tx, closed) = mpsc::channel(64);
         let (play_tx, play) = mpsc::unbounded_channel();
-        Endpoint {
+        let now = Instant::now();
+        Ok(Endpoint {
             socket,
+            batch: Vec::new(),
+            touched: Vec::new(),
+            origin: now,
+            clock: now,
             cfg,
             book,
             listener,
@@ -170,27 +194,54 @@ impl Endpoint {
             play,
             next_conn_id: 1,
             metrics,
-        }
+        })
     }
 
     pub(crate) async fn run(mut self) -> io::Result<()> {
         let mut metrics_tick = tokio::time::interval(telemetry::REPORT_INTERVAL);
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // One timer, moved only when the earliest deadline moves (most wake-ups leave it
-        // where it was): re-arming a timer costs a trip through the runtime's timer wheel.
+        // One timer, moved only when the wake-up it is for moves (re-arming a timer costs
+        // a trip through the runtime's timer wheel).
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
         let mut armed = None;
+        // Never awaited: armed at the grid step after the one `sleep` waits for. Tokio's
+        // timer wakes its driver (an eventfd write and one more epoll_wait) when a timer is
+        // armed earlier than every pending one, which re-arming `sleep` after it fired
+        // always is; with this one pending a step ahead it never is.
+        let ahead = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(ahead);
+        let mut ahead_at = None;
+        // Grid steps in a row that read nothing while reading on the grid.
+        let mut idle = 0;
         loop {
             let deadline = self.next_deadline();
-            if let Some(d) = deadline.filter(|d| armed != Some(*d)) {
-                sleep.as_mut().reset(d.into());
-                armed = Some(d);
+            let mut wake = deadline.map(|d| self.grid_step(d));
+            if !self.socket.is_watched() {
+                let next = self.grid_step(Instant::now() + Duration::from_nanos(1));
+                wake = Some(wake.map_or(next, |w| w.min(next)));
             }
+            if let Some(w) = wake.filter(|w| armed != Some(*w)) {
+                sleep.as_mut().reset(w.into());
+                armed = Some(w);
+            }
+            if !self.socket.is_watched() {
+                let next = wake.map(|w| w + GRID);
+                if let Some(a) = next.filter(|a| ahead_at.is_none_or(|at| at < *a)) {
+                    ahead.as_mut().reset(a.into());
+                    ahead_at = Some(a);
+                }
+            }
+            let mut step = false;
             tokio::select! {
                 r = self.socket.readable() => {
                     r?;
-                    self.drain().await?;
+                    // Datagrams are flowing on a connection: read them on the grid from
+                    // now on, without a wake-up per arrival.
+                    if self.drain().await? > 0 && !self.conns.is_empty() {
+                        self.socket.poll_on_grid();
+                        idle = 0;
+                    }
                 }
                 Some((peer, d)) = self.decisions.recv() => self.decided(peer, d).await,
                 Some((id, out)) = self.play.recv() => {
@@ -205,8 +256,9 @@ impl Endpoint {
                 }
                 Some(a) = self.authorized.recv() => self.on_authorized(a).await,
                 Some(id) = self.closed.recv() => {
+                    let now = self.now();
                     if let Some(c) = self.conns.get_mut(&id) {
-                        c.conn.close(Instant::now());
+                        c.conn.close(now);
                     }
                     self.flush(id).await;
                 }
@@ -215,41 +267,96 @@ impl Endpoint {
                         c.metrics.update(&c.conn.stats());
                     }
                 }
-                _ = &mut sleep, if deadline.is_some() => {}
+                _ = &mut sleep, if wake.is_some() => step = true,
             }
-            // Connections' timers run only when the earliest of them is due (whatever
-            // the wake-up changed shows in the next deadline). Everything that arrived
-            // is read first: TSBPD gives up on a gap whose next packet is due, and the
-            // retransmission that fills it may be waiting in the socket (a process that
-            // was not scheduled for a while wakes to both at once).
-            if deadline.is_some_and(|d| d <= Instant::now()) {
+            // Everything that arrived is read before the timers run: TSBPD gives up on a
+            // gap whose next packet is due, and the retransmission that fills it may be
+            // waiting in the socket.
+            let due = deadline.is_some_and(|d| d <= Instant::now());
+            if step && !self.socket.is_watched() {
+                if self.drain().await? == 0 {
+                    idle += 1;
+                } else {
+                    idle = 0;
+                }
+                if idle >= IDLE_STEPS || self.conns.is_empty() {
+                    self.socket.wait_for_readiness()?;
+                }
+            } else if due {
                 self.drain().await?;
-                self.timers().await;
             }
+            if due {
+                self.timers();
+            }
+            self.flush_touched().await;
         }
+    }
+
+    /// The time to give the state machines for something that happened at `at`: never
+    /// earlier than what they were last given (a datagram's kernel arrival time can
+    /// precede a `now` taken since, e.g. for a player's payload sent before the read).
+    fn stamp(&mut self, at: Instant) -> Instant {
+        self.clock = self.clock.max(at);
+        self.clock
+    }
+
+    /// The current time for the state machines (see [`Endpoint::stamp`]).
+    fn now(&mut self) -> Instant {
+        self.stamp(Instant::now())
+    }
+
+    /// The first step of [`GRID`] at or after `t`.
+    fn grid_step(&self, t: Instant) -> Instant {
+        let since = t.saturating_duration_since(self.origin).as_nanos();
+        let grid = GRID.as_nanos();
+        let steps = since.div_ceil(grid);
+        self.origin + Duration::from_nanos((steps * grid) as u64)
     }
 
     /// Reads and handles datagrams until the socket has none left (or [`DRAIN`] of
     /// them, so a flood cannot hold off the timers): one wake-up for all that arrived.
-    /// Each datagram gets a buffer of the MTU of its own: a data packet's payload then
-    /// owns its memory alone while it waits for TSBPD (decrypted in place, nothing
-    /// larger held), and anything longer than an SRT packet can be is dropped.
-    async fn drain(&mut self) -> io::Result<()> {
-        let size = self.cfg.srt.mtu as usize;
-        for _ in 0..DRAIN {
-            let mut buf = BytesMut::with_capacity(size);
-            match self.socket.try_recv_buf_from(&mut buf) {
-                Ok((len, from)) => {
-                    if len < size {
-                        self.datagram(from, buf.freeze()).await;
+    /// The connections they went to are flushed later, once ([`Endpoint::flush_touched`]).
+    /// Returns how many datagrams were read.
+    async fn drain(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        let mut batch = std::mem::take(&mut self.batch);
+        while total < DRAIN {
+            batch.clear();
+            match self.socket.recv(&mut batch) {
+                Ok(read) => {
+                    total += read.count;
+                    for d in batch.drain(..) {
+                        let at = self.stamp(d.at);
+                        self.datagram(at, d.from, d.data).await;
+                    }
+                    // A short read emptied the socket. Registered, it is read once more,
+                    // to the `WouldBlock` that clears the runtime's readiness.
+                    if read.count == 0 || (!read.more && !self.socket.is_watched()) {
+                        break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if transient(&e) => tracing::debug!(error = %e, "receive failed"),
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        self.batch = batch;
+        Ok(total)
+    }
+
+    /// Flushes the connections that datagrams or timers gave something to do since the
+    /// last call: one hand-off to each publisher and one round of sends per wake-up.
+    async fn flush_touched(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        for id in touched.drain(..) {
+            self.flush(id).await;
+        }
+        self.touched = touched;
+    }
+
+    fn touch(&mut self, id: u32) {
+        if !self.touched.contains(&id) {
+            self.touched.push(id);
+        }
     }
 
     /// The earliest timer of any connection (its protocol timer or its next `srt_stats`).
@@ -264,39 +371,44 @@ impl Endpoint {
             .min()
     }
 
-    async fn timers(&mut self) {
-        let now = Instant::now();
-        let due: Vec<u32> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.conn.poll_timeout().is_some_and(|t| t <= now) || c.next_stats <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(c) = self.conns.get_mut(&id) {
-                if c.conn.poll_timeout().is_some_and(|t| t <= now) {
-                    c.conn.handle_timeout(now);
-                }
-                if c.next_stats <= now {
-                    c.next_stats = now + self.cfg.stats_interval;
-                    if let Some(tx) = &c.tx {
-                        let _ = tx.try_send(Msg::Stats {
-                            stats: c.conn.stats(),
-                            last: false,
-                        });
-                    } else {
-                        self.cfg.events.send(player_stats(c));
-                    }
+    /// Runs the timers that are due; the connections are flushed afterwards.
+    fn timers(&mut self) {
+        let now = self.now();
+        let stats_interval = self.cfg.stats_interval;
+        for (id, c) in self.conns.iter_mut() {
+            let timer = c.conn.poll_timeout().is_some_and(|t| t <= now);
+            let stats = c.next_stats <= now;
+            if !timer && !stats {
+                continue;
+            }
+            if timer {
+                c.conn.handle_timeout(now);
+            }
+            if stats {
+                c.next_stats = now + stats_interval;
+                if let Some(tx) = &c.tx {
+                    let _ = tx.try_send(Msg::Stats {
+                        stats: c.conn.stats(),
+                        last: false,
+                    });
+                } else {
+                    self.cfg.events.send(player_stats(c));
                 }
             }
-            self.flush(id).await;
+            if !self.touched.contains(id) {
+                self.touched.push(*id);
+            }
         }
     }
 
-    async fn datagram(&mut self, from: SocketAddr, d: Bytes) {
+    /// Handles one datagram that arrived at `now`; a connection's output waits for the
+    /// flush after the read.
+    async fn datagram(&mut self, now: Instant, from: SocketAddr, d: BytesMut) {
         match Packet::peek_destination(&d) {
             None => {}
-            Some(0) => self.handshake(from, d).await,
+            // Copied: parts of a request may be kept while auth and the hub decide, and
+            // must not pin the receive region (handshakes are rare).
+            Some(0) => self.handshake(now, from, Bytes::copy_from_slice(&d)).await,
             Some(id) => {
                 let Some(c) = self.conns.get_mut(&id) else {
                     return;
@@ -304,20 +416,19 @@ impl Endpoint {
                 if c.peer != from {
                     return; // another source using a live socket id: ignored
                 }
-                c.conn.handle_datagram(Instant::now(), d);
-                self.flush(id).await;
+                c.conn.handle_datagram_mut(now, d);
+                self.touch(id);
             }
         }
     }
 
     async fn send(&self, to: SocketAddr, d: &[u8]) {
-        if let Err(e) = self.socket.send_to(d, to).await {
+        if let Err(e) = self.socket.send_to(d, to) {
             tracing::debug!(%to, error = %e, "send failed");
         }
     }
 
-    async fn handshake(&mut self, from: SocketAddr, d: Bytes) {
-        let now = Instant::now();
+    async fn handshake(&mut self, now: Instant, from: SocketAddr, d: Bytes) {
         match self.listener.handle(now, from, d) {
             ListenerOutput::Reply(r) => self.send(from, &r).await,
             ListenerOutput::Ignore(why) => tracing::trace!(%from, why, "datagram ignored"),
@@ -412,7 +523,7 @@ impl Endpoint {
             outcome,
             event,
         } = a;
-        let now = Instant::now();
+        let now = self.now();
         self.authorizing.remove(&(req.peer, req.peer_socket_id()));
         self.cfg.events.send(event);
         let span = tracing::info_span!("srt", conn_id, remote = %req.peer);
@@ -548,8 +659,9 @@ impl Endpoint {
         passphrase: Option<proto::srt::crypto::Passphrase>,
     ) {
         if self.cfg.pipe.is_some() {
+            let now = self.now();
             self.refuse(
-                Instant::now(),
+                now,
                 &req,
                 RejectReason::BAD_MODE,
                 "playing needs a hub; this ingest-srt writes to --out",
@@ -614,7 +726,8 @@ impl Endpoint {
                     enforce_encryption: self.cfg.enforce_encryption,
                     rng: Box::new(OsRandom),
                 };
-                match self.listener.accept(Instant::now(), &p.req, accept) {
+                let now = self.now();
+                match self.listener.accept(now, &p.req, accept) {
                     Ok((conn, reply)) => (p.conn, p.reply) = (conn, reply),
                     Err(rej) => {
                         tracing::warn!(conn_id = p.conn_id, key = %p.key, reason = %rej.reason, detail = %rej.detail, "caller refused");
@@ -650,9 +763,11 @@ impl Endpoint {
                 } else {
                     RejectReason::Access(1503)
                 };
-                self.refuse(Instant::now(), &p.req, reason, &why).await;
+                let now = self.now();
+                self.refuse(now, &p.req, reason, &why).await;
             }
             Out::Data(data) => {
+                let now = self.now();
                 let Some(c) = self.conns.get_mut(&id) else {
                     return;
                 };
@@ -660,7 +775,6 @@ impl Endpoint {
                 p.shared
                     .queued
                     .fetch_sub(data.len(), std::sync::atomic::Ordering::Relaxed);
-                let now = Instant::now();
                 let mut at = 0;
                 while at < data.len() {
                     let end = (at + player::PAYLOAD).min(data.len());
@@ -679,6 +793,7 @@ impl Endpoint {
                 self.flush(id).await;
             }
             Out::End(reason) => {
+                let now = self.now();
                 let Some(c) = self.conns.get_mut(&id) else {
                     return;
                 };
@@ -686,7 +801,7 @@ impl Endpoint {
                 if let Some(p) = &mut c.player {
                     p.ending = Some(reason);
                 }
-                c.conn.shutdown(Instant::now(), linger);
+                c.conn.shutdown(now, linger);
                 self.flush(id).await;
             }
         }
@@ -725,8 +840,8 @@ impl Endpoint {
             }
             Decision::Failed(e) => (RejectReason::Access(1503), format!("hub unavailable: {e}")),
         };
-        self.refuse(Instant::now(), &p.req, refusal.0, &refusal.1)
-            .await;
+        let now = self.now();
+        self.refuse(now, &p.req, refusal.0, &refusal.1).await;
     }
 
     async fn activate(&mut self, p: Pending, link: Link) {
@@ -791,7 +906,7 @@ impl Endpoint {
 
     /// Sends what connection `id` has to send and hands its events on.
     async fn flush(&mut self, id: u32) {
-        let now = Instant::now();
+        let now = self.now();
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };

@@ -18,6 +18,7 @@ mod metrics;
 mod passphrase;
 mod player;
 mod publisher;
+mod udp;
 
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -119,7 +120,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         auth.log_summary();
         auth.warn_if_open(addr, "srt");
         let _refresh = auth.spawn_refresh();
-        let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth, metrics);
+        let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth, metrics)
+            .context("UDP socket")
+            .map_err(Failure::CannotStart)?;
         tokio::select! {
             r = endpoint.run() => r.context("receiving datagrams").map_err(Failure::Failed),
             signal = runtime::signal::shutdown() => {

@@ -146,6 +146,9 @@ struct Sim {
     /// player); `sender`/`receiver` keep naming the caller's and the listener's side.
     reverse: bool,
     libsrt: LibsrtSender,
+    /// The listener's connection takes datagrams as `BytesMut`
+    /// (`Connection::handle_datagram_mut`: decrypted in place).
+    in_place: bool,
 }
 
 /// libsrt 1.5's sender answers a NAK for a packet it retransmitted less than SRTT -
@@ -274,6 +277,7 @@ impl Sim {
             seed,
             reverse: false,
             libsrt: LibsrtSender::default(),
+            in_place: false,
         }
     }
 
@@ -391,7 +395,11 @@ impl Sim {
                         ListenerOutput::Ignore(_) => {}
                     }
                 } else if let Some(r) = &mut self.receiver {
-                    r.handle_datagram(now, d);
+                    if self.in_place {
+                        r.handle_datagram_mut(now, BytesMut::from(&d[..]));
+                    } else {
+                        r.handle_datagram(now, d);
+                    }
                 }
             }
         }
@@ -644,10 +652,13 @@ fn loss_outlasting_the_latency_is_dropped_and_counted() {
 
 #[test]
 fn encrypted_with_key_rotation_under_loss() {
-    for (seed, len) in [
-        (11, KeyLength::Aes128),
-        (12, KeyLength::Aes192),
-        (13, KeyLength::Aes256),
+    // The last two decrypt in place, as ingest-srt's endpoint does.
+    for (seed, len, in_place) in [
+        (11, KeyLength::Aes128, false),
+        (12, KeyLength::Aes192, false),
+        (13, KeyLength::Aes256, false),
+        (14, KeyLength::Aes128, true),
+        (15, KeyLength::Aes256, true),
     ] {
         let config = Config {
             km_refresh_rate: 300,
@@ -662,6 +673,7 @@ fn encrypted_with_key_rotation_under_loss() {
             Some((pass, len)),
             Some(pass),
         );
+        sim.in_place = in_place;
         let sent = sim.run(
             Duration::from_secs(5),
             Duration::from_millis(2),

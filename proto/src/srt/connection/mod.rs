@@ -31,6 +31,7 @@ use bytes::{Bytes, BytesMut};
 use crate::srt::crypto::{CryptoError, RxKeys, TxKeys};
 use crate::srt::packet::{
     Ack, Control, ControlPacket, EncryptionKey, KeyMaterial, KmResponse, LossList, Packet,
+    HEADER_LEN,
 };
 use crate::srt::seq::{MsgNo, SeqNo};
 use crate::srt::{Config, Random};
@@ -267,7 +268,9 @@ impl Connection {
 
     // ---- inputs ----
 
-    /// Feeds one datagram addressed to this connection.
+    /// Feeds one datagram addressed to this connection. An encrypted payload is decrypted
+    /// in place when `datagram` owns its buffer alone, into a copy otherwise (see
+    /// [`Connection::handle_datagram_mut`]).
     pub fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
         if self.closed {
             return;
@@ -275,6 +278,39 @@ impl Connection {
         let Ok(packet) = Packet::decode(datagram) else {
             return;
         };
+        self.handle_packet(now, packet, None);
+    }
+
+    /// [`Connection::handle_datagram`] for a datagram whose buffer the driver hands over
+    /// mutably, e.g. one of many datagrams read into one allocation and split apart: an
+    /// encrypted payload is decrypted where it lies, never copied.
+    pub fn handle_datagram_mut(&mut self, now: Instant, mut datagram: BytesMut) {
+        if self.closed || datagram.len() < HEADER_LEN {
+            return;
+        }
+        let mut decrypted = None;
+        if datagram[0] & 0x80 == 0 {
+            let w1 = u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
+            let key = EncryptionKey::from_bits(w1 >> 27);
+            if key != EncryptionKey::None {
+                let seq = u32::from_be_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]);
+                let payload = &mut datagram[HEADER_LEN..];
+                decrypted = Some(
+                    self.rx_keys
+                        .as_ref()
+                        .is_some_and(|k| k.decrypt(key, seq, payload)),
+                );
+            }
+        }
+        let Ok(packet) = Packet::decode(datagram.freeze()) else {
+            return;
+        };
+        self.handle_packet(now, packet, decrypted);
+    }
+
+    /// A decoded packet; `decrypted` says whether an encrypted data payload was already
+    /// decrypted in place (`Some(false)`: it could not be).
+    fn handle_packet(&mut self, now: Instant, packet: Packet, decrypted: Option<bool>) {
         if packet.destination() != self.local_id {
             return;
         }
@@ -282,19 +318,25 @@ impl Connection {
         match packet {
             Packet::Data(mut d) => {
                 if d.key != EncryptionKey::None {
-                    let seq = d.seq.get();
-                    let mut buf = match std::mem::take(&mut d.payload).try_into_mut() {
-                        Ok(b) => b,
-                        Err(shared) => BytesMut::from(&shared[..]),
+                    let ok = match decrypted {
+                        Some(ok) => ok,
+                        None => {
+                            let seq = d.seq.get();
+                            let mut buf = match std::mem::take(&mut d.payload).try_into_mut() {
+                                Ok(b) => b,
+                                Err(shared) => BytesMut::from(&shared[..]),
+                            };
+                            let ok = self
+                                .rx_keys
+                                .as_ref()
+                                .is_some_and(|k| k.decrypt(d.key, seq, &mut buf));
+                            d.payload = buf.freeze();
+                            ok
+                        }
                     };
-                    let ok = self
-                        .rx_keys
-                        .as_ref()
-                        .is_some_and(|k| k.decrypt(d.key, seq, &mut buf));
-                    if ok {
-                        d.payload = buf.freeze();
-                    } else {
+                    if !ok {
                         // Kept as an empty slot so it is not reported lost, never delivered.
+                        d.payload = Bytes::new();
                         self.stats.recv_undecrypted += 1;
                     }
                 }

@@ -55,8 +55,10 @@ pub(crate) struct Receiver {
     ack_number: u32,
     ack_history: VecDeque<(u32, Instant)>,
     last_ack_at: Option<Instant>,
-    /// When the ACK timer last fired (whether or not an ACK was due).
-    ack_timer: Option<Instant>,
+    /// When the ACK timer fires next (whether or not an ACK is then due). It runs at a fixed
+    /// rate: a late wake-up does not push the next one back, so a driver that wakes on a
+    /// coarse grid (every 10 ms) keeps one full ACK per grid step instead of one per two.
+    ack_due: Option<Instant>,
     last_acked: SeqNo,
     since_light_ack: u32,
     // Receive rate over the last ACK period.
@@ -82,7 +84,7 @@ impl Receiver {
             ack_number: 0,
             ack_history: VecDeque::new(),
             last_ack_at: None,
-            ack_timer: None,
+            ack_due: None,
             last_acked: isn,
             since_light_ack: 0,
             window_packets: 0,
@@ -291,13 +293,15 @@ impl Receiver {
         rtt: (u32, u32),
         resend_after: Duration,
     ) -> Option<(u32, SeqNo, AckInfo)> {
-        if let Some(t) = self.ack_timer {
-            if now < t + ACK_INTERVAL {
-                return None;
-            }
+        if self.ack_due.is_some_and(|t| now < t) {
+            return None;
         }
         self.window_start?;
-        self.ack_timer = Some(now);
+        // Fixed rate; after a stall longer than a period the schedule restarts from now.
+        self.ack_due = Some(match self.ack_due {
+            Some(t) if t + ACK_INTERVAL > now => t + ACK_INTERVAL,
+            _ => now + ACK_INTERVAL,
+        });
         let ack = self.ack_seq();
         let stale = match self.last_ack_at {
             Some(t) => now >= t + resend_after,
@@ -365,10 +369,7 @@ impl Receiver {
 
     pub(crate) fn next_ack(&self) -> Option<Instant> {
         self.window_start?;
-        match self.ack_timer {
-            Some(t) => Some(t + ACK_INTERVAL),
-            None => self.window_start,
-        }
+        self.ack_due.or(self.window_start)
     }
 
     /// The periodic NAK, if one is due: the ranges not reported for `interval` (at least
