@@ -67,6 +67,12 @@ const GRID: Duration = Duration::from_millis(10);
 /// Grid steps in a row that read nothing before the endpoint waits for readiness again.
 const IDLE_STEPS: u32 = 10;
 
+/// How long payloads TSBPD released wait to be handed to their publisher together: one
+/// wake-up of its task and one write toward the hub (and one wake-up of the hub) per
+/// hand-off instead of per grid step. Like ingest-rtmp's `--read-coalesce`, a small
+/// delay players do not notice behind the TSBPD latency.
+const HANDOFF: Duration = Duration::from_millis(50);
+
 struct Conn {
     conn: Connection,
     peer: SocketAddr,
@@ -79,8 +85,18 @@ struct Conn {
     player: Option<PlayerConn>,
     next_stats: Instant,
     queue_dropped: u64,
+    /// Payloads released by TSBPD and not yet handed to the publisher, and since when.
+    held: Vec<Bytes>,
+    held_since: Option<Instant>,
     /// Its share of the series; dropping it removes the connection's own.
     metrics: ConnMetrics,
+}
+
+impl Conn {
+    /// When the payloads held for the publisher are to be handed over.
+    fn handoff_at(&self) -> Option<Instant> {
+        self.held_since.map(|t| t + HANDOFF)
+    }
 }
 
 /// The endpoint's side of a player.
@@ -364,9 +380,8 @@ impl Endpoint {
         self.conns
             .values()
             .map(|c| {
-                c.conn
-                    .poll_timeout()
-                    .map_or(c.next_stats, |t| t.min(c.next_stats))
+                let next = (c.conn.poll_timeout()).map_or(c.next_stats, |t| t.min(c.next_stats));
+                c.handoff_at().map_or(next, |h| h.min(next))
             })
             .min()
     }
@@ -378,7 +393,8 @@ impl Endpoint {
         for (id, c) in self.conns.iter_mut() {
             let timer = c.conn.poll_timeout().is_some_and(|t| t <= now);
             let stats = c.next_stats <= now;
-            if !timer && !stats {
+            let handoff = c.handoff_at().is_some_and(|h| h <= now);
+            if !timer && !stats && !handoff {
                 continue;
             }
             if timer {
@@ -899,6 +915,8 @@ impl Endpoint {
                 accepted: Instant::now(),
                 next_stats: Instant::now() + self.cfg.stats_interval,
                 queue_dropped: 0,
+                held: Vec::new(),
+                held_since: None,
                 metrics,
             },
         );
@@ -929,14 +947,14 @@ impl Endpoint {
             }
         }
         let mut closed = None;
-        // What TSBPD released in this wake-up goes to the publisher in one message: one
+        // What TSBPD released goes to the publisher in one message per [`HANDOFF`]: one
         // wake-up of its task, and one write toward the hub for all the frames in it.
-        let mut released = Vec::new();
         while let Some(ev) = c.conn.poll_event() {
             match ev {
                 Event::Message { payload, .. } => {
                     if c.tx.is_some() {
-                        released.push(payload);
+                        c.held_since.get_or_insert(now);
+                        c.held.push(payload);
                     }
                 }
                 Event::Dropped { first, count } => {
@@ -958,7 +976,11 @@ impl Endpoint {
                 Event::Closed(reason) => closed = Some(reason),
             }
         }
-        if let (Some(tx), false) = (&c.tx, released.is_empty()) {
+        let due =
+            !c.held.is_empty() && (c.handoff_at().is_some_and(|h| h <= now) || closed.is_some());
+        if let (Some(tx), true) = (&c.tx, due) {
+            let released = std::mem::take(&mut c.held);
+            c.held_since = None;
             let n = released.len() as u64;
             if tx.try_send(Msg::Payloads(released)).is_err() {
                 let before = c.queue_dropped;
