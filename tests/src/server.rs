@@ -90,7 +90,9 @@ impl Server {
 
         let mut hub_cmd = Command::new(bin("hub"));
         hub_cmd.arg("--socket").arg(&socket);
-        if !opts.hub_args.iter().any(|a| a.starts_with("--http")) {
+        // `--http` itself, not `--http-max-connections` and the like.
+        let sets_http = (opts.hub_args.iter()).any(|a| a == "--http" || a.starts_with("--http="));
+        if !sets_http {
             // Not the default :8080: tests run side by side.
             hub_cmd.args(["--http", "127.0.0.1:0"]);
         }

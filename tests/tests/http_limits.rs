@@ -96,11 +96,30 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
         Some(0),
         "nothing refused before the limit is reached"
     );
-    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let mut fifth = TcpStream::connect(addr).unwrap();
-    let (_, closed) = read_until_closed(&mut fifth, Duration::from_millis(900));
-    assert!(closed.is_some(), "the fifth connection stayed open");
-    drop(idle);
+    // The hub may not yet have let go of the scrape's connection when the next ones
+    // arrive (its task ends a moment after the answer), so the one refused is the fifth
+    // or the fourth: exactly one of the five is closed at once, the other four stay open.
+    let mut five: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Watched for 600 ms, well inside the 1 s header timeout that ends idle connections.
+    let start = Instant::now();
+    let mut closed = Vec::new();
+    while start.elapsed() < Duration::from_millis(600) {
+        for (i, sock) in five.iter_mut().enumerate() {
+            if !closed.contains(&(i + 1))
+                && read_until_closed(sock, Duration::from_millis(10))
+                    .1
+                    .is_some()
+            {
+                closed.push(i + 1);
+            }
+        }
+    }
+    assert!(
+        closed == [5] || closed == [4],
+        "connections closed at once: {closed:?} (one of the last two expected)\n{}",
+        server.describe()
+    );
+    drop(five);
     // Once they are gone, requests are answered again; a retry made before the hub saw
     // them go is refused too, and counted.
     let deadline = Instant::now() + Duration::from_secs(10);
