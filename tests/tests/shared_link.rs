@@ -138,6 +138,7 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
         .map(|i| {
             let (mut client, sid) = raw_publisher(addr, &names[i as usize]);
             let sent = sent.clone();
+            let stop = stop.clone();
             thread::spawn(move || {
                 start(&mut client, sid);
                 for f in 0..FRAMES {
@@ -145,8 +146,10 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
                     sent.fetch_add(1, Ordering::Relaxed);
                     thread::sleep(Duration::from_millis(u64::from(STEP_MS)));
                 }
-                // Kept open until every frame was read: the players' check decides.
-                thread::sleep(Duration::from_millis(500));
+                // Kept open until the players have checked every frame.
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(10));
+                }
             })
         })
         .collect();
@@ -211,9 +214,6 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
     let resume = (GOP + FLOOD).next_multiple_of(GOP);
     send_frame(&mut flood, flood_sid, resume, 2_000).expect("keyframe after the flood");
 
-    for t in steady {
-        t.join().expect("steady publisher");
-    }
     let steady_watchers: Vec<&Watcher> = watchers.iter().take(STEADY as usize).collect();
     wait_seen(
         &steady_watchers,
@@ -232,6 +232,9 @@ fn neighbours_keep_every_frame_when_one_publisher_stalls_dies_or_floods() {
         thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
+    for t in steady {
+        t.join().expect("steady publisher");
+    }
     let got: Vec<(Vec<u32>, Option<ClientError>)> = watchers
         .into_iter()
         .map(|w| w.thread.join().expect("player thread"))
