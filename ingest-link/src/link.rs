@@ -334,6 +334,16 @@ mod tests {
         (h, Bytes::from(vec![i as u8; len]))
     }
 
+    /// Queues a configuration and a three-frame GOP of 1000-byte frames.
+    fn queue_gop(link: &mut Link) {
+        let (h, p) = config();
+        link.queue(h, p);
+        for i in 0..3 {
+            let (h, p) = frame(i, i == 0, 1000);
+            link.queue(h, p);
+        }
+    }
+
     fn config() -> (Header, Bytes) {
         let h = Header::TrackConfig {
             stream: crate::STREAM,
@@ -523,12 +533,7 @@ mod tests {
         let (hc, mut c) = open_more(&path, &mut hub, "live/c", 10).await;
         assert_ne!(hb, hc, "each stream has its own handle");
         for link in [&mut a, &mut b, &mut c] {
-            let (h, p) = config();
-            link.queue(h, p);
-            for i in 0..3 {
-                let (h, p) = frame(i, i == 0, 1000);
-                link.queue(h, p);
-            }
+            queue_gop(link);
         }
         // One flush writes every stream's messages.
         a.flush();
@@ -617,12 +622,7 @@ mod tests {
         let (mut hub, Ok(Opened::Accepted(mut link))) = (hub, link) else {
             panic!("not accepted");
         };
-        let (h, p) = config();
-        link.queue(h, p);
-        for i in 0..3 {
-            let (h, p) = frame(i, i == 0, 1000);
-            link.queue(h, p);
-        }
+        queue_gop(&mut link);
         link.flush();
         for _ in 0..4 {
             hub.next().await.unwrap();
