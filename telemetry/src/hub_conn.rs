@@ -15,7 +15,8 @@ use tokio::net::UnixStream;
 /// How long the hub may take to answer a reporter's hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a connection to the hub could not be opened.
+/// Why a connection to the hub could not be opened, or failed later (a subscription's
+/// [`Session`](crate::subscription::Session): `Io`, `Ipc` or `Hub`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -25,7 +26,7 @@ pub enum OpenError {
     /// The hub's bytes are not the framed format, or its version is another.
     #[error("hub protocol: {0}")]
     Ipc(#[from] IpcError),
-    /// The hub refused the connection with an `Error` message.
+    /// The hub refused the connection, or ended it, with an `Error` message.
     #[error("hub error: {0}")]
     Hub(String),
     /// The peer's hello names another role: it is not a hub.

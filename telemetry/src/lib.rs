@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Events go the same way through an [`Emitter`], which keeps them while the hub is away.
-//! Every client of the hub opens its connection with [`hub_conn`].
+//! Every client of the hub opens its connection with [`hub_conn`]; a subscriber that must
+//! outlive a hub restart (recorder, relayer, hookd) runs in [`subscription::keep_subscribed`].
 //!
 //! The report format is `proto::metrics` (proto/FORMAT.md section 9); the names are listed
 //! with their meaning in docs/metrics.md.
@@ -21,6 +22,7 @@ pub mod events;
 pub mod hub_conn;
 mod registry;
 mod report;
+pub mod subscription;
 
 pub use events::Emitter;
 pub use registry::{Counter, Gauge, GaugeGuard, Metrics};
