@@ -1,24 +1,22 @@
 //! The subscription to the hub (events only) and the fan-out of each event to the sinks.
-//! A lost hub is reconnected with backoff and subscribed again; the hub sends only events
+//! A lost hub is reconnected with backoff and subscribed again
+//! ([`subscription::keep_subscribed`]); the hub sends only events
 //! routed after the new subscription, so nothing is delivered twice by a reconnect.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use proto::ipc::{Event, FrameDecoder, Header};
-use telemetry::hub_conn::{self, HubConn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use proto::ipc::{Event, Header};
+use telemetry::hub_conn::OpenError;
+use telemetry::subscription::{self, Session, Subscriber, Subscription};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, watch};
 
 use crate::json::{field, to_json};
 use crate::queue::Queue;
 use crate::rule::Rule;
 use crate::shell::Job;
 use crate::webhook::{self, Delivery, WebhookOptions};
-use tokio::sync::mpsc;
-
-/// Longest wait between attempts to reach the hub.
-const MAX_HUB_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where events go.
 #[derive(Debug)]
@@ -146,52 +144,57 @@ impl Sinks {
 /// New webhook and program rules (SIGHUP), applied with [`Sinks::reload`].
 pub type Reload = (Vec<Rule>, Vec<Rule>);
 
-/// Subscribes to the hub at `socket` and dispatches every event until the process ends;
-/// rules arriving on `reloads` replace the ones in force between two events.
-pub async fn run(socket: PathBuf, mut sinks: Sinks, mut reloads: mpsc::Receiver<Reload>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match session(&socket, &mut sinks, &mut reloads).await {
-            Ok(()) => {
-                tracing::warn!(socket = %socket.display(), "hub closed the subscription; reconnecting");
-                delay = Duration::from_millis(100);
-            }
-            Err(e) => {
-                tracing::warn!(socket = %socket.display(), error = %e, retry_in = ?delay, "hub not reachable")
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_HUB_BACKOFF);
-    }
+/// Subscribes to the hub at `socket` and dispatches every event until `shutdown` turns
+/// true; rules arriving on `reloads` replace the ones in force between two events.
+pub async fn run(
+    socket: PathBuf,
+    sinks: Sinks,
+    reloads: mpsc::Receiver<Reload>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut link = Link { sinks, reloads };
+    subscription::keep_subscribed(&socket, "hookd", &mut link, &mut shutdown).await;
 }
 
-/// One subscription: returns when the hub closes it.
-async fn session(
-    socket: &Path,
-    sinks: &mut Sinks,
-    reloads: &mut mpsc::Receiver<Reload>,
-) -> anyhow::Result<()> {
-    let name = format!("hookd/{}", std::process::id());
-    let HubConn { mut sock, mut buf } =
-        hub_conn::subscribe(socket, name, Vec::new(), false, true).await?;
-    buf.reserve(64 * 1024);
-    tracing::info!(socket = %socket.display(), "subscribed to the hub's events");
-    let decoder = FrameDecoder::default();
-    loop {
-        while let Some(msg) = decoder.decode(&mut buf)? {
-            match msg.header {
-                Header::Event(e) => sinks.dispatch(e),
-                Header::Error { message } => anyhow::bail!("hub error: {message}"),
-                _ => {}
-            }
+/// The sinks and where their new rules come from, across subscriptions.
+struct Link {
+    sinks: Sinks,
+    reloads: mpsc::Receiver<Reload>,
+}
+
+impl Subscriber for Link {
+    type Error = OpenError;
+
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            patterns: Vec::new(),
+            media: false,
+            events: true,
         }
-        tokio::select! {
-            n = sock.read_buf(&mut buf) => {
-                if n? == 0 {
-                    return Ok(());
+    }
+
+    async fn session(
+        &mut self,
+        mut session: Session,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), OpenError> {
+        loop {
+            while let Some(msg) = session.message()? {
+                if let Header::Event(e) = msg.header {
+                    self.sinks.dispatch(e);
                 }
             }
-            Some((webhooks, programs)) = reloads.recv() => sinks.reload(webhooks, programs),
+            tokio::select! {
+                more = session.receive() => {
+                    if !more? {
+                        return Ok(());
+                    }
+                }
+                Some((webhooks, programs)) = self.reloads.recv() => {
+                    self.sinks.reload(webhooks, programs);
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
         }
     }
 }

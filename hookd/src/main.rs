@@ -226,10 +226,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         });
-        tokio::select! {
-            _ = link::run(cli.hub.clone(), sinks, reloads) => {}
-            signal = runtime::signal::shutdown() => tracing::info!(%signal, "shutting down"),
-        }
+        let stop = runtime::signal::stop_flag(|signal| tracing::info!(%signal, "shutting down"));
+        link::run(cli.hub.clone(), sinks, reloads, stop).await;
         Ok(())
     })
 }

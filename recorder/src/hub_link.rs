@@ -1,5 +1,6 @@
 //! The connection to the hub: subscribe, turn stream messages into writer commands via
-//! each stream's [`StreamRecorder`], and send record events back. Reconnects with backoff.
+//! each stream's [`StreamRecorder`], and send record events back. Reconnects with backoff
+//! ([`subscription::keep_subscribed`]).
 //!
 //! Backpressure: commands go to the writer through a bounded channel; when it is full this
 //! task stops reading the socket, so the hub's bounded queue for us fills and the hub drops
@@ -13,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 use proto::flv::PacketKind;
 use proto::glob::{self, Glob};
-use proto::ipc::{self, Event, FrameDecoder, Header, Message};
+use proto::ipc::{self, Event, Header, Message};
 use proto::media::TrackKind;
-use telemetry::hub_conn::{self, HubConn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use telemetry::hub_conn::OpenError;
+use telemetry::subscription::{self, Session, Subscriber, Subscription};
 use tokio::sync::{mpsc, watch};
 
 use crate::session::{Settings, StreamRecorder};
@@ -24,8 +25,6 @@ use crate::writer::{write_errors, Command, FileId, Report};
 
 /// Events kept while the hub is unreachable (oldest dropped beyond this).
 const MAX_PENDING_EVENTS: usize = 1024;
-/// Longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the writer to close files.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
@@ -69,88 +68,38 @@ pub async fn run(
         in_flight: HashSet::new(),
         file_keys: HashMap::new(),
     };
-    let mut backoff = Duration::from_millis(100);
-    let mut failures = 0u32;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let opening = hub_conn::subscribe(
-            &link.opts.socket,
-            format!("recorder/{}", std::process::id()),
-            link.opts.patterns.clone(),
-            true,
-            false,
-        );
-        let opened = tokio::select! {
-            r = opening => r,
-            _ = shutdown.changed() => break,
-        };
-        match opened {
-            Ok(conn) => {
-                failures = 0;
-                tracing::info!(socket = %link.opts.socket.display(), "connected to the hub");
-                let started = Instant::now();
-                let r = link.session(conn, &mut shutdown).await;
-                link.end_all("hub_disconnected").await;
-                match r {
-                    Ok(()) if *shutdown.borrow() => break,
-                    Ok(()) => tracing::warn!("hub closed the connection"),
-                    Err(e) => tracing::warn!(error = %e, "hub connection failed"),
-                }
-                if started.elapsed() > Duration::from_secs(10) {
-                    backoff = Duration::from_millis(100);
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                // Say it once, then ever more rarely (1st, 2nd, 4th, 8th ... try) while it is away.
-                if failures.is_power_of_two() {
-                    tracing::warn!(socket = %link.opts.socket.display(), error = %e, "cannot reach the hub, retrying");
-                }
-            }
-        }
-        let wake = tokio::time::sleep(backoff);
-        tokio::pin!(wake);
-        loop {
-            tokio::select! {
-                _ = &mut wake => break,
-                _ = shutdown.changed() => break,
-                Some(r) = link.reports.recv() => link.on_report(r),
-            }
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+    let socket = link.opts.socket.clone();
+    subscription::keep_subscribed(&socket, "recorder", &mut link, &mut shutdown).await;
     link.end_all("shutdown").await;
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
-    while !link.in_flight.is_empty() {
-        match tokio::time::timeout_at(deadline, link.reports.recv()).await {
-            Ok(Some(r)) => link.on_report(r),
-            _ => break,
-        }
-    }
+    link.wait_for_closes().await;
     tracing::info!(write_errors = write_errors(), "recorder stopped");
 }
 
-impl Link {
+impl Subscriber for Link {
+    type Error = LinkError;
+
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            patterns: self.opts.patterns.clone(),
+            media: true,
+            events: false,
+        }
+    }
+
     async fn session(
         &mut self,
-        conn: HubConn,
+        mut session: Session,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkError> {
-        let HubConn { sock, mut buf } = conn;
-        buf.reserve(256 * 1024);
-        let (mut rd, mut wr) = sock.into_split();
-        let decoder = FrameDecoder::default();
         loop {
-            self.flush_events(&mut wr).await?;
-            while let Some(msg) = decoder.decode(&mut buf)? {
+            self.flush_events(&mut session).await?;
+            while let Some(msg) = session.message()? {
                 self.on_message(msg).await?;
             }
-            self.flush_events(&mut wr).await?;
+            self.flush_events(&mut session).await?;
             tokio::select! {
-                n = rd.read_buf(&mut buf) => {
-                    if n? == 0 {
+                more = session.receive() => {
+                    if !more? {
                         return Ok(());
                     }
                 }
@@ -158,24 +107,31 @@ impl Link {
                 _ = shutdown.changed() => {
                     self.end_all("shutdown").await;
                     // Let the closes' record_done events reach the hub.
-                    let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
-                    while !self.in_flight.is_empty() {
-                        match tokio::time::timeout_at(deadline, self.reports.recv()).await {
-                            Ok(Some(r)) => self.on_report(r),
-                            _ => break,
-                        }
-                    }
-                    self.flush_events(&mut wr).await?;
+                    self.wait_for_closes().await;
+                    self.flush_events(&mut session).await?;
                     return Ok(());
                 }
             }
         }
     }
 
-    async fn flush_events(
-        &mut self,
-        wr: &mut tokio::net::unix::OwnedWriteHalf,
-    ) -> Result<(), LinkError> {
+    /// The hub re-announces what is still live; the files of this connection end here.
+    async fn disconnected(&mut self) {
+        self.end_all("hub_disconnected").await;
+    }
+
+    /// The writer's reports keep coming (files closing): take them, so it never waits on
+    /// a full report queue, and keep their events for the next connection.
+    async fn while_away(&mut self) {
+        while let Some(r) = self.reports.recv().await {
+            self.on_report(r);
+        }
+        std::future::pending().await
+    }
+}
+
+impl Link {
+    async fn flush_events(&mut self, session: &mut Session) -> Result<(), LinkError> {
         if self.events.is_empty() {
             return Ok(());
         }
@@ -183,7 +139,7 @@ impl Link {
         for e in self.events.drain(..) {
             ipc::encode(&Header::Event(e), &[], &mut out);
         }
-        wr.write_all(&out).await?;
+        session.send(&out).await?;
         Ok(())
     }
 
@@ -264,7 +220,6 @@ impl Link {
                     s.on_end(&reason, &mut cmds);
                 }
             }
-            Header::Error { message } => return Err(LinkError::Hub(message)),
             _ => {}
         }
         for c in cmds {
@@ -305,6 +260,18 @@ impl Link {
         for c in cmds {
             if self.send(c).await.is_err() {
                 break;
+            }
+        }
+    }
+
+    /// Takes the writer's reports until every file it was asked to close is closed, for
+    /// [`SHUTDOWN_WAIT`] at the most.
+    async fn wait_for_closes(&mut self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.reports.recv()).await {
+                Ok(Some(r)) => self.on_report(r),
+                _ => break,
             }
         }
     }
@@ -390,15 +357,9 @@ fn event(kind: &str, key: String, fields: Vec<(&str, String)>) -> Event {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
-    /// Socket error.
-    #[error("hub socket: {0}")]
-    Io(#[from] std::io::Error),
-    /// Bad framing or version from the hub.
-    #[error("hub protocol: {0}")]
-    Ipc(#[from] ipc::IpcError),
-    /// The hub sent an error.
-    #[error("hub error: {0}")]
-    Hub(String),
+    /// The connection to the hub failed.
+    #[error(transparent)]
+    Hub(#[from] OpenError),
     /// The writer thread is gone.
     #[error("writer thread stopped")]
     WriterGone,

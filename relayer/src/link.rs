@@ -1,6 +1,7 @@
 //! The subscription to the hub: stream messages in, items out to each stream's
-//! destinations, destination events back to the hub. Reconnects with backoff; a hub
-//! restart ends every push (the hub re-announces live streams, which starts them again).
+//! destinations, destination events back to the hub. Reconnects with backoff
+//! ([`subscription::keep_subscribed`]); a hub restart ends every push (the hub
+//! re-announces live streams, which starts them again).
 //!
 //! The link never waits for a destination: pushing an item into a destination's queue is
 //! a short lock and never blocks (a full queue skips GOPs).
@@ -11,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use proto::ipc::{self, Event, FrameDecoder, Header, Message, SidePacket};
+use proto::ipc::{self, Event, Header, Message, SidePacket};
 use proto::media::{Codec, TrackKind};
-use telemetry::hub_conn::{self, HubConn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use telemetry::hub_conn::OpenError;
+use telemetry::subscription::{self, Session, Subscriber, Subscription};
 use tokio::sync::{mpsc, watch};
 
 use crate::callback;
@@ -23,8 +24,6 @@ use crate::media::{to_ms, Frame, Item};
 use crate::pull::{self, Pull, PullOptions};
 use crate::rules::{check_template, destinations, redact, redact_rule, Rule};
 
-/// Longest wait between attempts to reach the hub.
-const MAX_HUB_BACKOFF: Duration = Duration::from_secs(5);
 /// Destination events waiting to be written to the hub.
 const EVENT_QUEUE: usize = 1024;
 
@@ -125,56 +124,83 @@ pub async fn run(
         found_tx,
         found_rx,
     };
-    let mut backoff = Duration::from_millis(100);
-    let mut failures = 0u32;
-    while !*shutdown.borrow() {
-        let opening = hub_conn::subscribe(
-            &link.opts.socket,
-            format!("relayer/{}", std::process::id()),
-            link.patterns(),
-            link.wants_media(),
-            link.opts.pull.is_some(),
-        );
-        let opened = tokio::select! {
-            r = opening => r,
-            _ = shutdown.changed() => break,
-        };
-        match opened {
-            Ok(conn) => {
-                failures = 0;
-                backoff = Duration::from_millis(100);
-                tracing::info!(socket = %link.opts.socket.display(), "connected to the hub");
-                let r = link.session(conn, &mut shutdown).await;
-                link.end_all();
-                match r {
-                    Ok(()) if *shutdown.borrow() => break,
-                    Ok(()) => tracing::warn!("hub closed the connection"),
-                    Err(e) => tracing::warn!(error = %e, "hub connection failed"),
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                if failures.is_power_of_two() {
-                    tracing::warn!(socket = %link.opts.socket.display(), error = %e, "cannot reach the hub, retrying");
-                }
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => {}
-        }
-        backoff = (backoff * 2).min(MAX_HUB_BACKOFF);
-    }
+    let socket = link.opts.socket.clone();
+    subscription::keep_subscribed(&socket, "relayer", &mut link, &mut shutdown).await;
     link.end_all();
     tracing::info!("relayer stopped");
 }
 
-#[derive(Debug, thiserror::Error)]
-enum LinkError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Ipc(#[from] ipc::IpcError),
+impl Subscriber for Link {
+    type Error = OpenError;
+
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            patterns: self.patterns(),
+            media: self.wants_media(),
+            events: self.opts.pull.is_some(),
+        }
+    }
+
+    async fn session(
+        &mut self,
+        mut session: Session,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), OpenError> {
+        let mut out = BytesMut::new();
+        loop {
+            while let Some(msg) = session.message()? {
+                self.on_message(msg);
+            }
+            tokio::select! {
+                more = session.receive() => {
+                    if !more? {
+                        return Ok(());
+                    }
+                }
+                Some(e) = self.events_rx.recv() => {
+                    out.clear();
+                    ipc::encode(&Header::Event(e), &[], &mut out);
+                    while let Ok(e) = self.events_rx.try_recv() {
+                        ipc::encode(&Header::Event(e), &[], &mut out);
+                    }
+                    session.send(&out).await?;
+                }
+                Some(f) = self.found_rx.recv() => self.add_found(f),
+                Some(key) = self.pull_done_rx.recv() => {
+                    self.pulls.remove(&key);
+                }
+                Some(rules) = self.reloads.recv() => {
+                    if self.reload(rules) {
+                        // The rules need other streams: change the subscription in place
+                        // (FORMAT.md section 7); the streams kept go on without a gap.
+                        out.clear();
+                        let Subscription {
+                            patterns,
+                            media,
+                            events,
+                        } = self.subscription();
+                        let subscribe = Header::Subscribe {
+                            patterns,
+                            media,
+                            events,
+                        };
+                        ipc::encode(&subscribe, &[], &mut out);
+                        session.send(&out).await?;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.end_all();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Every push ends with its connection; the hub announces the live streams anew,
+    /// which starts them again.
+    async fn disconnected(&mut self) {
+        self.end_all();
+    }
 }
 
 impl Link {
@@ -189,60 +215,6 @@ impl Link {
             return Vec::new();
         }
         self.opts.rules.iter().map(|r| r.pattern.clone()).collect()
-    }
-
-    async fn session(
-        &mut self,
-        conn: HubConn,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), LinkError> {
-        let HubConn { sock, mut buf } = conn;
-        buf.reserve(256 * 1024);
-        let (mut rd, mut wr) = sock.into_split();
-        let mut out = BytesMut::new();
-        let decoder = FrameDecoder::default();
-        loop {
-            while let Some(msg) = decoder.decode(&mut buf)? {
-                self.on_message(msg);
-            }
-            tokio::select! {
-                n = rd.read_buf(&mut buf) => {
-                    if n? == 0 {
-                        return Ok(());
-                    }
-                }
-                Some(e) = self.events_rx.recv() => {
-                    out.clear();
-                    ipc::encode(&Header::Event(e), &[], &mut out);
-                    while let Ok(e) = self.events_rx.try_recv() {
-                        ipc::encode(&Header::Event(e), &[], &mut out);
-                    }
-                    wr.write_all(&out).await?;
-                }
-                Some(f) = self.found_rx.recv() => self.add_found(f),
-                Some(key) = self.pull_done_rx.recv() => {
-                    self.pulls.remove(&key);
-                }
-                Some(rules) = self.reloads.recv() => {
-                    if self.reload(rules) {
-                        // The rules need other streams: change the subscription in place
-                        // (FORMAT.md section 7); the streams kept go on without a gap.
-                        out.clear();
-                        let subscribe = Header::Subscribe {
-                            patterns: self.patterns(),
-                            media: self.wants_media(),
-                            events: self.opts.pull.is_some(),
-                        };
-                        ipc::encode(&subscribe, &[], &mut out);
-                        wr.write_all(&out).await?;
-                    }
-                }
-                _ = shutdown.changed() => {
-                    self.end_all();
-                    return Ok(());
-                }
-            }
-        }
     }
 
     fn on_message(&mut self, msg: Message) {

@@ -84,7 +84,7 @@ pub static COMPONENTS: [Component; 6] = [
     Component {
         name: "hookd",
         role: Role::Subscriber,
-        readiness: Readiness::LogLine("subscribed to the hub's events"),
+        readiness: Readiness::LogLine("connected to the hub"),
         socket_flag: "hub",
         reloads_on_hangup: true,
         rules_keys: &["webhook", "exec"],

@@ -160,9 +160,7 @@ fn hookd(server: &Server, args: &[String]) -> Proc {
         .env_remove("RUST_LOG");
     let p = Proc::spawn("hookd", &mut cmd);
     p.stderr
-        .wait_for(0, deadline_in(20.0), |l| {
-            l.contains("subscribed to the hub's events")
-        })
+        .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
         .unwrap_or_else(|| panic!("hookd never subscribed\n{}", p.describe()));
     p
 }
@@ -456,9 +454,7 @@ fn python_example_reads_hookd_stdout() {
         .env_remove("RUST_LOG");
     let mut pipe = Proc::spawn("hookd --stdout | hookd_events.py", &mut cmd);
     pipe.stderr
-        .wait_for(0, deadline_in(20.0), |l| {
-            l.contains("subscribed to the hub's events")
-        })
+        .wait_for(0, deadline_in(20.0), |l| l.contains("connected to the hub"))
         .unwrap_or_else(|| panic!("hookd never subscribed\n{}", pipe.describe()));
     let (mut publisher, sid) = raw_publisher(server.addr(), "py");
     send_h264_aac(&mut publisher, sid, 0, 25, 40, 25).expect("frames");
@@ -565,7 +561,7 @@ fn hookd_resubscribes_after_a_hub_restart() {
     });
     // The same hookd process subscribed again (the supervisor did not restart it).
     s.wait_line(mark, Duration::from_secs(10), |l| {
-        l.contains("hookd") && l.contains("subscribed to the hub's events")
+        l.contains("hookd") && l.contains("connected to the hub")
     })
     .unwrap_or_else(|| panic!("hookd did not re-subscribe\n{}", s.describe()));
     assert!(
