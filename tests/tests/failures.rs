@@ -5,6 +5,9 @@
 //!   (its first keyframe comes well before the hub's publisher wait would end).
 //! - ingest-rtmp dies: players already handed to the hub keep their connections; when the
 //!   publisher comes back, they continue on the same connections.
+//! - The hub dies while the recorder and the relayer serve a live stream: both processes
+//!   stay, end what the lost hub fed, subscribe to the new hub and take the re-announced
+//!   stream up again (a new file, a new push).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use e2e::flv;
 use e2e::rtmp_client::{ClientError, RtmpClient};
 use e2e::scenario::{is_coded_video, Received};
 use e2e::supervised::Supervised;
+use e2e::{hub_events, Server, ServerOpts};
 
 /// How soon after the hub is back a new player must get its first keyframe: a generous
 /// bound on an event (ingest re-announces and the next 1 s GOP arrives), not a speed
@@ -102,15 +106,77 @@ fn hub_killed_during_live_stream() {
         "ingest-rtmp was restarted\n{}",
         s.describe()
     );
-    let decoded = Player::spawn(
-        &s.url("cam"),
-        &PlayOpts {
-            duration: Some(Duration::from_secs(2)),
-            ..PlayOpts::default()
-        },
-    )
-    .finish(deadline_in(30.0));
-    decoded.assert_decoded("player after the hub restart", 20, 20);
+    assert_plays(&s.url("cam"), "player after the hub restart");
+}
+
+/// FFmpeg plays two seconds of `url` and decodes video and audio cleanly.
+fn assert_plays(url: &str, what: &str) {
+    let opts = PlayOpts {
+        duration: Some(Duration::from_secs(2)),
+        ..PlayOpts::default()
+    };
+    Player::spawn(url, &opts)
+        .finish(deadline_in(30.0))
+        .assert_decoded(what, 20, 20);
+}
+
+/// The subscribers' side of a hub restart: the recorder's file ends (`hub_disconnected`)
+/// and a new one starts from the new hub's announcement; the relayer's push ends and starts
+/// again, and the destination plays the stream; neither process is restarted.
+#[test]
+fn recorder_and_relayer_resubscribe_after_a_hub_restart() {
+    let second = Server::start_second(ServerOpts::default());
+    let dest = hub_events::subscribe(second.socket());
+    let rec = tempfile::tempdir().expect("temp dir");
+    let to = second.addr();
+    let s = Supervised::start(&format!(
+        "[recorder]\ndir = \"{}\"\n[relayer]\npush = [\"live/*=rtmp://{to}/live/{{name}}\"]\n",
+        rec.path().display()
+    ));
+    let (recorder, relayer) = (s.child_pid("recorder", 1), s.child_pid("relayer", 1));
+    let _publisher = ffmpeg::publish(&s.url("cam"), &publish_opts());
+    let from = |component: &str, mark: usize, what: &str| {
+        let tag = format!("[{component}]");
+        s.wait_line(mark, Duration::from_secs(30), |l| {
+            l.starts_with(&tag) && l.contains(what)
+        })
+        .unwrap_or_else(|| panic!("{component} never logged {what:?}\n{}", s.describe()))
+    };
+    let published = |l: &str| l.starts_with("publish key=live/cam ");
+    from("recorder", 0, "recording started");
+    hub_events::wait_event(&dest, "relayed publish", published);
+
+    let mark = s.mark();
+    Supervised::kill9(s.child_pid("hub", 1));
+    s.wait_line(mark, Duration::from_secs(30), |l| {
+        l.contains("hub is ready")
+    })
+    .unwrap_or_else(|| panic!("hub not restarted\n{}", s.describe()));
+    let done = from("recorder", mark, "recording done");
+    assert!(done.contains("hub_disconnected"), "{done}");
+    for component in ["recorder", "relayer"] {
+        from(component, mark, "connected to the hub");
+    }
+    from("recorder", mark, "recording started");
+    assert!(
+        dest.wait_count(2, deadline_in(30.0), published),
+        "the relayer never pushed again; events:\n{}",
+        dest.tail(30)
+    );
+    assert_plays(&second.url("cam"), "the destination after the hub restart");
+
+    // The same processes subscribed again: the supervisor restarted neither.
+    assert_eq!(s.child_pid("recorder", 1), recorder);
+    assert_eq!(s.child_pid("relayer", 1), relayer);
+    let lines = s.sup.stderr.lines();
+    for component in ["recorder", "relayer"] {
+        let restarting = format!("restarting {component}");
+        assert!(
+            !lines.iter().any(|l| l.contains(&restarting)),
+            "{component} was restarted\n{}",
+            s.describe()
+        );
+    }
 }
 
 /// A raw player reading on its own thread until told to stop.
