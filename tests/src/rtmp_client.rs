@@ -222,6 +222,12 @@ impl RtmpClient {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
+    /// Another handle on the connection, for a thread other than the reader's: its
+    /// `shutdown(Shutdown::Both)` ends a `next_message` waiting in a read at once.
+    pub fn closer(&self) -> std::io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     fn fill(&mut self, deadline: Instant) -> Result<()> {
         let now = Instant::now();
         if now >= deadline {

@@ -4,6 +4,7 @@
 //! reload in place), and the player and the publisher never notice. Relay rules and hook
 //! targets are reloaded in place: relays that stay and hookd are never restarted.
 
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,6 +116,9 @@ fn sighup_reloads_the_profile_and_restarts_only_what_changed() {
 struct Watcher {
     seen: Arc<Mutex<(Vec<u32>, Vec<String>)>>,
     stop: Arc<AtomicBool>,
+    /// Closes the player's connection: a stream that ended sends nothing more, and the
+    /// thread must not sit out its read deadline to notice `stop`.
+    closer: TcpStream,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -122,6 +126,9 @@ impl Watcher {
     fn start(addr: std::net::SocketAddr, app: &str, name: &str) -> Watcher {
         let (mut player, sid) = RtmpClient::open(addr, app).expect("player connects");
         player.play(sid, name).expect("play");
+        let closer = player
+            .closer()
+            .expect("a second handle on the player's socket");
         let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (seen.clone(), stop.clone());
@@ -141,6 +148,7 @@ impl Watcher {
         Watcher {
             seen,
             stop,
+            closer,
             thread: Some(thread),
         }
     }
@@ -166,6 +174,7 @@ impl Watcher {
     /// Stops the player; returns its video timestamps and statuses.
     fn finish(mut self) -> (Vec<u32>, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = self.closer.shutdown(Shutdown::Both);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
