@@ -80,8 +80,9 @@ pub(crate) struct Cli {
     play_max_skips: u32,
     /// Receive and send buffer of the UDP socket: what arrives while ingest-srt is busy
     /// (a burst, a flood of junk, a moment without CPU) waits there instead of being
-    /// dropped by the kernel. Capped by the kernel's `net.core.rmem_max`/`wmem_max`; the
-    /// size granted is logged at start.
+    /// dropped by the kernel, and so do bursts of sends (a datagram that finds the send
+    /// buffer full is dropped and counted, never waited for). Capped by the kernel's
+    /// `net.core.rmem_max`/`wmem_max`; the size granted is logged at start.
     #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
     pub(crate) udp_buffer: usize,
     /// Runtime threads. With 1 one thread does everything (the socket, every SRT

@@ -179,7 +179,7 @@ impl Endpoint {
         auth: auth::Authenticator,
         metrics: Arc<SrtMetrics>,
     ) -> io::Result<Self> {
-        let socket = Udp::new(socket, cfg.srt.mtu as usize)?;
+        let socket = Udp::new(socket, cfg.srt.mtu as usize, metrics.send_dropped.clone())?;
         let listener = Listener::new(Instant::now(), cfg.srt.clone(), &mut OsRandom);
         let (decisions_tx, decisions) = mpsc::channel(64);
         let (authorized_tx, authorized) = mpsc::channel(64);

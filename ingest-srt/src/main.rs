@@ -117,6 +117,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "the kernel capped the UDP receive buffer (net.core.rmem_max): bursts beyond it are dropped"
             );
         }
+        if send_buffer < cli.udp_buffer {
+            tracing::debug!(
+                asked = cli.udp_buffer,
+                granted = send_buffer,
+                "the kernel capped the UDP send buffer (net.core.wmem_max): datagrams that find it full are dropped and counted"
+            );
+        }
         auth.log_summary();
         auth.warn_if_open(addr, "srt");
         let _refresh = auth.spawn_refresh();

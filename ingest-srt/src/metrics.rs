@@ -151,6 +151,8 @@ pub(crate) struct SrtMetrics {
     totals: Vec<Option<Counter>>,
     /// MPEG-TS damage the publishers contained.
     pub(crate) ts_errors: Counter,
+    /// Datagrams dropped instead of sent: the UDP send buffer was full.
+    pub(crate) send_dropped: Counter,
     labelled: AtomicUsize,
 }
 
@@ -170,6 +172,7 @@ impl SrtMetrics {
                 .map(|c| c.total.map(|t| r.counter(t, &[])))
                 .collect(),
             ts_errors: r.counter("mediaserver_srt_ts_errors_total", &[]),
+            send_dropped: r.counter("mediaserver_srt_datagrams_send_dropped_total", &[]),
             labelled: AtomicUsize::new(0),
             registry,
         })
@@ -404,6 +407,10 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(value(r, "mediaserver_srt_publishes_total", None), Some(1.0));
+        assert_eq!(
+            value(r, "mediaserver_srt_datagrams_send_dropped_total", None),
+            Some(0.0)
+        );
         m.refused(RejectReason::BadSecret);
         let refused = r
             .snapshot()

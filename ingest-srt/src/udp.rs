@@ -1,5 +1,6 @@
 //! The endpoint's UDP socket: reads in batches (`recvmmsg`), each datagram stamped with
-//! the time the kernel received it, and two ways to wait for datagrams.
+//! the time the kernel received it, two ways to wait for datagrams, and sends that never
+//! wait (a datagram that finds the send buffer full is dropped and counted).
 //!
 //! While datagrams keep arriving the endpoint reads them on a 10 ms grid instead of
 //! waking for each one, and the socket is then left out of the runtime's epoll set (a
@@ -14,10 +15,12 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
+use socket2::{SockAddr, SockRef};
+use telemetry::Counter;
 use tokio::io::Interest;
 
 /// Datagrams one `recvmmsg` call takes at most.
@@ -65,11 +68,18 @@ pub(crate) struct Udp {
     region: BytesMut,
     size: usize,
     timestamps: bool,
+    /// Datagrams dropped because the send buffer was full.
+    send_dropped: Counter,
 }
 
 impl Udp {
-    /// Takes over `socket`; `size` is the largest datagram kept (longer ones are dropped).
-    pub(crate) fn new(socket: tokio::net::UdpSocket, size: usize) -> io::Result<Self> {
+    /// Takes over `socket`; `size` is the largest datagram kept (longer ones are dropped),
+    /// `send_dropped` counts the datagrams a full send buffer had no room for.
+    pub(crate) fn new(
+        socket: tokio::net::UdpSocket,
+        size: usize,
+        send_dropped: Counter,
+    ) -> io::Result<Self> {
         let raw = socket.into_std()?;
         raw.set_nonblocking(true)?;
         let timestamps = enable_timestamps(&raw).map_err(|e| {
@@ -81,6 +91,7 @@ impl Udp {
             region: BytesMut::new(),
             size,
             timestamps,
+            send_dropped,
         };
         udp.wait_for_readiness()?;
         Ok(udp)
@@ -145,23 +156,47 @@ impl Udp {
         }
     }
 
-    /// Sends one datagram. A full send buffer is waited out for a little while (the
-    /// socket is not always registered, so the wait is a short `poll`); after that the
-    /// datagram is dropped, as the network might have.
+    /// Sends one datagram, never waiting (see [`send_or_drop`]).
     pub(crate) fn send_to(&self, d: &[u8], to: SocketAddr) -> io::Result<()> {
-        match self.raw.send_to(d, to) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut pfd = libc::pollfd {
-                    fd: self.raw.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd for a descriptor this struct owns.
-                unsafe { libc::poll(&mut pfd, 1, 20) };
-                self.raw.send_to(d, to).map(drop)
+        send_or_drop(&self.raw, d, &to.into(), &self.send_dropped).map(drop)
+    }
+}
+
+/// What became of a datagram given to [`send_or_drop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// The kernel took it.
+    Sent,
+    /// The socket's send buffer had no room: dropped and counted.
+    Dropped,
+}
+
+/// Sends `d` to `to` without waiting, whatever mode the socket is in (`MSG_DONTWAIT`).
+/// When the send buffer is full the datagram is dropped and counted in `dropped`, as the
+/// network might have dropped it: waiting would hold up the one thread that serves every
+/// connection, and SRT copes with the loss (data comes back by NAK and retransmission,
+/// ACKs and keepalives are periodic, a shutdown is sent three times, callers repeat their
+/// handshakes). Other errors are returned.
+fn send_or_drop(
+    socket: &impl AsFd,
+    d: &[u8],
+    to: &SockAddr,
+    dropped: &Counter,
+) -> io::Result<Fate> {
+    match SockRef::from(socket).send_to_with_flags(d, to, libc::MSG_DONTWAIT) {
+        Ok(_) => Ok(Fate::Sent),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) =>
+        {
+            dropped.inc();
+            // A burst drops many: logged at the first and then at every doubling.
+            let n = dropped.get();
+            if n.is_power_of_two() {
+                tracing::debug!(dropped = n, error = %e, "UDP send buffer full, datagram dropped");
             }
-            r => r.map(drop),
+            Ok(Fate::Dropped)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -302,5 +337,86 @@ fn address(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
             )))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    use super::*;
+
+    /// A datagram socket bound to a fresh path, and the path (removed on drop).
+    struct Bound(UnixDatagram, std::path::PathBuf);
+
+    impl Bound {
+        fn new(name: &str) -> Bound {
+            let path =
+                std::env::temp_dir().join(format!("ingest-srt-{name}-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let s = UnixDatagram::bind(&path).expect("bind");
+            Bound(s, path)
+        }
+    }
+
+    impl Drop for Bound {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+
+    fn counter() -> Counter {
+        telemetry::Metrics::new().counter("dropped_total", &[])
+    }
+
+    /// A UDP socket's send buffer cannot be filled on demand (loopback frees each
+    /// datagram's buffer space as it is sent), so the send path is shown on a Unix datagram
+    /// socket, whose sends the kernel refuses the same way (`EAGAIN`) once the receiver's
+    /// queue is full. The sender is in blocking mode: a send that waited for room would
+    /// never return, as nobody reads the receiver.
+    #[test]
+    fn a_full_send_buffer_drops_the_datagram_at_once_and_counts_it() {
+        let receiver = Bound::new("full");
+        let to = SockAddr::unix(&receiver.1).expect("address");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sender = UnixDatagram::unbound().expect("socket");
+            let dropped = counter();
+            let mut sent = 0;
+            let outcome = loop {
+                match send_or_drop(&sender, &[0x5a; 100], &to, &dropped) {
+                    Ok(Fate::Sent) if sent < 1_000_000 => sent += 1,
+                    other => break other.map_err(|e| e.to_string()),
+                }
+            };
+            let _ = tx.send((outcome, sent, dropped.get()));
+        });
+        // A bound on the send returning at all, not on its speed.
+        let (outcome, sent, dropped) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a send into a full buffer waited");
+        assert_eq!(outcome, Ok(Fate::Dropped), "after {sent} datagrams");
+        assert_eq!(dropped, 1);
+        // The dropped datagram was not queued to go out later: the receiver has exactly
+        // the ones sent.
+        receiver.0.set_nonblocking(true).unwrap();
+        let mut buf = [0; 200];
+        let mut got = 0;
+        while receiver.0.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn errors_other_than_a_full_buffer_are_returned_and_not_counted() {
+        let gone = Bound::new("gone");
+        let to = SockAddr::unix(&gone.1).expect("address");
+        drop(gone);
+        let sender = UnixDatagram::unbound().expect("socket");
+        let dropped = counter();
+        let e = send_or_drop(&sender, b"x", &to, &dropped).expect_err("nobody bound there");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        assert_eq!(dropped.get(), 0);
     }
 }

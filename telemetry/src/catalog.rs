@@ -178,6 +178,10 @@ pub const CATALOG: &[(&str, &str)] = &[
         "MPEG-TS damage contained by ingest-srt.",
     ),
     (
+        "mediaserver_srt_datagrams_send_dropped_total",
+        "Datagrams ingest-srt dropped instead of sending because its UDP send buffer was full.",
+    ),
+    (
         "mediaserver_srt_connection_packets_received_total",
         "Data packets received on one SRT connection, retransmissions and duplicates included.",
     ),
