@@ -252,7 +252,7 @@ impl Drop for Link {
 }
 
 /// What a link keeps of its stream to announce it again after a hub restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Replay {
     /// Track configurations, metadata and the frames since the last video keyframe (up to
     /// the queue bound): players see the stream again at once, for one GOP of memory.
@@ -261,6 +261,18 @@ pub enum Replay {
     /// Track configurations and metadata only (a few KiB): after a hub restart players
     /// wait for the publisher's next keyframe.
     Headers,
+}
+
+/// `--hub-replay`, the flag with which an ingest binary chooses what its links keep.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ReplayFlag {
+    /// What is kept of each stream to announce it again after a hub restart: `gop` (its
+    /// track configurations, metadata and the frames since its last video keyframe:
+    /// players see it again at once, for one GOP of memory per publisher in this process,
+    /// about 0.6 MiB at 2.5 Mbit/s with 2 s GOPs) or `headers` (configurations and metadata
+    /// only, a few KiB: after a hub restart players wait for the publisher's next keyframe).
+    #[arg(long, value_enum, default_value = "gop")]
+    pub hub_replay: Replay,
 }
 
 /// Announces `key` for client connection `conn_id` on this process's shared connection to

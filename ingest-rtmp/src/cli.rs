@@ -88,13 +88,8 @@ pub(crate) struct Cli {
     /// allowed: 8MiB, 512KiB).
     #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = runtime::size::bytes::<usize>)]
     hub_queue_bytes: usize,
-    /// What is kept of each stream to announce it again after a hub restart: `gop` (its
-    /// track configurations, metadata and the frames since its last video keyframe:
-    /// players see it again at once, for one GOP of memory per publisher in this process,
-    /// about 0.6 MiB at 2.5 Mbit/s with 2 s GOPs) or `headers` (configurations and metadata
-    /// only, a few KiB: after a hub restart players wait for the publisher's next keyframe).
-    #[arg(long, value_enum, default_value = "gop")]
-    hub_replay: HubReplay,
+    #[command(flatten)]
+    hub_replay: ingest_link::link::ReplayFlag,
     /// RTMPS listen address [default: 0.0.0.0:1936 when --tls-cert is given, else no
     /// RTMPS].
     #[arg(long, value_name = "ADDR")]
@@ -166,15 +161,6 @@ pub(crate) struct Config {
     pub(crate) events: ingest_link::events::Events,
     /// Open publishers that announced the Reconnect capability (the grace waits for them).
     pub(crate) capable: std::sync::Arc<crate::grace::Capable>,
-}
-
-/// `--hub-replay`: what is kept of a stream for a re-announce after a hub restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum HubReplay {
-    /// Configurations, metadata and the current GOP.
-    Gop,
-    /// Configurations and metadata only.
-    Headers,
 }
 
 impl Cli {
@@ -302,10 +288,7 @@ impl Cli {
                 ..SessionConfig::default()
             },
             hub_queue_bytes: self.config_queue_bytes(),
-            hub_replay: match self.hub_replay {
-                HubReplay::Gop => ingest_link::link::Replay::Gop,
-                HubReplay::Headers => ingest_link::link::Replay::Headers,
-            },
+            hub_replay: self.hub_replay.hub_replay,
             read_coalesce: self.read_coalesce,
             pipe,
             stats,

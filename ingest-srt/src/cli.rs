@@ -64,6 +64,8 @@ pub(crate) struct Cli {
     /// slow hub), and the bound on the GOP kept to re-announce after a hub restart.
     #[arg(long, default_value_t = 8 << 20)]
     hub_queue_bytes: usize,
+    #[command(flatten)]
+    hub_replay: ingest_link::link::ReplayFlag,
     /// How long a player (`m=request`) of a key that is not live waits for it before it
     /// is refused with 1404 (not found). Keep it below the callers' connect timeout
     /// (libsrt's default is 3 s): the caller waits for the handshake's answer meanwhile.
@@ -114,6 +116,8 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) default_key: StreamKey,
     pub(crate) hub_queue_bytes: usize,
+    /// `--hub-replay`.
+    pub(crate) hub_replay: ingest_link::link::Replay,
     pub(crate) stats_interval: Duration,
     pub(crate) play_wait: Duration,
     pub(crate) play_queue_bytes: usize,
@@ -208,6 +212,7 @@ impl Cli {
             max_connections: self.max_connections,
             default_key: StreamKey::parse(&self.default_key).expect("checked"),
             hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
+            hub_replay: self.hub_replay.hub_replay,
             stats_interval: self.stats_interval,
             play_wait: self.play_wait,
             play_queue_bytes: self.play_queue_bytes.max(64 << 10),
@@ -225,5 +230,24 @@ impl runtime::start::Command for Cli {
 
     fn problems(&self) -> Option<runtime::start::Problem> {
         self.own_problems()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ingest_link::link::Replay;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("ingest-srt").chain(args.iter().copied()))
+            .expect("parses")
+    }
+
+    #[test]
+    fn hub_replay_reaches_the_config() {
+        assert_eq!(parse(&[]).config().hub_replay, Replay::Gop);
+        let headers = parse(&["--hub-replay", "headers"]);
+        assert_eq!(headers.config().hub_replay, Replay::Headers);
     }
 }

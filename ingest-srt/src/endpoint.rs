@@ -639,13 +639,14 @@ impl Endpoint {
             None => {
                 let tx = self.decisions_tx.clone();
                 let hub = self.cfg.hub.clone();
-                let queue = self.cfg.hub_queue_bytes;
+                let (queue, replay) = (self.cfg.hub_queue_bytes, self.cfg.hub_replay);
                 self.pending.insert(peer, pending);
                 tokio::spawn(async move {
-                    let d = match link::open(
+                    let d = match link::open_with(
                         &hub,
                         &grant.key,
                         queue,
+                        replay,
                         conn_id,
                         crate::ORIGIN,
                         Box::new(()),

@@ -133,15 +133,30 @@ pub fn counts_before(lines: &[String], secs: f64) -> Counts {
 /// the sender: FFmpeg's SRT output does not always send the last payloads of a stream
 /// before it closes.
 pub fn make_ts(path: &Path, codecs: TsCodecs, secs: u32) -> Counts {
+    make_ts_gop(path, codecs, secs, 25)
+}
+
+/// [`make_ts`] with a keyframe every `gop` video frames (and at no scene change): with
+/// `gop` above the frame count, the first frame is the only keyframe.
+pub fn make_ts_gop(path: &Path, codecs: TsCodecs, secs: u32, gop: u32) -> Counts {
     let video: &[&str] = match codecs {
-        TsCodecs::H264Aac => &["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"],
+        TsCodecs::H264Aac => &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-x264-params",
+            "scenecut=0",
+        ],
         TsCodecs::HevcAac => &[
             "-c:v",
             "libx265",
             "-preset",
             "ultrafast",
             "-x265-params",
-            "log-level=error",
+            "log-level=error:scenecut=0",
         ],
     };
     let status = Command::new(ffmpeg_path())
@@ -150,9 +165,8 @@ pub fn make_ts(path: &Path, codecs: TsCodecs, secs: u32) -> Counts {
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &(secs + 1).to_string(), "-pix_fmt", "yuv420p"])
         .args(video)
-        .args([
-            "-g", "25", "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-f", "mpegts",
-        ])
+        .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string()])
+        .args(["-c:a", "aac", "-b:a", "64k", "-ac", "2", "-f", "mpegts"])
         .arg(path)
         .status()
         .expect("run ffmpeg");

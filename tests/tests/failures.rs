@@ -8,6 +8,9 @@
 //! - The hub dies while the recorder and the relayer serve a live stream: both processes
 //!   stay, end what the lost hub fed, subscribe to the new hub and take the re-announced
 //!   stream up again (a new file, a new push).
+//! - The hub dies under an SRT publisher: ingest-srt re-announces the stream with what its
+//!   `--hub-replay` kept (`gop`: a new player starts at once at the kept keyframe;
+//!   `headers`: the configurations only, and video waits for the next keyframe).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,8 +20,9 @@ use std::time::{Duration, Instant};
 use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
 use e2e::flv;
-use e2e::rtmp_client::{ClientError, RtmpClient};
+use e2e::rtmp_client::{msg_type, ClientError, Message, RtmpClient};
 use e2e::scenario::{is_coded_video, Received};
+use e2e::srt::{ffmpeg_send, make_ts_gop, url_with_stream_id, TsCodecs};
 use e2e::supervised::Supervised;
 use e2e::{hub_events, Server, ServerOpts};
 
@@ -296,4 +300,115 @@ fn ingest_killed_players_continue() {
         flv::check_start(after.map(|m| (m.type_id, m.payload.as_slice())))
             .unwrap_or_else(|e| panic!("player {i} after the publisher returned: {e}"));
     }
+}
+
+/// What a new player of an SRT stream gets after a hub restart, with ingest-srt running
+/// `--hub-replay replay` (from the supervisor's profile). The stream's only keyframe is its
+/// first frame, so the player gets coded video only if ingest-srt replayed the GOP.
+/// Returns the player's media messages up to its first coded video frame, or up to 50
+/// coded audio frames (a second) when none came first.
+fn srt_player_after_hub_restart(replay: &str) -> Vec<Message> {
+    let s = Supervised::start_profile(|addr| {
+        format!(
+            "[supervisor]\nrestart_backoff_min = \"100ms\"\nrestart_backoff_max = \"1s\"\n\
+             shutdown_timeout = \"5s\"\n\n\
+             # The whole stream is one GOP, kept however long the test runs.\n\
+             [hub]\ngop-cache-duration = \"1m\"\n\n\
+             [ingest-rtmp]\nlisten = \"{addr}\"\n\n\
+             [ingest-srt]\nlisten = \"127.0.0.1:0\"\nhub-replay = \"{replay}\"\n"
+        )
+    });
+    let listening = s
+        .wait_line(0, Duration::from_secs(30), |l| {
+            l.starts_with("[ingest-srt]") && l.contains("listening on srt://")
+        })
+        .unwrap_or_else(|| panic!("ingest-srt never listened\n{}", s.describe()));
+    let srt = listening
+        .split("srt://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {listening}"));
+    let file = s.path("one-gop.ts");
+    make_ts_gop(&file, TsCodecs::H264Aac, 30, 10_000);
+    // The first player waits for the stream, so it starts at the stream's first frame.
+    let (mut first, sid) = RtmpClient::open(s.addr(), "live").expect("player connects");
+    first.play(sid, "srtcam").expect("play");
+    let mut publisher = ffmpeg_send(
+        &file,
+        &url_with_stream_id(srt, "#!::r=live/srtcam,m=publish", ""),
+    );
+    first
+        .wait_message(deadline_in(30.0), is_coded_video)
+        .unwrap_or_else(|e| panic!("stream never live: {e}\n{}", s.describe()));
+    drop(first);
+
+    let mark = s.mark();
+    Supervised::kill9(s.child_pid("hub", 1));
+    let line = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        s.wait_line(mark, Duration::from_secs(20), pred)
+            .unwrap_or_else(|| panic!("never logged {what}\n{}", s.describe()))
+    };
+    line("the new hub ready", &|l| l.contains("hub is ready"));
+    line("ingest-srt's re-announce", &|l| {
+        l.starts_with("[ingest-srt]") && l.contains("re-announced the stream")
+    });
+
+    let (mut player, sid) = RtmpClient::open(s.addr(), "live").expect("new player connects");
+    player.play(sid, "srtcam").expect("play");
+    let mut media = Vec::new();
+    let mut audio = 0;
+    while audio < 50 {
+        let m = player
+            .next_message(deadline_in(30.0))
+            .unwrap_or_else(|e| panic!("new player: {e}\n{}", s.describe()));
+        if !m.is_media() {
+            continue;
+        }
+        let coded_video = is_coded_video(&m);
+        if m.type_id == msg_type::AUDIO
+            && flv::audio_packet(&m.payload) != flv::Packet::SequenceHeader
+        {
+            audio += 1;
+        }
+        media.push(m);
+        if coded_video {
+            break;
+        }
+    }
+    assert!(
+        publisher.is_running(),
+        "the SRT publisher was dropped\n{}\n{}",
+        publisher.describe(),
+        s.describe()
+    );
+    media
+}
+
+#[test]
+fn srt_stream_replayed_with_its_gop_after_a_hub_restart() {
+    let media = srt_player_after_hub_restart("gop");
+    assert!(
+        media.last().is_some_and(is_coded_video),
+        "no coded video before 50 audio frames: the GOP was not replayed"
+    );
+    // The kept GOP starts the player: configurations, then the keyframe.
+    flv::check_start(media.iter().map(|m| (m.type_id, m.payload.as_slice())))
+        .unwrap_or_else(|e| panic!("new player after the hub restart: {e}"));
+}
+
+#[test]
+fn srt_stream_replayed_with_headers_only_after_a_hub_restart() {
+    let media = srt_player_after_hub_restart("headers");
+    let video_config = media.iter().any(|m| {
+        m.type_id == msg_type::VIDEO && flv::video_packet(&m.payload) == flv::Packet::SequenceHeader
+    });
+    assert!(
+        video_config,
+        "the re-announce carried no video configuration"
+    );
+    assert!(
+        !media.iter().any(is_coded_video),
+        "coded video without a keyframe after the restart: frames were replayed"
+    );
 }
