@@ -9,6 +9,12 @@ use ingest_link::pipe::Target;
 use proto::media::StreamKey;
 use proto::srt::crypto::Passphrase;
 
+/// `--handoff` unless given (lowered to half of `--latency` when that is less).
+const DEFAULT_HANDOFF: Duration = Duration::from_millis(50);
+
+/// Longest `--handoff`: beyond it the delay shows in players' latency for little gain.
+const MAX_HANDOFF: Duration = Duration::from_millis(200);
+
 /// SRT ingest of the media server: accepts SRT publishers (MPEG-TS over SRT, plain or
 /// AES-encrypted) on one UDP port and sends their streams to the hub.
 #[derive(Debug, Parser)]
@@ -66,6 +72,14 @@ pub(crate) struct Cli {
     hub_queue_bytes: usize,
     #[command(flatten)]
     hub_replay: ingest_link::link::ReplayFlag,
+    /// Up to how long the payloads a publisher's connection released (at their TSBPD time)
+    /// wait to be handed to its demuxer and on to the hub together: one wake-up of the
+    /// publisher's task and one write toward the hub (and one wake-up of the hub) per
+    /// hand-off instead of one per 10 ms step. It adds up to this much to what players
+    /// see of the stream's delay. `0ms` hands off at every 10 ms step. At most 200ms and
+    /// at most half of --latency [default: 50ms, or half of --latency when that is less].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    handoff: Option<Duration>,
     /// How long a player (`m=request`) of a key that is not live waits for it before it
     /// is refused with 1404 (not found). Keep it below the callers' connect timeout
     /// (libsrt's default is 3 s): the caller waits for the handshake's answer meanwhile.
@@ -118,6 +132,8 @@ pub(crate) struct Config {
     pub(crate) hub_queue_bytes: usize,
     /// `--hub-replay`.
     pub(crate) hub_replay: ingest_link::link::Replay,
+    /// `--handoff`: how long TSBPD's releases are held for a publisher (zero: not held).
+    pub(crate) handoff: Duration,
     pub(crate) stats_interval: Duration,
     pub(crate) play_wait: Duration,
     pub(crate) play_queue_bytes: usize,
@@ -179,6 +195,17 @@ impl Cli {
                 "must be 1ms to 65s".into(),
             ));
         }
+        if let Some(h) = self.handoff {
+            let most = MAX_HANDOFF.min(self.latency / 2);
+            if h > most {
+                let value = humantime::format_duration(h).to_string();
+                let why = format!(
+                    "must be at most 200ms and at most half of --latency ({})",
+                    humantime::format_duration(self.latency)
+                );
+                return Some(("handoff", value, why));
+            }
+        }
         let timeouts = [
             ("peer-idle-timeout", self.peer_idle_timeout),
             ("stats-interval", self.stats_interval),
@@ -213,6 +240,9 @@ impl Cli {
             default_key: StreamKey::parse(&self.default_key).expect("checked"),
             hub_queue_bytes: self.hub_queue_bytes.max(64 << 10),
             hub_replay: self.hub_replay.hub_replay,
+            handoff: self
+                .handoff
+                .unwrap_or(DEFAULT_HANDOFF.min(self.latency / 2)),
             stats_interval: self.stats_interval,
             play_wait: self.play_wait,
             play_queue_bytes: self.play_queue_bytes.max(64 << 10),
@@ -242,6 +272,26 @@ mod tests {
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("ingest-srt").chain(args.iter().copied()))
             .expect("parses")
+    }
+
+    #[test]
+    fn the_handoff_stays_within_half_the_latency() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse(&[]).config().handoff, ms(50));
+        // The default gives way to a short latency; a value given is checked.
+        assert_eq!(parse(&["--latency", "80ms"]).config().handoff, ms(40));
+        let zero = parse(&["--handoff", "0ms"]);
+        assert!(zero.own_problems().is_none());
+        assert_eq!(zero.config().handoff, Duration::ZERO);
+        assert!(parse(&["--handoff", "60ms"]).own_problems().is_none());
+        for args in [
+            &["--handoff", "61ms"][..],
+            &["--latency", "1s", "--handoff", "201ms"],
+        ] {
+            let (flag, _, why) = parse(args).own_problems().expect("refused");
+            assert_eq!(flag, "handoff");
+            assert!(why.contains("half of --latency"), "{why}");
+        }
     }
 
     #[test]

@@ -67,12 +67,6 @@ const GRID: Duration = Duration::from_millis(10);
 /// Grid steps in a row that read nothing before the endpoint waits for readiness again.
 const IDLE_STEPS: u32 = 10;
 
-/// How long payloads TSBPD released wait to be handed to their publisher together: one
-/// wake-up of its task and one write toward the hub (and one wake-up of the hub) per
-/// hand-off instead of per grid step. Like ingest-rtmp's `--read-coalesce`, a small
-/// delay players do not notice behind the TSBPD latency.
-const HANDOFF: Duration = Duration::from_millis(50);
-
 struct Conn {
     conn: Connection,
     peer: SocketAddr,
@@ -88,6 +82,10 @@ struct Conn {
     /// Payloads released by TSBPD and not yet handed to the publisher, and since when.
     held: Vec<Bytes>,
     held_since: Option<Instant>,
+    /// How long they are held (`--handoff`): one wake-up of the publisher's task and one
+    /// write toward the hub (and one wake-up of the hub) per hand-off instead of per grid
+    /// step. Like ingest-rtmp's `--read-coalesce`, a small delay players do not notice.
+    handoff: Duration,
     /// Its share of the series; dropping it removes the connection's own.
     metrics: ConnMetrics,
 }
@@ -95,7 +93,7 @@ struct Conn {
 impl Conn {
     /// When the payloads held for the publisher are to be handed over.
     fn handoff_at(&self) -> Option<Instant> {
-        self.held_since.map(|t| t + HANDOFF)
+        self.held_since.map(|t| t + self.handoff)
     }
 }
 
@@ -918,6 +916,7 @@ impl Endpoint {
                 queue_dropped: 0,
                 held: Vec::new(),
                 held_since: None,
+                handoff: self.cfg.handoff,
                 metrics,
             },
         );
@@ -948,7 +947,7 @@ impl Endpoint {
             }
         }
         let mut closed = None;
-        // What TSBPD released goes to the publisher in one message per [`HANDOFF`]: one
+        // What TSBPD released goes to the publisher in one message per `--handoff`: one
         // wake-up of its task, and one write toward the hub for all the frames in it.
         while let Some(ev) = c.conn.poll_event() {
             match ev {

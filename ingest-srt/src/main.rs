@@ -99,14 +99,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let auth = reloading.clone();
             async move { auth.reload().await }
         });
+        let handoff = humantime::format_duration(cfg.handoff);
         match &cli.out {
             Some(out) => {
-                tracing::info!(?out, recv_buffer, send_buffer, "listening on srt://{addr}")
+                tracing::info!(?out, recv_buffer, send_buffer, %handoff, "listening on srt://{addr}")
             }
             None => tracing::info!(
                 hub = %cfg.hub.display(),
                 recv_buffer,
                 send_buffer,
+                %handoff,
                 "listening on srt://{addr}"
             ),
         }

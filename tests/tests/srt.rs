@@ -5,9 +5,12 @@
 //! video and audio frame of the file, with audio and video starting together. Refusals
 //! (wrong or missing passphrase, bad stream id, m=bidirectional, a duplicate key) get their SRT
 //! rejection code, and garbage or a handshake flood leave a neighbour stream untouched.
+//! `--handoff 0ms` still delivers every frame; a hand-off too long for the latency is
+//! refused.
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use e2e::deadline_in;
@@ -175,6 +178,52 @@ fn h264_aac_plain() {
     let (report, counts, ingest) = publish_and_play(&case, "plain");
     assert_complete("h264 plain", &report, counts, &ingest);
     ingest.expect_log("connection statistics", 10.0);
+}
+
+/// `--handoff 0ms`: what TSBPD releases goes to the publisher at every 10 ms step instead
+/// of every 50 ms, and every frame still arrives.
+#[test]
+fn h264_aac_handed_off_at_every_step() {
+    let case = Case {
+        ingest_args: &["--handoff", "0ms"],
+        ..Case::default()
+    };
+    let (report, counts, ingest) = publish_and_play(&case, "handoff0");
+    assert_complete("--handoff 0ms", &report, counts, &ingest);
+    let listening = ingest.expect_log("listening on srt://", 1.0);
+    assert!(listening.contains("handoff=0s"), "{listening}");
+}
+
+/// `--handoff` must stay well inside the TSBPD latency; the default gives way to a short
+/// `--latency` instead of refusing it.
+#[test]
+fn a_handoff_beyond_half_the_latency_is_refused() {
+    let check = |args: &[&str]| {
+        Command::new(e2e::bins::bin("ingest-srt"))
+            .arg("--check")
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let out = check(&["--latency", "80ms", "--handoff", "50ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "error: invalid value '50ms' for '--handoff': must be at most 200ms and at most half of --latency (80ms)"
+        ),
+        "{err}"
+    );
+    let out = check(&["--latency", "1s", "--handoff", "201ms"]);
+    assert_eq!(out.status.code(), Some(2));
+    for ok in [
+        &["--latency", "80ms"][..],
+        &["--latency", "80ms", "--handoff", "40ms"],
+    ] {
+        let out = check(ok);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{ok:?}: {err}");
+    }
 }
 
 #[test]
