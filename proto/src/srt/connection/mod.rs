@@ -675,7 +675,7 @@ impl Connection {
             }
         };
         consider(self.recv.next_release());
-        consider(self.recv.next_ack());
+        consider(self.recv.next_ack(self.rtt.timeout()));
         consider(self.recv.next_periodic_nak(self.nak_interval()));
         consider(self.send.next_drop());
         consider(self.send.next_rto(self.rto()));
@@ -864,6 +864,35 @@ mod tests {
         // Recovered: no more NAKs.
         let (naks, _) = run_until(&mut c, &mut now, t + ms(300));
         assert!(naks.is_empty(), "{naks:?}");
+    }
+
+    #[test]
+    fn an_ack_the_peer_answered_is_not_repeated_and_an_unanswered_one_is() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = receiver(t0);
+        let mut now = t0;
+        c.handle_datagram(now, data(0, 0, false));
+        let (_, acks) = run_until(&mut c, &mut now, t0 + ms(20));
+        let (_, last) = *acks.last().expect("a full ACK");
+        // Unanswered: repeated once stale (RTT + 4 RTTVar: 300 ms before any sample).
+        let (_, acks) = run_until(&mut c, &mut now, t0 + ms(400));
+        let (n, at) = *acks.first().expect("the ACK repeated");
+        assert!(at - last >= ms(300), "repeated after {:?}", at - last);
+        c.handle_datagram(now, control(Control::AckAck(n)));
+        // Answered, and nothing new arrives: no ACK in the next 500 ms (50 ACK periods),
+        // and no timer for one (the next is the keepalive, a second after the last send).
+        let (_, acks) = run_until(&mut c, &mut now, t0 + ms(900));
+        assert!(
+            c.poll_timeout().unwrap() >= at + ms(1000),
+            "{:?}",
+            c.poll_timeout().unwrap() - now
+        );
+        assert!(acks.is_empty(), "{acks:?}");
+        // A new packet is acknowledged at the next period.
+        c.handle_datagram(now, data(1, 900, false));
+        let (_, acks) = run_until(&mut c, &mut now, t0 + ms(911));
+        assert_eq!(acks.len(), 1, "{acks:?}");
     }
 
     #[test]

@@ -53,8 +53,12 @@ pub(crate) struct Receiver {
     pub(crate) tsbpd: Tsbpd,
     too_late_drop: bool,
     ack_number: u32,
-    ack_history: VecDeque<(u32, Instant)>,
+    /// Full ACKs sent and not yet answered: number, when, the sequence number acknowledged.
+    ack_history: VecDeque<(u32, Instant, SeqNo)>,
     last_ack_at: Option<Instant>,
+    /// The highest sequence number the peer confirmed having been acknowledged (by an
+    /// ACKACK): an ACK for it is not sent again.
+    ackacked: Option<SeqNo>,
     /// When the ACK timer fires next (whether or not an ACK is then due). It runs at a fixed
     /// rate: a late wake-up does not push the next one back, so a driver that wakes on a
     /// coarse grid (every 10 ms) keeps one full ACK per grid step instead of one per two.
@@ -84,6 +88,7 @@ impl Receiver {
             ack_number: 0,
             ack_history: VecDeque::new(),
             last_ack_at: None,
+            ackacked: None,
             ack_due: None,
             last_acked: isn,
             since_light_ack: 0,
@@ -310,7 +315,11 @@ impl Receiver {
         // Also while the ACK point is stuck behind a loss: every full ACK brings an
         // ACKACK, and the RTT samples keep the NAK interval tight.
         let fresh = self.window_packets > 0;
-        if ack == self.last_acked && !stale && !fresh {
+        // An unanswered ACK is repeated once it is stale (it or its ACKACK may be lost);
+        // one the peer answered is not (as libsrt): with nothing new, no ACK every period,
+        // which on a short path would otherwise be every period, each waking the sender.
+        let answered = self.ackacked == Some(ack);
+        if ack == self.last_acked && !fresh && (answered || !stale) {
             return None;
         }
         if let Some(start) = self.window_start {
@@ -327,7 +336,7 @@ impl Receiver {
             }
         }
         self.ack_number = self.ack_number.wrapping_add(1).max(1);
-        self.ack_history.push_back((self.ack_number, now));
+        self.ack_history.push_back((self.ack_number, now, ack));
         if self.ack_history.len() > ACK_HISTORY {
             self.ack_history.pop_front();
         }
@@ -361,15 +370,26 @@ impl Receiver {
 
     /// The RTT sample for ACKACK `number`.
     pub(crate) fn handle_ackack(&mut self, now: Instant, number: u32) -> Option<Duration> {
-        let i = self.ack_history.iter().position(|(n, _)| *n == number)?;
-        let (_, sent) = self.ack_history[i];
+        let i = self.ack_history.iter().position(|(n, ..)| *n == number)?;
+        let (_, sent, seq) = self.ack_history[i];
         self.ack_history.drain(..=i);
+        self.ackacked = Some(seq);
         Some(now - sent)
     }
 
-    pub(crate) fn next_ack(&self) -> Option<Instant> {
+    /// When [`Receiver::poll_full_ack`] may next have an ACK to send: `None` while there
+    /// is nothing to acknowledge that the peer has not confirmed (an idle connection then
+    /// wakes its driver for keepalives, not every ACK period).
+    pub(crate) fn next_ack(&self, resend_after: Duration) -> Option<Instant> {
         self.window_start?;
-        self.ack_due.or(self.window_start)
+        let due = self.ack_due.or(self.window_start)?;
+        if self.ack_seq() != self.last_acked || self.window_packets > 0 {
+            return Some(due);
+        }
+        if self.ackacked == Some(self.last_acked) {
+            return None;
+        }
+        Some(self.last_ack_at.map_or(due, |t| due.max(t + resend_after)))
     }
 
     /// The periodic NAK, if one is due: the ranges not reported for `interval` (at least
