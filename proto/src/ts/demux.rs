@@ -168,6 +168,10 @@ struct EsState {
     /// Length of the whole PES when the header says it (0 = unbounded).
     expected: Option<usize>,
     random_access: bool,
+    /// Length of the last PES completed: the next one's buffer starts near it (video PES
+    /// are usually unbounded, and growing from one TS payload copies each frame again
+    /// for every doubling).
+    last_len: usize,
 }
 
 #[derive(Debug)]
@@ -429,6 +433,7 @@ impl Demuxer {
                     buf: None,
                     expected: None,
                     random_access: false,
+                    last_len: 0,
                 },
             })
             .collect();
@@ -474,7 +479,10 @@ impl Demuxer {
             let s = &mut self.streams[i];
             s.random_access = h.random_access;
             s.expected = None;
-            s.buf = Some(BytesMut::with_capacity(payload.len()));
+            // A quarter more than the last PES: room for a larger frame without a copy,
+            // and a small frame after a keyframe does not keep the keyframe's size.
+            let hint = (s.last_len + s.last_len / 4).min(max);
+            s.buf = Some(BytesMut::with_capacity(hint.max(payload.len())));
         }
         let s = &mut self.streams[i];
         let Some(buf) = s.buf.as_mut() else {
@@ -517,6 +525,7 @@ impl Demuxer {
             return;
         };
         let info = s.info;
+        s.last_len = buf.len();
         let data = buf.freeze();
         match PesHeader::parse(&data) {
             Ok(h) => self.events.push_back(DemuxEvent::Pes(Pes {
