@@ -45,7 +45,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let mut cfg = cli.config();
     let registry = Arc::new(telemetry::Metrics::new());
     let metrics = metrics::SrtMetrics::new(registry.clone());
-    // The endpoint is this function's future, which `block_on` polls on the main thread.
+    // The endpoint is a task on the runtime `block_on` drives on the main thread.
     // With one thread that thread also drives the socket and runs the publishers: with a
     // worker pool, every datagram would cross from the worker that drives the socket to
     // the main thread, and every batch of payloads back to a worker.
@@ -132,8 +132,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         let endpoint = endpoint::Endpoint::new(socket, cfg, book, auth, metrics)
             .context("UDP socket")
             .map_err(Failure::CannotStart)?;
+        // A task of its own, not a branch of the `select!` below: that future (and its
+        // signal listeners) is then polled when a signal comes or the endpoint ends,
+        // not at each of the endpoint's hundred wake-ups a second.
+        let endpoint = tokio::spawn(endpoint.run());
         tokio::select! {
-            r = endpoint.run() => r.context("receiving datagrams").map_err(Failure::Failed),
+            r = endpoint => r
+                .context("the endpoint task")
+                .and_then(|r| r.context("receiving datagrams"))
+                .map_err(Failure::Failed),
             signal = runtime::signal::shutdown() => {
                 tracing::info!(%signal, "shutting down");
                 Ok(())

@@ -33,8 +33,10 @@ pub use stream_id::{StreamId, StreamIdError, StreamMode};
 use std::time::Duration;
 
 /// A source of random bytes (socket ids, sequence numbers, cookies, keys and salts). The
-/// binaries pass the operating system's generator; tests pass a seeded one.
-pub trait Random: Send {
+/// binaries pass the operating system's generator; tests pass a seeded one. `Sync` so
+/// that a task holding connections may be spawned on any runtime (it is only used through
+/// `&mut`).
+pub trait Random: Send + Sync {
     /// Fills `buf` with random bytes.
     fn fill(&mut self, buf: &mut [u8]);
 
