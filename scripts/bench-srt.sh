@@ -10,6 +10,7 @@
 #   SECS=10 scripts/bench-srt.sh
 #   MBITS=2.5 SECS=30 scripts/bench-srt.sh  # a 2.5 Mbit/s stream
 #   PERF=1 ...                            # also a perf profile of ingest-srt per case
+#   PERF_FREQ=4999 ...                    # its sampling rate (default 999 Hz)
 #   OUT=1 ...                             # ingest-srt writes --out /dev/null, no hub
 #   INGEST_ARGS="--threads 2" ...         # extra ingest-srt flags
 #
@@ -83,7 +84,7 @@ run() { # name receiver(ours|libsrt) encrypted(0|1) loss
     sleep 0.5
     local perfpid=""
     if [ "$2" = ours ] && [ -n "${PERF:-}" ]; then
-        perf record -q -F 999 -g -p "$pid" -o "$out/$1.perf.data" 2>/dev/null & perfpid=$!
+        perf record -q -F "${PERF_FREQ:-999}" -g -p "$pid" -o "$out/$1.perf.data" 2>/dev/null & perfpid=$!
     fi
     local target=$port
     if [ "$4" != 0 ]; then
