@@ -110,6 +110,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         stats: registry.stats().clone(),
     };
     let _connected = s.stats.subscribers.track();
+    let replayed = early.len();
     for e in early {
         s.header(&Header::Event((*e).clone()), Bytes::new());
     }
@@ -119,7 +120,8 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         }
     }
     // Logged once registered: every stream starting from here on reaches the subscriber.
-    tracing::info!(ipc_id, name = %opened.name, patterns = %shown, media, events, "subscriber attached");
+    // `replayed`: events of the startup window it got first (events::STARTUP_REPLAY).
+    tracing::info!(ipc_id, name = %opened.name, patterns = %shown, media, events, replayed, "subscriber attached");
     let result: Result<(), SubscriberError> = async {
         loop {
             let ctx = Ctx {
