@@ -1,7 +1,10 @@
 //! The subscription to the hub (events only) and the fan-out of each event to the sinks.
 //! A lost hub is reconnected with backoff and subscribed again
-//! ([`subscription::keep_subscribed`]); the hub sends only events
-//! routed after the new subscription, so nothing is delivered twice by a reconnect.
+//! ([`subscription::keep_subscribed`]). The new subscription gets the events routed from
+//! then on and, within 10 s of the hub's start, the ones it routed before; those this
+//! process was handed already are skipped by their `id` ([`Session::message`]), so a
+//! reconnect delivers nothing twice. Events routed while hookd was away are not replayed
+//! (but for that startup window), and a new hookd process gets the window's events again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -175,7 +178,7 @@ impl Subscriber for Link {
 
     async fn session(
         &mut self,
-        mut session: Session,
+        session: &mut Session,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), OpenError> {
         loop {

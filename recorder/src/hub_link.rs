@@ -88,15 +88,15 @@ impl Subscriber for Link {
 
     async fn session(
         &mut self,
-        mut session: Session,
+        session: &mut Session,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkError> {
         loop {
-            self.flush_events(&mut session).await?;
+            self.flush_events(session).await?;
             while let Some(msg) = session.message()? {
                 self.on_message(msg).await?;
             }
-            self.flush_events(&mut session).await?;
+            self.flush_events(session).await?;
             tokio::select! {
                 more = session.receive() => {
                     if !more? {
@@ -108,7 +108,7 @@ impl Subscriber for Link {
                     self.end_all("shutdown").await;
                     // Let the closes' record_done events reach the hub.
                     self.wait_for_closes().await;
-                    self.flush_events(&mut session).await?;
+                    self.flush_events(session).await?;
                     return Ok(());
                 }
             }

@@ -143,7 +143,7 @@ impl Subscriber for Link {
 
     async fn session(
         &mut self,
-        mut session: Session,
+        session: &mut Session,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), OpenError> {
         let mut out = BytesMut::new();

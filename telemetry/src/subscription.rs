@@ -13,6 +13,11 @@
 //! new subscription (proto/FORMAT.md section 7, step 3), so whatever a subscriber built from
 //! the lost connection ends in [`Subscriber::disconnected`] and starts again from the new
 //! announcements.
+//!
+//! Events are the exception the other way: within 10 s of its start the hub also gives a
+//! new subscription the events it routed before (FORMAT.md section 3.1), which a subscriber
+//! that was connected then already had. [`Session::message`] skips those, by their `id`, so
+//! a subscriber is handed each event at most once however often it reconnects.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -20,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use proto::ipc::{FrameDecoder, Header, Message};
+use proto::ipc::{Event, FrameDecoder, Header, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
@@ -64,7 +69,7 @@ pub trait Subscriber {
     /// turns true (`Ok`).
     fn session(
         &mut self,
-        session: Session,
+        session: &mut Session,
         shutdown: &mut watch::Receiver<bool>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
@@ -93,6 +98,7 @@ pub async fn keep_subscribed<S: Subscriber>(
 ) {
     let name = format!("{component}/{}", std::process::id());
     let mut retry = Retry::default();
+    let mut handled = LastEvent::default();
     while !*shutdown.borrow() {
         let Subscription {
             patterns,
@@ -109,9 +115,10 @@ pub async fn keep_subscribed<S: Subscriber>(
                 retry.connected();
                 tracing::info!(socket = %hub.display(), media, events, "connected to the hub");
                 let started = Instant::now();
-                let r = subscriber
-                    .session(Session::new(conn, media), shutdown)
-                    .await;
+                let mut session = Session::new(conn, media, std::mem::take(&mut handled));
+                let r = subscriber.session(&mut session, shutdown).await;
+                session.report_skipped();
+                handled = session.handled;
                 subscriber.disconnected().await;
                 match r {
                     Ok(()) if *shutdown.borrow() => break,
@@ -140,28 +147,61 @@ pub struct Session {
     sock: UnixStream,
     buf: BytesMut,
     decoder: FrameDecoder,
+    /// Carried from one connection to the next by [`keep_subscribed`].
+    handled: LastEvent,
+    /// Events skipped as handled before, not yet logged.
+    skipped: u64,
 }
 
 impl Session {
-    fn new(conn: HubConn, media: bool) -> Session {
+    fn new(conn: HubConn, media: bool, handled: LastEvent) -> Session {
         let HubConn { sock, mut buf } = conn;
         buf.reserve(if media { MEDIA_BUFFER } else { EVENTS_BUFFER });
         Session {
             sock,
             buf,
             decoder: FrameDecoder::default(),
+            handled,
+            skipped: 0,
         }
     }
 
     /// The next message received whole, if any. The hub's `Error` (its last message
-    /// before it closes) is returned as [`OpenError::Hub`].
+    /// before it closes) is returned as [`OpenError::Hub`]. An event handed out before,
+    /// over this connection or an earlier one to the same hub run, is skipped.
     pub fn message(&mut self) -> Result<Option<Message>, OpenError> {
-        match self.decoder.decode(&mut self.buf)? {
-            Some(Message {
-                header: Header::Error { message },
-                ..
-            }) => Err(OpenError::Hub(message)),
-            m => Ok(m),
+        loop {
+            let m = self.decoder.decode(&mut self.buf)?;
+            match &m {
+                Some(Message {
+                    header: Header::Error { message },
+                    ..
+                }) => return Err(OpenError::Hub(message.clone())),
+                Some(Message {
+                    header: Header::Event(e),
+                    ..
+                }) => {
+                    if !self.handled.first_time(e) {
+                        self.skipped += 1;
+                        continue;
+                    }
+                    self.report_skipped();
+                }
+                _ => {}
+            }
+            return Ok(m);
+        }
+    }
+
+    /// Logs the events skipped since the last report (the hub's startup replay ends
+    /// where the first new event starts).
+    fn report_skipped(&mut self) {
+        if self.skipped > 0 {
+            tracing::info!(
+                skipped = self.skipped,
+                "the hub replayed events this subscriber had before its reconnection; skipped them"
+            );
+            self.skipped = 0;
         }
     }
 
@@ -175,6 +215,44 @@ impl Session {
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), OpenError> {
         Ok(self.sock.write_all(bytes).await?)
     }
+}
+
+/// The last event a subscriber was handed, by its stamp `id`
+/// (`<hub start>.<hub pid>.<counter>`, FORMAT.md section 3.1): the counter goes up by one
+/// per event in the order every subscriber receives them, so an event of the same hub run
+/// whose counter is not past the last one's was handed out already (a replay). An event of
+/// another run (a restarted hub) is new, and so is one whose `id` does not parse.
+#[derive(Debug, Default)]
+struct LastEvent {
+    /// `<hub start>.<hub pid>`; empty before the first event.
+    run: String,
+    counter: u64,
+}
+
+impl LastEvent {
+    /// Whether `event` was not handed out before; if so it becomes the last one.
+    fn first_time(&mut self, event: &Event) -> bool {
+        // The hub appends its stamp: the id is among the last fields.
+        let id = event.fields.iter().rev().find(|(name, _)| name == "id");
+        let Some((run, counter)) = id.and_then(|(_, id)| split_id(id)) else {
+            return true;
+        };
+        if run == self.run {
+            if counter <= self.counter {
+                return false;
+            }
+        } else {
+            run.clone_into(&mut self.run);
+        }
+        self.counter = counter;
+        true
+    }
+}
+
+/// An event id's hub run and counter.
+fn split_id(id: &str) -> Option<(&str, u64)> {
+    let (run, counter) = id.rsplit_once('.')?;
+    Some((run, counter.parse().ok()?))
 }
 
 /// When to try again: the waits between attempts and which failures are worth a warning.
@@ -276,14 +354,16 @@ mod tests {
 
         async fn session(
             &mut self,
-            mut session: Session,
+            session: &mut Session,
             _shutdown: &mut watch::Receiver<bool>,
         ) -> Result<(), OpenError> {
             self.sessions += 1;
             loop {
                 while let Some(m) = session.message()? {
-                    if let Header::Announce { key, .. } = m.header {
-                        self.got.push(key);
+                    match m.header {
+                        Header::Announce { key, .. } => self.got.push(key),
+                        Header::Event(e) => self.got.push(e.fields[0].1.clone()),
+                        _ => {}
                     }
                 }
                 if !session.receive().await? {
@@ -302,9 +382,21 @@ mod tests {
         }
     }
 
+    /// An event as the hub stamps it, with only its `id`.
+    fn stamped(id: &str) -> Header {
+        Header::Event(Event {
+            kind: "test".into(),
+            key: String::new(),
+            conn_id: 0,
+            remote: String::new(),
+            fields: vec![("id".into(), id.into())],
+        })
+    }
+
     /// Plays the hub for one connection: answers the hello, reads the subscriber's
-    /// `Subscribe`, announces `key` and closes. Returns the patterns subscribed to.
-    async fn serve_once(listener: &UnixListener, key: &str) -> Vec<String> {
+    /// `Subscribe`, announces `key`, sends events with `ids` and closes. Returns the
+    /// patterns subscribed to.
+    async fn serve_once(listener: &UnixListener, key: &str, ids: &[&str]) -> Vec<String> {
         let (mut sock, _) = listener.accept().await.unwrap();
         let decoder = FrameDecoder::default();
         let mut buf = BytesMut::new();
@@ -331,12 +423,17 @@ mod tests {
             timescale: 1000,
         };
         ipc::encode(&announce, &[], &mut out);
+        for id in ids {
+            ipc::encode(&stamped(id), &[], &mut out);
+        }
         sock.write_all(&out).await.unwrap();
         patterns
     }
 
     /// The hub goes away twice (a restart): each time the subscriber is told, connects
     /// again with the subscription it asks for then, and gets the new hub's announcements.
+    /// The second connection replays events the first one had (the hub's startup window):
+    /// only the new one is handed over.
     #[tokio::test]
     async fn subscribes_again_after_the_hub_goes_away() {
         let dir = std::env::temp_dir().join(format!("telemetry-sub-{}", std::process::id()));
@@ -353,8 +450,8 @@ mod tests {
             stop,
         };
         let hub = async {
-            let first = serve_once(&listener, "live/a").await;
-            let second = serve_once(&listener, "live/b").await;
+            let first = serve_once(&listener, "live/a", &["5f.a1.1", "5f.a1.2"]).await;
+            let second = serve_once(&listener, "live/b", &["5f.a1.1", "5f.a1.2", "5f.a1.3"]).await;
             (first, second)
         };
         let both = async {
@@ -369,8 +466,42 @@ mod tests {
             .expect("the subscriber stops after its second connection");
         assert_eq!(first, ["live/a"]);
         assert_eq!(second, ["live/b"]);
-        assert_eq!(probe.got, ["live/a", "live/b"]);
+        assert_eq!(
+            probe.got,
+            ["live/a", "5f.a1.1", "5f.a1.2", "live/b", "5f.a1.3"]
+        );
         assert_eq!((probe.sessions, probe.ended), (2, 2));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn with_id(id: &str) -> Event {
+        match stamped(id) {
+            Header::Event(e) => e,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn an_event_of_the_same_hub_run_not_past_the_last_one_is_a_replay() {
+        let mut last = LastEvent::default();
+        let first = |last: &mut LastEvent, id: &str| last.first_time(&with_id(id));
+        assert!(first(&mut last, "18c.2a.1"));
+        assert!(
+            first(&mut last, "18c.2a.3"),
+            "a gap (events missed) is fine"
+        );
+        assert!(!first(&mut last, "18c.2a.1"));
+        assert!(!first(&mut last, "18c.2a.3"));
+        assert!(first(&mut last, "18c.2a.4"));
+        // A restarted hub counts from 1 again under another run.
+        assert!(first(&mut last, "18d.2b.1"));
+        assert!(!first(&mut last, "18d.2b.1"));
+        // Not this hub's stamp: handed over as it is, the last one kept.
+        assert!(first(&mut last, "no-counter"));
+        assert!(first(&mut last, ""));
+        let mut bare = with_id("x");
+        bare.fields.clear();
+        assert!(last.first_time(&bare));
+        assert!(!first(&mut last, "18d.2b.1"));
     }
 }

@@ -18,6 +18,7 @@ use e2e::ffmpeg::{self, Codecs, PublishOpts};
 use e2e::proc::Proc;
 use e2e::rtmp_client::RtmpClient;
 use e2e::scenario::{raw_publisher, send_h264_aac};
+use e2e::server::Which;
 use e2e::supervised::Supervised;
 use e2e::{Server, ServerOpts};
 use hmac::{Hmac, Mac};
@@ -184,6 +185,15 @@ fn of_key(events: &[Value], key: &str) -> Vec<Value> {
     ids.dedup();
     assert_eq!(ids.len(), mine.len(), "ids unique: {mine:#?}");
     mine
+}
+
+/// Asserts that no two of `got` share an `id`.
+fn no_event_twice(got: &[Value]) {
+    let mut ids: Vec<&str> = got.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "an event delivered twice: {got:#?}");
 }
 
 fn position(events: &[Value], kind: &str) -> usize {
@@ -572,11 +582,7 @@ fn hookd_resubscribes_after_a_hub_restart() {
         s.describe()
     );
     let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
-    let mut ids: Vec<&str> = got.iter().map(|v| v["id"].as_str().unwrap()).collect();
-    let n = ids.len();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), n, "an event delivered twice: {got:#?}");
+    no_event_twice(&got);
     // The old stream's events once each; the new hub numbers its keys from 1 again.
     of_key(&got, "live/before");
     let after: Vec<&Value> = got.iter().filter(|v| v["key"] == "live/after").collect();
@@ -621,6 +627,93 @@ fn hookd_resubscribes_after_a_hub_restart() {
     };
     assert!(at("component_exit", "hub") < at("component_restart", "hub"));
     assert!(at("component_exit", "ingest-rtmp") < at("component_restart", "ingest-rtmp"));
+}
+
+/// hookd's subscription kicked through the API while the hub is in its first 10 s: the
+/// hub gives the new subscription its startup events again (it logs how many), and hookd
+/// delivers none of them twice, and still the events after.
+#[test]
+fn a_quick_reconnect_to_the_same_hub_delivers_nothing_twice() {
+    const TOKEN: &str = "kick-token";
+    let server = Server::start(ServerOpts::default().hub(&["--api-token", TOKEN]));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = Endpoint::serve(listener);
+    let hook = hookd(
+        &server,
+        &[
+            "--webhook".into(),
+            format!("*=http://127.0.0.1:{port}/hook"),
+        ],
+    );
+    let (mut publisher, sid) = raw_publisher(server.addr(), "early");
+    send_h264_aac(&mut publisher, sid, 0, 10, 40, 10).expect("frames");
+    drop(publisher);
+    endpoint.wait("connection_closed early", deadline_in(30.0), |v| {
+        is(v, "connection_closed", "live/early")
+    });
+
+    let http = server.http_addr();
+    let name = format!("hookd/{}", hook.pid());
+    let conns = e2e::http::get(http, "/api/v1/connections").json();
+    let id = conns["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["kind"] == "subscriber" && c["protocol"] == name.as_str())
+        .unwrap_or_else(|| panic!("no {name} in {conns:#}"))["id"]
+        .as_u64()
+        .expect("id");
+    let (hub_mark, hook_mark) = (server.log(Which::Hub).len(), hook.stderr.len());
+    let auth = format!("Bearer {TOKEN}");
+    let kick = e2e::http::request(
+        http,
+        "DELETE",
+        &format!("/api/v1/connections/{id}"),
+        &[("Authorization", auth.as_str())],
+    )
+    .expect("kick");
+    assert_eq!(kick.status, 200, "{}", kick.text());
+    hook.stderr
+        .wait_for(hook_mark, deadline_in(20.0), |l| {
+            l.contains("connected to the hub")
+        })
+        .unwrap_or_else(|| panic!("hookd did not subscribe again\n{}", hook.describe()));
+    let attached = server
+        .log(Which::Hub)
+        .wait_for(hub_mark, deadline_in(10.0), |l| {
+            l.contains("subscriber attached") && l.contains(&name)
+        })
+        .unwrap_or_else(|| panic!("the hub never attached {name} again\n{}", server.describe()));
+    let replayed: usize = attached
+        .split("replayed=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no replayed=N in {attached}"));
+    // Else the 10 s had passed (a very slow machine) and this test would prove nothing.
+    assert!(
+        replayed > 0,
+        "the reconnection came after the hub's startup window: {attached}"
+    );
+
+    let (mut publisher, sid) = raw_publisher(server.addr(), "late");
+    send_h264_aac(&mut publisher, sid, 0, 10, 40, 10).expect("frames");
+    drop(publisher);
+    endpoint.wait("connection_closed late", deadline_in(30.0), |v| {
+        is(v, "connection_closed", "live/late")
+    });
+    let got: Vec<Value> = endpoint.events().iter().map(|r| json(&r.body)).collect();
+    no_event_twice(&got);
+    for key in ["live/early", "live/late"] {
+        let mine = of_key(&got, key);
+        assert!(mine.iter().any(|v| v["kind"] == "publish"), "{got:#?}");
+    }
+    hook.stderr
+        .wait_for(hook_mark, deadline_in(10.0), |l| {
+            l.contains("replayed events") && l.contains("skipped=")
+        })
+        .unwrap_or_else(|| panic!("hookd did not say what it skipped\n{}", hook.describe()));
 }
 
 /// Connections (accepted, closed), an auth denial and a takeover, as hookd delivers them
