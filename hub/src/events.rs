@@ -22,7 +22,8 @@ const MAX_SEQUENCES: usize = 65_536;
 
 /// Events routed this soon after the hub started are also kept for event subscribers that
 /// subscribe within that time: after a hub restart, the events components kept while it
-/// was down often arrive before hookd has subscribed again.
+/// was down often arrive before hookd has subscribed again. One that subscribes again
+/// within it gets them again; `telemetry::subscription` skips those by their `id`.
 pub const STARTUP_REPLAY: Duration = Duration::from_secs(10);
 
 /// The field names the hub sets on every routed event (FORMAT.md).
