@@ -4,7 +4,8 @@
 //!  handle_datagram(now, bytes) --> recv.rs (reorder, loss list, TSBPD) --> poll_event: Message
 //!                              \-> send.rs (ACK, NAK -> retransmit)
 //!  send(now, payload) ----------> crypto (TxKeys) --> send.rs --> poll_transmit --> datagrams
-//!  handle_timeout(now) --> ACK every 10 ms, periodic NAK, TSBPD release + too-late drop,
+//!  handle_timeout(now) --> ACK every 10 ms (while there is something the peer has not
+//!                          confirmed by ACKACK), periodic NAK, TSBPD release + too-late drop,
 //!                          keepalive, idle timeout, KM refresh retries
 //! ```
 //!
