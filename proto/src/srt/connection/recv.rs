@@ -307,21 +307,10 @@ impl Receiver {
             Some(t) if t + ACK_INTERVAL > now => t + ACK_INTERVAL,
             _ => now + ACK_INTERVAL,
         });
-        let ack = self.ack_seq();
-        let stale = match self.last_ack_at {
-            Some(t) => now >= t + resend_after,
-            None => true,
-        };
-        // Also while the ACK point is stuck behind a loss: every full ACK brings an
-        // ACKACK, and the RTT samples keep the NAK interval tight.
-        let fresh = self.window_packets > 0;
-        // An unanswered ACK is repeated once it is stale (it or its ACKACK may be lost);
-        // one the peer answered is not (as libsrt): with nothing new, no ACK every period,
-        // which on a short path would otherwise be every period, each waking the sender.
-        let answered = self.ackacked == Some(ack);
-        if ack == self.last_acked && !fresh && (answered || !stale) {
+        if !self.has_news() && self.repeat_at(resend_after).is_none_or(|t| now < t) {
             return None;
         }
+        let ack = self.ack_seq();
         if let Some(start) = self.window_start {
             let el = (now - start).as_micros().max(1);
             if el >= ACK_INTERVAL.as_micros() {
@@ -381,15 +370,31 @@ impl Receiver {
     /// is nothing to acknowledge that the peer has not confirmed (an idle connection then
     /// wakes its driver for keepalives, not every ACK period).
     pub(crate) fn next_ack(&self, resend_after: Duration) -> Option<Instant> {
-        self.window_start?;
         let due = self.ack_due.or(self.window_start)?;
-        if self.ack_seq() != self.last_acked || self.window_packets > 0 {
+        if self.has_news() {
             return Some(due);
         }
+        self.repeat_at(resend_after).map(|t| due.max(t))
+    }
+
+    /// Whether a full ACK would tell the peer something new: the ACK point moved, or
+    /// packets arrived since the last one (also while the ACK point is stuck behind a
+    /// loss: every full ACK brings an ACKACK, and the RTT samples keep the NAK interval
+    /// tight).
+    fn has_news(&self) -> bool {
+        self.ack_seq() != self.last_acked || self.window_packets > 0
+    }
+
+    /// When the last full ACK may be sent again with nothing new: once stale (it or its
+    /// ACKACK may be lost), never once the peer answered it (as libsrt). Without this an
+    /// ACK would go every period on a short path, each waking the sender.
+    fn repeat_at(&self, resend_after: Duration) -> Option<Instant> {
         if self.ackacked == Some(self.last_acked) {
             return None;
         }
-        Some(self.last_ack_at.map_or(due, |t| due.max(t + resend_after)))
+        self.last_ack_at
+            .map(|t| t + resend_after)
+            .or(self.window_start)
     }
 
     /// The periodic NAK, if one is due: the ranges not reported for `interval` (at least
