@@ -200,7 +200,8 @@ impl Cli {
             if h > most {
                 let value = humantime::format_duration(h).to_string();
                 let why = format!(
-                    "must be at most 200ms and at most half of --latency ({})",
+                    "must be at most {} and at most half of --latency ({})",
+                    humantime::format_duration(MAX_HANDOFF),
                     humantime::format_duration(self.latency)
                 );
                 return Some(("handoff", value, why));

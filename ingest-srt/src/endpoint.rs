@@ -82,18 +82,17 @@ struct Conn {
     /// Payloads released by TSBPD and not yet handed to the publisher, and since when.
     held: Vec<Bytes>,
     held_since: Option<Instant>,
-    /// How long they are held (`--handoff`): one wake-up of the publisher's task and one
-    /// write toward the hub (and one wake-up of the hub) per hand-off instead of per grid
-    /// step. Like ingest-rtmp's `--read-coalesce`, a small delay players do not notice.
-    handoff: Duration,
     /// Its share of the series; dropping it removes the connection's own.
     metrics: ConnMetrics,
 }
 
 impl Conn {
-    /// When the payloads held for the publisher are to be handed over.
-    fn handoff_at(&self) -> Option<Instant> {
-        self.held_since.map(|t| t + self.handoff)
+    /// When the payloads held for the publisher are to be handed over, `handoff` after
+    /// the first (`--handoff`: one wake-up of the publisher's task and one write toward
+    /// the hub per hand-off instead of per grid step; like ingest-rtmp's
+    /// `--read-coalesce`, a small delay players do not notice).
+    fn handoff_at(&self, handoff: Duration) -> Option<Instant> {
+        self.held_since.map(|t| t + handoff)
     }
 }
 
@@ -375,11 +374,12 @@ impl Endpoint {
 
     /// The earliest timer of any connection (its protocol timer or its next `srt_stats`).
     fn next_deadline(&self) -> Option<Instant> {
+        let handoff = self.cfg.handoff;
         self.conns
             .values()
             .map(|c| {
                 let next = (c.conn.poll_timeout()).map_or(c.next_stats, |t| t.min(c.next_stats));
-                c.handoff_at().map_or(next, |h| h.min(next))
+                c.handoff_at(handoff).map_or(next, |h| h.min(next))
             })
             .min()
     }
@@ -387,11 +387,11 @@ impl Endpoint {
     /// Runs the timers that are due; the connections are flushed afterwards.
     fn timers(&mut self) {
         let now = self.now();
-        let stats_interval = self.cfg.stats_interval;
+        let (stats_interval, held_for) = (self.cfg.stats_interval, self.cfg.handoff);
         for (id, c) in self.conns.iter_mut() {
             let timer = c.conn.poll_timeout().is_some_and(|t| t <= now);
             let stats = c.next_stats <= now;
-            let handoff = c.handoff_at().is_some_and(|h| h <= now);
+            let handoff = c.handoff_at(held_for).is_some_and(|h| h <= now);
             if !timer && !stats && !handoff {
                 continue;
             }
@@ -916,7 +916,6 @@ impl Endpoint {
                 queue_dropped: 0,
                 held: Vec::new(),
                 held_since: None,
-                handoff: self.cfg.handoff,
                 metrics,
             },
         );
@@ -925,6 +924,7 @@ impl Endpoint {
     /// Sends what connection `id` has to send and hands its events on.
     async fn flush(&mut self, id: u32) {
         let now = self.now();
+        let handoff = self.cfg.handoff;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -976,8 +976,8 @@ impl Endpoint {
                 Event::Closed(reason) => closed = Some(reason),
             }
         }
-        let due =
-            !c.held.is_empty() && (c.handoff_at().is_some_and(|h| h <= now) || closed.is_some());
+        let due = !c.held.is_empty()
+            && (c.handoff_at(handoff).is_some_and(|h| h <= now) || closed.is_some());
         if let (Some(tx), true) = (&c.tx, due) {
             let released = std::mem::take(&mut c.held);
             c.held_since = None;
