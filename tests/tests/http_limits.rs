@@ -39,7 +39,7 @@ fn read_until_closed(sock: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<
 fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
     let server = Server::start(ServerOpts::default().hub(&[
         "--http-header-timeout",
-        "1s",
+        "2s",
         "--http-max-connections",
         "4",
     ]));
@@ -76,19 +76,25 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
-    // The connection limit: four idle connections, the fifth is closed at once. First
-    // wait until the connections above are gone from the hub's side too (only the
-    // scrape's own is open), so that exactly one refusal is expected.
+    // The connection limit. The probe is a keep-alive connection the test holds open
+    // (its idle time is inside the 2 s header timeout), so the hub's count is known
+    // exactly when the next connections arrive: the probe plus three, then two refused.
+    // A probe closed by the client would leave a race with the hub letting it go.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let before = loop {
-        let text = http::get(addr, "/metrics").text();
+    let (mut probe, before) = loop {
+        let mut probe = TcpStream::connect(addr).unwrap();
+        let text = keep_alive_get(&mut probe, "/metrics");
         if series(&text, "mediaserver_http_connections") == Some(1) {
-            break series(&text, "mediaserver_http_connections_refused_total");
+            break (
+                probe,
+                series(&text, "mediaserver_http_connections_refused_total"),
+            );
         }
         assert!(
             Instant::now() < deadline,
             "earlier connections still open\n{text}"
         );
+        drop(probe);
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(
@@ -96,11 +102,8 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
         Some(0),
         "nothing refused before the limit is reached"
     );
-    // The hub may not yet have let go of the scrape's connection when the next ones
-    // arrive (its task ends a moment after the answer), so the one refused is the fifth
-    // or the fourth: exactly one of the five is closed at once, the other four stay open.
     let mut five: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    // Watched for 600 ms, well inside the 1 s header timeout that ends idle connections.
+    // Watched for 600 ms, well inside the 2 s header timeout that ends idle connections.
     let start = Instant::now();
     let mut closed = Vec::new();
     while start.elapsed() < Duration::from_millis(600) {
@@ -114,11 +117,19 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
             }
         }
     }
-    assert!(
-        closed == [5] || closed == [4],
-        "connections closed at once: {closed:?} (one of the last two expected)\n{}",
+    assert_eq!(
+        closed,
+        [4, 5],
+        "connections closed at once (the probe and three fill the limit of four)\n{}",
         server.describe()
     );
+    assert!(
+        read_until_closed(&mut probe, Duration::from_millis(10))
+            .1
+            .is_none(),
+        "the probe was closed while it counted against the limit"
+    );
+    drop(probe);
     drop(five);
     // Once they are gone, requests are answered again; a retry made before the hub saw
     // them go is refused too, and counted.
@@ -129,8 +140,8 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
             assert_eq!(r.status, 200);
             assert_eq!(
                 series(&r.text(), "mediaserver_http_connections_refused_total"),
-                Some(1 + retries_refused),
-                "the fifth connection and {retries_refused} refused retries\n{}",
+                Some(2 + retries_refused),
+                "the fourth and fifth connections and {retries_refused} refused retries\n{}",
                 r.text()
             );
             break;
@@ -141,6 +152,40 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
             "no answer after the idle connections left"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends `GET path` on a keep-alive connection and returns the body, leaving the
+/// connection open (the hub answers with Content-Length or chunked).
+fn keep_alive_get(sock: &mut TcpStream, path: &str) -> String {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let body = &raw[end + 4..];
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match length {
+                Some(n) if body.len() >= n => {
+                    return String::from_utf8_lossy(&body[..n]).into_owned()
+                }
+                None if body.ends_with(b"0\r\n\r\n") => {
+                    let body = http::dechunk(body).expect("a chunked body");
+                    return String::from_utf8_lossy(&body).into_owned();
+                }
+                _ => {}
+            }
+        }
+        let n = sock.read(&mut buf).expect("the answer to a keep-alive GET");
+        assert!(n > 0, "closed before the answer ended: {raw:?}");
+        raw.extend_from_slice(&buf[..n]);
     }
 }
 
