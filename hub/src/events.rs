@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use proto::ipc::Event;
+use proto::ipc::{Event, EventId};
 use proto::rtmp::amf0::{self, AmfLimits};
 use tokio::sync::broadcast;
 
@@ -67,7 +67,7 @@ impl EventBus {
         EventBus {
             tx: broadcast::channel(EVENT_BACKLOG).0,
             stamps: Mutex::new(Stamps {
-                run: format!("{started:x}.{:x}", std::process::id()),
+                run: EventId::run_of(started, std::process::id()),
                 next_id: 1,
                 seq: HashMap::new(),
                 early: Some(Early {
@@ -88,7 +88,11 @@ impl EventBus {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let mut s = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
-        let id = format!("{}.{}", s.run, s.next_id);
+        let id = EventId {
+            run: &s.run,
+            counter: s.next_id,
+        }
+        .to_string();
         s.next_id += 1;
         if s.seq.len() >= MAX_SEQUENCES && !s.seq.contains_key(&event.key) {
             s.seq.clear();

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use proto::ipc::{Event, FrameDecoder, Header, Message};
+use proto::ipc::{Event, EventId, FrameDecoder, Header, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
@@ -234,7 +234,7 @@ impl LastEvent {
     fn first_time(&mut self, event: &Event) -> bool {
         // The hub appends its stamp: the id is among the last fields.
         let id = event.fields.iter().rev().find(|(name, _)| name == "id");
-        let Some((run, counter)) = id.and_then(|(_, id)| split_id(id)) else {
+        let Some(EventId { run, counter }) = id.and_then(|(_, id)| EventId::parse(id)) else {
             return true;
         };
         if run == self.run {
@@ -247,12 +247,6 @@ impl LastEvent {
         self.counter = counter;
         true
     }
-}
-
-/// An event id's hub run and counter.
-fn split_id(id: &str) -> Option<(&str, u64)> {
-    let (run, counter) = id.rsplit_once('.')?;
-    Some((run, counter.parse().ok()?))
 }
 
 /// When to try again: the waits between attempts and which failures are worth a warning.
