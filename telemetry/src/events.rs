@@ -5,8 +5,9 @@
 //!  any thread --send()--> [queue: at most `capacity`, full: the oldest is dropped and
 //!                          counted] --deliver task--> hub.sock (Publisher hello, Events)
 //!                                        | hub away or restarting: reconnect with backoff,
-//!                                        | the queue waits; a failed write puts its
-//!                                        | events back at the front
+//!                                        | the queue waits; a failed write puts the
+//!                                        | events the kernel did not take whole back
+//!                                        | at the front
 //! ```
 //!
 //! An event leaves the queue once the kernel took it; one written in the instant the hub
@@ -222,6 +223,7 @@ async fn deliver(hub: PathBuf, component: &'static str, shared: Arc<Shared>) {
 /// Writes queued events until the hub goes away.
 async fn session(mut sock: UnixStream, shared: &Shared) -> std::io::Result<()> {
     let mut out = BytesMut::new();
+    let mut ends = Vec::with_capacity(BATCH);
     let mut sink = [0u8; 256];
     loop {
         let batch = shared.take();
@@ -234,15 +236,36 @@ async fn session(mut sock: UnixStream, shared: &Shared) -> std::io::Result<()> {
             }
         }
         out.clear();
+        ends.clear();
         for e in &batch {
             ipc::encode(&Header::Event(e.clone()), &[], &mut out);
+            ends.push(out.len());
         }
-        if let Err(e) = sock.write_all(&out).await {
-            shared.put_back(batch);
-            return Err(e);
+        let mut written = 0;
+        while written < out.len() {
+            let result = match sock.write(&out[written..]).await {
+                Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+                result => result,
+            };
+            match result {
+                Ok(n) => written += n,
+                Err(e) => {
+                    shared.put_back(unwritten(batch, &ends, written));
+                    return Err(e);
+                }
+            }
         }
         shared.written();
     }
+}
+
+/// The events of `batch` the kernel did not take whole, given where each one's encoding
+/// ends in the written buffer: those it took left the queue (resending them would hand
+/// the hub a duplicate under a new id), a cut one is sent again from its start.
+fn unwritten(mut batch: Vec<Event>, ends: &[usize], written: usize) -> Vec<Event> {
+    let taken = ends.iter().take_while(|&&end| end <= written).count();
+    batch.drain(..taken);
+    batch
 }
 
 #[cfg(test)]
@@ -295,6 +318,17 @@ mod tests {
         assert_eq!(ids(&em.shared), [3, 4, 5, 6]);
         assert_eq!(dropped.get(), 2);
         assert_eq!(em.pending(), 4);
+    }
+
+    #[test]
+    fn only_events_the_kernel_did_not_take_whole_go_back() {
+        let batch: Vec<Event> = (1..=4).map(event).collect();
+        let ends = [10, 20, 30, 40];
+        let conn_ids = |b: Vec<Event>| b.iter().map(|e| e.conn_id).collect::<Vec<_>>();
+        assert_eq!(conn_ids(unwritten(batch.clone(), &ends, 0)), [1, 2, 3, 4]);
+        assert_eq!(conn_ids(unwritten(batch.clone(), &ends, 20)), [3, 4]);
+        assert_eq!(conn_ids(unwritten(batch.clone(), &ends, 25)), [3, 4]);
+        assert!(unwritten(batch, &ends, 40).is_empty());
     }
 
     #[test]
