@@ -4,9 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 use proto::ipc::{
-    check_hello, encode, encode_frame, encode_header, header_bytes, Event, FrameDecoder, Header,
-    IpcError, Message, RejectReason, Role, DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, FORMAT_VERSION,
-    KNOWN_HEADERS, PREFIX_LEN,
+    check_hello, encode, encode_frame, encode_header, encode_player_subscription, header_bytes,
+    Event, FrameDecoder, Header, IpcError, Message, PlayerProtocol, RejectReason, Role,
+    DEFAULT_MAX_HEADER, DEFAULT_MAX_PAYLOAD, FORMAT_VERSION, KNOWN_HEADERS, PREFIX_LEN,
 };
 use proto::media::{Codec, Frame, FrameFlags, TrackKind};
 use proto::rtmp::chunk::ChunkStreamState;
@@ -336,7 +336,68 @@ fn every_variant() -> Vec<(u32, Header)> {
                 conn_id: 7,
             },
         ),
+        (
+            20,
+            Header::Player {
+                key: "live/a".into(),
+                protocol: PlayerProtocol::Srt,
+                conn_id: 7,
+                remote: "10.0.0.2:9000".into(),
+            },
+        ),
     ]
+}
+
+/// An SRT player's subscription says whose it is: `Player` between its `Hello` and its
+/// `Subscribe`, byte for byte as FORMAT.md lays it out.
+#[test]
+fn player_golden() {
+    let h = Header::Player {
+        key: "a/b".into(),
+        protocol: PlayerProtocol::Srt,
+        conn_id: 0x0102,
+        remote: "h:1".into(),
+    };
+    let mut want = vec![20, 0, 0, 0]; // Player
+    want.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(b"a/b"); // key
+    want.extend_from_slice(&[0, 0, 0, 0]); // PlayerProtocol::Srt
+    want.extend_from_slice(&[2, 1, 0, 0, 0, 0, 0, 0]); // conn_id
+    want.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(b"h:1"); // remote
+    assert_eq!(header_bytes(&h), want);
+    assert_eq!(PlayerProtocol::Srt.as_str(), "srt");
+
+    let mut out = BytesMut::new();
+    encode_player_subscription(
+        "ingest-srt/9 conn_id=258".into(),
+        "a/b".into(),
+        PlayerProtocol::Srt,
+        0x0102,
+        "h:1".into(),
+        &mut out,
+    );
+    let got: Vec<Header> = decode_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.header)
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            Header::Hello {
+                version: FORMAT_VERSION,
+                role: Role::Subscriber,
+                name: "ingest-srt/9 conn_id=258".into(),
+            },
+            h,
+            Header::Subscribe {
+                patterns: vec!["a/b".into()],
+                media: true,
+                events: false,
+            },
+        ]
+    );
 }
 
 #[test]
@@ -496,12 +557,12 @@ fn known_headers_is_one_past_the_last_variant() {
 
 #[test]
 fn unknown_message_types_are_skipped() {
-    // A newer sender's variant 20 and 4 000 000 000 (header bytes this version cannot
+    // A newer sender's variant 21 and 4 000 000 000 (header bytes this version cannot
     // read, and a payload), between two known messages.
-    let unknown_20: [u8; 19] = [
+    let unknown_21: [u8; 19] = [
         0x07, 0x00, 0x00, 0x00, // header_len = 7
         0x04, 0x00, 0x00, 0x00, // payload_len = 4
-        0x14, 0x00, 0x00, 0x00, // variant 20
+        0x15, 0x00, 0x00, 0x00, // variant 21
         0xff, 0xfe, 0xfd, // its fields
         0xde, 0xad, 0xbe, 0xef, // its payload
     ];
@@ -511,7 +572,7 @@ fn unknown_message_types_are_skipped() {
         0x00, 0x28, 0x6b, 0xee, // variant 4 000 000 000
     ];
     let mut wire = HELLO_BYTES.to_vec();
-    wire.extend_from_slice(&unknown_20);
+    wire.extend_from_slice(&unknown_21);
     wire.extend_from_slice(&unknown_big);
     wire.extend_from_slice(&FRAME_BYTES);
     let got = decode_all(&wire).unwrap();
@@ -536,7 +597,7 @@ fn unknown_message_types_are_skipped() {
     assert!(buf.is_empty());
 
     // An unknown message alone leaves nothing behind.
-    let mut buf = BytesMut::from(&unknown_20[..]);
+    let mut buf = BytesMut::from(&unknown_21[..]);
     assert!(dec.decode(&mut buf).unwrap().is_none());
     assert!(buf.is_empty());
 }

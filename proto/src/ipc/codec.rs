@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::header::{Header, KNOWN_HEADERS};
+use super::header::{Header, PlayerProtocol, KNOWN_HEADERS};
 use crate::media::{Frame, TrackKind};
 
 /// Bytes before the header: the two little-endian lengths.
@@ -260,12 +260,43 @@ pub fn encode_subscription(
     events: bool,
     out: &mut BytesMut,
 ) {
+    encode_subscriber_hello(name, out);
+    encode_subscribe(patterns, media, events, out);
+}
+
+/// Appends the opening of a subscription that serves one player of `key` (FORMAT.md
+/// section 7, step 3): `Hello` (role `Subscriber`, `name`), [`Header::Player`], and a
+/// `Subscribe` to the media of `key` alone.
+pub fn encode_player_subscription(
+    name: String,
+    key: String,
+    protocol: PlayerProtocol,
+    conn_id: u64,
+    remote: String,
+    out: &mut BytesMut,
+) {
+    encode_subscriber_hello(name, out);
+    let patterns = vec![key.clone()];
+    let player = Header::Player {
+        key,
+        protocol,
+        conn_id,
+        remote,
+    };
+    encode(&player, &[], out);
+    encode_subscribe(patterns, true, false, out);
+}
+
+fn encode_subscriber_hello(name: String, out: &mut BytesMut) {
     let hello = Header::Hello {
         version: super::header::FORMAT_VERSION,
         role: super::header::Role::Subscriber,
         name,
     };
     encode(&hello, &[], out);
+}
+
+fn encode_subscribe(patterns: Vec<String>, media: bool, events: bool, out: &mut BytesMut) {
     let subscribe = Header::Subscribe {
         patterns,
         media,

@@ -53,10 +53,27 @@ pub struct Event {
     pub fields: Vec<(String, String)>,
 }
 
-/// How many [`Header`] variants this format version has (indices 0 to 19). A message
+/// How a player served by another process reached it ([`Header::Player`]). Variant order
+/// is part of the wire format: append, never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlayerProtocol {
+    /// An SRT caller with `m=request` (ingest-srt).
+    Srt,
+}
+
+impl PlayerProtocol {
+    /// The name events, metrics and the API give it (`srt`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayerProtocol::Srt => "srt",
+        }
+    }
+}
+
+/// How many [`Header`] variants this format version has (indices 0 to 20). A message
 /// whose header starts with a higher variant index comes from a newer sender and is
 /// skipped whole by [`crate::ipc::FrameDecoder`] (FORMAT.md section 3).
-pub const KNOWN_HEADERS: u32 = 20;
+pub const KNOWN_HEADERS: u32 = 21;
 
 /// A message header. The payload that follows depends on the variant (FORMAT.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,6 +264,20 @@ pub enum Header {
         /// The sender's id of the client connection that publishes the stream.
         conn_id: u64,
     },
+    /// From a subscriber that serves one player of `key` (ingest-srt's SRT players),
+    /// after its `Hello` and before its `Subscribe`: the hub counts it as a player of the
+    /// key (`players` events, API, metrics), waiting for a publisher or not, for as long
+    /// as this connection lives. Payload: none.
+    Player {
+        /// Stream key, `app/name`, the player plays.
+        key: String,
+        /// How the player reached the sender.
+        protocol: PlayerProtocol,
+        /// The sender's id of the player's client connection.
+        conn_id: u64,
+        /// The player's address.
+        remote: String,
+    },
 }
 
 /// A track's E-RTMP packet that is neither a configuration nor a frame, as
@@ -337,6 +368,7 @@ impl Header {
             | Header::Event(_)
             | Header::Subscribe { .. }
             | Header::PlayerHandoff(_)
+            | Header::Player { .. }
             | Header::Error { .. } => None,
         }
     }
