@@ -36,6 +36,7 @@ pub mod registry;
 pub mod reports;
 pub mod ring;
 pub mod rtmp_out;
+pub mod served_player;
 pub mod server;
 pub mod stats;
 pub mod stream;

@@ -34,6 +34,35 @@ fn hello(role: Role, out: &mut BytesMut) {
     );
 }
 
+/// A publisher's `Hello` and its `Announce` of `key` as stream 1 (timescale 1000).
+fn publisher_opening(key: &str) -> BytesMut {
+    let mut out = BytesMut::new();
+    hello(Role::Publisher, &mut out);
+    let announce = Header::Announce {
+        stream: 1,
+        key: key.into(),
+        timescale: 1000,
+    };
+    ipc::encode(&announce, &[], &mut out);
+    out
+}
+
+/// Connects to the hub at `path`, sends `opening` and reads the hub's `Hello`; returns
+/// the socket and what was read past it.
+async fn open_with(path: &Path, opening: &[u8]) -> (UnixStream, BytesMut) {
+    let mut sock = UnixStream::connect(path).await.unwrap();
+    sock.write_all(opening).await.unwrap();
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        read_ipc(&mut sock, &mut buf).await,
+        Header::Hello {
+            role: Role::Hub,
+            ..
+        }
+    ));
+    (sock, buf)
+}
+
 async fn read_ipc(sock: &mut UnixStream, buf: &mut BytesMut) -> Header {
     let dec = FrameDecoder::default();
     loop {
@@ -294,25 +323,12 @@ async fn a_stream_a_subscriber_keeps_up_with_holds_only_its_gop() {
     const FRAME: usize = 10_000;
     const GOP: usize = 30;
     let (dir, path, registry) = start_hub_with_registry("subpos", Config::for_tests());
-    let mut sub = UnixStream::connect(&path).await.unwrap();
     let mut out = BytesMut::new();
     ipc::encode_subscription("rec".into(), vec!["live/*".into()], true, false, &mut out);
-    sub.write_all(&out).await.unwrap();
-    let mut sbuf = BytesMut::new();
-    assert!(matches!(
-        read_ipc(&mut sub, &mut sbuf).await,
-        Header::Hello { .. }
-    ));
+    let (mut sub, mut sbuf) = open_with(&path, &out).await;
 
     let mut publisher = UnixStream::connect(&path).await.unwrap();
-    out.clear();
-    hello(Role::Publisher, &mut out);
-    let announce = Header::Announce {
-        stream: 1,
-        key: "live/mem".into(),
-        timescale: 1000,
-    };
-    ipc::encode(&announce, &[], &mut out);
+    let mut out = publisher_opening("live/mem");
     let config = Header::TrackConfig {
         stream: 1,
         track: 0,
@@ -361,5 +377,150 @@ async fn a_stream_a_subscriber_keeps_up_with_holds_only_its_gop() {
         held < 2 * gop,
         "ring holds {held} bytes after the subscriber read them all"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Polls `cond` every 10 ms for up to [`T`]; panics naming `what` if it never holds.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + T;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A subscription that names its player (`Header::Player`, as ingest-srt's SRT players
+/// send it) is a player of its key from its `Subscribe` until the connection ends:
+/// waiting for a publisher, then live, detached when the socket is dropped without a
+/// word; a second `Player` is not counted again, a kick closes it, and a bad key is
+/// refused with `Error`.
+#[tokio::test]
+async fn a_served_player_counts_while_its_subscription_lives() {
+    use crate::conns::ConnKind;
+    use crate::served_player::tests::players_events;
+    use crate::stats::Protocol;
+    use proto::ipc::PlayerProtocol;
+
+    let (dir, path, registry) = start_hub_with_registry("served", Config::for_tests());
+    let mut events = registry.events();
+    let key = proto::media::StreamKey::parse("live/w").unwrap();
+    let players = || registry.stream(&key).map(|s| s.lock().players);
+    let srt_conns = || {
+        registry
+            .conns()
+            .list()
+            .into_iter()
+            .filter(|c| c.kind == ConnKind::Player && c.protocol == "srt")
+            .collect::<Vec<_>>()
+    };
+    let player_of = |conn_id: u64, remote: &str| Header::Player {
+        key: "live/w".into(),
+        protocol: PlayerProtocol::Srt,
+        conn_id,
+        remote: remote.into(),
+    };
+    let opening = |conn_id: u64, key: &str| {
+        let mut out = BytesMut::new();
+        ipc::encode_player_subscription(
+            format!("ingest-srt/1 conn_id={conn_id}"),
+            key.into(),
+            PlayerProtocol::Srt,
+            conn_id,
+            "10.0.0.2:9000".into(),
+            &mut out,
+        );
+        out
+    };
+
+    // Waiting for a publisher: counted, the stream not live.
+    let (mut a, mut abuf) = open_with(&path, &opening(5, "live/w")).await;
+    eventually("the waiting player is attached", || players() == Some(1)).await;
+    let listed = srt_conns();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (
+            listed[0].conn_id,
+            listed[0].key.as_str(),
+            listed[0].remote.as_str()
+        ),
+        (5, "live/w", "10.0.0.2:9000")
+    );
+    let srt = registry.stats().players(Protocol::Srt);
+    assert_eq!((srt.connected.get(), srt.started.get()), (1, 1));
+    assert_eq!(
+        registry.stats().subscribers.get(),
+        0,
+        "a player, not a subscriber"
+    );
+    assert_eq!(players_events(&mut events), [("1".into(), "false".into())]);
+
+    // The key goes live: the waiting subscription gets it.
+    let mut publisher = UnixStream::connect(&path).await.unwrap();
+    publisher
+        .write_all(&publisher_opening("live/w"))
+        .await
+        .unwrap();
+    loop {
+        if let Header::Announce { key, .. } = read_ipc(&mut a, &mut abuf).await {
+            assert_eq!(key, "live/w");
+            break;
+        }
+    }
+
+    // Dropped without a goodbye: detached, unlisted, the stream stays live.
+    drop(a);
+    eventually("the dropped player is detached", || players() == Some(0)).await;
+    assert!(srt_conns().is_empty());
+    assert_eq!(srt.connected.get(), 0);
+    assert!(registry.stream(&key).unwrap().lock().is_live());
+    assert_eq!(players_events(&mut events), [("0".into(), "true".into())]);
+
+    // A Player after the Subscribe (b), and a second one before it (c), count nothing more.
+    let mut out = opening(6, "live/w");
+    ipc::encode(&player_of(6, "10.0.0.2:9000"), &[], &mut out);
+    let (mut b, mut bbuf) = open_with(&path, &out).await;
+    let mut dup = BytesMut::new();
+    hello(Role::Subscriber, &mut dup);
+    ipc::encode(&player_of(7, "10.0.0.3:9000"), &[], &mut dup);
+    ipc::encode(&player_of(7, "10.0.0.3:9000"), &[], &mut dup);
+    let subscribe = Header::Subscribe {
+        patterns: vec!["live/w".into()],
+        media: true,
+        events: false,
+    };
+    ipc::encode(&subscribe, &[], &mut dup);
+    let (c, _) = open_with(&path, &dup).await;
+    eventually("two players, each once", || players() == Some(2)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(players(), Some(2));
+    assert_eq!(srt_conns().len(), 2);
+    assert_eq!(srt.started.get(), 3);
+
+    // A kick closes the subscription and detaches its player.
+    let id = srt_conns().iter().find(|c| c.conn_id == 6).unwrap().id;
+    registry.conns().kick(id).expect("listed");
+    let closed = loop {
+        match tokio::time::timeout(T, b.read_buf(&mut bbuf))
+            .await
+            .unwrap()
+        {
+            Ok(0) | Err(_) => break true,
+            Ok(_) => bbuf.clear(),
+        }
+    };
+    assert!(closed);
+    eventually("the kicked player is detached", || players() == Some(1)).await;
+    assert_eq!(srt.kicked.get(), 1);
+    drop(c);
+    eventually("the last player is detached", || players() == Some(0)).await;
+
+    // A key that is not app/name: Error, nothing counted.
+    let (mut d, mut dbuf) = open_with(&path, &opening(8, "nokey")).await;
+    assert!(matches!(
+        read_ipc(&mut d, &mut dbuf).await,
+        Header::Error { message } if message.contains("invalid stream key")
+    ));
+    assert_eq!(srt.started.get(), 3);
+    assert!(srt_conns().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -70,6 +70,19 @@ pub enum AttachError {
     },
 }
 
+/// A player attached to a stream until this is dropped ([`Registry::hold_player`]).
+#[derive(Debug)]
+pub struct HeldPlayer {
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+}
+
+impl Drop for HeldPlayer {
+    fn drop(&mut self) {
+        self.registry.detach_player(&self.stream);
+    }
+}
+
 /// The registry, shared by every connection task.
 #[derive(Debug)]
 pub struct Registry {
@@ -415,6 +428,17 @@ impl Registry {
         }
         drop(inner);
         self.players_event(stream.key.as_str(), count, live);
+    }
+
+    /// [`Registry::attach_player`] for a player whose end is the end of a value's life
+    /// (a subscription that serves one, `Header::Player`): detached when the returned
+    /// guard is dropped, on every path out of the task that holds it.
+    pub fn hold_player(self: &Arc<Self>, key: &StreamKey) -> Result<HeldPlayer, AttachError> {
+        let stream = self.attach_player(key)?;
+        Ok(HeldPlayer {
+            registry: self.clone(),
+            stream,
+        })
     }
 
     /// Subscriber `id` registers, or changes its patterns (it sent `Subscribe` again).

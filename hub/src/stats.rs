@@ -12,6 +12,10 @@ pub enum Protocol {
     HttpFlv,
     /// The same path upgraded to a WebSocket (WebSocket-FLV).
     WsFlv,
+    /// An SRT caller (`m=request`) that ingest-srt serves through a subscription which
+    /// named its player (`Header::Player`). The hub counts it (players, plays, kicks);
+    /// its bytes and skips are ingest-srt's (`mediaserver_srt_*`).
+    Srt,
 }
 
 impl Protocol {
@@ -26,11 +30,24 @@ impl Protocol {
             Protocol::Rtmp => auth::Protocol::Rtmp,
             Protocol::HttpFlv => auth::Protocol::HttpFlv,
             Protocol::WsFlv => auth::Protocol::WsFlv,
+            Protocol::Srt => auth::Protocol::Srt,
+        }
+    }
+
+    /// The hub's name for a player another process serves.
+    pub fn of_player(p: proto::ipc::PlayerProtocol) -> Protocol {
+        match p {
+            proto::ipc::PlayerProtocol::Srt => Protocol::Srt,
         }
     }
 
     /// Every protocol, in label order of the API.
-    pub const ALL: [Protocol; 3] = [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Rtmp,
+        Protocol::HttpFlv,
+        Protocol::WsFlv,
+        Protocol::Srt,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -81,7 +98,7 @@ pub struct HubStats {
     pub http_connections: Gauge,
     /// HTTP connections refused at the connection limit.
     pub http_refused: Counter,
-    players: [PlayerStats; 3],
+    players: [PlayerStats; 4],
 }
 
 impl HubStats {
@@ -150,7 +167,11 @@ mod tests {
     fn protocol_labels() {
         assert_eq!(
             Protocol::ALL.map(Protocol::as_str),
-            ["rtmp", "http-flv", "ws-flv"]
+            ["rtmp", "http-flv", "ws-flv", "srt"]
+        );
+        assert_eq!(
+            Protocol::of_player(proto::ipc::PlayerProtocol::Srt).as_str(),
+            proto::ipc::PlayerProtocol::Srt.as_str()
         );
     }
 }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use proto::glob::{self, Glob};
 use proto::iov::Outbox;
 use proto::ipc::{self, FrameDecoder, Header, IpcError, Message};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, Notify};
 
@@ -21,6 +21,7 @@ use crate::conns::ConnKind;
 use crate::cursor::{Cursor, LagDecision};
 use crate::registry::Registry;
 use crate::ring::{Item, Side};
+use crate::served_player::{PlayerOf, ServedPlayer};
 use crate::server::Opened;
 use crate::stats::HubStats;
 use crate::stream::{SharedWaker, Stream};
@@ -61,6 +62,8 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     let decoder = FrameDecoder::default();
     let mut buf = opened.buf;
     let mut pending: VecDeque<Message> = opened.messages.into();
+    // The player this subscription serves, when it says so before its Subscribe.
+    let mut player: Option<PlayerOf> = None;
     // The Subscribe request, possibly after a few events.
     let (patterns, media, events) = loop {
         match pending.pop_front() {
@@ -77,6 +80,23 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                 header: Header::Event(e),
                 ..
             }) => registry.on_event(ipc_id, e),
+            Some(Message {
+                header:
+                    Header::Player {
+                        key,
+                        protocol,
+                        conn_id,
+                        remote,
+                    },
+                ..
+            }) if player.is_none() => {
+                player = Some(PlayerOf {
+                    key,
+                    protocol,
+                    conn_id,
+                    remote,
+                })
+            }
             Some(_) => {}
             None => match decoder.decode(&mut buf) {
                 Ok(Some(m)) => pending.push_back(m),
@@ -92,9 +112,32 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         }
     };
     let shown = patterns.join(" ");
-    let listed = registry
-        .conns()
-        .register(ipc_id, ConnKind::Subscriber, &opened.name, "", &shown);
+    // A served player is listed (and kicked) as a player, not as a subscriber.
+    let served = match player.as_ref().map(|p| ServedPlayer::attach(&registry, p)) {
+        None => None,
+        Some(Ok(served)) => Some(served),
+        Some(Err(e)) => {
+            tracing::warn!(ipc_id, layer = "subscriber", error = %e, "closing connection");
+            let mut out = BytesMut::new();
+            let refusal = Header::Error {
+                message: e.to_string(),
+            };
+            ipc::encode(&refusal, &[], &mut out);
+            let _ = wr.write_all(&out).await;
+            return;
+        }
+    };
+    let listed_subscriber;
+    let listed = match &served {
+        Some(p) => &p.listed,
+        None => {
+            listed_subscriber =
+                registry
+                    .conns()
+                    .register(ipc_id, ConnKind::Subscriber, &opened.name, "", &shown);
+            &listed_subscriber
+        }
+    };
     let reader_id = registry.reader_id();
     let waker = Arc::new(Notify::new());
     let has_new = Arc::new(AtomicBool::new(false));
@@ -109,7 +152,7 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
         queue: Outbox::new(),
         stats: registry.stats().clone(),
     };
-    let _connected = s.stats.subscribers.track();
+    let _connected = served.is_none().then(|| s.stats.subscribers.track());
     let replayed = early.len();
     for e in early {
         s.header(&Header::Event((*e).clone()), Bytes::new());
@@ -121,7 +164,8 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     }
     // Logged once registered: every stream starting from here on reaches the subscriber.
     // `replayed`: events of the startup window it got first (events::STARTUP_REPLAY).
-    tracing::info!(ipc_id, name = %opened.name, patterns = %shown, media, events, replayed, "subscriber attached");
+    let playing = player.as_ref().map_or("", |p| p.protocol.as_str());
+    tracing::info!(ipc_id, name = %opened.name, patterns = %shown, media, events, replayed, player = playing, "subscriber attached");
     let result: Result<(), SubscriberError> = async {
         loop {
             let ctx = Ctx {
@@ -165,7 +209,10 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
                 }
                 _ = waker.notified() => {}
                 _ = listed.kicked() => {
-                    tracing::info!(ipc_id, "subscriber kicked through the API");
+                    tracing::info!(ipc_id, player = playing, "subscriber kicked through the API");
+                    if let Some(p) = &served {
+                        p.kicked(&registry);
+                    }
                     return Ok(());
                 }
                 ev = recv_event(&mut ev_rx) => match ev {
@@ -187,6 +234,8 @@ pub async fn run(sock: UnixStream, ipc_id: u64, opened: Opened, registry: Arc<Re
     for sub in &s.subs {
         sub.stream.lock().remove_reader(reader_id);
     }
+    // Last: the player leaves its key after its reader is gone (a `players` event).
+    drop(served);
 }
 
 async fn recv_event(
@@ -215,6 +264,9 @@ impl Subscriber {
     fn on_message(&mut self, m: Message, ctx: &Ctx<'_>) {
         match m.header {
             Header::Event(e) => ctx.registry.on_event(ctx.ipc_id, e),
+            Header::Player { key, .. } => {
+                tracing::debug!(ipc_id = ctx.ipc_id, %key, "Player after Subscribe ignored");
+            }
             Header::Subscribe {
                 patterns, media, ..
             } => {

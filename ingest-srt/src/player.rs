@@ -4,9 +4,14 @@
 //!
 //! ```text
 //!  hub --Announce/TrackConfig/Frame--> Muxer --TS (multiples of 1316 bytes)--> endpoint
-//!      <--Event play/stop---------------'        Out::Data (byte budget)        |
+//!      <--Player, Event play/stop-------'        Out::Data (byte budget)        |
 //!                                       skip to the next keyframe <-- behind ----'
 //! ```
+//!
+//! The subscription names its player (`Header::Player`: key, conn id, address), so the
+//! hub counts it as a player of the key from the moment it subscribes, also while it
+//! waits for the key to go live (a relayer's pull mode starts a pull for it), until the
+//! subscription closes.
 //!
 //! The hub starts a subscriber at the newest keyframe of its GOP cache, so a player gets
 //! PAT/PMT and the parameter sets first. A player that cannot keep up (its queue toward
@@ -22,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use proto::ipc::{self, Event, FrameDecoder, Header, Message};
+use proto::ipc::{self, Event, FrameDecoder, Header, Message, PlayerProtocol};
 use proto::media::{StreamKey, TrackKind};
 use proto::srt::Stats;
 use proto::ts::{MuxOptions, Muxer};
@@ -227,28 +232,31 @@ pub(crate) async fn run(args: PlayerArgs, tx: mpsc::UnboundedSender<(u32, Out)>)
     );
 }
 
-/// Connects, sends Hello + Subscribe to exactly our key, then waits for its `Announce`:
-/// the socket, the key's handle and its timescale.
+/// Connects, sends Hello, `Player` (so the hub counts this player of our key for as
+/// long as the connection lives) and Subscribe to exactly our key, then waits for its
+/// `Announce`: the socket, the key's handle and its timescale.
 async fn subscribe(
     args: &PlayerArgs,
     decoder: &FrameDecoder,
     buf: &mut BytesMut,
 ) -> Result<(UnixStream, u32, u32), HubError> {
-    let HubConn {
-        mut sock,
-        buf: rest,
-    } = hub_conn::subscribe(
-        &args.hub,
+    let mut opening = BytesMut::new();
+    ipc::encode_player_subscription(
         ipc::hello_name(
             crate::ORIGIN.component,
             std::process::id(),
             Some(args.conn_id),
         ),
-        vec![args.key.to_string()],
-        true,
-        false,
-    )
-    .await?;
+        args.key.to_string(),
+        PlayerProtocol::Srt,
+        args.conn_id,
+        args.remote.to_string(),
+        &mut opening,
+    );
+    let HubConn {
+        mut sock,
+        buf: rest,
+    } = hub_conn::open(&args.hub, &opening).await?;
     buf.extend_from_slice(&rest);
     loop {
         while let Some(msg) = decoder.decode(buf)? {

@@ -18,6 +18,7 @@ use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
 use e2e::proc::Proc;
 use e2e::server::Which;
+use e2e::srt::SrtIngest;
 use e2e::test_ca::TestCa;
 use e2e::tools::{skip_without, which};
 use e2e::{Server, ServerOpts};
@@ -390,41 +391,86 @@ fn pushes_to_nginx_and_ours_reconnects_and_stays_bounded() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An origin with a live `live/feed`, and an edge whose relayer pulls `live/*` from it
+/// for players (grace 1 s), nothing pulled yet.
+struct PullSetup {
+    origin: Server,
+    edge: Server,
+    relay: Proc,
+    publisher: Proc,
+}
+
+impl PullSetup {
+    fn start() -> PullSetup {
+        let origin = Server::start(ServerOpts::default());
+        let edge = Server::start_second(ServerOpts::default());
+        let template = format!("rtmp://{}/{{app}}/{{name}}", origin.addr());
+        let relay = relayer(
+            edge.socket(),
+            &[],
+            &[
+                "--pull",
+                &template,
+                "--pull-grace",
+                "1s",
+                "--pull-match",
+                "live/*",
+            ],
+        );
+        let publisher = ffmpeg::publish(
+            &origin.url("feed"),
+            &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
+        );
+        assert!(
+            origin
+                .wait_log(origin.log_marks(), Duration::from_secs(20), |l| l
+                    .contains("publish started"))
+                .is_some(),
+            "{}",
+            origin.describe()
+        );
+        // Nothing is pulled before a player asks.
+        assert_eq!(relay.stderr.count(|l| l.contains("pull started")), 0);
+        PullSetup {
+            origin,
+            edge,
+            relay,
+            publisher,
+        }
+    }
+}
+
+/// The relayer pulled `live/feed` once, and stops the pull after the grace period now
+/// that its players left; `more` is added to a failure's description.
+fn assert_one_pull_that_stops(relay: &Proc, more: &str) {
+    assert_eq!(
+        relay.stderr.count(|l| l.contains("pulling key=live/feed")),
+        1,
+        "one pull for the key\n{}\n{more}",
+        relay.describe()
+    );
+    assert!(
+        relay
+            .stderr
+            .wait_for(0, deadline_in(20.0), |l| l.contains("pull stopped"))
+            .is_some(),
+        "the pull should stop after the last player left\n{}\n{more}",
+        relay.describe()
+    );
+}
+
 /// Origin -> edge: a player on the edge makes the edge's relayer pull the key from the
 /// origin; the player decodes it; after the last player leaves and the grace period, the
 /// pull stops (the origin sees its player leave) and the edge's stream ends.
 #[test]
 fn edge_pulls_from_the_origin_while_players_watch() {
-    let origin = Server::start(ServerOpts::default());
     let dir = tmp_dir();
-    let edge = Server::start_second(ServerOpts::default());
-    let template = format!("rtmp://{}/{{app}}/{{name}}", origin.addr());
-    let relay = relayer(
-        edge.socket(),
-        &[],
-        &[
-            "--pull",
-            &template,
-            "--pull-grace",
-            "1s",
-            "--pull-match",
-            "live/*",
-        ],
-    );
-    let mut publisher = ffmpeg::publish(
-        &origin.url("feed"),
-        &PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60)),
-    );
-    assert!(
-        origin
-            .wait_log(origin.log_marks(), Duration::from_secs(20), |l| l
-                .contains("publish started"))
-            .is_some(),
-        "{}",
-        origin.describe()
-    );
-    // Nothing is pulled before a player asks.
-    assert_eq!(relay.stderr.count(|l| l.contains("pull started")), 0);
+    let PullSetup {
+        origin,
+        edge,
+        relay,
+        mut publisher,
+    } = PullSetup::start();
 
     let three = PlayOpts {
         duration: Some(Duration::from_secs(3)),
@@ -433,20 +479,8 @@ fn edge_pulls_from_the_origin_while_players_watch() {
     Player::spawn(&edge.url("feed"), &three)
         .finish(deadline_in(40.0))
         .assert_decoded("player at the edge", 40, 40);
-    assert!(
-        relay.stderr.count(|l| l.contains("pulling key=live/feed")) == 1,
-        "one pull for the key\n{}",
-        relay.describe()
-    );
     // The last player left: after the grace period the pull ends.
-    assert!(
-        relay
-            .stderr
-            .wait_for(0, deadline_in(20.0), |l| l.contains("pull stopped"))
-            .is_some(),
-        "the pull should stop after the last player left\n{}",
-        relay.describe()
-    );
+    assert_one_pull_that_stops(&relay, "");
     assert!(
         origin
             .wait_log((0, 0), Duration::from_secs(10), |l| l
@@ -465,6 +499,42 @@ fn edge_pulls_from_the_origin_while_players_watch() {
     assert!(publisher.is_running(), "{}", publisher.describe());
     publisher.kill();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Origin -> edge, played over SRT: ingest-srt's subscription for an SRT player on the
+/// edge counts as a player of the key while it waits (`Header::Player`), so the edge's
+/// relayer pulls the key for it as for an RTMP player; the player decodes what was
+/// pulled, and the pull stops after it left.
+#[test]
+fn an_srt_player_on_the_edge_starts_the_pull() {
+    let PullSetup {
+        origin: _origin,
+        edge,
+        relay,
+        mut publisher,
+    } = PullSetup::start();
+    // The pull has to be live within --play-wait for the caller to be accepted.
+    let ingest = SrtIngest::start(&edge, &["--play-wait", "15s"]);
+    let url = format!(
+        "srt://{}?streamid=%23%21%3A%3Ar%3Dlive%2Ffeed%2Cm%3Drequest&connect_timeout=20000",
+        ingest.addr
+    );
+    let three = PlayOpts {
+        duration: Some(Duration::from_secs(3)),
+        ..PlayOpts::default()
+    };
+    let report = Player::spawn(&url, &three).finish(deadline_in(40.0));
+    assert!(
+        report.counts.video >= 40 && report.counts.audio >= 40 && !report.killed,
+        "SRT player at the edge: decoded {:?}\n{}\n{}\n{}",
+        report.counts,
+        report.description,
+        ingest.proc.describe(),
+        relay.describe()
+    );
+    assert_one_pull_that_stops(&relay, &ingest.proc.describe());
+    assert!(publisher.is_running(), "{}", publisher.describe());
+    publisher.kill();
 }
 
 /// A free loopback UDP port.

@@ -5,7 +5,9 @@
 //! with the stream's passphrase and is refused without it or with a wrong one; a key that
 //! is not live is refused with 1404; playback through a lossy link decodes cleanly; a
 //! stalled player skips whole GOPs and carries on; the end of the stream ends the SRT
-//! connection, with `play`/`stop` events.
+//! connection, with `play`/`stop` events; the hub counts an SRT player (`players` events,
+//! `/api/v1/streams`, `/api/v1/connections`, `/metrics`) while it waits and while it plays,
+//! and not after it is gone.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +19,7 @@ use e2e::ffmpeg::{
 };
 use e2e::proc::Proc;
 use e2e::srt::{ffmpeg_send, make_ts, ImpairProxy, Impairment, SrtIngest, TsCodecs};
-use e2e::{Server, ServerOpts};
+use e2e::{http, Server, ServerOpts};
 
 const PASS: &str = "e2e-srt-play-passphrase";
 
@@ -378,4 +380,164 @@ fn a_stalled_player_skips_whole_gops_and_carries_on() {
     let stopped = ingest.expect_log("SRT player stopped", 10.0);
     assert!(!stopped.contains("skipped_frames=0 "), "{stopped}");
     assert!(stopped.contains("the stream ended"), "{stopped}");
+}
+
+/// Polls `GET path` on the hub's HTTP listener until `pred` holds (20 s at most).
+fn wait_json(
+    server: &Server,
+    path: &str,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = deadline_in(20.0);
+    loop {
+        let r = http::get(server.http_addr(), path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let v = r.json();
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not seen in {path}: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value of `series` (as printed, labels included) in the hub's `/metrics`.
+fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = http::get(server.http_addr(), "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `name=value` of an event line.
+fn event_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The hub counts an SRT player like its own players, from the moment it waits for its
+/// key until its connection is gone: `players` events, `/api/v1/streams` (`srt`),
+/// `/api/v1/connections` (a player with ingest-srt's conn id) and
+/// `mediaserver_players{protocol="srt"}`; a player that vanishes without a word
+/// (killed) is detached once ingest-srt gives up on it.
+#[test]
+fn the_hub_counts_an_srt_player_while_it_waits_and_plays() {
+    let server = server();
+    let events = e2e::hub_events::subscribe(server.socket());
+    let ingest = SrtIngest::start(&server, &["--play-wait", "8s", "--peer-idle-timeout", "2s"]);
+    let stream = "/api/v1/streams/live/counted";
+
+    // Waiting for the key: counted already (a relayer in pull mode would start a pull).
+    let mut player = srt_player(ingest.addr, "counted", "");
+    let waiting = e2e::hub_events::wait_event(&events, "players while waiting", |l| {
+        l.starts_with("players key=live/counted ")
+    });
+    assert_eq!(event_field(&waiting, "count"), Some("1"), "{waiting}");
+    assert_eq!(event_field(&waiting, "live"), Some("false"), "{waiting}");
+    let v = wait_json(&server, stream, "the waiting SRT player", |v| {
+        v["players"]["srt"] == 1
+    });
+    assert_eq!(v["live"], false, "{v:#}");
+    assert_eq!(v["players"]["total"], 1, "{v:#}");
+
+    let opts = PublishOpts::new(Codecs::H264Aac, Duration::from_secs(60));
+    let mut rtmp = publish(&server.url("counted"), &opts);
+    assert!(
+        player.wait_frames(20, 20, deadline_in(30.0)),
+        "the SRT player decodes\n{}\n{}",
+        player.proc().describe(),
+        ingest.proc.describe()
+    );
+    let v = wait_json(&server, stream, "the playing SRT player", |v| {
+        v["live"] == true
+    });
+    assert_eq!(v["players"]["srt"], 1, "{v:#}");
+    assert_eq!(v["players"]["rtmp"], 0, "{v:#}");
+    assert_eq!(v["players"]["total"], 1, "{v:#}");
+    // Listed as a player under ingest-srt's id of the connection, the one its `play`
+    // event carries.
+    let play = e2e::hub_events::wait_event(&events, "play", |l| {
+        l.starts_with("play key=live/counted ") && l.contains("player=srt")
+    });
+    let conns = http::get(server.http_addr(), "/api/v1/connections").json();
+    let players: Vec<_> = conns["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter(|c| c["kind"] == "player")
+        .collect();
+    assert_eq!(players.len(), 1, "{conns:#}");
+    assert_eq!(players[0]["protocol"], "srt", "{conns:#}");
+    assert_eq!(players[0]["key"], "live/counted", "{conns:#}");
+    assert_eq!(
+        players[0]["conn_id"]
+            .as_u64()
+            .map(|id| id.to_string())
+            .as_deref(),
+        event_field(&play, "conn_id"),
+        "{conns:#}\n{play}"
+    );
+    assert_eq!(
+        players[0]["remote"].as_str(),
+        event_field(&play, "remote"),
+        "{conns:#}\n{play}"
+    );
+    assert!(
+        !conns["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "subscriber" && c["key"] == "live/counted"),
+        "the player's subscription is not listed as a subscriber: {conns:#}"
+    );
+    assert_eq!(
+        metric(&server, "mediaserver_players{protocol=\"srt\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&server, "mediaserver_plays_total{protocol=\"srt\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&server, "mediaserver_players{protocol=\"rtmp\"}"),
+        Some(0.0)
+    );
+
+    // The player vanishes: ingest-srt gives up on it after --peer-idle-timeout, its
+    // subscription closes, and the hub detaches it (the stream is still live).
+    player.proc().kill();
+    let left = e2e::hub_events::wait_event(&events, "players after the player left", |l| {
+        l.starts_with("players key=live/counted ") && event_field(l, "count") == Some("0")
+    });
+    assert_eq!(event_field(&left, "live"), Some("true"), "{left}");
+    let v = wait_json(&server, stream, "no SRT player", |v| {
+        v["players"]["srt"] == 0
+    });
+    assert_eq!(v["players"]["total"], 0, "{v:#}");
+    assert_eq!(v["live"], true, "{v:#}");
+    assert_eq!(
+        metric(&server, "mediaserver_players{protocol=\"srt\"}"),
+        Some(0.0)
+    );
+    let conns = http::get(server.http_addr(), "/api/v1/connections").json();
+    assert!(
+        !conns["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "player"),
+        "{conns:#}"
+    );
+    // Exactly one attach and one detach for it.
+    let counts: Vec<String> = events
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("players key=live/counted "))
+        .map(|l| event_field(l, "count").unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(counts, ["1", "0"], "{:#?}", events.lines());
+    rtmp.kill();
 }
