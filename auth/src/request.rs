@@ -45,10 +45,12 @@ pub enum Protocol {
     HttpFlv,
     /// WebSocket-FLV players of the hub.
     WsFlv,
+    /// HLS players of the hub (every playlist and segment request).
+    Hls,
 }
 
 impl Protocol {
-    /// `rtmp`, `rtmps`, `srt`, `http-flv` or `ws-flv`.
+    /// `rtmp`, `rtmps`, `srt`, `http-flv`, `ws-flv` or `hls`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Rtmp => "rtmp",
@@ -56,6 +58,7 @@ impl Protocol {
             Protocol::Srt => "srt",
             Protocol::HttpFlv => "http-flv",
             Protocol::WsFlv => "ws-flv",
+            Protocol::Hls => "hls",
         }
     }
 }

@@ -247,6 +247,12 @@ impl Muxer {
         Ok(())
     }
 
+    /// Writes PAT and PMT before the next frame whatever the interval (a new HLS segment
+    /// that does not start at a video keyframe must start with them too).
+    pub fn repeat_psi(&mut self) {
+        self.last_psi = None;
+    }
+
     /// Appends the packets of one frame (and PAT/PMT when due) to `out`.
     pub fn write_frame(&mut self, frame: &Frame, out: &mut BytesMut) -> Result<(), MuxError> {
         let i = self
