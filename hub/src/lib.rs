@@ -27,6 +27,7 @@ pub mod control;
 pub mod cursor;
 pub mod deadline;
 pub mod events;
+pub mod hls;
 pub mod http;
 pub mod peer;
 pub mod player;

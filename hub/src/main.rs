@@ -98,6 +98,17 @@ struct Cli {
     /// keep-alive connection between requests.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     http_header_timeout: Duration,
+    /// HLS segments are cut at the first video keyframe at least this long after the
+    /// segment's start (audio-only streams: the first frame).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    hls_segment_duration: Duration,
+    /// HLS segments kept in memory and listed in the playlist, per stream.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(2..=100))]
+    hls_segment_count: u64,
+    /// Most streams played over HLS at once (each has a segmenter, started by its first
+    /// playlist request); 0 turns HLS off.
+    #[arg(long, default_value_t = 1000)]
+    hls_max_streams: usize,
     /// Bearer token for the API's mutating calls (kicks); without one they are refused.
     /// Also read from MEDIASERVER_API_TOKEN, which keeps it out of the process list.
     /// [default: none]
@@ -346,6 +357,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         max_connections: cli.http_max_connections,
                         header_timeout: cli.http_header_timeout,
                         play_auth,
+                        hls: http::HlsConfig {
+                            segment_duration: cli.hls_segment_duration,
+                            segment_count: cli.hls_segment_count as usize,
+                            max_streams: cli.hls_max_streams,
+                        },
                     };
                     http::serve(l, registry.clone(), http_cfg).await
                 }

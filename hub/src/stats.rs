@@ -98,6 +98,16 @@ pub struct HubStats {
     pub http_connections: Gauge,
     /// HTTP connections refused at the connection limit.
     pub http_refused: Counter,
+    /// HLS playlists served.
+    pub hls_playlists: Counter,
+    /// HLS segments served.
+    pub hls_segments_served: Counter,
+    /// HLS segment bytes served.
+    pub hls_bytes: Counter,
+    /// HLS segments cut (all streams).
+    pub hls_segments_cut: Counter,
+    /// HLS segmenters running now (streams someone plays over HLS).
+    pub hls_segmenters: Gauge,
     players: [PlayerStats; 4],
 }
 
@@ -141,6 +151,13 @@ impl HubStats {
                 .counter("mediaserver_subscriber_dropped_frames_total", &[]),
             http_connections: metrics.gauge("mediaserver_http_connections", &[]),
             http_refused: metrics.counter("mediaserver_http_connections_refused_total", &[]),
+            hls_playlists: metrics
+                .counter("mediaserver_hls_requests_total", &[("kind", "playlist")]),
+            hls_segments_served: metrics
+                .counter("mediaserver_hls_requests_total", &[("kind", "segment")]),
+            hls_bytes: metrics.counter("mediaserver_hls_bytes_total", &[]),
+            hls_segments_cut: metrics.counter("mediaserver_hls_segments_total", &[]),
+            hls_segmenters: metrics.gauge("mediaserver_hls_segmenters", &[]),
             players,
             metrics,
         }

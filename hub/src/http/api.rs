@@ -180,6 +180,11 @@ impl Http {
                 "api_token": self.cfg.token.is_some(),
                 "api_protect_reads": self.cfg.protect_reads,
             },
+            "hls": {
+                "segment_duration_ms": self.cfg.hls.segment_duration.as_millis() as u64,
+                "segment_count": self.cfg.hls.segment_count,
+                "max_streams": self.cfg.hls.max_streams,
+            },
         });
         json_response(StatusCode::OK, &doc)
     }

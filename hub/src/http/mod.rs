@@ -8,6 +8,8 @@
 //!                                  flv.rs (/{app}/{name}.flv: players on a ring cursor,
 //!                                          admitted by play_auth.rs)
 //!                                  ws.rs (the same with Upgrade: websocket)
+//!                                  hls.rs (/hls/{app}/{name}/index.m3u8 and {seq}.ts:
+//!                                          segments cut on demand by crate::hls)
 //!                                  status.rs (/: the status page, vendored mpegts.js)
 //! ```
 //!
@@ -19,6 +21,7 @@
 mod api;
 pub mod body;
 mod flv;
+mod hls;
 mod metrics;
 mod play_auth;
 mod router;
@@ -61,7 +64,11 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// Who may play over HTTP (`--play-auth` and its flags); none: everyone.
     pub play_auth: Option<auth::Authenticator>,
+    /// HLS (`--hls-*`).
+    pub hls: HlsConfig,
 }
+
+pub use hls::HlsConfig;
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -69,6 +76,7 @@ pub struct Http {
     registry: Arc<Registry>,
     cfg: HttpConfig,
     started: Instant,
+    hls: Arc<hls::Segmenters>,
 }
 
 /// Serves HTTP on `listener` until it fails.
@@ -82,6 +90,7 @@ pub async fn serve(
         registry,
         cfg,
         started: Instant::now(),
+        hls: Arc::default(),
     });
     let mut next_id: u64 = 0;
     loop {

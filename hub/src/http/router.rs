@@ -102,6 +102,10 @@ impl Http {
             "/metrics" if get => self.prometheus(),
             "/debug/vars" if get => self.vars(),
             "/metrics" | "/debug/vars" => method_not_allowed("GET, HEAD"),
+            p if p.starts_with("/hls/") && get => {
+                self.hls(&p["/hls/".len()..], req.uri().query(), remote)
+                    .await
+            }
             p if p.ends_with(".flv") && get => {
                 let query = req.uri().query();
                 match super::ws::handshake(req) {
