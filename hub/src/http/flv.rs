@@ -142,7 +142,7 @@ impl Http {
         };
         let conn_id = self.registry.reader_id();
         let key = match self
-            .authorize_player(protocol.auth(), key, query, remote, conn_id)
+            .authorize_player(protocol.auth(), key, query, remote, conn_id, true)
             .await
         {
             Ok(k) => k,

@@ -14,6 +14,7 @@
 //! playlist request and ends [`IDLE`] after the last request, or when the stream closes.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,35 @@ pub struct HlsConfig {
 #[derive(Debug, Default)]
 pub(super) struct Segmenters {
     map: Mutex<HashMap<StreamKey, Arc<Live>>>,
+    viewings: Viewings,
+}
+
+/// Most viewings remembered; past it the expired ones are forgotten, and if none has
+/// expired all are (a viewing then announces itself once more).
+const MAX_VIEWINGS: usize = 65_536;
+
+/// Who fetched which key's playlist lately, so that a viewing (playlist refreshes every
+/// segment duration, then segments) reports one `auth_allowed`, not one per request.
+#[derive(Debug, Default)]
+struct Viewings {
+    last: Mutex<HashMap<(IpAddr, StreamKey), Instant>>,
+}
+
+impl Viewings {
+    /// Whether this playlist request from `ip` for `key` starts a viewing: none from the
+    /// same address for the same key within [`IDLE`].
+    fn first(&self, ip: IpAddr, key: &StreamKey) -> bool {
+        let now = Instant::now();
+        let mut last = lock(&self.last);
+        if last.len() >= MAX_VIEWINGS {
+            last.retain(|_, at| now.duration_since(*at) <= IDLE);
+            if last.len() >= MAX_VIEWINGS {
+                last.clear();
+            }
+        }
+        let seen = last.insert((ip, key.clone()), now);
+        seen.is_none_or(|at| now.duration_since(at) > IDLE)
+    }
 }
 
 /// One stream's segmenter, shared by its task and the requests.
@@ -109,8 +139,10 @@ impl Http {
             );
         };
         let conn_id = self.registry.reader_id();
+        // One `auth_allowed` per viewing, not one per playlist refresh and segment.
+        let announce = matches!(file, File::Playlist) && self.hls.viewings.first(remote.ip(), &key);
         let key = match self
-            .authorize_player(auth::Protocol::Hls, key, query, remote, conn_id)
+            .authorize_player(auth::Protocol::Hls, key, query, remote, conn_id, announce)
             .await
         {
             Ok(k) => k,
@@ -305,4 +337,30 @@ async fn segment_stream(registry: &Registry, live: &Live) {
         }
     }
     live.stream.lock().remove_reader(reader_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewing_is_announced_once_per_address_and_key() {
+        let v = Viewings::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (cam, other) = (
+            StreamKey::parse("live/cam").unwrap(),
+            StreamKey::parse("live/other").unwrap(),
+        );
+        assert!(v.first(a, &cam));
+        assert!(!v.first(a, &cam), "a playlist refresh is the same viewing");
+        assert!(v.first(b, &cam), "another address views on its own");
+        assert!(v.first(a, &other), "another key is another viewing");
+        // One idle for longer than IDLE starts a new viewing.
+        lock(&v.last).insert(
+            (a, cam.clone()),
+            Instant::now() - IDLE - Duration::from_secs(1),
+        );
+        assert!(v.first(a, &cam));
+        assert!(!v.first(a, &cam));
+    }
 }

@@ -29,8 +29,9 @@ fn status(d: Option<&Denial>) -> StatusCode {
 impl Http {
     /// Decides whether the `protocol` player `conn_id` from `remote` may play `key`, offering the
     /// parameters of the request's `query` (`token=...`). Reports the decision as an
-    /// event; answers the key to serve (a callback may rename it) or the refusal to send,
-    /// whose JSON body says why without any secret.
+    /// event (an allowance only when `announce`: HLS asks again at every request of one
+    /// viewing); answers the key to serve (a callback may rename it) or the refusal to
+    /// send, whose JSON body says why without any secret.
     pub(super) async fn authorize_player(
         &self,
         protocol: Protocol,
@@ -38,6 +39,7 @@ impl Http {
         query: Option<&str>,
         remote: SocketAddr,
         conn_id: u64,
+        announce: bool,
     ) -> Result<StreamKey, Response<Body>> {
         let Some(auth) = &self.cfg.play_auth else {
             return Ok(key);
@@ -50,8 +52,12 @@ impl Http {
             conn_id,
             params: auth::redact::parse_queries(query),
         };
-        auth.authorize_key(key, &req, |e| self.registry.publish_event(e))
-            .await
-            .map_err(|r| error(status(r.denial()), r.to_string()))
+        auth.authorize_key(key, &req, |e| {
+            if announce || e.kind != auth::request::EVENT_ALLOWED {
+                self.registry.publish_event(e);
+            }
+        })
+        .await
+        .map_err(|r| error(status(r.denial()), r.to_string()))
     }
 }
