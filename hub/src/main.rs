@@ -86,8 +86,8 @@ struct Cli {
     /// (one descriptor each); players over it are refused.
     #[arg(long, default_value_t = 100_000)]
     max_players: usize,
-    /// HTTP listener for metrics (/metrics, /debug/vars), the API, HTTP-FLV players and
-    /// the status page; `off` disables it. `127.0.0.1:0` picks a free port (logged as
+    /// HTTP listener for metrics (/metrics, /debug/vars), the API, HTTP-FLV,
+    /// WebSocket-FLV and HLS players and the status page; `off` disables it. `127.0.0.1:0` picks a free port (logged as
     /// `listening on http://IP:PORT`).
     #[arg(long, value_name = "ADDR|off", default_value = "0.0.0.0:8080", value_parser = parse_http)]
     http: HttpListen,
