@@ -87,8 +87,8 @@ struct Cli {
     #[arg(long, default_value_t = 100_000)]
     max_players: usize,
     /// HTTP listener for metrics (/metrics, /debug/vars), the API, HTTP-FLV,
-    /// WebSocket-FLV and HLS players and the status page; `off` disables it. `127.0.0.1:0` picks a free port (logged as
-    /// `listening on http://IP:PORT`).
+    /// WebSocket-FLV and HLS players and the status page; `off` disables it.
+    /// `127.0.0.1:0` picks a free port (logged as `listening on http://IP:PORT`).
     #[arg(long, value_name = "ADDR|off", default_value = "0.0.0.0:8080", value_parser = parse_http)]
     http: HttpListen,
     /// Most HTTP connections at once (players included); more are closed at once.
