@@ -1,5 +1,6 @@
 //! A small blocking HTTP/1.1 client for the hub's HTTP listener: one request per
-//! connection (`Connection: close`), bodies with Content-Length or chunked.
+//! connection (`Connection: close`), or requests on a connection the test keeps open
+//! ([`keep_alive_get`]); bodies with Content-Length or chunked.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -64,6 +65,40 @@ pub fn request(
             String::from_utf8_lossy(&raw)
         ))
     })
+}
+
+/// Sends `GET path` on the open connection `sock` without `Connection: close` and returns
+/// the response once its body is complete (Content-Length or chunked), leaving the
+/// connection open: a test that needs a connection the server counts.
+pub fn keep_alive_get(sock: &mut TcpStream, path: &str) -> std::io::Result<Response> {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(r) = parse(&raw).filter(|r| complete(&raw, r)) {
+            return Ok(r);
+        }
+        let n = sock.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::other(format!(
+                "closed before the answer ended: {}",
+                String::from_utf8_lossy(&raw)
+            )));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Whether `raw`, parsed as `r`, holds the whole body.
+fn complete(raw: &[u8], r: &Response) -> bool {
+    match r
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) => r.body.len() >= n,
+        None => raw.ends_with(b"0\r\n\r\n"),
+    }
 }
 
 /// `GET path`.

@@ -197,6 +197,12 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// The value of a `name=value` word of a log or event line (`hub_events::line`).
+pub fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

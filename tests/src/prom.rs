@@ -22,6 +22,13 @@ impl Scrape {
     }
 }
 
+/// The value of `series` exactly as printed (`name` or `name{labels}` in the exposition's
+/// label order) in Prometheus text, read without the reference parser: for polling.
+pub fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 const PARSER: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families

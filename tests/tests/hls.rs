@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::ffmpeg::{self, Codecs, PlayOpts, Player, PublishOpts};
-use e2e::{deadline_in, http, Server, ServerOpts};
+use e2e::{deadline_in, http, prom, Server, ServerOpts};
 
 /// What a media playlist says.
 #[derive(Debug)]
@@ -196,16 +196,13 @@ fn ffmpeg_plays_hls_and_the_playlist_slides() {
     assert_eq!(http::get(addr, "/hls/live/hls/x.ts").status, 404);
 
     let metrics = http::get(addr, "/metrics").text();
-    assert!(
-        metrics.contains("mediaserver_hls_segmenters 1\n"),
+    assert_eq!(
+        prom::value(&metrics, "mediaserver_hls_segmenters"),
+        Some(1.0),
         "{metrics}"
     );
-    let served = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("mediaserver_hls_requests_total{kind=\"segment\"} "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(served >= 6, "{metrics}");
+    let served = prom::value(&metrics, "mediaserver_hls_requests_total{kind=\"segment\"}");
+    assert!(served.is_some_and(|n| n >= 6.0), "{metrics}");
     server.assert_alive();
 }
 

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use e2e::{http, Server, ServerOpts};
+use e2e::{http, prom, Server, ServerOpts};
 
 /// Reads until EOF or `limit`; returns what came and when it ended (None: still open).
 fn read_until_closed(sock: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Duration>) {
@@ -83,11 +83,13 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut probe, before) = loop {
         let mut probe = TcpStream::connect(addr).unwrap();
-        let text = keep_alive_get(&mut probe, "/metrics");
-        if series(&text, "mediaserver_http_connections") == Some(1) {
+        let text = http::keep_alive_get(&mut probe, "/metrics")
+            .expect("a keep-alive scrape")
+            .text();
+        if prom::value(&text, "mediaserver_http_connections") == Some(1.0) {
             break (
                 probe,
-                series(&text, "mediaserver_http_connections_refused_total"),
+                prom::value(&text, "mediaserver_http_connections_refused_total"),
             );
         }
         assert!(
@@ -99,7 +101,7 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
     };
     assert_eq!(
         before,
-        Some(0),
+        Some(0.0),
         "nothing refused before the limit is reached"
     );
     let mut five: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -134,13 +136,13 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
     // Once they are gone, requests are answered again; a retry made before the hub saw
     // them go is refused too, and counted.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut retries_refused = 0;
+    let mut retries_refused = 0u32;
     loop {
         if let Ok(r) = http::request(addr, "GET", "/metrics", &[]) {
             assert_eq!(r.status, 200);
             assert_eq!(
-                series(&r.text(), "mediaserver_http_connections_refused_total"),
-                Some(2 + retries_refused),
+                prom::value(&r.text(), "mediaserver_http_connections_refused_total"),
+                Some(f64::from(2 + retries_refused)),
                 "the fourth and fifth connections and {retries_refused} refused retries\n{}",
                 r.text()
             );
@@ -153,45 +155,4 @@ fn slow_heads_big_heads_big_bodies_and_too_many_connections_are_refused() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Sends `GET path` on a keep-alive connection and returns the body, leaving the
-/// connection open (the hub answers with Content-Length or chunked).
-fn keep_alive_get(sock: &mut TcpStream, path: &str) -> String {
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let body = &raw[end + 4..];
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            match length {
-                Some(n) if body.len() >= n => {
-                    return String::from_utf8_lossy(&body[..n]).into_owned()
-                }
-                None if body.ends_with(b"0\r\n\r\n") => {
-                    let body = http::dechunk(body).expect("a chunked body");
-                    return String::from_utf8_lossy(&body).into_owned();
-                }
-                _ => {}
-            }
-        }
-        let n = sock.read(&mut buf).expect("the answer to a keep-alive GET");
-        assert!(n > 0, "closed before the answer ended: {raw:?}");
-        raw.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// The value of the unlabelled `name` in Prometheus text.
-fn series(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
 }

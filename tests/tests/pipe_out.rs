@@ -9,6 +9,7 @@ use std::time::Duration;
 use e2e::bins::bin;
 use e2e::deadline_in;
 use e2e::ffmpeg::{self, Codecs, PublishOpts};
+use e2e::log::field;
 use e2e::proc::Proc;
 use e2e::rtmp_client::RtmpClient;
 use e2e::scenario::{raw_publisher, send_h264_aac};
@@ -16,12 +17,6 @@ use e2e::server::parse_rtmp_addr;
 
 fn consumer_py() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/consumer.py")
-}
-
-/// `key=value` of a consumer line.
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[test]

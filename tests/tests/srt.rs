@@ -345,9 +345,7 @@ fn drop_runs(ingest: &SrtIngest) -> Vec<(String, u32, u32)> {
 
 /// The value of a `name=value` field of a log line.
 fn log_field<T: std::str::FromStr>(line: &str, name: &str) -> Option<T> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
+    e2e::log::field(line, name)?.parse().ok()
 }
 
 /// A field of the `connection statistics` log line.

@@ -19,7 +19,7 @@ use e2e::ffmpeg::{
 };
 use e2e::proc::Proc;
 use e2e::srt::{ffmpeg_send, make_ts, ImpairProxy, Impairment, SrtIngest, TsCodecs};
-use e2e::{http, Server, ServerOpts};
+use e2e::{http, log, prom, Server, ServerOpts};
 
 const PASS: &str = "e2e-srt-play-passphrase";
 
@@ -255,8 +255,7 @@ fn encrypted_playback_with_key_rotation_and_refusals() {
         })
         .unwrap_or_else(|| panic!("no stop event\n{:#?}", events.lines()));
     let field = |name: &str| -> u64 {
-        stop.split_whitespace()
-            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+        log::field(&stop, name)
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} in {stop}"))
     };
@@ -407,15 +406,7 @@ fn wait_json(
 
 /// The value of `series` (as printed, labels included) in the hub's `/metrics`.
 fn metric(server: &Server, series: &str) -> Option<f64> {
-    let text = http::get(server.http_addr(), "/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// `name=value` of an event line.
-fn event_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+    prom::value(&http::get(server.http_addr(), "/metrics").text(), series)
 }
 
 /// The hub counts an SRT player like its own players, from the moment it waits for its
@@ -435,8 +426,8 @@ fn the_hub_counts_an_srt_player_while_it_waits_and_plays() {
     let waiting = e2e::hub_events::wait_event(&events, "players while waiting", |l| {
         l.starts_with("players key=live/counted ")
     });
-    assert_eq!(event_field(&waiting, "count"), Some("1"), "{waiting}");
-    assert_eq!(event_field(&waiting, "live"), Some("false"), "{waiting}");
+    assert_eq!(log::field(&waiting, "count"), Some("1"), "{waiting}");
+    assert_eq!(log::field(&waiting, "live"), Some("false"), "{waiting}");
     let v = wait_json(&server, stream, "the waiting SRT player", |v| {
         v["players"]["srt"] == 1
     });
@@ -477,12 +468,12 @@ fn the_hub_counts_an_srt_player_while_it_waits_and_plays() {
             .as_u64()
             .map(|id| id.to_string())
             .as_deref(),
-        event_field(&play, "conn_id"),
+        log::field(&play, "conn_id"),
         "{conns:#}\n{play}"
     );
     assert_eq!(
         players[0]["remote"].as_str(),
-        event_field(&play, "remote"),
+        log::field(&play, "remote"),
         "{conns:#}\n{play}"
     );
     assert!(
@@ -510,9 +501,9 @@ fn the_hub_counts_an_srt_player_while_it_waits_and_plays() {
     // subscription closes, and the hub detaches it (the stream is still live).
     player.proc().kill();
     let left = e2e::hub_events::wait_event(&events, "players after the player left", |l| {
-        l.starts_with("players key=live/counted ") && event_field(l, "count") == Some("0")
+        l.starts_with("players key=live/counted ") && log::field(l, "count") == Some("0")
     });
-    assert_eq!(event_field(&left, "live"), Some("true"), "{left}");
+    assert_eq!(log::field(&left, "live"), Some("true"), "{left}");
     let v = wait_json(&server, stream, "no SRT player", |v| {
         v["players"]["srt"] == 0
     });
@@ -536,7 +527,7 @@ fn the_hub_counts_an_srt_player_while_it_waits_and_plays() {
         .lines()
         .iter()
         .filter(|l| l.starts_with("players key=live/counted "))
-        .map(|l| event_field(l, "count").unwrap_or("?").to_owned())
+        .map(|l| log::field(l, "count").unwrap_or("?").to_owned())
         .collect();
     assert_eq!(counts, ["1", "0"], "{:#?}", events.lines());
     rtmp.kill();
